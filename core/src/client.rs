@@ -1,0 +1,448 @@
+//! The client endpoint: one connection to one server.
+//!
+//! [`Client`] speaks the session protocol step by step, as the assignment
+//! describes it; [`crate::ui::Console`] puts a line-mode user interface on
+//! top of it.
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
+use crate::session::{
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, Operation, ServerMessage,
+    TextError, UsernameError, validate_text, validate_username,
+};
+use crate::time::{Duration, Instant};
+use crate::wire::{CloseCode, Datagram, Marker, PacketKind};
+
+/// Timers and limits of a client.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The channel's timers and limits; the client default keeps the
+    /// connection alive with a PING after 1 s without sending.
+    pub channel: ChannelConfig,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            channel: ChannelConfig {
+                keepalive: Some(Duration::from_secs(1)),
+                ..ChannelConfig::default()
+            },
+        }
+    }
+}
+
+/// Why a client's session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server confirmed EX.
+    Exit,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The server closed the connection with this code.
+    ServerClosed(CloseCode),
+    /// The server stopped answering.
+    ServerLost(ChannelError),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Exit => f.write_str("session ended"),
+            CloseReason::ServerShutdown => f.write_str("the server is shutting down"),
+            CloseReason::ServerClosed(CloseCode::UnknownConnection) => {
+                f.write_str("the server does not know this session (it may have restarted)")
+            }
+            CloseReason::ServerClosed(CloseCode::Refused) => {
+                f.write_str("the server refused the connection (it is full)")
+            }
+            CloseReason::ServerClosed(code) => {
+                write!(f, "the server closed the connection ({code:?})")
+            }
+            CloseReason::ServerLost(e) => write!(f, "lost the server: {e}"),
+        }
+    }
+}
+
+/// Something that happened, for the user interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The server asks for the password; `new_user` says whether it will
+    /// register a new account.
+    PasswordRequired {
+        /// The username.
+        name: String,
+        /// True for a new account.
+        new_user: bool,
+    },
+    /// Logged in.
+    LoggedIn {
+        /// The username.
+        name: String,
+        /// True when the account was just created.
+        new_user: bool,
+        /// Who is online.
+        online: Vec<String>,
+    },
+    /// The login failed; submit the password again to retry.
+    LoginFailed {
+        /// Why.
+        reason: LoginFailure,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// The server acknowledged an operation: the message may follow.
+    OperationReady(Operation),
+    /// The online list.
+    Online(Vec<String>),
+    /// A public message.
+    Public {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A direct message.
+    Direct {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A user logged in.
+    Joined(String),
+    /// A user left.
+    Left {
+        /// Who.
+        user: String,
+        /// Why.
+        reason: String,
+    },
+    /// A PM or DM was delivered.
+    Confirmed {
+        /// Which operation.
+        op: Operation,
+        /// For a DM, the recipient.
+        to: Option<String>,
+        /// How many users got it.
+        recipients: u32,
+    },
+    /// The server refused a request.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// The session is over.
+    Closed(CloseReason),
+}
+
+/// Why a command was not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// Needs a login first.
+    NotLoggedIn,
+    /// The text breaks the text rules.
+    InvalidText(TextError),
+    /// The recipient's name breaks the username rules.
+    InvalidUsername(UsernameError),
+    /// The password is empty or longer than [`MAX_PASSWORD`].
+    InvalidPassword,
+    /// The channel refused it.
+    Send(SendError),
+    /// The session is over.
+    Closed,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::NotLoggedIn => f.write_str("not logged in yet"),
+            CommandError::InvalidText(e) => e.fmt(f),
+            CommandError::InvalidUsername(e) => e.fmt(f),
+            CommandError::InvalidPassword => {
+                write!(f, "the password must be 1 to {MAX_PASSWORD} bytes")
+            }
+            CommandError::Send(e) => e.fmt(f),
+            CommandError::Closed => f.write_str("the session is over"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Connecting,
+    LoggingIn,
+    LoggedIn,
+    Exiting,
+    Closed(CloseReason),
+}
+
+/// A client's state machine.
+#[derive(Debug)]
+pub struct Client {
+    channel: Channel,
+    state: State,
+    established: bool,
+    name: String,
+    events: VecDeque<ClientEvent>,
+}
+
+impl Client {
+    /// Starts a session as `username`: the first datagram (the username,
+    /// padded to an Initial) is ready at once. `connection_id` must be
+    /// random.
+    pub fn new(
+        now: Instant,
+        config: ClientConfig,
+        connection_id: u64,
+        username: &str,
+    ) -> Result<Client, UsernameError> {
+        validate_username(username)?;
+        let mut channel = Channel::new(config.channel, connection_id, PacketKind::Initial, now);
+        let msg = session::encode(&ClientMessage::User {
+            name: username.to_string(),
+        });
+        // A username message is far below every limit of a new channel.
+        let _ = channel.send(Marker::Command, &msg);
+        Ok(Client {
+            channel,
+            state: State::Connecting,
+            established: false,
+            name: username.to_string(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The username (as the server spells it once it has answered).
+    pub fn username(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the login succeeded and the session is open.
+    pub fn is_logged_in(&self) -> bool {
+        self.state == State::LoggedIn
+    }
+
+    /// Why the session ended, if it has.
+    pub fn closed(&self) -> Option<&CloseReason> {
+        match &self.state {
+            State::Closed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether everything sent was acknowledged by the server.
+    pub fn is_flushed(&self) -> bool {
+        self.channel.is_flushed()
+    }
+
+    /// The channel's smoothed round-trip time, once measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.channel.srtt()
+    }
+
+    fn send(&mut self, message: &ClientMessage) -> Result<(), CommandError> {
+        if matches!(self.state, State::Closed(_)) {
+            return Err(CommandError::Closed);
+        }
+        let marker = match message {
+            ClientMessage::Pm { .. } | ClientMessage::Dm { .. } => Marker::Data,
+            _ => Marker::Command,
+        };
+        self.channel
+            .send(marker, &session::encode(message))
+            .map_err(CommandError::Send)
+    }
+
+    /// Step 3: sends the password (after [`ClientEvent::PasswordRequired`] or
+    /// [`ClientEvent::LoginFailed`]).
+    pub fn submit_password(&mut self, password: &str) -> Result<(), CommandError> {
+        if password.is_empty() || password.len() > MAX_PASSWORD {
+            return Err(CommandError::InvalidPassword);
+        }
+        self.send(&ClientMessage::Password {
+            password: password.to_string(),
+        })?;
+        if self.state == State::Connecting {
+            self.state = State::LoggingIn;
+        }
+        Ok(())
+    }
+
+    fn require_login(&self) -> Result<(), CommandError> {
+        match self.state {
+            State::LoggedIn => Ok(()),
+            State::Closed(_) | State::Exiting => Err(CommandError::Closed),
+            _ => Err(CommandError::NotLoggedIn),
+        }
+    }
+
+    /// Sends an operation: PM (answered by
+    /// [`ClientEvent::OperationReady`]), DM (answered by
+    /// [`ClientEvent::Online`]) or EX (answered by
+    /// [`ClientEvent::Closed`]).
+    pub fn request_operation(&mut self, op: Operation) -> Result<(), CommandError> {
+        self.require_login()?;
+        self.send(&ClientMessage::Op { op })?;
+        if op == Operation::EX {
+            self.state = State::Exiting;
+        }
+        Ok(())
+    }
+
+    /// Sends the text of a public message (after PM).
+    pub fn send_public(&mut self, text: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_text(text).map_err(CommandError::InvalidText)?;
+        self.send(&ClientMessage::Pm {
+            text: text.to_string(),
+        })
+    }
+
+    /// Sends a direct message (after DM).
+    pub fn send_direct(&mut self, to: &str, text: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_username(to).map_err(CommandError::InvalidUsername)?;
+        validate_text(text).map_err(CommandError::InvalidText)?;
+        self.send(&ClientMessage::Dm {
+            to: to.to_string(),
+            text: text.to_string(),
+        })
+    }
+
+    /// Asks for the online list.
+    pub fn request_online(&mut self) -> Result<(), CommandError> {
+        self.require_login()?;
+        self.send(&ClientMessage::Who)
+    }
+
+    /// Handles a datagram from the server. Datagrams of other connections
+    /// and malformed ones are ignored.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        let Ok(datagram) = Datagram::decode(bytes) else {
+            return;
+        };
+        if datagram.header.connection_id != self.channel.connection_id() {
+            return;
+        }
+        if !self.established {
+            self.established = true;
+            self.channel.set_kind(PacketKind::Data);
+        }
+        self.channel.handle_frames(now, datagram.frames());
+        self.process();
+    }
+
+    /// Handles expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.channel.handle_timeout(now);
+        self.process();
+    }
+
+    /// The next datagram for the server. Call until `None` after every
+    /// input.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.channel.poll_transmit(now)
+    }
+
+    /// The next deadline for [`Client::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed(_) => None,
+            _ => self.channel.poll_timeout(),
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Ends the session without EX (for example on a fatal local error).
+    pub fn abort(&mut self) {
+        self.channel.close(CloseCode::Normal);
+        self.close(CloseReason::Exit);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if !matches!(self.state, State::Closed(_)) {
+            self.state = State::Closed(reason.clone());
+            self.events.push_back(ClientEvent::Closed(reason));
+        }
+    }
+
+    fn process(&mut self) {
+        while let Some(bytes) = self.channel.recv() {
+            let Ok(msg) = session::decode::<ServerMessage>(&bytes) else {
+                // A newer server may send messages this client does not
+                // know: skip them.
+                continue;
+            };
+            self.on_message(msg);
+        }
+        if let Some(e) = self.channel.error() {
+            let reason = match e {
+                ChannelError::PeerClosed(CloseCode::ServerShutdown) => CloseReason::ServerShutdown,
+                ChannelError::PeerClosed(code) => CloseReason::ServerClosed(code),
+                e => CloseReason::ServerLost(e),
+            };
+            self.close(reason);
+        }
+    }
+
+    fn on_message(&mut self, msg: ServerMessage) {
+        if matches!(self.state, State::Closed(_)) {
+            return;
+        }
+        let event = match msg {
+            ServerMessage::PasswordRequired { name, new_user } => {
+                self.name = name.clone();
+                self.state = State::LoggingIn;
+                ClientEvent::PasswordRequired { name, new_user }
+            }
+            ServerMessage::LoginOk {
+                name,
+                new_user,
+                online,
+            } => {
+                self.name = name.clone();
+                self.state = State::LoggedIn;
+                ClientEvent::LoggedIn {
+                    name,
+                    new_user,
+                    online,
+                }
+            }
+            ServerMessage::LoginFailed { reason, message } => {
+                ClientEvent::LoginFailed { reason, message }
+            }
+            ServerMessage::OpOk { op } => ClientEvent::OperationReady(op),
+            ServerMessage::Online { users } => ClientEvent::Online(users),
+            ServerMessage::Public { from, text } => ClientEvent::Public { from, text },
+            ServerMessage::Direct { from, text } => ClientEvent::Direct { from, text },
+            ServerMessage::Joined { user } => ClientEvent::Joined(user),
+            ServerMessage::Left { user, reason } => ClientEvent::Left { user, reason },
+            ServerMessage::Confirm { op, to, recipients } => {
+                ClientEvent::Confirmed { op, to, recipients }
+            }
+            ServerMessage::Error { code, message } => ClientEvent::Error { code, message },
+            ServerMessage::Bye => {
+                self.close(CloseReason::Exit);
+                return;
+            }
+            ServerMessage::Shutdown => {
+                self.close(CloseReason::ServerShutdown);
+                return;
+            }
+        };
+        self.events.push_back(event);
+    }
+}

@@ -1,0 +1,873 @@
+//! The reliable channel: one per peer, on both sides of a connection.
+//!
+//! A [`Channel`] turns messages (byte strings of up to
+//! [`ChannelConfig::max_message`] bytes) into segments, sends them in
+//! datagrams, retransmits what is not acknowledged, and delivers what it
+//! receives exactly once and in order.
+//!
+//! * Sequence numbers count segments, from 0, per direction.
+//! * Acknowledgements are cumulative plus a selective bitmap, piggybacked on
+//!   every datagram and sent alone when no data flows back.
+//! * The retransmission timeout follows RFC 6298 (smoothed RTT, RTT
+//!   variance, Karn's rule), with exponential backoff capped at
+//!   [`ChannelConfig::max_rto`]. A segment is also retransmitted early when a
+//!   segment sent after it was acknowledged and a quarter of an RTT more has
+//!   passed (time-based loss detection in the style of RACK, RFC 8985).
+//! * Memory is bounded: the send queue by [`ChannelConfig::max_queued_bytes`],
+//!   the receive buffer by the window, reassembly by the message limit.
+//!
+//! The channel is sans-IO: it never reads a clock. Every call that depends on
+//! time takes `now`, and [`Channel::poll_timeout`] says when it next needs
+//! [`Channel::handle_timeout`].
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::time::{Duration, Instant};
+use crate::wire::{
+    CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_SACK_BYTES, MAX_SEGMENT_DATA,
+    MIN_INITIAL_LEN, Marker, PacketKind, SEGMENT_OVERHEAD,
+};
+
+/// Timers and limits of a channel. Defaults are stated on each field and in
+/// `PROTOCOL.md`.
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// Retransmission timeout before any RTT sample: 1 s (RFC 6298).
+    pub initial_rto: Duration,
+    /// Lower bound of the retransmission timeout: 200 ms.
+    pub min_rto: Duration,
+    /// Upper bound of the retransmission timeout, backoff included: 3 s.
+    pub max_rto: Duration,
+    /// The peer is declared lost when nothing was heard from it for this
+    /// long: 12 s.
+    pub idle_timeout: Duration,
+    /// Send a PING when nothing was sent for this long (clients: 1 s;
+    /// servers: never, they answer their clients' pings).
+    pub keepalive: Option<Duration>,
+    /// A segment unacknowledged this long after its first transmission ends
+    /// the channel with [`ChannelError::Unacknowledged`]: 30 s.
+    pub ack_deadline: Duration,
+    /// Segments in flight, and accepted ahead of a gap: 64 (at most 256).
+    pub window: u32,
+    /// Largest message, in bytes: 131,072.
+    pub max_message: usize,
+    /// Largest amount of queued, unacknowledged message bytes: 1 MiB.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(12),
+            keepalive: None,
+            ack_deadline: Duration::from_secs(30),
+            window: 64,
+            max_message: 131_072,
+            max_queued_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Why a channel ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// Nothing was heard from the peer for the idle timeout.
+    IdleTimeout,
+    /// A segment stayed unacknowledged past the acknowledgement deadline.
+    Unacknowledged,
+    /// The peer sent a message larger than the limit.
+    MessageTooLarge,
+    /// The peer closed the connection with this code.
+    PeerClosed(CloseCode),
+    /// This side closed the connection.
+    LocallyClosed,
+    /// The sequence space of the connection is exhausted.
+    SequenceExhausted,
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::IdleTimeout => f.write_str("peer silent past the idle timeout"),
+            ChannelError::Unacknowledged => f.write_str("peer stopped acknowledging"),
+            ChannelError::MessageTooLarge => f.write_str("peer sent a message over the limit"),
+            ChannelError::PeerClosed(code) => write!(f, "peer closed the connection ({code:?})"),
+            ChannelError::LocallyClosed => f.write_str("connection closed"),
+            ChannelError::SequenceExhausted => f.write_str("sequence numbers exhausted"),
+        }
+    }
+}
+
+/// Why a message could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message is larger than [`ChannelConfig::max_message`].
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The send queue is full: the peer is not keeping up.
+    QueueFull,
+    /// The channel has ended.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::TooLarge { len, max } => {
+                write!(f, "message of {len} bytes is over the limit of {max}")
+            }
+            SendError::QueueFull => f.write_str("send queue full"),
+            SendError::Closed => f.write_str("connection closed"),
+        }
+    }
+}
+
+/// Counters of one channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Datagrams produced by [`Channel::poll_transmit`].
+    pub datagrams_sent: u64,
+    /// Segments sent, retransmissions included.
+    pub segments_sent: u64,
+    /// Segments sent again.
+    pub retransmissions: u64,
+    /// Datagrams handed to [`Channel::handle_frames`].
+    pub datagrams_received: u64,
+    /// Segments received that had been received before.
+    pub duplicates_received: u64,
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    seq: u32,
+    end: bool,
+    marker: Marker,
+    data: Vec<u8>,
+    first_sent: Instant,
+    last_sent: Instant,
+    transmissions: u32,
+    acked: bool,
+    lost: bool,
+}
+
+/// One side of a reliable connection. See the [module docs](self).
+#[derive(Debug)]
+pub struct Channel {
+    config: ChannelConfig,
+    connection_id: u64,
+    kind: PacketKind,
+    next_packet: u32,
+    // Sending.
+    next_seq: u32,
+    unsent: VecDeque<Outgoing>,
+    in_flight: VecDeque<Outgoing>,
+    queued_bytes: usize,
+    // Receiving.
+    recv_next: u32,
+    recv_buf: BTreeMap<u32, (bool, Vec<u8>)>,
+    reassembly: Vec<u8>,
+    inbox: VecDeque<Vec<u8>>,
+    ack_pending: bool,
+    received_any_segment: bool,
+    ping_pending: bool,
+    close_pending: Option<CloseCode>,
+    // Timing.
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    backoff: u32,
+    latest_acked_sent: Option<Instant>,
+    last_recv: Instant,
+    last_send: Instant,
+    error: Option<ChannelError>,
+    stats: ChannelStats,
+}
+
+impl Channel {
+    /// A channel for connection `connection_id`, sending datagrams of `kind`.
+    pub fn new(config: ChannelConfig, connection_id: u64, kind: PacketKind, now: Instant) -> Self {
+        let mut config = config;
+        config.window = config.window.clamp(1, 8 * MAX_SACK_BYTES as u32);
+        let rto = config.initial_rto;
+        Channel {
+            config,
+            connection_id,
+            kind,
+            next_packet: 0,
+            next_seq: 0,
+            unsent: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            queued_bytes: 0,
+            recv_next: 0,
+            recv_buf: BTreeMap::new(),
+            reassembly: Vec::new(),
+            inbox: VecDeque::new(),
+            ack_pending: false,
+            received_any_segment: false,
+            ping_pending: false,
+            close_pending: None,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto,
+            backoff: 0,
+            latest_acked_sent: None,
+            last_recv: now,
+            last_send: now,
+            error: None,
+            stats: ChannelStats::default(),
+        }
+    }
+
+    /// The connection id written into every header.
+    pub fn connection_id(&self) -> u64 {
+        self.connection_id
+    }
+
+    /// Changes the kind of datagram sent from now on (a client switches from
+    /// Initial to Data once it has heard from the server).
+    pub fn set_kind(&mut self, kind: PacketKind) {
+        self.kind = kind;
+    }
+
+    /// Why the channel ended, if it has.
+    pub fn error(&self) -> Option<ChannelError> {
+        self.error
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ChannelStats {
+        self.stats
+    }
+
+    /// The current smoothed RTT estimate, if any sample was taken.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// Whether every queued message was sent and acknowledged.
+    pub fn is_flushed(&self) -> bool {
+        self.unsent.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// When something was last heard from the peer.
+    pub fn last_received(&self) -> Instant {
+        self.last_recv
+    }
+
+    /// Queues a message. `marker` says whether it is chat data (`D`) or a
+    /// command (`C`); a datagram carrying any data segment is marked `D`.
+    pub fn send(&mut self, marker: Marker, message: &[u8]) -> Result<(), SendError> {
+        if self.error.is_some() {
+            return Err(SendError::Closed);
+        }
+        if message.len() > self.config.max_message {
+            return Err(SendError::TooLarge {
+                len: message.len(),
+                max: self.config.max_message,
+            });
+        }
+        if self.queued_bytes + message.len() > self.config.max_queued_bytes {
+            return Err(SendError::QueueFull);
+        }
+        let pieces = message.len().div_ceil(MAX_SEGMENT_DATA).max(1);
+        if (self.next_seq as u64) + (pieces as u64) >= u32::MAX as u64 {
+            self.fail(ChannelError::SequenceExhausted);
+            return Err(SendError::Closed);
+        }
+        let mut chunks = message.chunks(MAX_SEGMENT_DATA);
+        for i in 0..pieces {
+            let data = chunks.next().unwrap_or(&[]).to_vec();
+            self.unsent.push_back(Outgoing {
+                seq: self.next_seq,
+                end: i + 1 == pieces,
+                marker,
+                data,
+                first_sent: Instant::ZERO,
+                last_sent: Instant::ZERO,
+                transmissions: 0,
+                acked: false,
+                lost: false,
+            });
+            self.next_seq += 1;
+        }
+        self.queued_bytes += message.len();
+        Ok(())
+    }
+
+    /// The next message received in order, if any.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        self.inbox.pop_front()
+    }
+
+    /// Ends the channel: a CLOSE frame with `code` goes out with the next
+    /// [`Channel::poll_transmit`], then nothing more.
+    pub fn close(&mut self, code: CloseCode) {
+        if self.error.is_none() {
+            self.error = Some(ChannelError::LocallyClosed);
+            self.close_pending = Some(code);
+        }
+    }
+
+    fn fail(&mut self, error: ChannelError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    /// Handles the frames of a datagram that belongs to this channel.
+    pub fn handle_frames(&mut self, now: Instant, frames: Frames<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        self.stats.datagrams_received += 1;
+        self.last_recv = now;
+        for frame in frames {
+            match frame {
+                Frame::Ack {
+                    next_expected,
+                    sack,
+                } => self.on_ack(now, next_expected, sack),
+                Frame::Segment { seq, end, data } => self.on_segment(seq, end, data),
+                Frame::Ping => self.ack_pending = true,
+                Frame::Close(code) => {
+                    self.fail(ChannelError::PeerClosed(code));
+                    return;
+                }
+            }
+            if self.error.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn on_segment(&mut self, seq: u32, end: bool, data: &[u8]) {
+        self.ack_pending = true;
+        self.received_any_segment = true;
+        if seq < self.recv_next {
+            self.stats.duplicates_received += 1;
+            return;
+        }
+        if seq - self.recv_next >= self.config.window {
+            return;
+        }
+        if self.recv_buf.contains_key(&seq) {
+            self.stats.duplicates_received += 1;
+            return;
+        }
+        self.recv_buf.insert(seq, (end, data.to_vec()));
+        while let Some((end, data)) = self.recv_buf.remove(&self.recv_next) {
+            self.recv_next += 1;
+            if self.reassembly.len() + data.len() > self.config.max_message {
+                self.fail(ChannelError::MessageTooLarge);
+                self.close_pending = Some(CloseCode::ProtocolViolation);
+                return;
+            }
+            if self.reassembly.is_empty() && end {
+                self.inbox.push_back(data);
+            } else {
+                self.reassembly.extend_from_slice(&data);
+                if end {
+                    self.inbox.push_back(core::mem::take(&mut self.reassembly));
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, next_expected: u32, sack: &[u8]) {
+        let sent_end = self
+            .in_flight
+            .back()
+            .map(|o| o.seq + 1)
+            .unwrap_or(self.unsent.front().map(|o| o.seq).unwrap_or(self.next_seq));
+        if next_expected > sent_end {
+            // Acknowledges what was never sent: ignore the frame.
+            return;
+        }
+        let mut newly_acked = false;
+        for o in self.in_flight.iter_mut() {
+            if o.acked {
+                continue;
+            }
+            let acked = if o.seq < next_expected {
+                true
+            } else if o.seq > next_expected {
+                let bit = (o.seq - next_expected - 1) as usize;
+                sack.get(bit / 8).is_some_and(|b| b & (1 << (bit % 8)) != 0)
+            } else {
+                false
+            };
+            if acked {
+                o.acked = true;
+                o.lost = false;
+                newly_acked = true;
+                if o.transmissions == 1 {
+                    let sample = now.saturating_since(o.last_sent);
+                    update_rtt(
+                        &mut self.srtt,
+                        &mut self.rttvar,
+                        &mut self.rto,
+                        &self.config,
+                        sample,
+                    );
+                }
+                if self.latest_acked_sent.is_none_or(|t| o.last_sent > t) {
+                    self.latest_acked_sent = Some(o.last_sent);
+                }
+            }
+        }
+        if !newly_acked {
+            return;
+        }
+        self.backoff = 0;
+        while self.in_flight.front().is_some_and(|o| o.acked) {
+            if let Some(o) = self.in_flight.pop_front() {
+                self.queued_bytes = self.queued_bytes.saturating_sub(o.data.len());
+            }
+        }
+        self.detect_reordering_losses(now);
+    }
+
+    fn reorder_threshold(&self) -> Duration {
+        let base = self.srtt.unwrap_or(self.rto);
+        base + Duration::from_micros(base.as_micros() / 4)
+    }
+
+    fn backed_off_rto(&self) -> Duration {
+        let shifted = self
+            .rto
+            .saturating_mul(1u64 << self.backoff.min(16))
+            .min(self.config.max_rto);
+        shifted.max(self.config.min_rto)
+    }
+
+    /// When an unacknowledged, not yet lost segment is due for
+    /// retransmission, and whether that deadline is an RTO (true) or a
+    /// reordering deadline (false).
+    fn retransmit_deadline(&self, o: &Outgoing) -> (Instant, bool) {
+        match self.latest_acked_sent {
+            Some(t) if o.last_sent < t => (o.last_sent + self.reorder_threshold(), false),
+            _ => (o.last_sent + self.backed_off_rto(), true),
+        }
+    }
+
+    fn detect_reordering_losses(&mut self, now: Instant) {
+        let Some(latest) = self.latest_acked_sent else {
+            return;
+        };
+        let threshold = self.reorder_threshold();
+        for o in self.in_flight.iter_mut() {
+            if !o.acked && !o.lost && o.last_sent < latest && now >= o.last_sent + threshold {
+                o.lost = true;
+            }
+        }
+    }
+
+    /// Handles expired timers: retransmission, keep-alive, idle timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.error.is_some() {
+            return;
+        }
+        if now >= self.last_recv + self.config.idle_timeout {
+            self.fail(ChannelError::IdleTimeout);
+            self.close_pending = Some(CloseCode::IdleTimeout);
+            return;
+        }
+        let mut rto_fired = false;
+        let mut unacknowledged = false;
+        for i in 0..self.in_flight.len() {
+            let o = &self.in_flight[i];
+            if o.acked {
+                continue;
+            }
+            if now >= o.first_sent + self.config.ack_deadline {
+                unacknowledged = true;
+                break;
+            }
+            if o.lost {
+                continue;
+            }
+            let (deadline, is_rto) = self.retransmit_deadline(o);
+            if now >= deadline {
+                self.in_flight[i].lost = true;
+                rto_fired |= is_rto;
+            }
+        }
+        if unacknowledged {
+            self.fail(ChannelError::Unacknowledged);
+            self.close_pending = Some(CloseCode::IdleTimeout);
+            return;
+        }
+        if rto_fired {
+            self.backoff = self.backoff.saturating_add(1);
+        }
+        if let Some(k) = self.config.keepalive
+            && now >= self.last_send + k
+        {
+            self.ping_pending = true;
+        }
+    }
+
+    /// The next instant at which [`Channel::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.error.is_some() {
+            return None;
+        }
+        let mut next = self.last_recv + self.config.idle_timeout;
+        for o in self.in_flight.iter() {
+            if o.acked {
+                continue;
+            }
+            next = next.min(o.first_sent + self.config.ack_deadline);
+            if !o.lost {
+                next = next.min(self.retransmit_deadline(o).0);
+            }
+        }
+        if let Some(k) = self.config.keepalive
+            && !self.ping_pending
+        {
+            next = next.min(self.last_send + k);
+        }
+        Some(next)
+    }
+
+    /// Whether [`Channel::poll_transmit`] would produce a datagram.
+    pub fn wants_transmit(&self) -> bool {
+        if self.close_pending.is_some() {
+            return true;
+        }
+        if self.error.is_some() {
+            return false;
+        }
+        self.ack_pending
+            || self.ping_pending
+            || self.in_flight.iter().any(|o| o.lost && !o.acked)
+            || self.unsent.front().is_some_and(|o| self.in_window(o.seq))
+    }
+
+    fn in_window(&self, seq: u32) -> bool {
+        let base = self.in_flight.front().map(|o| o.seq).unwrap_or(seq);
+        seq - base < self.config.window
+    }
+
+    fn header(&self, marker: Marker) -> Header {
+        Header {
+            marker,
+            kind: self.kind,
+            connection_id: self.connection_id,
+            packet_number: self.next_packet,
+        }
+    }
+
+    fn ack_frame_bytes(&self, sack: &mut [u8; MAX_SACK_BYTES]) -> usize {
+        let mut len = 0;
+        for &seq in self.recv_buf.keys() {
+            let bit = (seq - self.recv_next - 1) as usize;
+            if bit / 8 >= MAX_SACK_BYTES {
+                break;
+            }
+            sack[bit / 8] |= 1 << (bit % 8);
+            len = bit / 8 + 1;
+        }
+        len
+    }
+
+    /// The next datagram to send to the peer, if any. Call until it returns
+    /// `None` after every input.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if let Some(code) = self.close_pending.take() {
+            let mut b = DatagramBuilder::new(self.header(Marker::Command));
+            b.push(&Frame::Close(code));
+            if self.kind == PacketKind::Initial {
+                b.pad_to(MIN_INITIAL_LEN);
+            }
+            self.next_packet = self.next_packet.wrapping_add(1);
+            self.stats.datagrams_sent += 1;
+            return Some(b.finish());
+        }
+        if self.error.is_some() {
+            return None;
+        }
+        let mut b = DatagramBuilder::new(self.header(Marker::Command));
+        let mut sack = [0u8; MAX_SACK_BYTES];
+        let sack_len = self.ack_frame_bytes(&mut sack);
+        let has_data = self.in_flight.iter().any(|o| o.lost && !o.acked)
+            || self.unsent.front().is_some_and(|o| self.in_window(o.seq));
+        let mut acked_now = false;
+        if self.ack_pending || (has_data && self.received_any_segment) {
+            b.push(&Frame::Ack {
+                next_expected: self.recv_next,
+                sack: &sack[..sack_len],
+            });
+            acked_now = true;
+        }
+        let mut marker = Marker::Command;
+        let mut eliciting = false;
+        for o in self.in_flight.iter_mut() {
+            if !o.lost || o.acked {
+                continue;
+            }
+            if SEGMENT_OVERHEAD + o.data.len() > b.remaining() {
+                break;
+            }
+            b.push(&Frame::Segment {
+                seq: o.seq,
+                end: o.end,
+                data: &o.data,
+            });
+            o.lost = false;
+            o.last_sent = now;
+            o.transmissions += 1;
+            self.stats.retransmissions += 1;
+            self.stats.segments_sent += 1;
+            eliciting = true;
+            if o.marker == Marker::Data {
+                marker = Marker::Data;
+            }
+        }
+        while let Some(o) = self.unsent.front() {
+            if !self.in_window(o.seq) || SEGMENT_OVERHEAD + o.data.len() > b.remaining() {
+                break;
+            }
+            let Some(mut o) = self.unsent.pop_front() else {
+                break;
+            };
+            b.push(&Frame::Segment {
+                seq: o.seq,
+                end: o.end,
+                data: &o.data,
+            });
+            o.first_sent = now;
+            o.last_sent = now;
+            o.transmissions = 1;
+            self.stats.segments_sent += 1;
+            eliciting = true;
+            if o.marker == Marker::Data {
+                marker = Marker::Data;
+            }
+            self.in_flight.push_back(o);
+        }
+        if !eliciting && self.ping_pending {
+            b.push(&Frame::Ping);
+            eliciting = true;
+        }
+        if b.is_empty() {
+            return None;
+        }
+        if acked_now {
+            self.ack_pending = false;
+        }
+        if eliciting {
+            self.ping_pending = false;
+            self.last_send = now;
+        }
+        b.set_marker(marker);
+        if self.kind == PacketKind::Initial {
+            b.pad_to(MIN_INITIAL_LEN);
+        }
+        self.next_packet = self.next_packet.wrapping_add(1);
+        self.stats.datagrams_sent += 1;
+        Some(b.finish())
+    }
+}
+
+fn update_rtt(
+    srtt: &mut Option<Duration>,
+    rttvar: &mut Duration,
+    rto: &mut Duration,
+    config: &ChannelConfig,
+    sample: Duration,
+) {
+    let r = sample.as_micros();
+    match *srtt {
+        None => {
+            *srtt = Some(sample);
+            *rttvar = Duration::from_micros(r / 2);
+        }
+        Some(s) => {
+            let s = s.as_micros();
+            let diff = s.abs_diff(r);
+            *rttvar = Duration::from_micros((3 * rttvar.as_micros() + diff) / 4);
+            *srtt = Some(Duration::from_micros((7 * s + r) / 8));
+        }
+    }
+    let s = srtt.unwrap_or(sample);
+    let k = rttvar.saturating_mul(4).max(Duration::from_millis(1));
+    *rto = (s + k).clamp(config.min_rto, config.max_rto);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Datagram;
+    use alloc::vec;
+
+    fn pair(now: Instant) -> (Channel, Channel) {
+        let a = Channel::new(ChannelConfig::default(), 7, PacketKind::Data, now);
+        let b = Channel::new(ChannelConfig::default(), 7, PacketKind::Data, now);
+        (a, b)
+    }
+
+    fn deliver(now: Instant, bytes: &[u8], to: &mut Channel) {
+        let d = Datagram::decode(bytes).expect("valid datagram");
+        to.handle_frames(now, d.frames());
+    }
+
+    fn drain(now: Instant, from: &mut Channel) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(d) = from.poll_transmit(now) {
+            out.push(d);
+        }
+        out
+    }
+
+    #[test]
+    fn delivers_in_order_and_acks() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        a.send(Marker::Command, b"one").unwrap();
+        a.send(Marker::Data, b"two").unwrap();
+        let ds = drain(t, &mut a);
+        assert_eq!(ds.len(), 1, "both segments coalesce into one datagram");
+        assert_eq!(ds[0][0], b'D');
+        deliver(t, &ds[0], &mut b);
+        assert_eq!(b.recv(), Some(b"one".to_vec()));
+        assert_eq!(b.recv(), Some(b"two".to_vec()));
+        let acks = drain(t, &mut b);
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0][0], b'C');
+        deliver(t, &acks[0], &mut a);
+        assert!(a.is_flushed());
+    }
+
+    #[test]
+    fn duplicates_are_delivered_once_and_reacked() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        a.send(Marker::Data, b"x").unwrap();
+        let d = drain(t, &mut a).remove(0);
+        deliver(t, &d, &mut b);
+        deliver(t, &d, &mut b);
+        assert_eq!(b.recv(), Some(b"x".to_vec()));
+        assert_eq!(b.recv(), None);
+        assert_eq!(drain(t, &mut b).len(), 1);
+        deliver(t, &d, &mut b);
+        assert_eq!(
+            drain(t, &mut b).len(),
+            1,
+            "a duplicate is acknowledged again"
+        );
+    }
+
+    #[test]
+    fn fragments_and_reassembles_large_messages() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        let msg: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+        a.send(Marker::Data, &msg).unwrap();
+        let mut now = t;
+        for _ in 0..20 {
+            let ds = drain(now, &mut a);
+            // Deliver in reverse order to exercise the reorder buffer.
+            for d in ds.iter().rev() {
+                assert!(d.len() <= crate::wire::MAX_DATAGRAM);
+                deliver(now, d, &mut b);
+            }
+            for d in drain(now, &mut b) {
+                deliver(now, &d, &mut a);
+            }
+            now += Duration::from_millis(10);
+        }
+        assert_eq!(b.recv(), Some(msg));
+        assert!(a.is_flushed());
+    }
+
+    #[test]
+    fn rejects_oversized_and_bounds_the_queue() {
+        let t = Instant::ZERO;
+        let (mut a, _) = pair(t);
+        assert_eq!(
+            a.send(Marker::Data, &vec![0; 131_073]),
+            Err(SendError::TooLarge {
+                len: 131_073,
+                max: 131_072
+            })
+        );
+        let chunk = vec![0u8; 100_000];
+        let mut queued = 0;
+        while a.send(Marker::Data, &chunk).is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 10);
+        assert_eq!(a.send(Marker::Data, &chunk), Err(SendError::QueueFull));
+    }
+
+    #[test]
+    fn retransmits_with_backoff_until_idle_timeout() {
+        let t0 = Instant::ZERO;
+        let (mut a, _) = pair(t0);
+        a.send(Marker::Command, b"hello?").unwrap();
+        assert_eq!(drain(t0, &mut a).len(), 1);
+        let mut sends = vec![t0];
+        let mut now = t0;
+        while a.error().is_none() {
+            let next = a.poll_timeout().expect("a deadline while open");
+            assert!(next > now, "deadline must move forward");
+            now = next;
+            a.handle_timeout(now);
+            if a.error().is_none() {
+                let n = drain(now, &mut a).len();
+                if n > 0 {
+                    sends.push(now);
+                }
+            }
+        }
+        assert_eq!(a.error(), Some(ChannelError::IdleTimeout));
+        assert_eq!(now, t0 + Duration::from_secs(12));
+        let gaps: Vec<u64> = sends
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis())
+            .collect();
+        assert_eq!(gaps, vec![1000, 2000, 3000, 3000]);
+    }
+
+    #[test]
+    fn close_frame_ends_the_peer() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        a.close(CloseCode::Normal);
+        let d = drain(t, &mut a);
+        assert_eq!(d.len(), 1);
+        deliver(t, &d[0], &mut b);
+        assert_eq!(b.error(), Some(ChannelError::PeerClosed(CloseCode::Normal)));
+        assert_eq!(a.poll_transmit(t), None);
+    }
+
+    #[test]
+    fn keepalive_pings_when_idle() {
+        let t = Instant::ZERO;
+        let config = ChannelConfig {
+            keepalive: Some(Duration::from_secs(1)),
+            ..ChannelConfig::default()
+        };
+        let mut a = Channel::new(config, 1, PacketKind::Data, t);
+        assert_eq!(a.poll_timeout(), Some(t + Duration::from_secs(1)));
+        let now = t + Duration::from_secs(1);
+        a.handle_timeout(now);
+        let d = a.poll_transmit(now).expect("a ping");
+        let frames: Vec<_> = Datagram::decode(&d).unwrap().frames().collect();
+        assert_eq!(frames, vec![Frame::Ping]);
+        assert_eq!(a.poll_timeout(), Some(now + Duration::from_secs(1)));
+    }
+}

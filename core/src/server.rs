@@ -1,0 +1,1134 @@
+//! The server endpoint: one socket, a table of sessions keyed by connection
+//! id, the online list, relaying.
+//!
+//! Drive it like this (the native `chatserver` does exactly this):
+//!
+//! ```text
+//! loop {
+//!     while let Some(t) = server.poll_transmit(now) { socket.send_to(&t.bytes, t.to) }
+//!     while let Some(r) = server.poll_request() { workers.submit(r) }        // password work
+//!     while let Some(e) = server.poll_event() { log(e) }
+//!     wait for a datagram, a worker result, or server.poll_timeout()
+//!     server.handle_datagram(now, from, bytes) | server.handle_response(now, r)
+//!         | server.handle_timeout(now)
+//! }
+//! ```
+
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::net::SocketAddr;
+
+use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
+use crate::session::{
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, Operation, ServerMessage,
+    username_key, validate_text, validate_username,
+};
+use crate::time::{Duration, Instant};
+use crate::wire::{
+    CloseCode, Datagram, DatagramBuilder, DecodeError, Frame, Header, MIN_INITIAL_LEN, Marker,
+    PacketKind,
+};
+
+/// Limits and timers of a server. Each default is stated on its field.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Timers and limits of each session's channel (see [`ChannelConfig`]).
+    pub channel: ChannelConfig,
+    /// Most sessions at once, logged in or not: 10,000.
+    pub max_sessions: usize,
+    /// Most password checks and registrations in flight: 256.
+    pub max_pending_checks: usize,
+    /// Failed password attempts before a session is closed: 5.
+    pub max_login_failures: u32,
+    /// How long a session lingers after `Bye` or `Shutdown` so that its last
+    /// messages are acknowledged: 3 s.
+    pub linger: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            channel: ChannelConfig::default(),
+            max_sessions: 10_000,
+            max_pending_checks: 256,
+            max_login_failures: 5,
+            linger: Duration::from_secs(3),
+        }
+    }
+}
+
+/// An account as the user store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The username as registered.
+    pub name: String,
+    /// The argon2id hash of the password, as a PHC string.
+    pub password_hash: String,
+}
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub bytes: Vec<u8>,
+}
+
+/// Identifies a [`Request`] and its [`Response`].
+pub type RequestId = u64;
+
+/// Slow work for the driver, off the datagram loop.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Hash `password` and store a new account; answer with
+    /// [`Response::Registered`] only once the account is on disk.
+    Register {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The username.
+        username: String,
+        /// The password, to hash.
+        password: String,
+    },
+    /// Check `password` against `password_hash`; answer with
+    /// [`Response::Verified`].
+    Verify {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The username.
+        username: String,
+        /// The password offered.
+        password: String,
+        /// The stored PHC string.
+        password_hash: String,
+    },
+}
+
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never print passwords.
+        match self {
+            Request::Register { id, username, .. } => f
+                .debug_struct("Register")
+                .field("id", id)
+                .field("username", username)
+                .finish_non_exhaustive(),
+            Request::Verify { id, username, .. } => f
+                .debug_struct("Verify")
+                .field("id", id)
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The result of a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// The account was stored (with its hash) or could not be.
+    Registered {
+        /// The request's id.
+        id: RequestId,
+        /// The stored PHC hash, or why storing failed.
+        result: Result<String, String>,
+    },
+    /// Whether the password matched.
+    Verified {
+        /// The request's id.
+        id: RequestId,
+        /// True when it matched.
+        ok: bool,
+    },
+}
+
+/// Why a datagram was dropped without effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// It did not decode.
+    Malformed(DecodeError),
+    /// It named a session that does not exist and was not an Initial.
+    UnknownConnection,
+    /// It named a session from another address.
+    AddressMismatch,
+    /// An Initial shorter than [`MIN_INITIAL_LEN`].
+    InitialTooSmall,
+    /// The session table is full, or the server is shutting down.
+    Refused,
+}
+
+/// Something for the operator's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A client opened a session.
+    SessionOpened {
+        /// The connection id.
+        connection_id: u64,
+        /// The client's address.
+        addr: SocketAddr,
+    },
+    /// A user logged in.
+    LoggedIn {
+        /// The username.
+        user: String,
+        /// From where.
+        addr: SocketAddr,
+        /// True when the account was just created.
+        new_user: bool,
+    },
+    /// A login failed.
+    LoginFailed {
+        /// The username tried.
+        user: String,
+        /// From where.
+        addr: SocketAddr,
+        /// Why.
+        reason: LoginFailure,
+    },
+    /// A user went offline.
+    LoggedOut {
+        /// The username.
+        user: String,
+        /// `"exit"`, `"timeout"`, `"replaced"`, `"error"` or `"shutdown"`.
+        reason: &'static str,
+    },
+    /// A session ended.
+    SessionClosed {
+        /// The connection id.
+        connection_id: u64,
+        /// Why, if the channel failed.
+        error: Option<ChannelError>,
+    },
+    /// A datagram was dropped.
+    Dropped {
+        /// From where.
+        from: SocketAddr,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A client sent a message the server refused.
+    ClientError {
+        /// The connection id.
+        connection_id: u64,
+        /// What was wrong.
+        code: ErrorCode,
+    },
+}
+
+/// Counters of a server, for the status line and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Datagrams handed to [`Server::handle_datagram`].
+    pub datagrams_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// Datagrams returned by [`Server::poll_transmit`].
+    pub datagrams_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Dropped: did not decode.
+    pub dropped_malformed: u64,
+    /// Dropped: unknown connection.
+    pub dropped_unknown: u64,
+    /// Dropped: known connection, wrong address.
+    pub dropped_spoofed: u64,
+    /// Dropped: Initial too small, or refused.
+    pub dropped_refused: u64,
+    /// Public messages accepted.
+    pub public_messages: u64,
+    /// Direct messages delivered.
+    pub direct_messages: u64,
+    /// Messages queued to recipients (a public message counts once per
+    /// recipient).
+    pub deliveries: u64,
+    /// Successful logins.
+    pub logins: u64,
+    /// Failed logins.
+    pub failed_logins: u64,
+}
+
+#[derive(Debug)]
+enum SessionState {
+    AwaitUser,
+    AwaitPassword {
+        name: String,
+        new_user: bool,
+        failures: u32,
+    },
+    Checking {
+        new_user: bool,
+        request: RequestId,
+        failures: u32,
+    },
+    LoggedIn {
+        name: String,
+        op: Option<Operation>,
+    },
+    Closing {
+        until: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Session {
+    addr: SocketAddr,
+    channel: Channel,
+    state: SessionState,
+    scheduled: Option<Instant>,
+    ready: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    connection_id: u64,
+    name: String,
+}
+
+/// The server's state machine. See the [module docs](self) for the loop.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    users: BTreeMap<String, UserRecord>,
+    registering: BTreeSet<String>,
+    sessions: BTreeMap<u64, Session>,
+    online: BTreeMap<String, (u64, String)>,
+    pending: BTreeMap<RequestId, Pending>,
+    next_request: RequestId,
+    requests: VecDeque<Request>,
+    events: VecDeque<ServerEvent>,
+    direct: VecDeque<Transmit>,
+    ready: VecDeque<u64>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    stats: ServerStats,
+    shutting_down: bool,
+}
+
+impl Server {
+    /// A server with the accounts of the user store.
+    pub fn new(config: ServerConfig, users: impl IntoIterator<Item = UserRecord>) -> Self {
+        Server {
+            config,
+            users: users
+                .into_iter()
+                .map(|u| (username_key(&u.name), u))
+                .collect(),
+            registering: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            online: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_request: 1,
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+            direct: VecDeque::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            stats: ServerStats::default(),
+            shutting_down: false,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// Sessions open, logged in or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Users online, in case-insensitive order.
+    pub fn online_users(&self) -> impl Iterator<Item = &str> {
+        self.online.values().map(|(_, n)| n.as_str())
+    }
+
+    /// Whether an account exists for `name` (case-insensitive).
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(&username_key(name))
+    }
+
+    /// Whether shutdown was asked and every session is gone.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.sessions.is_empty() && self.direct.is_empty()
+    }
+
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let datagram = match Datagram::decode(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                self.drop_event(from, DropReason::Malformed(e));
+                return;
+            }
+        };
+        let id = datagram.header.connection_id;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if session.addr != from {
+                self.stats.dropped_spoofed += 1;
+                self.drop_event(from, DropReason::AddressMismatch);
+                return;
+            }
+            session.channel.handle_frames(now, datagram.frames());
+            self.process(now, id);
+            return;
+        }
+        let only_close = datagram.frames().all(|f| matches!(f, Frame::Close(_)));
+        if datagram.header.kind != PacketKind::Initial {
+            self.stats.dropped_unknown += 1;
+            self.drop_event(from, DropReason::UnknownConnection);
+            if !only_close {
+                self.reply_close(from, id, CloseCode::UnknownConnection);
+            }
+            return;
+        }
+        if bytes.len() < MIN_INITIAL_LEN {
+            self.stats.dropped_refused += 1;
+            self.drop_event(from, DropReason::InitialTooSmall);
+            return;
+        }
+        if self.shutting_down || self.sessions.len() >= self.config.max_sessions {
+            self.stats.dropped_refused += 1;
+            self.drop_event(from, DropReason::Refused);
+            if !only_close {
+                let code = if self.shutting_down {
+                    CloseCode::ServerShutdown
+                } else {
+                    CloseCode::Refused
+                };
+                self.reply_close(from, id, code);
+            }
+            return;
+        }
+        let mut channel = Channel::new(self.config.channel.clone(), id, PacketKind::Data, now);
+        channel.handle_frames(now, datagram.frames());
+        self.sessions.insert(
+            id,
+            Session {
+                addr: from,
+                channel,
+                state: SessionState::AwaitUser,
+                scheduled: None,
+                ready: false,
+            },
+        );
+        self.events.push_back(ServerEvent::SessionOpened {
+            connection_id: id,
+            addr: from,
+        });
+        self.process(now, id);
+    }
+
+    fn drop_event(&mut self, from: SocketAddr, reason: DropReason) {
+        self.events.push_back(ServerEvent::Dropped { from, reason });
+    }
+
+    fn reply_close(&mut self, to: SocketAddr, connection_id: u64, code: CloseCode) {
+        let mut b = DatagramBuilder::new(Header {
+            marker: Marker::Command,
+            kind: PacketKind::Data,
+            connection_id,
+            packet_number: 0,
+        });
+        b.push(&Frame::Close(code));
+        self.direct.push_back(Transmit {
+            to,
+            bytes: b.finish(),
+        });
+    }
+
+    /// Handles the result of a [`Request`].
+    pub fn handle_response(&mut self, now: Instant, response: Response) {
+        let id = match &response {
+            Response::Registered { id, .. } | Response::Verified { id, .. } => *id,
+        };
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let key = username_key(&pending.name);
+        let conn = pending.connection_id;
+        let (new_user, failures) = match self.sessions.get(&conn).map(|s| &s.state) {
+            Some(SessionState::Checking {
+                request,
+                new_user,
+                failures,
+                ..
+            }) if *request == id => (*new_user, *failures),
+            _ => {
+                // The session is gone; a stored account still counts.
+                if let Response::Registered { result: Ok(h), .. } = response {
+                    self.registering.remove(&key);
+                    self.users.insert(
+                        key,
+                        UserRecord {
+                            name: pending.name,
+                            password_hash: h,
+                        },
+                    );
+                } else if let Response::Registered { .. } = response {
+                    self.registering.remove(&key);
+                }
+                return;
+            }
+        };
+        let addr = self.sessions.get(&conn).map(|s| s.addr);
+        match response {
+            Response::Registered { result: Ok(h), .. } => {
+                self.registering.remove(&key);
+                self.users.insert(
+                    key,
+                    UserRecord {
+                        name: pending.name.clone(),
+                        password_hash: h,
+                    },
+                );
+                self.login_success(now, conn, pending.name, true);
+            }
+            Response::Registered { result: Err(e), .. } => {
+                self.registering.remove(&key);
+                self.set_state(
+                    conn,
+                    SessionState::AwaitPassword {
+                        name: pending.name.clone(),
+                        new_user: true,
+                        failures,
+                    },
+                );
+                self.login_failed(
+                    conn,
+                    addr,
+                    &pending.name,
+                    LoginFailure::StoreFailed,
+                    format!("the server could not store the new account ({e}); try again"),
+                );
+            }
+            Response::Verified { ok: true, .. } => {
+                self.login_success(now, conn, pending.name, new_user);
+            }
+            Response::Verified { ok: false, .. } => {
+                let failures = failures + 1;
+                self.login_failed(
+                    conn,
+                    addr,
+                    &pending.name,
+                    LoginFailure::WrongPassword,
+                    format!("wrong password for {}; try again", pending.name),
+                );
+                if failures >= self.config.max_login_failures {
+                    self.set_state(
+                        conn,
+                        SessionState::Closing {
+                            until: now + self.config.linger,
+                        },
+                    );
+                } else {
+                    self.set_state(
+                        conn,
+                        SessionState::AwaitPassword {
+                            name: pending.name,
+                            new_user: false,
+                            failures,
+                        },
+                    );
+                }
+            }
+        }
+        self.process(now, conn);
+    }
+
+    fn set_state(&mut self, conn: u64, state: SessionState) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.state = state;
+        }
+    }
+
+    fn login_failed(
+        &mut self,
+        conn: u64,
+        addr: Option<SocketAddr>,
+        name: &str,
+        reason: LoginFailure,
+        message: String,
+    ) {
+        self.stats.failed_logins += 1;
+        if let Some(addr) = addr {
+            self.events.push_back(ServerEvent::LoginFailed {
+                user: name.to_string(),
+                addr,
+                reason,
+            });
+        }
+        self.send(conn, &ServerMessage::LoginFailed { reason, message });
+    }
+
+    fn login_success(&mut self, now: Instant, conn: u64, name: String, new_user: bool) {
+        let key = username_key(&name);
+        if let Some(&(old, _)) = self.online.get(&key)
+            && old != conn
+        {
+            self.logout(old, "replaced");
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.channel.close(CloseCode::Normal);
+            }
+            self.process(now, old);
+        }
+        self.online.insert(key, (conn, name.clone()));
+        self.set_state(
+            conn,
+            SessionState::LoggedIn {
+                name: name.clone(),
+                op: None,
+            },
+        );
+        self.stats.logins += 1;
+        if let Some(addr) = self.sessions.get(&conn).map(|s| s.addr) {
+            self.events.push_back(ServerEvent::LoggedIn {
+                user: name.clone(),
+                addr,
+                new_user,
+            });
+        }
+        let online = self.online_users().map(String::from).collect();
+        self.send(
+            conn,
+            &ServerMessage::LoginOk {
+                name: name.clone(),
+                new_user,
+                online,
+            },
+        );
+        self.broadcast(conn, &ServerMessage::Joined { user: name });
+    }
+
+    /// Takes a user offline and tells the others; the session stays.
+    fn logout(&mut self, conn: u64, reason: &'static str) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let SessionState::LoggedIn { name, .. } = &s.state else {
+            return;
+        };
+        let name = name.clone();
+        s.state = SessionState::Closing {
+            until: Instant::ZERO,
+        };
+        self.online.remove(&username_key(&name));
+        self.events.push_back(ServerEvent::LoggedOut {
+            user: name.clone(),
+            reason,
+        });
+        self.broadcast(
+            conn,
+            &ServerMessage::Left {
+                user: name,
+                reason: reason.to_string(),
+            },
+        );
+    }
+
+    /// Queues `message` to one session. A session whose send queue is full
+    /// is closed: it is not keeping up.
+    fn send(&mut self, conn: u64, message: &ServerMessage) {
+        let marker = match message {
+            ServerMessage::Public { .. } | ServerMessage::Direct { .. } => Marker::Data,
+            _ => Marker::Command,
+        };
+        let bytes = session::encode(message);
+        self.send_bytes(conn, marker, &bytes);
+    }
+
+    fn send_bytes(&mut self, conn: u64, marker: Marker, bytes: &[u8]) -> bool {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return false;
+        };
+        match s.channel.send(marker, bytes) {
+            Ok(()) => {
+                if !s.ready {
+                    s.ready = true;
+                    self.ready.push_back(conn);
+                }
+                true
+            }
+            Err(SendError::QueueFull) => {
+                s.channel.close(CloseCode::Refused);
+                if !s.ready {
+                    s.ready = true;
+                    self.ready.push_back(conn);
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Sends `message` to every online user but `except`; returns how many
+    /// got it.
+    fn broadcast(&mut self, except: u64, message: &ServerMessage) -> u32 {
+        let marker = match message {
+            ServerMessage::Public { .. } => Marker::Data,
+            _ => Marker::Command,
+        };
+        let bytes = session::encode(message);
+        let targets: Vec<u64> = self
+            .online
+            .values()
+            .map(|(c, _)| *c)
+            .filter(|c| *c != except)
+            .collect();
+        let mut n = 0;
+        for conn in targets {
+            if self.send_bytes(conn, marker, &bytes) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn error(&mut self, conn: u64, code: ErrorCode, message: String) {
+        self.events.push_back(ServerEvent::ClientError {
+            connection_id: conn,
+            code,
+        });
+        self.send(conn, &ServerMessage::Error { code, message });
+    }
+
+    /// Delivers received messages, reaps a failed channel, reschedules.
+    fn process(&mut self, now: Instant, conn: u64) {
+        loop {
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                return;
+            };
+            let Some(msg) = s.channel.recv() else {
+                break;
+            };
+            self.handle_message(now, conn, &msg);
+        }
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if let Some(error) = s.channel.error() {
+            let reason = match error {
+                ChannelError::IdleTimeout | ChannelError::Unacknowledged => "timeout",
+                ChannelError::PeerClosed(_) => "exit",
+                ChannelError::LocallyClosed => "replaced",
+                _ => "error",
+            };
+            self.logout(conn, reason);
+            self.remove(now, conn, Some(error));
+            return;
+        }
+        if let SessionState::Closing { until } = s.state
+            && (s.channel.is_flushed() || now >= until)
+        {
+            self.remove(now, conn, None);
+            return;
+        }
+        if !s.ready && s.channel.wants_transmit() {
+            s.ready = true;
+            self.ready.push_back(conn);
+        }
+        self.reschedule(conn);
+    }
+
+    /// Removes a session, sending its channel's last datagrams first.
+    fn remove(&mut self, now: Instant, conn: u64, error: Option<ChannelError>) {
+        if let Some(mut s) = self.sessions.remove(&conn) {
+            while let Some(bytes) = s.channel.poll_transmit(now) {
+                self.direct.push_back(Transmit { to: s.addr, bytes });
+            }
+            self.events.push_back(ServerEvent::SessionClosed {
+                connection_id: conn,
+                error: match error {
+                    Some(ChannelError::LocallyClosed) => None,
+                    e => e,
+                },
+            });
+        }
+    }
+
+    fn reschedule(&mut self, conn: u64) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let mut next = s.channel.poll_timeout();
+        if let SessionState::Closing { until } = s.state {
+            next = Some(next.map_or(until, |n| n.min(until)));
+        }
+        if next != s.scheduled {
+            s.scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, conn)));
+            }
+        }
+        if self.timers.len() > 64 + 4 * self.sessions.len() {
+            self.timers = self
+                .sessions
+                .iter()
+                .filter_map(|(c, s)| s.scheduled.map(|t| Reverse((t, *c))))
+                .collect();
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, conn: u64, bytes: &[u8]) {
+        let msg: ClientMessage = match session::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error(
+                    conn,
+                    ErrorCode::BadMessage,
+                    format!("could not parse the message: {e}"),
+                );
+                return;
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let addr = s.addr;
+        match (&mut s.state, msg) {
+            (SessionState::Closing { .. }, _) => {}
+            (
+                SessionState::AwaitUser | SessionState::AwaitPassword { .. },
+                ClientMessage::User { name },
+            ) => self.on_user(conn, name),
+            (
+                SessionState::AwaitPassword {
+                    name,
+                    new_user,
+                    failures,
+                },
+                ClientMessage::Password { password },
+            ) => {
+                let (name, new_user, failures) = (name.clone(), *new_user, *failures);
+                self.on_password(conn, addr, name, new_user, failures, password);
+            }
+            (SessionState::AwaitUser, ClientMessage::Password { .. }) => self.error(
+                conn,
+                ErrorCode::NotLoggedIn,
+                "send the username first".to_string(),
+            ),
+            (SessionState::Checking { .. }, _) => self.error(
+                conn,
+                ErrorCode::Busy,
+                "the password is being checked; wait for the answer".to_string(),
+            ),
+            (SessionState::AwaitUser | SessionState::AwaitPassword { .. }, _) => {
+                self.error(conn, ErrorCode::NotLoggedIn, "log in first".to_string())
+            }
+            (SessionState::LoggedIn { .. }, ClientMessage::User { .. })
+            | (SessionState::LoggedIn { .. }, ClientMessage::Password { .. }) => self.error(
+                conn,
+                ErrorCode::AlreadyLoggedIn,
+                "already logged in".to_string(),
+            ),
+            (SessionState::LoggedIn { op, .. }, ClientMessage::Op { op: new_op }) => {
+                *op = Some(new_op);
+                match new_op {
+                    Operation::PM => self.send(conn, &ServerMessage::OpOk { op: new_op }),
+                    Operation::DM => self.send_online(conn),
+                    Operation::EX => {
+                        self.send(conn, &ServerMessage::Bye);
+                        self.logout(conn, "exit");
+                        self.set_state(
+                            conn,
+                            SessionState::Closing {
+                                until: now + self.config.linger,
+                            },
+                        );
+                    }
+                }
+            }
+            (SessionState::LoggedIn { .. }, ClientMessage::Who) => self.send_online(conn),
+            (SessionState::LoggedIn { op, name }, ClientMessage::Pm { text }) => {
+                let had = op.take();
+                let name = name.clone();
+                if had != Some(Operation::PM) {
+                    self.error(
+                        conn,
+                        ErrorCode::NoOperation,
+                        "send the PM operation first".to_string(),
+                    );
+                } else if let Err(e) = validate_text(&text) {
+                    self.error(conn, ErrorCode::InvalidText, e.to_string());
+                } else {
+                    self.stats.public_messages += 1;
+                    let n = self.broadcast(conn, &ServerMessage::Public { from: name, text });
+                    self.stats.deliveries += u64::from(n);
+                    self.send(
+                        conn,
+                        &ServerMessage::Confirm {
+                            op: Operation::PM,
+                            to: None,
+                            recipients: n,
+                        },
+                    );
+                }
+            }
+            (SessionState::LoggedIn { op, name }, ClientMessage::Dm { to, text }) => {
+                let had = op.take();
+                let name = name.clone();
+                if had != Some(Operation::DM) {
+                    self.error(
+                        conn,
+                        ErrorCode::NoOperation,
+                        "send the DM operation first".to_string(),
+                    );
+                } else if let Err(e) = validate_text(&text) {
+                    self.error(conn, ErrorCode::InvalidText, e.to_string());
+                } else {
+                    self.on_direct(conn, name, to, text);
+                }
+            }
+        }
+    }
+
+    fn send_online(&mut self, conn: u64) {
+        let users = self.online_users().map(String::from).collect();
+        self.send(conn, &ServerMessage::Online { users });
+    }
+
+    fn on_user(&mut self, conn: u64, name: String) {
+        if let Err(e) = validate_username(&name) {
+            self.error(conn, ErrorCode::InvalidUsername, e.to_string());
+            return;
+        }
+        let key = username_key(&name);
+        if self.registering.contains(&key) {
+            self.error(
+                conn,
+                ErrorCode::UsernameBusy,
+                format!("{name} is being registered right now; try again"),
+            );
+            return;
+        }
+        let (name, new_user) = match self.users.get(&key) {
+            Some(u) => (u.name.clone(), false),
+            None => (name, true),
+        };
+        self.set_state(
+            conn,
+            SessionState::AwaitPassword {
+                name: name.clone(),
+                new_user,
+                failures: 0,
+            },
+        );
+        self.send(conn, &ServerMessage::PasswordRequired { name, new_user });
+    }
+
+    fn on_password(
+        &mut self,
+        conn: u64,
+        addr: SocketAddr,
+        name: String,
+        new_user: bool,
+        failures: u32,
+        password: String,
+    ) {
+        if password.is_empty() || password.len() > MAX_PASSWORD {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::InvalidPassword,
+                format!("the password must be 1 to {MAX_PASSWORD} bytes"),
+            );
+            return;
+        }
+        if self.pending.len() >= self.config.max_pending_checks {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::Busy,
+                "the server is busy checking passwords; try again in a moment".to_string(),
+            );
+            return;
+        }
+        let key = username_key(&name);
+        let id = self.next_request;
+        self.next_request += 1;
+        let request = if new_user {
+            if self.users.contains_key(&key) || self.registering.contains(&key) {
+                self.set_state(conn, SessionState::AwaitUser);
+                self.error(
+                    conn,
+                    ErrorCode::UsernameBusy,
+                    format!("{name} was registered by someone else meanwhile; choose again"),
+                );
+                return;
+            }
+            self.registering.insert(key);
+            Request::Register {
+                id,
+                username: name.clone(),
+                password,
+            }
+        } else {
+            let Some(user) = self.users.get(&key) else {
+                self.set_state(conn, SessionState::AwaitUser);
+                return;
+            };
+            Request::Verify {
+                id,
+                username: name.clone(),
+                password,
+                password_hash: user.password_hash.clone(),
+            }
+        };
+        self.pending.insert(
+            id,
+            Pending {
+                connection_id: conn,
+                name: name.clone(),
+            },
+        );
+        self.requests.push_back(request);
+        self.set_state(
+            conn,
+            SessionState::Checking {
+                new_user,
+                request: id,
+                failures,
+            },
+        );
+    }
+
+    fn on_direct(&mut self, conn: u64, from: String, to: String, text: String) {
+        let key = username_key(&to);
+        let Some(user) = self.users.get(&key) else {
+            self.error(
+                conn,
+                ErrorCode::UnknownUser,
+                format!("there is no user named {to}"),
+            );
+            return;
+        };
+        let to_name = user.name.clone();
+        let Some(&(target, _)) = self.online.get(&key) else {
+            self.error(
+                conn,
+                ErrorCode::NotOnline,
+                format!("{to_name} is not online"),
+            );
+            return;
+        };
+        let delivered = u32::from(self.send_bytes(
+            target,
+            Marker::Data,
+            &session::encode(&ServerMessage::Direct { from, text }),
+        ));
+        self.stats.direct_messages += u64::from(delivered);
+        self.stats.deliveries += u64::from(delivered);
+        self.send(
+            conn,
+            &ServerMessage::Confirm {
+                op: Operation::DM,
+                to: Some(to_name),
+                recipients: delivered,
+            },
+        );
+        self.process_later(target);
+    }
+
+    /// Marks a session touched by another session's message so that its
+    /// timers are recomputed.
+    fn process_later(&mut self, conn: u64) {
+        self.reschedule(conn);
+    }
+
+    /// Handles expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((t, conn))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
+            if s.scheduled != Some(t) {
+                continue;
+            }
+            s.scheduled = None;
+            s.channel.handle_timeout(now);
+            self.process(now, conn);
+        }
+    }
+
+    /// The next instant [`Server::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, conn))) = self.timers.peek() {
+            match self.sessions.get(&conn) {
+                Some(s) if s.scheduled == Some(t) => return Some(t),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// The next datagram to send. Call until `None` after every input.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        loop {
+            if let Some(t) = self.direct.pop_front() {
+                self.stats.datagrams_sent += 1;
+                self.stats.bytes_sent += t.bytes.len() as u64;
+                return Some(t);
+            }
+            let conn = self.ready.pop_front()?;
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
+            if let Some(bytes) = s.channel.poll_transmit(now) {
+                self.ready.push_front(conn);
+                self.stats.datagrams_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                return Some(Transmit { to: s.addr, bytes });
+            }
+            s.ready = false;
+            // A channel closed for a full queue ends here, after its CLOSE.
+            if s.channel.error().is_some() {
+                self.process(now, conn);
+            } else {
+                self.reschedule(conn);
+            }
+        }
+    }
+
+    /// The next slow job for the driver.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// The next event for the operator's log.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Starts an orderly shutdown: every session is told `Shutdown`, no new
+    /// session is accepted. Keep driving until [`Server::is_shut_down`] (or
+    /// the linger time has passed).
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let conns: Vec<u64> = self.sessions.keys().copied().collect();
+        for conn in conns {
+            self.send(conn, &ServerMessage::Shutdown);
+            self.logout(conn, "shutdown");
+            self.set_state(
+                conn,
+                SessionState::Closing {
+                    until: now + self.config.linger,
+                },
+            );
+            self.process(now, conn);
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The session layer: the messages a client and the server exchange over a
+//! reliable channel, and the rules for usernames and message text.
+//!
+//! Every message is one JSON object with a `"t"` field naming its type,
+//! encoded as UTF-8 and sent as one reliable-channel message.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+/// Longest username, in bytes.
+pub const MAX_USERNAME: usize = 32;
+/// Longest password, in bytes.
+pub const MAX_PASSWORD: usize = 1024;
+/// Longest chat text (public or direct), in bytes of UTF-8.
+pub const MAX_TEXT: usize = 60_000;
+
+/// An operation of the assignment's menu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operation {
+    /// Public message to everyone online.
+    PM,
+    /// Direct message to one online user.
+    DM,
+    /// Exit.
+    EX,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::PM => "PM",
+            Operation::DM => "DM",
+            Operation::EX => "EX",
+        })
+    }
+}
+
+/// A message from a client to the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Step 2: the username to log in as or register.
+    User {
+        /// The username.
+        name: String,
+    },
+    /// Step 3: the password for the username.
+    Password {
+        /// The password.
+        password: String,
+    },
+    /// Starts an operation (PM, DM or EX).
+    Op {
+        /// The operation.
+        op: Operation,
+    },
+    /// The text of a public message, after `Op PM` was acknowledged.
+    Pm {
+        /// The text.
+        text: String,
+    },
+    /// A direct message, after `Op DM` was answered with the online list.
+    Dm {
+        /// The recipient.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// Asks for the online list at any time after login.
+    Who,
+}
+
+/// A message from the server to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answers `User`: whether the name is new (will be registered) or
+    /// existing, and asks for the password.
+    PasswordRequired {
+        /// The username as the server will use it.
+        name: String,
+        /// True when the password will register a new account.
+        new_user: bool,
+    },
+    /// The login succeeded.
+    LoginOk {
+        /// The username.
+        name: String,
+        /// True when the account was just created.
+        new_user: bool,
+        /// Who is online now, the new user included.
+        online: Vec<String>,
+    },
+    /// The login failed; the client may send `Password` (or `User`) again.
+    LoginFailed {
+        /// Why.
+        reason: LoginFailure,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// Acknowledges `Op PM`: the client may send `Pm`.
+    OpOk {
+        /// The operation acknowledged.
+        op: Operation,
+    },
+    /// The online users: answers `Op DM` and `Who`.
+    Online {
+        /// Usernames, sorted case-insensitively.
+        users: Vec<String>,
+    },
+    /// A public message relayed from another user.
+    Public {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A direct message from another user.
+    Direct {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A user logged in.
+    Joined {
+        /// Who.
+        user: String,
+    },
+    /// A user left.
+    Left {
+        /// Who.
+        user: String,
+        /// Why: `"exit"`, `"timeout"`, `"replaced"` or `"error"`.
+        reason: String,
+    },
+    /// Confirms a PM or DM.
+    Confirm {
+        /// The operation confirmed.
+        op: Operation,
+        /// For a DM, the recipient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// How many users the message was delivered to.
+        recipients: u32,
+    },
+    /// A request was refused.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// Answers `Op EX`: the session is over.
+    Bye,
+    /// The server is shutting down; the session is over.
+    Shutdown,
+}
+
+/// Why a login failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFailure {
+    /// The password does not match the account.
+    WrongPassword,
+    /// The password is empty or too long.
+    InvalidPassword,
+    /// The server could not store the new account; try again later.
+    StoreFailed,
+    /// The server is too busy to check passwords; try again later.
+    Busy,
+}
+
+/// What went wrong with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The message could not be parsed.
+    BadMessage,
+    /// The username breaks the username rules.
+    InvalidUsername,
+    /// Someone is registering this name right now.
+    UsernameBusy,
+    /// The operation needs a login first.
+    NotLoggedIn,
+    /// Already logged in.
+    AlreadyLoggedIn,
+    /// `Pm`/`Dm` without the operation first.
+    NoOperation,
+    /// The text is empty, too long or has control characters.
+    InvalidText,
+    /// DM to a name with no account.
+    UnknownUser,
+    /// DM to a user who is not online.
+    NotOnline,
+    /// Too many requests; slow down.
+    RateLimited,
+    /// The server is at a limit.
+    Busy,
+}
+
+/// Why a username was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsernameError {
+    /// Empty.
+    Empty,
+    /// Longer than [`MAX_USERNAME`] bytes.
+    TooLong,
+    /// Has a character other than ASCII letters, digits, `_`, `-`, `.`.
+    BadCharacter(char),
+    /// Does not start with a letter or digit.
+    BadStart,
+}
+
+impl fmt::Display for UsernameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsernameError::Empty => f.write_str("username is empty"),
+            UsernameError::TooLong => write!(f, "username is longer than {MAX_USERNAME} bytes"),
+            UsernameError::BadCharacter(c) => write!(
+                f,
+                "username has the character {c:?}; use letters, digits, '_', '-' and '.'"
+            ),
+            UsernameError::BadStart => f.write_str("username must start with a letter or digit"),
+        }
+    }
+}
+
+/// Checks the username rules: 1 to 32 bytes of ASCII letters, digits, `_`,
+/// `-` and `.`, starting with a letter or digit. Names are unique without
+/// regard to case.
+pub fn validate_username(name: &str) -> Result<(), UsernameError> {
+    if name.is_empty() {
+        return Err(UsernameError::Empty);
+    }
+    if name.len() > MAX_USERNAME {
+        return Err(UsernameError::TooLong);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(UsernameError::BadCharacter(c));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(UsernameError::BadStart);
+    }
+    Ok(())
+}
+
+/// The form of a username used to compare names: ASCII lowercase.
+pub fn username_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Why a chat text was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextError {
+    /// Empty.
+    Empty,
+    /// Longer than [`MAX_TEXT`] bytes.
+    TooLong(usize),
+    /// Has a control character (C0, DEL or C1), which could drive the
+    /// recipient's terminal.
+    ControlCharacter,
+}
+
+impl fmt::Display for TextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TextError::Empty => f.write_str("message is empty"),
+            TextError::TooLong(n) => {
+                write!(f, "message of {n} bytes is longer than {MAX_TEXT} bytes")
+            }
+            TextError::ControlCharacter => f.write_str("message has control characters"),
+        }
+    }
+}
+
+/// Checks a chat text: 1 to [`MAX_TEXT`] bytes, no control characters.
+pub fn validate_text(text: &str) -> Result<(), TextError> {
+    if text.is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.len() > MAX_TEXT {
+        return Err(TextError::TooLong(text.len()));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(TextError::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// Encodes a message as JSON bytes.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    // Serializing these plain enums to a Vec cannot fail: no maps with
+    // non-string keys, no I/O.
+    serde_json::to_vec(message).unwrap_or_default()
+}
+
+/// Decodes a message from JSON bytes.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    #[test]
+    fn messages_round_trip_as_documented() {
+        let m = ClientMessage::Op { op: Operation::PM };
+        assert_eq!(encode(&m), br#"{"t":"op","op":"PM"}"#.to_vec());
+        assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
+        let m = ClientMessage::Dm {
+            to: "bob".to_string(),
+            text: "hi".to_string(),
+        };
+        assert_eq!(encode(&m), br#"{"t":"dm","to":"bob","text":"hi"}"#.to_vec());
+        let m = ServerMessage::Confirm {
+            op: Operation::PM,
+            to: None,
+            recipients: 2,
+        };
+        assert_eq!(
+            encode(&m),
+            br#"{"t":"confirm","op":"PM","recipients":2}"#.to_vec()
+        );
+        assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
+        let m = ServerMessage::LoginOk {
+            name: "alice".to_string(),
+            new_user: true,
+            online: vec!["alice".to_string()],
+        };
+        assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
+        assert_eq!(encode(&ClientMessage::Who), br#"{"t":"who"}"#.to_vec());
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed() {
+        assert!(decode::<ClientMessage>(br#"{"t":"nuke"}"#).is_err());
+        assert!(decode::<ClientMessage>(br#"{"t":"op","op":"XX"}"#).is_err());
+        assert!(decode::<ClientMessage>(br#"{"t":"pm"}"#).is_err());
+        assert!(decode::<ClientMessage>(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn username_rules() {
+        assert!(validate_username("momodou").is_ok());
+        assert!(validate_username("a.b-c_9").is_ok());
+        assert_eq!(validate_username(""), Err(UsernameError::Empty));
+        assert_eq!(
+            validate_username(&"x".repeat(33)),
+            Err(UsernameError::TooLong)
+        );
+        assert_eq!(
+            validate_username("a b"),
+            Err(UsernameError::BadCharacter(' '))
+        );
+        assert_eq!(
+            validate_username("a\u{7}"),
+            Err(UsernameError::BadCharacter('\u{7}'))
+        );
+        assert_eq!(validate_username("_x"), Err(UsernameError::BadStart));
+        assert_eq!(username_key("AlIcE"), "alice");
+    }
+
+    #[test]
+    fn text_rules() {
+        assert!(validate_text("héllo wörld").is_ok());
+        assert_eq!(validate_text(""), Err(TextError::Empty));
+        assert_eq!(
+            validate_text("a\u{1b}[2J"),
+            Err(TextError::ControlCharacter)
+        );
+        assert_eq!(validate_text("a\u{9b}"), Err(TextError::ControlCharacter));
+        assert_eq!(
+            validate_text(&"x".repeat(MAX_TEXT + 1)),
+            Err(TextError::TooLong(MAX_TEXT + 1))
+        );
+        assert!(validate_text(&"x".repeat(MAX_TEXT)).is_ok());
+    }
+}

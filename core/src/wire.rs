@@ -1,0 +1,616 @@
+//! The datagram: a 16-byte header followed by frames.
+//!
+//! Decoding never panics: [`Datagram::decode`] checks every length before it
+//! reads, and rejects what it does not understand with a [`DecodeError`].
+//! Encoding writes into a caller's buffer. The layout is specified in
+//! `PROTOCOL.md`; this module is its implementation.
+//!
+//! ```text
+//!  0        1         2      3      4                12            16
+//! +--------+---------+------+------+-----------------+-------------+--------
+//! | marker | version | kind | flags| connection id   | packet num  | frames…
+//! | 'C'/'D'| 0x01    |      | 0x00 | u64 big-endian  | u32 BE      |
+//! +--------+---------+------+------+-----------------+-------------+--------
+//! ```
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Largest datagram this protocol sends or accepts, in bytes. IP
+/// fragmentation is never relied on.
+pub const MAX_DATAGRAM: usize = 1200;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 16;
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// A client's [`PacketKind::Initial`] datagrams are padded to at least this
+/// many bytes, so a server's answer is never larger than what provoked it.
+pub const MIN_INITIAL_LEN: usize = 1200;
+/// Largest selective-acknowledgement bitmap, in bytes (256 segments).
+pub const MAX_SACK_BYTES: usize = 32;
+/// Largest payload of one segment frame.
+pub const MAX_SEGMENT_DATA: usize = 1100;
+
+/// The first byte of every datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// `C`: a command datagram (login, operations, acknowledgements,
+    /// confirmations, keep-alives).
+    Command,
+    /// `D`: a data datagram, carrying at least one segment of a public or
+    /// direct chat message.
+    Data,
+}
+
+impl Marker {
+    /// The byte on the wire.
+    pub const fn byte(self) -> u8 {
+        match self {
+            Marker::Command => b'C',
+            Marker::Data => b'D',
+        }
+    }
+}
+
+/// What a datagram is for, byte 2 of the header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketKind {
+    /// 0x01: sent by a client until it has heard from the server; the only
+    /// kind that may make a server create a session. Padded to
+    /// [`MIN_INITIAL_LEN`].
+    Initial,
+    /// 0x02: every other datagram of an established connection.
+    Data,
+}
+
+impl PacketKind {
+    /// The byte on the wire.
+    pub const fn byte(self) -> u8 {
+        match self {
+            PacketKind::Initial => 0x01,
+            PacketKind::Data => 0x02,
+        }
+    }
+}
+
+/// Why a datagram was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Shorter than the header, or a frame runs past the end.
+    Truncated,
+    /// Longer than [`MAX_DATAGRAM`].
+    TooLarge,
+    /// The first byte is neither `C` nor `D`.
+    UnknownMarker(u8),
+    /// A version this implementation does not speak.
+    UnknownVersion(u8),
+    /// An unknown packet kind.
+    UnknownKind(u8),
+    /// Reserved header flags were not zero.
+    ReservedFlags(u8),
+    /// An unknown frame type.
+    UnknownFrame(u8),
+    /// A frame's fields are inconsistent (bad flags, oversized bitmap or
+    /// segment, non-zero padding, an empty datagram).
+    MalformedFrame,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("truncated datagram"),
+            DecodeError::TooLarge => write!(f, "datagram larger than {MAX_DATAGRAM} bytes"),
+            DecodeError::UnknownMarker(b) => write!(f, "unknown type marker 0x{b:02x}"),
+            DecodeError::UnknownVersion(v) => write!(f, "unsupported protocol version {v}"),
+            DecodeError::UnknownKind(k) => write!(f, "unknown packet kind 0x{k:02x}"),
+            DecodeError::ReservedFlags(b) => write!(f, "reserved flags set (0x{b:02x})"),
+            DecodeError::UnknownFrame(t) => write!(f, "unknown frame type 0x{t:02x}"),
+            DecodeError::MalformedFrame => f.write_str("malformed frame"),
+        }
+    }
+}
+
+/// The fixed header of every datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// `C` or `D`.
+    pub marker: Marker,
+    /// Initial or Data.
+    pub kind: PacketKind,
+    /// Chosen at random by the client; names the session on both sides.
+    pub connection_id: u64,
+    /// Counts the datagrams a sender sent on this connection, from 0.
+    pub packet_number: u32,
+}
+
+impl Header {
+    /// Writes the 16 header bytes into `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.marker.byte());
+        out.push(VERSION);
+        out.push(self.kind.byte());
+        out.push(0);
+        out.extend_from_slice(&self.connection_id.to_be_bytes());
+        out.extend_from_slice(&self.packet_number.to_be_bytes());
+    }
+
+    /// Reads and checks the header at the start of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Header, DecodeError> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(DecodeError::TooLarge);
+        }
+        let h: &[u8; HEADER_LEN] = bytes
+            .get(..HEADER_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(DecodeError::Truncated)?;
+        let marker = match h[0] {
+            b'C' => Marker::Command,
+            b'D' => Marker::Data,
+            other => return Err(DecodeError::UnknownMarker(other)),
+        };
+        if h[1] != VERSION {
+            return Err(DecodeError::UnknownVersion(h[1]));
+        }
+        let kind = match h[2] {
+            0x01 => PacketKind::Initial,
+            0x02 => PacketKind::Data,
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        if h[3] != 0 {
+            return Err(DecodeError::ReservedFlags(h[3]));
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&h[4..12]);
+        let mut pn = [0u8; 4];
+        pn.copy_from_slice(&h[12..16]);
+        Ok(Header {
+            marker,
+            kind,
+            connection_id: u64::from_be_bytes(id),
+            packet_number: u32::from_be_bytes(pn),
+        })
+    }
+}
+
+/// Frame type bytes.
+mod frame_type {
+    pub const PADDING: u8 = 0x00;
+    pub const ACK: u8 = 0x01;
+    pub const SEGMENT: u8 = 0x02;
+    pub const PING: u8 = 0x03;
+    pub const CLOSE: u8 = 0x04;
+}
+
+/// Segment flag: this segment ends a message.
+pub const SEGMENT_END: u8 = 0x01;
+
+/// Why a connection was closed, carried by a [`Frame::Close`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// 0x01: the session ended normally.
+    Normal,
+    /// 0x02: the sender heard nothing from the peer for its idle timeout.
+    IdleTimeout,
+    /// 0x03: the server has no session with this connection id (it may have
+    /// restarted); the client should log in again.
+    UnknownConnection,
+    /// 0x04: the peer broke the protocol.
+    ProtocolViolation,
+    /// 0x05: the server is shutting down.
+    ServerShutdown,
+    /// 0x06: the server is at a limit (sessions, queue) and refuses.
+    Refused,
+    /// Any other code, kept so that newer peers can add codes.
+    Other(u8),
+}
+
+impl CloseCode {
+    /// The byte on the wire.
+    pub fn byte(self) -> u8 {
+        match self {
+            CloseCode::Normal => 0x01,
+            CloseCode::IdleTimeout => 0x02,
+            CloseCode::UnknownConnection => 0x03,
+            CloseCode::ProtocolViolation => 0x04,
+            CloseCode::ServerShutdown => 0x05,
+            CloseCode::Refused => 0x06,
+            CloseCode::Other(b) => b,
+        }
+    }
+    /// The code for a byte.
+    pub fn from_byte(b: u8) -> CloseCode {
+        match b {
+            0x01 => CloseCode::Normal,
+            0x02 => CloseCode::IdleTimeout,
+            0x03 => CloseCode::UnknownConnection,
+            0x04 => CloseCode::ProtocolViolation,
+            0x05 => CloseCode::ServerShutdown,
+            0x06 => CloseCode::Refused,
+            other => CloseCode::Other(other),
+        }
+    }
+}
+
+/// One frame of a datagram, borrowing from the datagram's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// 0x01: every segment with a sequence number below `next_expected` was
+    /// received; bit *i* of `sack` (least significant bit of byte 0 first)
+    /// says segment `next_expected + 1 + i` was received too.
+    Ack {
+        /// Cumulative acknowledgement: the lowest sequence number not yet
+        /// received.
+        next_expected: u32,
+        /// Selective acknowledgement bitmap, at most [`MAX_SACK_BYTES`].
+        sack: &'a [u8],
+    },
+    /// 0x02: a piece of a reliable message.
+    Segment {
+        /// The segment's sequence number, from 0 per direction.
+        seq: u32,
+        /// Whether this segment ends a message.
+        end: bool,
+        /// At most [`MAX_SEGMENT_DATA`] bytes of the message.
+        data: &'a [u8],
+    },
+    /// 0x03: asks for an acknowledgement; keeps the connection alive.
+    Ping,
+    /// 0x04: the sender has abandoned the connection.
+    Close(CloseCode),
+}
+
+impl Frame<'_> {
+    /// Appends the frame to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            Frame::Ack {
+                next_expected,
+                sack,
+            } => {
+                debug_assert!(sack.len() <= MAX_SACK_BYTES);
+                out.push(frame_type::ACK);
+                out.extend_from_slice(&next_expected.to_be_bytes());
+                out.push(sack.len() as u8);
+                out.extend_from_slice(sack);
+            }
+            Frame::Segment { seq, end, data } => {
+                debug_assert!(data.len() <= MAX_SEGMENT_DATA);
+                out.push(frame_type::SEGMENT);
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.push(if end { SEGMENT_END } else { 0 });
+                out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                out.extend_from_slice(data);
+            }
+            Frame::Ping => out.push(frame_type::PING),
+            Frame::Close(code) => {
+                out.push(frame_type::CLOSE);
+                out.push(code.byte());
+            }
+        }
+    }
+
+    /// Bytes this frame takes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Frame::Ack { sack, .. } => 6 + sack.len(),
+            Frame::Segment { data, .. } => SEGMENT_OVERHEAD + data.len(),
+            Frame::Ping => 1,
+            Frame::Close(_) => 2,
+        }
+    }
+}
+
+/// Bytes a segment frame adds to its data.
+pub const SEGMENT_OVERHEAD: usize = 8;
+
+/// A decoded datagram: its header and an iterator over checked frames.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    /// The fixed header.
+    pub header: Header,
+    frames: &'a [u8],
+}
+
+impl<'a> Datagram<'a> {
+    /// Checks the whole datagram, header and every frame, so that iterating
+    /// [`Datagram::frames`] afterwards cannot fail.
+    pub fn decode(bytes: &'a [u8]) -> Result<Datagram<'a>, DecodeError> {
+        let header = Header::decode(bytes)?;
+        let frames = &bytes[HEADER_LEN..];
+        let mut n = 0usize;
+        let mut rest = frames;
+        while !rest.is_empty() {
+            let (frame, tail) = parse_frame(rest)?;
+            if frame.is_some() {
+                n += 1;
+            }
+            rest = tail;
+        }
+        if n == 0 {
+            return Err(DecodeError::MalformedFrame);
+        }
+        Ok(Datagram { header, frames })
+    }
+
+    /// The frames, in order; padding is skipped.
+    pub fn frames(&self) -> Frames<'a> {
+        Frames { rest: self.frames }
+    }
+}
+
+/// Iterator over the frames of a checked [`Datagram`].
+#[derive(Clone, Debug)]
+pub struct Frames<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+    fn next(&mut self) -> Option<Frame<'a>> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            // The datagram was checked in `Datagram::decode`; an error here
+            // cannot happen, and ends the iteration if it somehow did.
+            let (frame, tail) = parse_frame(self.rest).ok()?;
+            self.rest = tail;
+            if let Some(f) = frame {
+                return Some(f);
+            }
+        }
+    }
+}
+
+fn take(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), DecodeError> {
+    if bytes.len() < n {
+        Err(DecodeError::Truncated)
+    } else {
+        Ok(bytes.split_at(n))
+    }
+}
+
+fn be32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_be_bytes(a)
+}
+
+/// Parses one frame; `None` stands for padding (which runs to the end).
+fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> {
+    let (t, rest) = take(bytes, 1)?;
+    match t[0] {
+        frame_type::PADDING => {
+            if rest.iter().any(|&b| b != 0) {
+                return Err(DecodeError::MalformedFrame);
+            }
+            Ok((None, &[]))
+        }
+        frame_type::ACK => {
+            let (fixed, rest) = take(rest, 5)?;
+            let len = fixed[4] as usize;
+            if len > MAX_SACK_BYTES {
+                return Err(DecodeError::MalformedFrame);
+            }
+            let (sack, rest) = take(rest, len)?;
+            Ok((
+                Some(Frame::Ack {
+                    next_expected: be32(fixed),
+                    sack,
+                }),
+                rest,
+            ))
+        }
+        frame_type::SEGMENT => {
+            let (fixed, rest) = take(rest, 7)?;
+            let flags = fixed[4];
+            if flags & !SEGMENT_END != 0 {
+                return Err(DecodeError::MalformedFrame);
+            }
+            let len = u16::from_be_bytes([fixed[5], fixed[6]]) as usize;
+            if len > MAX_SEGMENT_DATA {
+                return Err(DecodeError::MalformedFrame);
+            }
+            let (data, rest) = take(rest, len)?;
+            Ok((
+                Some(Frame::Segment {
+                    seq: be32(fixed),
+                    end: flags & SEGMENT_END != 0,
+                    data,
+                }),
+                rest,
+            ))
+        }
+        frame_type::PING => Ok((Some(Frame::Ping), rest)),
+        frame_type::CLOSE => {
+            let (code, rest) = take(rest, 1)?;
+            Ok((Some(Frame::Close(CloseCode::from_byte(code[0]))), rest))
+        }
+        other => Err(DecodeError::UnknownFrame(other)),
+    }
+}
+
+/// Builds a datagram: header, then frames, within [`MAX_DATAGRAM`].
+#[derive(Debug)]
+pub struct DatagramBuilder {
+    buf: Vec<u8>,
+}
+
+impl DatagramBuilder {
+    /// Starts a datagram with `header` (its marker may be changed later
+    /// with [`DatagramBuilder::set_marker`]).
+    pub fn new(header: Header) -> Self {
+        let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+        header.encode(&mut buf);
+        DatagramBuilder { buf }
+    }
+    /// Bytes still free.
+    pub fn remaining(&self) -> usize {
+        MAX_DATAGRAM - self.buf.len()
+    }
+    /// Whether only the header was written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.len() == HEADER_LEN
+    }
+    /// Appends a frame if it fits; returns whether it did.
+    pub fn push(&mut self, frame: &Frame<'_>) -> bool {
+        if frame.encoded_len() > self.remaining() {
+            return false;
+        }
+        frame.encode(&mut self.buf);
+        true
+    }
+    /// Sets the type marker.
+    pub fn set_marker(&mut self, marker: Marker) {
+        self.buf[0] = marker.byte();
+    }
+    /// Pads with a padding frame to at least `len` bytes.
+    pub fn pad_to(&mut self, len: usize) {
+        let len = len.min(MAX_DATAGRAM);
+        if self.buf.len() < len {
+            self.buf.resize(len, frame_type::PADDING);
+        }
+    }
+    /// The finished datagram.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn header() -> Header {
+        Header {
+            marker: Marker::Command,
+            kind: PacketKind::Data,
+            connection_id: 0x0102_0304_0506_0708,
+            packet_number: 9,
+        }
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let mut out = Vec::new();
+        header().encode(&mut out);
+        assert_eq!(
+            out,
+            [b'C', 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 9].to_vec()
+        );
+        assert_eq!(Header::decode(&out), Ok(header()));
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let mut b = DatagramBuilder::new(header());
+        assert!(b.push(&Frame::Ack {
+            next_expected: 7,
+            sack: &[0b101]
+        }));
+        assert!(b.push(&Frame::Segment {
+            seq: 7,
+            end: true,
+            data: b"hello"
+        }));
+        assert!(b.push(&Frame::Ping));
+        assert!(b.push(&Frame::Close(CloseCode::IdleTimeout)));
+        b.pad_to(100);
+        let bytes = b.finish();
+        assert_eq!(bytes.len(), 100);
+        let d = Datagram::decode(&bytes).unwrap();
+        let frames: Vec<_> = d.frames().collect();
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Ack {
+                    next_expected: 7,
+                    sack: &[0b101]
+                },
+                Frame::Segment {
+                    seq: 7,
+                    end: true,
+                    data: b"hello"
+                },
+                Frame::Ping,
+                Frame::Close(CloseCode::IdleTimeout),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let mut ok = Vec::new();
+        header().encode(&mut ok);
+        ok.push(frame_type::PING);
+        assert!(Datagram::decode(&ok).is_ok());
+        assert_eq!(
+            Datagram::decode(&ok[..10]).unwrap_err(),
+            DecodeError::Truncated
+        );
+        let mut bad = ok.clone();
+        bad[0] = b'X';
+        assert_eq!(
+            Datagram::decode(&bad).unwrap_err(),
+            DecodeError::UnknownMarker(b'X')
+        );
+        let mut bad = ok.clone();
+        bad[1] = 2;
+        assert_eq!(
+            Datagram::decode(&bad).unwrap_err(),
+            DecodeError::UnknownVersion(2)
+        );
+        let mut bad = ok.clone();
+        bad[3] = 1;
+        assert_eq!(
+            Datagram::decode(&bad).unwrap_err(),
+            DecodeError::ReservedFlags(1)
+        );
+        let mut bad = ok.clone();
+        bad[16] = 0x77;
+        assert_eq!(
+            Datagram::decode(&bad).unwrap_err(),
+            DecodeError::UnknownFrame(0x77)
+        );
+        // Only a header: no frames at all.
+        assert_eq!(
+            Datagram::decode(&ok[..16]).unwrap_err(),
+            DecodeError::MalformedFrame
+        );
+        // A segment claiming more bytes than are there.
+        let mut bad = ok[..16].to_vec();
+        bad.extend_from_slice(&[frame_type::SEGMENT, 0, 0, 0, 0, 1, 0, 10, b'a']);
+        assert_eq!(Datagram::decode(&bad).unwrap_err(), DecodeError::Truncated);
+        // Non-zero padding.
+        let mut bad = ok[..16].to_vec();
+        bad.extend_from_slice(&[frame_type::PING, 0, 0, 1]);
+        assert_eq!(
+            Datagram::decode(&bad).unwrap_err(),
+            DecodeError::MalformedFrame
+        );
+        // Too large.
+        let big = vec![0u8; MAX_DATAGRAM + 1];
+        assert_eq!(Datagram::decode(&big).unwrap_err(), DecodeError::TooLarge);
+    }
+
+    #[test]
+    fn decoding_any_prefix_never_panics() {
+        let mut b = DatagramBuilder::new(header());
+        b.push(&Frame::Ack {
+            next_expected: 1,
+            sack: &[1, 2, 3],
+        });
+        b.push(&Frame::Segment {
+            seq: 1,
+            end: false,
+            data: &[9; 50],
+        });
+        let bytes = b.finish();
+        for n in 0..bytes.len() {
+            let _ = Datagram::decode(&bytes[..n]);
+        }
+    }
+}

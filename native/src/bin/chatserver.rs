@@ -1,0 +1,440 @@
+//! `chatserver`: the udpchat server. One UDP socket, accounts in a JSON
+//! file, password hashing on worker threads.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+use tracing::{debug, info, warn};
+use udpchat_core::reliable::ChannelConfig;
+use udpchat_core::server::{
+    DropReason, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
+};
+use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
+use udpchat_core::{Duration, wire};
+use udpchat_native::clock::Clock;
+use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
+use udpchat_native::store::UserStore;
+
+const AFTER_HELP: &str = "\
+Usernames: 1 to 32 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit;
+unique regardless of case. Messages: 1 to 60000 bytes of UTF-8 without control characters.
+Datagrams are at most 1200 bytes; longer messages are split and reassembled.
+
+Examples:
+  chatserver                          # port 65015 on all IPv4 addresses, users in ./chat_users.json
+  chatserver --bind :: 7000           # IPv6 (and IPv4 where the OS maps it), port 7000
+  chatserver --bind 127.0.0.1 0       # a free port on loopback; the address is printed on stdout
+  RUST_LOG=debug chatserver           # verbose log on stderr";
+
+/// The udpchat server: keeps accounts and relays public and direct messages
+/// over UDP.
+#[derive(Parser, Debug)]
+#[command(version, about, after_help = AFTER_HELP)]
+struct Args {
+    /// UDP port to listen on; 0 picks a free port.
+    #[arg(default_value_t = 65015, env = "CHAT_PORT")]
+    port: u16,
+    /// Address to bind (IPv4 or IPv6).
+    #[arg(long, default_value = "0.0.0.0", env = "CHAT_BIND")]
+    bind: IpAddr,
+    /// The user store (JSON, argon2id password hashes).
+    #[arg(long, default_value = "chat_users.json", env = "CHAT_USERS")]
+    users: PathBuf,
+    /// Most sessions at once, logged in or not.
+    #[arg(long, default_value_t = 10_000)]
+    max_sessions: usize,
+    /// Most password checks and registrations in flight.
+    #[arg(long, default_value_t = 256)]
+    max_pending_checks: usize,
+    /// Failed password attempts before a session is closed.
+    #[arg(long, default_value_t = 5)]
+    max_login_failures: u32,
+    /// Seconds without hearing from a client before it is dropped.
+    #[arg(long, default_value_t = 12)]
+    idle_timeout: u64,
+    /// Segments in flight per session (1 to 256).
+    #[arg(long, default_value_t = 64)]
+    window: u32,
+    /// Bytes queued to one session before it is disconnected as too slow.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_queued_bytes: usize,
+    /// Threads hashing passwords (default: one per core).
+    #[arg(long)]
+    hash_workers: Option<usize>,
+    /// Seconds between status lines in the log (0: never).
+    #[arg(long, default_value_t = 60)]
+    status_interval: u64,
+}
+
+enum Input {
+    Datagram(SocketAddr, Vec<u8>),
+    Stored(u64, Result<String, String>),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatserver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let store = UserStore::open(&args.users)
+        .with_context(|| format!("cannot use the user store {}", args.users.display()))?;
+    let users: Vec<UserRecord> = store
+        .users()
+        .iter()
+        .map(|u| UserRecord {
+            name: u.name.clone(),
+            password_hash: u.password_hash.clone(),
+        })
+        .collect();
+    info!(accounts = users.len(), path = %args.users.display(), "user store loaded");
+
+    let config = ServerConfig {
+        channel: ChannelConfig {
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            window: args.window,
+            max_queued_bytes: args.max_queued_bytes,
+            ..ChannelConfig::default()
+        },
+        max_sessions: args.max_sessions,
+        max_pending_checks: args.max_pending_checks,
+        max_login_failures: args.max_login_failures,
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config, users);
+
+    let socket = UdpSocket::bind(SocketAddr::new(args.bind, args.port))
+        .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
+    let local = socket.local_addr()?;
+    println!("listening on {local}");
+    info!(%local, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
+    let socket = Arc::new(socket);
+
+    let (in_tx, in_rx) = bounded::<Input>(8192);
+    spawn_receiver(socket.clone(), in_tx.clone())?;
+    let store_tx = spawn_store(store, in_tx)?;
+    let workers = match args.hash_workers.and_then(std::num::NonZeroUsize::new) {
+        Some(n) => PasswordWorkers::with_config(n, 1024)?,
+        None => PasswordWorkers::new()?,
+    };
+    let (sig_tx, sig_rx) = bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = sig_tx.try_send(());
+    })
+    .context("cannot install the Ctrl-C/SIGTERM handler")?;
+
+    let clock = Clock::new();
+    let mut driver = Driver {
+        socket: &socket,
+        workers: &workers,
+        store_tx: &store_tx,
+        registering: HashMap::new(),
+    };
+    let status_every = StdDuration::from_secs(args.status_interval);
+    let mut last_status = std::time::Instant::now();
+    let mut last_stats = *server.stats();
+    let mut shutdown_deadline: Option<std::time::Instant> = None;
+    loop {
+        driver.flush(&mut server, &clock);
+        if let Some(deadline) = shutdown_deadline
+            && (server.is_shut_down() || std::time::Instant::now() >= deadline)
+        {
+            info!("shut down; user store is on disk");
+            return Ok(());
+        }
+        let wait = server
+            .poll_timeout()
+            .map(|t| clock.until(t))
+            .unwrap_or(StdDuration::from_secs(1))
+            .min(StdDuration::from_secs(1));
+        select! {
+            recv(in_rx) -> input => {
+                let Ok(input) = input else { anyhow::bail!("receiver thread ended") };
+                driver.input(&mut server, &clock, input);
+                // Drain what else is queued before running timers.
+                for _ in 0..1024 {
+                    match in_rx.try_recv() {
+                        Ok(input) => driver.input(&mut server, &clock, input),
+                        Err(_) => break,
+                    }
+                }
+            }
+            recv(workers.results()) -> result => {
+                if let Ok(result) = result {
+                    driver.job_done(&mut server, &clock, result);
+                }
+            }
+            recv(sig_rx) -> _ => {
+                if shutdown_deadline.is_none() {
+                    info!(online = server.online_users().count(), "shutting down: telling clients");
+                    server.shutdown(clock.now());
+                    shutdown_deadline = Some(std::time::Instant::now() + StdDuration::from_secs(3));
+                }
+            }
+            default(wait) => {}
+        }
+        server.handle_timeout(clock.now());
+        if !status_every.is_zero() && last_status.elapsed() >= status_every {
+            let s = *server.stats();
+            let secs = last_status.elapsed().as_secs_f64();
+            info!(
+                online = server.online_users().count(),
+                sessions = server.session_count(),
+                msgs_per_sec = format!(
+                    "{:.1}",
+                    (s.public_messages + s.direct_messages
+                        - last_stats.public_messages
+                        - last_stats.direct_messages) as f64
+                        / secs
+                ),
+                deliveries_per_sec = format!(
+                    "{:.1}",
+                    (s.deliveries - last_stats.deliveries) as f64 / secs
+                ),
+                dropped_malformed = s.dropped_malformed - last_stats.dropped_malformed,
+                dropped_unknown = s.dropped_unknown - last_stats.dropped_unknown,
+                dropped_spoofed = s.dropped_spoofed - last_stats.dropped_spoofed,
+                dropped_refused = s.dropped_refused - last_stats.dropped_refused,
+                "status"
+            );
+            last_stats = s;
+            last_status = std::time::Instant::now();
+        }
+    }
+}
+
+struct Driver<'a> {
+    socket: &'a UdpSocket,
+    workers: &'a PasswordWorkers,
+    store_tx: &'a Sender<(u64, String, String)>,
+    /// Registrations being hashed: request id to username.
+    registering: HashMap<u64, String>,
+}
+
+impl Driver<'_> {
+    fn input(&mut self, server: &mut Server, clock: &Clock, input: Input) {
+        match input {
+            Input::Datagram(from, bytes) => server.handle_datagram(clock.now(), from, &bytes),
+            Input::Stored(id, result) => {
+                server.handle_response(clock.now(), Response::Registered { id, result })
+            }
+        }
+    }
+
+    fn job_done(&mut self, server: &mut Server, clock: &Clock, result: JobResult) {
+        match result {
+            JobResult::Verified { id, ok } => {
+                server.handle_response(clock.now(), Response::Verified { id, ok })
+            }
+            JobResult::Hashed { id, result } => {
+                let Some(name) = self.registering.remove(&id) else {
+                    return;
+                };
+                match result {
+                    // The account is acknowledged only once it is on disk:
+                    // the store thread answers with `Input::Stored`.
+                    Ok(hash) => {
+                        if self.store_tx.send((id, name, hash)).is_err() {
+                            server.handle_response(
+                                clock.now(),
+                                Response::Registered {
+                                    id,
+                                    result: Err("user store unavailable".into()),
+                                },
+                            );
+                        }
+                    }
+                    Err(e) => server
+                        .handle_response(clock.now(), Response::Registered { id, result: Err(e) }),
+                }
+            }
+        }
+    }
+
+    /// Performs everything the server has queued: datagrams, jobs, log lines.
+    fn flush(&mut self, server: &mut Server, clock: &Clock) {
+        loop {
+            let mut progress = false;
+            while let Some(t) = server.poll_transmit(clock.now()) {
+                progress = true;
+                if let Err(e) = self.socket.send_to(&t.bytes, t.to) {
+                    debug!(to = %t.to, error = %e, "send failed");
+                }
+            }
+            while let Some(request) = server.poll_request() {
+                progress = true;
+                let (id, job) = match request {
+                    Request::Register {
+                        id,
+                        username,
+                        password,
+                    } => {
+                        self.registering.insert(id, username);
+                        (id, Job::Hash { id, password })
+                    }
+                    Request::Verify {
+                        id,
+                        password,
+                        password_hash,
+                        ..
+                    } => (
+                        id,
+                        Job::Verify {
+                            id,
+                            password,
+                            phc: password_hash,
+                        },
+                    ),
+                };
+                if self.workers.submit(job).is_err() {
+                    warn!("password queue full; refusing a login");
+                    let response = if self.registering.remove(&id).is_some() {
+                        Response::Registered {
+                            id,
+                            result: Err("server busy".into()),
+                        }
+                    } else {
+                        Response::Verified { id, ok: false }
+                    };
+                    server.handle_response(clock.now(), response);
+                }
+            }
+            while let Some(event) = server.poll_event() {
+                progress = true;
+                log_event(event);
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+}
+
+fn log_event(event: ServerEvent) {
+    match event {
+        ServerEvent::SessionOpened {
+            connection_id,
+            addr,
+        } => debug!(conn = format!("{connection_id:016x}"), %addr, "session opened"),
+        ServerEvent::LoggedIn {
+            user,
+            addr,
+            new_user,
+        } => info!(%user, %addr, new_user, "logged in"),
+        ServerEvent::LoginFailed { user, addr, reason } => {
+            info!(%user, %addr, ?reason, "login failed")
+        }
+        ServerEvent::LoggedOut { user, reason } => info!(%user, reason, "logged out"),
+        ServerEvent::SessionClosed {
+            connection_id,
+            error,
+        } => debug!(
+            conn = format!("{connection_id:016x}"),
+            ?error,
+            "session closed"
+        ),
+        ServerEvent::Dropped { from, reason } => match reason {
+            DropReason::Malformed(e) => debug!(%from, error = %e, "dropped malformed datagram"),
+            other => debug!(%from, reason = ?other, "dropped datagram"),
+        },
+        ServerEvent::ClientError {
+            connection_id,
+            code,
+        } => debug!(
+            conn = format!("{connection_id:016x}"),
+            ?code,
+            "refused a request"
+        ),
+    }
+}
+
+fn spawn_receiver(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> {
+    thread::Builder::new()
+        .name("udp-recv".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if n > wire::MAX_DATAGRAM {
+                            debug!(%from, len = n, "dropped oversized datagram");
+                            continue;
+                        }
+                        // A full queue drops the datagram, as a full socket
+                        // buffer would: the sender retransmits.
+                        if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
+                            tx.try_send(Input::Datagram(from, buf[..n].to_vec()))
+                        {
+                            return;
+                        }
+                    }
+                    // On Windows an ICMP port-unreachable for an earlier send
+                    // surfaces here as WSAECONNRESET; on Linux as
+                    // ECONNREFUSED for connected sockets. Neither ends the
+                    // server.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::ConnectionReset
+                                | std::io::ErrorKind::ConnectionRefused
+                                | std::io::ErrorKind::Interrupted
+                                | std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => {
+                        warn!(error = %e, "receive failed");
+                        thread::sleep(StdDuration::from_millis(10));
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The thread that writes the user store: registrations are written one at a
+/// time, each durably before it is acknowledged.
+fn spawn_store(mut store: UserStore, tx: Sender<Input>) -> Result<Sender<(u64, String, String)>> {
+    let (store_tx, store_rx): (Sender<(u64, String, String)>, Receiver<_>) = bounded(1024);
+    thread::Builder::new()
+        .name("user-store".into())
+        .spawn(move || {
+            for (id, name, hash) in store_rx {
+                let created = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let result = store
+                    .add(&name, &hash, created)
+                    .map(|()| hash)
+                    .map_err(|e| {
+                        warn!(error = %e, "could not store a new account");
+                        e.to_string()
+                    });
+                if tx.send(Input::Stored(id, result)).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(store_tx)
+}

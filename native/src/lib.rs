@@ -1,0 +1,7 @@
+//! The native drivers of udpchat: the user store, password workers, and the
+//! pieces shared by `chatserver` and `chatclient`.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod passwords;
+pub mod store;

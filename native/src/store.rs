@@ -1,0 +1,685 @@
+//! The user store: `chat_users.json`.
+//!
+//! # File format (version 1)
+//!
+//! A single UTF-8 JSON object:
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "users": [
+//!     {
+//!       "name": "alice",
+//!       "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>",
+//!       "created": 1700000000
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! * `version` — the format version, a JSON integer. This build reads and
+//!   writes only `1`; any other value (or none) is refused.
+//! * `users` — the registered users, in registration order.
+//! * `name` — the user name exactly as it was registered. Names are unique
+//!   *case-insensitively*, comparing ASCII letters without regard to case
+//!   (`Alice` and `alice` are the same user; other characters compare as
+//!   bytes).
+//! * `password_hash` — the password as an argon2id hash in PHC string format
+//!   (see [`crate::passwords`]). Passwords are never stored in clear.
+//! * `created` — when the user registered, in seconds since the Unix epoch, as
+//!   a JSON integer.
+//!
+//! Unknown fields are refused, both at the top level and in user records, so
+//! that a rewrite can never silently drop data this build does not understand;
+//! a future incompatible layout bumps `version`. The writer emits the object
+//! pretty-printed with a trailing newline; any JSON whitespace is accepted.
+//!
+//! # Safety of the file
+//!
+//! * A missing file is an empty store. The file is created on the first
+//!   registration, not when the store is opened.
+//! * A file that exists but cannot be read, is not valid JSON, does not match
+//!   the layout above, names a user twice, or has another `version` makes
+//!   [`UserStore::open`] fail with a message naming the file and the problem.
+//!   Such a file is never overwritten: the operator fixes or moves it.
+//! * Every change rewrites the whole file atomically: the new content goes to
+//!   a temporary file in the same directory
+//!   (`.chat_users.json.tmp-<pid>-<n>`), which is flushed to disk
+//!   (`fsync`), then renamed over the store; on Unix the directory is then
+//!   flushed too. A crash at any instant leaves either the old or the new
+//!   file, never a mix; a leftover temporary file is ignored when loading.
+//!   [`UserStore::add`] returns only once the new file is durable, so an
+//!   acknowledged registration is never lost.
+//! * On Unix the file is created with mode `0600` (owner read/write only).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// The only file format version this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// One registered user, as stored in the file.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRecord {
+    /// The user name as registered (case preserved).
+    pub name: String,
+    /// The argon2id password hash, a PHC string.
+    pub password_hash: String,
+    /// Registration time, seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl fmt::Debug for UserRecord {
+    // The hash is not secret in the way a password is, but it has no
+    // business in logs either.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// Everything that can go wrong with the user store.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store file exists but could not be read (permissions, it is a
+    /// directory, an I/O error, …).
+    Read {
+        /// The store file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The store file is not valid JSON or does not have the expected layout.
+    Parse {
+        /// The store file.
+        path: PathBuf,
+        /// The decoder's error, with line and column.
+        source: serde_json::Error,
+    },
+    /// The store file has no `version` field, or one this build does not
+    /// understand.
+    UnsupportedVersion {
+        /// The store file.
+        path: PathBuf,
+        /// The `version` value found, as JSON text (`None` when absent).
+        found: Option<String>,
+    },
+    /// The store file lists the same user name twice (compared
+    /// case-insensitively).
+    DuplicateInFile {
+        /// The store file.
+        path: PathBuf,
+        /// The second occurrence of the name.
+        name: String,
+    },
+    /// [`UserStore::add`] was given a name that is already registered
+    /// (compared case-insensitively).
+    NameTaken {
+        /// The name as it is already registered.
+        existing: String,
+    },
+    /// Writing the new store file failed. The user was not added: the
+    /// in-memory store is unchanged and the file still holds the previous
+    /// content.
+    Write {
+        /// The store file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A previous write failed after the new file was already in place, and
+    /// restoring the previous content failed as well, so the file's content is
+    /// unknown. The store refuses further changes; reopen it to recover.
+    Poisoned {
+        /// The store file.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, source } => {
+                write!(f, "cannot read user store {}: {source}", path.display())
+            }
+            Self::Parse { path, source } => write!(
+                f,
+                "user store {} is corrupt or not a user store ({source}); \
+                 it is left untouched: fix or move it away",
+                path.display()
+            ),
+            Self::UnsupportedVersion {
+                path,
+                found: Some(found),
+            } => write!(
+                f,
+                "user store {} has format version {found}, this build understands only \
+                 version {FORMAT_VERSION}; it is left untouched",
+                path.display()
+            ),
+            Self::UnsupportedVersion { path, found: None } => write!(
+                f,
+                "user store {} has no \"version\" field; it is left untouched",
+                path.display()
+            ),
+            Self::DuplicateInFile { path, name } => write!(
+                f,
+                "user store {} lists the user {name:?} more than once (names are \
+                 case-insensitive); it is left untouched: fix it by hand",
+                path.display()
+            ),
+            Self::NameTaken { existing } => {
+                write!(f, "the user name {existing:?} is already registered")
+            }
+            Self::Write { path, source } => {
+                write!(f, "cannot write user store {}: {source}", path.display())
+            }
+            Self::Poisoned { path } => write!(
+                f,
+                "user store {} is in an unknown state after a failed write; \
+                 restart to reload it",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } | Self::Write { source, .. } => Some(source),
+            Self::Parse { source, .. } => Some(source),
+            Self::UnsupportedVersion { .. }
+            | Self::DuplicateInFile { .. }
+            | Self::NameTaken { .. }
+            | Self::Poisoned { .. } => None,
+        }
+    }
+}
+
+/// The registered users, backed by a JSON file (see the [module docs](self)).
+///
+/// All reads are served from memory; [`add`](Self::add) blocks on disk I/O
+/// (including `fsync`), so an event loop should call it from a worker thread.
+#[derive(Debug)]
+pub struct UserStore {
+    path: PathBuf,
+    users: Vec<UserRecord>,
+    /// ASCII-lowercased name → index into `users`.
+    index: HashMap<String, usize>,
+    poisoned: bool,
+}
+
+/// The whole file, version 1, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    #[allow(dead_code)] // checked before this is decoded
+    version: u64,
+    users: Vec<UserRecord>,
+}
+
+/// The whole file, version 1, as written.
+#[derive(Serialize)]
+struct FileV1Ref<'a> {
+    version: u64,
+    users: &'a [UserRecord],
+}
+
+impl UserStore {
+    /// Opens the store at `path`.
+    ///
+    /// A missing file is an empty store (nothing is created until the first
+    /// [`add`](Self::add)). Any other problem — unreadable file, invalid JSON,
+    /// unexpected layout, unknown version, duplicate names — is an error, and
+    /// the file is left as it is.
+    pub fn open(path: &Path) -> Result<UserStore, StoreError> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(UserStore {
+                    path: path.to_path_buf(),
+                    users: Vec::new(),
+                    index: HashMap::new(),
+                    poisoned: false,
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let parse_error = |source| StoreError::Parse {
+            path: path.to_path_buf(),
+            source,
+        };
+        // First the syntax and the version, so that a file of another version
+        // is reported as such rather than as a layout mismatch.
+        let probe: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(parse_error)?;
+        match probe.get("version") {
+            Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
+            other => {
+                return Err(StoreError::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found: other.map(ToString::to_string),
+                });
+            }
+        }
+        let file: FileV1 = serde_json::from_slice(&bytes).map_err(parse_error)?;
+        let mut index = HashMap::with_capacity(file.users.len());
+        for (i, user) in file.users.iter().enumerate() {
+            if index.insert(fold(&user.name), i).is_some() {
+                return Err(StoreError::DuplicateInFile {
+                    path: path.to_path_buf(),
+                    name: user.name.clone(),
+                });
+            }
+        }
+        Ok(UserStore {
+            path: path.to_path_buf(),
+            users: file.users,
+            index,
+            poisoned: false,
+        })
+    }
+
+    /// The store file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All registered users, in registration order.
+    pub fn users(&self) -> &[UserRecord] {
+        &self.users
+    }
+
+    /// The number of registered users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether no user is registered.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Looks a user up by name, case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&UserRecord> {
+        self.index.get(&fold(name)).map(|&i| &self.users[i])
+    }
+
+    /// Registers a user and makes it durable before returning.
+    ///
+    /// Fails with [`StoreError::NameTaken`] if the name is already registered
+    /// (case-insensitively), and with [`StoreError::Write`] if the file could
+    /// not be written; in both cases nothing changed, in memory or on disk.
+    /// Blocks on disk I/O.
+    pub fn add(
+        &mut self,
+        name: &str,
+        password_hash: &str,
+        created_unix: u64,
+    ) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        let key = fold(name);
+        if let Some(&i) = self.index.get(&key) {
+            return Err(StoreError::NameTaken {
+                existing: self.users[i].name.clone(),
+            });
+        }
+        self.users.push(UserRecord {
+            name: name.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created: created_unix,
+        });
+        match write_atomically(&self.path, &encode(&self.users)) {
+            Ok(()) => {
+                self.index.insert(key, self.users.len() - 1);
+                Ok(())
+            }
+            Err(failure) => {
+                self.users.pop();
+                if failure.replaced {
+                    // The new file is in place but not known to be durable:
+                    // put the previous content back so disk matches memory.
+                    if write_atomically(&self.path, &encode(&self.users)).is_err() {
+                        self.poisoned = true;
+                    }
+                }
+                Err(StoreError::Write {
+                    path: self.path.clone(),
+                    source: failure.error,
+                })
+            }
+        }
+    }
+}
+
+/// The case-insensitive key of a name.
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn encode(users: &[UserRecord]) -> Vec<u8> {
+    let file = FileV1Ref {
+        version: FORMAT_VERSION,
+        users,
+    };
+    // Serializing plain strings and integers into memory cannot fail.
+    let mut bytes = serde_json::to_vec_pretty(&file).expect("user store serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A failed [`write_atomically`].
+struct WriteFailure {
+    error: io::Error,
+    /// Whether the target had already been replaced by the new content when
+    /// the failure happened (only the directory flush failed).
+    replaced: bool,
+}
+
+/// Distinguishes the temporary files of concurrent writes within a process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new
+/// content, and returns once the new content is durable.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
+    let not_replaced = |error| WriteFailure {
+        error,
+        replaced: false,
+    };
+    let dir = parent_dir(path);
+    let file_name = path.file_name().ok_or_else(|| {
+        not_replaced(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the store path has no file name",
+        ))
+    })?;
+    let temp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = create_private(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(error) = written {
+        // Best effort: the temporary file may not exist at all.
+        let _ = fs::remove_file(&temp);
+        return Err(not_replaced(error));
+    }
+    sync_dir(dir).map_err(|error| WriteFailure {
+        error,
+        replaced: true,
+    })
+}
+
+/// The directory holding `path`; `.` for a bare file name.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates a new file that only its owner can read and write.
+fn create_private(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Makes a rename in `dir` durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file to flush it; the rename is as
+/// durable as NTFS makes it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+    fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("chat_users.json")
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let store = UserStore::open(&path).unwrap();
+        assert!(store.is_empty());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("Alice", HASH, 1_700_000_000).unwrap();
+        store.add("bob", "$argon2id$other", 1_700_000_001).unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.get("alice").unwrap().name, "Alice");
+        assert_eq!(store.get("BOB").unwrap().password_hash, "$argon2id$other");
+        assert!(store.get("carol").is_none());
+
+        let reopened = UserStore::open(&path).unwrap();
+        assert_eq!(reopened.users(), store.users());
+        assert_eq!(reopened.users()[0].created, 1_700_000_000);
+        assert_eq!(reopened.get("ALICE").unwrap().name, "Alice");
+
+        // The documented layout, field for field.
+        let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"version": 1, "users": [
+                {"name": "Alice", "password_hash": HASH, "created": 1_700_000_000u64},
+                {"name": "bob", "password_hash": "$argon2id$other", "created": 1_700_000_001u64},
+            ]})
+        );
+    }
+
+    #[test]
+    fn reads_compact_documented_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        fs::write(
+            &path,
+            format!(r#"{{"version":1,"users":[{{"name":"alice","password_hash":"{HASH}","created":5}}]}}"#),
+        )
+        .unwrap();
+        let store = UserStore::open(&path).unwrap();
+        assert_eq!(store.users()[0].name, "alice");
+        assert_eq!(store.users()[0].created, 5);
+    }
+
+    #[test]
+    fn duplicate_rejected_case_insensitively() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("alice", HASH, 1).unwrap();
+        let before = fs::read(&path).unwrap();
+        match store.add("ALICE", HASH, 2) {
+            Err(StoreError::NameTaken { existing }) => assert_eq!(existing, "alice"),
+            other => panic!("expected NameTaken, got {other:?}"),
+        }
+        assert_eq!(store.len(), 1);
+        assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        for bytes in [
+            &b"{\"version\":1,\"users\":[{\"name\":\"al"[..],
+            b"",
+            b"\xff\xfe not utf-8",
+            b"[]",
+            b"{\"version\":1,\"users\":[{\"name\":\"a\"}]}",
+            b"{\"version\":1,\"users\":[],\"extra\":true}",
+        ] {
+            fs::write(&path, bytes).unwrap();
+            let err = UserStore::open(&path).unwrap_err();
+            assert!(matches!(err, StoreError::Parse { .. }), "{err:?}");
+            let message = err.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert_eq!(fs::read(&path).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn duplicate_in_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let bytes = format!(
+            r#"{{"version":1,"users":[
+                {{"name":"bob","password_hash":"{HASH}","created":1}},
+                {{"name":"Bob","password_hash":"{HASH}","created":2}}]}}"#
+        );
+        fs::write(&path, &bytes).unwrap();
+        let err = UserStore::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::DuplicateInFile { name, .. } if name == "Bob"),
+            "{err:?}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), bytes.as_bytes());
+    }
+
+    #[test]
+    fn unknown_or_missing_version_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        for (bytes, found) in [
+            (&b"{\"version\":2,\"users\":[]}"[..], Some("2")),
+            (b"{\"version\":\"1\",\"users\":[]}", Some("\"1\"")),
+            (b"{\"users\":[]}", None),
+        ] {
+            fs::write(&path, bytes).unwrap();
+            let err = UserStore::open(&path).unwrap_err();
+            match &err {
+                StoreError::UnsupportedVersion { found: f, .. } => {
+                    assert_eq!(f.as_deref(), found)
+                }
+                other => panic!("expected UnsupportedVersion, got {other:?}"),
+            }
+            assert!(err.to_string().contains(&path.display().to_string()));
+            assert_eq!(fs::read(&path).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        fs::create_dir(&path).unwrap();
+        let err = UserStore::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn leftover_temp_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("alice", HASH, 1).unwrap();
+        // A crash between writing the temporary file and the rename.
+        let temp = dir.path().join(".chat_users.json.tmp-99999-0");
+        fs::write(&temp, b"{\"version\":1,\"users\":[{\"name\":\"half").unwrap();
+
+        let mut reopened = UserStore::open(&path).unwrap();
+        assert_eq!(reopened.users(), store.users());
+        reopened.add("bob", HASH, 2).unwrap();
+        assert_eq!(UserStore::open(&path).unwrap().len(), 2);
+        // No temporary file of ours is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn failed_write_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let path = sub.join("chat_users.json");
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("alice", HASH, 1).unwrap();
+        // Make the rename impossible: the target becomes a non-empty directory.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("keep"), b"x").unwrap();
+
+        let err = store.add("bob", HASH, 2).unwrap_err();
+        assert!(matches!(err, StoreError::Write { .. }), "{err:?}");
+        assert_eq!(store.len(), 1);
+        assert!(store.get("bob").is_none());
+        // The temporary file was cleaned up.
+        assert_eq!(fs::read_dir(&sub).unwrap().count(), 1);
+
+        // Once the obstacle is gone, the name is free again.
+        fs::remove_dir_all(&path).unwrap();
+        store.add("bob", HASH, 2).unwrap();
+        assert_eq!(UserStore::open(&path).unwrap().len(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("alice", HASH, 1).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn bare_file_name_lives_in_current_directory() {
+        assert_eq!(parent_dir(Path::new("chat_users.json")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("/var/x.json")), Path::new("/var"));
+        assert!(write_atomically(Path::new(""), b"{}").is_err());
+    }
+}
