@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh machine: the Rust targets and
+# components. Idempotent; safe to run every time.
+set -euo pipefail
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-wasip2 wasm32-unknown-unknown
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "cargo-nextest not found: tests will run with cargo test" >&2
+fi
