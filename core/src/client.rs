@@ -9,20 +9,31 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::crypto::{self, Initiator, KEY_LEN, ReplayWindow, Rng, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
     self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, Operation, ServerMessage,
     TextError, UsernameError, validate_text, validate_username,
 };
 use crate::time::{Duration, Instant};
-use crate::wire::{CloseCode, Datagram, Marker, PacketKind};
+use crate::wire::{
+    COOKIE_LEN, CloseCode, Datagram, HEADER_LEN, Header, Initial, Marker, PacketKind,
+    RESET_TOKEN_LEN,
+};
 
-/// Timers and limits of a client.
+/// Timers, limits and trust of a client.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// The channel's timers and limits; the client default keeps the
-    /// connection alive with a PING after 1 s without sending.
+    /// connection alive with a PING after 1 s without sending. The
+    /// handshake is retransmitted from `initial_rto` doubling up to
+    /// `max_rto`, and abandoned after `idle_timeout`.
     pub channel: ChannelConfig,
+    /// The server's public key, if known (pinned): a server that proves
+    /// another key is refused with [`CloseReason::ServerKeyMismatch`]. When
+    /// `None`, the key is trusted on first use and reported with
+    /// [`ClientEvent::ServerKey`] for the driver to remember.
+    pub server_key: Option<[u8; KEY_LEN]>,
 }
 
 impl Default for ClientConfig {
@@ -32,6 +43,7 @@ impl Default for ClientConfig {
                 keepalive: Some(Duration::from_secs(1)),
                 ..ChannelConfig::default()
             },
+            server_key: None,
         }
     }
 }
@@ -47,6 +59,13 @@ pub enum CloseReason {
     ServerClosed(CloseCode),
     /// The server stopped answering.
     ServerLost(ChannelError),
+    /// The server proved a different key than the pinned one.
+    ServerKeyMismatch {
+        /// The pinned key.
+        expected: [u8; KEY_LEN],
+        /// The key the server proved.
+        actual: [u8; KEY_LEN],
+    },
 }
 
 impl fmt::Display for CloseReason {
@@ -64,6 +83,13 @@ impl fmt::Display for CloseReason {
                 write!(f, "the server closed the connection ({code:?})")
             }
             CloseReason::ServerLost(e) => write!(f, "lost the server: {e}"),
+            CloseReason::ServerKeyMismatch { expected, actual } => write!(
+                f,
+                "THE SERVER'S KEY HAS CHANGED: expected {}, got {}. Someone may be \
+                 impersonating the server, or it was reinstalled; refusing to connect",
+                crypto::Hex(expected),
+                crypto::Hex(actual)
+            ),
         }
     }
 }
@@ -71,6 +97,9 @@ impl fmt::Display for CloseReason {
 /// Something that happened, for the user interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientEvent {
+    /// The handshake proved the server holds this key (the pinned one, if
+    /// any); a driver that trusts on first use remembers it.
+    ServerKey([u8; KEY_LEN]),
     /// The server asks for the password; `new_user` says whether it will
     /// register a new account.
     PasswordRequired {
@@ -175,6 +204,22 @@ impl fmt::Display for CommandError {
     }
 }
 
+#[derive(Debug)]
+enum Phase {
+    Handshaking {
+        initiator: Initiator,
+        cookie: Option<[u8; COOKIE_LEN]>,
+        send_at: Instant,
+        interval: Duration,
+        deadline: Instant,
+    },
+    Established {
+        transport: Transport,
+        replay: ReplayWindow,
+        reset_token: [u8; RESET_TOKEN_LEN],
+    },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
     Connecting,
@@ -187,37 +232,65 @@ enum State {
 /// A client's state machine.
 #[derive(Debug)]
 pub struct Client {
+    config: ClientConfig,
+    connection_id: u64,
+    phase: Phase,
     channel: Channel,
     state: State,
-    established: bool,
     name: String,
     events: VecDeque<ClientEvent>,
 }
 
 impl Client {
-    /// Starts a session as `username`: the first datagram (the username,
-    /// padded to an Initial) is ready at once. `connection_id` must be
-    /// random.
+    /// Starts a session as `username`: the first datagram (an Initial with
+    /// the handshake's first message) is ready at once. `random` must be 32
+    /// bytes from the OS: the connection id and the ephemeral key come from
+    /// it.
     pub fn new(
         now: Instant,
         config: ClientConfig,
-        connection_id: u64,
+        random: [u8; 32],
         username: &str,
     ) -> Result<Client, UsernameError> {
         validate_username(username)?;
-        let mut channel = Channel::new(config.channel, connection_id, PacketKind::Initial, now);
+        let mut rng = Rng::from_seed(random);
+        let connection_id = rng.next_u64();
+        // Building a Noise initiator with valid constant parameters and a
+        // seeded generator does not fail.
+        let initiator =
+            Initiator::new(connection_id, rng.seed()).map_err(|_| UsernameError::Empty)?;
+        let mut channel = Channel::new(config.channel.clone(), connection_id, now);
         let msg = session::encode(&ClientMessage::User {
             name: username.to_string(),
         });
-        // A username message is far below every limit of a new channel.
+        // A username message is far below every limit of a new channel; it
+        // waits in the channel until the handshake is done.
         let _ = channel.send(Marker::Command, &msg);
         Ok(Client {
+            phase: Phase::Handshaking {
+                initiator,
+                cookie: None,
+                send_at: now,
+                interval: config.channel.initial_rto,
+                deadline: now + config.channel.idle_timeout,
+            },
+            config,
+            connection_id,
             channel,
             state: State::Connecting,
-            established: false,
             name: username.to_string(),
             events: VecDeque::new(),
         })
+    }
+
+    /// The connection id (random, chosen at start).
+    pub fn connection_id(&self) -> u64 {
+        self.connection_id
+    }
+
+    /// Whether the handshake is done.
+    pub fn is_established(&self) -> bool {
+        matches!(self.phase, Phase::Established { .. })
     }
 
     /// The username (as the server spells it once it has answered).
@@ -323,41 +396,133 @@ impl Client {
         self.send(&ClientMessage::Who)
     }
 
-    /// Handles a datagram from the server. Datagrams of other connections
-    /// and malformed ones are ignored.
+    /// Handles a datagram from the server. Datagrams of other connections,
+    /// malformed, unauthenticated or replayed ones are ignored.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
-        let Ok(datagram) = Datagram::decode(bytes) else {
+        let Ok(header) = Header::decode(bytes) else {
             return;
         };
-        if datagram.header.connection_id != self.channel.connection_id() {
+        if header.connection_id != self.connection_id || matches!(self.state, State::Closed(_)) {
             return;
         }
-        if !self.established {
-            self.established = true;
-            self.channel.set_kind(PacketKind::Data);
+        let body = &bytes[HEADER_LEN..];
+        match (&mut self.phase, header.kind) {
+            (
+                Phase::Handshaking {
+                    cookie, send_at, ..
+                },
+                PacketKind::Retry,
+            ) => {
+                if let Ok(c) = <[u8; COOKIE_LEN]>::try_from(body) {
+                    *cookie = Some(c);
+                    *send_at = now;
+                }
+            }
+            (Phase::Handshaking { initiator, .. }, PacketKind::Handshake) => {
+                let Ok(est) = initiator.finish(body) else {
+                    return;
+                };
+                if let Some(expected) = self.config.server_key
+                    && !crypto::ct_eq(&expected, &est.server_key)
+                {
+                    self.close(CloseReason::ServerKeyMismatch {
+                        expected,
+                        actual: est.server_key,
+                    });
+                    return;
+                }
+                self.events
+                    .push_back(ClientEvent::ServerKey(est.server_key));
+                self.phase = Phase::Established {
+                    transport: est.transport,
+                    replay: ReplayWindow::default(),
+                    reset_token: est.reset_token,
+                };
+                self.channel.restart(now);
+            }
+            (
+                Phase::Established {
+                    transport, replay, ..
+                },
+                PacketKind::Data,
+            ) => {
+                let Ok(plain) = transport.open(bytes) else {
+                    return;
+                };
+                if !replay.is_fresh(header.packet_number) {
+                    return;
+                }
+                replay.record(header.packet_number);
+                let Ok(datagram) = Datagram::decode(&plain) else {
+                    return;
+                };
+                self.channel.handle_frames(now, datagram.frames());
+                self.process();
+            }
+            (Phase::Established { reset_token, .. }, PacketKind::Reset)
+                if crypto::ct_eq(reset_token, body) =>
+            {
+                self.close(CloseReason::ServerClosed(CloseCode::UnknownConnection));
+            }
+            _ => {}
         }
-        self.channel.handle_frames(now, datagram.frames());
-        self.process();
     }
 
     /// Handles expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.channel.handle_timeout(now);
-        self.process();
+        match &self.phase {
+            Phase::Handshaking { deadline, .. } => {
+                if now >= *deadline {
+                    self.close(CloseReason::ServerLost(ChannelError::IdleTimeout));
+                }
+            }
+            Phase::Established { .. } => {
+                self.channel.handle_timeout(now);
+                self.process();
+            }
+        }
     }
 
     /// The next datagram for the server. Call until `None` after every
     /// input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.channel.poll_transmit(now)
+        match &mut self.phase {
+            Phase::Handshaking {
+                initiator,
+                cookie,
+                send_at,
+                interval,
+                ..
+            } => {
+                if matches!(self.state, State::Closed(_)) || now < *send_at {
+                    return None;
+                }
+                *send_at = now + *interval;
+                *interval = (*interval + *interval).min(self.config.channel.max_rto);
+                let initial = Initial {
+                    cookie: cookie.as_ref().map(|c| &c[..]),
+                    msg1: initiator.msg1(),
+                };
+                Some(initial.encode(self.connection_id))
+            }
+            Phase::Established { transport, .. } => {
+                let plain = self.channel.poll_transmit(now)?;
+                transport.seal(&plain).ok()
+            }
+        }
     }
 
     /// The next deadline for [`Client::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            State::Closed(_) => None,
-            _ => self.channel.poll_timeout(),
+        if matches!(self.state, State::Closed(_)) {
+            return None;
+        }
+        match &self.phase {
+            Phase::Handshaking {
+                send_at, deadline, ..
+            } => Some((*send_at).min(*deadline)),
+            Phase::Established { .. } => self.channel.poll_timeout(),
         }
     }
 

@@ -21,6 +21,8 @@
 //! # Layers
 //!
 //! * [`wire`]: the datagram (16-byte header, frames), at most 1200 bytes.
+//! * [`crypto`]: the Noise handshake, sealed datagrams, replay window,
+//!   address cookies.
 //! * [`reliable`]: per-peer reliable, ordered, exactly-once messages.
 //! * [`session`]: the JSON messages of login, PM, DM, EX and presence.
 //! * [`server`], [`client`]: the two endpoints; [`ui`]: the line console.
@@ -30,6 +32,7 @@
 //! A server and a client connected in memory, with a fake password hasher:
 //!
 //! ```
+//! use udpchat_core::crypto::StaticKey;
 //! use udpchat_core::server::{Request, Response, Server, ServerConfig};
 //! use udpchat_core::ui::{Console, ConsoleConfig, ConsoleOutput};
 //! use udpchat_core::{Duration, Instant};
@@ -39,8 +42,10 @@
 //! let _server_addr: SocketAddr = "127.0.0.1:65015".parse().unwrap();
 //! let client_addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
 //! let mut now = Instant::ZERO;
-//! let mut server = Server::new(ServerConfig::default(), []);
-//! let mut console = Console::new(now, ConsoleConfig::default(), 0x1234, "alice").unwrap();
+//! // Keys and randomness come from the driver (here: fixed bytes).
+//! let key = StaticKey::from_private([7; 32]);
+//! let mut server = Server::new(ServerConfig::default(), [], key, [1; 32]);
+//! let mut console = Console::new(now, ConsoleConfig::default(), [2; 32], "alice").unwrap();
 //! let mut screen = Vec::new();
 //!
 //! for step in 0..50 {
@@ -66,7 +71,7 @@
 //!         match out {
 //!             ConsoleOutput::NeedPassword { .. } => console.submit_password(now, "secret"),
 //!             ConsoleOutput::Line(l) => screen.push(l),
-//!             ConsoleOutput::Prompt(_) => {}
+//!             ConsoleOutput::Prompt(_) | ConsoleOutput::ServerKey(_) => {}
 //!         }
 //!     }
 //!     if step == 10 {
@@ -89,6 +94,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod crypto;
 pub mod reliable;
 pub mod server;
 pub mod session;

@@ -26,8 +26,8 @@ use core::fmt;
 
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_SACK_BYTES, MAX_SEGMENT_DATA,
-    MIN_INITIAL_LEN, Marker, PacketKind, SEGMENT_OVERHEAD,
+    CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_SACK_BYTES, MAX_SEGMENT_DATA, Marker,
+    PacketKind, SEGMENT_OVERHEAD,
 };
 
 /// Timers and limits of a channel. Defaults are stated on each field and in
@@ -166,7 +166,6 @@ struct Outgoing {
 pub struct Channel {
     config: ChannelConfig,
     connection_id: u64,
-    kind: PacketKind,
     next_packet: u32,
     // Sending.
     next_seq: u32,
@@ -195,15 +194,14 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// A channel for connection `connection_id`, sending datagrams of `kind`.
-    pub fn new(config: ChannelConfig, connection_id: u64, kind: PacketKind, now: Instant) -> Self {
+    /// A channel for connection `connection_id`.
+    pub fn new(config: ChannelConfig, connection_id: u64, now: Instant) -> Self {
         let mut config = config;
         config.window = config.window.clamp(1, 8 * MAX_SACK_BYTES as u32);
         let rto = config.initial_rto;
         Channel {
             config,
             connection_id,
-            kind,
             next_packet: 0,
             next_seq: 0,
             unsent: VecDeque::new(),
@@ -229,15 +227,16 @@ impl Channel {
         }
     }
 
+    /// Starts the timers afresh (a client's channel waits for its handshake
+    /// before anything is sent).
+    pub fn restart(&mut self, now: Instant) {
+        self.last_recv = now;
+        self.last_send = now;
+    }
+
     /// The connection id written into every header.
     pub fn connection_id(&self) -> u64 {
         self.connection_id
-    }
-
-    /// Changes the kind of datagram sent from now on (a client switches from
-    /// Initial to Data once it has heard from the server).
-    pub fn set_kind(&mut self, kind: PacketKind) {
-        self.kind = kind;
     }
 
     /// Why the channel ended, if it has.
@@ -563,7 +562,7 @@ impl Channel {
     fn header(&self, marker: Marker) -> Header {
         Header {
             marker,
-            kind: self.kind,
+            kind: PacketKind::Data,
             connection_id: self.connection_id,
             packet_number: self.next_packet,
         }
@@ -589,14 +588,16 @@ impl Channel {
         if let Some(code) = self.close_pending.take() {
             let mut b = DatagramBuilder::new(self.header(Marker::Command));
             b.push(&Frame::Close(code));
-            if self.kind == PacketKind::Initial {
-                b.pad_to(MIN_INITIAL_LEN);
-            }
-            self.next_packet = self.next_packet.wrapping_add(1);
+            self.next_packet = self.next_packet.saturating_add(1);
             self.stats.datagrams_sent += 1;
             return Some(b.finish());
         }
         if self.error.is_some() {
+            return None;
+        }
+        if self.next_packet == u32::MAX {
+            // Packet numbers are nonces: never reuse one.
+            self.fail(ChannelError::SequenceExhausted);
             return None;
         }
         let mut b = DatagramBuilder::new(self.header(Marker::Command));
@@ -673,10 +674,7 @@ impl Channel {
             self.last_send = now;
         }
         b.set_marker(marker);
-        if self.kind == PacketKind::Initial {
-            b.pad_to(MIN_INITIAL_LEN);
-        }
-        self.next_packet = self.next_packet.wrapping_add(1);
+        self.next_packet += 1;
         self.stats.datagrams_sent += 1;
         Some(b.finish())
     }
@@ -714,8 +712,8 @@ mod tests {
     use alloc::vec;
 
     fn pair(now: Instant) -> (Channel, Channel) {
-        let a = Channel::new(ChannelConfig::default(), 7, PacketKind::Data, now);
-        let b = Channel::new(ChannelConfig::default(), 7, PacketKind::Data, now);
+        let a = Channel::new(ChannelConfig::default(), 7, now);
+        let b = Channel::new(ChannelConfig::default(), 7, now);
         (a, b)
     }
 
@@ -781,7 +779,7 @@ mod tests {
             let ds = drain(now, &mut a);
             // Deliver in reverse order to exercise the reorder buffer.
             for d in ds.iter().rev() {
-                assert!(d.len() <= crate::wire::MAX_DATAGRAM);
+                assert!(d.len() <= crate::wire::MAX_PLAINTEXT);
                 deliver(now, d, &mut b);
             }
             for d in drain(now, &mut b) {
@@ -861,7 +859,7 @@ mod tests {
             keepalive: Some(Duration::from_secs(1)),
             ..ChannelConfig::default()
         };
-        let mut a = Channel::new(config, 1, PacketKind::Data, t);
+        let mut a = Channel::new(config, 1, t);
         assert_eq!(a.poll_timeout(), Some(t + Duration::from_secs(1)));
         let now = t + Duration::from_secs(1);
         a.handle_timeout(now);

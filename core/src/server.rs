@@ -19,8 +19,9 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
+use crate::crypto::{self, CookieKeys, ReplayWindow, Rng, StaticKey, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
     self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, Operation, ServerMessage,
@@ -28,9 +29,108 @@ use crate::session::{
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    CloseCode, Datagram, DatagramBuilder, DecodeError, Frame, Header, MIN_INITIAL_LEN, Marker,
-    PacketKind,
+    CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MIN_INITIAL_LEN, Marker,
+    PacketKind, RESET_TOKEN_LEN, encode_simple,
 };
+
+/// Most sources tracked by the per-address rate limiters before full
+/// buckets are forgotten.
+const MAX_TRACKED_SOURCES: usize = 4096;
+
+/// A token bucket's shape: `burst` tokens at once, one more every
+/// `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens available at once.
+    pub burst: u32,
+    /// Time to earn one token back.
+    pub interval: Duration,
+}
+
+impl RateLimit {
+    /// No practical limit (for benchmarks).
+    pub const UNLIMITED: RateLimit = RateLimit {
+        burst: u32::MAX / 2,
+        interval: Duration::from_micros(1),
+    };
+
+    /// A burst of `burst`, then `n` per second.
+    pub const fn per_second(burst: u32, n: u32) -> RateLimit {
+        let n = if n == 0 { 1 } else { n as u64 };
+        RateLimit {
+            burst,
+            interval: Duration::from_micros(1_000_000 / n),
+        }
+    }
+
+    /// A burst of `burst`, then `n` per minute.
+    pub const fn per_minute(burst: u32, n: u32) -> RateLimit {
+        let n = if n == 0 { 1 } else { n as u64 };
+        RateLimit {
+            burst,
+            interval: Duration::from_micros(60_000_000 / n),
+        }
+    }
+}
+
+const TOKEN: u64 = 1_000_000;
+
+/// A token bucket, in millionths of a token.
+#[derive(Clone, Copy, Debug)]
+struct TokenBucket {
+    micro_tokens: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn full(now: Instant, limit: RateLimit) -> Self {
+        TokenBucket {
+            micro_tokens: u64::from(limit.burst) * TOKEN,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant, limit: RateLimit) {
+        let elapsed = now.saturating_since(self.last).as_micros();
+        let add = elapsed.saturating_mul(TOKEN) / limit.interval.as_micros().max(1);
+        self.micro_tokens = self
+            .micro_tokens
+            .saturating_add(add)
+            .min(u64::from(limit.burst) * TOKEN);
+        self.last = now;
+    }
+
+    fn has(&mut self, now: Instant, limit: RateLimit) -> bool {
+        self.refill(now, limit);
+        self.micro_tokens >= TOKEN
+    }
+
+    fn take(&mut self, now: Instant, limit: RateLimit) -> bool {
+        if self.has(now, limit) {
+            self.micro_tokens -= TOKEN;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_full(&mut self, now: Instant, limit: RateLimit) -> bool {
+        self.refill(now, limit);
+        self.micro_tokens >= u64::from(limit.burst) * TOKEN
+    }
+
+    /// Whole seconds until one token is back (at least 1).
+    fn wait_secs(&self, limit: RateLimit) -> u64 {
+        let missing = TOKEN.saturating_sub(self.micro_tokens);
+        let micros = (missing as u128 * limit.interval.as_micros() as u128 / TOKEN as u128) as u64;
+        micros.div_ceil(1_000_000).max(1)
+    }
+}
+
+/// Forgets the sources whose buckets are full again.
+fn prune<K: Ord + Clone>(map: &mut BTreeMap<K, TokenBucket>, now: Instant, limit: RateLimit) {
+    map.retain(|_, b| !b.is_full(now, limit));
+}
 
 /// Limits and timers of a server. Each default is stated on its field.
 #[derive(Clone, Debug)]
@@ -46,6 +146,19 @@ pub struct ServerConfig {
     /// How long a session lingers after `Bye` or `Shutdown` so that its last
     /// messages are acknowledged: 3 s.
     pub linger: Duration,
+    /// Sessions from one IP address: 64.
+    pub max_sessions_per_ip: usize,
+    /// Sessions that have not logged in yet: 1,000.
+    pub max_handshaking: usize,
+    /// New sessions per source IP address: a burst of 20, then 5 per
+    /// second.
+    pub handshakes: RateLimit,
+    /// Public and direct messages per session: a burst of 10, then 5 per
+    /// second.
+    pub messages: RateLimit,
+    /// Failed logins, counted per account and per source IP address: 5,
+    /// then one more every 12 s (5 per minute).
+    pub login_failures: RateLimit,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +169,11 @@ impl Default for ServerConfig {
             max_pending_checks: 256,
             max_login_failures: 5,
             linger: Duration::from_secs(3),
+            max_sessions_per_ip: 64,
+            max_handshaking: 1000,
+            handshakes: RateLimit::per_second(20, 5),
+            messages: RateLimit::per_second(10, 5),
+            login_failures: RateLimit::per_minute(5, 5),
         }
     }
 }
@@ -156,8 +274,19 @@ pub enum DropReason {
     AddressMismatch,
     /// An Initial shorter than [`MIN_INITIAL_LEN`].
     InitialTooSmall,
-    /// The session table is full, or the server is shutting down.
+    /// A limit refused a new session (sessions, per address, handshaking),
+    /// or the server is shutting down.
     Refused,
+    /// The source sent new sessions faster than its rate limit.
+    RateLimited,
+    /// A kind a client never sends (Retry, Handshake, Reset).
+    UnexpectedKind,
+    /// The first handshake message was invalid.
+    HandshakeFailed,
+    /// A Data datagram that did not authenticate with its session's keys.
+    Unauthenticated,
+    /// A Data datagram whose packet number was seen before.
+    Replay,
 }
 
 /// Something for the operator's log.
@@ -192,7 +321,8 @@ pub enum ServerEvent {
     LoggedOut {
         /// The username.
         user: String,
-        /// `"exit"`, `"timeout"`, `"replaced"`, `"error"` or `"shutdown"`.
+        /// `"exit"`, `"timeout"`, `"replaced"`, `"too slow"`, `"error"` or
+        /// `"shutdown"`.
         reason: &'static str,
     },
     /// A session ended.
@@ -208,6 +338,15 @@ pub enum ServerEvent {
         from: SocketAddr,
         /// Why.
         reason: DropReason,
+    },
+    /// An authenticated client moved to a new address.
+    Migrated {
+        /// The connection id.
+        connection_id: u64,
+        /// The old address.
+        from: SocketAddr,
+        /// The new address.
+        to: SocketAddr,
     },
     /// A client sent a message the server refused.
     ClientError {
@@ -235,8 +374,20 @@ pub struct ServerStats {
     pub dropped_unknown: u64,
     /// Dropped: known connection, wrong address.
     pub dropped_spoofed: u64,
-    /// Dropped: Initial too small, or refused.
+    /// Dropped: Initial too small, or refused by a limit.
     pub dropped_refused: u64,
+    /// Dropped: a source over its handshake rate.
+    pub dropped_rate_limited: u64,
+    /// Dropped: did not authenticate.
+    pub dropped_unauthenticated: u64,
+    /// Dropped: replayed.
+    pub dropped_replay: u64,
+    /// Retry datagrams sent (cookies to unproven addresses).
+    pub retries_sent: u64,
+    /// Reset datagrams sent (unknown connections).
+    pub resets_sent: u64,
+    /// Public or direct messages refused by the per-session rate limit.
+    pub messages_rate_limited: u64,
     /// Public messages accepted.
     pub public_messages: u64,
     /// Direct messages delivered.
@@ -276,6 +427,13 @@ enum SessionState {
 struct Session {
     addr: SocketAddr,
     channel: Channel,
+    transport: Transport,
+    replay: ReplayWindow,
+    /// The Handshake datagram, kept until the client's first Data datagram
+    /// shows it arrived.
+    handshake_reply: Option<Vec<u8>>,
+    messages: TokenBucket,
+    logged_in_once: bool,
     state: SessionState,
     scheduled: Option<Instant>,
     ready: bool,
@@ -291,6 +449,14 @@ struct Pending {
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    key: StaticKey,
+    rng: Rng,
+    cookies: CookieKeys,
+    per_ip: BTreeMap<IpAddr, u32>,
+    handshaking: usize,
+    handshake_buckets: BTreeMap<IpAddr, TokenBucket>,
+    failures_by_account: BTreeMap<String, TokenBucket>,
+    failures_by_ip: BTreeMap<IpAddr, TokenBucket>,
     users: BTreeMap<String, UserRecord>,
     registering: BTreeSet<String>,
     sessions: BTreeMap<u64, Session>,
@@ -307,10 +473,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server with the accounts of the user store.
-    pub fn new(config: ServerConfig, users: impl IntoIterator<Item = UserRecord>) -> Self {
+    /// A server with the accounts of the user store, its static key, and 32
+    /// random bytes from the OS (for cookie secrets and handshake keys).
+    pub fn new(
+        config: ServerConfig,
+        users: impl IntoIterator<Item = UserRecord>,
+        key: StaticKey,
+        random: [u8; 32],
+    ) -> Self {
+        let mut rng = Rng::from_seed(random);
+        let cookies = CookieKeys::new(rng.seed());
         Server {
             config,
+            key,
+            rng,
+            cookies,
+            per_ip: BTreeMap::new(),
+            handshaking: 0,
+            handshake_buckets: BTreeMap::new(),
+            failures_by_account: BTreeMap::new(),
+            failures_by_ip: BTreeMap::new(),
             users: users
                 .into_iter()
                 .map(|u| (username_key(&u.name), u))
@@ -333,6 +515,11 @@ impl Server {
     /// Counters.
     pub fn stats(&self) -> &ServerStats {
         &self.stats
+    }
+
+    /// The server's public key, which clients pin.
+    pub fn public_key(&self) -> &[u8; crypto::KEY_LEN] {
+        self.key.public()
     }
 
     /// Sessions open, logged in or not.
@@ -359,87 +546,192 @@ impl Server {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        let datagram = match Datagram::decode(bytes) {
-            Ok(d) => d,
+        let header = match Header::decode(bytes) {
+            Ok(h) => h,
             Err(e) => {
                 self.stats.dropped_malformed += 1;
                 self.drop_event(from, DropReason::Malformed(e));
                 return;
             }
         };
-        let id = datagram.header.connection_id;
-        if let Some(session) = self.sessions.get_mut(&id) {
-            if session.addr != from {
-                self.stats.dropped_spoofed += 1;
-                self.drop_event(from, DropReason::AddressMismatch);
-                return;
+        match header.kind {
+            PacketKind::Initial => self.on_initial(now, from, header, bytes),
+            PacketKind::Data => self.on_data(now, from, header, bytes),
+            PacketKind::Retry | PacketKind::Handshake | PacketKind::Reset => {
+                self.stats.dropped_malformed += 1;
+                self.drop_event(from, DropReason::UnexpectedKind);
             }
-            session.channel.handle_frames(now, datagram.frames());
-            self.process(now, id);
-            return;
         }
-        let only_close = datagram.frames().all(|f| matches!(f, Frame::Close(_)));
-        if datagram.header.kind != PacketKind::Initial {
-            self.stats.dropped_unknown += 1;
-            self.drop_event(from, DropReason::UnknownConnection);
-            if !only_close {
-                self.reply_close(from, id, CloseCode::UnknownConnection);
-            }
-            return;
-        }
+    }
+
+    fn on_initial(&mut self, now: Instant, from: SocketAddr, header: Header, bytes: &[u8]) {
         if bytes.len() < MIN_INITIAL_LEN {
             self.stats.dropped_refused += 1;
             self.drop_event(from, DropReason::InitialTooSmall);
             return;
         }
-        if self.shutting_down || self.sessions.len() >= self.config.max_sessions {
-            self.stats.dropped_refused += 1;
-            self.drop_event(from, DropReason::Refused);
-            if !only_close {
-                let code = if self.shutting_down {
-                    CloseCode::ServerShutdown
-                } else {
-                    CloseCode::Refused
-                };
-                self.reply_close(from, id, code);
+        let initial = match Initial::decode(&bytes[HEADER_LEN..]) {
+            Ok(i) => i,
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                self.drop_event(from, DropReason::Malformed(e));
+                return;
+            }
+        };
+        let id = header.connection_id;
+        if let Some(s) = self.sessions.get(&id) {
+            // A retransmitted Initial: the Handshake answer was lost.
+            match &s.handshake_reply {
+                Some(reply) if s.addr == from => {
+                    let reply = reply.clone();
+                    self.send_direct(from, reply);
+                }
+                _ => {
+                    self.stats.dropped_spoofed += 1;
+                    self.drop_event(from, DropReason::AddressMismatch);
+                }
             }
             return;
         }
-        let mut channel = Channel::new(self.config.channel.clone(), id, PacketKind::Data, now);
-        channel.handle_frames(now, datagram.frames());
+        let cookie_ok = initial
+            .cookie
+            .is_some_and(|c| self.cookies.verify(now, &from, id, c));
+        if !cookie_ok {
+            // Stateless: prove the address first. The Retry is far smaller
+            // than the padded Initial that asked for it.
+            let cookie = self.cookies.cookie(now, &from, id);
+            self.stats.retries_sent += 1;
+            self.send_direct(from, encode_simple(PacketKind::Retry, id, &cookie));
+            return;
+        }
+        // The client receives at its address: state may be kept from here.
+        let ip = from.ip();
+        let per_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.shutting_down
+            || self.sessions.len() >= self.config.max_sessions
+            || per_ip as usize >= self.config.max_sessions_per_ip
+            || self.handshaking >= self.config.max_handshaking
+        {
+            self.stats.dropped_refused += 1;
+            self.drop_event(from, DropReason::Refused);
+            return;
+        }
+        let limits = self.config.handshakes;
+        let bucket = self
+            .handshake_buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::full(now, limits));
+        if !bucket.take(now, limits) {
+            self.stats.dropped_rate_limited += 1;
+            self.drop_event(from, DropReason::RateLimited);
+            return;
+        }
+        if self.handshake_buckets.len() > MAX_TRACKED_SOURCES {
+            prune(&mut self.handshake_buckets, now, limits);
+        }
+        let token = crypto::reset_token(&self.key, id);
+        let seed = self.rng.seed();
+        let (transport, msg2) = match crypto::respond(&self.key, id, seed, initial.msg1, &token) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.dropped_malformed += 1;
+                self.drop_event(from, DropReason::HandshakeFailed);
+                return;
+            }
+        };
+        let reply = encode_simple(PacketKind::Handshake, id, &msg2);
         self.sessions.insert(
             id,
             Session {
                 addr: from,
-                channel,
+                channel: Channel::new(self.config.channel.clone(), id, now),
+                transport,
+                replay: ReplayWindow::default(),
+                handshake_reply: Some(reply.clone()),
+                messages: TokenBucket::full(now, self.config.messages),
+                logged_in_once: false,
                 state: SessionState::AwaitUser,
                 scheduled: None,
                 ready: false,
             },
         );
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        self.handshaking += 1;
         self.events.push_back(ServerEvent::SessionOpened {
             connection_id: id,
             addr: from,
         });
+        self.send_direct(from, reply);
+        self.reschedule(id);
+    }
+
+    fn on_data(&mut self, now: Instant, from: SocketAddr, header: Header, bytes: &[u8]) {
+        let id = header.connection_id;
+        let Some(s) = self.sessions.get_mut(&id) else {
+            self.stats.dropped_unknown += 1;
+            self.drop_event(from, DropReason::UnknownConnection);
+            // Tell a client whose session this server lost (say, after a
+            // restart) with a token only this server can make; the answer is
+            // never larger than the datagram that asked.
+            if bytes.len() > HEADER_LEN + RESET_TOKEN_LEN {
+                let token = crypto::reset_token(&self.key, id);
+                self.stats.resets_sent += 1;
+                self.send_direct(from, encode_simple(PacketKind::Reset, id, &token));
+            }
+            return;
+        };
+        let Ok(plain) = s.transport.open(bytes) else {
+            self.stats.dropped_unauthenticated += 1;
+            self.drop_event(from, DropReason::Unauthenticated);
+            return;
+        };
+        let pn = header.packet_number;
+        if !s.replay.is_fresh(pn) {
+            self.stats.dropped_replay += 1;
+            self.drop_event(from, DropReason::Replay);
+            return;
+        }
+        let newest = s.replay.is_newest(pn);
+        s.replay.record(pn);
+        s.handshake_reply = None;
+        let Ok(datagram) = Datagram::decode(&plain) else {
+            self.stats.dropped_malformed += 1;
+            self.drop_event(from, DropReason::Malformed(DecodeError::MalformedFrame));
+            return;
+        };
+        s.channel.handle_frames(now, datagram.frames());
+        if from != s.addr && newest {
+            // An authenticated datagram from a new address: the client's
+            // NAT rebound or it moved. Follow it.
+            let old = core::mem::replace(&mut s.addr, from);
+            self.events.push_back(ServerEvent::Migrated {
+                connection_id: id,
+                from: old,
+                to: from,
+            });
+            self.count_ip(old.ip(), false);
+            self.count_ip(from.ip(), true);
+        }
         self.process(now, id);
+    }
+
+    fn count_ip(&mut self, ip: IpAddr, add: bool) {
+        if add {
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+        } else if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    fn send_direct(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.direct.push_back(Transmit { to, bytes });
     }
 
     fn drop_event(&mut self, from: SocketAddr, reason: DropReason) {
         self.events.push_back(ServerEvent::Dropped { from, reason });
-    }
-
-    fn reply_close(&mut self, to: SocketAddr, connection_id: u64, code: CloseCode) {
-        let mut b = DatagramBuilder::new(Header {
-            marker: Marker::Command,
-            kind: PacketKind::Data,
-            connection_id,
-            packet_number: 0,
-        });
-        b.push(&Frame::Close(code));
-        self.direct.push_back(Transmit {
-            to,
-            bytes: b.finish(),
-        });
     }
 
     /// Handles the result of a [`Request`].
@@ -512,6 +804,7 @@ impl Server {
             }
             Response::Verified { ok: false, .. } => {
                 let failures = failures + 1;
+                self.record_login_failure(now, &key, addr);
                 self.login_failed(
                     conn,
                     addr,
@@ -578,6 +871,12 @@ impl Server {
             self.process(now, old);
         }
         self.online.insert(key, (conn, name.clone()));
+        if let Some(s) = self.sessions.get_mut(&conn)
+            && !s.logged_in_once
+        {
+            s.logged_in_once = true;
+            self.handshaking = self.handshaking.saturating_sub(1);
+        }
         self.set_state(
             conn,
             SessionState::LoggedIn {
@@ -655,6 +954,10 @@ impl Server {
                 true
             }
             Err(SendError::QueueFull) => {
+                self.logout(conn, "too slow");
+                let Some(s) = self.sessions.get_mut(&conn) else {
+                    return false;
+                };
                 s.channel.close(CloseCode::Refused);
                 if !s.ready {
                     s.ready = true;
@@ -725,6 +1028,8 @@ impl Server {
         if let SessionState::Closing { until } = s.state
             && (s.channel.is_flushed() || now >= until)
         {
+            // Tell the client, in case it did not end the session itself.
+            s.channel.close(CloseCode::Normal);
             self.remove(now, conn, None);
             return;
         }
@@ -738,9 +1043,15 @@ impl Server {
     /// Removes a session, sending its channel's last datagrams first.
     fn remove(&mut self, now: Instant, conn: u64, error: Option<ChannelError>) {
         if let Some(mut s) = self.sessions.remove(&conn) {
-            while let Some(bytes) = s.channel.poll_transmit(now) {
-                self.direct.push_back(Transmit { to: s.addr, bytes });
+            while let Some(plain) = s.channel.poll_transmit(now) {
+                if let Ok(bytes) = s.transport.seal(&plain) {
+                    self.direct.push_back(Transmit { to: s.addr, bytes });
+                }
             }
+            if !s.logged_in_once {
+                self.handshaking = self.handshaking.saturating_sub(1);
+            }
+            self.count_ip(s.addr.ip(), false);
             self.events.push_back(ServerEvent::SessionClosed {
                 connection_id: conn,
                 error: match error {
@@ -805,7 +1116,7 @@ impl Server {
                 ClientMessage::Password { password },
             ) => {
                 let (name, new_user, failures) = (name.clone(), *new_user, *failures);
-                self.on_password(conn, addr, name, new_user, failures, password);
+                self.on_password(now, conn, addr, name, new_user, failures, password);
             }
             (SessionState::AwaitUser, ClientMessage::Password { .. }) => self.error(
                 conn,
@@ -853,6 +1164,8 @@ impl Server {
                         ErrorCode::NoOperation,
                         "send the PM operation first".to_string(),
                     );
+                } else if !self.take_message_token(now, conn) {
+                    self.rate_limited(conn);
                 } else if let Err(e) = validate_text(&text) {
                     self.error(conn, ErrorCode::InvalidText, e.to_string());
                 } else {
@@ -878,6 +1191,8 @@ impl Server {
                         ErrorCode::NoOperation,
                         "send the DM operation first".to_string(),
                     );
+                } else if !self.take_message_token(now, conn) {
+                    self.rate_limited(conn);
                 } else if let Err(e) = validate_text(&text) {
                     self.error(conn, ErrorCode::InvalidText, e.to_string());
                 } else {
@@ -885,6 +1200,65 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Seconds to wait if the account or the source address has used up its
+    /// failed logins.
+    fn login_throttled(&mut self, now: Instant, key: &str, ip: IpAddr) -> Option<u64> {
+        let limit = self.config.login_failures;
+        let mut wait = None;
+        if let Some(b) = self.failures_by_account.get_mut(key)
+            && !b.has(now, limit)
+        {
+            wait = Some(b.wait_secs(limit));
+        }
+        if let Some(b) = self.failures_by_ip.get_mut(&ip)
+            && !b.has(now, limit)
+        {
+            wait = Some(wait.unwrap_or(0).max(b.wait_secs(limit)));
+        }
+        wait
+    }
+
+    fn record_login_failure(&mut self, now: Instant, key: &str, addr: Option<SocketAddr>) {
+        let limit = self.config.login_failures;
+        self.failures_by_account
+            .entry(key.to_string())
+            .or_insert_with(|| TokenBucket::full(now, limit))
+            .take(now, limit);
+        if let Some(addr) = addr {
+            self.failures_by_ip
+                .entry(addr.ip())
+                .or_insert_with(|| TokenBucket::full(now, limit))
+                .take(now, limit);
+        }
+        if self.failures_by_account.len() > MAX_TRACKED_SOURCES {
+            prune(&mut self.failures_by_account, now, limit);
+        }
+        if self.failures_by_ip.len() > MAX_TRACKED_SOURCES {
+            prune(&mut self.failures_by_ip, now, limit);
+        }
+    }
+
+    fn take_message_token(&mut self, now: Instant, conn: u64) -> bool {
+        let limit = self.config.messages;
+        self.sessions
+            .get_mut(&conn)
+            .is_some_and(|s| s.messages.take(now, limit))
+    }
+
+    fn rate_limited(&mut self, conn: u64) {
+        self.stats.messages_rate_limited += 1;
+        let l = self.config.messages;
+        let per_sec = 1_000_000 / l.interval.as_micros().max(1);
+        self.error(
+            conn,
+            ErrorCode::RateLimited,
+            format!(
+                "slow down: at most {} messages at once, then {per_sec} per second; this one was not sent",
+                l.burst
+            ),
+        );
     }
 
     fn send_online(&mut self, conn: u64) {
@@ -910,19 +1284,26 @@ impl Server {
             Some(u) => (u.name.clone(), false),
             None => (name, true),
         };
+        // Choosing the name again keeps the count of failed passwords.
+        let failures = match self.sessions.get(&conn).map(|s| &s.state) {
+            Some(SessionState::AwaitPassword { failures, .. }) => *failures,
+            _ => 0,
+        };
         self.set_state(
             conn,
             SessionState::AwaitPassword {
                 name: name.clone(),
                 new_user,
-                failures: 0,
+                failures,
             },
         );
         self.send(conn, &ServerMessage::PasswordRequired { name, new_user });
     }
 
+    #[allow(clippy::too_many_arguments)] // one call site, each argument distinct
     fn on_password(
         &mut self,
+        now: Instant,
         conn: u64,
         addr: SocketAddr,
         name: String,
@@ -951,6 +1332,18 @@ impl Server {
             return;
         }
         let key = username_key(&name);
+        if !new_user && let Some(wait) = self.login_throttled(now, &key, addr.ip()) {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::Throttled,
+                format!(
+                    "too many failed logins for {name} or from your address; try again in {wait} s"
+                ),
+            );
+            return;
+        }
         let id = self.next_request;
         self.next_request += 1;
         let request = if new_user {
@@ -1087,8 +1480,11 @@ impl Server {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 continue;
             };
-            if let Some(bytes) = s.channel.poll_transmit(now) {
+            if let Some(plain) = s.channel.poll_transmit(now) {
                 self.ready.push_front(conn);
+                let Ok(bytes) = s.transport.seal(&plain) else {
+                    continue;
+                };
                 self.stats.datagrams_sent += 1;
                 self.stats.bytes_sent += bytes.len() as u64;
                 return Some(Transmit { to: s.addr, bytes });

@@ -133,7 +133,9 @@ pub enum ServerMessage {
     Left {
         /// Who.
         user: String,
-        /// Why: `"exit"`, `"timeout"`, `"replaced"` or `"error"`.
+        /// Why: `"exit"`, `"timeout"`, `"replaced"` (logged in again
+        /// elsewhere), `"too slow"` (did not keep up), `"error"` or
+        /// `"shutdown"`.
         reason: String,
     },
     /// Confirms a PM or DM.
@@ -171,6 +173,8 @@ pub enum LoginFailure {
     StoreFailed,
     /// The server is too busy to check passwords; try again later.
     Busy,
+    /// Too many failed logins for this account or from this address; wait.
+    Throttled,
 }
 
 /// What went wrong with a request.
@@ -197,7 +201,8 @@ pub enum ErrorCode {
     NotOnline,
     /// Too many requests; slow down.
     RateLimited,
-    /// The server is at a limit.
+    /// The server is busy with this session (a password check is running)
+    /// or at a limit.
     Busy,
 }
 

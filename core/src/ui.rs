@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use crate::client::{Client, ClientConfig, ClientEvent, CloseReason};
 use crate::session::{Operation, UsernameError, validate_username};
 use crate::time::Instant;
+use crate::wire::CloseCode;
 
 /// The menu prompt.
 pub const MENU_PROMPT: &str = "Operation (PM, DM, EX): ";
@@ -42,6 +43,9 @@ pub enum ConsoleOutput {
     Line(String),
     /// Print this prompt without a newline (on a terminal only).
     Prompt(String),
+    /// The server proved this key; a driver that pins keys on first use
+    /// remembers it for this server.
+    ServerKey([u8; crate::crypto::KEY_LEN]),
     /// Obtain a password and call [`Console::submit_password`]. `failures`
     /// counts the failed attempts so far.
     NeedPassword {
@@ -81,14 +85,15 @@ pub struct Console {
 }
 
 impl Console {
-    /// Starts a session as `username`; `connection_id` must be random.
+    /// Starts a session as `username`; `random` must be 32 bytes from the
+    /// OS (see [`Client::new`]).
     pub fn new(
         now: Instant,
         config: ConsoleConfig,
-        connection_id: u64,
+        random: [u8; 32],
         username: &str,
     ) -> Result<Console, UsernameError> {
-        let client = Client::new(now, config.client, connection_id, username)?;
+        let client = Client::new(now, config.client, random, username)?;
         let password_from_lines = config.password_from_lines;
         let mut output = VecDeque::new();
         output.push_back(ConsoleOutput::Line(format!("Connecting as {username}...")));
@@ -181,7 +186,7 @@ impl Console {
         self.output.push_back(ConsoleOutput::Prompt(s.to_string()));
     }
 
-    fn to_menu(&mut self) {
+    fn enter_menu(&mut self) {
         self.mode = Mode::Menu;
         self.prompt(MENU_PROMPT);
     }
@@ -246,7 +251,7 @@ impl Console {
                 if let Err(e) = self.client.send_public(line) {
                     self.line(format!("! {e}"));
                 }
-                self.to_menu();
+                self.enter_menu();
             }
             Mode::DmTarget => {
                 let to = line.trim();
@@ -257,7 +262,7 @@ impl Console {
                     }
                     Err(e) => {
                         self.line(format!("! {e}"));
-                        self.to_menu();
+                        self.enter_menu();
                     }
                 }
             }
@@ -265,7 +270,7 @@ impl Console {
                 if let Err(e) = self.client.send_direct(&to, line) {
                     self.line(format!("! {e}"));
                 }
-                self.to_menu();
+                self.enter_menu();
             }
             other => self.mode = other,
         }
@@ -279,7 +284,7 @@ impl Console {
         };
         let result = match command.to_ascii_uppercase().as_str() {
             "" => {
-                self.to_menu();
+                self.enter_menu();
                 return;
             }
             "PM" => self
@@ -294,11 +299,13 @@ impl Console {
                 self.exit();
                 return;
             }
-            "/WHO" | "/USERS" | "/NAMES" => self.client.request_online().map(|()| self.to_menu()),
+            "/WHO" | "/USERS" | "/NAMES" => {
+                self.client.request_online().map(|()| self.enter_menu())
+            }
             "/MSG" | "/DM" => {
                 let Some((to, text)) = rest.split_once(' ') else {
                     self.line("! usage: /msg USER TEXT".to_string());
-                    self.to_menu();
+                    self.enter_menu();
                     return;
                 };
                 let r = self
@@ -308,13 +315,13 @@ impl Console {
                 if r.is_ok() {
                     self.silent_online += 1;
                 }
-                r.map(|()| self.to_menu())
+                r.map(|()| self.enter_menu())
             }
             "/HELP" => {
                 for l in HELP {
                     self.line((*l).to_string());
                 }
-                self.to_menu();
+                self.enter_menu();
                 return;
             }
             _ => {
@@ -322,13 +329,13 @@ impl Console {
                     "! unknown operation {:?}: type PM, DM or EX (or /help)",
                     sanitize(trimmed)
                 ));
-                self.to_menu();
+                self.enter_menu();
                 return;
             }
         };
         if let Err(e) = result {
             self.line(format!("! {e}"));
-            self.to_menu();
+            self.enter_menu();
         }
     }
 
@@ -341,6 +348,7 @@ impl Console {
 
     fn on_event(&mut self, event: ClientEvent) {
         match event {
+            ClientEvent::ServerKey(key) => self.output.push_back(ConsoleOutput::ServerKey(key)),
             ClientEvent::PasswordRequired { name, new_user } => {
                 if new_user {
                     self.line(format!(
@@ -367,7 +375,7 @@ impl Console {
                     "logged in"
                 };
                 self.line(format!("{how} as {name}; online: {}", list(&online)));
-                self.to_menu();
+                self.enter_menu();
             }
             ClientEvent::OperationReady(Operation::PM) if self.mode == Mode::AwaitOpOk => {
                 self.mode = Mode::PmText;
@@ -416,10 +424,16 @@ impl Console {
             ClientEvent::Error { message, .. } => {
                 self.line(format!("! {}", sanitize(&message)));
                 if matches!(self.mode, Mode::AwaitOpOk | Mode::AwaitOnline) {
-                    self.to_menu();
+                    self.enter_menu();
                 }
             }
             ClientEvent::Closed(CloseReason::Exit) => self.finish(0, "bye".to_string()),
+            ClientEvent::Closed(CloseReason::ServerClosed(CloseCode::Normal))
+                if matches!(self.mode, Mode::Exiting) =>
+            {
+                // EX was sent and the server ended the session normally.
+                self.finish(0, "bye".to_string());
+            }
             ClientEvent::Closed(reason) => {
                 self.finish(1, format!("! disconnected: {reason}"));
             }
@@ -466,7 +480,8 @@ mod tests {
 
     #[test]
     fn lines_wait_until_login() {
-        let mut c = Console::new(Instant::ZERO, ConsoleConfig::default(), 1, "alice").unwrap();
+        let mut c =
+            Console::new(Instant::ZERO, ConsoleConfig::default(), [1; 32], "alice").unwrap();
         c.handle_line(Instant::ZERO, "PM");
         c.handle_line(Instant::ZERO, "hello");
         c.handle_eof(Instant::ZERO);
@@ -477,6 +492,6 @@ mod tests {
 
     #[test]
     fn bad_username_is_refused() {
-        assert!(Console::new(Instant::ZERO, ConsoleConfig::default(), 1, "a b").is_err());
+        assert!(Console::new(Instant::ZERO, ConsoleConfig::default(), [1; 32], "a b").is_err());
     }
 }

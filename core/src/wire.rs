@@ -1,17 +1,21 @@
-//! The datagram: a 16-byte header followed by frames.
+//! The datagram: a 16-byte header, then a body that depends on the kind.
 //!
-//! Decoding never panics: [`Datagram::decode`] checks every length before it
-//! reads, and rejects what it does not understand with a [`DecodeError`].
-//! Encoding writes into a caller's buffer. The layout is specified in
-//! `PROTOCOL.md`; this module is its implementation.
+//! Decoding never panics: every decoder checks lengths before it reads and
+//! rejects what it does not understand with a [`DecodeError`]. The layout is
+//! specified in `PROTOCOL.md`; this module is its implementation.
 //!
 //! ```text
 //!  0        1         2      3      4                12            16
 //! +--------+---------+------+------+-----------------+-------------+--------
-//! | marker | version | kind | flags| connection id   | packet num  | frames…
+//! | marker | version | kind | flags| connection id   | packet num  | body…
 //! | 'C'/'D'| 0x01    |      | 0x00 | u64 big-endian  | u32 BE      |
 //! +--------+---------+------+------+-----------------+-------------+--------
 //! ```
+//!
+//! Bodies: an [`Initial`] (cookie and first handshake message, padded), a
+//! Retry (a cookie), a Handshake (the second handshake message), a Reset (a
+//! reset token), or Data: frames, sealed by [`crate::crypto::Transport`].
+//! Frames are parsed by [`Datagram::decode`] from the opened plaintext.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -26,6 +30,12 @@ pub const VERSION: u8 = 1;
 /// A client's [`PacketKind::Initial`] datagrams are padded to at least this
 /// many bytes, so a server's answer is never larger than what provoked it.
 pub const MIN_INITIAL_LEN: usize = 1200;
+/// Bytes that sealing adds to a Data datagram (header copy and tag); see
+/// [`crate::crypto`].
+pub const SEAL_OVERHEAD: usize = 20;
+/// Largest plaintext Data datagram (header and frames), so that it is at
+/// most [`MAX_DATAGRAM`] once sealed.
+pub const MAX_PLAINTEXT: usize = MAX_DATAGRAM - SEAL_OVERHEAD;
 /// Largest selective-acknowledgement bitmap, in bytes (256 segments).
 pub const MAX_SACK_BYTES: usize = 32;
 /// Largest payload of one segment frame.
@@ -55,12 +65,19 @@ impl Marker {
 /// What a datagram is for, byte 2 of the header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketKind {
-    /// 0x01: sent by a client until it has heard from the server; the only
-    /// kind that may make a server create a session. Padded to
-    /// [`MIN_INITIAL_LEN`].
+    /// 0x01, client to server: an optional cookie and the first handshake
+    /// message, padded to [`MIN_INITIAL_LEN`]. With a valid cookie, the only
+    /// datagram that makes a server create state.
     Initial,
-    /// 0x02: every other datagram of an established connection.
+    /// 0x02, both ways: sealed frames of an established connection.
     Data,
+    /// 0x03, server to client: a cookie to echo in the next Initial.
+    Retry,
+    /// 0x04, server to client: the second handshake message.
+    Handshake,
+    /// 0x05, server to client: the server has no such connection; carries
+    /// the connection's reset token.
+    Reset,
 }
 
 impl PacketKind {
@@ -69,6 +86,9 @@ impl PacketKind {
         match self {
             PacketKind::Initial => 0x01,
             PacketKind::Data => 0x02,
+            PacketKind::Retry => 0x03,
+            PacketKind::Handshake => 0x04,
+            PacketKind::Reset => 0x05,
         }
     }
 }
@@ -155,6 +175,9 @@ impl Header {
         let kind = match h[2] {
             0x01 => PacketKind::Initial,
             0x02 => PacketKind::Data,
+            0x03 => PacketKind::Retry,
+            0x04 => PacketKind::Handshake,
+            0x05 => PacketKind::Reset,
             other => return Err(DecodeError::UnknownKind(other)),
         };
         if h[3] != 0 {
@@ -432,7 +455,8 @@ fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> 
     }
 }
 
-/// Builds a datagram: header, then frames, within [`MAX_DATAGRAM`].
+/// Builds a plaintext Data datagram: header, then frames, within
+/// [`MAX_PLAINTEXT`] so that it fits [`MAX_DATAGRAM`] once sealed.
 #[derive(Debug)]
 pub struct DatagramBuilder {
     buf: Vec<u8>,
@@ -448,7 +472,7 @@ impl DatagramBuilder {
     }
     /// Bytes still free.
     pub fn remaining(&self) -> usize {
-        MAX_DATAGRAM - self.buf.len()
+        MAX_PLAINTEXT.saturating_sub(self.buf.len())
     }
     /// Whether only the header was written.
     pub fn is_empty(&self) -> bool {
@@ -468,7 +492,7 @@ impl DatagramBuilder {
     }
     /// Pads with a padding frame to at least `len` bytes.
     pub fn pad_to(&mut self, len: usize) {
-        let len = len.min(MAX_DATAGRAM);
+        let len = len.min(MAX_PLAINTEXT);
         if self.buf.len() < len {
             self.buf.resize(len, frame_type::PADDING);
         }
@@ -477,6 +501,89 @@ impl DatagramBuilder {
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
+}
+
+/// Length of a cookie in an [`Initial`] or a Retry.
+pub const COOKIE_LEN: usize = 16;
+/// Length of the first handshake message.
+pub const MSG1_LEN: usize = 32;
+/// Length of a reset token.
+pub const RESET_TOKEN_LEN: usize = 16;
+
+/// The body of an Initial datagram.
+///
+/// ```text
+/// cookie length (u8: 0 or 16) | cookie | msg1 length (u16 BE: 32) | msg1 | zeros to 1200 bytes
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Initial<'a> {
+    /// The cookie of the server's Retry, if any.
+    pub cookie: Option<&'a [u8]>,
+    /// The first handshake message (the client's ephemeral key).
+    pub msg1: &'a [u8],
+}
+
+impl<'a> Initial<'a> {
+    /// The whole datagram, header included, padded to [`MIN_INITIAL_LEN`].
+    pub fn encode(&self, connection_id: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MIN_INITIAL_LEN);
+        Header {
+            marker: Marker::Command,
+            kind: PacketKind::Initial,
+            connection_id,
+            packet_number: 0,
+        }
+        .encode(&mut out);
+        match self.cookie {
+            Some(c) => {
+                out.push(c.len() as u8);
+                out.extend_from_slice(c);
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&(self.msg1.len() as u16).to_be_bytes());
+        out.extend_from_slice(self.msg1);
+        out.resize(MIN_INITIAL_LEN.max(out.len()), 0);
+        out
+    }
+
+    /// Reads the body of an Initial (the bytes after the header).
+    pub fn decode(body: &'a [u8]) -> Result<Initial<'a>, DecodeError> {
+        let (len, rest) = take(body, 1)?;
+        let cookie_len = len[0] as usize;
+        if cookie_len != 0 && cookie_len != COOKIE_LEN {
+            return Err(DecodeError::MalformedFrame);
+        }
+        let (cookie, rest) = take(rest, cookie_len)?;
+        let (len, rest) = take(rest, 2)?;
+        let msg1_len = u16::from_be_bytes([len[0], len[1]]) as usize;
+        if msg1_len != MSG1_LEN {
+            return Err(DecodeError::MalformedFrame);
+        }
+        let (msg1, rest) = take(rest, msg1_len)?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(DecodeError::MalformedFrame);
+        }
+        Ok(Initial {
+            cookie: (cookie_len > 0).then_some(cookie),
+            msg1,
+        })
+    }
+}
+
+/// A server-to-client datagram with a fixed body: Retry (cookie),
+/// Handshake (second message) or Reset (token).
+pub fn encode_simple(kind: PacketKind, connection_id: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    Header {
+        marker: Marker::Command,
+        kind,
+        connection_id,
+        packet_number: 0,
+    }
+    .encode(&mut out);
+    out.extend_from_slice(body);
+    out
 }
 
 #[cfg(test)]
@@ -594,6 +701,41 @@ mod tests {
         // Too large.
         let big = vec![0u8; MAX_DATAGRAM + 1];
         assert_eq!(Datagram::decode(&big).unwrap_err(), DecodeError::TooLarge);
+    }
+
+    #[test]
+    fn initial_round_trip() {
+        let msg1 = [5u8; MSG1_LEN];
+        let cookie = [6u8; COOKIE_LEN];
+        for c in [None, Some(&cookie[..])] {
+            let bytes = Initial {
+                cookie: c,
+                msg1: &msg1,
+            }
+            .encode(77);
+            assert_eq!(bytes.len(), MIN_INITIAL_LEN);
+            let h = Header::decode(&bytes).unwrap();
+            assert_eq!(h.kind, PacketKind::Initial);
+            assert_eq!(h.connection_id, 77);
+            let i = Initial::decode(&bytes[HEADER_LEN..]).unwrap();
+            assert_eq!(
+                i,
+                Initial {
+                    cookie: c,
+                    msg1: &msg1
+                }
+            );
+        }
+        let mut bad = Initial {
+            cookie: None,
+            msg1: &msg1,
+        }
+        .encode(1);
+        bad[1000] = 1;
+        assert!(Initial::decode(&bad[HEADER_LEN..]).is_err());
+        for n in 0..60 {
+            let _ = Initial::decode(&bad[HEADER_LEN..HEADER_LEN + n]);
+        }
     }
 
     #[test]
