@@ -80,6 +80,9 @@ pub struct Console {
     eof: bool,
     failures: u32,
     silent_online: u32,
+    /// PM and DM texts sent and not yet confirmed or refused: the server
+    /// answers each, in order, so an error belongs to the oldest of them.
+    unanswered_texts: u32,
     password_from_lines: bool,
     output: VecDeque<ConsoleOutput>,
 }
@@ -104,6 +107,7 @@ impl Console {
             eof: false,
             failures: 0,
             silent_online: 0,
+            unanswered_texts: 0,
             password_from_lines,
             output,
         })
@@ -199,10 +203,20 @@ impl Console {
         });
     }
 
+    /// Ends the session with exit code 1 and `message` (for a driver that
+    /// cannot go on, e.g. a refused password it cannot replace). The server
+    /// is told, so the session does not linger there.
+    pub fn give_up(&mut self, message: &str) {
+        self.finish(1, message.to_string());
+    }
+
     fn finish(&mut self, code: u8, message: String) {
         if !matches!(self.mode, Mode::Done(_)) {
             if !message.is_empty() {
                 self.line(message);
+            }
+            if code != 0 {
+                self.client.abort();
             }
             self.mode = Mode::Done(code);
         }
@@ -248,8 +262,9 @@ impl Console {
         match core::mem::replace(&mut self.mode, Mode::Menu) {
             Mode::Menu => self.menu(line),
             Mode::PmText => {
-                if let Err(e) = self.client.send_public(line) {
-                    self.line(format!("! {e}"));
+                match self.client.send_public(line) {
+                    Ok(()) => self.unanswered_texts += 1,
+                    Err(e) => self.line(format!("! {e}")),
                 }
                 self.enter_menu();
             }
@@ -267,8 +282,9 @@ impl Console {
                 }
             }
             Mode::DmText { to } => {
-                if let Err(e) = self.client.send_direct(&to, line) {
-                    self.line(format!("! {e}"));
+                match self.client.send_direct(&to, line) {
+                    Ok(()) => self.unanswered_texts += 1,
+                    Err(e) => self.line(format!("! {e}")),
                 }
                 self.enter_menu();
             }
@@ -314,6 +330,7 @@ impl Console {
                     .and_then(|()| self.client.send_direct(to, text.trim_start()));
                 if r.is_ok() {
                     self.silent_online += 1;
+                    self.unanswered_texts += 1;
                 }
                 r.map(|()| self.enter_menu())
             }
@@ -412,10 +429,12 @@ impl Console {
                 to,
                 ..
             } => {
+                self.unanswered_texts = self.unanswered_texts.saturating_sub(1);
                 let to = to.unwrap_or_default();
                 self.line(format!("ok: direct message delivered to {}", sanitize(&to)));
             }
             ClientEvent::Confirmed { recipients, .. } => {
+                self.unanswered_texts = self.unanswered_texts.saturating_sub(1);
                 let s = if recipients == 1 { "" } else { "s" };
                 self.line(format!(
                     "ok: public message delivered to {recipients} user{s}"
@@ -423,7 +442,11 @@ impl Console {
             }
             ClientEvent::Error { message, .. } => {
                 self.line(format!("! {}", sanitize(&message)));
-                if matches!(self.mode, Mode::AwaitOpOk | Mode::AwaitOnline) {
+                if self.unanswered_texts > 0 {
+                    // The refusal of an earlier text, not of the operation
+                    // the console is waiting for.
+                    self.unanswered_texts -= 1;
+                } else if matches!(self.mode, Mode::AwaitOpOk | Mode::AwaitOnline) {
                     self.enter_menu();
                 }
             }

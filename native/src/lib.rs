@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod keys;
 pub mod passwords;
 pub mod store;

@@ -10,13 +10,20 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 use crossbeam_channel::{Sender, select, unbounded};
+use udpchat_core::crypto::{Hex, parse_key};
 use udpchat_core::ui::{Console, ConsoleConfig, ConsoleOutput};
 use udpchat_native::clock::Clock;
+use udpchat_native::keys::{KnownServers, known_servers_path};
 
 const AFTER_HELP: &str = "\
 The password is read from CHAT_PASSWORD if set; otherwise it is prompted for
 without echo on a terminal; otherwise it is the first line of standard input.
 It is never a command-line flag.
+
+The server's key is pinned on first use in the known_servers file of your
+config directory (CHAT_KNOWN_SERVERS overrides its path); a server that later
+shows another key is refused. --server-key pins a key explicitly (ask the
+operator for the output of `chatserver --print-key`).
 
 After login, type an operation: PM (public message), DM (direct message) or
 EX (exit). Also: /who, /msg USER TEXT, /quit, /help. End of input exits.
@@ -39,6 +46,14 @@ struct Args {
     /// Your username (registered on first login).
     #[arg(env = "CHAT_USER")]
     username: String,
+    /// The server's public key (64 hex digits), instead of trusting the
+    /// key it shows on first use.
+    #[arg(long, env = "CHAT_SERVER_KEY", value_parser = parse_key_arg)]
+    server_key: Option<[u8; 32]>,
+}
+
+fn parse_key_arg(s: &str) -> Result<[u8; 32], String> {
+    parse_key(s).ok_or_else(|| "expected 64 hex digits".to_string())
 }
 
 enum Input {
@@ -69,11 +84,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Resolves `host`, preferring IPv4 (the server's default bind address is
+/// IPv4) when the name has both.
 fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
-    (host, port)
+    let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host}"))?
-        .next()
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
         .ok_or_else(|| anyhow!("{host} has no address"))
 }
 
@@ -95,11 +117,18 @@ fn run(args: Args) -> Result<u8> {
     let env_password = std::env::var("CHAT_PASSWORD").ok();
     let password_from_lines = env_password.is_none() && !interactive;
 
+    let server_name = format!("{}:{}", args.host, args.port);
+    let mut known = known_servers_path().and_then(|p| KnownServers::open(p).ok());
+    let pinned = args
+        .server_key
+        .or_else(|| known.as_ref().and_then(|k| k.get(&server_name)));
+
     let clock = Clock::new();
-    let config = ConsoleConfig {
+    let mut config = ConsoleConfig {
         password_from_lines,
         ..ConsoleConfig::default()
     };
+    config.client.server_key = pinned;
     let mut console = match Console::new(clock.now(), config, rand::random(), &args.username) {
         Ok(c) => c,
         Err(e) => {
@@ -130,13 +159,32 @@ fn run(args: Args) -> Result<u8> {
                         write!(stdout, "{p}")?;
                     }
                 }
+                ConsoleOutput::ServerKey(key) => {
+                    if pinned.is_none() {
+                        // Trust on first use, as ssh does.
+                        match known.as_mut().map(|k| k.add(&server_name, &key)) {
+                            Some(Ok(())) => eprintln!(
+                                "chatclient: {server_name} has key {}; remembered in {}",
+                                Hex(&key),
+                                known
+                                    .as_ref()
+                                    .map(|k| k.path().display().to_string())
+                                    .unwrap_or_default()
+                            ),
+                            _ => eprintln!(
+                                "chatclient: {server_name} has key {} (could not remember it)",
+                                Hex(&key)
+                            ),
+                        }
+                    }
+                }
                 ConsoleOutput::NeedPassword { failures, .. } => {
                     if let Some(p) = &env_password {
                         if failures > 0 {
-                            writeln!(stdout, "! login refused with CHAT_PASSWORD")?;
-                            return Ok(1);
+                            console.give_up("! login refused with CHAT_PASSWORD");
+                        } else {
+                            console.submit_password(clock.now(), p);
                         }
-                        console.submit_password(clock.now(), p);
                     } else if interactive {
                         stdout.flush()?;
                         spawn_password_prompt(tx.clone())?;

@@ -13,13 +13,15 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use tracing::{debug, info, warn};
+use udpchat_core::crypto::Hex;
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::{
-    DropReason, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
+    DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
 };
 use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
 use udpchat_native::clock::Clock;
+use udpchat_native::keys::load_or_create_server_key;
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::UserStore;
 
@@ -32,6 +34,7 @@ Examples:
   chatserver                          # port 65015 on all IPv4 addresses, users in ./chat_users.json
   chatserver --bind :: 7000           # IPv6 (and IPv4 where the OS maps it), port 7000
   chatserver --bind 127.0.0.1 0       # a free port on loopback; the address is printed on stdout
+  chatserver --print-key              # the public key clients pin (created on first start)
   RUST_LOG=debug chatserver           # verbose log on stderr";
 
 /// The udpchat server: keeps accounts and relays public and direct messages
@@ -48,6 +51,13 @@ struct Args {
     /// The user store (JSON, argon2id password hashes).
     #[arg(long, default_value = "chat_users.json", env = "CHAT_USERS")]
     users: PathBuf,
+    /// The server's static key (created on first start, mode 0600).
+    /// Default: chat_server.key beside the user store.
+    #[arg(long, env = "CHAT_SERVER_KEY_FILE")]
+    key: Option<PathBuf>,
+    /// Print the server's public key (hex) and exit.
+    #[arg(long)]
+    print_key: bool,
     /// Most sessions at once, logged in or not.
     #[arg(long, default_value_t = 10_000)]
     max_sessions: usize,
@@ -66,6 +76,27 @@ struct Args {
     /// Bytes queued to one session before it is disconnected as too slow.
     #[arg(long, default_value_t = 1 << 20)]
     max_queued_bytes: usize,
+    /// Sessions from one IP address.
+    #[arg(long, default_value_t = 64)]
+    max_sessions_per_ip: usize,
+    /// Sessions that have not logged in yet.
+    #[arg(long, default_value_t = 1000)]
+    max_handshaking: usize,
+    /// New sessions one IP address may open at once...
+    #[arg(long, default_value_t = 20)]
+    handshake_burst: u32,
+    /// ...and then per second.
+    #[arg(long, default_value_t = 5)]
+    handshakes_per_sec: u32,
+    /// Public or direct messages one session may send at once...
+    #[arg(long, default_value_t = 10)]
+    message_burst: u32,
+    /// ...and then per second.
+    #[arg(long, default_value_t = 5)]
+    messages_per_sec: u32,
+    /// Failed logins allowed per account and per IP address, per minute.
+    #[arg(long, default_value_t = 5)]
+    login_failures_per_min: u32,
     /// Threads hashing passwords (default: one per core).
     #[arg(long)]
     hash_workers: Option<usize>,
@@ -86,6 +117,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     match run(args) {
@@ -98,8 +130,20 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let store = UserStore::open(&args.users)
-        .with_context(|| format!("cannot use the user store {}", args.users.display()))?;
+    let key_path = args.key.clone().unwrap_or_else(|| {
+        args.users
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new(""))
+            .join("chat_server.key")
+    });
+    let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
+    if args.print_key {
+        println!("{}", Hex(key.public()));
+        return Ok(());
+    }
+    // The store's errors name the file and the problem once; no more
+    // context is needed.
+    let store = UserStore::open(&args.users).map_err(|e| anyhow::anyhow!("{e}"))?;
     let users: Vec<UserRecord> = store
         .users()
         .iter()
@@ -120,9 +164,18 @@ fn run(args: Args) -> Result<()> {
         max_sessions: args.max_sessions,
         max_pending_checks: args.max_pending_checks,
         max_login_failures: args.max_login_failures,
+        max_sessions_per_ip: args.max_sessions_per_ip,
+        max_handshaking: args.max_handshaking,
+        handshakes: RateLimit::per_second(args.handshake_burst, args.handshakes_per_sec),
+        messages: RateLimit::per_second(args.message_burst, args.messages_per_sec),
+        login_failures: RateLimit::per_minute(
+            args.login_failures_per_min,
+            args.login_failures_per_min,
+        ),
         ..ServerConfig::default()
     };
-    let mut server = Server::new(config, users);
+    info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
+    let mut server = Server::new(config, users, key, rand::random());
 
     let socket = UdpSocket::bind(SocketAddr::new(args.bind, args.port))
         .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
@@ -216,6 +269,10 @@ fn run(args: Args) -> Result<()> {
                 dropped_unknown = s.dropped_unknown - last_stats.dropped_unknown,
                 dropped_spoofed = s.dropped_spoofed - last_stats.dropped_spoofed,
                 dropped_refused = s.dropped_refused - last_stats.dropped_refused,
+                dropped_rate_limited = s.dropped_rate_limited - last_stats.dropped_rate_limited,
+                dropped_unauthenticated =
+                    s.dropped_unauthenticated - last_stats.dropped_unauthenticated,
+                dropped_replay = s.dropped_replay - last_stats.dropped_replay,
                 "status"
             );
             last_stats = s;
@@ -358,6 +415,11 @@ fn log_event(event: ServerEvent) {
             DropReason::Malformed(e) => debug!(%from, error = %e, "dropped malformed datagram"),
             other => debug!(%from, reason = ?other, "dropped datagram"),
         },
+        ServerEvent::Migrated {
+            connection_id,
+            from,
+            to,
+        } => info!(conn = format!("{connection_id:016x}"), %from, %to, "client moved"),
         ServerEvent::ClientError {
             connection_id,
             code,
