@@ -65,7 +65,6 @@ fn dm_to_an_invalid_name_is_refused_locally() {
 /// A script piped in one go: the refusal of the first DM arrives while the
 /// console waits for the server to accept the next PM.
 #[test]
-#[ignore = "bug in core/src/ui.rs: an Error answering an earlier DM cancels a later pending PM/DM"]
 fn piped_script_continues_after_a_refused_dm() {
     let server = Server::start();
     let mut carol = login(server.addr, "carol", "c");

@@ -84,25 +84,41 @@ fn malformed_datagrams_are_ignored() {
     let raw = UdpSocket::bind("127.0.0.1:0").expect("bind");
     raw.set_read_timeout(Some(Duration::from_millis(300)))
         .expect("set timeout");
+    let mut sent_bytes = 0;
     for (what, bytes) in malformed() {
         raw.send_to(&bytes, server.addr)
             .unwrap_or_else(|e| panic!("send {what}: {e}"));
+        sent_bytes += bytes.len().min(1200);
     }
     // Twice more, interleaved with a real session's traffic.
     alice.send("PM");
     for (what, bytes) in malformed().into_iter().take(20) {
         raw.send_to(&bytes, server.addr)
             .unwrap_or_else(|e| panic!("send {what}: {e}"));
+        sent_bytes += bytes.len().min(1200);
     }
     alice.send("still here");
     alice.expect_line("ok: public message delivered to 1 user", TIMEOUT);
     bob.expect_line("[alice] still here", TIMEOUT);
 
-    // No answer to any of it: nothing to amplify, nothing to learn.
+    // The only answers are Resets (kind 0x05, 32 bytes) to Data datagrams
+    // for unknown connections, each smaller than what provoked it: nothing
+    // to amplify.
     let mut buf = [0u8; 65_536];
-    if let Ok((n, _)) = raw.recv_from(&mut buf) {
-        panic!("the server answered a malformed datagram with {n} bytes");
+    let mut answered = 0;
+    while let Ok((n, _)) = raw.recv_from(&mut buf) {
+        assert_eq!(
+            (n, buf[2]),
+            (32, 0x05),
+            "the server answered a malformed datagram with {n} bytes: {:02x?}",
+            &buf[..n.min(32)]
+        );
+        answered += n;
     }
+    assert!(
+        answered <= sent_bytes / 4,
+        "answered {answered} bytes to {sent_bytes}"
+    );
     server.assert_running();
 
     // A newcomer logs in and chats.

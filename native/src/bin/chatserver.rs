@@ -136,14 +136,15 @@ fn run(args: Args) -> Result<()> {
             .unwrap_or_else(|| std::path::Path::new(""))
             .join("chat_server.key")
     });
-    let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
     if args.print_key {
+        let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
         println!("{}", Hex(key.public()));
         return Ok(());
     }
-    // The store's errors name the file and the problem once; no more
-    // context is needed.
+    // The store first: a server that cannot use it must not leave a key
+    // file behind. Its errors name the file and the problem once.
     let store = UserStore::open(&args.users).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
     let users: Vec<UserRecord> = store
         .users()
         .iter()

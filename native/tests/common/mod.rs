@@ -421,8 +421,13 @@ impl Server {
         let mut cmd = command(CHATSERVER);
         cmd.args(["--bind", "127.0.0.1", "--users"])
             .arg(users)
-            .args(["--status-interval", "0"])
-            .args(extra)
+            .args(["--status-interval", "0"]);
+        // Scripted clients send faster than people type: lift the
+        // per-session message limit unless the test sets its own.
+        if !extra.iter().any(|a| a.starts_with("--message")) {
+            cmd.args(["--message-burst", "10000", "--messages-per-sec", "10000"]);
+        }
+        cmd.args(extra)
             .arg("0")
             .env("RUST_LOG", "info");
         Proc::spawn("chatserver", cmd)
@@ -467,6 +472,11 @@ pub fn spawn_client(addr: SocketAddr, name: &str, password: Password<'_>) -> Pro
     if let Password::Env(p) = password {
         cmd.env("CHAT_PASSWORD", p);
     }
+    // Every test server has a new key: pin nothing, remember nothing.
+    cmd.env(
+        "CHAT_KNOWN_SERVERS",
+        if cfg!(windows) { "NUL" } else { "/dev/null" },
+    );
     let mut proc = Proc::spawn(&format!("chatclient {name}"), cmd);
     if let Password::Stdin(p) = password {
         proc.send(p);
