@@ -9,8 +9,8 @@
 //! * Acknowledgements are cumulative plus a selective bitmap, piggybacked on
 //!   every datagram and sent alone when no data flows back.
 //! * The retransmission timeout follows RFC 6298 (smoothed RTT, RTT
-//!   variance, Karn's rule), with exponential backoff capped at
-//!   [`ChannelConfig::max_rto`]. A segment is also retransmitted early when a
+//!   variance, Karn's rule); each segment's timeout doubles with each of its
+//!   retransmissions, capped at [`ChannelConfig::max_rto`]. A segment is also retransmitted early when a
 //!   segment sent after it was acknowledged and a quarter of an RTT more has
 //!   passed (time-based loss detection in the style of RACK, RFC 8985).
 //! * Memory is bounded: the send queue by [`ChannelConfig::max_queued_bytes`],
@@ -185,7 +185,6 @@ pub struct Channel {
     srtt: Option<Duration>,
     rttvar: Duration,
     rto: Duration,
-    backoff: u32,
     latest_acked_sent: Option<Instant>,
     last_recv: Instant,
     last_send: Instant,
@@ -218,7 +217,6 @@ impl Channel {
             srtt: None,
             rttvar: Duration::ZERO,
             rto,
-            backoff: 0,
             latest_acked_sent: None,
             last_recv: now,
             last_send: now,
@@ -428,7 +426,6 @@ impl Channel {
         if !newly_acked {
             return;
         }
-        self.backoff = 0;
         while self.in_flight.front().is_some_and(|o| o.acked) {
             if let Some(o) = self.in_flight.pop_front() {
                 self.queued_bytes = self.queued_bytes.saturating_sub(o.data.len());
@@ -442,21 +439,24 @@ impl Channel {
         base + Duration::from_micros(base.as_micros() / 4)
     }
 
-    fn backed_off_rto(&self) -> Duration {
+    /// The timeout of a segment sent `transmissions` times: the RTO doubled
+    /// for each retransmission of that segment, capped.
+    fn backed_off_rto(&self, transmissions: u32) -> Duration {
+        let shift = transmissions.saturating_sub(1).min(16);
         let shifted = self
             .rto
-            .saturating_mul(1u64 << self.backoff.min(16))
+            .saturating_mul(1u64 << shift)
             .min(self.config.max_rto);
         shifted.max(self.config.min_rto)
     }
 
     /// When an unacknowledged, not yet lost segment is due for
-    /// retransmission, and whether that deadline is an RTO (true) or a
-    /// reordering deadline (false).
-    fn retransmit_deadline(&self, o: &Outgoing) -> (Instant, bool) {
+    /// retransmission: a reordering deadline once a later segment was
+    /// acknowledged, else its own backed-off timeout.
+    fn retransmit_deadline(&self, o: &Outgoing) -> Instant {
         match self.latest_acked_sent {
-            Some(t) if o.last_sent < t => (o.last_sent + self.reorder_threshold(), false),
-            _ => (o.last_sent + self.backed_off_rto(), true),
+            Some(t) if o.last_sent < t => o.last_sent + self.reorder_threshold(),
+            _ => o.last_sent + self.backed_off_rto(o.transmissions),
         }
     }
 
@@ -482,7 +482,6 @@ impl Channel {
             self.close_pending = Some(CloseCode::IdleTimeout);
             return;
         }
-        let mut rto_fired = false;
         let mut unacknowledged = false;
         for i in 0..self.in_flight.len() {
             let o = &self.in_flight[i];
@@ -496,19 +495,14 @@ impl Channel {
             if o.lost {
                 continue;
             }
-            let (deadline, is_rto) = self.retransmit_deadline(o);
-            if now >= deadline {
+            if now >= self.retransmit_deadline(o) {
                 self.in_flight[i].lost = true;
-                rto_fired |= is_rto;
             }
         }
         if unacknowledged {
             self.fail(ChannelError::Unacknowledged);
             self.close_pending = Some(CloseCode::IdleTimeout);
             return;
-        }
-        if rto_fired {
-            self.backoff = self.backoff.saturating_add(1);
         }
         if let Some(k) = self.config.keepalive
             && now >= self.last_send + k
@@ -529,7 +523,7 @@ impl Channel {
             }
             next = next.min(o.first_sent + self.config.ack_deadline);
             if !o.lost {
-                next = next.min(self.retransmit_deadline(o).0);
+                next = next.min(self.retransmit_deadline(o));
             }
         }
         if let Some(k) = self.config.keepalive

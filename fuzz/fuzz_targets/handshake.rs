@@ -1,0 +1,28 @@
+//! Both sides of the handshake and the datagram opener, on arbitrary bytes:
+//! forged handshake messages and sealed datagrams fail cleanly, and a
+//! forged answer never spoils the genuine one.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use udpchat_core::crypto::{Initiator, StaticKey, reset_token, respond};
+
+fuzz_target!(|data: &[u8]| {
+    let key = StaticKey::from_private([0x42; 32]);
+    let init = Initiator::new(7, [1; 32]).expect("initiator");
+    // The fuzzer's bytes as the server's answer.
+    let forged_ok = init.finish(data).is_ok();
+    // The fuzzer's bytes as a client's first message.
+    let _ = respond(&key, 7, [2; 32], data, &[0; 16]);
+    // A genuine exchange still completes after the forgery.
+    let (server, msg2) =
+        respond(&key, 7, [2; 32], init.msg1(), &reset_token(&key, 7)).expect("respond");
+    if !forged_ok {
+        let est = init.finish(&msg2).expect("genuine answer after a forged one");
+        // The fuzzer's bytes as a sealed datagram, both ways.
+        let _ = server.open(data);
+        let _ = est.transport.open(data);
+        if let Ok(sealed) = est.transport.seal(data) {
+            assert_eq!(server.open(&sealed).ok().as_deref(), Some(data));
+        }
+    }
+});

@@ -1,0 +1,84 @@
+//! The server's datagram entry point: a sequence of datagrams from a few
+//! addresses, some sent raw and some sealed inside a genuine session, with
+//! time moving between them. No panic, no answer larger than its cause to an
+//! unproven address.
+#![no_main]
+
+use core::net::SocketAddr;
+
+use libfuzzer_sys::fuzz_target;
+use udpchat_core::crypto::{Initiator, StaticKey};
+use udpchat_core::server::{Request, Response, Server, ServerConfig};
+use udpchat_core::wire::{HEADER_LEN, Header, Initial, PacketKind};
+use udpchat_core::{Duration, Instant};
+
+fuzz_target!(|data: &[u8]| {
+    let key = StaticKey::from_private([0x42; 32]);
+    let mut server = Server::new(ServerConfig::default(), [], key, [3; 32]);
+    let mut now = Instant::from_micros(10_000_000);
+    let client: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+
+    // A genuine handshake, so that fuzzed frames can be sealed in-session.
+    let init = Initiator::new(99, [4; 32]).unwrap();
+    let first = Initial { cookie: None, msg1: init.msg1() }.encode(99);
+    server.handle_datagram(now, client, &first);
+    let retry = server.poll_transmit(now).unwrap();
+    let cookie = &retry.bytes[HEADER_LEN..];
+    let second = Initial { cookie: Some(cookie), msg1: init.msg1() }.encode(99);
+    server.handle_datagram(now, client, &second);
+    let hs = server.poll_transmit(now).unwrap();
+    let est = init.finish(&hs.bytes[HEADER_LEN..]).unwrap();
+    let mut pn = 0u32;
+
+    let mut rest = data;
+    while rest.len() >= 3 {
+        let (ctl, tail) = rest.split_at(3);
+        let len = usize::from(u16::from_le_bytes([ctl[1], ctl[2]])) % 1400;
+        let len = len.min(tail.len());
+        let (chunk, tail) = tail.split_at(len);
+        rest = tail;
+        now += Duration::from_millis(u64::from(ctl[0] & 0x3f) * 50);
+        let from: SocketAddr = match ctl[0] >> 6 {
+            0 => client,
+            1 => "192.0.2.2:6000".parse().unwrap(),
+            _ => "[2001:db8::1]:7000".parse().unwrap(),
+        };
+        if ctl[0] & 0x80 != 0 && ctl[0] & 0x40 == 0 {
+            // Frames sealed in the genuine session.
+            let mut plain = Vec::new();
+            Header {
+                marker: udpchat_core::wire::Marker::Command,
+                kind: PacketKind::Data,
+                connection_id: 99,
+                packet_number: pn,
+            }
+            .encode(&mut plain);
+            pn += 1;
+            plain.extend_from_slice(chunk);
+            if let Ok(sealed) = est.transport.seal(&plain) {
+                server.handle_datagram(now, client, &sealed);
+            }
+        } else {
+            server.handle_datagram(now, from, chunk);
+        }
+        server.handle_timeout(now);
+        while let Some(r) = server.poll_request() {
+            let response = match r {
+                Request::Register { id, .. } => Response::Registered {
+                    id,
+                    result: Ok("hash".into()),
+                },
+                Request::Verify { id, .. } => Response::Verified { id, ok: true },
+            };
+            server.handle_response(now, response);
+        }
+        while let Some(t) = server.poll_transmit(now) {
+            if t.to != client {
+                // Never more to an unproven address than it sent.
+                assert!(t.bytes.len() <= chunk.len());
+            }
+        }
+        while server.poll_event().is_some() {}
+        let _ = server.poll_timeout();
+    }
+});
