@@ -1,0 +1,1159 @@
+//! A deterministic simulation of one udpchat server and its clients on a
+//! virtual clock, connected through the seeded network emulator.
+//!
+//! [`World`] owns a [`Server`] at [`SERVER`], any number of peers (real
+//! [`Client`]s, or [`RawPeer`]s that speak the session protocol over a bare
+//! reliable channel, for input a `Client` refuses to send), and a
+//! [`Network`] between them. Addresses are labels inside the emulator:
+//! nothing touches a real network or a real clock.
+//!
+//! [`World::step`] jumps the clock to the earliest of the network's next
+//! delivery, the server's and every peer's `poll_timeout()` and the next
+//! password answer, then delivers, answers, handles the timeouts that are
+//! due and drains every `poll_transmit` into the network. While doing so it
+//! checks, on every step:
+//!
+//! * the timer property: after a peer's `handle_timeout(now)`, its next
+//!   deadline is later than `now` unless it produced a datagram (no timer
+//!   that fires early, no busy loop);
+//! * a bound on the steps taken at one instant and in one virtual second.
+//!
+//! Everything observable is recorded: each peer's events with their time, a
+//! textual transcript, the server's events, and a digest (optionally the
+//! full log) of every datagram sent, so that two runs can be compared byte
+//! for byte.
+
+// Every test file compiles its own copy of this module and uses only a part
+// of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use udpchat_core::client::{Client, ClientConfig, ClientEvent, CommandError};
+use udpchat_core::reliable::{Channel, ChannelConfig};
+use udpchat_core::server::{Request, Response, Server, ServerConfig, ServerEvent, UserRecord};
+use udpchat_core::session::{self, ClientMessage, Operation, ServerMessage};
+use udpchat_core::time::{Duration, Instant};
+use udpchat_core::wire::{Datagram, Frame, Marker, PacketKind};
+use udpchat_netem::{LinkConfig, Network};
+
+/// The server's address label.
+pub const SERVER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 65015));
+
+/// Steps allowed at one instant before the harness calls it a busy loop.
+pub const MAX_STEPS_PER_INSTANT: u64 = 1_000;
+/// Steps allowed within one virtual second (each step is a distinct
+/// instant or a burst at one instant).
+pub const MAX_STEPS_PER_SECOND: u64 = 20_000;
+
+/// The address label of peer `i`.
+pub fn peer_addr(i: usize) -> SocketAddr {
+    let i = u16::try_from(i).expect("fewer than 65,536 peers");
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8),
+        40_000 + i,
+    ))
+}
+
+/// Default peer names: alice, bob, carol, dave, erin, then `userN`.
+pub fn peer_name(i: usize) -> String {
+    const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+    NAMES
+        .get(i)
+        .map_or_else(|| format!("user{i}"), |n| (*n).to_string())
+}
+
+/// The password the harness uses for `name`.
+pub fn password_of(name: &str) -> String {
+    format!("pw-{name}")
+}
+
+/// The fake password hash of the simulated user store (no argon2 here).
+pub fn fake_hash(password: &str) -> String {
+    format!("plain:{password}")
+}
+
+/// `n` milliseconds.
+pub const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `n` seconds.
+pub const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// SplitMix64: the harness's own seeded generator (connection ids).
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// A generator whose output follows from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// FNV-1a, for the digest of every datagram sent.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+
+/// How to build a [`World`].
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    /// Seeds the network and the connection ids.
+    pub seed: u64,
+    /// The link of every direction (each direction draws its own fate).
+    pub link: LinkConfig,
+    /// The server's configuration.
+    pub server: ServerConfig,
+    /// Every client's configuration.
+    pub client: ClientConfig,
+    /// How long the simulated user store takes to answer a password request.
+    pub password_delay: Duration,
+    /// Keep every datagram sent (for byte-for-byte comparisons and gap
+    /// analysis); the digest is kept either way.
+    pub record_datagrams: bool,
+    /// Accounts the server knows from the start.
+    pub accounts: Vec<UserRecord>,
+    /// Where the clock starts.
+    pub start: Instant,
+}
+
+impl WorldConfig {
+    /// Perfect links, default configurations, answers after 5 ms.
+    pub fn new(seed: u64) -> Self {
+        WorldConfig {
+            seed,
+            link: LinkConfig::default(),
+            server: ServerConfig::default(),
+            client: ClientConfig::default(),
+            password_delay: ms(5),
+            record_datagrams: false,
+            accounts: Vec::new(),
+            start: Instant::ZERO,
+        }
+    }
+
+    /// This configuration with `link` on every direction.
+    pub fn with_link(mut self, link: LinkConfig) -> Self {
+        self.link = link;
+        self
+    }
+
+    /// This configuration, recording every datagram.
+    pub fn recording(mut self) -> Self {
+        self.record_datagrams = true;
+        self
+    }
+}
+
+/// A peer speaking the session protocol over a bare reliable channel: it
+/// sends whatever the test queues, valid or not, and keeps what the server
+/// sends.
+#[derive(Debug)]
+pub struct RawPeer {
+    /// The channel to the server.
+    pub channel: Channel,
+    /// Whether anything was heard from the server yet.
+    pub established: bool,
+    /// The server's messages, with when they arrived.
+    pub received: Vec<(Instant, ServerMessage)>,
+    /// How many of `received` the harness has looked at.
+    handled: usize,
+}
+
+impl RawPeer {
+    /// Queues a session message.
+    pub fn send(&mut self, message: &ClientMessage) {
+        let marker = match message {
+            ClientMessage::Pm { .. } | ClientMessage::Dm { .. } => Marker::Data,
+            _ => Marker::Command,
+        };
+        self.channel
+            .send(marker, &session::encode(message))
+            .expect("the raw channel accepts the message");
+    }
+}
+
+/// What sits at a peer address.
+#[derive(Debug)]
+pub enum Endpoint {
+    /// The real client state machine.
+    Client(Box<Client>),
+    /// A bare channel driven by the test.
+    Raw(Box<RawPeer>),
+}
+
+/// One simulated peer.
+#[derive(Debug)]
+pub struct Peer {
+    /// Its username.
+    pub name: String,
+    /// Its address label.
+    pub addr: SocketAddr,
+    /// Its state machine.
+    pub endpoint: Endpoint,
+    /// Its client events with their time (real clients only).
+    pub events: Vec<(Instant, ClientEvent)>,
+    /// Once set, the peer is no longer driven: it has vanished.
+    pub vanished: bool,
+    /// When a datagram from the server was last handed to it.
+    pub last_heard: Option<Instant>,
+}
+
+impl Peer {
+    /// The client; panics for a raw peer.
+    pub fn client(&self) -> &Client {
+        match &self.endpoint {
+            Endpoint::Client(c) => c,
+            Endpoint::Raw(_) => panic!("{} is a raw peer", self.name),
+        }
+    }
+
+    /// The client; panics for a raw peer.
+    pub fn client_mut(&mut self) -> &mut Client {
+        match &mut self.endpoint {
+            Endpoint::Client(c) => c,
+            Endpoint::Raw(_) => panic!("{} is a raw peer", self.name),
+        }
+    }
+
+    /// The raw peer; panics for a client.
+    pub fn raw(&self) -> &RawPeer {
+        match &self.endpoint {
+            Endpoint::Raw(r) => r,
+            Endpoint::Client(_) => panic!("{} is a client", self.name),
+        }
+    }
+
+    /// The raw peer; panics for a client.
+    pub fn raw_mut(&mut self) -> &mut RawPeer {
+        match &mut self.endpoint {
+            Endpoint::Raw(r) => r,
+            Endpoint::Client(_) => panic!("{} is a client", self.name),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.endpoint {
+            Endpoint::Client(c) => c.poll_timeout(),
+            Endpoint::Raw(r) => r.channel.poll_timeout(),
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match &mut self.endpoint {
+            Endpoint::Client(c) => c.poll_transmit(now),
+            Endpoint::Raw(r) => r.channel.poll_transmit(now),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.endpoint {
+            Endpoint::Client(c) => c.handle_timeout(now),
+            Endpoint::Raw(r) => r.channel.handle_timeout(now),
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        match &mut self.endpoint {
+            Endpoint::Client(c) => c.handle_datagram(now, bytes),
+            Endpoint::Raw(r) => {
+                let Ok(d) = Datagram::decode(bytes) else {
+                    return;
+                };
+                if d.header.connection_id != r.channel.connection_id() {
+                    return;
+                }
+                if !r.established {
+                    r.established = true;
+                    r.channel.set_kind(PacketKind::Data);
+                }
+                r.channel.handle_frames(now, d.frames());
+                while let Some(m) = r.channel.recv() {
+                    let m: ServerMessage =
+                        session::decode(&m).expect("the server sends valid JSON");
+                    r.received.push((now, m));
+                }
+            }
+        }
+    }
+}
+
+/// A datagram as it was handed to the network (lost or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDatagram {
+    /// When.
+    pub at: Instant,
+    /// From where.
+    pub from: SocketAddr,
+    /// To where.
+    pub to: SocketAddr,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl SentDatagram {
+    /// Sequence numbers of the segments it carries.
+    pub fn segments(&self) -> Vec<u32> {
+        Datagram::decode(&self.bytes)
+            .expect("peers send valid datagrams")
+            .frames()
+            .filter_map(|f| match f {
+                Frame::Segment { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// One server, its peers and the network between them, on a virtual clock.
+pub struct World {
+    /// The virtual clock.
+    pub now: Instant,
+    /// The emulated network.
+    pub net: Network<SocketAddr>,
+    /// The server.
+    pub server: Server,
+    /// Once set, the server is no longer driven: it has vanished.
+    pub server_vanished: bool,
+    /// The peers, by index.
+    pub peers: Vec<Peer>,
+    /// The server's events with their time.
+    pub server_events: Vec<(Instant, ServerEvent)>,
+    /// Every event of every peer and of the server, as text, in order.
+    pub transcript: Vec<String>,
+    /// Every datagram sent, if the configuration asks for it.
+    pub log: Vec<SentDatagram>,
+    /// Every datagram that came out of the network, with its arrival time,
+    /// if the configuration asks for it (whether or not its recipient was
+    /// still there to handle it).
+    pub arrived: Vec<SentDatagram>,
+    /// FNV-1a over time, addresses and bytes of every datagram sent.
+    pub digest: u64,
+    /// Datagrams handed to the network.
+    pub datagrams_sent: u64,
+    /// Segments sent, first transmissions and retransmissions.
+    pub segments_sent: u64,
+    /// Segments sent again (a sequence number at or below the highest one
+    /// already sent in that direction of that connection).
+    pub retransmissions: u64,
+    /// Public and direct messages received by peers.
+    pub deliveries: u64,
+    /// Confirmations received by peers.
+    pub confirms: u64,
+    /// When the server last got a datagram from each address.
+    pub server_heard: BTreeMap<SocketAddr, Instant>,
+    /// When each chat text was handed to a client (for latency).
+    pub sent_at: BTreeMap<String, Instant>,
+    /// Steps taken.
+    pub steps: u64,
+    /// `handle_timeout` calls made, on any endpoint.
+    pub timeouts: u64,
+    /// `handle_timeout` calls made on the server.
+    pub server_timeouts: u64,
+    /// `handle_timeout` calls after which the deadline had not moved past
+    /// `now` although a datagram was produced (allowed, but counted).
+    pub stuck_after_output: u64,
+    config: WorldConfig,
+    ids: SplitMix,
+    responses: BTreeMap<(Instant, u64), Response>,
+    responses_queued: u64,
+    highest_seq: BTreeMap<(SocketAddr, SocketAddr, u64), u32>,
+    steps_at_instant: u64,
+    second: u64,
+    steps_in_second: u64,
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+impl World {
+    /// A world with a server and no peers yet.
+    pub fn new(config: WorldConfig) -> World {
+        let mut net = Network::new(config.seed);
+        net.set_default_link(config.link);
+        World {
+            now: config.start,
+            net,
+            server: Server::new(config.server.clone(), config.accounts.clone()),
+            server_vanished: false,
+            peers: Vec::new(),
+            server_events: Vec::new(),
+            transcript: Vec::new(),
+            log: Vec::new(),
+            arrived: Vec::new(),
+            digest: FNV_OFFSET,
+            datagrams_sent: 0,
+            segments_sent: 0,
+            retransmissions: 0,
+            deliveries: 0,
+            confirms: 0,
+            server_heard: BTreeMap::new(),
+            sent_at: BTreeMap::new(),
+            steps: 0,
+            timeouts: 0,
+            server_timeouts: 0,
+            stuck_after_output: 0,
+            ids: SplitMix::new(config.seed ^ 0x5EED_C0DE_1D5E_ED00),
+            config,
+            responses: BTreeMap::new(),
+            responses_queued: 0,
+            highest_seq: BTreeMap::new(),
+            steps_at_instant: 0,
+            second: 0,
+            steps_in_second: 0,
+        }
+    }
+
+    /// A world with `n` clients named by [`peer_name`], already started
+    /// (their first datagram is in the network).
+    pub fn with_clients(config: WorldConfig, n: usize) -> World {
+        let mut w = World::new(config);
+        for i in 0..n {
+            w.add_client(&peer_name(i));
+        }
+        w
+    }
+
+    /// Starts a client; returns its index.
+    pub fn add_client(&mut self, name: &str) -> usize {
+        let id = self.ids.next_u64();
+        let client =
+            Client::new(self.now, self.config.client.clone(), id, name).expect("a valid username");
+        self.add_peer(name, Endpoint::Client(Box::new(client)))
+    }
+
+    /// Starts a raw peer that sends `User { name }` and answers the password
+    /// request itself; returns its index.
+    pub fn add_raw_peer(&mut self, name: &str, channel: ChannelConfig) -> usize {
+        let id = self.ids.next_u64();
+        let mut raw = RawPeer {
+            channel: Channel::new(channel, id, PacketKind::Initial, self.now),
+            established: false,
+            received: Vec::new(),
+            handled: 0,
+        };
+        raw.send(&ClientMessage::User {
+            name: name.to_string(),
+        });
+        self.add_peer(name, Endpoint::Raw(Box::new(raw)))
+    }
+
+    fn add_peer(&mut self, name: &str, endpoint: Endpoint) -> usize {
+        let i = self.peers.len();
+        self.peers.push(Peer {
+            name: name.to_string(),
+            addr: peer_addr(i),
+            endpoint,
+            events: Vec::new(),
+            vanished: false,
+            last_heard: None,
+        });
+        self.flush();
+        i
+    }
+
+    /// Index of the peer called `name`.
+    pub fn index_of(&self, name: &str) -> usize {
+        self.peers
+            .iter()
+            .position(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no peer {name}"))
+    }
+
+    /// Peer `i`'s client.
+    pub fn client(&self, i: usize) -> &Client {
+        self.peers[i].client()
+    }
+
+    /// The configuration the world was built with.
+    pub fn config(&self) -> &WorldConfig {
+        &self.config
+    }
+
+    /// The earliest instant at which anything happens, if anything will.
+    pub fn next_wakeup(&mut self) -> Option<Instant> {
+        let mut next = self.net.next_delivery();
+        if !self.server_vanished {
+            next = earliest(next, self.server.poll_timeout());
+        }
+        for p in &self.peers {
+            if !p.vanished {
+                next = earliest(next, p.poll_timeout());
+            }
+        }
+        earliest(next, self.responses.keys().next().map(|k| k.0))
+    }
+
+    /// Moves the clock to the next wakeup and handles everything due then.
+    /// Returns the new time, or `None` (leaving the clock alone) when
+    /// nothing is scheduled at all.
+    pub fn step(&mut self) -> Option<Instant> {
+        let next = self.next_wakeup()?;
+        // A deadline in the past is due now.
+        self.advance(next.max(self.now));
+        self.process_due();
+        Some(self.now)
+    }
+
+    fn advance(&mut self, to: Instant) {
+        assert!(to >= self.now, "the clock never goes back");
+        self.steps += 1;
+        if to == self.now {
+            self.steps_at_instant += 1;
+            assert!(
+                self.steps_at_instant <= MAX_STEPS_PER_INSTANT,
+                "busy loop: {} steps at {:?} without the clock moving",
+                self.steps_at_instant,
+                self.now
+            );
+        } else {
+            self.steps_at_instant = 0;
+        }
+        let second = to.as_micros() / 1_000_000;
+        if second != self.second {
+            self.second = second;
+            self.steps_in_second = 0;
+        }
+        self.steps_in_second += 1;
+        assert!(
+            self.steps_in_second <= MAX_STEPS_PER_SECOND,
+            "busy loop: more than {MAX_STEPS_PER_SECOND} steps in virtual second {second}"
+        );
+        self.now = to;
+    }
+
+    /// Runs every step due at or before `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Instant) {
+        while let Some(next) = self.next_wakeup() {
+            if next > t {
+                break;
+            }
+            self.step();
+        }
+        if t > self.now {
+            self.now = t;
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    /// Steps until `done` holds (checked before every step) or the clock
+    /// would pass `deadline`; returns whether `done` held.
+    pub fn run_until_cond(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_wakeup() {
+                Some(next) if next <= deadline => {
+                    self.step();
+                }
+                _ => {
+                    if deadline > self.now {
+                        self.now = deadline;
+                    }
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    /// Runs until every non-raw, non-vanished client is logged in; panics
+    /// after `timeout`.
+    pub fn login_all(&mut self, timeout: Duration) {
+        let deadline = self.now + timeout;
+        let ok = self.run_until_cond(deadline, |w| {
+            w.peers.iter().all(|p| match &p.endpoint {
+                Endpoint::Client(c) => p.vanished || c.is_logged_in(),
+                Endpoint::Raw(r) => r
+                    .received
+                    .iter()
+                    .any(|(_, m)| matches!(m, ServerMessage::LoginOk { .. })),
+            })
+        });
+        assert!(ok, "not everyone logged in by {deadline:?}");
+    }
+
+    /// Sends a public message from peer `i`: `PM`, then the text, back to
+    /// back (the channel keeps them in order).
+    pub fn send_pm(&mut self, i: usize, text: &str) -> Result<(), CommandError> {
+        let c = self.peers[i].client_mut();
+        c.request_operation(Operation::PM)?;
+        c.send_public(text)?;
+        self.sent_at.insert(text.to_string(), self.now);
+        self.flush();
+        Ok(())
+    }
+
+    /// Sends a direct message from peer `i` to the user `to`.
+    pub fn send_dm(&mut self, i: usize, to: &str, text: &str) -> Result<(), CommandError> {
+        let c = self.peers[i].client_mut();
+        c.request_operation(Operation::DM)?;
+        c.send_direct(to, text)?;
+        self.sent_at.insert(text.to_string(), self.now);
+        self.flush();
+        Ok(())
+    }
+
+    /// Queues a message on raw peer `i`'s channel and sends what is ready.
+    pub fn raw_send(&mut self, i: usize, message: &ClientMessage) {
+        self.peers[i].raw_mut().send(message);
+        self.flush();
+    }
+
+    /// Runs `f` on peer `i`'s client at the current instant, then sends
+    /// what is ready.
+    pub fn with_client<T>(&mut self, i: usize, f: impl FnOnce(&mut Client) -> T) -> T {
+        let out = f(self.peers[i].client_mut());
+        self.flush();
+        out
+    }
+
+    /// Peer `i` stops: it is no longer driven and what arrives for it is
+    /// dropped, like a process killed without a word.
+    pub fn vanish_peer(&mut self, i: usize) {
+        self.peers[i].vanished = true;
+        self.record(format!("{} vanishes", self.peers[i].name));
+    }
+
+    /// The server stops, like a process killed without a word.
+    pub fn vanish_server(&mut self) {
+        self.server_vanished = true;
+        self.record("server vanishes".to_string());
+    }
+
+    /// Drops everything between peer `i` and the server, both ways, from now
+    /// on (datagrams already in flight still arrive). Both ends keep running.
+    pub fn blackhole_peer(&mut self, i: usize) {
+        let addr = self.peers[i].addr;
+        self.net
+            .set_link_both(addr, SERVER, LinkConfig::blackholed());
+        self.record(format!("{} blackholed", self.peers[i].name));
+    }
+
+    /// The data events (public and direct messages) peer `i` received.
+    pub fn messages_of(&self, i: usize) -> Vec<(Instant, Received)> {
+        self.peers[i]
+            .events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                ClientEvent::Public { from, text } => Some((
+                    *t,
+                    Received {
+                        direct: false,
+                        from: from.clone(),
+                        text: text.clone(),
+                    },
+                )),
+                ClientEvent::Direct { from, text } => Some((
+                    *t,
+                    Received {
+                        direct: true,
+                        from: from.clone(),
+                        text: text.clone(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The datagrams sent from `from` to `to`, from the log.
+    pub fn sent_between(&self, from: SocketAddr, to: SocketAddr) -> Vec<&SentDatagram> {
+        assert!(
+            self.config.record_datagrams,
+            "needs WorldConfig::recording()"
+        );
+        self.log
+            .iter()
+            .filter(|d| d.from == from && d.to == to)
+            .collect()
+    }
+
+    fn record(&mut self, line: String) {
+        let t = self.now.as_micros();
+        self.transcript
+            .push(format!("{}.{:06} {line}", t / 1_000_000, t % 1_000_000));
+    }
+
+    /// Delivers, answers and times out everything due at `now`, until
+    /// nothing more is.
+    fn process_due(&mut self) {
+        let now = self.now;
+        loop {
+            let mut progressed = false;
+            while let Some(d) = self.net.poll_deliver(now) {
+                progressed = true;
+                if self.config.record_datagrams {
+                    self.arrived.push(SentDatagram {
+                        at: now,
+                        from: d.from,
+                        to: d.to,
+                        bytes: d.bytes.clone(),
+                    });
+                }
+                if d.to == SERVER {
+                    if !self.server_vanished {
+                        self.server_heard.insert(d.from, now);
+                        self.server.handle_datagram(now, d.from, &d.bytes);
+                    }
+                } else if let Some(p) = self
+                    .peers
+                    .iter_mut()
+                    .find(|p| p.addr == d.to && !p.vanished)
+                {
+                    p.last_heard = Some(now);
+                    p.handle_datagram(now, &d.bytes);
+                }
+                self.flush();
+            }
+            while let Some(entry) = self.responses.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let response = entry.remove();
+                progressed = true;
+                if !self.server_vanished {
+                    self.server.handle_response(now, response);
+                }
+                self.flush();
+            }
+            if !self.server_vanished && self.server.poll_timeout().is_some_and(|t| t <= now) {
+                progressed = true;
+                self.timeouts += 1;
+                self.server_timeouts += 1;
+                self.server.handle_timeout(now);
+                let sent = self.drain_server();
+                let next = self.server.poll_timeout();
+                self.check_timer("server", now, sent, next);
+                self.flush();
+            }
+            for i in 0..self.peers.len() {
+                if self.peers[i].vanished || self.peers[i].poll_timeout().is_none_or(|t| t > now) {
+                    continue;
+                }
+                progressed = true;
+                self.timeouts += 1;
+                self.peers[i].handle_timeout(now);
+                let sent = self.drain_peer(i);
+                let next = self.peers[i].poll_timeout();
+                let who = self.peers[i].name.clone();
+                self.check_timer(&who, now, sent, next);
+                self.flush();
+            }
+            if !progressed {
+                break;
+            }
+            self.steps_at_instant += 1;
+            assert!(
+                self.steps_at_instant <= MAX_STEPS_PER_INSTANT,
+                "busy loop: {} rounds at {now:?}",
+                self.steps_at_instant
+            );
+        }
+    }
+
+    fn check_timer(&mut self, who: &str, now: Instant, sent: usize, next: Option<Instant>) {
+        if next.is_some_and(|t| t <= now) {
+            assert!(
+                sent > 0,
+                "{who}: after handle_timeout({now:?}) nothing was sent and the next \
+                 deadline is {next:?}, not later than now: a timer that fires early \
+                 or a busy loop"
+            );
+            self.stuck_after_output += 1;
+        }
+    }
+
+    /// Sends every datagram the server has ready; returns how many.
+    fn drain_server(&mut self) -> usize {
+        if self.server_vanished {
+            return 0;
+        }
+        let mut n = 0;
+        while let Some(t) = self.server.poll_transmit(self.now) {
+            n += 1;
+            self.transmit(SERVER, t.to, t.bytes);
+        }
+        while let Some(r) = self.server.poll_request() {
+            let response = match r {
+                Request::Register { id, password, .. } => Response::Registered {
+                    id,
+                    result: Ok(fake_hash(&password)),
+                },
+                Request::Verify {
+                    id,
+                    password,
+                    password_hash,
+                    ..
+                } => Response::Verified {
+                    id,
+                    ok: password_hash == fake_hash(&password),
+                },
+            };
+            self.responses_queued += 1;
+            self.responses.insert(
+                (self.now + self.config.password_delay, self.responses_queued),
+                response,
+            );
+        }
+        while let Some(e) = self.server.poll_event() {
+            self.record(format!("server {e:?}"));
+            self.server_events.push((self.now, e));
+        }
+        n
+    }
+
+    /// Sends every datagram peer `i` has ready and takes its events;
+    /// returns how many datagrams. Answers password requests.
+    fn drain_peer(&mut self, i: usize) -> usize {
+        if self.peers[i].vanished {
+            return 0;
+        }
+        let now = self.now;
+        let addr = self.peers[i].addr;
+        let mut n = 0;
+        loop {
+            while let Some(bytes) = self.peers[i].poll_transmit(now) {
+                n += 1;
+                self.transmit(addr, SERVER, bytes);
+            }
+            let mut acted = false;
+            let name = self.peers[i].name.clone();
+            match &mut self.peers[i].endpoint {
+                Endpoint::Client(c) => {
+                    let mut events = Vec::new();
+                    while let Some(e) = c.poll_event() {
+                        if matches!(e, ClientEvent::PasswordRequired { .. }) {
+                            c.submit_password(&password_of(&name))
+                                .expect("the password is accepted");
+                            acted = true;
+                        }
+                        events.push(e);
+                    }
+                    for e in events {
+                        match &e {
+                            ClientEvent::Public { .. } | ClientEvent::Direct { .. } => {
+                                self.deliveries += 1;
+                            }
+                            ClientEvent::Confirmed { .. } => self.confirms += 1,
+                            _ => {}
+                        }
+                        self.record(format!("{name} {e:?}"));
+                        self.peers[i].events.push((now, e));
+                    }
+                }
+                Endpoint::Raw(r) => {
+                    // Answer a password request that arrived since the last
+                    // drain; record what arrived.
+                    let new: Vec<ServerMessage> = r.received[r.handled..]
+                        .iter()
+                        .map(|(_, m)| m.clone())
+                        .collect();
+                    r.handled = r.received.len();
+                    for m in &new {
+                        if matches!(m, ServerMessage::PasswordRequired { .. }) {
+                            r.send(&ClientMessage::Password {
+                                password: password_of(&name),
+                            });
+                            acted = true;
+                        }
+                    }
+                    for m in new {
+                        self.record(format!("{name} (raw) {m:?}"));
+                    }
+                }
+            }
+            if !acted {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Sends everything every endpoint has ready.
+    pub fn flush(&mut self) {
+        self.drain_server();
+        for i in 0..self.peers.len() {
+            self.drain_peer(i);
+        }
+        // A password answer with no delay is handled within the same step.
+    }
+
+    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.datagrams_sent += 1;
+        let mut h = fnv(self.digest, &self.now.as_micros().to_be_bytes());
+        h = fnv(h, from.to_string().as_bytes());
+        h = fnv(h, to.to_string().as_bytes());
+        self.digest = fnv(h, &bytes);
+        if let Ok(d) = Datagram::decode(&bytes) {
+            let key = (from, to, d.header.connection_id);
+            for f in d.frames() {
+                if let Frame::Segment { seq, .. } = f {
+                    self.segments_sent += 1;
+                    match self.highest_seq.get(&key) {
+                        Some(&top) if seq <= top => self.retransmissions += 1,
+                        _ => {
+                            self.highest_seq.insert(key, seq);
+                        }
+                    }
+                }
+            }
+        }
+        if self.config.record_datagrams {
+            self.log.push(SentDatagram {
+                at: self.now,
+                from,
+                to,
+                bytes: bytes.clone(),
+            });
+        }
+        self.net.send(self.now, from, to, bytes);
+    }
+}
+
+/// A public or direct message as a peer received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// True for a direct message.
+    pub direct: bool,
+    /// The sender.
+    pub from: String,
+    /// The text.
+    pub text: String,
+}
+
+/// One message of a [`Plan`].
+#[derive(Debug, Clone)]
+pub struct Msg {
+    /// Index of the sending client.
+    pub sender: usize,
+    /// The sender's count of its messages, from 0.
+    pub seq: u32,
+    /// For a direct message, the recipient's index.
+    pub to: Option<usize>,
+    /// The text: `"sender:seq"`, maybe followed by a space and filler.
+    pub text: String,
+}
+
+/// A deterministic workload: who sends what to whom, in which order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Number of clients (indices `0..clients`).
+    pub clients: usize,
+    /// The messages in sending order.
+    pub msgs: Vec<Msg>,
+}
+
+/// What running a [`Plan`] took.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanRun {
+    /// When the first message was handed to a client.
+    pub first_send: Instant,
+    /// When the last message was handed to a client.
+    pub last_send: Instant,
+    /// When the last delivery or confirmation arrived.
+    pub done: Instant,
+}
+
+impl Plan {
+    /// `messages` messages from `clients` clients in turn; about one in
+    /// three is a direct message to another client, the rest are public.
+    /// Some carry filler so that lengths vary.
+    pub fn mixed(clients: usize, messages: usize) -> Plan {
+        assert!(clients >= 2);
+        let mut seqs = vec![0u32; clients];
+        let msgs = (0..messages)
+            .map(|k| {
+                let sender = k % clients;
+                let seq = seqs[sender];
+                seqs[sender] += 1;
+                let round = k / clients;
+                let to =
+                    (round % 3 == 1).then(|| (sender + 1 + (round / 3) % (clients - 1)) % clients);
+                let mut text = format!("{}:{seq}", peer_name(sender));
+                if k % 4 == 0 {
+                    text.push(' ');
+                    text.extend((0..(k * 7) % 120).map(|j| (b'a' + (j % 26) as u8) as char));
+                }
+                Msg {
+                    sender,
+                    seq,
+                    to,
+                    text,
+                }
+            })
+            .collect();
+        Plan { clients, msgs }
+    }
+
+    /// How many public and direct messages the recipients should get.
+    pub fn expected_deliveries(&self) -> u64 {
+        self.msgs
+            .iter()
+            .map(|m| {
+                if m.to.is_some() {
+                    1
+                } else {
+                    self.clients as u64 - 1
+                }
+            })
+            .sum()
+    }
+
+    /// Sends the plan's messages one every `interval` from now, then runs
+    /// until every delivery and confirmation arrived; panics if that takes
+    /// longer than `timeout` after the first send.
+    pub fn run(&self, w: &mut World, interval: Duration, timeout: Duration) -> PlanRun {
+        let base_deliveries = w.deliveries;
+        let base_confirms = w.confirms;
+        let first_send = w.now;
+        let mut last_send = first_send;
+        for (k, m) in self.msgs.iter().enumerate() {
+            w.run_until(first_send + interval.saturating_mul(k as u64));
+            last_send = w.now;
+            let result = match m.to {
+                Some(to) => {
+                    let to = w.peers[to].name.clone();
+                    w.send_dm(m.sender, &to, &m.text)
+                }
+                None => w.send_pm(m.sender, &m.text),
+            };
+            result.unwrap_or_else(|e| panic!("sending {}: {e}", m.text));
+        }
+        let want_deliveries = base_deliveries + self.expected_deliveries();
+        let want_confirms = base_confirms + self.msgs.len() as u64;
+        let deadline = first_send + timeout;
+        let done = w.run_until_cond(deadline, |w| {
+            w.deliveries >= want_deliveries && w.confirms >= want_confirms
+        });
+        assert!(
+            done,
+            "by {deadline:?}: {} of {} deliveries, {} of {} confirmations",
+            w.deliveries - base_deliveries,
+            self.expected_deliveries(),
+            w.confirms - base_confirms,
+            self.msgs.len()
+        );
+        PlanRun {
+            first_send,
+            last_send,
+            done: w.now,
+        }
+    }
+
+    /// Checks that every recipient got each message meant for it exactly
+    /// once, in each sender's order, as the right kind; that nobody got
+    /// anything else; and that each sender got one confirmation per message,
+    /// in order, with the right recipients.
+    pub fn check(&self, w: &World) {
+        for r in 0..self.clients {
+            let got = w.messages_of(r);
+            for s in 0..self.clients {
+                let sender = &w.peers[s].name;
+                let expected: Vec<(bool, &str)> = self
+                    .msgs
+                    .iter()
+                    .filter(|m| m.sender == s && m.sender != r && m.to.is_none_or(|t| t == r))
+                    .map(|m| (m.to.is_some(), m.text.as_str()))
+                    .collect();
+                let actual: Vec<(bool, &str)> = got
+                    .iter()
+                    .filter(|(_, m)| &m.from == sender)
+                    .map(|(_, m)| (m.direct, m.text.as_str()))
+                    .collect();
+                if expected != actual {
+                    let first = expected
+                        .iter()
+                        .zip(&actual)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(expected.len().min(actual.len()));
+                    panic!(
+                        "{} got {} messages from {sender}, expected {}; first difference \
+                         at #{first}: got {:?}, expected {:?}",
+                        w.peers[r].name,
+                        actual.len(),
+                        expected.len(),
+                        actual.get(first),
+                        expected.get(first)
+                    );
+                }
+            }
+            let strangers = got
+                .iter()
+                .filter(|(_, m)| !(0..self.clients).any(|s| w.peers[s].name == m.from))
+                .count();
+            assert_eq!(
+                strangers, 0,
+                "{} got messages from unknown senders",
+                w.peers[r].name
+            );
+
+            let confirms: Vec<(Operation, Option<String>, u32)> = w.peers[r]
+                .events
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    ClientEvent::Confirmed { op, to, recipients } => {
+                        Some((*op, to.clone(), *recipients))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let expected: Vec<(Operation, Option<String>, u32)> = self
+                .msgs
+                .iter()
+                .filter(|m| m.sender == r)
+                .map(|m| match m.to {
+                    Some(t) => (Operation::DM, Some(w.peers[t].name.clone()), 1),
+                    None => (Operation::PM, None, self.clients as u32 - 1),
+                })
+                .collect();
+            assert_eq!(
+                confirms, expected,
+                "{}'s confirmations differ from its messages",
+                w.peers[r].name
+            );
+        }
+    }
+}
+
+/// Percentile `p` (0..=100) of sorted `values` (nearest rank).
+pub fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as u64).div_ceil(100).max(1) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
