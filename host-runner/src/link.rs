@@ -1,0 +1,186 @@
+//! The one UDP conversation the guest may have: a socket bound to an
+//! ephemeral port and `connect()`ed to the server, so the kernel discards
+//! datagrams from any other address before anyone reads them.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use crossbeam_channel::Sender;
+
+use crate::bindings::NetError;
+
+/// Largest datagram in either direction (the protocol's limit).
+pub const MAX_DATAGRAM: usize = 1200;
+
+/// Datagrams queued between the socket thread and the guest. When the guest
+/// falls this far behind, newer datagrams are dropped, as a full socket
+/// buffer would.
+pub const QUEUE: usize = 1024;
+/// How long one `recv` waits before the thread checks whether to stop.
+const RECV_TIMEOUT: Duration = Duration::from_millis(200);
+/// Pause after a receive error, so a persistent one cannot spin a core.
+const ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the socket thread delivers.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A datagram from the server.
+    Datagram(Vec<u8>),
+    /// The socket reported an error.
+    Error(NetError),
+}
+
+/// The connected socket.
+pub struct ServerLink {
+    socket: UdpSocket,
+    server: SocketAddr,
+}
+
+impl ServerLink {
+    /// Resolves `host` (its first address, as `chatclient` does), binds an
+    /// ephemeral port of the same address family and connects to the
+    /// server.
+    pub fn connect(host: &str, port: u16) -> anyhow::Result<Self> {
+        let server = (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("{host} has no address"))?;
+        let local: IpAddr = match server {
+            SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let socket = UdpSocket::bind((local, 0)).context("cannot open a UDP socket")?;
+        socket
+            .connect(server)
+            .with_context(|| format!("cannot connect a UDP socket to {server}"))?;
+        Ok(ServerLink { socket, server })
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The local address (ephemeral port) the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Sends one datagram to the server, whole or not at all.
+    pub fn send(&self, datagram: &[u8]) -> Result<(), NetError> {
+        if datagram.len() > MAX_DATAGRAM {
+            return Err(too_large());
+        }
+        match self.socket.send(datagram) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(net_error(&e)),
+        }
+    }
+
+    /// Starts the thread that receives datagrams and sends them to `tx`.
+    /// It stops when `stop` is set or `tx` is disconnected.
+    pub fn spawn_receiver(
+        &self,
+        tx: Sender<Incoming>,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<thread::JoinHandle<()>> {
+        let socket = self.socket.try_clone()?;
+        socket.set_read_timeout(Some(RECV_TIMEOUT))?;
+        thread::Builder::new()
+            .name("udp-recv".into())
+            .spawn(move || receive_loop(&socket, &tx, &stop))
+    }
+}
+
+fn receive_loop(socket: &UdpSocket, tx: &Sender<Incoming>, stop: &AtomicBool) {
+    // Large enough for any UDP payload, so an oversized one is seen whole
+    // (and dropped) rather than silently cut to MAX_DATAGRAM.
+    let mut buf = vec![0u8; 65_536];
+    let mut dropped = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let item = match socket.recv(&mut buf) {
+            Ok(n) if n > MAX_DATAGRAM => {
+                tracing::debug!("dropped a {n}-byte datagram from the server");
+                Incoming::Error(too_large())
+            }
+            Ok(n) => Incoming::Datagram(buf[..n].to_vec()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                thread::sleep(ERROR_BACKOFF);
+                Incoming::Error(net_error(&e))
+            }
+        };
+        match tx.try_send(item) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                dropped += 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!("the guest is not keeping up: {dropped} datagrams dropped");
+                }
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+fn too_large() -> NetError {
+    NetError::TooLarge(MAX_DATAGRAM as u32)
+}
+
+/// Maps a socket error to what the guest is told.
+pub fn net_error(e: &io::Error) -> NetError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable => NetError::Unreachable,
+        _ => NetError::Io(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_sends_are_refused_not_truncated() {
+        let server = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        server
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let port = server.local_addr().expect("addr").port();
+        let link = ServerLink::connect("127.0.0.1", port).expect("connect");
+        assert!(matches!(
+            link.send(&[0u8; MAX_DATAGRAM + 1]),
+            Err(NetError::TooLarge(1200))
+        ));
+        link.send(&[7u8; MAX_DATAGRAM])
+            .expect("a full-size datagram");
+        let mut buf = [0u8; 2048];
+        let (n, from) = server.recv_from(&mut buf).expect("the full-size one");
+        assert_eq!(n, MAX_DATAGRAM);
+        assert_eq!(from, link.local_addr().expect("local"));
+        // Nothing else arrived: the refused one was not cut and sent.
+        assert!(server.recv_from(&mut buf).is_err());
+    }
+
+    #[test]
+    fn resolves_names() {
+        let link = ServerLink::connect("localhost", 9).expect("connect");
+        assert!(link.server().ip().is_loopback());
+    }
+}

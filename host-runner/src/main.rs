@@ -1,0 +1,184 @@
+//! `host-runner HOST PORT USERNAME`: the udpchat client, compiled to a
+//! WebAssembly component, run in a wasmtime sandbox that grants it one
+//! thing: a UDP conversation with the server named on the command line
+//! (plus the user's console). `wit/chat-host.wit` is the spec of what
+//! crosses the boundary.
+//!
+//! The host owns standard input (a thread) and the socket (a thread); the
+//! guest's calls to `next-event` wait on both through crossbeam channels.
+
+mod bindings;
+mod cache;
+mod conversation;
+mod input;
+mod link;
+mod sandbox;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+
+use crate::bindings::SessionInfo;
+use crate::conversation::{Conversation, MAX_LINE, Passwords};
+use crate::link::ServerLink;
+use crate::sandbox::{HostState, Outcome};
+
+/// File name of the client component that `ci/build-wasm.sh` builds.
+const MODULE_FILE: &str = "wasi-client.wasm";
+/// Modules larger than this are not loaded.
+const MAX_MODULE: u64 = 64 << 20;
+/// Exit code when the host, not the guest, ends the run.
+const EXIT_HOST_FAILURE: u8 = 2;
+
+/// Run the udpchat client as a sandboxed WebAssembly component.
+///
+/// Same usage as `chatclient`: the password comes from CHAT_PASSWORD if set,
+/// else from a prompt without echo on a terminal, else from the next line of
+/// standard input. Commands are read from standard input, one per line (PM,
+/// DM, EX); end of input behaves like EX.
+///
+/// Exit status: the guest's own (0 after EX or end of input, 1 on failure),
+/// or 2 when the host ended it (bad usage, no module, trap, limit).
+#[derive(Parser, Debug)]
+#[command(name = "host-runner", version)]
+struct Args {
+    /// The server's host name or address.
+    #[arg(env = "CHAT_SERVER")]
+    host: String,
+    /// The server's UDP port.
+    #[arg(env = "CHAT_PORT")]
+    port: u16,
+    /// Your username (registered on first login).
+    #[arg(env = "CHAT_USER")]
+    username: String,
+    /// The client component to run. Without it: `wasi-client.wasm` next to
+    /// this executable, else `../wasm32-wasip2/release/wasi-client.wasm`
+    /// relative to this executable's directory (where `ci/build-wasm.sh`
+    /// puts it when both are built in the same target directory).
+    #[arg(long, env = "UDPCHAT_MODULE", value_name = "PATH")]
+    module: Option<PathBuf>,
+    /// Where compiled modules are cached [default: $XDG_CACHE_HOME or
+    /// ~/.cache, then udpchat/host-runner]. Deleting it is always safe.
+    #[arg(long, env = "UDPCHAT_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the module every time; do not read or write the cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    match run(&args) {
+        Ok(Outcome::Exited(code)) => ExitCode::from(code),
+        Ok(Outcome::Failed(message)) => {
+            eprintln!("host-runner: {message}");
+            ExitCode::from(EXIT_HOST_FAILURE)
+        }
+        Err(e) => {
+            eprintln!("host-runner: {e:#}");
+            ExitCode::from(EXIT_HOST_FAILURE)
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let module_path = match &args.module {
+        Some(path) => path.clone(),
+        None => default_module()?,
+    };
+    let wasm = read_module(&module_path)?;
+
+    let link = ServerLink::connect(&args.host, args.port)?;
+    tracing::debug!(
+        "socket {} connected to {}",
+        link.local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string()),
+        link.server()
+    );
+
+    let engine = sandbox::engine()?;
+    let cache_dir = match (&args.cache_dir, args.no_cache) {
+        (_, true) => None,
+        (Some(dir), false) => Some(dir.clone()),
+        (None, false) => cache::default_dir(),
+    };
+    let (component, provenance) = cache::load(&engine, &wasm, cache_dir.as_deref())
+        .with_context(|| format!("cannot load {}", module_path.display()))?;
+    tracing::debug!(
+        "{} ready after {} ms ({provenance:?})",
+        module_path.display(),
+        started.elapsed().as_millis()
+    );
+    sandbox::start_epoch_ticker(&engine).context("cannot start the epoch thread")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (datagram_tx, datagram_rx) = crossbeam_channel::bounded(link::QUEUE);
+    link.spawn_receiver(datagram_tx, Arc::clone(&stop))
+        .context("cannot start the socket thread")?;
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    let passwords = Passwords::from_env(stdin_is_terminal);
+    let input = input::spawn(MAX_LINE).context("cannot start the stdin thread")?;
+
+    let session = SessionInfo {
+        username: args.username.clone(),
+        server: format!("{}:{}", args.host, args.port),
+        password_source: passwords.source(),
+        // As chatclient: prompts only when a person types and reads.
+        show_prompts: stdin_is_terminal && std::io::stdout().is_terminal(),
+    };
+    let conversation = Conversation::new(session, link, datagram_rx, input, passwords);
+    let outcome = sandbox::run(&engine, &component, HostState::new(conversation));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(outcome)
+}
+
+/// Where the client component is when `--module` is not given.
+fn default_module() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate this executable")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidates = [
+        dir.join(MODULE_FILE),
+        dir.join("..")
+            .join("wasm32-wasip2")
+            .join("release")
+            .join(MODULE_FILE),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => Ok(path.clone()),
+        None => bail!(
+            "no client module found at {} or {}: build it with ci/build-wasm.sh, \
+             or pass --module PATH",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
+}
+
+fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if len > MAX_MODULE {
+        bail!(
+            "{} is {len} bytes, more than a client module can be",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}

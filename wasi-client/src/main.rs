@@ -1,0 +1,189 @@
+//! The udpchat client as a WebAssembly component: `chatclient`'s line mode,
+//! run by `host-runner` in a sandbox.
+//!
+//! All protocol, session and console logic is `udpchat_core::ui::Console`;
+//! this file is only the loop that feeds it the host's events and carries
+//! out its outputs. The host's imports (`host-runner/wit/chat-host.wit`) are
+//! the guest's only way to the world besides stdout and stderr.
+//!
+//! * time: WASI's monotonic clock (`std::time::Instant`), from 0 at start;
+//! * the connection id: 8 random bytes from WASI's `wasi:random/random`
+//!   (through `getrandom`);
+//! * the password: from the console's own input lines when stdin is piped,
+//!   else from the host's `read-password` (`CHAT_PASSWORD`, or a terminal
+//!   prompt without echo), as `chatclient` does.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use udpchat_core::Instant;
+use udpchat_core::ui::{Console, ConsoleConfig, ConsoleOutput};
+use wasi_client::host::{self, Event, NetError, PasswordSource, SessionInfo};
+
+/// The prompt shown by the host on a terminal (the console has already
+/// said whether a new password is being chosen).
+const PASSWORD_PROMPT: &str = "Password: ";
+
+fn main() -> ExitCode {
+    ExitCode::from(run())
+}
+
+/// Microseconds since the client started, on WASI's monotonic clock.
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        let micros = self.0.elapsed().as_micros();
+        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+}
+
+fn run() -> u8 {
+    let session = host::session();
+    let limits = host::limits();
+    let clock = Clock(std::time::Instant::now());
+    let connection_id = match getrandom::u64() {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("wasi-client: no random connection id: {e}");
+            return 1;
+        }
+    };
+    let config = ConsoleConfig {
+        password_from_lines: session.password_source == PasswordSource::InputLines,
+        ..ConsoleConfig::default()
+    };
+    let mut console = match Console::new(clock.now(), config, connection_id, &session.username) {
+        Ok(console) => console,
+        Err(e) => {
+            eprintln!("wasi-client: invalid username {:?}: {e}", session.username);
+            // chatclient exits 2 here; WASI's exit carries only success or
+            // failure, so a guest's 2 would arrive as 1 anyway.
+            return 1;
+        }
+    };
+    let mut notes = Notes::default();
+    match drive(
+        &mut console,
+        &clock,
+        &session,
+        limits.max_wait_ms,
+        &mut notes,
+    ) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wasi-client: {e}");
+            1
+        }
+    }
+}
+
+/// The driving loop: outputs out, then wait for one event, then timers.
+fn drive(
+    console: &mut Console,
+    clock: &Clock,
+    session: &SessionInfo,
+    max_wait_ms: u32,
+    notes: &mut Notes,
+) -> io::Result<u8> {
+    let mut stdout = io::stdout().lock();
+    loop {
+        send_all(console, clock, notes);
+        while let Some(output) = console.poll_output() {
+            match output {
+                ConsoleOutput::Line(line) => writeln!(stdout, "{line}")?,
+                ConsoleOutput::Prompt(prompt) => {
+                    if session.show_prompts {
+                        write!(stdout, "{prompt}")?;
+                    }
+                }
+                ConsoleOutput::NeedPassword { new_user, failures } => {
+                    match session.password_source {
+                        // The console takes it from the next input line.
+                        PasswordSource::InputLines => {}
+                        PasswordSource::Environment if failures > 0 => {
+                            writeln!(stdout, "! login refused with CHAT_PASSWORD")?;
+                            stdout.flush()?;
+                            return Ok(1);
+                        }
+                        PasswordSource::Environment | PasswordSource::Terminal => {
+                            stdout.flush()?;
+                            match host::read_password(PASSWORD_PROMPT, new_user, failures) {
+                                Some(password) => console.submit_password(clock.now(), &password),
+                                None => console.handle_eof(clock.now()),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        stdout.flush()?;
+        if let Some(code) = console.exit_code() {
+            // Acknowledge the server's last messages before leaving.
+            send_all(console, clock, notes);
+            return Ok(code);
+        }
+
+        let wait_ms = match console.poll_timeout() {
+            Some(deadline) => {
+                // Round up: waking a little early would only spin.
+                let micros = deadline.saturating_since(clock.now()).as_micros();
+                u32::try_from(micros.div_ceil(1000))
+                    .unwrap_or(u32::MAX)
+                    .min(max_wait_ms)
+            }
+            None => max_wait_ms,
+        };
+        let event = host::next_event(wait_ms);
+        let now = clock.now();
+        match event {
+            Event::Datagram(datagram) => console.handle_datagram(now, &datagram),
+            Event::Line(line) => console.handle_line(now, &line),
+            Event::EndOfInput => console.handle_eof(now),
+            Event::Timeout => {}
+            Event::NetworkError(e) => notes.network_error(&e),
+        }
+        if console.poll_timeout().is_some_and(|t| t <= clock.now()) {
+            console.handle_timeout(clock.now());
+        }
+    }
+}
+
+/// Sends every datagram the console has ready.
+fn send_all(console: &mut Console, clock: &Clock, notes: &mut Notes) {
+    while let Some(datagram) = console.poll_transmit(clock.now()) {
+        if let Err(e) = host::send(&datagram) {
+            // Loss is the reliable channel's business: it retransmits, and
+            // declares the server lost if nothing gets through.
+            notes.network_error(&e);
+        }
+    }
+}
+
+/// Network trouble worth one line on stderr, not one per datagram.
+#[derive(Default)]
+struct Notes {
+    unreachable: bool,
+    too_large: bool,
+    io: bool,
+}
+
+impl Notes {
+    fn network_error(&mut self, e: &NetError) {
+        let (seen, message) = match e {
+            NetError::Unreachable => (
+                &mut self.unreachable,
+                "the network reports the server unreachable; retrying".to_owned(),
+            ),
+            NetError::TooLarge(limit) => (
+                &mut self.too_large,
+                format!("a datagram over the host's {limit}-byte limit was dropped"),
+            ),
+            NetError::Io(description) => (&mut self.io, format!("socket error: {description}")),
+        };
+        if !*seen {
+            *seen = true;
+            eprintln!("wasi-client: {message}");
+        }
+    }
+}
