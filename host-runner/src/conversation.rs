@@ -175,6 +175,32 @@ impl conversation::Host for Conversation {
         event
     }
 
+    fn remember_server_key(&mut self, key: Vec<u8>) {
+        self.touch();
+        let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) else {
+            return;
+        };
+        if self.session.server_key.is_some() {
+            return;
+        }
+        let server = &self.session.server;
+        match udpchat_native::keys::known_servers_path().map(|p| {
+            udpchat_native::keys::KnownServers::open(p).and_then(|mut k| {
+                k.add(server, &key)?;
+                Ok(k.path().display().to_string())
+            })
+        }) {
+            Some(Ok(path)) => eprintln!(
+                "host-runner: {server} has key {}; remembered in {path}",
+                udpchat_core::crypto::Hex(&key)
+            ),
+            _ => eprintln!(
+                "host-runner: {server} has key {} (could not remember it)",
+                udpchat_core::crypto::Hex(&key)
+            ),
+        }
+    }
+
     fn read_password(&mut self, prompt: String, new_user: bool, attempt: u32) -> Option<String> {
         tracing::debug!("password requested (new user: {new_user}, attempt {attempt})");
         let prompt: String = prompt

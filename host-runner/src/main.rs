@@ -70,6 +70,16 @@ struct Args {
     /// Compile the module every time; do not read or write the cache.
     #[arg(long)]
     no_cache: bool,
+    /// The server's public key (64 hex digits), instead of trusting the
+    /// key it shows on first use (pins are kept in the known_servers file
+    /// of your config directory, as chatclient does; CHAT_KNOWN_SERVERS
+    /// overrides its path).
+    #[arg(long, env = "CHAT_SERVER_KEY", value_parser = parse_key_arg)]
+    server_key: Option<[u8; 32]>,
+}
+
+fn parse_key_arg(s: &str) -> Result<[u8; 32], String> {
+    udpchat_core::crypto::parse_key(s).ok_or_else(|| "expected 64 hex digits".to_string())
 }
 
 fn main() -> ExitCode {
@@ -135,9 +145,16 @@ fn run(args: &Args) -> anyhow::Result<Outcome> {
     let passwords = Passwords::from_env(stdin_is_terminal);
     let input = input::spawn(MAX_LINE).context("cannot start the stdin thread")?;
 
+    let server_name = format!("{}:{}", args.host, args.port);
+    let pinned = args.server_key.or_else(|| {
+        udpchat_native::keys::known_servers_path()
+            .and_then(|p| udpchat_native::keys::KnownServers::open(p).ok())
+            .and_then(|k| k.get(&server_name))
+    });
     let session = SessionInfo {
         username: args.username.clone(),
-        server: format!("{}:{}", args.host, args.port),
+        server: server_name,
+        server_key: pinned.map(|k| k.to_vec()),
         password_source: passwords.source(),
         // As chatclient: prompts only when a person types and reads.
         show_prompts: stdin_is_terminal && std::io::stdout().is_terminal(),

@@ -7,8 +7,10 @@
 //! the guest's only way to the world besides stdout and stderr.
 //!
 //! * time: WASI's monotonic clock (`std::time::Instant`), from 0 at start;
-//! * the connection id: 8 random bytes from WASI's `wasi:random/random`
-//!   (through `getrandom`);
+//! * the connection id and the handshake's ephemeral key: 32 random bytes
+//!   from WASI's `wasi:random/random` (through `getrandom`);
+//! * the server's pinned key: from the host's `session`; a key learned on
+//!   first use goes back to the host with `remember-server-key`;
 //! * the password: from the console's own input lines when stdin is piped,
 //!   else from the host's `read-password` (`CHAT_PASSWORD`, or a terminal
 //!   prompt without echo), as `chatclient` does.
@@ -42,18 +44,20 @@ fn run() -> u8 {
     let session = host::session();
     let limits = host::limits();
     let clock = Clock(std::time::Instant::now());
-    let connection_id = match getrandom::u64() {
-        Ok(id) => id,
-        Err(e) => {
-            eprintln!("wasi-client: no random connection id: {e}");
-            return 1;
-        }
-    };
-    let config = ConsoleConfig {
+    let mut random = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut random) {
+        eprintln!("wasi-client: no randomness for the connection: {e}");
+        return 1;
+    }
+    let mut config = ConsoleConfig {
         password_from_lines: session.password_source == PasswordSource::InputLines,
         ..ConsoleConfig::default()
     };
-    let mut console = match Console::new(clock.now(), config, connection_id, &session.username) {
+    config.client.server_key = session
+        .server_key
+        .as_deref()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok());
+    let mut console = match Console::new(clock.now(), config, random, &session.username) {
         Ok(console) => console,
         Err(e) => {
             eprintln!("wasi-client: invalid username {:?}: {e}", session.username);
@@ -97,14 +101,14 @@ fn drive(
                         write!(stdout, "{prompt}")?;
                     }
                 }
+                // The host pins it on first use.
+                ConsoleOutput::ServerKey(key) => host::remember_server_key(&key),
                 ConsoleOutput::NeedPassword { new_user, failures } => {
                     match session.password_source {
                         // The console takes it from the next input line.
                         PasswordSource::InputLines => {}
                         PasswordSource::Environment if failures > 0 => {
-                            writeln!(stdout, "! login refused with CHAT_PASSWORD")?;
-                            stdout.flush()?;
-                            return Ok(1);
+                            console.give_up("! login refused with CHAT_PASSWORD");
                         }
                         PasswordSource::Environment | PasswordSource::Terminal => {
                             stdout.flush()?;

@@ -96,6 +96,11 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
+    // Every test server has a new key: pin nothing, remember nothing.
+    cmd.env(
+        "CHAT_KNOWN_SERVERS",
+        if cfg!(windows) { "NUL" } else { "/dev/null" },
+    );
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
