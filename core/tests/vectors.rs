@@ -1,23 +1,52 @@
-//! Test vectors of `PROTOCOL.md`: a whole session driven through a real
-//! [`Server`] and two real [`Client`]s in memory, on a virtual clock, with
-//! fixed connection ids. Every datagram is captured; the ones `PROTOCOL.md`
-//! shows are asserted byte for byte, so the document cannot drift from the
-//! code.
+//! Test vectors of `PROTOCOL.md`.
 //!
-//! Print the annotated transcript (the form `PROTOCOL.md` shows) with
+//! * [`noise_vectors`]: a standalone handshake and sealed datagrams from
+//!   fixed keys, for implementers who bring their own Noise library.
+//! * The worked example: a whole session driven through a real [`Server`]
+//!   and two real [`Client`]s in memory, on a virtual clock. The server's
+//!   static key and every endpoint's randomness are fixed, so every byte is
+//!   deterministic. A wiretap that knows those seeds re-derives each
+//!   connection's keys (through the public `crypto` API, as the endpoints
+//!   do) and opens every sealed datagram, so the transcript shows what was
+//!   sealed as well as what travelled.
+//!
+//! The most important datagrams are asserted byte for byte against the
+//! constants below, and every block of text these tests print is asserted
+//! to appear verbatim in `PROTOCOL.md`, so the document cannot drift from
+//! the code. Print them with
 //! `cargo test -p udpchat-core --test vectors -- --nocapture`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use udpchat_core::client::{Client, ClientConfig, ClientEvent};
+use udpchat_core::crypto::{
+    self, CookieKeys, Initiator, MSG2_LEN, Rng, StaticKey, TAG_LEN, Transport,
+};
 use udpchat_core::server::{Request, Response, Server, ServerConfig, Transmit, UserRecord};
-use udpchat_core::session::{self, ErrorCode, Operation, ServerMessage};
-use udpchat_core::wire::{Datagram, Frame, HEADER_LEN, MIN_INITIAL_LEN};
+use udpchat_core::session::{self, ErrorCode, LoginFailure, Operation, ServerMessage};
+use udpchat_core::wire::{
+    COOKIE_LEN, Datagram, Frame, HEADER_LEN, Header, MAX_DATAGRAM, MAX_PLAINTEXT, MIN_INITIAL_LEN,
+    PacketKind,
+};
 use udpchat_core::{Duration, Instant};
 
-const ALICE_ID: u64 = 0x0123_4567_89ab_cdef;
-const BOB_ID: u64 = 0xfedc_ba98_7654_3210;
+// --- Fixed keys and randomness ------------------------------------------------
+
+/// The server's static private key in the worked example.
+const SERVER_PRIVATE: [u8; 32] = [0x11; 32];
+/// The 32 random bytes the example's server is started with.
+const SERVER_RANDOM: [u8; 32] = [0x22; 32];
+/// The 32 random bytes alice's client is started with.
+const ALICE_RANDOM: [u8; 32] = [0xa1; 32];
+/// The 32 random bytes bob's client is started with.
+const BOB_RANDOM: [u8; 32] = [0xb0; 32];
+
+fn server_key() -> StaticKey {
+    StaticKey::from_private(SERVER_PRIVATE)
+}
 
 fn alice_addr() -> SocketAddr {
     "198.51.100.7:50000".parse().unwrap()
@@ -26,13 +55,307 @@ fn bob_addr() -> SocketAddr {
     "203.0.113.9:50001".parse().unwrap()
 }
 
-/// One captured datagram.
+/// What a [`Client`] draws from its 32 random bytes: the connection id,
+/// then the seed of its handshake.
+fn client_draws(random: [u8; 32]) -> (u64, [u8; 32]) {
+    let mut r = Rng::from_seed(random);
+    (r.next_u64(), r.seed())
+}
+
+/// The ephemeral private key a handshake seed gives: the first 32 bytes of
+/// ChaCha20 keyed with the seed.
+fn ephemeral_private(seed: [u8; 32]) -> [u8; 32] {
+    Rng::from_seed(seed).seed()
+}
+
+// --- Hex helpers ----------------------------------------------------------------
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_spaced(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(hex.len().is_multiple_of(2), "odd hex length");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// Width of the hex column: 16 bytes.
+const HEX_WIDTH: usize = 16 * 3 - 1;
+
+fn row(out: &mut String, bytes: &[u8], note: &str) {
+    let line = format!("{:<HEX_WIDTH$}  {note}", hex_spaced(bytes));
+    let _ = writeln!(out, "{}", line.trim_end());
+}
+
+/// Rows of 16 bytes; `note` on the first row only.
+fn rows(out: &mut String, bytes: &[u8], note: &str) {
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        row(out, chunk, if i == 0 { note } else { "" });
+    }
+}
+
+/// `PROTOCOL.md`, read once.
+fn protocol_md() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    })
+}
+
+/// Asserts that `block` appears verbatim in `PROTOCOL.md`.
+fn assert_documented(block: &str, what: &str) {
+    assert!(
+        protocol_md().contains(block),
+        "{what} is not in PROTOCOL.md as the code now produces it; expected:\n\n{block}"
+    );
+}
+
+// --- Standalone handshake and sealing vectors ----------------------------------
+
+const VEC_CONN: u64 = 0x0123_4567_89ab_cdef;
+/// Seed of the client's ephemeral key.
+const VEC_CLIENT_SEED: [u8; 32] = [0xc1; 32];
+/// Seed of the server's ephemeral key.
+const VEC_SERVER_SEED: [u8; 32] = [0x5e; 32];
+
+const VEC_SERVER_PUBLIC: &str = "7b4e909bbe7ffe44c465a220037d608ee35897d31ef972f07f74892cb0f73f13";
+const VEC_CLIENT_E_PRIVATE: &str =
+    "cc72ccbb4ac231b4e70057c5e5f501bd93c0a57632ea23f662f9dce90c41a53c";
+const VEC_SERVER_E_PRIVATE: &str =
+    "3d237cd371514aeb3a0dfac6959bf7bb74df7986b6037e534c2e95833769029c";
+const VEC_RESET_TOKEN: &str = "ba0909adc115430517b03b8c773bccda";
+const VEC_MSG1: &str = "c99d04f87103839465a4f4c25006e1d9bd7c4e0e5a9d61a20a381bd71dc93875";
+const VEC_MSG2: &str = concat!(
+    "1d90acdbb1cca7ba942c06a59d9d7be899191295deb0f171bd0112233118d074",
+    "94bef3da2c145358238bb0137bd5fdd710e080eaf3af7a722182e1860aac0bcd",
+    "09b81c83dfc042106d9bd55f461e40d6f95d97828d45d1c3260ccc77399bb630",
+    "563bb68c36d253f9cb0ad5c97801bf6b",
+);
+const VEC_SEALED_C2S: &str = concat!(
+    "430102000123456789abcdef00000000c9e0ff690badecaa4e11a905b449d93b",
+    "d9d170bdf0a3c60496f72f2e440a2385d03127ceb2bab8fe3ed4495e30953c37",
+    "18df1fa275b401",
+);
+const VEC_SEALED_S2C: &str = concat!(
+    "430102000123456789abcdef000000003d1547ad404c2fa3865ddfcba2ffccbf",
+    "4d1e82a82583b600faa8ee714c3cef3608a3a581c5c52715058b7a2662aac5b0",
+    "ceaa67a8724adb21db7eaa295eec52e540da421a408eb48c00a97578cc4e6e51",
+    "eaa312375b7c1f5d84bb",
+);
+const VEC_SEALED_PING: &str = concat!(
+    "430102000123456789abcdef00000102db16f5462885b0c330f3ad16f99c2d8a",
+    "32e744c013",
+);
+
+/// A plaintext Data datagram: header, then `frames`.
+fn plain_datagram(marker: u8, conn: u64, pn: u32, frames: &[u8]) -> Vec<u8> {
+    let mut b = raw_header(marker, 0x02, conn, pn);
+    b.extend_from_slice(frames);
+    b
+}
+
+fn vector_line(out: &mut String, name: &str, bytes: &[u8]) {
+    for (i, chunk) in bytes.chunks(32).enumerate() {
+        let label = if i == 0 { name } else { "" };
+        let _ = writeln!(out, "{label:<24} {}", hex(chunk));
+    }
+}
+
+#[test]
+fn noise_vectors() {
+    let key = server_key();
+    let init = Initiator::new(VEC_CONN, VEC_CLIENT_SEED).unwrap();
+    let token = crypto::reset_token(&key, VEC_CONN);
+    let (server_t, msg2) =
+        crypto::respond(&key, VEC_CONN, VEC_SERVER_SEED, init.msg1(), &token).unwrap();
+    let est = init.finish(&msg2).unwrap();
+    assert_eq!(&est.server_key, key.public());
+    assert_eq!(est.reset_token, token);
+    assert_eq!(msg2.len(), MSG2_LEN);
+
+    // The ephemeral keys are the first 32 bytes of ChaCha20 keyed with the
+    // seeds; their public halves are what the handshake messages start with.
+    let client_e = ephemeral_private(VEC_CLIENT_SEED);
+    let server_e = ephemeral_private(VEC_SERVER_SEED);
+    assert_eq!(init.msg1(), StaticKey::from_private(client_e).public());
+    assert_eq!(&msg2[..32], StaticKey::from_private(server_e).public());
+
+    let c2s = plain_datagram(
+        b'C',
+        VEC_CONN,
+        0,
+        &raw_segment(0, br#"{"t":"user","name":"alice"}"#),
+    );
+    let s2c = plain_datagram(
+        b'C',
+        VEC_CONN,
+        0,
+        &[
+            raw_ack(1),
+            raw_segment(
+                0,
+                br#"{"t":"password_required","name":"alice","new_user":true}"#,
+            ),
+        ]
+        .concat(),
+    );
+    let ping = plain_datagram(b'C', VEC_CONN, 0x0102, &[0x03]);
+    let sealed_c2s = est.transport.seal(&c2s).unwrap();
+    let sealed_s2c = server_t.seal(&s2c).unwrap();
+    let sealed_ping = est.transport.seal(&ping).unwrap();
+    assert_eq!(server_t.open(&sealed_c2s).unwrap(), c2s);
+    assert_eq!(est.transport.open(&sealed_s2c).unwrap(), s2c);
+    assert_eq!(server_t.open(&sealed_ping).unwrap(), ping);
+    for (plain, sealed) in [
+        (&c2s, &sealed_c2s),
+        (&s2c, &sealed_s2c),
+        (&ping, &sealed_ping),
+    ] {
+        assert_eq!(sealed.len(), plain.len() + 4 + TAG_LEN);
+        assert_eq!(sealed[..HEADER_LEN], plain[..HEADER_LEN]);
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<24} {}", "protocol name", crypto::NOISE_PARAMS);
+    vector_line(&mut out, "connection id", &VEC_CONN.to_be_bytes());
+    vector_line(
+        &mut out,
+        "prologue",
+        &[&b"udpchat/1"[..], &VEC_CONN.to_be_bytes()].concat(),
+    );
+    vector_line(&mut out, "server static private", key.private());
+    vector_line(&mut out, "server static public", key.public());
+    vector_line(&mut out, "client ephemeral seed", &VEC_CLIENT_SEED);
+    vector_line(&mut out, "client ephemeral private", &client_e);
+    vector_line(&mut out, "server ephemeral seed", &VEC_SERVER_SEED);
+    vector_line(&mut out, "server ephemeral private", &server_e);
+    vector_line(&mut out, "reset token", &token);
+    vector_line(&mut out, "msg1 (client e)", init.msg1());
+    vector_line(&mut out, "msg2 (e, s, token)", &msg2);
+    vector_line(&mut out, "c→s plaintext pn 0", &c2s);
+    vector_line(&mut out, "c→s sealed", &sealed_c2s);
+    vector_line(&mut out, "s→c plaintext pn 0", &s2c);
+    vector_line(&mut out, "s→c sealed", &sealed_s2c);
+    vector_line(&mut out, "c→s plaintext pn 258", &ping);
+    vector_line(&mut out, "c→s sealed", &sealed_ping);
+    print!("{out}");
+
+    assert_eq!(hex(key.public()), VEC_SERVER_PUBLIC, "server public key");
+    assert_eq!(hex(&client_e), VEC_CLIENT_E_PRIVATE, "client ephemeral");
+    assert_eq!(hex(&server_e), VEC_SERVER_E_PRIVATE, "server ephemeral");
+    assert_eq!(hex(&token), VEC_RESET_TOKEN, "reset token");
+    assert_eq!(hex(init.msg1()), VEC_MSG1, "msg1");
+    assert_eq!(hex(&msg2), VEC_MSG2, "msg2");
+    assert_eq!(hex(&sealed_c2s), VEC_SEALED_C2S, "sealed client datagram");
+    assert_eq!(hex(&sealed_s2c), VEC_SEALED_S2C, "sealed server datagram");
+    assert_eq!(hex(&sealed_ping), VEC_SEALED_PING, "sealed PING, pn 258");
+    assert_documented(&out, "the handshake and sealing vectors");
+}
+
+// --- The worked example -----------------------------------------------------------
+
+/// One captured datagram, with the plaintext it sealed (Data datagrams).
 #[derive(Clone, Debug)]
 struct Captured {
     at: Instant,
     from: &'static str,
     to: &'static str,
     bytes: Vec<u8>,
+    plain: Option<Vec<u8>>,
+}
+
+/// Opens sealed datagrams with keys re-derived from the endpoints' seeds.
+struct Wiretap {
+    key: StaticKey,
+    /// The server's generator, past the cookie secret: one handshake seed
+    /// per session, in the order the sessions are created.
+    server_rng: Rng,
+    initiators: BTreeMap<u64, Initiator>,
+    /// Per connection: the client's transport (opens server → client) and
+    /// the server's (opens client → server).
+    keys: BTreeMap<u64, (Transport, Transport)>,
+}
+
+impl Wiretap {
+    fn new(clients: &[[u8; 32]]) -> Wiretap {
+        let mut server_rng = Rng::from_seed(SERVER_RANDOM);
+        let _cookie_secret = server_rng.seed();
+        let initiators = clients
+            .iter()
+            .map(|&r| {
+                let (conn, seed) = client_draws(r);
+                (conn, Initiator::new(conn, seed).unwrap())
+            })
+            .collect();
+        Wiretap {
+            key: server_key(),
+            server_rng,
+            initiators,
+            keys: BTreeMap::new(),
+        }
+    }
+
+    /// Learns keys from a Handshake; returns the plaintext of a Data
+    /// datagram.
+    fn observe(&mut self, d: &Captured) -> Option<Vec<u8>> {
+        let h = Header::decode(&d.bytes).unwrap();
+        let conn = h.connection_id;
+        match h.kind {
+            PacketKind::Handshake if !self.keys.contains_key(&conn) => {
+                let init = &self.initiators[&conn];
+                let msg2 = &d.bytes[HEADER_LEN..];
+                let client = init
+                    .finish(msg2)
+                    .expect("the wiretap's initiator")
+                    .transport;
+                let token = crypto::reset_token(&self.key, conn);
+                let seed = self.server_rng.seed();
+                let (server, again) =
+                    crypto::respond(&self.key, conn, seed, init.msg1(), &token).unwrap();
+                assert_eq!(
+                    again, msg2,
+                    "the server's handshake seeds are drawn in order"
+                );
+                self.keys.insert(conn, (client, server));
+                None
+            }
+            PacketKind::Data => {
+                let (client, server) = &self.keys[&conn];
+                let view = if d.from == "server" { client } else { server };
+                Some(
+                    view.open(&d.bytes)
+                        .expect("the wiretap opens every datagram"),
+                )
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Two clients and a server on a lossless in-memory network where every
@@ -42,6 +365,7 @@ struct World {
     server: Server,
     alice: Option<Client>,
     bob: Option<Client>,
+    wiretap: Wiretap,
     log: Vec<Captured>,
     /// Datagrams the network delivers again (duplicates).
     replay: Vec<Captured>,
@@ -53,9 +377,10 @@ impl World {
     fn new() -> World {
         World {
             now: Instant::ZERO,
-            server: Server::new(ServerConfig::default(), []),
+            server: Server::new(ServerConfig::default(), [], server_key(), SERVER_RANDOM),
             alice: None,
             bob: None,
+            wiretap: Wiretap::new(&[ALICE_RANDOM, BOB_RANDOM]),
             log: Vec::new(),
             replay: Vec::new(),
         }
@@ -95,6 +420,7 @@ impl World {
                         from: name,
                         to: "server",
                         bytes,
+                        plain: None,
                     });
                 }
             }
@@ -107,6 +433,7 @@ impl World {
                 from: "server",
                 to,
                 bytes,
+                plain: None,
             });
         }
         while self.server.poll_event().is_some() {}
@@ -133,13 +460,14 @@ impl World {
     /// produces.
     fn settle(&mut self) {
         loop {
-            self.check_timers();
             let batch = self.collect();
+            self.check_timers();
             if batch.is_empty() {
                 return;
             }
             self.now += HOP;
-            for d in batch {
+            for mut d in batch {
+                d.plain = self.wiretap.observe(&d);
                 self.deliver(&d);
                 self.log.push(d);
             }
@@ -168,17 +496,24 @@ impl World {
         std::iter::from_fn(|| c.poll_event()).collect()
     }
 
-    fn login(&mut self, who: &'static str, id: u64, password: &str) {
-        let c = Client::new(self.now, ClientConfig::default(), id, who).unwrap();
+    fn login(&mut self, who: &'static str, random: [u8; 32], password: &str) {
+        let c = Client::new(self.now, ClientConfig::default(), random, who).unwrap();
         match who {
             "alice" => self.alice = Some(c),
             _ => self.bob = Some(c),
         }
         self.settle();
-        assert!(matches!(
-            self.events(who).as_slice(),
-            [ClientEvent::PasswordRequired { new_user: true, .. }]
-        ));
+        let key = *self.server.public_key();
+        assert_eq!(
+            self.events(who),
+            [
+                ClientEvent::ServerKey(key),
+                ClientEvent::PasswordRequired {
+                    name: who.into(),
+                    new_user: true
+                }
+            ]
+        );
         self.pause();
         self.client(who).submit_password(password).unwrap();
         self.settle();
@@ -186,19 +521,19 @@ impl World {
     }
 }
 
-/// Runs the example session and returns every datagram of it, in the order
-/// sent, with times counted from alice's first datagram.
+/// Runs the example session and returns every datagram of it from alice's
+/// first, in the order sent, with times counted from that first datagram.
 fn run_example() -> Vec<Captured> {
     let mut w = World::new();
     // Bob is online first, so that alice's public message has a recipient.
-    w.login("bob", BOB_ID, "bob's password");
+    w.login("bob", BOB_RANDOM, "bob's password");
     w.events("bob");
     w.pause();
     let first = w.log.len();
     let start = w.now;
 
-    // Alice: username, password (a new account is registered).
-    w.login("alice", ALICE_ID, "correct horse");
+    // Alice: handshake (Retry, cookie), username, password (a new account).
+    w.login("alice", ALICE_RANDOM, "correct horse");
     assert!(matches!(
         w.events("alice").as_slice(),
         [ClientEvent::LoggedIn { new_user: true, online, .. }] if online == &["alice", "bob"]
@@ -274,8 +609,8 @@ fn run_example() -> Vec<Captured> {
     assert!(!w.server.online_users().any(|u| u == "alice"));
     assert_eq!(w.server.session_count(), 1, "alice's session is gone");
 
-    // A late duplicate of alice's last datagram (her ACK of `bye`) reaches
-    // the server after her session was removed: CLOSE(unknown connection).
+    // A late duplicate of alice's last datagram reaches the server after
+    // her session was removed: a Reset with the connection's token.
     w.pause();
     let last = w
         .log
@@ -284,7 +619,11 @@ fn run_example() -> Vec<Captured> {
         .find(|d| d.from == "alice")
         .cloned()
         .unwrap();
-    w.replay.push(Captured { at: w.now, ..last });
+    w.replay.push(Captured {
+        at: w.now,
+        plain: None,
+        ..last
+    });
     w.settle();
 
     let mut log = w.log.split_off(first);
@@ -294,65 +633,36 @@ fn run_example() -> Vec<Captured> {
     log
 }
 
-// --- Printing -------------------------------------------------------------
+/// The datagrams whose ciphertext the transcript shows in full (the others
+/// show their header and plaintext).
+const SHOWN_SEALED: &[usize] = &[5, 6, 17];
 
-fn hex_line(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+fn header_note(h: &Header, bytes: &[u8]) -> String {
+    format!(
+        "'{}' v{} {:?} flags 0, conn {:016x}, pn {}",
+        bytes[0] as char, bytes[1], h.kind, h.connection_id, h.packet_number
+    )
 }
 
-fn printable(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect()
-}
-
-/// Width of the hex column: 16 bytes.
-const HEX_WIDTH: usize = 16 * 3 - 1;
-
-fn row(out: &mut String, bytes: &[u8], note: &str) {
-    let _ = writeln!(out, "{:<HEX_WIDTH$}  {note}", hex_line(bytes));
-}
-
-/// The annotated form of a datagram, as `PROTOCOL.md` shows it.
-fn annotate(bytes: &[u8]) -> String {
-    let d = Datagram::decode(bytes).expect("every captured datagram decodes");
-    let h = d.header;
-    let mut out = String::new();
-    row(
-        &mut out,
-        &bytes[..HEADER_LEN],
-        &format!(
-            "'{}' v{} {:?} flags 0, conn {:016x}, pn {}",
-            bytes[0] as char, bytes[1], h.kind, h.connection_id, h.packet_number
-        ),
-    );
+fn annotate_frames(out: &mut String, plain: &[u8]) {
+    let d = Datagram::decode(plain).expect("every sealed plaintext decodes");
+    row(out, &plain[..4], "header bytes 0..4, copied");
     let mut at = HEADER_LEN;
     for f in d.frames() {
         let len = f.encoded_len();
-        let raw = &bytes[at..at + len];
+        let raw = &plain[at..at + len];
         match f {
             Frame::Ack {
                 next_expected,
                 sack,
             } => row(
-                &mut out,
+                out,
                 raw,
                 &format!("ACK next_expected {next_expected}, sack {sack:02x?}"),
             ),
             Frame::Segment { seq, end, data } => {
                 row(
-                    &mut out,
+                    out,
                     &raw[..8],
                     &format!(
                         "SEGMENT seq {seq}, {}, len {}",
@@ -361,524 +671,284 @@ fn annotate(bytes: &[u8]) -> String {
                     ),
                 );
                 for chunk in data.chunks(16) {
-                    row(&mut out, chunk, &printable(chunk));
+                    row(out, chunk, &printable(chunk));
                 }
             }
-            Frame::Ping => row(&mut out, raw, "PING"),
-            Frame::Close(code) => row(&mut out, raw, &format!("CLOSE {code:?}")),
+            Frame::Ping => row(out, raw, "PING"),
+            Frame::Close(code) => row(out, raw, &format!("CLOSE {code:?}")),
         }
         at += len;
     }
-    if at < bytes.len() {
-        row(
-            &mut out,
-            &bytes[at..at + 1],
-            &format!(
-                "PADDING (type 0x00), followed by {} zero bytes of padding, to {} bytes",
-                bytes.len() - at - 1,
-                bytes.len()
-            ),
-        );
-    }
-    out
+    assert_eq!(
+        at,
+        plain.len(),
+        "no padding in the example's Data datagrams"
+    );
 }
 
-fn transcript(log: &[Captured]) -> String {
+/// The annotated form of a datagram, as `PROTOCOL.md` shows it.
+fn annotate(d: &Captured, show_sealed: bool) -> String {
+    let bytes = &d.bytes;
+    let h = Header::decode(bytes).expect("every captured datagram decodes");
     let mut out = String::new();
-    for (i, d) in log.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "#{} {} → {} at {} ms, {} bytes",
-            i + 1,
-            d.from,
-            d.to,
-            d.at.as_micros() / 1000,
-            d.bytes.len()
-        );
-        out.push_str(&annotate(&d.bytes));
-        out.push('\n');
+    row(&mut out, &bytes[..HEADER_LEN], &header_note(&h, bytes));
+    let body = &bytes[HEADER_LEN..];
+    match h.kind {
+        PacketKind::Initial => {
+            let cookie_len = body[0] as usize;
+            row(
+                &mut out,
+                &body[..1],
+                &if cookie_len == 0 {
+                    "cookie length 0: no cookie".to_string()
+                } else {
+                    format!("cookie length {cookie_len}")
+                },
+            );
+            let mut at = 1;
+            if cookie_len > 0 {
+                rows(
+                    &mut out,
+                    &body[1..1 + cookie_len],
+                    "cookie, echoed from the Retry",
+                );
+                at += cookie_len;
+            }
+            row(&mut out, &body[at..at + 2], "msg1 length 32");
+            rows(
+                &mut out,
+                &body[at + 2..at + 34],
+                "msg1: the client's ephemeral public key",
+            );
+            at += 34;
+            row(
+                &mut out,
+                &body[at..at + 1],
+                &format!(
+                    "zero padding: this byte and {} more, to {} bytes",
+                    body.len() - at - 1,
+                    bytes.len()
+                ),
+            );
+        }
+        PacketKind::Retry => rows(&mut out, body, "cookie"),
+        PacketKind::Handshake => {
+            rows(
+                &mut out,
+                &body[..32],
+                "msg2: the server's ephemeral public key",
+            );
+            rows(
+                &mut out,
+                &body[32..80],
+                "static key, encrypted (32) + tag (16)",
+            );
+            rows(
+                &mut out,
+                &body[80..],
+                "payload: reset token, encrypted (16) + tag (16)",
+            );
+        }
+        PacketKind::Reset => rows(&mut out, body, "reset token"),
+        PacketKind::Data => {
+            let plain = d.plain.as_ref().expect("opened");
+            let sealed = body.len() - TAG_LEN;
+            if show_sealed {
+                rows(
+                    &mut out,
+                    &body[..sealed],
+                    &format!("ciphertext ({sealed} bytes)"),
+                );
+                row(&mut out, &body[sealed..], "tag");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:<HEX_WIDTH$}  ciphertext ({sealed} bytes) and tag (16 bytes), not shown",
+                    "…"
+                );
+            }
+            let _ = writeln!(out, "sealed plaintext ({} bytes):", sealed);
+            annotate_frames(&mut out, plain);
+        }
     }
     out
 }
 
-fn from_hex(hex: &str) -> Vec<u8> {
-    let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(hex.len().is_multiple_of(2), "odd hex length");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
+/// One block per datagram, as `PROTOCOL.md` shows them.
+fn transcript_blocks(log: &[Captured]) -> Vec<String> {
+    log.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let n = i + 1;
+            let kind = Header::decode(&d.bytes).unwrap().kind;
+            let mut out = format!(
+                "#{n} {} → {} at {} ms, {} bytes, {:?}\n",
+                d.from,
+                d.to,
+                d.at.as_micros() / 1000,
+                d.bytes.len(),
+                kind
+            );
+            out.push_str(&annotate(d, SHOWN_SEALED.contains(&n)));
+            out
+        })
         .collect()
 }
 
-// --- The vectors -----------------------------------------------------------
-
-/// One expected datagram: its bytes in hex, then `zero_padding` zero bytes
-/// (the rest of an Initial's PADDING frame).
-struct Vector {
-    from: &'static str,
-    to: &'static str,
-    hex: &'static str,
-    zero_padding: usize,
-}
-
-impl Vector {
-    fn bytes(&self) -> Vec<u8> {
-        let mut b = from_hex(self.hex);
-        b.resize(b.len() + self.zero_padding, 0);
-        b
+#[test]
+fn print_transcript() {
+    for block in transcript_blocks(&run_example()) {
+        println!("{block}");
     }
 }
 
-/// #1 alice → server: user.
+// The datagrams that `PROTOCOL.md` quotes as the required vectors.
+
+/// #1 alice → server: the first Initial, no cookie (first 60 of 1200 bytes).
 const FIRST_INITIAL_60: &str = concat!(
-    "43 01 01 00 01 23 45 67 89 ab cd ef 00 00 00 00 ", // 'C' v1 Initial flags 0, conn 0123456789abcdef, pn 0
+    "43 01 01 00 f2 cf a8 8f ed b6 21 79 00 00 00 00 ", // 'C' v1 Initial flags 0, conn f2cfa88fedb62179, pn 0
+    "00 ",                                              // cookie length 0: no cookie
+    "00 20 ",                                           // msg1 length 32
+    "ad 28 d0 f6 18 8c 99 f5 ad 87 cf ac 70 57 41 2b ", // msg1: the client's ephemeral public key
+    "8b 46 6e 60 8d ca 08 e1 a1 2a 00 05 33 77 8a 79 ",
+    "00 00 00 00 00 00 00 00 00 ", // zero padding, its first 9 bytes
+);
+
+/// #2 server → alice: Retry.
+const RETRY: &str = concat!(
+    "43 01 03 00 f2 cf a8 8f ed b6 21 79 00 00 00 00 ", // 'C' v1 Retry flags 0, conn f2cfa88fedb62179, pn 0
+    "4c 4d 3f 97 54 39 64 1e 0d 4a 03 85 d7 39 21 ba ", // cookie
+);
+
+/// #4 server → alice: Handshake.
+const HANDSHAKE: &str = concat!(
+    "43 01 04 00 f2 cf a8 8f ed b6 21 79 00 00 00 00 ", // 'C' v1 Handshake flags 0, conn f2cfa88fedb62179, pn 0
+    "8e fd 99 22 27 30 d6 40 4b c2 bc 97 09 a2 2e 7a ", // msg2: the server's ephemeral public key
+    "9a d3 26 67 47 30 a4 b5 78 b7 37 0a 24 64 bb 7e ",
+    "99 8e df a2 4e 4b 47 5c f9 68 82 3d f3 c5 b4 9b ", // static key, encrypted (32) + tag (16)
+    "2b 8d 22 c2 92 79 6e 3f 61 d4 61 59 b7 ad b5 a1 ",
+    "85 fd 34 12 a8 2e 85 84 33 1a e0 2b db d2 fe eb ",
+    "5d 21 a1 ef 84 91 90 91 cf 5b 04 2c a3 64 54 51 ", // payload: reset token, encrypted (16) + tag (16)
+    "48 92 49 80 19 fd 73 c2 a9 3a 7e 32 ee fe 30 37 ",
+);
+
+/// #5 alice → server: the first sealed Data datagram (`user`).
+const FIRST_SEALED: &str = concat!(
+    "43 01 02 00 f2 cf a8 8f ed b6 21 79 00 00 00 00 ", // 'C' v1 Data flags 0, conn f2cfa88fedb62179, pn 0
+    "73 b0 86 34 08 1a 16 bf b9 b3 d7 b1 05 62 c3 22 ", // ciphertext (39 bytes)
+    "fb 3c 5e 57 2f b8 18 d0 ed 88 90 f9 25 db 30 7e ",
+    "ff 5b c7 50 b0 93 1d ",
+    "08 37 c8 47 4f ae 58 ee 90 7b c7 70 97 10 60 ef ", // tag
+);
+
+/// #5 opened: its header, then the frames alice sealed.
+const FIRST_SEALED_PLAIN: &str = concat!(
+    "43 01 02 00 f2 cf a8 8f ed b6 21 79 00 00 00 00 ", // 'C' v1 Data flags 0, conn f2cfa88fedb62179, pn 0
     "02 00 00 00 00 01 00 1b ",                         // SEGMENT seq 0, END, len 27
     "7b 22 74 22 3a 22 75 73 65 72 22 2c 22 6e 61 6d ", // {"t":"user","nam
     "65 22 3a 22 61 6c 69 63 65 22 7d ",                // e":"alice"}
-    "00 00 00 00 00 00 00 00 00 ",                      // PADDING frame, its first 8 zero bytes
 );
 
-/// #2 server → alice: password_required.
-const PASSWORD_REQUIRED: &str = concat!(
-    "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 00 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 0
-    "01 00 00 00 01 00 ",                               // ACK next_expected 1, sack []
-    "02 00 00 00 00 01 00 38 ",                         // SEGMENT seq 0, END, len 56
-    "7b 22 74 22 3a 22 70 61 73 73 77 6f 72 64 5f 72 ", // {"t":"password_r
-    "65 71 75 69 72 65 64 22 2c 22 6e 61 6d 65 22 3a ", // equired","name":
-    "22 61 6c 69 63 65 22 2c 22 6e 65 77 5f 75 73 65 ", // "alice","new_use
-    "72 22 3a 74 72 75 65 7d ",                         // r":true}
+/// #17 server → bob: `public`, a sealed 'D' datagram.
+const PUBLIC_SEALED: &str = concat!(
+    "44 01 02 00 df d6 f1 65 26 b0 d8 96 00 00 00 03 ", // 'D' v1 Data flags 0, conn dfd6f16526b0d896, pn 3
+    "03 47 71 94 14 91 8c de b1 22 ad a2 53 09 a8 ac ", // ciphertext (71 bytes)
+    "49 1e 62 ec 5f ff 23 49 ef 15 db 2c ef bd c0 4e ",
+    "40 99 87 3f 62 89 9d 44 71 81 ac 1d 29 e4 0f fe ",
+    "ec 41 1b 9f b5 de c0 17 4b 71 76 c6 45 da 64 f3 ",
+    "e4 61 b9 e6 86 04 7b ",
+    "08 11 17 a4 b4 b6 f9 bf 0d b9 bf 2d 45 0e 3f 31 ", // tag
 );
 
-/// #3 alice → server: ACK only.
-const ACK_ONLY: &str = concat!(
-    "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 01 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 1
-    "01 00 00 00 01 00 ",                               // ACK next_expected 1, sack []
+/// #36 server → alice: Reset.
+const RESET: &str = concat!(
+    "43 01 05 00 f2 cf a8 8f ed b6 21 79 00 00 00 00 ", // 'C' v1 Reset flags 0, conn f2cfa88fedb62179, pn 0
+    "25 e4 4c b2 57 ed b0 e8 72 6b ae fd 08 2c 84 33 ", // reset token
 );
-
-/// #13 server → bob: public.
-const PUBLIC_DATA: &str = concat!(
-    "44 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 03 ", // 'D' v1 Data flags 0, conn fedcba9876543210, pn 3
-    "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-    "02 00 00 00 03 01 00 35 ",                         // SEGMENT seq 3, END, len 53
-    "7b 22 74 22 3a 22 70 75 62 6c 69 63 22 2c 22 66 ", // {"t":"public","f
-    "72 6f 6d 22 3a 22 61 6c 69 63 65 22 2c 22 74 65 ", // rom":"alice","te
-    "78 74 22 3a 22 68 65 6c 6c 6f 20 65 76 65 72 79 ", // xt":"hello every
-    "6f 6e 65 22 7d ",                                  // one"}
-);
-
-/// #31 server → alice: CLOSE.
-const CLOSE_UNKNOWN_CONNECTION: &str = concat!(
-    "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 00 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 0
-    "04 03 ",                                           // CLOSE UnknownConnection
-);
-
-/// Every datagram of the worked example, in order.
-const TRANSCRIPT: &[Vector] = &[
-    // #1 at 0 ms: user
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: FIRST_INITIAL_60,
-        zero_padding: 1140,
-    },
-    // #2 at 5 ms: password_required
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: PASSWORD_REQUIRED,
-        zero_padding: 0,
-    },
-    // #3 at 10 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: ACK_ONLY,
-        zero_padding: 0,
-    },
-    // #4 at 35 ms: password
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 02 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 2
-            "01 00 00 00 01 00 ",                               // ACK next_expected 1, sack []
-            "02 00 00 00 01 01 00 2b ",                         // SEGMENT seq 1, END, len 43
-            "7b 22 74 22 3a 22 70 61 73 73 77 6f 72 64 22 2c ", // {"t":"password",
-            "22 70 61 73 73 77 6f 72 64 22 3a 22 63 6f 72 72 ", // "password":"corr
-            "65 63 74 20 68 6f 72 73 65 22 7d ",                // ect horse"}
-        ),
-        zero_padding: 0,
-    },
-    // #5 at 40 ms: login_ok
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 01 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 1
-            "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-            "02 00 00 00 01 01 00 48 ",                         // SEGMENT seq 1, END, len 72
-            "7b 22 74 22 3a 22 6c 6f 67 69 6e 5f 6f 6b 22 2c ", // {"t":"login_ok",
-            "22 6e 61 6d 65 22 3a 22 61 6c 69 63 65 22 2c 22 ", // "name":"alice","
-            "6e 65 77 5f 75 73 65 72 22 3a 74 72 75 65 2c 22 ", // new_user":true,"
-            "6f 6e 6c 69 6e 65 22 3a 5b 22 61 6c 69 63 65 22 ", // online":["alice"
-            "2c 22 62 6f 62 22 5d 7d ",                         // ,"bob"]}
-        ),
-        zero_padding: 0,
-    },
-    // #6 at 40 ms: joined
-    Vector {
-        from: "server",
-        to: "bob",
-        hex: concat!(
-            "43 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 02 ", // 'C' v1 Data flags 0, conn fedcba9876543210, pn 2
-            "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-            "02 00 00 00 02 01 00 1d ",                         // SEGMENT seq 2, END, len 29
-            "7b 22 74 22 3a 22 6a 6f 69 6e 65 64 22 2c 22 75 ", // {"t":"joined","u
-            "73 65 72 22 3a 22 61 6c 69 63 65 22 7d ",          // ser":"alice"}
-        ),
-        zero_padding: 0,
-    },
-    // #7 at 45 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 03 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 3
-            "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #8 at 45 ms: ACK only
-    Vector {
-        from: "bob",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 04 ", // 'C' v1 Data flags 0, conn fedcba9876543210, pn 4
-            "01 00 00 00 03 00 ",                               // ACK next_expected 3, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #9 at 70 ms: op
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 04 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 4
-            "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-            "02 00 00 00 02 01 00 14 ",                         // SEGMENT seq 2, END, len 20
-            "7b 22 74 22 3a 22 6f 70 22 2c 22 6f 70 22 3a 22 ", // {"t":"op","op":"
-            "50 4d 22 7d ",                                     // PM"}
-        ),
-        zero_padding: 0,
-    },
-    // #10 at 75 ms: op_ok
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 02 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 2
-            "01 00 00 00 03 00 ",                               // ACK next_expected 3, sack []
-            "02 00 00 00 02 01 00 17 ",                         // SEGMENT seq 2, END, len 23
-            "7b 22 74 22 3a 22 6f 70 5f 6f 6b 22 2c 22 6f 70 ", // {"t":"op_ok","op
-            "22 3a 22 50 4d 22 7d ",                            // ":"PM"}
-        ),
-        zero_padding: 0,
-    },
-    // #11 at 80 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 05 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 5
-            "01 00 00 00 03 00 ",                               // ACK next_expected 3, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #12 at 105 ms: pm
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "44 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 06 ", // 'D' v1 Data flags 0, conn 0123456789abcdef, pn 6
-            "01 00 00 00 03 00 ",                               // ACK next_expected 3, sack []
-            "02 00 00 00 03 01 00 22 ",                         // SEGMENT seq 3, END, len 34
-            "7b 22 74 22 3a 22 70 6d 22 2c 22 74 65 78 74 22 ", // {"t":"pm","text"
-            "3a 22 68 65 6c 6c 6f 20 65 76 65 72 79 6f 6e 65 ", // :"hello everyone
-            "22 7d ",                                           // "}
-        ),
-        zero_padding: 0,
-    },
-    // #13 at 110 ms: public
-    Vector {
-        from: "server",
-        to: "bob",
-        hex: PUBLIC_DATA,
-        zero_padding: 0,
-    },
-    // #14 at 110 ms: confirm
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 03 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 3
-            "01 00 00 00 04 00 ",                               // ACK next_expected 4, sack []
-            "02 00 00 00 03 01 00 28 ",                         // SEGMENT seq 3, END, len 40
-            "7b 22 74 22 3a 22 63 6f 6e 66 69 72 6d 22 2c 22 ", // {"t":"confirm","
-            "6f 70 22 3a 22 50 4d 22 2c 22 72 65 63 69 70 69 ", // op":"PM","recipi
-            "65 6e 74 73 22 3a 31 7d ",                         // ents":1}
-        ),
-        zero_padding: 0,
-    },
-    // #15 at 115 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 07 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 7
-            "01 00 00 00 04 00 ",                               // ACK next_expected 4, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #16 at 115 ms: ACK only
-    Vector {
-        from: "bob",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 05 ", // 'C' v1 Data flags 0, conn fedcba9876543210, pn 5
-            "01 00 00 00 04 00 ",                               // ACK next_expected 4, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #17 at 140 ms: op
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 08 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 8
-            "01 00 00 00 04 00 ",                               // ACK next_expected 4, sack []
-            "02 00 00 00 04 01 00 14 ",                         // SEGMENT seq 4, END, len 20
-            "7b 22 74 22 3a 22 6f 70 22 2c 22 6f 70 22 3a 22 ", // {"t":"op","op":"
-            "44 4d 22 7d ",                                     // DM"}
-        ),
-        zero_padding: 0,
-    },
-    // #18 at 145 ms: online
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 04 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 4
-            "01 00 00 00 05 00 ",                               // ACK next_expected 5, sack []
-            "02 00 00 00 04 01 00 26 ",                         // SEGMENT seq 4, END, len 38
-            "7b 22 74 22 3a 22 6f 6e 6c 69 6e 65 22 2c 22 75 ", // {"t":"online","u
-            "73 65 72 73 22 3a 5b 22 61 6c 69 63 65 22 2c 22 ", // sers":["alice","
-            "62 6f 62 22 5d 7d ",                               // bob"]}
-        ),
-        zero_padding: 0,
-    },
-    // #19 at 150 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 09 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 9
-            "01 00 00 00 05 00 ",                               // ACK next_expected 5, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #20 at 175 ms: dm
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "44 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 0a ", // 'D' v1 Data flags 0, conn 0123456789abcdef, pn 10
-            "01 00 00 00 05 00 ",                               // ACK next_expected 5, sack []
-            "02 00 00 00 05 01 00 25 ",                         // SEGMENT seq 5, END, len 37
-            "7b 22 74 22 3a 22 64 6d 22 2c 22 74 6f 22 3a 22 ", // {"t":"dm","to":"
-            "62 6f 62 22 2c 22 74 65 78 74 22 3a 22 68 69 20 ", // bob","text":"hi
-            "62 6f 62 22 7d ",                                  // bob"}
-        ),
-        zero_padding: 0,
-    },
-    // #21 at 180 ms: direct
-    Vector {
-        from: "server",
-        to: "bob",
-        hex: concat!(
-            "44 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 04 ", // 'D' v1 Data flags 0, conn fedcba9876543210, pn 4
-            "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-            "02 00 00 00 04 01 00 2d ",                         // SEGMENT seq 4, END, len 45
-            "7b 22 74 22 3a 22 64 69 72 65 63 74 22 2c 22 66 ", // {"t":"direct","f
-            "72 6f 6d 22 3a 22 61 6c 69 63 65 22 2c 22 74 65 ", // rom":"alice","te
-            "78 74 22 3a 22 68 69 20 62 6f 62 22 7d ",          // xt":"hi bob"}
-        ),
-        zero_padding: 0,
-    },
-    // #22 at 180 ms: confirm
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 05 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 5
-            "01 00 00 00 06 00 ",                               // ACK next_expected 6, sack []
-            "02 00 00 00 05 01 00 33 ",                         // SEGMENT seq 5, END, len 51
-            "7b 22 74 22 3a 22 63 6f 6e 66 69 72 6d 22 2c 22 ", // {"t":"confirm","
-            "6f 70 22 3a 22 44 4d 22 2c 22 74 6f 22 3a 22 62 ", // op":"DM","to":"b
-            "6f 62 22 2c 22 72 65 63 69 70 69 65 6e 74 73 22 ", // ob","recipients"
-            "3a 31 7d ",                                        // :1}
-        ),
-        zero_padding: 0,
-    },
-    // #23 at 185 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 0b ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 11
-            "01 00 00 00 06 00 ",                               // ACK next_expected 6, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #24 at 185 ms: ACK only
-    Vector {
-        from: "bob",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 06 ", // 'C' v1 Data flags 0, conn fedcba9876543210, pn 6
-            "01 00 00 00 05 00 ",                               // ACK next_expected 5, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #25 at 210 ms: op
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 0c ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 12
-            "01 00 00 00 06 00 ",                               // ACK next_expected 6, sack []
-            "02 00 00 00 06 01 00 14 ",                         // SEGMENT seq 6, END, len 20
-            "7b 22 74 22 3a 22 6f 70 22 2c 22 6f 70 22 3a 22 ", // {"t":"op","op":"
-            "45 58 22 7d ",                                     // EX"}
-        ),
-        zero_padding: 0,
-    },
-    // #26 at 215 ms: bye
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 06 ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 6
-            "01 00 00 00 07 00 ",                               // ACK next_expected 7, sack []
-            "02 00 00 00 06 01 00 0b ",                         // SEGMENT seq 6, END, len 11
-            "7b 22 74 22 3a 22 62 79 65 22 7d ",                // {"t":"bye"}
-        ),
-        zero_padding: 0,
-    },
-    // #27 at 215 ms: left
-    Vector {
-        from: "server",
-        to: "bob",
-        hex: concat!(
-            "43 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 05 ", // 'C' v1 Data flags 0, conn fedcba9876543210, pn 5
-            "01 00 00 00 02 00 ",                               // ACK next_expected 2, sack []
-            "02 00 00 00 05 01 00 2b ",                         // SEGMENT seq 5, END, len 43
-            "7b 22 74 22 3a 22 6c 65 66 74 22 2c 22 75 73 65 ", // {"t":"left","use
-            "72 22 3a 22 61 6c 69 63 65 22 2c 22 72 65 61 73 ", // r":"alice","reas
-            "6f 6e 22 3a 22 65 78 69 74 22 7d ",                // on":"exit"}
-        ),
-        zero_padding: 0,
-    },
-    // #28 at 220 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 0d ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 13
-            "01 00 00 00 07 00 ",                               // ACK next_expected 7, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #29 at 220 ms: ACK only
-    Vector {
-        from: "bob",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 fe dc ba 98 76 54 32 10 00 00 00 07 ", // 'C' v1 Data flags 0, conn fedcba9876543210, pn 7
-            "01 00 00 00 06 00 ",                               // ACK next_expected 6, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #30 at 245 ms: ACK only
-    Vector {
-        from: "alice",
-        to: "server",
-        hex: concat!(
-            "43 01 02 00 01 23 45 67 89 ab cd ef 00 00 00 0d ", // 'C' v1 Data flags 0, conn 0123456789abcdef, pn 13
-            "01 00 00 00 07 00 ",                               // ACK next_expected 7, sack []
-        ),
-        zero_padding: 0,
-    },
-    // #31 at 250 ms: CLOSE
-    Vector {
-        from: "server",
-        to: "alice",
-        hex: CLOSE_UNKNOWN_CONNECTION,
-        zero_padding: 0,
-    },
-];
-
-#[test]
-fn print_transcript() {
-    print!("{}", transcript(&run_example()));
-}
 
 #[test]
 fn required_vectors() {
     let log = run_example();
-    let at = |n: usize| &log[n - 1].bytes;
-    assert_eq!(at(1).len(), MIN_INITIAL_LEN);
-    assert_eq!(at(1)[..60], from_hex(FIRST_INITIAL_60), "first Initial");
-    assert!(at(1)[60..].iter().all(|&b| b == 0), "Initial padding");
-    assert_eq!(*at(2), from_hex(PASSWORD_REQUIRED), "password_required");
-    assert_eq!(*at(3), from_hex(ACK_ONLY), "ACK-only datagram");
-    assert_eq!(*at(13), from_hex(PUBLIC_DATA), "'D' datagram with `public`");
+    let at = |n: usize| &log[n - 1];
+    let (conn, _) = client_draws(ALICE_RANDOM);
+    let key = server_key();
+
+    // The first Initial: no cookie, padded to 1200 bytes with zeros.
+    assert_eq!(at(1).bytes.len(), MIN_INITIAL_LEN);
     assert_eq!(
-        *at(31),
-        from_hex(CLOSE_UNKNOWN_CONNECTION),
-        "CLOSE(unknown connection)"
+        at(1).bytes[..60],
+        from_hex(FIRST_INITIAL_60),
+        "first Initial"
     );
+    assert!(at(1).bytes[60..].iter().all(|&b| b == 0), "Initial padding");
+
+    // The Retry's cookie is the server's MAC of alice's address and
+    // connection id for the current 60-second window (the whole example
+    // runs in the first one).
+    assert_eq!(at(2).bytes, from_hex(RETRY), "Retry");
+    let mut server_rng = Rng::from_seed(SERVER_RANDOM);
+    let cookies = CookieKeys::new(server_rng.seed());
+    let cookie = cookies.cookie(Instant::ZERO, &alice_addr(), conn);
+    assert_eq!(at(2).bytes[HEADER_LEN..], cookie);
+    assert_eq!(at(2).bytes.len(), HEADER_LEN + COOKIE_LEN);
+
+    // The second Initial echoes it; the rest is unchanged.
+    let second = &at(3).bytes;
+    assert_eq!(second.len(), MIN_INITIAL_LEN);
+    assert_eq!(second[..HEADER_LEN], at(1).bytes[..HEADER_LEN]);
+    assert_eq!(second[HEADER_LEN], COOKIE_LEN as u8);
+    assert_eq!(second[HEADER_LEN + 1..HEADER_LEN + 17], cookie);
+    assert_eq!(
+        second[HEADER_LEN + 17..HEADER_LEN + 51],
+        at(1).bytes[HEADER_LEN + 1..HEADER_LEN + 35]
+    );
+
+    assert_eq!(at(4).bytes, from_hex(HANDSHAKE), "Handshake");
+    assert_eq!(at(4).bytes.len(), HEADER_LEN + MSG2_LEN);
+
+    assert_eq!(at(5).bytes, from_hex(FIRST_SEALED), "first sealed Data");
+    assert_eq!(
+        at(5).plain.as_deref().unwrap(),
+        from_hex(FIRST_SEALED_PLAIN),
+        "what alice sealed"
+    );
+
+    // A 'D' datagram: the marker stays visible, the rest is sealed.
+    assert_eq!(at(17).bytes, from_hex(PUBLIC_SEALED), "sealed `public`");
+
+    let last = log.last().unwrap();
+    assert_eq!(last.bytes, from_hex(RESET), "Reset");
+    assert_eq!(last.bytes[HEADER_LEN..], crypto::reset_token(&key, conn));
+
+    // Answers to an unproven address are smaller than what provoked them:
+    // Retry (#2) and Handshake (#4) to the Initials #1 and #3, Reset (#36)
+    // to the stray #35.
+    for (answer, provoked) in [(2, 1), (4, 3), (36, 35)] {
+        assert!(at(answer).bytes.len() < at(provoked).bytes.len());
+    }
 }
 
 #[test]
 fn worked_example_matches_protocol_md() {
     let log = run_example();
-    let report = || transcript(&log);
-    assert_eq!(
-        log.len(),
-        TRANSCRIPT.len(),
-        "number of datagrams; the session now runs:\n{}",
-        report()
-    );
-    for (i, (got, want)) in log.iter().zip(TRANSCRIPT).enumerate() {
-        assert_eq!(
-            (got.from, got.to),
-            (want.from, want.to),
-            "datagram #{}",
-            i + 1
-        );
-        assert!(
-            got.bytes == want.bytes(),
-            "datagram #{} differs from PROTOCOL.md; the session now runs:\n{}",
-            i + 1,
-            report()
-        );
+    let blocks = transcript_blocks(&log);
+    for (i, block) in blocks.iter().enumerate() {
+        assert_documented(block, &format!("datagram #{}", i + 1));
     }
+    // No datagram exceeds 1200 bytes, no plaintext 1180.
+    assert!(log.iter().all(|d| d.bytes.len() <= MAX_DATAGRAM));
+    assert!(
+        log.iter()
+            .filter_map(|d| d.plain.as_ref())
+            .all(|p| p.len() <= MAX_PLAINTEXT)
+    );
 }
 
-// --- A client written from PROTOCOL.md alone ---------------------------------
+// --- A client written from PROTOCOL.md alone ---------------------------------------
 //
-// These tests build datagrams by hand, byte by byte as the document says,
-// and check the server's answers that the document promises.
+// These tests build datagrams by hand, byte by byte as the document says
+// (the crypto module stands in for "any Noise library"), and check the
+// server's answers that the document promises.
 
 fn raw_header(marker: u8, kind: u8, conn: u64, pn: u32) -> Vec<u8> {
     let mut b = vec![marker, 0x01, kind, 0x00];
@@ -903,12 +973,29 @@ fn raw_segment(seq: u32, data: &[u8]) -> Vec<u8> {
     b
 }
 
+/// An Initial: header, cookie length and cookie, msg1 length and msg1,
+/// zeros to `len` bytes.
+fn raw_initial(conn: u64, cookie: &[u8], msg1: &[u8], len: usize) -> Vec<u8> {
+    let mut b = raw_header(b'C', 0x01, conn, 0);
+    b.push(cookie.len() as u8);
+    b.extend_from_slice(cookie);
+    b.extend_from_slice(&(msg1.len() as u16).to_be_bytes());
+    b.extend_from_slice(msg1);
+    b.resize(len, 0);
+    b
+}
+
+const RAW_CONN: u64 = 0x0123_4567_89ab_cdef;
+
 /// A hand-made client talking to a server.
 struct Raw {
     server: Server,
     now: Instant,
+    /// Time that passes before each datagram.
+    step: Duration,
     addr: SocketAddr,
     conn: u64,
+    transport: Option<Transport>,
     pn: u32,
     seq: u32,
     /// Segments received from the server so far (all of one segment each).
@@ -919,54 +1006,93 @@ impl Raw {
     fn new(server: Server) -> Raw {
         Raw {
             server,
-            now: Instant::ZERO,
+            now: Instant::from_micros(3_600_000_000),
+            step: Duration::from_millis(10),
             addr: alice_addr(),
-            conn: ALICE_ID,
+            conn: RAW_CONN,
+            transport: None,
             pn: 0,
             seq: 0,
             received: 0,
         }
     }
 
-    /// Sends `bytes` from `from`, answers the server's password work, and
-    /// returns the datagrams the server sends back.
+    /// Sends `bytes` from `from`, answers the server's password work (the
+    /// fake hash of `pw` is `fake:pw`), and returns the datagrams the
+    /// server sends back.
     fn exchange(&mut self, from: SocketAddr, bytes: &[u8]) -> Vec<Vec<u8>> {
-        self.now += Duration::from_millis(10);
+        self.now += self.step;
         self.server.handle_datagram(self.now, from, bytes);
         while let Some(r) = self.server.poll_request() {
             let response = match r {
-                Request::Register { id, .. } => Response::Registered {
+                Request::Register { id, password, .. } => Response::Registered {
                     id,
-                    result: Ok("$argon2id$fake".into()),
+                    result: Ok(format!("fake:{password}")),
                 },
-                Request::Verify { id, .. } => Response::Verified { id, ok: true },
+                Request::Verify {
+                    id,
+                    password,
+                    password_hash,
+                    ..
+                } => Response::Verified {
+                    id,
+                    ok: password_hash == format!("fake:{password}"),
+                },
             };
             self.server.handle_response(self.now, response);
         }
         let mut out = Vec::new();
         while let Some(t) = self.server.poll_transmit(self.now) {
             assert_eq!(t.to, from, "answers go to the sender's address");
+            assert!(
+                t.bytes.len() <= bytes.len() || self.transport.is_some(),
+                "an answer to an unproven address is smaller than what provoked it"
+            );
             out.push(t.bytes);
         }
         out
     }
 
-    /// Sends one JSON message (in a Data datagram, acknowledging what was
-    /// received) and returns the server's messages in answer.
+    /// The handshake, by hand: Initial, Retry, Initial with the cookie,
+    /// Handshake.
+    fn connect(&mut self, seed: [u8; 32]) {
+        let init = Initiator::new(self.conn, seed).unwrap();
+        let first = raw_initial(self.conn, &[], init.msg1(), MIN_INITIAL_LEN);
+        let retry = self.exchange(self.addr, &first);
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0][..HEADER_LEN], raw_header(b'C', 0x03, self.conn, 0));
+        let cookie = retry[0][HEADER_LEN..].to_vec();
+        let second = raw_initial(self.conn, &cookie, init.msg1(), MIN_INITIAL_LEN);
+        let hs = self.exchange(self.addr, &second);
+        assert_eq!(hs.len(), 1);
+        assert_eq!(hs[0][..HEADER_LEN], raw_header(b'C', 0x04, self.conn, 0));
+        let est = init.finish(&hs[0][HEADER_LEN..]).unwrap();
+        assert_eq!(&est.server_key, self.server.public_key());
+        self.transport = Some(est.transport);
+    }
+
+    fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        self.transport.as_ref().unwrap().seal(plain).unwrap()
+    }
+
+    /// Sends one JSON message (in a sealed Data datagram, acknowledging
+    /// what was received) and returns the server's messages in answer.
     fn say(&mut self, json: &str) -> Vec<ServerMessage> {
         let mut d = raw_header(b'C', 0x02, self.conn, self.pn);
         d.extend(raw_ack(self.received));
         d.extend(raw_segment(self.seq, json.as_bytes()));
         self.pn += 1;
         self.seq += 1;
-        let replies = self.exchange(self.addr, &d);
+        let sealed = self.seal(&d);
+        let replies = self.exchange(self.addr, &sealed);
         self.messages(&replies)
     }
 
     fn messages(&mut self, replies: &[Vec<u8>]) -> Vec<ServerMessage> {
         let mut out = Vec::new();
         for r in replies {
-            for f in Datagram::decode(r).unwrap().frames() {
+            let plain = self.transport.as_ref().unwrap().open(r).unwrap();
+            for f in Datagram::decode(&plain).unwrap().frames() {
                 if let Frame::Segment { seq, end, data } = f {
                     assert_eq!(seq, self.received);
                     assert!(end);
@@ -986,87 +1112,172 @@ fn error_code(messages: &[ServerMessage]) -> ErrorCode {
     }
 }
 
+fn kind_of(bytes: &[u8]) -> PacketKind {
+    Header::decode(bytes).unwrap().kind
+}
+
 #[test]
 fn connection_rules() {
-    let mut raw = Raw::new(Server::new(ServerConfig::default(), []));
-    let user = br#"{"t":"user","name":"carol"}"#;
+    let key = server_key();
+    let mut raw = Raw::new(Server::new(
+        ServerConfig::default(),
+        [],
+        key.clone(),
+        SERVER_RANDOM,
+    ));
+    let conn = RAW_CONN;
+    let init = Initiator::new(conn, [7; 32]).unwrap();
+    let msg1 = init.msg1().to_vec();
 
-    // An Initial of 1199 bytes makes no session and gets no answer.
-    let mut short = raw_header(b'C', 0x01, ALICE_ID, 0);
-    short.extend(raw_segment(0, user));
-    short.resize(MIN_INITIAL_LEN - 1, 0);
+    // An Initial of 1199 bytes gets no answer and makes no state.
+    let short = raw_initial(conn, &[], &msg1, MIN_INITIAL_LEN - 1);
     assert!(raw.exchange(alice_addr(), &short).is_empty());
-    assert_eq!(raw.server.session_count(), 0);
 
-    // A Data datagram (PING) for an unknown connection: CLOSE(0x03), 18
-    // bytes, packet number 0.
-    let mut ping = raw_header(b'C', 0x02, ALICE_ID, 7);
-    ping.push(0x03);
-    assert_eq!(
-        raw.exchange(alice_addr(), &ping),
-        [from_hex(CLOSE_UNKNOWN_CONNECTION)]
-    );
-    // ... but a datagram of CLOSE frames only is never answered.
-    let mut close = raw_header(b'C', 0x02, ALICE_ID, 8);
-    close.extend([0x04, 0x01]);
-    assert!(raw.exchange(alice_addr(), &close).is_empty());
-
-    // Malformed datagrams are dropped silently: unknown frame type,
-    // non-zero padding, reserved header flags, nothing but a header.
-    for bad in [
-        [raw_header(b'C', 0x01, ALICE_ID, 0), vec![0x09]].concat(),
-        [raw_header(b'C', 0x01, ALICE_ID, 0), vec![0x03, 0x00, 0x01]].concat(),
-        [raw_header(b'C', 0x02, ALICE_ID, 0), vec![0x03]]
-            .concat()
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| if i == 3 { 0x80 } else { b })
-            .collect(),
-        raw_header(b'C', 0x02, ALICE_ID, 0),
-    ] {
-        let mut bad = bad;
-        if bad[2] == 0x01 {
-            bad.resize(MIN_INITIAL_LEN, 0);
-        }
+    // Malformed Initials are dropped silently: a cookie length other than 0
+    // or 16, a msg1 length other than 32, non-zero padding.
+    let bad_cookie_len = raw_initial(conn, &[1; 5], &msg1, MIN_INITIAL_LEN);
+    let bad_msg1_len = raw_initial(conn, &[], &msg1[..31], MIN_INITIAL_LEN);
+    let mut dirty = raw_initial(conn, &[], &msg1, MIN_INITIAL_LEN);
+    dirty[1000] = 1;
+    let mut flags = raw_initial(conn, &[], &msg1, MIN_INITIAL_LEN);
+    flags[3] = 0x80;
+    let mut version = raw_initial(conn, &[], &msg1, MIN_INITIAL_LEN);
+    version[1] = 2;
+    for bad in [bad_cookie_len, bad_msg1_len, dirty, flags, version] {
         assert!(raw.exchange(alice_addr(), &bad).is_empty());
+    }
+    // Kinds only a server sends are dropped silently.
+    for kind in [0x03, 0x04, 0x05] {
+        let mut d = raw_header(b'C', kind, conn, 0);
+        d.resize(MIN_INITIAL_LEN, 0);
+        assert!(raw.exchange(alice_addr(), &d).is_empty());
     }
     assert_eq!(raw.server.session_count(), 0);
 
-    // A 1200-byte Initial makes the session; frames are processed.
-    let mut initial = raw_header(b'C', 0x01, ALICE_ID, 0);
-    initial.extend(raw_segment(0, user));
-    initial.resize(MIN_INITIAL_LEN, 0);
-    let replies = raw.exchange(alice_addr(), &initial);
+    // A valid Initial without a cookie: a 32-byte Retry, and still no state.
+    let first = raw_initial(conn, &[], &msg1, MIN_INITIAL_LEN);
+    let retry = raw.exchange(alice_addr(), &first);
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].len(), 32);
+    assert_eq!(kind_of(&retry[0]), PacketKind::Retry);
+    assert_eq!(raw.server.session_count(), 0);
+    let cookie = retry[0][HEADER_LEN..].to_vec();
+
+    // A forged cookie, a cookie from another address, or for another
+    // connection id: a fresh Retry, no state.
+    let forged = raw_initial(conn, &[0x42; 16], &msg1, MIN_INITIAL_LEN);
+    let with_cookie = raw_initial(conn, &cookie, &msg1, MIN_INITIAL_LEN);
+    let other_conn = raw_initial(conn ^ 1, &cookie, &msg1, MIN_INITIAL_LEN);
+    for (from, d) in [
+        (alice_addr(), &forged),
+        (bob_addr(), &with_cookie),
+        (alice_addr(), &other_conn),
+    ] {
+        let r = raw.exchange(from, d);
+        assert_eq!(r.len(), 1);
+        assert_eq!(kind_of(&r[0]), PacketKind::Retry);
+    }
+    assert_eq!(raw.server.session_count(), 0);
+
+    // A cookie is valid in its 60-second window and the next one only: two
+    // windows later it is answered with a Retry carrying a fresh cookie.
+    raw.now += Duration::from_secs(120);
+    let r = raw.exchange(alice_addr(), &with_cookie);
+    assert_eq!(kind_of(&r[0]), PacketKind::Retry, "an expired cookie");
+    assert_ne!(r[0][HEADER_LEN..], cookie[..]);
+    let with_cookie = raw_initial(conn, &r[0][HEADER_LEN..], &msg1, MIN_INITIAL_LEN);
+
+    // Data for an unknown connection: nothing for 32 bytes or fewer, a
+    // Reset of 32 bytes carrying the connection's token above that.
+    let mut small = raw_header(b'C', 0x02, conn, 7);
+    small.resize(32, 0);
+    assert!(raw.exchange(alice_addr(), &small).is_empty());
+    let mut big = small.clone();
+    big.push(0);
+    let reset = raw.exchange(alice_addr(), &big);
+    assert_eq!(
+        reset,
+        [[
+            raw_header(b'C', 0x05, conn, 0),
+            crypto::reset_token(&key, conn).to_vec()
+        ]
+        .concat()]
+    );
+
+    // The right cookie from the right address: a 128-byte Handshake, and
+    // the session exists.
+    let hs = raw.exchange(alice_addr(), &with_cookie);
+    assert_eq!(hs.len(), 1);
+    assert_eq!(hs[0].len(), 128);
+    assert_eq!(kind_of(&hs[0]), PacketKind::Handshake);
+    assert_eq!(raw.server.session_count(), 1);
+    // A retransmitted Initial gets the same Handshake again, and no second
+    // session; from another address, nothing.
+    assert_eq!(raw.exchange(alice_addr(), &with_cookie), hs);
+    assert!(raw.exchange(bob_addr(), &with_cookie).is_empty());
+    assert_eq!(raw.server.session_count(), 1);
+    let est = init.finish(&hs[0][HEADER_LEN..]).unwrap();
+    assert_eq!(est.reset_token, crypto::reset_token(&key, conn));
+    raw.transport = Some(est.transport);
+
+    // A Data datagram that does not authenticate is dropped silently (no
+    // Reset: the session exists).
+    let user = br#"{"t":"user","name":"carol"}"#;
+    let plain = [raw_header(b'C', 0x02, conn, 0), raw_segment(0, user)].concat();
+    let sealed = raw.seal(&plain);
+    for i in [0, 2, 12, 15, 16, sealed.len() - 1] {
+        let mut bad = sealed.clone();
+        bad[i] ^= 0x01;
+        assert!(raw.exchange(alice_addr(), &bad).is_empty(), "byte {i}");
+    }
+    // Bytes 4..12 name the connection: another id is another (unknown)
+    // connection, which gets a Reset.
+    let mut other = sealed.clone();
+    other[11] ^= 0x01;
+    let r = raw.exchange(alice_addr(), &other);
+    assert_eq!(kind_of(&r[0]), PacketKind::Reset);
+
+    // The genuine datagram is processed: `password_required`.
+    let replies = raw.exchange(alice_addr(), &sealed);
     raw.pn = 1;
     raw.seq = 1;
     assert!(matches!(
         raw.messages(&replies).as_slice(),
         [ServerMessage::PasswordRequired { new_user: true, .. }]
     ));
-    assert_eq!(raw.server.session_count(), 1);
+    // A replay of it is dropped, from any address.
+    assert!(raw.exchange(alice_addr(), &sealed).is_empty());
+    assert!(raw.exchange(bob_addr(), &sealed).is_empty());
+    // The Handshake is not sent again once a Data datagram arrived.
+    assert!(raw.exchange(alice_addr(), &with_cookie).is_empty());
 
-    // The same connection id from another address is dropped.
-    let mut spoofed = raw_header(b'C', 0x02, ALICE_ID, 1);
-    spoofed.extend(raw_segment(1, br#"{"t":"password","password":"x"}"#));
-    assert!(raw.exchange(bob_addr(), &spoofed).is_empty());
-    assert!(raw.server.poll_request().is_none());
+    // The same session from a new address (NAT rebinding): the newest
+    // authenticated datagram moves the session; answers go there.
+    raw.addr = bob_addr();
+    assert_eq!(
+        raw.say(r#"{"t":"who"}"#),
+        [ServerMessage::Error {
+            code: ErrorCode::NotLoggedIn,
+            message: "log in first".into()
+        }]
+    );
 }
 
 #[test]
 fn session_rules() {
     let dave = UserRecord {
         name: "Dave".into(),
-        password_hash: "$argon2id$fake".into(),
+        password_hash: "fake:dave's password".into(),
     };
-    let mut raw = Raw::new(Server::new(ServerConfig::default(), [dave]));
-    let mut initial = raw_header(b'C', 0x01, ALICE_ID, 0);
-    initial.extend(raw_segment(0, br#"{"t":"password","password":"pw"}"#));
-    initial.resize(MIN_INITIAL_LEN, 0);
-    let replies = raw.exchange(alice_addr(), &initial);
-    raw.pn = 1;
-    raw.seq = 1;
+    let mut raw = Raw::new(Server::new(
+        ServerConfig::default(),
+        [dave],
+        server_key(),
+        SERVER_RANDOM,
+    ));
+    raw.connect([8; 32]);
     assert_eq!(
-        error_code(&raw.messages(&replies)),
+        error_code(&raw.say(r#"{"t":"password","password":"pw"}"#)),
         ErrorCode::NotLoggedIn,
         "password before user"
     );
@@ -1092,6 +1303,13 @@ fn session_rules() {
             new_user: false
         }]
     );
+    assert!(matches!(
+        raw.say(r#"{"t":"password","password":"guess"}"#).as_slice(),
+        [ServerMessage::LoginFailed {
+            reason: LoginFailure::WrongPassword,
+            ..
+        }]
+    ));
     assert_eq!(
         raw.say(r#"{"t":"user","name":"carol"}"#),
         [ServerMessage::PasswordRequired {
@@ -1102,7 +1320,7 @@ fn session_rules() {
     assert!(matches!(
         raw.say(r#"{"t":"password","password":""}"#).as_slice(),
         [ServerMessage::LoginFailed {
-            reason: session::LoginFailure::InvalidPassword,
+            reason: LoginFailure::InvalidPassword,
             ..
         }]
     ));
@@ -1160,6 +1378,28 @@ fn session_rules() {
         error_code(&raw.say(r#"{"t":"dm","to":"dave","text":"hi"}"#)),
         ErrorCode::NotOnline
     );
+
+    // Message rate: once the bucket is full (2 s later), a burst of 10
+    // `pm` passes and the 11th and 12th are refused with `rate_limited`
+    // (and not relayed); 200 ms later one more passes.
+    raw.step = Duration::ZERO;
+    raw.now += Duration::from_secs(2);
+    let pm = |raw: &mut Raw| {
+        raw.say(r#"{"t":"op","op":"PM"}"#);
+        match raw.say(r#"{"t":"pm","text":"spam"}"#).as_slice() {
+            [ServerMessage::Confirm { .. }] => None,
+            [ServerMessage::Error { code, .. }] => Some(*code),
+            other => panic!("{other:?}"),
+        }
+    };
+    let results: Vec<_> = (0..12).map(|_| pm(&mut raw)).collect();
+    let mut expected = vec![None; 10];
+    expected.extend([Some(ErrorCode::RateLimited); 2]);
+    assert_eq!(results, expected);
+    raw.now += Duration::from_millis(200);
+    assert_eq!(pm(&mut raw), None);
+    raw.step = Duration::from_millis(10);
+
     assert_eq!(raw.say(r#"{"t":"op","op":"EX"}"#), [ServerMessage::Bye]);
     // Closing: further messages are ignored.
     assert!(raw.say(r#"{"t":"who"}"#).is_empty());
