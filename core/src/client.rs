@@ -77,7 +77,7 @@ impl fmt::Display for CloseReason {
                 f.write_str("the server does not know this session (it may have restarted)")
             }
             CloseReason::ServerClosed(CloseCode::Refused) => {
-                f.write_str("the server refused the connection (it is full)")
+                f.write_str("the server dropped this session: it was not keeping up")
             }
             CloseReason::ServerClosed(code) => {
                 write!(f, "the server closed the connection ({code:?})")

@@ -213,6 +213,12 @@ impl Rng {
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
+    /// Reseeds from the current state and 32 fresh bytes.
+    pub fn mix(&mut self, random: [u8; 32]) {
+        let current = self.seed();
+        self.0 = ChaCha20Rng::from_seed(derive(&[b"udpchat reseed", &current, &random]));
+    }
+
     /// The next 32 random bytes.
     pub fn seed(&mut self) -> [u8; 32] {
         let mut s = [0u8; 32];

@@ -26,8 +26,8 @@ use core::fmt;
 
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_SACK_BYTES, MAX_SEGMENT_DATA, Marker,
-    PacketKind, SEGMENT_OVERHEAD,
+    CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_PLAINTEXT, MAX_SACK_BYTES,
+    MAX_SEGMENT_DATA, Marker, PacketKind, SEGMENT_OVERHEAD,
 };
 
 /// Timers and limits of a channel. Defaults are stated on each field and in
@@ -250,6 +250,13 @@ impl Channel {
     /// The current smoothed RTT estimate, if any sample was taken.
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt
+    }
+
+    /// When the most recently sent of the acknowledged segments was sent:
+    /// an acknowledgement of anything sent at or after a moment proves the
+    /// peer received something sent then.
+    pub fn latest_acked_sent(&self) -> Option<Instant> {
+        self.latest_acked_sent
     }
 
     /// Whether every queued message was sent and acknowledged.
@@ -579,6 +586,14 @@ impl Channel {
     /// `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.poll_transmit_within(now, MAX_PLAINTEXT)
+    }
+
+    /// Like [`Channel::poll_transmit`], but the plaintext datagram is at
+    /// most `limit` bytes (an endpoint that may not send more than a budget
+    /// to an unvalidated address). What does not fit waits.
+    #[must_use]
+    pub fn poll_transmit_within(&mut self, now: Instant, limit: usize) -> Option<Vec<u8>> {
         if let Some(code) = self.close_pending.take() {
             let mut b = DatagramBuilder::new(self.header(Marker::Command));
             b.push(&Frame::Close(code));
@@ -594,18 +609,17 @@ impl Channel {
             self.fail(ChannelError::SequenceExhausted);
             return None;
         }
-        let mut b = DatagramBuilder::new(self.header(Marker::Command));
+        let mut b = DatagramBuilder::with_limit(self.header(Marker::Command), limit);
         let mut sack = [0u8; MAX_SACK_BYTES];
         let sack_len = self.ack_frame_bytes(&mut sack);
         let has_data = self.in_flight.iter().any(|o| o.lost && !o.acked)
             || self.unsent.front().is_some_and(|o| self.in_window(o.seq));
         let mut acked_now = false;
         if self.ack_pending || (has_data && self.received_any_segment) {
-            b.push(&Frame::Ack {
+            acked_now = b.push(&Frame::Ack {
                 next_expected: self.recv_next,
                 sack: &sack[..sack_len],
             });
-            acked_now = true;
         }
         let mut marker = Marker::Command;
         let mut eliciting = false;
@@ -653,8 +667,7 @@ impl Channel {
             }
             self.in_flight.push_back(o);
         }
-        if !eliciting && self.ping_pending {
-            b.push(&Frame::Ping);
+        if !eliciting && self.ping_pending && b.push(&Frame::Ping) {
             eliciting = true;
         }
         if b.is_empty() {

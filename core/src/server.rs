@@ -29,8 +29,8 @@ use crate::session::{
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MIN_INITIAL_LEN, Marker,
-    PacketKind, RESET_TOKEN_LEN, encode_simple,
+    CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MAX_DATAGRAM, MIN_INITIAL_LEN,
+    Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
 };
 
 /// Most sources tracked by the per-address rate limiters before full
@@ -159,6 +159,9 @@ pub struct ServerConfig {
     /// Failed logins, counted per account and per source IP address: 5,
     /// then one more every 12 s (5 per minute).
     pub login_failures: RateLimit,
+    /// A session that has not logged in this long after its handshake is
+    /// closed: 60 s.
+    pub login_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -174,6 +177,7 @@ impl Default for ServerConfig {
             handshakes: RateLimit::per_second(20, 5),
             messages: RateLimit::per_second(10, 5),
             login_failures: RateLimit::per_minute(5, 5),
+            login_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -261,6 +265,12 @@ pub enum Response {
         /// True when it matched.
         ok: bool,
     },
+    /// The driver could not take the job (its queue is full): the client is
+    /// told to try again; no failure is counted.
+    Unavailable {
+        /// The request's id.
+        id: RequestId,
+    },
 }
 
 /// Why a datagram was dropped without effect.
@@ -270,7 +280,7 @@ pub enum DropReason {
     Malformed(DecodeError),
     /// It named a session that does not exist and was not an Initial.
     UnknownConnection,
-    /// It named a session from another address.
+    /// An Initial naming an existing session, from another address.
     AddressMismatch,
     /// An Initial shorter than [`MIN_INITIAL_LEN`].
     InitialTooSmall,
@@ -372,7 +382,7 @@ pub struct ServerStats {
     pub dropped_malformed: u64,
     /// Dropped: unknown connection.
     pub dropped_unknown: u64,
-    /// Dropped: known connection, wrong address.
+    /// Dropped: an Initial naming an existing session from another address.
     pub dropped_spoofed: u64,
     /// Dropped: Initial too small, or refused by a limit.
     pub dropped_refused: u64,
@@ -388,6 +398,8 @@ pub struct ServerStats {
     pub resets_sent: u64,
     /// Public or direct messages refused by the per-session rate limit.
     pub messages_rate_limited: u64,
+    /// Sessions closed for not logging in within the login timeout.
+    pub login_timeouts: u64,
     /// Public messages accepted.
     pub public_messages: u64,
     /// Direct messages delivered.
@@ -434,9 +446,25 @@ struct Session {
     handshake_reply: Option<Vec<u8>>,
     messages: TokenBucket,
     logged_in_once: bool,
+    /// Until then the session must log in.
+    login_deadline: Instant,
+    /// Set when the client moved to an address that has not yet shown it
+    /// receives there: bytes the server may still send to it.
+    unvalidated: Option<Unvalidated>,
     state: SessionState,
     scheduled: Option<Instant>,
     ready: bool,
+}
+
+/// Anti-amplification toward an address a session moved to: until the
+/// client acknowledges a segment sent there, the server sends it at most
+/// three times what it received from it, plus one datagram.
+#[derive(Debug, Clone, Copy)]
+struct Unvalidated {
+    budget: usize,
+    /// When the session moved: an acknowledgement of a segment sent since
+    /// then (so, sent to the new address) validates it.
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -515,6 +543,14 @@ impl Server {
     /// Counters.
     pub fn stats(&self) -> &ServerStats {
         &self.stats
+    }
+
+    /// Mixes 32 fresh random bytes from the OS into the generator of
+    /// handshake keys. Call now and then (the native server does every
+    /// minute), so that reading the server's memory once does not reveal
+    /// the keys of later handshakes.
+    pub fn add_entropy(&mut self, random: [u8; 32]) {
+        self.rng.mix(random);
     }
 
     /// The server's public key, which clients pin.
@@ -650,6 +686,8 @@ impl Server {
                 handshake_reply: Some(reply.clone()),
                 messages: TokenBucket::full(now, self.config.messages),
                 logged_in_once: false,
+                login_deadline: now + self.config.login_timeout,
+                unvalidated: None,
                 state: SessionState::AwaitUser,
                 scheduled: None,
                 ready: false,
@@ -700,9 +738,21 @@ impl Server {
             return;
         };
         s.channel.handle_frames(now, datagram.frames());
-        if from != s.addr && newest {
+        if from == s.addr {
+            if let Some(u) = &mut s.unvalidated {
+                u.budget = u.budget.saturating_add(3 * bytes.len());
+                if s.channel.latest_acked_sent().is_some_and(|t| t >= u.since) {
+                    s.unvalidated = None;
+                }
+            }
+        } else if newest {
             // An authenticated datagram from a new address: the client's
-            // NAT rebound or it moved. Follow it.
+            // NAT rebound or it moved. Follow it, but send little there
+            // until the client shows it receives there.
+            s.unvalidated = Some(Unvalidated {
+                budget: MAX_DATAGRAM + 3 * bytes.len(),
+                since: now,
+            });
             let old = core::mem::replace(&mut s.addr, from);
             self.events.push_back(ServerEvent::Migrated {
                 connection_id: id,
@@ -737,7 +787,9 @@ impl Server {
     /// Handles the result of a [`Request`].
     pub fn handle_response(&mut self, now: Instant, response: Response) {
         let id = match &response {
-            Response::Registered { id, .. } | Response::Verified { id, .. } => *id,
+            Response::Registered { id, .. }
+            | Response::Verified { id, .. }
+            | Response::Unavailable { id } => *id,
         };
         let Some(pending) = self.pending.remove(&id) else {
             return;
@@ -762,7 +814,7 @@ impl Server {
                             password_hash: h,
                         },
                     );
-                } else if let Response::Registered { .. } = response {
+                } else {
                     self.registering.remove(&key);
                 }
                 return;
@@ -801,6 +853,26 @@ impl Server {
             }
             Response::Verified { ok: true, .. } => {
                 self.login_success(now, conn, pending.name, new_user);
+            }
+            Response::Unavailable { .. } => {
+                if new_user {
+                    self.registering.remove(&key);
+                }
+                self.set_state(
+                    conn,
+                    SessionState::AwaitPassword {
+                        name: pending.name.clone(),
+                        new_user,
+                        failures,
+                    },
+                );
+                self.login_failed(
+                    conn,
+                    addr,
+                    &pending.name,
+                    LoginFailure::Busy,
+                    "the server is busy checking passwords; try again in a moment".to_string(),
+                );
             }
             Response::Verified { ok: false, .. } => {
                 let failures = failures + 1;
@@ -1025,6 +1097,17 @@ impl Server {
             self.remove(now, conn, Some(error));
             return;
         }
+        if !s.logged_in_once
+            && now >= s.login_deadline
+            && !matches!(s.state, SessionState::Closing { .. })
+        {
+            // Logging in takes seconds; a session that idles before login
+            // only holds a slot.
+            self.stats.login_timeouts += 1;
+            s.channel.close(CloseCode::Normal);
+            self.remove(now, conn, None);
+            return;
+        }
         if let SessionState::Closing { until } = s.state
             && (s.channel.is_flushed() || now >= until)
         {
@@ -1068,6 +1151,9 @@ impl Server {
         };
         let mut next = s.channel.poll_timeout();
         if let SessionState::Closing { until } = s.state {
+            next = Some(next.map_or(until, |n| n.min(until)));
+        } else if !s.logged_in_once {
+            let until = s.login_deadline;
             next = Some(next.map_or(until, |n| n.min(until)));
         }
         if next != s.scheduled {
@@ -1480,11 +1566,18 @@ impl Server {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 continue;
             };
-            if let Some(plain) = s.channel.poll_transmit(now) {
+            let limit = s
+                .unvalidated
+                .map_or(MAX_DATAGRAM, |u| u.budget.min(MAX_DATAGRAM))
+                .saturating_sub(crypto::SEAL_OVERHEAD);
+            if let Some(plain) = s.channel.poll_transmit_within(now, limit) {
                 self.ready.push_front(conn);
                 let Ok(bytes) = s.transport.seal(&plain) else {
                     continue;
                 };
+                if let Some(u) = &mut s.unvalidated {
+                    u.budget = u.budget.saturating_sub(bytes.len());
+                }
                 self.stats.datagrams_sent += 1;
                 self.stats.bytes_sent += bytes.len() as u64;
                 return Some(Transmit { to: s.addr, bytes });

@@ -136,7 +136,7 @@ impl fmt::Display for DecodeError {
 pub struct Header {
     /// `C` or `D`.
     pub marker: Marker,
-    /// Initial or Data.
+    /// What the datagram is for.
     pub kind: PacketKind,
     /// Chosen at random by the client; names the session on both sides.
     pub connection_id: u64,
@@ -460,19 +460,28 @@ fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> 
 #[derive(Debug)]
 pub struct DatagramBuilder {
     buf: Vec<u8>,
+    limit: usize,
 }
 
 impl DatagramBuilder {
     /// Starts a datagram with `header` (its marker may be changed later
     /// with [`DatagramBuilder::set_marker`]).
     pub fn new(header: Header) -> Self {
+        Self::with_limit(header, MAX_PLAINTEXT)
+    }
+    /// Like [`DatagramBuilder::new`], but at most `limit` bytes in all
+    /// (never more than [`MAX_PLAINTEXT`]).
+    pub fn with_limit(header: Header, limit: usize) -> Self {
         let mut buf = Vec::with_capacity(MAX_DATAGRAM);
         header.encode(&mut buf);
-        DatagramBuilder { buf }
+        DatagramBuilder {
+            buf,
+            limit: limit.min(MAX_PLAINTEXT),
+        }
     }
     /// Bytes still free.
     pub fn remaining(&self) -> usize {
-        MAX_PLAINTEXT.saturating_sub(self.buf.len())
+        self.limit.saturating_sub(self.buf.len())
     }
     /// Whether only the header was written.
     pub fn is_empty(&self) -> bool {
@@ -492,7 +501,7 @@ impl DatagramBuilder {
     }
     /// Pads with a padding frame to at least `len` bytes.
     pub fn pad_to(&mut self, len: usize) {
-        let len = len.min(MAX_PLAINTEXT);
+        let len = len.min(self.limit);
         if self.buf.len() < len {
             self.buf.resize(len, frame_type::PADDING);
         }

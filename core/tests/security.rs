@@ -495,3 +495,88 @@ fn a_server_that_lost_the_session_resets_the_client() {
     run(&mut other, &mut [(&mut bob, addr(2))], now);
     assert_eq!(bob.closed(), None);
 }
+
+#[test]
+fn a_session_that_never_logs_in_is_closed() {
+    let mut s = server();
+    let now = Instant::from_micros(1_000_000);
+    let mut c = Client::new(now, ClientConfig::default(), [8; 32], "idler").unwrap();
+    run(&mut s, &mut [(&mut c, addr(1))], now);
+    assert!(c.is_established());
+    assert_eq!(s.session_count(), 1);
+    // The client keeps the connection alive but never sends its password.
+    let mut t = now;
+    while t < now + Duration::from_secs(59) {
+        t += Duration::from_secs(1);
+        s.handle_timeout(t);
+        c.handle_timeout(t);
+        run(&mut s, &mut [(&mut c, addr(1))], t);
+    }
+    assert_eq!(s.session_count(), 1, "alive before the login timeout");
+    t += Duration::from_secs(2);
+    s.handle_timeout(t);
+    c.handle_timeout(t);
+    run(&mut s, &mut [(&mut c, addr(1))], t);
+    assert_eq!(s.session_count(), 0, "closed after 60 s without login");
+    assert_eq!(s.stats().login_timeouts, 1);
+    assert!(c.closed().is_some());
+}
+
+#[test]
+fn a_copied_datagram_cannot_aim_the_session_at_a_victim() {
+    let mut s = server();
+    let (mut alice, mut bob, now) = pair(&mut s, Instant::from_micros(1_000_000));
+    // Bob queues a lot for alice.
+    for i in 0..10 {
+        bob.request_operation(Operation::PM).unwrap();
+        bob.send_public(&format!("{i}{}", "x".repeat(1000)))
+            .unwrap();
+    }
+    while let Some(d) = bob.poll_transmit(now) {
+        s.handle_datagram(now, addr(2), &d);
+    }
+    // An on-path attacker races alice's next datagram to the server from a
+    // victim's address.
+    alice.request_online().unwrap();
+    let victim = addr(99);
+    let mut received_from_victim = 0;
+    let mut sent_to_victim = 0;
+    while let Some(d) = alice.poll_transmit(now) {
+        received_from_victim += d.len();
+        s.handle_datagram(now, victim, &d);
+        // The genuine copy arrives second and is a replay.
+        s.handle_datagram(now, addr(1), &d);
+    }
+    while let Some(t) = s.poll_transmit(now) {
+        if t.to == victim {
+            sent_to_victim += t.bytes.len();
+        }
+    }
+    assert!(sent_to_victim > 0, "the server follows the newest address");
+    assert!(
+        sent_to_victim <= 1200 + 3 * received_from_victim,
+        "sent {sent_to_victim} to an unvalidated address that sent {received_from_victim}"
+    );
+    // Alice's next datagram from her real address takes the session back.
+    let later = now + Duration::from_millis(300);
+    alice.handle_timeout(later);
+    s.handle_timeout(later);
+    run(
+        &mut s,
+        &mut [(&mut alice, addr(1)), (&mut bob, addr(2))],
+        later,
+    );
+    let mut t = later;
+    for _ in 0..6 {
+        t += Duration::from_millis(1500);
+        s.handle_timeout(t);
+        alice.handle_timeout(t);
+        bob.handle_timeout(t);
+        run(&mut s, &mut [(&mut alice, addr(1)), (&mut bob, addr(2))], t);
+    }
+    let got = events(&mut alice)
+        .into_iter()
+        .filter(|e| matches!(e, ClientEvent::Public { .. }))
+        .count();
+    assert_eq!(got, 10, "every message reaches alice after all");
+}

@@ -207,6 +207,7 @@ fn run(args: Args) -> Result<()> {
     };
     let status_every = StdDuration::from_secs(args.status_interval);
     let mut last_status = std::time::Instant::now();
+    let mut last_reseed = std::time::Instant::now();
     let mut last_stats = *server.stats();
     let mut shutdown_deadline: Option<std::time::Instant> = None;
     loop {
@@ -249,6 +250,11 @@ fn run(args: Args) -> Result<()> {
             default(wait) => {}
         }
         server.handle_timeout(clock.now());
+        if last_reseed.elapsed() >= StdDuration::from_secs(60) {
+            // Fresh OS randomness for later handshakes' keys.
+            server.add_entropy(rand::random());
+            last_reseed = std::time::Instant::now();
+        }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
             let s = *server.stats();
             let secs = last_status.elapsed().as_secs_f64();
@@ -367,15 +373,8 @@ impl Driver<'_> {
                 };
                 if self.workers.submit(job).is_err() {
                     warn!("password queue full; refusing a login");
-                    let response = if self.registering.remove(&id).is_some() {
-                        Response::Registered {
-                            id,
-                            result: Err("server busy".into()),
-                        }
-                    } else {
-                        Response::Verified { id, ok: false }
-                    };
-                    server.handle_response(clock.now(), response);
+                    self.registering.remove(&id);
+                    server.handle_response(clock.now(), Response::Unavailable { id });
                 }
             }
             while let Some(event) = server.poll_event() {
