@@ -21,13 +21,18 @@ use crate::wire::{
     RESET_TOKEN_LEN,
 };
 
+/// How often a client sends its Initial until the handshake is done: two
+/// round trips must get through, so the interval is short and fixed; the
+/// handshake deadline (the idle timeout, 12 s) bounds the tries to 24.
+pub const HANDSHAKE_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Timers, limits and trust of a client.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// The channel's timers and limits; the client default keeps the
     /// connection alive with a PING after 1 s without sending. The
-    /// handshake is retransmitted from `initial_rto` doubling up to
-    /// `max_rto`, and abandoned after `idle_timeout`.
+    /// Initial is sent every [`HANDSHAKE_INTERVAL`] (500 ms) until the
+    /// handshake is done, and abandoned after `idle_timeout` (12 s).
     pub channel: ChannelConfig,
     /// The server's public key, if known (pinned): a server that proves
     /// another key is refused with [`CloseReason::ServerKeyMismatch`]. When
@@ -271,7 +276,7 @@ impl Client {
                 initiator,
                 cookie: None,
                 send_at: now,
-                interval: config.channel.initial_rto,
+                interval: HANDSHAKE_INTERVAL,
                 deadline: now + config.channel.idle_timeout,
             },
             config,
@@ -498,8 +503,9 @@ impl Client {
                 if matches!(self.state, State::Closed(_)) || now < *send_at {
                     return None;
                 }
+                // A fixed interval, no backoff: the handshake needs two round
+                // trips to succeed, and the deadline bounds the tries.
                 *send_at = now + *interval;
-                *interval = (*interval + *interval).min(self.config.channel.max_rto);
                 let initial = Initial {
                     cookie: cookie.as_ref().map(|c| &c[..]),
                     msg1: initiator.msg1(),
@@ -538,6 +544,16 @@ impl Client {
     }
 
     fn close(&mut self, reason: CloseReason) {
+        // After EX, a server that closes or no longer knows the session (its
+        // `bye` was lost) ends it as the user asked: not a failure.
+        let reason = match reason {
+            CloseReason::ServerClosed(CloseCode::Normal | CloseCode::UnknownConnection)
+                if self.state == State::Exiting =>
+            {
+                CloseReason::Exit
+            }
+            other => other,
+        };
         if !matches!(self.state, State::Closed(_)) {
             self.state = State::Closed(reason.clone());
             self.events.push_back(ClientEvent::Closed(reason));

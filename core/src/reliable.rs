@@ -157,6 +157,10 @@ struct Outgoing {
     first_sent: Instant,
     last_sent: Instant,
     transmissions: u32,
+    /// Timeouts in a row without news from the peer: the segment's RTO is
+    /// doubled this many times. Reset when any new acknowledgement shows
+    /// the path works.
+    backoff: u32,
     acked: bool,
     lost: bool,
 }
@@ -185,7 +189,10 @@ pub struct Channel {
     srtt: Option<Duration>,
     rttvar: Duration,
     rto: Duration,
-    latest_acked_sent: Option<Instant>,
+    /// When, and as which sequence number, the most recently sent of the
+    /// acknowledged segments was sent: segments sent before it and still
+    /// unacknowledged are probably lost.
+    latest_acked: Option<(Instant, u32)>,
     last_recv: Instant,
     last_send: Instant,
     error: Option<ChannelError>,
@@ -217,7 +224,7 @@ impl Channel {
             srtt: None,
             rttvar: Duration::ZERO,
             rto,
-            latest_acked_sent: None,
+            latest_acked: None,
             last_recv: now,
             last_send: now,
             error: None,
@@ -256,7 +263,7 @@ impl Channel {
     /// an acknowledgement of anything sent at or after a moment proves the
     /// peer received something sent then.
     pub fn latest_acked_sent(&self) -> Option<Instant> {
-        self.latest_acked_sent
+        self.latest_acked.map(|(t, _)| t)
     }
 
     /// Whether every queued message was sent and acknowledged.
@@ -300,6 +307,7 @@ impl Channel {
                 first_sent: Instant::ZERO,
                 last_sent: Instant::ZERO,
                 transmissions: 0,
+                backoff: 0,
                 acked: false,
                 lost: false,
             });
@@ -425,13 +433,18 @@ impl Channel {
                         sample,
                     );
                 }
-                if self.latest_acked_sent.is_none_or(|t| o.last_sent > t) {
-                    self.latest_acked_sent = Some(o.last_sent);
+                let sent = (o.last_sent, o.seq);
+                if self.latest_acked.is_none_or(|l| sent > l) {
+                    self.latest_acked = Some(sent);
                 }
             }
         }
         if !newly_acked {
             return;
+        }
+        // The path works: timeouts start over from the plain RTO.
+        for o in self.in_flight.iter_mut() {
+            o.backoff = 0;
         }
         while self.in_flight.front().is_some_and(|o| o.acked) {
             if let Some(o) = self.in_flight.pop_front() {
@@ -446,10 +459,10 @@ impl Channel {
         base + Duration::from_micros(base.as_micros() / 4)
     }
 
-    /// The timeout of a segment sent `transmissions` times: the RTO doubled
-    /// for each retransmission of that segment, capped.
-    fn backed_off_rto(&self, transmissions: u32) -> Duration {
-        let shift = transmissions.saturating_sub(1).min(16);
+    /// The timeout of a segment after `backoff` timeouts in a row: the RTO
+    /// doubled that many times, capped.
+    fn backed_off_rto(&self, backoff: u32) -> Duration {
+        let shift = backoff.min(16);
         let shifted = self
             .rto
             .saturating_mul(1u64 << shift)
@@ -461,19 +474,23 @@ impl Channel {
     /// retransmission: a reordering deadline once a later segment was
     /// acknowledged, else its own backed-off timeout.
     fn retransmit_deadline(&self, o: &Outgoing) -> Instant {
-        match self.latest_acked_sent {
-            Some(t) if o.last_sent < t => o.last_sent + self.reorder_threshold(),
-            _ => o.last_sent + self.backed_off_rto(o.transmissions),
+        match self.latest_acked {
+            Some(l) if (o.last_sent, o.seq) < l => o.last_sent + self.reorder_threshold(),
+            _ => o.last_sent + self.backed_off_rto(o.backoff),
         }
     }
 
     fn detect_reordering_losses(&mut self, now: Instant) {
-        let Some(latest) = self.latest_acked_sent else {
+        let Some(latest) = self.latest_acked else {
             return;
         };
         let threshold = self.reorder_threshold();
         for o in self.in_flight.iter_mut() {
-            if !o.acked && !o.lost && o.last_sent < latest && now >= o.last_sent + threshold {
+            if !o.acked
+                && !o.lost
+                && (o.last_sent, o.seq) < latest
+                && now >= o.last_sent + threshold
+            {
                 o.lost = true;
             }
         }
@@ -502,8 +519,13 @@ impl Channel {
             if o.lost {
                 continue;
             }
+            let by_timeout = self.latest_acked.is_none_or(|l| (o.last_sent, o.seq) >= l);
             if now >= self.retransmit_deadline(o) {
-                self.in_flight[i].lost = true;
+                let o = &mut self.in_flight[i];
+                o.lost = true;
+                if by_timeout {
+                    o.backoff += 1;
+                }
             }
         }
         if unacknowledged {

@@ -98,8 +98,14 @@ fn blackholed_client_both_ends_back_off_and_give_up_in_time() {
     // the server relays bob's to alice, alice sends her own.
     w.send_pm(bob, "bob:0").unwrap();
     w.send_pm(alice, "alice:0").unwrap();
+    // Run until both sides gave up and the others were told (the assertions
+    // below say how soon).
     let done = w.run_until_cond(cut + secs(20), |w| {
-        logged_out_at(w, "alice").is_some() && w.client(alice).closed().is_some()
+        logged_out_at(w, "alice").is_some()
+            && w.client(alice).closed().is_some()
+            && [bob, carol]
+                .iter()
+                .all(|&i| !left_events(w, i, "alice").is_empty())
     });
     assert!(
         done,
@@ -305,11 +311,10 @@ fn gaps_by_segment(w: &World, from: std::net::SocketAddr, cut: Instant) -> Vec<(
 /// to 3 s because the other segments' timers expired in between, and not
 /// hold a segment's first retransmission for many RTOs.
 ///
-/// Fails against the current core: `Channel::handle_timeout`
-/// (core/src/reliable.rs) increments the channel-wide `backoff` every time
-/// any segment's RTO expires, and `retransmit_deadline` applies the
-/// backed-off RTO to every segment, so k segments lost together raise the
-/// backoff by k per round (gaps of the first segment: 200 ms, then 3 s).
+/// This failed while the channel kept one channel-wide backoff counter,
+/// raised every time any segment's RTO expired (k segments lost together
+/// raised it by k per round: gaps of the first segment 200 ms, then 3 s);
+/// the backoff is per segment now.
 #[test]
 fn backoff_doubles_per_round_with_several_messages_in_flight() {
     let link = LinkConfig::default().with_delay(ms(20));

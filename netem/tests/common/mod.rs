@@ -118,7 +118,8 @@ pub const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// SplitMix64: the harness's own seeded generator (connection ids).
+/// SplitMix64: the harness's own seeded generator (the clients' and the
+/// server's random bytes).
 #[derive(Debug, Clone)]
 pub struct SplitMix(u64);
 
@@ -158,10 +159,18 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 
 const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
 
+/// The random bytes of server number `generation` of the world seeded with
+/// `seed`.
+fn server_random(seed: u64, generation: u64) -> [u8; 32] {
+    random32(&mut SplitMix::new(
+        seed ^ 0x5E2F_E25E_ED00_0000 ^ generation.wrapping_mul(0x9E37_79B9),
+    ))
+}
+
 /// How to build a [`World`].
 #[derive(Debug, Clone)]
 pub struct WorldConfig {
-    /// Seeds the network and the connection ids.
+    /// Seeds the network and every endpoint's random bytes.
     pub seed: u64,
     /// The link of every direction (each direction draws its own fate).
     pub link: LinkConfig,
@@ -584,6 +593,9 @@ fn segments_of(plain: &[u8]) -> Vec<u32> {
         .collect()
 }
 
+/// A test's choice of datagrams to lose (see [`World::drop_filter`]).
+pub type DropFilter = Box<dyn FnMut(&SentDatagram) -> bool>;
+
 /// One server, its peers and the network between them, on a virtual clock.
 pub struct World {
     /// The virtual clock.
@@ -632,6 +644,15 @@ pub struct World {
     /// `handle_timeout` calls after which the deadline had not moved past
     /// `now` although a datagram was produced (allowed, but counted).
     pub stuck_after_output: u64,
+    /// Opens every sealed datagram, for the counts and the log.
+    pub wiretap: Wiretap,
+    /// A test's own loss: a datagram for which this returns true is logged
+    /// as sent but never handed to the network.
+    pub drop_filter: Option<DropFilter>,
+    /// Datagrams the drop filter took.
+    pub dropped_by_filter: u64,
+    /// Servers started so far (1, plus one per restart).
+    pub server_generation: u64,
     config: WorldConfig,
     ids: SplitMix,
     responses: BTreeMap<(Instant, u64), Response>,
@@ -655,10 +676,20 @@ impl World {
     pub fn new(config: WorldConfig) -> World {
         let mut net = Network::new(config.seed);
         net.set_default_link(config.link);
+        let random = server_random(config.seed, 1);
         World {
             now: config.start,
             net,
-            server: Server::new(config.server.clone(), config.accounts.clone()),
+            server: Server::new(
+                config.server.clone(),
+                config.accounts.clone(),
+                server_key(),
+                random,
+            ),
+            wiretap: Wiretap::new(random),
+            drop_filter: None,
+            dropped_by_filter: 0,
+            server_generation: 1,
             server_vanished: false,
             peers: Vec::new(),
             server_events: Vec::new(),
@@ -700,33 +731,57 @@ impl World {
 
     /// Starts a client; returns its index.
     pub fn add_client(&mut self, name: &str) -> usize {
-        let id = self.ids.next_u64();
-        let client =
-            Client::new(self.now, self.config.client.clone(), id, name).expect("a valid username");
-        self.add_peer(name, Endpoint::Client(Box::new(client)))
+        let config = self.config.client.clone();
+        self.add_client_with(name, config)
+    }
+
+    /// Starts a client with its own configuration; returns its index.
+    pub fn add_client_with(&mut self, name: &str, config: ClientConfig) -> usize {
+        let addr = peer_addr(self.peers.len());
+        self.add_client_at(name, addr, config)
+    }
+
+    /// Starts a client at `addr` (several may share an IP address, as behind
+    /// a NAT, with different ports); returns its index.
+    pub fn add_client_at(&mut self, name: &str, addr: SocketAddr, config: ClientConfig) -> usize {
+        let random = random32(&mut self.ids);
+        let client = Client::new(self.now, config, random, name).expect("a valid username");
+        // `Client::new` draws the connection id, then the handshake seed.
+        let mut rng = Rng::from_seed(random);
+        let id = rng.next_u64();
+        assert_eq!(
+            id,
+            client.connection_id(),
+            "the client's derivation changed"
+        );
+        self.wiretap.client_started(id, rng.seed());
+        self.add_peer(name, addr, Endpoint::Client(Box::new(client)))
     }
 
     /// Starts a raw peer that sends `User { name }` and answers the password
     /// request itself; returns its index.
     pub fn add_raw_peer(&mut self, name: &str, channel: ChannelConfig) -> usize {
-        let id = self.ids.next_u64();
-        let mut raw = RawPeer {
-            channel: Channel::new(channel, id, PacketKind::Initial, self.now),
-            established: false,
-            received: Vec::new(),
-            handled: 0,
-        };
+        let mut rng = Rng::from_seed(random32(&mut self.ids));
+        let id = rng.next_u64();
+        let seed = rng.seed();
+        self.wiretap.client_started(id, seed);
+        let mut raw = RawPeer::new(channel, id, seed, self.now);
         raw.send(&ClientMessage::User {
             name: name.to_string(),
         });
-        self.add_peer(name, Endpoint::Raw(Box::new(raw)))
+        let addr = peer_addr(self.peers.len());
+        self.add_peer(name, addr, Endpoint::Raw(Box::new(raw)))
     }
 
-    fn add_peer(&mut self, name: &str, endpoint: Endpoint) -> usize {
+    fn add_peer(&mut self, name: &str, addr: SocketAddr, endpoint: Endpoint) -> usize {
+        assert!(
+            self.peers.iter().all(|p| p.addr != addr || p.vanished),
+            "{addr} is taken"
+        );
         let i = self.peers.len();
         self.peers.push(Peer {
             name: name.to_string(),
-            addr: peer_addr(i),
+            addr,
             endpoint,
             events: Vec::new(),
             vanished: false,
@@ -862,7 +917,36 @@ impl World {
                     .any(|(_, m)| matches!(m, ServerMessage::LoginOk { .. })),
             })
         });
-        assert!(ok, "not everyone logged in by {deadline:?}");
+        if !ok {
+            let stuck: Vec<String> = self
+                .peers
+                .iter()
+                .filter_map(|p| match &p.endpoint {
+                    Endpoint::Client(c) if !p.vanished && !c.is_logged_in() => Some(format!(
+                        "{} (handshake done: {}, closed: {:?})",
+                        p.name,
+                        c.is_established(),
+                        c.closed()
+                    )),
+                    Endpoint::Raw(r)
+                        if !r
+                            .received
+                            .iter()
+                            .any(|(_, m)| matches!(m, ServerMessage::LoginOk { .. })) =>
+                    {
+                        Some(format!(
+                            "{} (raw; handshake done: {})",
+                            p.name, r.established
+                        ))
+                    }
+                    _ => None,
+                })
+                .collect();
+            panic!(
+                "not everyone logged in by {deadline:?}: {}",
+                stuck.join(", ")
+            );
+        }
     }
 
     /// Sends a public message from peer `i`: `PM`, then the text, back to
@@ -911,6 +995,30 @@ impl World {
     pub fn vanish_server(&mut self) {
         self.server_vanished = true;
         self.record("server vanishes".to_string());
+    }
+
+    /// A new server process starts at [`SERVER`] with the same key (and the
+    /// configured accounts, its user store) but none of the old one's
+    /// sessions, as after a crash and restart.
+    pub fn restart_server(&mut self) {
+        self.server_generation += 1;
+        let random = server_random(self.config.seed, self.server_generation);
+        self.server = Server::new(
+            self.config.server.clone(),
+            self.config.accounts.clone(),
+            server_key(),
+            random,
+        );
+        self.wiretap.server_restarted(random);
+        self.server_vanished = false;
+        self.record("server restarts".to_string());
+    }
+
+    /// Peer `i`'s address changes to `addr` (a NAT rebinding): it sends
+    /// from `addr` from now on, and what is sent to its old address is lost.
+    pub fn rebind_peer(&mut self, i: usize, addr: SocketAddr) {
+        let old = std::mem::replace(&mut self.peers[i].addr, addr);
+        self.record(format!("{} moves from {old} to {addr}", self.peers[i].name));
     }
 
     /// Drops everything between peer `i` and the server, both ways, from now
@@ -976,11 +1084,13 @@ impl World {
             while let Some(d) = self.net.poll_deliver(now) {
                 progressed = true;
                 if self.config.record_datagrams {
+                    let plain = self.wiretap.open(d.from == SERVER, &d.bytes);
                     self.arrived.push(SentDatagram {
                         at: now,
                         from: d.from,
                         to: d.to,
                         bytes: d.bytes.clone(),
+                        plain,
                     });
                 }
                 if d.to == SERVER {
@@ -1115,6 +1225,13 @@ impl World {
                 Endpoint::Client(c) => {
                     let mut events = Vec::new();
                     while let Some(e) = c.poll_event() {
+                        if let ClientEvent::ServerKey(key) = &e {
+                            assert_eq!(
+                                key,
+                                server_key().public(),
+                                "{name} was shown another server key"
+                            );
+                        }
                         if matches!(e, ClientEvent::PasswordRequired { .. }) {
                             c.submit_password(&password_of(&name))
                                 .expect("the password is accepted");
@@ -1177,29 +1294,41 @@ impl World {
         h = fnv(h, from.to_string().as_bytes());
         h = fnv(h, to.to_string().as_bytes());
         self.digest = fnv(h, &bytes);
-        if let Ok(d) = Datagram::decode(&bytes) {
-            let key = (from, to, d.header.connection_id);
-            for f in d.frames() {
-                if let Frame::Segment { seq, .. } = f {
-                    self.segments_sent += 1;
-                    match self.highest_seq.get(&key) {
-                        Some(&top) if seq <= top => self.retransmissions += 1,
-                        _ => {
-                            self.highest_seq.insert(key, seq);
-                        }
+        if from == SERVER {
+            self.wiretap.server_sent(&bytes);
+        }
+        let plain = self.wiretap.open(from == SERVER, &bytes);
+        if let Some(plain) = &plain {
+            let id = Header::decode(plain).map_or(0, |h| h.connection_id);
+            let key = (from, to, id);
+            for seq in segments_of(plain) {
+                self.segments_sent += 1;
+                match self.highest_seq.get(&key) {
+                    Some(&top) if seq <= top => self.retransmissions += 1,
+                    _ => {
+                        self.highest_seq.insert(key, seq);
                     }
                 }
             }
         }
-        if self.config.record_datagrams {
-            self.log.push(SentDatagram {
-                at: self.now,
-                from,
-                to,
-                bytes: bytes.clone(),
-            });
+        let sent = SentDatagram {
+            at: self.now,
+            from,
+            to,
+            bytes,
+            plain,
+        };
+        let dropped = self.drop_filter.as_mut().is_some_and(|f| f(&sent));
+        if dropped {
+            self.dropped_by_filter += 1;
+            self.record(format!("dropped by the test: {from} -> {to}"));
         }
-        self.net.send(self.now, from, to, bytes);
+        if self.config.record_datagrams {
+            self.log.push(sent.clone());
+        }
+        if !dropped {
+            self.net.send(self.now, from, to, sent.bytes);
+        }
     }
 }
 
@@ -1296,12 +1425,24 @@ impl Plan {
     /// until every delivery and confirmation arrived; panics if that takes
     /// longer than `timeout` after the first send.
     pub fn run(&self, w: &mut World, interval: Duration, timeout: Duration) -> PlanRun {
+        self.run_with(w, interval, timeout, |_, _| {})
+    }
+
+    /// [`Plan::run`], calling `before(w, k)` before message `k` is sent.
+    pub fn run_with(
+        &self,
+        w: &mut World,
+        interval: Duration,
+        timeout: Duration,
+        mut before: impl FnMut(&mut World, usize),
+    ) -> PlanRun {
         let base_deliveries = w.deliveries;
         let base_confirms = w.confirms;
         let first_send = w.now;
         let mut last_send = first_send;
         for (k, m) in self.msgs.iter().enumerate() {
             w.run_until(first_send + interval.saturating_mul(k as u64));
+            before(w, k);
             last_send = w.now;
             let result = match m.to {
                 Some(to) => {
