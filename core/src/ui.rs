@@ -2,28 +2,64 @@
 //! `chatclient` and the WebAssembly client.
 //!
 //! [`Console`] reads lines the user typed, turns them into protocol steps of
-//! a [`Client`], and renders what happens as lines of text. It keeps the
-//! assignment's menu: after login it asks for an operation (`PM`, `DM` or
-//! `EX`); `PM` asks for the message; `DM` shows who is online, asks for the
-//! recipient, then the message. A few commands work at the menu too:
-//! `/who`, `/msg USER TEXT`, `/quit` and `/help`.
+//! a [`Client`], and reports what happens as [`ChatEvent`]s, which a driver
+//! prints as text ([`render_plain`], [`render_styled`]) or as JSON.
+//!
+//! What a line means ([`parse_command`]): a plain line is a public message;
+//! `/msg USER TEXT`, `/me ACTION`, `/who`, `/quit`, `/help [COMMAND]`,
+//! `/connect` and `/say TEXT` are commands ([`COMMANDS`]). The assignment's
+//! menu stays: `PM`, `DM` or `EX` alone on a line enter that flow (`PM` asks
+//! for the message; `DM` shows who is online, asks for the recipient, then
+//! the message). A line that should literally be "PM" is sent with
+//! `/say PM`; `//text` sends "/text". A `/me` action travels as a public
+//! message whose text starts with `/me `, which clients show as an action.
+//! `/quit REASON` accepts a reason, but the protocol's EX does not carry one
+//! yet, so the others see the usual `left (exit)`.
 //!
 //! Lines typed before the console is ready for them (while it waits for the
 //! server) are queued and used in order, so a script can pipe every line at
 //! once.
+//!
+//! # Reconnecting
+//!
+//! With [`ConsoleConfig::reconnect`], a session that was logged in and loses
+//! its server (shutdown, restart, silence) is not over: the console reports
+//! a [`ChatEvent::Disconnect`] with the delay until the next attempt (1, 2,
+//! 4, 8, then every 15 s: [`RECONNECT_BACKOFF_SECS`]), and when it is due
+//! (or at once after `/connect`) asks its driver with [`Output::Reconnect`]
+//! for fresh randomness through [`Console::reconnect`]. It then logs in
+//! again with the password that worked before (kept in memory for that
+//! only) and with the server key it learned; lines typed meanwhile wait. A
+//! refused password or a changed server key ends the session with 1.
+//!
+//! # Two ways to read the output
+//!
+//! [`Console::poll`] gives structured [`Output`]s; [`Console::poll_output`]
+//! gives the same as [`ConsoleOutput`] text lines (rendered with
+//! [`render_plain`]), for drivers that only print.
 
 use alloc::collections::VecDeque;
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt::Display;
 
-use crate::client::{Client, ClientConfig, ClientEvent, CloseReason};
-use crate::session::{Operation, UsernameError, validate_username};
-use crate::time::Instant;
+use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError};
+use crate::session::{Operation, UsernameError, validate_text, validate_username};
+use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
+
+mod command;
+mod render;
+
+pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help, parse_command};
+pub use render::{ChatEvent, ClockTime, Delivery, render_plain, render_styled, user_color};
 
 /// The menu prompt.
 pub const MENU_PROMPT: &str = "Operation (PM, DM, EX): ";
+
+/// Seconds between reconnection attempts: the first waits 1 s, then 2, 4,
+/// 8, and every later one 15.
+pub const RECONNECT_BACKOFF_SECS: [u64; 5] = [1, 2, 4, 8, 15];
 
 /// Settings of a console.
 #[derive(Clone, Debug, Default)]
@@ -34,9 +70,15 @@ pub struct ConsoleConfig {
     /// asks for one) instead of waiting for [`Console::submit_password`].
     /// For piped input; a terminal should prompt without echo instead.
     pub password_from_lines: bool,
+    /// After a login, survive the loss of the server: retry with backoff
+    /// and log in again (see the [module docs](self#reconnecting)). The
+    /// driver must then use [`Console::poll`] and answer
+    /// [`Output::Reconnect`].
+    pub reconnect: bool,
 }
 
-/// What the console asks its driver to do.
+/// What the console asks its driver to do, as text (see
+/// [`Console::poll_output`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConsoleOutput {
     /// Print this line on standard output.
@@ -56,6 +98,59 @@ pub enum ConsoleOutput {
     },
 }
 
+/// What the console asks its driver to do (see [`Console::poll`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Show this: as text ([`render_plain`], [`render_styled`]) or as data.
+    Event(ChatEvent),
+    /// The console waits for a line of this kind (show a prompt on a
+    /// terminal).
+    Prompt(PromptKind),
+    /// The server proved this key; a driver that pins keys on first use
+    /// remembers it for this server. Reported once, for the first
+    /// connection; reconnections insist on the same key.
+    ServerKey([u8; crate::crypto::KEY_LEN]),
+    /// Obtain a password and call [`Console::submit_password`].
+    NeedPassword {
+        /// True when the password registers a new account.
+        new_user: bool,
+        /// Failed attempts so far.
+        failures: u32,
+    },
+    /// Time to open a new connection: call [`Console::reconnect`] with 32
+    /// fresh random bytes. Only with [`ConsoleConfig::reconnect`].
+    Reconnect,
+}
+
+/// What kind of line the console waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PromptKind {
+    /// A command or a public message (the menu).
+    Menu,
+    /// The text of a public message (after PM).
+    PublicText,
+    /// The recipient of a direct message (after DM).
+    Recipient,
+    /// The text of a direct message to `to`.
+    DirectText {
+        /// The recipient.
+        to: String,
+    },
+}
+
+impl PromptKind {
+    /// The assignment's prompt text: [`MENU_PROMPT`], `To: ` or
+    /// `Message: `.
+    pub fn text(&self) -> &'static str {
+        match self {
+            PromptKind::Menu => MENU_PROMPT,
+            PromptKind::Recipient => "To: ",
+            PromptKind::PublicText | PromptKind::DirectText { .. } => "Message: ",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Mode {
     Connecting,
@@ -66,8 +161,16 @@ enum Mode {
     PmText,
     AwaitOnline,
     DmTarget,
-    DmText { to: String },
+    DmText {
+        to: String,
+    },
     Exiting,
+    /// The server went away; the next attempt is due at `at`.
+    Offline {
+        at: Instant,
+    },
+    /// [`Output::Reconnect`] was given; waiting for [`Console::reconnect`].
+    AwaitReconnect,
     Done(u8),
 }
 
@@ -75,16 +178,28 @@ enum Mode {
 #[derive(Debug)]
 pub struct Console {
     client: Client,
+    config: ConsoleConfig,
+    username: String,
     mode: Mode,
     lines: VecDeque<String>,
     eof: bool,
     failures: u32,
+    /// Online lists and PM acknowledgements that answer a one-line command
+    /// (`/msg`, a plain line) rather than a menu flow: not shown.
     silent_online: u32,
+    silent_op_ok: u32,
     /// PM and DM texts sent and not yet confirmed or refused: the server
     /// answers each, in order, so an error belongs to the oldest of them.
     unanswered_texts: u32,
-    password_from_lines: bool,
-    output: VecDeque<ConsoleOutput>,
+    output: VecDeque<Output>,
+    /// The password being checked, and the one that logged in: kept only
+    /// with [`ConsoleConfig::reconnect`], to log in again.
+    submitted: Option<String>,
+    password: Option<String>,
+    logged_in_once: bool,
+    key_reported: bool,
+    /// Reconnection attempts since the last login.
+    attempt: u32,
 }
 
 impl Console {
@@ -96,24 +211,33 @@ impl Console {
         random: [u8; 32],
         username: &str,
     ) -> Result<Console, UsernameError> {
-        let client = Client::new(now, config.client, random, username)?;
-        let password_from_lines = config.password_from_lines;
+        let client = Client::new(now, config.client.clone(), random, username)?;
         let mut output = VecDeque::new();
-        output.push_back(ConsoleOutput::Line(format!("Connecting as {username}...")));
+        output.push_back(Output::Event(ChatEvent::Connecting {
+            user: username.to_string(),
+            attempt: 0,
+        }));
         Ok(Console {
             client,
+            config,
+            username: username.to_string(),
             mode: Mode::Connecting,
             lines: VecDeque::new(),
             eof: false,
             failures: 0,
             silent_online: 0,
+            silent_op_ok: 0,
             unanswered_texts: 0,
-            password_from_lines,
             output,
+            submitted: None,
+            password: None,
+            logged_in_once: false,
+            key_reported: false,
+            attempt: 0,
         })
     }
 
-    /// The protocol client underneath.
+    /// The protocol client underneath (a new one after each reconnection).
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -124,9 +248,14 @@ impl Console {
             return;
         }
         match self.client.submit_password(password) {
-            Ok(()) => self.mode = Mode::LoggingIn,
+            Ok(()) => {
+                self.mode = Mode::LoggingIn;
+                if self.config.reconnect {
+                    self.submitted = Some(password.to_string());
+                }
+            }
             Err(e) => {
-                self.line(format!("! {e}"));
+                self.error(e);
                 self.failures += 1;
                 self.ask_password(false);
             }
@@ -135,6 +264,15 @@ impl Console {
 
     /// A line the user typed, without its line ending.
     pub fn handle_line(&mut self, _now: Instant, line: &str) {
+        if self.is_offline() {
+            // What cannot wait for the server.
+            match parse_command(line) {
+                Ok(Command::Connect) => return self.reconnect_now(),
+                Ok(Command::Quit(_) | Command::Menu(Operation::EX)) => return self.leave_offline(),
+                Ok(Command::Help(topic)) => return self.show_help(topic),
+                _ => {}
+            }
+        }
         self.lines.push_back(line.to_string());
         self.pump();
     }
@@ -143,19 +281,71 @@ impl Console {
     /// with EX.
     pub fn handle_eof(&mut self, _now: Instant) {
         self.eof = true;
-        self.pump();
+        if self.is_offline() && self.lines.is_empty() {
+            self.leave_offline();
+        } else {
+            self.pump();
+        }
+    }
+
+    /// The user wants out now (Ctrl-C, a signal): EX if logged in, dropping
+    /// queued lines; otherwise the session ends at once.
+    pub fn quit(&mut self, _now: Instant) {
+        match self.mode {
+            Mode::Done(_) | Mode::Exiting => {}
+            Mode::Menu
+            | Mode::AwaitOpOk
+            | Mode::PmText
+            | Mode::AwaitOnline
+            | Mode::DmTarget
+            | Mode::DmText { .. } => {
+                self.lines.clear();
+                self.exit();
+            }
+            _ => self.leave_offline(),
+        }
     }
 
     /// A datagram from the server.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
         self.client.handle_datagram(now, bytes);
-        self.drain_events();
+        self.drain_events(now);
     }
 
     /// Expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.client.handle_timeout(now);
-        self.drain_events();
+        match self.mode {
+            Mode::Offline { at } if now >= at => {
+                self.mode = Mode::AwaitReconnect;
+                self.output.push_back(Output::Reconnect);
+            }
+            Mode::Offline { .. } | Mode::AwaitReconnect => {}
+            _ => {
+                self.client.handle_timeout(now);
+                self.drain_events(now);
+            }
+        }
+    }
+
+    /// Opens a new connection after [`Output::Reconnect`] (or at any time
+    /// while the server is away): `random` must be 32 fresh bytes from the
+    /// OS. Does nothing unless the session is waiting to reconnect.
+    pub fn reconnect(&mut self, now: Instant, random: [u8; 32]) {
+        if !self.is_offline() {
+            return;
+        }
+        match Client::new(now, self.config.client.clone(), random, &self.username) {
+            Ok(client) => {
+                self.client = client;
+                self.mode = Mode::Connecting;
+                self.emit(ChatEvent::Connecting {
+                    user: self.username.clone(),
+                    attempt: self.attempt,
+                });
+            }
+            // The name was valid when the console started.
+            Err(e) => self.finish(1, Some(error_event(e))),
+        }
     }
 
     /// The next datagram for the server.
@@ -164,14 +354,37 @@ impl Console {
         self.client.poll_transmit(now)
     }
 
-    /// The next thing to show or do.
-    pub fn poll_output(&mut self) -> Option<ConsoleOutput> {
+    /// The next thing to show or do, structured. Call until `None` after
+    /// every input.
+    pub fn poll(&mut self) -> Option<Output> {
         self.output.pop_front()
+    }
+
+    /// The next thing to show or do, as text: events rendered with
+    /// [`render_plain`], prompts as the assignment's texts.
+    /// [`Output::Reconnect`] has no text form: a console configured to
+    /// reconnect needs [`Console::poll`].
+    pub fn poll_output(&mut self) -> Option<ConsoleOutput> {
+        loop {
+            return Some(match self.output.pop_front()? {
+                Output::Event(e) => ConsoleOutput::Line(render_plain(&e)),
+                Output::Prompt(p) => ConsoleOutput::Prompt(p.text().to_string()),
+                Output::ServerKey(k) => ConsoleOutput::ServerKey(k),
+                Output::NeedPassword { new_user, failures } => {
+                    ConsoleOutput::NeedPassword { new_user, failures }
+                }
+                Output::Reconnect => continue,
+            });
+        }
     }
 
     /// The next deadline for [`Console::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.client.poll_timeout()
+        match self.mode {
+            Mode::Offline { at } => Some(at),
+            Mode::AwaitReconnect => None,
+            _ => self.client.poll_timeout(),
+        }
     }
 
     /// Once the session is over: 0 after EX or end of input, 1 on failure.
@@ -182,38 +395,90 @@ impl Console {
         }
     }
 
-    fn line(&mut self, s: String) {
-        self.output.push_back(ConsoleOutput::Line(s));
-    }
-
-    fn prompt(&mut self, s: &str) {
-        self.output.push_back(ConsoleOutput::Prompt(s.to_string()));
-    }
-
-    fn enter_menu(&mut self) {
-        self.mode = Mode::Menu;
-        self.prompt(MENU_PROMPT);
-    }
-
-    fn ask_password(&mut self, new_user: bool) {
-        self.mode = Mode::Password;
-        self.output.push_back(ConsoleOutput::NeedPassword {
-            new_user,
-            failures: self.failures,
-        });
+    /// Whether the session is logged in and the console takes commands.
+    pub fn is_ready(&self) -> bool {
+        matches!(
+            self.mode,
+            Mode::Menu
+                | Mode::AwaitOpOk
+                | Mode::PmText
+                | Mode::AwaitOnline
+                | Mode::DmTarget
+                | Mode::DmText { .. }
+        )
     }
 
     /// Ends the session with exit code 1 and `message` (for a driver that
     /// cannot go on, e.g. a refused password it cannot replace). The server
     /// is told, so the session does not linger there.
     pub fn give_up(&mut self, message: &str) {
-        self.finish(1, message.to_string());
+        let event = (!message.is_empty()).then(|| ChatEvent::Error {
+            message: message.strip_prefix("! ").unwrap_or(message).to_string(),
+        });
+        self.finish(1, event);
     }
 
-    fn finish(&mut self, code: u8, message: String) {
+    fn emit(&mut self, event: ChatEvent) {
+        self.output.push_back(Output::Event(event));
+    }
+
+    fn error(&mut self, message: impl Display) {
+        self.emit(error_event(message));
+    }
+
+    fn prompt(&mut self, kind: PromptKind) {
+        self.output.push_back(Output::Prompt(kind));
+    }
+
+    fn enter_menu(&mut self) {
+        self.mode = Mode::Menu;
+        self.prompt(PromptKind::Menu);
+    }
+
+    fn ask_password(&mut self, new_user: bool) {
+        self.mode = Mode::Password;
+        self.output.push_back(Output::NeedPassword {
+            new_user,
+            failures: self.failures,
+        });
+    }
+
+    fn show_help(&mut self, topic: Option<&str>) {
+        for text in help(topic) {
+            self.emit(ChatEvent::Info { text });
+        }
+    }
+
+    /// Logged in before, and not now: the server went away.
+    fn is_offline(&self) -> bool {
+        self.logged_in_once
+            && matches!(
+                self.mode,
+                Mode::Offline { .. }
+                    | Mode::AwaitReconnect
+                    | Mode::Connecting
+                    | Mode::Password
+                    | Mode::LoggingIn
+            )
+    }
+
+    fn reconnect_now(&mut self) {
+        if self.mode != Mode::AwaitReconnect {
+            self.mode = Mode::AwaitReconnect;
+            self.output.push_back(Output::Reconnect);
+        }
+    }
+
+    /// Ends a session that has no server to say EX to.
+    fn leave_offline(&mut self) {
+        self.client.abort();
+        self.finish(0, Some(ChatEvent::Bye));
+    }
+
+    fn finish(&mut self, code: u8, event: Option<ChatEvent>) {
         if !matches!(self.mode, Mode::Done(_)) {
-            if !message.is_empty() {
-                self.line(message);
+            if let Some(event) = event {
+                self.emit(event);
             }
             if code != 0 {
                 self.client.abort();
@@ -223,9 +488,12 @@ impl Console {
     }
 
     fn exit(&mut self) {
+        if self.is_offline() {
+            return self.leave_offline();
+        }
         match self.client.request_operation(Operation::EX) {
             Ok(()) => self.mode = Mode::Exiting,
-            Err(e) => self.finish(1, format!("! {e}")),
+            Err(e) => self.finish(1, Some(error_event(e))),
         }
     }
 
@@ -237,11 +505,16 @@ impl Console {
     }
 
     fn pump(&mut self) {
-        if self.mode == Mode::Password && self.password_from_lines {
+        if self.mode == Mode::Password && self.config.password_from_lines {
             match self.lines.pop_front() {
                 Some(password) => self.submit_password(Instant::ZERO, &password),
                 None if self.eof => {
-                    self.finish(1, "! no password: end of input".to_string());
+                    self.finish(
+                        1,
+                        Some(ChatEvent::Error {
+                            message: "no password: end of input".to_string(),
+                        }),
+                    );
                     return;
                 }
                 None => {}
@@ -264,7 +537,7 @@ impl Console {
             Mode::PmText => {
                 match self.client.send_public(line) {
                     Ok(()) => self.unanswered_texts += 1,
-                    Err(e) => self.line(format!("! {e}")),
+                    Err(e) => self.error(e),
                 }
                 self.enter_menu();
             }
@@ -273,10 +546,10 @@ impl Console {
                 match validate_username(to) {
                     Ok(()) => {
                         self.mode = Mode::DmText { to: to.to_string() };
-                        self.prompt("Message: ");
+                        self.prompt(PromptKind::DirectText { to: to.to_string() });
                     }
                     Err(e) => {
-                        self.line(format!("! {e}"));
+                        self.error(e);
                         self.enter_menu();
                     }
                 }
@@ -284,7 +557,7 @@ impl Console {
             Mode::DmText { to } => {
                 match self.client.send_direct(&to, line) {
                     Ok(()) => self.unanswered_texts += 1,
-                    Err(e) => self.line(format!("! {e}")),
+                    Err(e) => self.error(e),
                 }
                 self.enter_menu();
             }
@@ -293,92 +566,109 @@ impl Console {
     }
 
     fn menu(&mut self, line: &str) {
-        let trimmed = line.trim();
-        let (command, rest) = match trimmed.split_once(' ') {
-            Some((c, r)) => (c, r.trim_start()),
-            None => (trimmed, ""),
+        let command = match parse_command(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.error(e);
+                return self.enter_menu();
+            }
         };
-        let result = match command.to_ascii_uppercase().as_str() {
-            "" => {
-                self.enter_menu();
-                return;
+        let result = match command {
+            Command::Empty => Ok(()),
+            Command::Menu(Operation::PM) => match self.client.request_operation(Operation::PM) {
+                Ok(()) => return self.mode = Mode::AwaitOpOk,
+                Err(e) => Err(e),
+            },
+            Command::Menu(Operation::DM) => match self.client.request_operation(Operation::DM) {
+                Ok(()) => return self.mode = Mode::AwaitOnline,
+                Err(e) => Err(e),
+            },
+            Command::Menu(Operation::EX) | Command::Quit(_) => return self.exit(),
+            Command::Say(text) => self.send_public(text),
+            Command::Me(action) => self.send_public(&alloc::format!("/me {action}")),
+            Command::Msg { to, text } => self.send_direct(to, text),
+            Command::Who => self.client.request_online(),
+            Command::Help(topic) => {
+                self.show_help(topic);
+                Ok(())
             }
-            "PM" => self
-                .client
-                .request_operation(Operation::PM)
-                .map(|()| self.mode = Mode::AwaitOpOk),
-            "DM" => self
-                .client
-                .request_operation(Operation::DM)
-                .map(|()| self.mode = Mode::AwaitOnline),
-            "EX" | "/QUIT" | "/EXIT" => {
-                self.exit();
-                return;
-            }
-            "/WHO" | "/USERS" | "/NAMES" => {
-                self.client.request_online().map(|()| self.enter_menu())
-            }
-            "/MSG" | "/DM" => {
-                let Some((to, text)) = rest.split_once(' ') else {
-                    self.line("! usage: /msg USER TEXT".to_string());
-                    self.enter_menu();
-                    return;
-                };
-                let r = self
-                    .client
-                    .request_operation(Operation::DM)
-                    .and_then(|()| self.client.send_direct(to, text.trim_start()));
-                if r.is_ok() {
-                    self.silent_online += 1;
-                    self.unanswered_texts += 1;
-                }
-                r.map(|()| self.enter_menu())
-            }
-            "/HELP" => {
-                for l in HELP {
-                    self.line((*l).to_string());
-                }
-                self.enter_menu();
-                return;
-            }
-            _ => {
-                self.line(format!(
-                    "! unknown operation {:?}: type PM, DM or EX (or /help)",
-                    sanitize(trimmed)
-                ));
-                self.enter_menu();
-                return;
+            Command::Connect => {
+                self.error("already connected");
+                Ok(())
             }
         };
         if let Err(e) = result {
-            self.line(format!("! {e}"));
-            self.enter_menu();
+            self.error(e);
         }
+        self.enter_menu();
     }
 
-    fn drain_events(&mut self) {
+    /// A public message in one line: PM and its text at once.
+    fn send_public(&mut self, text: &str) -> Result<(), CommandError> {
+        validate_text(text).map_err(CommandError::InvalidText)?;
+        self.client.request_operation(Operation::PM)?;
+        self.silent_op_ok += 1;
+        self.client.send_public(text)?;
+        self.unanswered_texts += 1;
+        Ok(())
+    }
+
+    /// A direct message in one line: DM and its text at once.
+    fn send_direct(&mut self, to: &str, text: &str) -> Result<(), CommandError> {
+        validate_username(to).map_err(CommandError::InvalidUsername)?;
+        validate_text(text).map_err(CommandError::InvalidText)?;
+        self.client.request_operation(Operation::DM)?;
+        self.silent_online += 1;
+        self.client.send_direct(to, text)?;
+        self.unanswered_texts += 1;
+        Ok(())
+    }
+
+    fn drain_events(&mut self, now: Instant) {
         while let Some(event) = self.client.poll_event() {
-            self.on_event(event);
+            self.on_event(now, event);
         }
         self.pump();
     }
 
-    fn on_event(&mut self, event: ClientEvent) {
+    fn on_event(&mut self, now: Instant, event: ClientEvent) {
         match event {
-            ClientEvent::ServerKey(key) => self.output.push_back(ConsoleOutput::ServerKey(key)),
-            ClientEvent::PasswordRequired { name, new_user } => {
-                if new_user {
-                    self.line(format!(
-                        "{name} is a new user: choose a password to register."
-                    ));
-                } else {
-                    self.line(format!("{name} is registered: enter the password."));
+            ClientEvent::ServerKey(key) => {
+                // Reconnections insist on the key the first connection saw.
+                if self.config.client.server_key.is_none() {
+                    self.config.client.server_key = Some(key);
                 }
+                if !self.key_reported {
+                    self.key_reported = true;
+                    self.output.push_back(Output::ServerKey(key));
+                }
+            }
+            ClientEvent::PasswordRequired { name, new_user } => {
+                if let (true, Some(password)) = (self.logged_in_once, self.password.clone()) {
+                    // Logging in again after a reconnection.
+                    match self.client.submit_password(&password) {
+                        Ok(()) => self.mode = Mode::LoggingIn,
+                        Err(e) => self.finish(1, Some(error_event(e))),
+                    }
+                    return;
+                }
+                self.emit(ChatEvent::PasswordRequired {
+                    user: name,
+                    new_user,
+                });
                 self.ask_password(new_user);
             }
             ClientEvent::LoginFailed { message, .. } => {
+                let event = ChatEvent::Error {
+                    message: alloc::format!("login failed: {message}"),
+                };
+                if self.logged_in_once {
+                    // The password that worked is refused now: nothing
+                    // to retry with.
+                    return self.finish(1, Some(event));
+                }
                 self.failures += 1;
-                self.line(format!("! login failed: {}", sanitize(&message)));
+                self.emit(event);
                 self.ask_password(false);
             }
             ClientEvent::LoggedIn {
@@ -386,62 +676,74 @@ impl Console {
                 new_user,
                 online,
             } => {
-                let how = if new_user {
-                    "registered and logged in"
-                } else {
-                    "logged in"
-                };
-                self.line(format!("{how} as {name}; online: {}", list(&online)));
+                self.logged_in_once = true;
+                self.attempt = 0;
+                if let Some(p) = self.submitted.take() {
+                    self.password = Some(p);
+                }
+                self.emit(ChatEvent::LoggedIn {
+                    user: name,
+                    new_user,
+                    online,
+                });
                 self.enter_menu();
             }
-            ClientEvent::OperationReady(Operation::PM) if self.mode == Mode::AwaitOpOk => {
-                self.mode = Mode::PmText;
-                self.prompt("Message: ");
+            ClientEvent::OperationReady(Operation::PM) => {
+                if self.silent_op_ok > 0 {
+                    self.silent_op_ok -= 1;
+                } else if self.mode == Mode::AwaitOpOk {
+                    self.mode = Mode::PmText;
+                    self.prompt(PromptKind::PublicText);
+                }
             }
             ClientEvent::OperationReady(_) => {}
             ClientEvent::Online(users) => {
-                if self.mode == Mode::AwaitOnline {
-                    self.line(format!("online: {}", list(&users)));
-                    self.mode = Mode::DmTarget;
-                    self.prompt("To: ");
-                } else if self.silent_online > 0 {
+                if self.silent_online > 0 {
                     self.silent_online -= 1;
+                } else if self.mode == Mode::AwaitOnline {
+                    self.emit(ChatEvent::Online { users });
+                    self.mode = Mode::DmTarget;
+                    self.prompt(PromptKind::Recipient);
                 } else {
-                    self.line(format!("online: {}", list(&users)));
+                    self.emit(ChatEvent::Online { users });
                 }
             }
             ClientEvent::Public { from, text } => {
-                self.line(format!("[{}] {}", sanitize(&from), sanitize(&text)));
+                let event = match text.strip_prefix("/me ") {
+                    Some(action) => ChatEvent::Public {
+                        from,
+                        text: action.to_string(),
+                        action: true,
+                    },
+                    None => ChatEvent::Public {
+                        from,
+                        text,
+                        action: false,
+                    },
+                };
+                self.emit(event);
             }
-            ClientEvent::Direct { from, text } => {
-                self.line(format!("[DM from {}] {}", sanitize(&from), sanitize(&text)));
-            }
-            ClientEvent::Joined(user) => self.line(format!("* {} joined", sanitize(&user))),
-            ClientEvent::Left { user, reason } => {
-                self.line(format!(
-                    "* {} left ({})",
-                    sanitize(&user),
-                    sanitize(&reason)
-                ));
-            }
-            ClientEvent::Confirmed {
-                op: Operation::DM,
-                to,
-                ..
-            } => {
+            ClientEvent::Direct { from, text } => self.emit(ChatEvent::Direct { from, text }),
+            ClientEvent::Joined(user) => self.emit(ChatEvent::Join { user }),
+            ClientEvent::Left { user, reason } => self.emit(ChatEvent::Leave { user, reason }),
+            ClientEvent::Confirmed { op, to, recipients } => {
                 self.unanswered_texts = self.unanswered_texts.saturating_sub(1);
-                let to = to.unwrap_or_default();
-                self.line(format!("ok: direct message delivered to {}", sanitize(&to)));
-            }
-            ClientEvent::Confirmed { recipients, .. } => {
-                self.unanswered_texts = self.unanswered_texts.saturating_sub(1);
-                let s = if recipients == 1 { "" } else { "s" };
-                self.line(format!(
-                    "ok: public message delivered to {recipients} user{s}"
-                ));
+                let kind = match op {
+                    Operation::DM => Delivery::Direct,
+                    _ => Delivery::Public,
+                };
+                let to = match kind {
+                    Delivery::Direct => Some(to.unwrap_or_default()),
+                    Delivery::Public => None,
+                };
+                self.emit(ChatEvent::Confirmation {
+                    kind,
+                    to,
+                    recipients,
+                });
             }
             ClientEvent::Error { message, .. } => {
-                self.line(format!("! {}", sanitize(&message)));
+                self.emit(ChatEvent::Error { message });
                 if self.unanswered_texts > 0 {
                     // The refusal of an earlier text, not of the operation
                     // the console is waiting for.
@@ -450,37 +752,70 @@ impl Console {
                     self.enter_menu();
                 }
             }
-            ClientEvent::Closed(CloseReason::Exit) => self.finish(0, "bye".to_string()),
+            ClientEvent::Closed(CloseReason::Exit) => self.finish(0, Some(ChatEvent::Bye)),
             ClientEvent::Closed(CloseReason::ServerClosed(CloseCode::Normal))
                 if matches!(self.mode, Mode::Exiting) =>
             {
                 // EX was sent and the server ended the session normally.
-                self.finish(0, "bye".to_string());
+                self.finish(0, Some(ChatEvent::Bye));
             }
-            ClientEvent::Closed(reason) => {
-                self.finish(1, format!("! disconnected: {reason}"));
+            ClientEvent::Closed(reason) if self.may_reconnect(&reason) => {
+                self.schedule_reconnect(now, &reason);
             }
+            ClientEvent::Closed(reason) => self.finish(
+                1,
+                Some(ChatEvent::Disconnect {
+                    reason: reason.to_string(),
+                    reconnect_in: None,
+                }),
+            ),
         }
+    }
+
+    fn may_reconnect(&self, reason: &CloseReason) -> bool {
+        self.config.reconnect
+            && self.logged_in_once
+            && !matches!(self.mode, Mode::Exiting | Mode::Done(_))
+            && matches!(
+                reason,
+                CloseReason::ServerShutdown
+                    | CloseReason::ServerLost(_)
+                    | CloseReason::ServerClosed(
+                        CloseCode::UnknownConnection
+                            | CloseCode::IdleTimeout
+                            | CloseCode::ServerShutdown
+                            | CloseCode::Refused
+                    )
+            )
+    }
+
+    fn schedule_reconnect(&mut self, now: Instant, reason: &CloseReason) {
+        let unconfirmed = core::mem::take(&mut self.unanswered_texts);
+        self.silent_online = 0;
+        self.silent_op_ok = 0;
+        self.attempt = self.attempt.saturating_add(1);
+        let index = (self.attempt as usize - 1).min(RECONNECT_BACKOFF_SECS.len() - 1);
+        let secs = RECONNECT_BACKOFF_SECS[index];
+        self.emit(ChatEvent::Disconnect {
+            reason: reason.to_string(),
+            reconnect_in: Some(secs),
+        });
+        if unconfirmed > 0 {
+            let s = if unconfirmed == 1 { "" } else { "s" };
+            self.error(alloc::format!(
+                "{unconfirmed} message{s} sent before the disconnection may not have been delivered"
+            ));
+        }
+        self.mode = Mode::Offline {
+            at: now + Duration::from_secs(secs),
+        };
     }
 }
 
-const HELP: &[&str] = &[
-    "operations:",
-    "  PM              send a public message to everyone online (asks for the text)",
-    "  DM              send a direct message (shows who is online, asks for recipient and text)",
-    "  EX              exit (also /quit, or end of input)",
-    "commands:",
-    "  /who            list who is online            e.g. /who",
-    "  /msg USER TEXT  direct message in one line    e.g. /msg bob see you at 5",
-    "  /help           this help",
-];
-
-fn list(users: &[String]) -> String {
-    if users.is_empty() {
-        return "nobody".to_string();
+fn error_event(message: impl Display) -> ChatEvent {
+    ChatEvent::Error {
+        message: message.to_string(),
     }
-    let v: Vec<String> = users.iter().map(|u| sanitize(u)).collect();
-    v.join(", ")
 }
 
 /// Replaces control characters with U+FFFD, so nothing received can drive
@@ -494,6 +829,11 @@ pub fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::StaticKey;
+    use crate::server::{Request, Response, Server, ServerConfig, UserRecord};
+    use alloc::format;
+    use alloc::vec;
+    use core::net::SocketAddr;
 
     #[test]
     fn sanitize_replaces_controls() {
@@ -516,5 +856,505 @@ mod tests {
     #[test]
     fn bad_username_is_refused() {
         assert!(Console::new(Instant::ZERO, ConsoleConfig::default(), [1; 32], "a b").is_err());
+    }
+
+    /// One user's console and what it showed.
+    struct User {
+        addr: SocketAddr,
+        console: Console,
+        password: String,
+        seen: Vec<Output>,
+        reconnects: u8,
+    }
+
+    impl User {
+        fn events(&self) -> Vec<&ChatEvent> {
+            self.seen
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Event(e) => Some(e),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn lines(&self) -> Vec<String> {
+            self.events().into_iter().map(render_plain).collect()
+        }
+
+        fn saw(&self, event: &ChatEvent) -> bool {
+            self.events().contains(&event)
+        }
+    }
+
+    /// A server and consoles wired in memory, on a virtual clock, with a
+    /// fake password hasher.
+    struct Net {
+        now: Instant,
+        key: [u8; 32],
+        server: Server,
+        accounts: Vec<UserRecord>,
+        users: Vec<User>,
+        /// Drop every datagram (the server is down).
+        down: bool,
+    }
+
+    impl Net {
+        fn new() -> Net {
+            Net {
+                now: Instant::ZERO,
+                key: [7; 32],
+                server: Server::new(
+                    ServerConfig::default(),
+                    [],
+                    StaticKey::from_private([7; 32]),
+                    [1; 32],
+                ),
+                accounts: Vec::new(),
+                users: Vec::new(),
+                down: false,
+            }
+        }
+
+        /// A server with the same accounts; `key` may differ.
+        fn restart(&mut self, key: [u8; 32], seed: u8) {
+            self.key = key;
+            self.server = Server::new(
+                ServerConfig::default(),
+                self.accounts.clone(),
+                StaticKey::from_private(key),
+                [seed; 32],
+            );
+        }
+
+        fn join(&mut self, name: &str, password: &str, reconnect: bool) -> usize {
+            let config = ConsoleConfig {
+                reconnect,
+                ..ConsoleConfig::default()
+            };
+            let n = self.users.len() as u8;
+            let console = Console::new(self.now, config, [n + 2; 32], name).unwrap();
+            self.users.push(User {
+                addr: SocketAddr::new([127, 0, 0, 1].into(), 40_000 + u16::from(n)),
+                console,
+                password: password.to_string(),
+                seen: Vec::new(),
+                reconnects: 0,
+            });
+            let i = self.users.len() - 1;
+            self.run_until(|net| net.users[i].console.is_ready(), 500);
+            i
+        }
+
+        fn step(&mut self) {
+            for u in &mut self.users {
+                while let Some(d) = u.console.poll_transmit(self.now) {
+                    if !self.down {
+                        self.server.handle_datagram(self.now, u.addr, &d);
+                    }
+                }
+            }
+            while let Some(r) = self.server.poll_request() {
+                let response = match r {
+                    Request::Register {
+                        id,
+                        username,
+                        password,
+                    } => {
+                        let hash = format!("fake:{password}");
+                        self.accounts.push(UserRecord {
+                            name: username,
+                            password_hash: hash.clone(),
+                        });
+                        Response::Registered {
+                            id,
+                            result: Ok(hash),
+                        }
+                    }
+                    Request::Verify {
+                        id,
+                        password,
+                        password_hash,
+                        ..
+                    } => Response::Verified {
+                        id,
+                        ok: password_hash == format!("fake:{password}"),
+                    },
+                };
+                self.server.handle_response(self.now, response);
+            }
+            while let Some(t) = self.server.poll_transmit(self.now) {
+                if self.down {
+                    continue;
+                }
+                if let Some(u) = self.users.iter_mut().find(|u| u.addr == t.to) {
+                    u.console.handle_datagram(self.now, &t.bytes);
+                }
+            }
+            for u in &mut self.users {
+                while let Some(out) = u.console.poll() {
+                    match &out {
+                        Output::NeedPassword { .. } => {
+                            u.console.submit_password(self.now, &u.password)
+                        }
+                        Output::Reconnect => {
+                            u.reconnects += 1;
+                            u.console.reconnect(self.now, [100 + u.reconnects; 32]);
+                        }
+                        _ => {}
+                    }
+                    u.seen.push(out);
+                }
+            }
+            self.now += Duration::from_millis(10);
+            self.server.handle_timeout(self.now);
+            for u in &mut self.users {
+                if u.console.poll_timeout().is_some_and(|t| t <= self.now) {
+                    u.console.handle_timeout(self.now);
+                }
+            }
+        }
+
+        /// Steps until `done` holds; panics after `max` steps (10 ms each).
+        fn run_until(&mut self, done: impl Fn(&Net) -> bool, max: u32) {
+            for _ in 0..max {
+                if done(self) {
+                    return;
+                }
+                self.step();
+            }
+            let lines: Vec<Vec<String>> = self.users.iter().map(User::lines).collect();
+            panic!("not done after {max} steps: {lines:#?}");
+        }
+
+        fn line(&mut self, i: usize, line: &str) {
+            self.users[i].console.handle_line(self.now, line);
+        }
+
+        fn wait_for(&mut self, i: usize, event: ChatEvent) {
+            self.run_until(|net| net.users[i].saw(&event), 2000);
+        }
+    }
+
+    fn public(from: &str, text: &str, action: bool) -> ChatEvent {
+        ChatEvent::Public {
+            from: from.to_string(),
+            text: text.to_string(),
+            action,
+        }
+    }
+
+    fn delivered(recipients: u32) -> ChatEvent {
+        ChatEvent::Confirmation {
+            kind: Delivery::Public,
+            to: None,
+            recipients,
+        }
+    }
+
+    #[test]
+    fn a_plain_line_is_a_public_message() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        net.line(alice, "hello everyone");
+        net.wait_for(bob, public("alice", "hello everyone", false));
+        net.wait_for(alice, delivered(1));
+        // No PM prompt or flow in between: the menu again at once.
+        assert_eq!(
+            net.users[alice].seen.last(),
+            Some(&Output::Event(delivered(1)))
+        );
+        assert!(net.users[alice].console.is_ready());
+
+        net.line(alice, "/me waves");
+        net.wait_for(bob, public("alice", "waves", true));
+        assert!(
+            net.users[bob]
+                .lines()
+                .contains(&"* alice waves".to_string())
+        );
+
+        net.line(alice, "/say PM");
+        net.wait_for(bob, public("alice", "PM", false));
+        net.line(alice, "//etc");
+        net.wait_for(bob, public("alice", "/etc", false));
+    }
+
+    #[test]
+    fn the_menu_flows_still_work() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        net.line(alice, "PM");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .seen
+                    .contains(&Output::Prompt(PromptKind::PublicText))
+            },
+            100,
+        );
+        // In the flow, the line is the text, even "EX".
+        net.line(alice, "EX");
+        net.wait_for(bob, public("alice", "EX", false));
+        net.line(alice, "DM");
+        net.wait_for(
+            alice,
+            ChatEvent::Online {
+                users: vec!["alice".to_string(), "bob".to_string()],
+            },
+        );
+        net.line(alice, "bob");
+        net.line(alice, "psst");
+        net.wait_for(
+            bob,
+            ChatEvent::Direct {
+                from: "alice".to_string(),
+                text: "psst".to_string(),
+            },
+        );
+        net.line(alice, "/msg bob again");
+        net.wait_for(
+            bob,
+            ChatEvent::Direct {
+                from: "alice".to_string(),
+                text: "again".to_string(),
+            },
+        );
+        net.line(alice, "/who");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .filter(|e| matches!(e, ChatEvent::Online { .. }))
+                    .count()
+                    == 2
+            },
+            100,
+        );
+        let prompts: Vec<&Output> = net.users[alice]
+            .seen
+            .iter()
+            .filter(|o| matches!(o, Output::Prompt(_)))
+            .collect();
+        assert!(prompts.contains(&&Output::Prompt(PromptKind::Recipient)));
+        assert!(prompts.contains(&&Output::Prompt(PromptKind::DirectText {
+            to: "bob".to_string()
+        })));
+        net.line(alice, "EX");
+        net.run_until(|n| n.users[alice].console.exit_code() == Some(0), 200);
+        assert!(net.users[alice].saw(&ChatEvent::Bye));
+    }
+
+    #[test]
+    fn bad_lines_are_refused_at_the_menu() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        for line in ["/nope", "/msg bob", "/msg no*name hi", "/connect"] {
+            net.line(alice, line);
+        }
+        net.line(alice, "/help me");
+        net.step();
+        let lines = net.users[alice].lines();
+        let tail: Vec<&str> = lines
+            .iter()
+            .rev()
+            .take(6)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "! unknown command /nope: /help lists the commands; //nope sends it as a message",
+                "! usage: /msg USER TEXT",
+                "! username has the character '*'; use letters, digits, '_', '-' and '.'",
+                "! already connected",
+                "/me ACTION  Send a public action: others see \"* alice ACTION\".",
+                "  example: /me waves",
+            ]
+        );
+        assert!(net.users[alice].console.is_ready());
+    }
+
+    #[test]
+    fn the_text_form_is_the_assignments() {
+        let mut c =
+            Console::new(Instant::ZERO, ConsoleConfig::default(), [1; 32], "alice").unwrap();
+        assert_eq!(
+            c.poll_output(),
+            Some(ConsoleOutput::Line("Connecting as alice...".to_string()))
+        );
+        c.output.push_back(Output::Prompt(PromptKind::Menu));
+        c.output.push_back(Output::Reconnect);
+        c.output
+            .push_back(Output::Event(public("bob", "hi", false)));
+        assert_eq!(
+            c.poll_output(),
+            Some(ConsoleOutput::Prompt(MENU_PROMPT.to_string()))
+        );
+        assert_eq!(
+            c.poll_output(),
+            Some(ConsoleOutput::Line("[bob] hi".to_string()))
+        );
+        assert_eq!(c.poll_output(), None);
+    }
+
+    /// The server restarts (same key, same accounts): the console says so,
+    /// waits, reconnects, logs in again by itself, and then works.
+    #[test]
+    fn reconnects_and_logs_in_again_after_a_restart() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", true);
+        net.line(alice, "before");
+        net.wait_for(alice, delivered(0));
+        net.restart([7; 32], 2);
+        // The next keepalive meets a server that does not know the session.
+        net.run_until(
+            |n| {
+                n.users[alice].events().iter().any(|e| {
+                    matches!(
+                        e,
+                        ChatEvent::Disconnect {
+                            reconnect_in: Some(1),
+                            ..
+                        }
+                    )
+                })
+            },
+            500,
+        );
+        assert_eq!(net.users[alice].console.exit_code(), None);
+        // Typed while away: sent once logged in again.
+        net.line(alice, "while away");
+        let bob = net.join("bob", "b", false);
+        net.wait_for(bob, public("alice", "while away", false));
+        assert_eq!(net.users[alice].reconnects, 1);
+        let lines = net.users[alice].lines();
+        assert!(
+            lines.contains(&"Reconnecting as alice (attempt 1)...".to_string()),
+            "{lines:#?}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("logged in as alice"))
+                .count(),
+            1,
+            "{lines:#?}"
+        );
+        // The password was asked for once only (registration).
+        let asked = net.users[alice]
+            .seen
+            .iter()
+            .filter(|o| matches!(o, Output::NeedPassword { .. }))
+            .count();
+        assert_eq!(asked, 1);
+        net.line(bob, "welcome back");
+        net.wait_for(alice, public("bob", "welcome back", false));
+    }
+
+    #[test]
+    fn backs_off_while_the_server_is_down_and_connect_retries_now() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", true);
+        net.down = true;
+        // Silence: lost after the idle timeout, then attempts 1, 2, ...
+        net.run_until(|n| n.users[alice].reconnects >= 3, 10_000);
+        let delays: Vec<u64> = net.users[alice]
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Disconnect { reconnect_in, .. } => *reconnect_in,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delays, [1, 2, 4]);
+        // Waiting 4 s before attempt 3's successor... /connect skips it.
+        let before = net.users[alice].reconnects;
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .filter(|e| matches!(e, ChatEvent::Disconnect { .. }))
+                    .count()
+                    == 4
+            },
+            10_000,
+        );
+        net.line(alice, "/connect");
+        net.step();
+        assert_eq!(net.users[alice].reconnects, before + 1);
+        net.down = false;
+        net.run_until(|n| n.users[alice].console.is_ready(), 2000);
+        net.line(alice, "/quit");
+        net.run_until(|n| n.users[alice].console.exit_code() == Some(0), 200);
+    }
+
+    #[test]
+    fn quitting_while_away_ends_at_once() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", true);
+        net.restart([7; 32], 3);
+        net.run_until(|n| !n.users[alice].console.is_ready(), 500);
+        net.down = true;
+        net.line(alice, "/quit");
+        assert_eq!(net.users[alice].console.exit_code(), Some(0));
+        net.step();
+        assert_eq!(
+            net.users[alice].seen.last(),
+            Some(&Output::Event(ChatEvent::Bye))
+        );
+    }
+
+    #[test]
+    fn without_reconnect_a_lost_server_ends_the_session() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        net.restart([7; 32], 2);
+        net.run_until(|n| n.users[alice].console.exit_code().is_some(), 500);
+        assert_eq!(net.users[alice].console.exit_code(), Some(1));
+        let last = net.users[alice].lines().pop().unwrap();
+        assert!(
+            last.starts_with("! disconnected: the server does not know"),
+            "{last}"
+        );
+    }
+
+    #[test]
+    fn a_refused_password_after_reconnecting_ends_with_1() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", true);
+        for account in &mut net.accounts {
+            account.password_hash = "fake:changed".to_string();
+        }
+        net.restart([7; 32], 2);
+        net.run_until(|n| n.users[alice].console.exit_code().is_some(), 1000);
+        assert_eq!(net.users[alice].console.exit_code(), Some(1));
+        let last = net.users[alice].lines().pop().unwrap();
+        assert!(last.starts_with("! login failed: "), "{last}");
+    }
+
+    #[test]
+    fn a_changed_server_key_is_never_reconnected_to() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", true);
+        net.restart([8; 32], 2);
+        // The new server's reset is not the old key's: silence, then the
+        // idle timeout, then a handshake that shows the other key.
+        net.run_until(|n| n.users[alice].console.exit_code().is_some(), 3000);
+        assert_eq!(net.users[alice].console.exit_code(), Some(1));
+        let lines = net.users[alice].lines();
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .contains("THE SERVER'S KEY HAS CHANGED"),
+            "{lines:#?}"
+        );
+        assert_eq!(net.users[alice].reconnects, 1);
     }
 }

@@ -3,6 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod config;
 pub mod keys;
+pub mod manpage;
 pub mod passwords;
 pub mod store;
+pub mod terminal;

@@ -40,7 +40,7 @@ Examples:
 /// The udpchat server: keeps accounts and relays public and direct messages
 /// over UDP.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = AFTER_HELP)]
+#[command(name = "chatserver", version, after_help = AFTER_HELP)]
 struct Args {
     /// UDP port to listen on; 0 picks a free port.
     #[arg(default_value_t = 65015, env = "CHAT_PORT")]
@@ -103,6 +103,9 @@ struct Args {
     /// Seconds between status lines in the log (0: never).
     #[arg(long, default_value_t = 60)]
     status_interval: u64,
+    /// Writes the man page into DIR and exits (used by ci/man.sh).
+    #[arg(long, hide = true, value_name = "DIR")]
+    generate_man: Option<PathBuf>,
 }
 
 enum Input {
@@ -120,6 +123,18 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    if let Some(dir) = &args.generate_man {
+        return match udpchat_native::manpage::write_pages(
+            <Args as clap::CommandFactory>::command(),
+            dir,
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chatserver: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

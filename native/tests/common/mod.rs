@@ -40,6 +40,18 @@ const CHAT_ENV: &[&str] = &[
     "RUST_LOG",
 ];
 
+/// An empty file: a config file, or a known_servers file, of nothing.
+pub const NULL_FILE: &str = if cfg!(windows) { "NUL" } else { "/dev/null" };
+
+/// A UDP port on 127.0.0.1 that was free a moment ago, for a server that
+/// must come back on the same port.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port()
+}
+
 /// A command with a clean environment and all three standard streams piped.
 pub fn command(program: &str) -> Command {
     let mut cmd = Command::new(program);
@@ -48,6 +60,8 @@ pub fn command(program: &str) -> Command {
     }
     // Plain log lines in failure messages.
     cmd.env("NO_COLOR", "1");
+    // No config file from the caller's home directory.
+    cmd.env("CHAT_CONFIG", NULL_FILE);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -415,9 +429,30 @@ impl Server {
         }
     }
 
+    /// A server on 127.0.0.1:`port` (a fixed port, to restart it on the
+    /// same address), with the user store `users` and extra arguments.
+    pub fn start_on(users: &Path, port: u16, extra: &[&str]) -> Server {
+        let mut proc = Server::spawn_on(users, port, extra);
+        let line = proc.expect_prefix("listening on ", TIMEOUT);
+        let addr: SocketAddr = line["listening on ".len()..]
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        Server {
+            proc,
+            addr,
+            users: users.to_path_buf(),
+            _dir: None,
+        }
+    }
+
     /// Starts `chatserver --bind 127.0.0.1 --users USERS EXTRA... 0` without
     /// waiting for it to listen.
     pub fn spawn(users: &Path, extra: &[&str]) -> Proc {
+        Server::spawn_on(users, 0, extra)
+    }
+
+    /// As [`Server::spawn`], on `port`.
+    pub fn spawn_on(users: &Path, port: u16, extra: &[&str]) -> Proc {
         let mut cmd = command(CHATSERVER);
         cmd.args(["--bind", "127.0.0.1", "--users"])
             .arg(users)
@@ -428,7 +463,7 @@ impl Server {
             cmd.args(["--message-burst", "10000", "--messages-per-sec", "10000"]);
         }
         cmd.args(extra)
-            .arg("0")
+            .arg(port.to_string())
             .env("RUST_LOG", "info");
         Proc::spawn("chatserver", cmd)
     }
@@ -465,18 +500,27 @@ pub enum Password<'a> {
 /// Starts `chatclient 127.0.0.1 PORT NAME` with the given password; it is
 /// not yet logged in.
 pub fn spawn_client(addr: SocketAddr, name: &str, password: Password<'_>) -> Proc {
+    spawn_client_with(addr, name, password, &[])
+}
+
+/// As [`spawn_client`], with options (`--json`, `--reconnect`, ...) before
+/// the address.
+pub fn spawn_client_with(
+    addr: SocketAddr,
+    name: &str,
+    password: Password<'_>,
+    options: &[&str],
+) -> Proc {
     let mut cmd = command(CHATCLIENT);
-    cmd.arg(addr.ip().to_string())
+    cmd.args(options)
+        .arg(addr.ip().to_string())
         .arg(addr.port().to_string())
         .arg(name);
     if let Password::Env(p) = password {
         cmd.env("CHAT_PASSWORD", p);
     }
     // Every test server has a new key: pin nothing, remember nothing.
-    cmd.env(
-        "CHAT_KNOWN_SERVERS",
-        if cfg!(windows) { "NUL" } else { "/dev/null" },
-    );
+    cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
     let mut proc = Proc::spawn(&format!("chatclient {name}"), cmd);
     if let Password::Stdin(p) = password {
         proc.send(p);

@@ -1,0 +1,343 @@
+//! What a typed line means: the command parser and the help text.
+//!
+//! A plain line is a public message. A line starting with `/` is a command
+//! (see [`COMMANDS`]); `//text` sends `/text` as a public message. The
+//! assignment's operations stay: `PM`, `DM` or `EX` alone on a line enter
+//! that flow (send `/say PM` for a message that is literally "PM").
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::session::Operation;
+
+/// A line the user typed, understood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Nothing but blanks.
+    Empty,
+    /// `PM`, `DM` or `EX` alone: the assignment's menu flow.
+    Menu(Operation),
+    /// A public message: a plain line, `/say TEXT` or `//TEXT`.
+    Say(&'a str),
+    /// `/me ACTION`: a public action, shown as `* alice ACTION`.
+    Me(&'a str),
+    /// `/msg USER TEXT` (alias `/dm`): a direct message.
+    Msg {
+        /// The recipient.
+        to: &'a str,
+        /// The text.
+        text: &'a str,
+    },
+    /// `/who` (aliases `/users`, `/names`): the online list.
+    Who,
+    /// `/quit [REASON]` (alias `/exit`): leave.
+    Quit(Option<&'a str>),
+    /// `/help [COMMAND]`.
+    Help(Option<&'a str>),
+    /// `/connect`: reconnect now instead of at the next retry.
+    Connect,
+}
+
+/// Why a line is not a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError<'a> {
+    /// `/name` is no command.
+    Unknown(&'a str),
+    /// The command's arguments are missing.
+    Usage(&'static CommandInfo),
+}
+
+impl fmt::Display for ParseError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Unknown(name) => write!(
+                f,
+                "unknown command /{name}: /help lists the commands; //{name} sends it as a message"
+            ),
+            ParseError::Usage(info) => write!(f, "usage: {}", info.usage),
+        }
+    }
+}
+
+/// One command's help.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CommandInfo {
+    /// The name, without the slash.
+    pub name: &'static str,
+    /// Other names for it, without the slash.
+    pub aliases: &'static [&'static str],
+    /// The syntax.
+    pub usage: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// An example line.
+    pub example: &'static str,
+}
+
+/// Every command, in the order `/help` lists them.
+pub const COMMANDS: &[CommandInfo] = &[
+    CommandInfo {
+        name: "msg",
+        aliases: &["dm"],
+        usage: "/msg USER TEXT",
+        description: "Send a direct message to USER, who must be online.",
+        example: "/msg bob see you at 5",
+    },
+    CommandInfo {
+        name: "me",
+        aliases: &[],
+        usage: "/me ACTION",
+        description: "Send a public action: others see \"* alice ACTION\".",
+        example: "/me waves",
+    },
+    CommandInfo {
+        name: "say",
+        aliases: &[],
+        usage: "/say TEXT",
+        description: "Send TEXT as a public message, even if it is PM, DM or EX or starts with /.",
+        example: "/say PM",
+    },
+    CommandInfo {
+        name: "who",
+        aliases: &["users", "names"],
+        usage: "/who",
+        description: "List who is online.",
+        example: "/who",
+    },
+    CommandInfo {
+        name: "quit",
+        aliases: &["exit"],
+        usage: "/quit [REASON]",
+        description: "Leave the chat (also EX, Ctrl-D or the end of input).",
+        example: "/quit see you tomorrow",
+    },
+    CommandInfo {
+        name: "connect",
+        aliases: &[],
+        usage: "/connect",
+        description: "After the server went away: try to reconnect now instead of at the next retry.",
+        example: "/connect",
+    },
+    CommandInfo {
+        name: "help",
+        aliases: &[],
+        usage: "/help [COMMAND]",
+        description: "List the commands, or show how to use one.",
+        example: "/help msg",
+    },
+];
+
+/// The command called `name` (or one of its aliases), ASCII case ignored,
+/// with or without its leading slash.
+pub fn find_command(name: &str) -> Option<&'static CommandInfo> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    COMMANDS.iter().find(|c| {
+        c.name.eq_ignore_ascii_case(name) || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+/// Understands a line the user typed at the menu (without its line ending).
+pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Ok(Command::Empty);
+    }
+    let Some(body) = trimmed.strip_prefix('/') else {
+        return Ok(match trimmed.to_ascii_uppercase().as_str() {
+            "PM" => Command::Menu(Operation::PM),
+            "DM" => Command::Menu(Operation::DM),
+            "EX" => Command::Menu(Operation::EX),
+            // As typed: leading blanks may be meant.
+            _ => Command::Say(line.trim_end_matches(['\r', '\n'])),
+        });
+    };
+    if body.starts_with('/') {
+        // `//text` is the message `/text`.
+        return Ok(Command::Say(body));
+    }
+    let (name, rest) = match body.split_once(char::is_whitespace) {
+        Some((n, r)) => (n, r.trim_start()),
+        None => (body, ""),
+    };
+    let Some(info) = find_command(name) else {
+        return Err(ParseError::Unknown(name));
+    };
+    let usage = Err(ParseError::Usage(info));
+    Ok(match info.name {
+        "msg" => {
+            let Some((to, text)) = rest.split_once(char::is_whitespace) else {
+                return usage;
+            };
+            let text = text.trim_start();
+            if text.is_empty() {
+                return usage;
+            }
+            Command::Msg { to, text }
+        }
+        "me" if rest.is_empty() => return usage,
+        "me" => Command::Me(rest),
+        "say" if rest.is_empty() => return usage,
+        "say" => Command::Say(rest),
+        "who" => Command::Who,
+        "quit" => Command::Quit(Some(rest).filter(|r| !r.is_empty())),
+        "connect" => Command::Connect,
+        _ => Command::Help(Some(rest).filter(|r| !r.is_empty())),
+    })
+}
+
+/// The lines `/help` shows: every command, or one command in detail.
+pub fn help(topic: Option<&str>) -> Vec<String> {
+    let Some(topic) = topic else {
+        let mut lines = Vec::new();
+        lines.push("A plain line is a public message to everyone online.".to_string());
+        lines.push("commands:".to_string());
+        for c in COMMANDS {
+            lines.push(format!("  {:<16} {}", c.usage, c.description));
+        }
+        lines.push("operations (alone on a line):".to_string());
+        lines.push("  PM               send a public message (asks for the text)".to_string());
+        lines.push(
+            "  DM               send a direct message (shows who is online, asks for the recipient and text)"
+                .to_string(),
+        );
+        lines.push("  EX               exit".to_string());
+        lines.push(
+            "/help COMMAND shows an example; /say PM sends the text \"PM\"; //text sends \"/text\"."
+                .to_string(),
+        );
+        return lines;
+    };
+    // Upper case names the menu operation; anything else the command (so
+    // `/help dm` is about `/dm`, `/help DM` about the DM flow).
+    match topic.trim() {
+        "PM" => {
+            return alloc::vec![
+                "PM: asks for a text and sends it to everyone online (so does any plain line)."
+                    .to_string(),
+            ];
+        }
+        "DM" => {
+            return alloc::vec![
+                "DM: shows who is online, asks for the recipient, then the text (or /msg USER TEXT)."
+                    .to_string(),
+            ];
+        }
+        "EX" => return alloc::vec!["EX: leaves the chat (or /quit).".to_string()],
+        _ => {}
+    }
+    let Some(c) = find_command(topic.trim()) else {
+        return alloc::vec![format!(
+            "no command {}: /help lists them",
+            super::sanitize(topic.trim())
+        )];
+    };
+    let mut lines = alloc::vec![format!("{}  {}", c.usage, c.description)];
+    if !c.aliases.is_empty() {
+        let aliases: Vec<String> = c.aliases.iter().map(|a| format!("/{a}")).collect();
+        lines.push(format!("  aliases: {}", aliases.join(", ")));
+    }
+    lines.push(format!("  example: {}", c.example));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_public_messages() {
+        assert_eq!(parse_command("hello all"), Ok(Command::Say("hello all")));
+        assert_eq!(parse_command("  indented"), Ok(Command::Say("  indented")));
+        assert_eq!(
+            parse_command("PM me later"),
+            Ok(Command::Say("PM me later"))
+        );
+        assert_eq!(parse_command("exit"), Ok(Command::Say("exit")));
+        assert_eq!(parse_command(""), Ok(Command::Empty));
+        assert_eq!(parse_command(" \t "), Ok(Command::Empty));
+    }
+
+    #[test]
+    fn menu_operations_alone_enter_their_flow() {
+        assert_eq!(parse_command("PM"), Ok(Command::Menu(Operation::PM)));
+        assert_eq!(parse_command(" dm "), Ok(Command::Menu(Operation::DM)));
+        assert_eq!(parse_command("Ex"), Ok(Command::Menu(Operation::EX)));
+        assert_eq!(parse_command("/say PM"), Ok(Command::Say("PM")));
+    }
+
+    #[test]
+    fn commands_and_aliases() {
+        let msg = Ok(Command::Msg {
+            to: "bob",
+            text: "see you  at 5",
+        });
+        assert_eq!(parse_command("/msg bob see you  at 5"), msg);
+        assert_eq!(parse_command("/DM   bob   see you  at 5"), msg);
+        for who in ["/who", "/users", "/NAMES", "/who extra"] {
+            assert_eq!(parse_command(who), Ok(Command::Who), "{who}");
+        }
+        assert_eq!(parse_command("/quit"), Ok(Command::Quit(None)));
+        assert_eq!(parse_command("/exit  "), Ok(Command::Quit(None)));
+        assert_eq!(
+            parse_command("/quit gone fishing"),
+            Ok(Command::Quit(Some("gone fishing")))
+        );
+        assert_eq!(parse_command("/me waves"), Ok(Command::Me("waves")));
+        assert_eq!(parse_command("/help"), Ok(Command::Help(None)));
+        assert_eq!(parse_command("/help /msg"), Ok(Command::Help(Some("/msg"))));
+        assert_eq!(parse_command("/connect"), Ok(Command::Connect));
+        assert_eq!(
+            parse_command("//etc/passwd"),
+            Ok(Command::Say("/etc/passwd"))
+        );
+    }
+
+    #[test]
+    fn missing_arguments_show_the_usage() {
+        for (line, usage) in [
+            ("/msg", "usage: /msg USER TEXT"),
+            ("/msg bob", "usage: /msg USER TEXT"),
+            ("/msg bob   ", "usage: /msg USER TEXT"),
+            ("/me", "usage: /me ACTION"),
+            ("/say", "usage: /say TEXT"),
+        ] {
+            let e = parse_command(line).unwrap_err();
+            assert_eq!(e.to_string(), usage, "{line}");
+        }
+    }
+
+    #[test]
+    fn unknown_commands_are_errors() {
+        let e = parse_command("/frobnicate now").unwrap_err();
+        assert_eq!(e, ParseError::Unknown("frobnicate"));
+        assert!(e.to_string().contains("//frobnicate sends it"), "{e}");
+        assert_eq!(parse_command("/").unwrap_err(), ParseError::Unknown(""));
+    }
+
+    #[test]
+    fn help_shows_syntax_description_and_example() {
+        let all = help(None);
+        for c in COMMANDS {
+            assert!(all.iter().any(|l| l.contains(c.usage)), "{}", c.usage);
+        }
+        assert!(all.iter().any(|l| l.contains("/say PM")));
+        let msg = help(Some("dm"));
+        assert_eq!(
+            msg,
+            [
+                "/msg USER TEXT  Send a direct message to USER, who must be online.",
+                "  aliases: /dm",
+                "  example: /msg bob see you at 5",
+            ]
+        );
+        assert_eq!(
+            help(Some("/quit"))[0].split("  ").next(),
+            Some("/quit [REASON]")
+        );
+        assert!(help(Some("PM"))[0].starts_with("PM: "));
+        assert!(help(Some("DM"))[0].starts_with("DM: "));
+        assert_eq!(help(Some("nope")), ["no command nope: /help lists them"]);
+    }
+}

@@ -1,0 +1,647 @@
+//! What the console shows, as structured events and as text.
+//!
+//! [`ChatEvent`] is every thing a user sees, in a form a driver can print
+//! ([`render_plain`], [`render_styled`]) or serialize (one JSON object per
+//! line: `chatclient --json`). Received names and texts are kept as
+//! received in the event and made harmless (control characters replaced)
+//! when rendered.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde::Serialize;
+
+use super::sanitize;
+
+/// Something to show the user.
+///
+/// Serialized (serde) with a `type` field naming the variant in snake case,
+/// the variant's fields beside it: `{"type":"public","from":"bob","text":"hi"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChatEvent {
+    /// Opening a connection: `attempt` is 0 for the first one, then counts
+    /// the reconnection attempts since the connection was lost.
+    Connecting {
+        /// The username.
+        user: String,
+        /// 0, or the reconnection attempt.
+        attempt: u32,
+    },
+    /// The server asks for the password.
+    PasswordRequired {
+        /// The username, as the server spells it.
+        user: String,
+        /// True when the password will register a new account.
+        new_user: bool,
+    },
+    /// Logged in (again, after a reconnection).
+    LoggedIn {
+        /// The username, as the server spells it.
+        user: String,
+        /// True when the account was just created.
+        new_user: bool,
+        /// Who is online.
+        online: Vec<String>,
+    },
+    /// Who is online (after DM or `/who`).
+    Online {
+        /// The usernames.
+        users: Vec<String>,
+    },
+    /// A public message from someone else.
+    Public {
+        /// The sender.
+        from: String,
+        /// The text (for an action, without its `/me `).
+        text: String,
+        /// True for `/me ACTION`.
+        #[serde(skip_serializing_if = "is_false")]
+        action: bool,
+    },
+    /// A direct message to this user.
+    Direct {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A user logged in.
+    Join {
+        /// Who.
+        user: String,
+    },
+    /// A user left.
+    Leave {
+        /// Who.
+        user: String,
+        /// Why, as the server says it (`exit`, `timeout`, ...).
+        reason: String,
+    },
+    /// The server delivered a message this user sent.
+    Confirmation {
+        /// Public or direct.
+        kind: Delivery,
+        /// For a direct message, the recipient.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// How many users got it.
+        recipients: u32,
+    },
+    /// Something went wrong: a refusal from the server, or a line the
+    /// console could not use.
+    Error {
+        /// A sentence for the user.
+        message: String,
+    },
+    /// The connection is gone.
+    Disconnect {
+        /// Why.
+        reason: String,
+        /// Seconds until the next attempt to reconnect, or `None` when the
+        /// client gives up.
+        reconnect_in: Option<u64>,
+    },
+    /// The session ended as the user asked.
+    Bye,
+    /// Any other line for the user: help, hints.
+    Info {
+        /// The line.
+        text: String,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Which kind of message a [`ChatEvent::Confirmation`] confirms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// A public message (PM).
+    Public,
+    /// A direct message (DM).
+    Direct,
+}
+
+/// A time of day, from the driver's wall clock, for `[HH:MM]` stamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockTime {
+    /// 0 to 23.
+    pub hour: u8,
+    /// 0 to 59.
+    pub minute: u8,
+}
+
+fn list(users: &[String]) -> String {
+    if users.is_empty() {
+        return "nobody".to_string();
+    }
+    let v: Vec<String> = users.iter().map(|u| sanitize(u)).collect();
+    v.join(", ")
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The assignment's plain text of an event: one line, no colour, no time
+/// (`[bob] hi`, `[DM from bob] hi`, `* bob joined`, `ok: ...`, `! ...`,
+/// `bye`). Lines are what the console always printed: scripts rely on them.
+pub fn render_plain(event: &ChatEvent) -> String {
+    match event {
+        ChatEvent::Connecting { user, attempt: 0 } => format!("Connecting as {user}..."),
+        ChatEvent::Connecting { user, attempt } => {
+            format!("Reconnecting as {user} (attempt {attempt})...")
+        }
+        ChatEvent::PasswordRequired {
+            user,
+            new_user: true,
+        } => format!(
+            "{} is a new user: choose a password to register.",
+            sanitize(user)
+        ),
+        ChatEvent::PasswordRequired { user, .. } => {
+            format!("{} is registered: enter the password.", sanitize(user))
+        }
+        ChatEvent::LoggedIn {
+            user,
+            new_user,
+            online,
+        } => format!(
+            "{}logged in as {}; online: {}",
+            if *new_user { "registered and " } else { "" },
+            sanitize(user),
+            list(online)
+        ),
+        ChatEvent::Online { users } => format!("online: {}", list(users)),
+        ChatEvent::Public {
+            from,
+            text,
+            action: false,
+        } => format!("[{}] {}", sanitize(from), sanitize(text)),
+        ChatEvent::Public { from, text, .. } => {
+            format!("* {} {}", sanitize(from), sanitize(text))
+        }
+        ChatEvent::Direct { from, text } => {
+            format!("[DM from {}] {}", sanitize(from), sanitize(text))
+        }
+        ChatEvent::Join { user } => format!("* {} joined", sanitize(user)),
+        ChatEvent::Leave { user, reason } => {
+            format!("* {} left ({})", sanitize(user), sanitize(reason))
+        }
+        ChatEvent::Confirmation {
+            kind: Delivery::Direct,
+            to,
+            ..
+        } => format!(
+            "ok: direct message delivered to {}",
+            sanitize(to.as_deref().unwrap_or_default())
+        ),
+        ChatEvent::Confirmation { recipients, .. } => format!(
+            "ok: public message delivered to {recipients} user{}",
+            plural(*recipients)
+        ),
+        ChatEvent::Error { message } => format!("! {}", sanitize(message)),
+        ChatEvent::Disconnect {
+            reason,
+            reconnect_in: None,
+        } => format!("! disconnected: {}", sanitize(reason)),
+        ChatEvent::Disconnect {
+            reason,
+            reconnect_in: Some(secs),
+        } => format!(
+            "! disconnected: {}; reconnecting in {secs} s (/connect: now, /quit: give up)",
+            sanitize(reason)
+        ),
+        ChatEvent::Bye => "bye".to_string(),
+        ChatEvent::Info { text } => sanitize(text),
+    }
+}
+
+/// ANSI SGR parameters of each kind of text in [`render_styled`].
+mod sgr {
+    pub const TIME: &str = "2";
+    pub const DIRECT: &str = "1;35";
+    pub const JOIN: &str = "32";
+    pub const LEAVE: &str = "33";
+    pub const OK: &str = "2;32";
+    pub const ERROR: &str = "1;31";
+    pub const DISCONNECT: &str = "1;33";
+    pub const INFO: &str = "36";
+    pub const DIM: &str = "2";
+}
+
+/// Colours for usernames: the 16-colour palette without red (errors) and
+/// without black and white (invisible on one background or the other).
+const USER_COLORS: [&str; 10] = ["32", "33", "34", "35", "36", "92", "93", "94", "95", "96"];
+
+/// The ANSI SGR colour of a username: the same for the same name (ASCII
+/// case ignored, as usernames are) on every client, since it is a hash of
+/// the name.
+pub fn user_color(name: &str) -> &'static str {
+    // FNV-1a.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b.to_ascii_lowercase());
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    USER_COLORS[h as usize % USER_COLORS.len()]
+}
+
+/// Builds one styled line.
+struct Painter {
+    color: bool,
+    out: String,
+}
+
+impl Painter {
+    fn plain(&mut self, text: &str) {
+        self.out.push_str(text);
+    }
+
+    fn paint(&mut self, sgr: &str, text: &str) {
+        if self.color {
+            self.out.push_str("\x1b[");
+            self.out.push_str(sgr);
+            self.out.push('m');
+            self.out.push_str(text);
+            self.out.push_str("\x1b[0m");
+        } else {
+            self.out.push_str(text);
+        }
+    }
+
+    fn nick(&mut self, name: &str) {
+        self.paint(user_color(name), &sanitize(name));
+    }
+
+    fn nicks(&mut self, names: &[String]) {
+        if names.is_empty() {
+            self.plain("nobody");
+        }
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                self.plain(", ");
+            }
+            self.nick(name);
+        }
+    }
+}
+
+/// The chat-client look of an event, for a terminal: an optional `[HH:MM]`
+/// stamp (not on [`ChatEvent::Info`] lines), `<bob> hi` with a stable colour per user, direct messages, joins
+/// and leaves, errors and confirmations each in their own style. With
+/// `color` false the same text comes without escape sequences.
+pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) -> String {
+    let mut p = Painter {
+        color,
+        out: String::new(),
+    };
+    // Help and hints read better without a stamp.
+    if let (Some(t), false) = (time, matches!(event, ChatEvent::Info { .. })) {
+        p.paint(
+            sgr::TIME,
+            &format!("[{:02}:{:02}]", t.hour % 24, t.minute % 60),
+        );
+        p.plain(" ");
+    }
+    match event {
+        ChatEvent::Public {
+            from,
+            text,
+            action: false,
+        } => {
+            p.plain("<");
+            p.nick(from);
+            p.plain("> ");
+            p.plain(&sanitize(text));
+        }
+        ChatEvent::Public { from, text, .. } => {
+            p.plain(" * ");
+            p.nick(from);
+            p.plain(" ");
+            p.plain(&sanitize(text));
+        }
+        ChatEvent::Direct { from, text } => {
+            p.paint(sgr::DIRECT, "[DM from ");
+            p.nick(from);
+            p.paint(sgr::DIRECT, "]");
+            p.plain(" ");
+            p.paint(sgr::DIRECT, &sanitize(text));
+        }
+        ChatEvent::Join { user } => {
+            p.paint(sgr::JOIN, "--> ");
+            p.nick(user);
+            p.paint(sgr::JOIN, " joined");
+        }
+        ChatEvent::Leave { user, reason } => {
+            p.paint(sgr::LEAVE, "<-- ");
+            p.nick(user);
+            p.paint(sgr::LEAVE, &format!(" left ({})", sanitize(reason)));
+        }
+        ChatEvent::Online { users } => {
+            p.paint(sgr::INFO, "online: ");
+            p.nicks(users);
+        }
+        ChatEvent::LoggedIn {
+            user,
+            new_user,
+            online,
+        } => {
+            p.paint(
+                sgr::INFO,
+                if *new_user {
+                    "registered and logged in as "
+                } else {
+                    "logged in as "
+                },
+            );
+            p.nick(user);
+            p.paint(sgr::INFO, "; online: ");
+            p.nicks(online);
+            p.paint(sgr::DIM, " (/help for commands)");
+        }
+        ChatEvent::Confirmation { .. } => p.paint(sgr::OK, &render_plain(event)),
+        ChatEvent::Error { .. } => p.paint(sgr::ERROR, &render_plain(event)),
+        ChatEvent::Disconnect { .. } => p.paint(sgr::DISCONNECT, &render_plain(event)),
+        ChatEvent::Bye => p.paint(sgr::DIM, "bye"),
+        ChatEvent::Connecting { .. } | ChatEvent::PasswordRequired { .. } => {
+            p.paint(sgr::INFO, &render_plain(event));
+        }
+        ChatEvent::Info { text } => p.plain(&sanitize(text)),
+    }
+    p.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    /// Every kind of event, with its plain line.
+    fn samples() -> Vec<(ChatEvent, &'static str)> {
+        vec![
+            (
+                ChatEvent::Connecting {
+                    user: s("alice"),
+                    attempt: 0,
+                },
+                "Connecting as alice...",
+            ),
+            (
+                ChatEvent::Connecting {
+                    user: s("alice"),
+                    attempt: 2,
+                },
+                "Reconnecting as alice (attempt 2)...",
+            ),
+            (
+                ChatEvent::PasswordRequired {
+                    user: s("alice"),
+                    new_user: true,
+                },
+                "alice is a new user: choose a password to register.",
+            ),
+            (
+                ChatEvent::PasswordRequired {
+                    user: s("alice"),
+                    new_user: false,
+                },
+                "alice is registered: enter the password.",
+            ),
+            (
+                ChatEvent::LoggedIn {
+                    user: s("alice"),
+                    new_user: true,
+                    online: vec![s("alice"), s("bob")],
+                },
+                "registered and logged in as alice; online: alice, bob",
+            ),
+            (ChatEvent::Online { users: vec![] }, "online: nobody"),
+            (
+                ChatEvent::Public {
+                    from: s("bob"),
+                    text: s("hi"),
+                    action: false,
+                },
+                "[bob] hi",
+            ),
+            (
+                ChatEvent::Public {
+                    from: s("bob"),
+                    text: s("waves"),
+                    action: true,
+                },
+                "* bob waves",
+            ),
+            (
+                ChatEvent::Direct {
+                    from: s("bob"),
+                    text: s("psst"),
+                },
+                "[DM from bob] psst",
+            ),
+            (ChatEvent::Join { user: s("bob") }, "* bob joined"),
+            (
+                ChatEvent::Leave {
+                    user: s("bob"),
+                    reason: s("exit"),
+                },
+                "* bob left (exit)",
+            ),
+            (
+                ChatEvent::Confirmation {
+                    kind: Delivery::Public,
+                    to: None,
+                    recipients: 1,
+                },
+                "ok: public message delivered to 1 user",
+            ),
+            (
+                ChatEvent::Confirmation {
+                    kind: Delivery::Public,
+                    to: None,
+                    recipients: 0,
+                },
+                "ok: public message delivered to 0 users",
+            ),
+            (
+                ChatEvent::Confirmation {
+                    kind: Delivery::Direct,
+                    to: Some(s("bob")),
+                    recipients: 1,
+                },
+                "ok: direct message delivered to bob",
+            ),
+            (
+                ChatEvent::Error {
+                    message: s("carol is not online"),
+                },
+                "! carol is not online",
+            ),
+            (
+                ChatEvent::Disconnect {
+                    reason: s("the server is shutting down"),
+                    reconnect_in: None,
+                },
+                "! disconnected: the server is shutting down",
+            ),
+            (
+                ChatEvent::Disconnect {
+                    reason: s("lost"),
+                    reconnect_in: Some(4),
+                },
+                "! disconnected: lost; reconnecting in 4 s (/connect: now, /quit: give up)",
+            ),
+            (ChatEvent::Bye, "bye"),
+            (ChatEvent::Info { text: s("hint") }, "hint"),
+        ]
+    }
+
+    #[test]
+    fn plain_lines_are_the_assignments() {
+        for (event, line) in samples() {
+            assert_eq!(render_plain(&event), line, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn styled_without_colour_has_no_escapes_and_the_time() {
+        let t = ClockTime { hour: 9, minute: 5 };
+        for (event, plain) in samples() {
+            let line = render_styled(&event, Some(t), false);
+            if matches!(event, ChatEvent::Info { .. }) {
+                assert_eq!(line, plain);
+            } else {
+                assert!(line.starts_with("[09:05] "), "{line}");
+            }
+            assert!(!line.contains('\x1b'), "{line}");
+        }
+        let public = ChatEvent::Public {
+            from: s("bob"),
+            text: s("hi"),
+            action: false,
+        };
+        assert_eq!(render_styled(&public, Some(t), false), "[09:05] <bob> hi");
+        assert_eq!(render_styled(&public, None, false), "<bob> hi");
+        let join = ChatEvent::Join { user: s("bob") };
+        assert_eq!(render_styled(&join, None, false), "--> bob joined");
+    }
+
+    #[test]
+    fn styled_with_colour_styles_each_kind_apart() {
+        let public = ChatEvent::Public {
+            from: s("bob"),
+            text: s("hi"),
+            action: false,
+        };
+        let line = render_styled(&public, None, true);
+        assert_eq!(line, format!("<\x1b[{}mbob\x1b[0m> hi", user_color("bob")));
+        let direct = render_styled(
+            &ChatEvent::Direct {
+                from: s("bob"),
+                text: s("psst"),
+            },
+            None,
+            true,
+        );
+        assert!(direct.starts_with("\x1b[1;35m[DM from "), "{direct:?}");
+        let error = render_styled(&ChatEvent::Error { message: s("no") }, None, true);
+        assert_eq!(error, "\x1b[1;31m! no\x1b[0m");
+        let ok = render_styled(
+            &ChatEvent::Confirmation {
+                kind: Delivery::Public,
+                to: None,
+                recipients: 2,
+            },
+            None,
+            true,
+        );
+        assert!(ok.starts_with("\x1b[2;32mok: "), "{ok:?}");
+        let join = render_styled(&ChatEvent::Join { user: s("bob") }, None, true);
+        let leave = render_styled(
+            &ChatEvent::Leave {
+                user: s("bob"),
+                reason: s("exit"),
+            },
+            None,
+            true,
+        );
+        assert!(join.starts_with("\x1b[32m-->"), "{join:?}");
+        assert!(leave.starts_with("\x1b[33m<--"), "{leave:?}");
+    }
+
+    #[test]
+    fn user_colours_are_stable_and_ignore_case() {
+        assert_eq!(user_color("alice"), user_color("ALICE"));
+        assert_eq!(user_color("alice"), user_color("alice"));
+        // Not all names share a colour.
+        let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+        let first = user_color(names[0]);
+        assert!(names.iter().any(|n| user_color(n) != first));
+        assert!(!USER_COLORS.contains(&"31"), "red is for errors");
+    }
+
+    #[test]
+    fn received_text_cannot_drive_the_terminal() {
+        let evil = ChatEvent::Public {
+            from: s("bob"),
+            text: s("\x1b[2Jgotcha"),
+            action: false,
+        };
+        assert_eq!(render_plain(&evil), "[bob] \u{fffd}[2Jgotcha");
+        assert!(!render_styled(&evil, None, false).contains('\x1b'));
+    }
+
+    #[test]
+    fn events_serialize_with_a_type_tag() {
+        let json = |e: &ChatEvent| serde_json::to_string(e).unwrap();
+        assert_eq!(
+            json(&ChatEvent::Public {
+                from: s("bob"),
+                text: s("hi"),
+                action: false
+            }),
+            r#"{"type":"public","from":"bob","text":"hi"}"#
+        );
+        assert_eq!(
+            json(&ChatEvent::Public {
+                from: s("bob"),
+                text: s("waves"),
+                action: true
+            }),
+            r#"{"type":"public","from":"bob","text":"waves","action":true}"#
+        );
+        assert_eq!(
+            json(&ChatEvent::Confirmation {
+                kind: Delivery::Direct,
+                to: Some(s("bob")),
+                recipients: 1
+            }),
+            r#"{"type":"confirmation","kind":"direct","to":"bob","recipients":1}"#
+        );
+        assert_eq!(
+            json(&ChatEvent::Disconnect {
+                reason: s("gone"),
+                reconnect_in: None
+            }),
+            r#"{"type":"disconnect","reason":"gone","reconnect_in":null}"#
+        );
+        assert_eq!(json(&ChatEvent::Bye), r#"{"type":"bye"}"#);
+        assert_eq!(
+            json(&ChatEvent::Leave {
+                user: s("bob"),
+                reason: s("exit")
+            }),
+            r#"{"type":"leave","user":"bob","reason":"exit"}"#
+        );
+    }
+}

@@ -1,0 +1,1149 @@
+//! The simulated users: a few worker threads, each owning a shard of users
+//! (one [`Client`] and one non-blocking UDP socket each), driven by one
+//! `mio` poll per thread.
+//!
+//! User `g` lives on worker `g % threads` at local index `g / threads`. The
+//! orchestrating thread talks to the workers with [`Command`]s and reads the
+//! few live counters in [`Shared`]; everything else is counted locally and
+//! collected at the end with [`Command::Report`].
+//!
+//! Deliveries are counted where they arrive (at the receiving user), never
+//! at the sender. Each message carries its send time in its text:
+//! `t=<µs since the shared origin>;p=<phase>;s=<sender>;n=<seq>;` padded
+//! with `x` to the message size.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::thread::{self, JoinHandle};
+use std::time::Duration as StdDuration;
+
+use anyhow::{Context, Result, bail};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use udpchat_core::Instant;
+use udpchat_core::client::{Client, ClientConfig, ClientEvent};
+use udpchat_core::session::{LoginFailure, Operation};
+
+use super::histogram::Histogram;
+
+/// The first bytes of a raw-ceiling datagram (never a valid chat header).
+pub const RAW_MAGIC: &[u8; 8] = b"\xffCBRAW\xff\xff";
+
+/// Latency phases a message can be stamped with.
+pub const PHASES: usize = 4;
+
+/// Groups of users whose login times are told apart.
+pub const LOGIN_GROUPS: usize = 2;
+
+/// Datagrams read from one socket before the others get a turn.
+const READ_BATCH: usize = 32;
+/// Messages one sender may queue in one turn.
+const SEND_BATCH: u32 = 16;
+/// An open-loop sender this far behind its schedule skips ahead (and counts
+/// the messages it did not send).
+const MAX_LAG_US: u64 = 100_000;
+/// How long a worker sleeps at most before looking at its commands.
+const IDLE_WAIT_US: u64 = 5_000;
+/// How many times a user's login may start again after its session ended
+/// during the login (handshake or login timeout).
+const LOGIN_ATTEMPTS: u32 = 3;
+/// Delay before a login refused as busy is tried again.
+const BUSY_RETRY_US: u64 = 200_000;
+
+/// Counters the orchestrator reads while the run goes on.
+#[derive(Debug)]
+pub struct Shared {
+    /// The origin of every timestamp (µs) in the run.
+    pub origin: std::time::Instant,
+    /// The phase new messages are stamped with.
+    pub phase: AtomicU32,
+    /// Users logged in (ever; not decremented on exit).
+    pub logged_in: AtomicU64,
+    /// Users whose login failed for good.
+    pub login_failed: AtomicU64,
+    /// Sessions that ended without the bench asking for it.
+    pub lost_sessions: AtomicU64,
+    /// Sessions closed after EX.
+    pub exited: AtomicU64,
+    /// Deliveries the receivers should see, from messages sent.
+    pub expected: AtomicU64,
+    /// Deliveries seen by the receivers (each message once per receiver).
+    pub delivered: AtomicU64,
+    /// Raw-ceiling datagrams seen by the receivers.
+    pub raw_received: AtomicU64,
+    /// Datagrams from the server, to all users.
+    pub datagrams_in: AtomicU64,
+    /// Closed-loop senders keep `expected - delivered` under this.
+    pub window: AtomicU64,
+    /// Whether senders send.
+    pub sending: AtomicBool,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            origin: std::time::Instant::now(),
+            phase: AtomicU32::new(0),
+            logged_in: AtomicU64::new(0),
+            login_failed: AtomicU64::new(0),
+            lost_sessions: AtomicU64::new(0),
+            exited: AtomicU64::new(0),
+            expected: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            raw_received: AtomicU64::new(0),
+            datagrams_in: AtomicU64::new(0),
+            window: AtomicU64::new(0),
+            sending: AtomicBool::new(false),
+        }
+    }
+
+    /// Microseconds since the origin.
+    pub fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+}
+
+/// What a sender sends.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// PM: a public message to everyone online.
+    Public,
+    /// DM to this user.
+    Direct(String),
+}
+
+/// One user's sending schedule.
+#[derive(Clone, Debug)]
+pub struct SendPlan {
+    /// The sending user (global index).
+    pub user: usize,
+    /// What it sends.
+    pub target: Target,
+    /// Deliveries one message should produce.
+    pub receivers: u64,
+    /// Microseconds between messages; 0 for closed loop (as fast as the
+    /// shared window allows).
+    pub interval_us: u64,
+    /// The first send, in µs since the origin.
+    pub start_us: u64,
+    /// Message size in bytes.
+    pub size: usize,
+}
+
+/// Orders for a worker.
+pub enum Command {
+    /// Creates these users (global index, name), binds their sockets, and
+    /// starts their logins, at most `concurrency` at a time on this worker.
+    Login {
+        users: Vec<(usize, String)>,
+        concurrency: usize,
+        /// Which login-time histogram their logins go to.
+        group: usize,
+    },
+    /// Starts these sending schedules.
+    Send(Vec<SendPlan>),
+    /// Stops all sending.
+    StopSending,
+    /// Sends EX for every logged-in user.
+    Exit,
+    /// Local addresses of these users (global indices).
+    Addrs(Vec<usize>, Sender<Vec<SocketAddr>>),
+    /// The worker's counters and histograms.
+    Report(Sender<Report>),
+    /// Resets the datagram size histogram.
+    ResetSizes,
+}
+
+/// Counters of one worker (summed over workers by [`Report::merge`]).
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// Messages handed to the client library.
+    pub sent: u64,
+    /// Messages the local client refused (send queue full).
+    pub send_refused_locally: u64,
+    /// Open-loop messages skipped because the sender fell behind.
+    pub missed_sends: u64,
+    /// Server errors answering a message (rate limits, not online, ...).
+    pub refused: u64,
+    /// Confirmations of messages.
+    pub confirmed: u64,
+    /// Deliveries the server claimed in its confirmations.
+    pub confirmed_recipients: u64,
+    /// Messages received twice.
+    pub duplicates: u64,
+    /// Messages skipped in a sender's sequence (refused or lost).
+    pub gaps: u64,
+    /// Chat texts that were not bench messages.
+    pub foreign: u64,
+    /// Joined / Left notices received.
+    pub joined: u64,
+    pub left: u64,
+    /// Logins refused as busy and tried again.
+    pub busy_retries: u64,
+    /// Logins started again from the handshake after their session ended.
+    pub login_restarts: u64,
+    /// Datagrams sent and received (chat only).
+    pub datagrams_out: u64,
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    /// Sends that failed (socket buffer full or an error).
+    pub send_failures: u64,
+}
+
+/// What a worker reports.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub counters: Counters,
+    /// One-way latency of messages by the phase they were sent in.
+    pub latency: [Histogram; PHASES],
+    /// Login time (start of the handshake to logged in), µs, per group of
+    /// users (see [`Command::Login`]).
+    pub login: [Histogram; LOGIN_GROUPS],
+    /// Sizes of the datagrams from the server that carried exactly one
+    /// bench message, bytes.
+    pub sizes: Histogram,
+    /// The first few problems, for the operator.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// Adds another worker's report.
+    pub fn merge(&mut self, o: &Report) {
+        let (a, b) = (&mut self.counters, &o.counters);
+        a.sent += b.sent;
+        a.send_refused_locally += b.send_refused_locally;
+        a.missed_sends += b.missed_sends;
+        a.refused += b.refused;
+        a.confirmed += b.confirmed;
+        a.confirmed_recipients += b.confirmed_recipients;
+        a.duplicates += b.duplicates;
+        a.gaps += b.gaps;
+        a.foreign += b.foreign;
+        a.joined += b.joined;
+        a.left += b.left;
+        a.busy_retries += b.busy_retries;
+        a.login_restarts += b.login_restarts;
+        a.datagrams_out += b.datagrams_out;
+        a.datagrams_in += b.datagrams_in;
+        a.bytes_in += b.bytes_in;
+        a.send_failures += b.send_failures;
+        for (x, y) in self.latency.iter_mut().zip(&o.latency) {
+            x.merge(y);
+        }
+        for (x, y) in self.login.iter_mut().zip(&o.login) {
+            x.merge(y);
+        }
+        self.sizes.merge(&o.sizes);
+        for p in &o.problems {
+            if self.problems.len() < 8 && !self.problems.contains(p) {
+                self.problems.push(p.clone());
+            }
+        }
+    }
+}
+
+/// The worker threads and their users.
+pub struct Fleet {
+    txs: Vec<Sender<Command>>,
+    handles: Vec<JoinHandle<()>>,
+    /// Live counters.
+    pub shared: Arc<Shared>,
+    /// The local UDP ports of the users that logged in so far (see
+    /// [`Fleet::wait_logins`]).
+    pub ports: std::collections::HashSet<u16>,
+    users: usize,
+}
+
+/// How users reach the server.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub config: ClientConfig,
+    pub password: String,
+}
+
+impl Fleet {
+    /// Starts `threads` workers.
+    pub fn new(threads: usize, server: Endpoint) -> Result<Fleet> {
+        let shared = Arc::new(Shared::new());
+        let mut txs = Vec::new();
+        let mut handles = Vec::new();
+        for id in 0..threads {
+            let (tx, rx) = unbounded();
+            let worker = Worker::new(threads, shared.clone(), server.clone())?;
+            handles.push(
+                thread::Builder::new()
+                    .name(format!("bench-{id}"))
+                    .spawn(move || worker.run(rx))?,
+            );
+            txs.push(tx);
+        }
+        Ok(Fleet {
+            txs,
+            handles,
+            shared,
+            ports: std::collections::HashSet::new(),
+            users: 0,
+        })
+    }
+
+    fn send(&self, worker: usize, c: Command) -> Result<()> {
+        self.txs[worker]
+            .send(c)
+            .map_err(|_| anyhow::anyhow!("bench worker {worker} ended"))
+    }
+
+    /// Adds users with these names and starts their logins, at most
+    /// `concurrency` at once in all; returns their global indices.
+    pub fn login(
+        &mut self,
+        names: &[String],
+        concurrency: usize,
+        group: usize,
+    ) -> Result<Vec<usize>> {
+        let w = self.txs.len();
+        let first = self.users;
+        let mut per: Vec<Vec<(usize, String)>> = vec![Vec::new(); w];
+        for (i, name) in names.iter().enumerate() {
+            let g = first + i;
+            per[g % w].push((g, name.clone()));
+        }
+        self.users += names.len();
+        let concurrency = concurrency.div_ceil(w).max(1);
+        for (id, users) in per.into_iter().enumerate() {
+            self.send(
+                id,
+                Command::Login {
+                    users,
+                    concurrency,
+                    group,
+                },
+            )?;
+        }
+        Ok((first..self.users).collect())
+    }
+
+    /// Waits until `target` users in all have logged in (or failed), and
+    /// learns their ports; fails after `timeout`. Prints progress on stderr
+    /// when `progress`.
+    pub fn wait_logins(&mut self, target: u64, timeout: StdDuration, progress: bool) -> Result<()> {
+        self.wait_logins_only(target, timeout, progress)?;
+        let all: Vec<usize> = (0..self.users).collect();
+        self.ports = self.addrs(&all)?.iter().map(SocketAddr::port).collect();
+        Ok(())
+    }
+
+    fn wait_logins_only(&self, target: u64, timeout: StdDuration, progress: bool) -> Result<()> {
+        let start = std::time::Instant::now();
+        let ok_before = self.shared.logged_in.load(Relaxed);
+        let mut last_print = start;
+        loop {
+            let ok = self.shared.logged_in.load(Relaxed);
+            let failed = self.shared.login_failed.load(Relaxed);
+            if ok + failed >= target {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "only {ok} of {target} users logged in after {} s ({failed} failed)",
+                    timeout.as_secs()
+                );
+            }
+            if progress && last_print.elapsed() >= StdDuration::from_secs(5) {
+                last_print = std::time::Instant::now();
+                eprintln!(
+                    "chatbench: {ok}/{target} logged in ({:.0}/s)",
+                    (ok - ok_before) as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+            thread::sleep(StdDuration::from_millis(10));
+        }
+    }
+
+    /// How many users were added.
+    pub fn user_count(&self) -> usize {
+        self.users
+    }
+
+    /// Starts sending: each plan goes to its user's worker.
+    pub fn start_sending(&self, plans: Vec<SendPlan>) -> Result<()> {
+        let w = self.txs.len();
+        let mut per: Vec<Vec<SendPlan>> = vec![Vec::new(); w];
+        for p in plans {
+            per[p.user % w].push(p);
+        }
+        self.shared.sending.store(true, Relaxed);
+        for (id, plans) in per.into_iter().enumerate() {
+            self.send(id, Command::Send(plans))?;
+        }
+        Ok(())
+    }
+
+    /// Stops sending.
+    pub fn stop_sending(&self) -> Result<()> {
+        self.shared.sending.store(false, Relaxed);
+        for id in 0..self.txs.len() {
+            self.send(id, Command::StopSending)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every expected delivery arrived, or nothing arrived for
+    /// `quiet`, or `limit` passed.
+    pub fn drain(&self, quiet: StdDuration, limit: StdDuration) {
+        let start = std::time::Instant::now();
+        let mut last = self.shared.delivered.load(Relaxed);
+        let mut last_change = start;
+        while start.elapsed() < limit {
+            let d = self.shared.delivered.load(Relaxed);
+            if d >= self.shared.expected.load(Relaxed) {
+                return;
+            }
+            if d != last {
+                last = d;
+                last_change = std::time::Instant::now();
+            } else if last_change.elapsed() >= quiet {
+                return;
+            }
+            thread::sleep(StdDuration::from_millis(5));
+        }
+    }
+
+    /// The local addresses of these users.
+    pub fn addrs(&self, users: &[usize]) -> Result<Vec<SocketAddr>> {
+        let w = self.txs.len();
+        let mut out = Vec::new();
+        for id in 0..w {
+            let mine: Vec<usize> = users.iter().copied().filter(|g| g % w == id).collect();
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.send(id, Command::Addrs(mine, tx))?;
+            out.extend(
+                rx.recv_timeout(StdDuration::from_secs(10))
+                    .context("a bench worker did not answer")?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Forgets the datagram sizes seen so far.
+    pub fn reset_sizes(&self) -> Result<()> {
+        for id in 0..self.txs.len() {
+            self.send(id, Command::ResetSizes)?;
+        }
+        Ok(())
+    }
+
+    /// The merged report of all workers.
+    pub fn report(&self) -> Result<Report> {
+        let mut all = Report::default();
+        for id in 0..self.txs.len() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.send(id, Command::Report(tx))?;
+            let r = rx
+                .recv_timeout(StdDuration::from_secs(10))
+                .context("a bench worker did not answer")?;
+            all.merge(&r);
+        }
+        Ok(all)
+    }
+
+    /// Sends EX for every logged-in user and waits (at most `timeout`) for
+    /// the server's goodbyes.
+    pub fn exit_all(&self, timeout: StdDuration) -> Result<()> {
+        let before = self.shared.exited.load(Relaxed);
+        for id in 0..self.txs.len() {
+            self.send(id, Command::Exit)?;
+        }
+        let target = self.shared.logged_in.load(Relaxed);
+        let start = std::time::Instant::now();
+        while self.shared.exited.load(Relaxed) - before < target && start.elapsed() < timeout {
+            thread::sleep(StdDuration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Stops the workers (their sockets close).
+    pub fn shutdown(self) {
+        drop(self.txs);
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UserState {
+    Waiting,
+    LoggingIn,
+    LoggedIn,
+    Exiting,
+    Done,
+}
+
+struct User {
+    name: String,
+    socket: UdpSocket,
+    client: Option<Client>,
+    state: UserState,
+    /// The deadline this user is filed under in the timer heap.
+    armed: Option<u64>,
+    started_us: u64,
+    /// Per sender: the next sequence number expected.
+    next_seq: HashMap<u32, u64>,
+    /// Deliveries one of this user's messages should produce.
+    per_message: u64,
+    /// Whether the user is in the worker's list of sockets to read again.
+    queued_read: bool,
+    /// Its login group.
+    group: usize,
+    /// Logins started again after a timeout.
+    attempts: u32,
+}
+
+struct Sending {
+    local: usize,
+    sender_id: u32,
+    target: Target,
+    receivers: u64,
+    interval_us: u64,
+    next_us: u64,
+    seq: u64,
+    size: usize,
+}
+
+struct Worker {
+    stride: usize,
+    shared: Arc<Shared>,
+    server: Endpoint,
+    poll: Poll,
+    users: Vec<User>,
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
+    waiting: VecDeque<usize>,
+    logging_in: usize,
+    concurrency: usize,
+    retries: BinaryHeap<Reverse<(u64, usize)>>,
+    senders: Vec<Sending>,
+    readable: VecDeque<usize>,
+    report: Report,
+    events: Vec<ClientEvent>,
+    /// A socket could not be opened: later users are counted as failed.
+    broken: bool,
+    /// Deliveries on this worker.
+    deliveries: u64,
+}
+
+impl Worker {
+    fn new(stride: usize, shared: Arc<Shared>, server: Endpoint) -> Result<Self> {
+        Ok(Worker {
+            stride,
+            shared,
+            server,
+            poll: Poll::new().context("cannot create a poll instance")?,
+            users: Vec::new(),
+            timers: BinaryHeap::new(),
+            waiting: VecDeque::new(),
+            logging_in: 0,
+            concurrency: 1,
+            retries: BinaryHeap::new(),
+            senders: Vec::new(),
+            readable: VecDeque::new(),
+            report: Report::default(),
+            events: Vec::new(),
+            broken: false,
+            deliveries: 0,
+        })
+    }
+
+    fn problem(&mut self, p: String) {
+        if self.report.problems.len() < 8 && !self.report.problems.contains(&p) {
+            self.report.problems.push(p);
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Command>) {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; 2048];
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(c) => self.command(c),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            let now = self.shared.now_us();
+            self.start_logins(now);
+            self.run_retries(now);
+            self.run_timers(now);
+            let next_send = self.run_senders();
+            let now = self.shared.now_us();
+            let mut wait = IDLE_WAIT_US;
+            if !self.readable.is_empty() {
+                wait = 0;
+            }
+            if let Some(Reverse((t, _))) = self.timers.peek() {
+                wait = wait.min(t.saturating_sub(now));
+            }
+            if let Some(Reverse((t, _))) = self.retries.peek() {
+                wait = wait.min(t.saturating_sub(now));
+            }
+            if let Some(t) = next_send {
+                wait = wait.min(t.saturating_sub(now));
+            }
+            if let Err(e) = self
+                .poll
+                .poll(&mut events, Some(StdDuration::from_micros(wait)))
+                && e.kind() != ErrorKind::Interrupted
+            {
+                self.problem(format!("poll failed: {e}"));
+                thread::sleep(StdDuration::from_millis(10));
+            }
+            for ev in events.iter() {
+                let li = ev.token().0;
+                if let Some(u) = self.users.get_mut(li)
+                    && !u.queued_read
+                {
+                    u.queued_read = true;
+                    self.readable.push_back(li);
+                }
+            }
+            for _ in 0..self.readable.len() {
+                let Some(li) = self.readable.pop_front() else {
+                    break;
+                };
+                if self.read(li, &mut buf) {
+                    self.readable.push_back(li);
+                } else {
+                    self.users[li].queued_read = false;
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Login {
+                users,
+                concurrency,
+                group,
+            } => {
+                self.concurrency = concurrency;
+                for (g, name) in users {
+                    let li = g / self.stride;
+                    debug_assert_eq!(li, self.users.len());
+                    let socket = if self.broken {
+                        None
+                    } else {
+                        match self.bind(li) {
+                            Ok(s) => Some(s),
+                            Err(e) => {
+                                self.problem(format!("cannot open a UDP socket: {e:#}"));
+                                self.broken = true;
+                                None
+                            }
+                        }
+                    };
+                    let Some(socket) = socket else {
+                        // This worker cannot add users any more: count the
+                        // rest as failed so that the run reports it.
+                        self.shared.login_failed.fetch_add(1, Relaxed);
+                        continue;
+                    };
+                    self.users.push(User {
+                        name,
+                        socket,
+                        client: None,
+                        state: UserState::Waiting,
+                        armed: None,
+                        started_us: 0,
+                        next_seq: HashMap::new(),
+                        per_message: 0,
+                        queued_read: false,
+                        group: group.min(LOGIN_GROUPS - 1),
+                        attempts: 0,
+                    });
+                    self.waiting.push_back(li);
+                }
+            }
+            Command::Send(plans) => {
+                let now = self.shared.now_us();
+                for p in plans {
+                    let local = p.user / self.stride;
+                    if let Some(u) = self.users.get_mut(local) {
+                        u.per_message = p.receivers;
+                    }
+                    self.senders.push(Sending {
+                        local,
+                        sender_id: p.user as u32,
+                        target: p.target,
+                        receivers: p.receivers,
+                        interval_us: p.interval_us,
+                        next_us: p.start_us.max(now),
+                        seq: 0,
+                        size: p.size,
+                    });
+                }
+            }
+            Command::StopSending => self.senders.clear(),
+            Command::Exit => {
+                let now = self.shared.now_us();
+                for li in 0..self.users.len() {
+                    let u = &mut self.users[li];
+                    if u.state != UserState::LoggedIn {
+                        continue;
+                    }
+                    if let Some(c) = u.client.as_mut()
+                        && c.request_operation(Operation::EX).is_ok()
+                    {
+                        u.state = UserState::Exiting;
+                    }
+                    self.service(li, now);
+                }
+            }
+            Command::Addrs(users, reply) => {
+                let addrs = users
+                    .iter()
+                    .filter_map(|g| self.users.get(g / self.stride))
+                    .filter_map(|u| u.socket.local_addr().ok())
+                    .collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Report(reply) => {
+                let _ = reply.send(self.report.clone());
+            }
+            Command::ResetSizes => self.report.sizes = Histogram::default(),
+        }
+    }
+
+    fn bind(&mut self, li: usize) -> Result<UdpSocket> {
+        let ip = self.server.addr.ip();
+        let local = match ip {
+            IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let mut socket = UdpSocket::bind(SocketAddr::new(local, 0))
+            .with_context(|| format!("bind {local}:0 (is `ulimit -n` high enough?)"))?;
+        self.poll
+            .registry()
+            .register(&mut socket, Token(li), Interest::READABLE)?;
+        Ok(socket)
+    }
+
+    fn start_logins(&mut self, now: u64) {
+        while self.logging_in < self.concurrency {
+            let Some(li) = self.waiting.pop_front() else {
+                return;
+            };
+            let u = &mut self.users[li];
+            match Client::new(
+                Instant::from_micros(now),
+                self.server.config.clone(),
+                rand::random(),
+                &u.name,
+            ) {
+                Ok(c) => {
+                    u.client = Some(c);
+                    u.state = UserState::LoggingIn;
+                    u.started_us = now;
+                    self.logging_in += 1;
+                    self.service(li, now);
+                }
+                Err(e) => {
+                    u.state = UserState::Done;
+                    self.shared.login_failed.fetch_add(1, Relaxed);
+                    let name = u.name.clone();
+                    self.problem(format!("invalid username {name}: {e}"));
+                }
+            }
+        }
+    }
+
+    fn run_retries(&mut self, now: u64) {
+        while let Some(&Reverse((t, li))) = self.retries.peek() {
+            if t > now {
+                return;
+            }
+            self.retries.pop();
+            let u = &mut self.users[li];
+            if u.state == UserState::LoggingIn
+                && let Some(c) = u.client.as_mut()
+            {
+                let _ = c.submit_password(&self.server.password);
+                self.service(li, now);
+            }
+        }
+    }
+
+    fn run_timers(&mut self, now: u64) {
+        let mut budget = self.users.len() * 2 + 64;
+        while let Some(&Reverse((t, li))) = self.timers.peek() {
+            if t > now || budget == 0 {
+                return;
+            }
+            budget -= 1;
+            self.timers.pop();
+            let u = &mut self.users[li];
+            if u.armed != Some(t) {
+                continue;
+            }
+            u.armed = None;
+            if let Some(c) = u.client.as_mut() {
+                c.handle_timeout(Instant::from_micros(now));
+            }
+            self.service(li, now);
+        }
+    }
+
+    /// Sends what is due; returns when the next open-loop message is due
+    /// (or soon, when a closed-loop sender waits for its window).
+    fn run_senders(&mut self) -> Option<u64> {
+        if self.senders.is_empty() || !self.shared.sending.load(Relaxed) {
+            return None;
+        }
+        let mut next: Option<u64> = None;
+        for s in 0..self.senders.len() {
+            let li = self.senders[s].local;
+            if self.users[li].state != UserState::LoggedIn {
+                continue;
+            }
+            let mut n = 0;
+            loop {
+                let now = self.shared.now_us();
+                let sd = &mut self.senders[s];
+                if n >= SEND_BATCH {
+                    next = Some(now);
+                    break;
+                }
+                if sd.interval_us == 0 {
+                    let window = self.shared.window.load(Relaxed);
+                    let outstanding = self
+                        .shared
+                        .expected
+                        .load(Relaxed)
+                        .saturating_sub(self.shared.delivered.load(Relaxed));
+                    if outstanding + sd.receivers > window {
+                        // Look again soon: deliveries happen on other threads.
+                        next = Some(next.map_or(now + 200, |x| x.min(now + 200)));
+                        break;
+                    }
+                } else {
+                    if sd.next_us > now {
+                        next = Some(next.map_or(sd.next_us, |x| x.min(sd.next_us)));
+                        break;
+                    }
+                    if now - sd.next_us > MAX_LAG_US {
+                        let skipped = (now - sd.next_us).checked_div(sd.interval_us).unwrap_or(0);
+                        self.report.counters.missed_sends += skipped;
+                        sd.next_us += skipped * sd.interval_us;
+                    }
+                    sd.next_us += sd.interval_us;
+                }
+                let phase = self.shared.phase.load(Relaxed);
+                let text = payload(now, phase, sd.sender_id, sd.seq, sd.size);
+                let receivers = sd.receivers;
+                let Some(c) = self.users[li].client.as_mut() else {
+                    break;
+                };
+                let r = match &self.senders[s].target {
+                    Target::Public => c
+                        .request_operation(Operation::PM)
+                        .and_then(|()| c.send_public(&text)),
+                    Target::Direct(to) => c
+                        .request_operation(Operation::DM)
+                        .and_then(|()| c.send_direct(to, &text)),
+                };
+                match r {
+                    Ok(()) => {
+                        self.senders[s].seq += 1;
+                        self.report.counters.sent += 1;
+                        self.shared.expected.fetch_add(receivers, Relaxed);
+                    }
+                    Err(e) => {
+                        self.report.counters.send_refused_locally += 1;
+                        self.problem(format!("could not queue a message: {e}"));
+                    }
+                }
+                n += 1;
+            }
+            if n > 0 {
+                let now = self.shared.now_us();
+                self.service(li, now);
+            }
+        }
+        next
+    }
+
+    /// Reads up to [`READ_BATCH`] datagrams; true if there may be more.
+    fn read(&mut self, li: usize, buf: &mut [u8]) -> bool {
+        for _ in 0..READ_BATCH {
+            let r = self.users[li].socket.recv_from(buf);
+            match r {
+                Ok((n, from)) => {
+                    let bytes = &buf[..n];
+                    if from != self.server.addr {
+                        if bytes.starts_with(RAW_MAGIC) {
+                            self.shared.raw_received.fetch_add(1, Relaxed);
+                        }
+                        continue;
+                    }
+                    self.report.counters.datagrams_in += 1;
+                    self.report.counters.bytes_in += n as u64;
+                    self.shared.datagrams_in.fetch_add(1, Relaxed);
+                    let now = self.shared.now_us();
+                    if let Some(c) = self.users[li].client.as_mut() {
+                        c.handle_datagram(Instant::from_micros(now), bytes);
+                    }
+                    let before = self.deliveries;
+                    self.service(li, now);
+                    if self.deliveries == before + 1 {
+                        self.report.sizes.record(n as u64);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // ICMP errors surface as refused / reset: the server will be
+                // heard from again, or the client times out.
+                Err(_) => {}
+            }
+        }
+        true
+    }
+
+    /// Hands the client's events, then its datagrams, and files its timer.
+    fn service(&mut self, li: usize, now: u64) {
+        for _ in 0..4 {
+            let mut events = std::mem::take(&mut self.events);
+            if let Some(c) = self.users[li].client.as_mut() {
+                while let Some(ev) = c.poll_event() {
+                    events.push(ev);
+                }
+            }
+            if events.is_empty() {
+                self.events = events;
+                break;
+            }
+            for ev in events.drain(..) {
+                self.event(li, ev, now);
+            }
+            self.events = events;
+        }
+        let server = self.server.addr;
+        let u = &mut self.users[li];
+        let Some(c) = u.client.as_mut() else {
+            return;
+        };
+        let t = Instant::from_micros(now);
+        while let Some(d) = c.poll_transmit(t) {
+            self.report.counters.datagrams_out += 1;
+            if u.socket.send_to(&d, server).is_err() {
+                // The client retransmits what mattered.
+                self.report.counters.send_failures += 1;
+            }
+        }
+        match c.poll_timeout() {
+            Some(t) => {
+                let t = t.as_micros();
+                if u.armed != Some(t) {
+                    u.armed = Some(t);
+                    self.timers.push(Reverse((t, li)));
+                }
+            }
+            None => u.armed = None,
+        }
+    }
+
+    fn event(&mut self, li: usize, ev: ClientEvent, now: u64) {
+        match ev {
+            ClientEvent::ServerKey(_) | ClientEvent::OperationReady(_) | ClientEvent::Online(_) => {
+            }
+            ClientEvent::PasswordRequired { .. } => {
+                let pw = self.server.password.clone();
+                if let Some(c) = self.users[li].client.as_mut()
+                    && let Err(e) = c.submit_password(&pw)
+                {
+                    self.problem(format!("cannot send the password: {e}"));
+                }
+            }
+            ClientEvent::LoggedIn { .. } => {
+                let u = &mut self.users[li];
+                if u.state == UserState::LoggingIn {
+                    u.state = UserState::LoggedIn;
+                    self.logging_in -= 1;
+                    self.report.login[u.group].record(now.saturating_sub(u.started_us));
+                    self.shared.logged_in.fetch_add(1, Relaxed);
+                }
+            }
+            ClientEvent::LoginFailed { reason, message } => {
+                if matches!(reason, LoginFailure::Busy | LoginFailure::StoreFailed) {
+                    self.report.counters.busy_retries += 1;
+                    let jitter = rand::random::<u64>() % BUSY_RETRY_US;
+                    self.retries
+                        .push(Reverse((now + BUSY_RETRY_US + jitter, li)));
+                } else {
+                    let name = self.users[li].name.clone();
+                    self.problem(format!("login of {name} failed: {message}"));
+                    self.end_login(li);
+                    if let Some(c) = self.users[li].client.as_mut() {
+                        c.abort();
+                    }
+                }
+            }
+            ClientEvent::Public { text, .. } | ClientEvent::Direct { text, .. } => {
+                self.delivery(li, &text, now)
+            }
+            ClientEvent::Joined(_) => self.report.counters.joined += 1,
+            ClientEvent::Left { .. } => self.report.counters.left += 1,
+            ClientEvent::Confirmed { recipients, .. } => {
+                self.report.counters.confirmed += 1;
+                self.report.counters.confirmed_recipients += u64::from(recipients);
+            }
+            ClientEvent::Error { code, message } => {
+                let u = &self.users[li];
+                if u.state == UserState::LoggedIn && u.per_message > 0 {
+                    // A refused message: its deliveries will not come.
+                    self.report.counters.refused += 1;
+                    self.shared.expected.fetch_sub(u.per_message, Relaxed);
+                }
+                self.problem(format!("server error {code:?}: {message}"));
+            }
+            ClientEvent::Closed(reason) => {
+                let u = &mut self.users[li];
+                match u.state {
+                    UserState::Exiting => {
+                        self.shared.exited.fetch_add(1, Relaxed);
+                    }
+                    UserState::LoggingIn if u.attempts < LOGIN_ATTEMPTS => {
+                        // A user whose handshake or login timed out starts
+                        // again, as a person would; counted and reported.
+                        u.attempts += 1;
+                        let name = u.name.clone();
+                        let fresh = Client::new(
+                            Instant::from_micros(now),
+                            self.server.config.clone(),
+                            rand::random(),
+                            &name,
+                        );
+                        self.report.counters.login_restarts += 1;
+                        self.problem(format!(
+                            "a login was started again after: {reason} (see login restarts)"
+                        ));
+                        match fresh {
+                            Ok(c) => self.users[li].client = Some(c),
+                            Err(_) => self.end_login(li),
+                        }
+                        return;
+                    }
+                    UserState::LoggingIn => {
+                        let name = u.name.clone();
+                        self.end_login(li);
+                        self.problem(format!("{name}: session closed during login: {reason}"));
+                    }
+                    UserState::LoggedIn => {
+                        self.shared.lost_sessions.fetch_add(1, Relaxed);
+                        let name = u.name.clone();
+                        self.problem(format!("{name}: session lost: {reason}"));
+                    }
+                    UserState::Waiting | UserState::Done => {}
+                }
+                self.users[li].state = UserState::Done;
+            }
+        }
+    }
+
+    /// A login that failed for good.
+    fn end_login(&mut self, li: usize) {
+        if self.users[li].state == UserState::LoggingIn {
+            self.logging_in -= 1;
+            self.users[li].state = UserState::Done;
+            self.shared.login_failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn delivery(&mut self, li: usize, text: &str, now: u64) {
+        let Some(m) = Stamp::parse(text) else {
+            self.report.counters.foreign += 1;
+            return;
+        };
+        let next = self.users[li].next_seq.entry(m.sender).or_insert(0);
+        if m.seq < *next {
+            self.report.counters.duplicates += 1;
+            return;
+        }
+        if m.seq > *next {
+            self.report.counters.gaps += m.seq - *next;
+        }
+        *next = m.seq + 1;
+        self.deliveries += 1;
+        self.shared.delivered.fetch_add(1, Relaxed);
+        if let Some(h) = self.report.latency.get_mut(m.phase as usize) {
+            h.record(now.saturating_sub(m.sent_us));
+        }
+    }
+}
+
+/// The stamp at the start of a bench message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub sent_us: u64,
+    pub phase: u32,
+    pub sender: u32,
+    pub seq: u64,
+}
+
+impl Stamp {
+    /// Reads `t=..;p=..;s=..;n=..;` at the start of `text`.
+    pub fn parse(text: &str) -> Option<Stamp> {
+        let mut fields = text.split(';');
+        let mut next =
+            |key: &str| -> Option<u64> { fields.next()?.strip_prefix(key)?.parse().ok() };
+        Some(Stamp {
+            sent_us: next("t=")?,
+            phase: u32::try_from(next("p=")?).ok()?,
+            sender: u32::try_from(next("s=")?).ok()?,
+            seq: next("n=")?,
+        })
+    }
+}
+
+/// The shortest stamp is under this; longer ones make the text longer than
+/// `size`.
+pub const MIN_MESSAGE: usize = 48;
+
+/// A message of `size` bytes (at least the stamp) stamped with its send
+/// time.
+pub fn payload(now_us: u64, phase: u32, sender: u32, seq: u64, size: usize) -> String {
+    let mut s = format!("t={now_us};p={phase};s={sender};n={seq};");
+    while s.len() < size {
+        s.push('x');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip() {
+        let p = payload(123_456_789, 2, 17, 99, 100);
+        assert_eq!(p.len(), 100);
+        assert_eq!(
+            Stamp::parse(&p),
+            Some(Stamp {
+                sent_us: 123_456_789,
+                phase: 2,
+                sender: 17,
+                seq: 99
+            })
+        );
+        assert_eq!(Stamp::parse("hello"), None);
+        assert_eq!(Stamp::parse("t=1;p=0;s=1;"), None);
+    }
+}

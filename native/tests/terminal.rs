@@ -1,0 +1,305 @@
+//! chatclient on a real terminal (a pseudo-terminal, read through a
+//! terminal emulator): a message that arrives while the user is typing is
+//! printed above the line being typed, which stays intact, and the line is
+//! then sent whole. Ctrl-D leaves with status 0. Colours appear on a
+//! terminal and not with NO_COLOR.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use portable_pty::{Child, CommandBuilder, PtySize, native_pty_system};
+
+const ROWS: u16 = 24;
+const COLS: u16 = 100;
+
+/// chatclient in a pseudo-terminal, its screen kept by a vt100 emulator.
+struct Term {
+    child: Box<dyn Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Term {
+    /// `chatclient 127.0.0.1 PORT NAME` with CHAT_PASSWORD, on a terminal.
+    fn spawn(addr: SocketAddr, name: &str, password: &str, env: &[(&str, &str)]) -> Term {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(CHATCLIENT);
+        cmd.args([&addr.ip().to_string(), &addr.port().to_string(), name]);
+        for var in [
+            "CHAT_SERVER",
+            "CHAT_PORT",
+            "CHAT_USER",
+            "CHAT_SERVER_KEY",
+            "NO_COLOR",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("CHAT_PASSWORD", password);
+        cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
+        cmd.env("CHAT_CONFIG", NULL_FILE);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pty.slave.spawn_command(cmd).expect("start chatclient");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().expect("pty reader");
+        let writer = pty.master.take_writer().expect("pty writer");
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+        let sink = screen.clone();
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let raw_sink = raw.clone();
+        thread::spawn(move || {
+            // Keeps the master open as long as the child may write.
+            let _master = pty.master;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .process(&buf[..n]);
+                raw_sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        Term {
+            child,
+            writer,
+            screen,
+            raw,
+        }
+    }
+
+    /// Keys, as a terminal would send them.
+    fn keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).expect("type");
+        self.writer.flush().expect("flush");
+    }
+
+    /// The screen's rows, trailing blanks trimmed.
+    fn rows(&self) -> Vec<String> {
+        let parser = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        parser
+            .screen()
+            .rows(0, COLS)
+            .map(|r| r.trim_end().to_string())
+            .collect()
+    }
+
+    /// The row the cursor is on, and the cursor's column.
+    fn cursor(&self) -> (usize, usize) {
+        let parser = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        let (row, col) = parser.screen().cursor_position();
+        (usize::from(row), usize::from(col))
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&Term) -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !done(self) {
+            if Instant::now() > deadline {
+                panic!(
+                    "no {what} within {TIMEOUT:?}; screen:\n{}\nraw: {:?}",
+                    self.rows().join("\n"),
+                    String::from_utf8_lossy(&self.raw.lock().unwrap_or_else(|e| e.into_inner()))
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The row that contains `text`, waiting for it.
+    fn row_of(&self, text: &str) -> usize {
+        self.wait_for(text, |t| t.rows().iter().any(|r| r.contains(text)));
+        self.rows()
+            .iter()
+            .rposition(|r| r.contains(text))
+            .expect("seen")
+    }
+
+    /// Waits until the cursor's row reads `line` (trailing blanks aside)
+    /// and the cursor is at its end: the line being edited.
+    fn wait_editing(&self, line: &str) {
+        self.wait_for(&format!("the line {line:?} being edited"), |t| {
+            let (row, col) = t.cursor();
+            t.rows()[row] == line.trim_end() && col == line.chars().count()
+        });
+    }
+
+    fn wait_exit(&mut self) -> u32 {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.exit_code();
+            }
+            if Instant::now() > deadline {
+                panic!("still running; screen:\n{}", self.rows().join("\n"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn a_message_arriving_while_typing_leaves_the_typed_line_intact() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.row_of("logged in as alice; online: alice, bob");
+    alice.wait_editing("alice> ");
+    bob.expect_line("* alice joined", TIMEOUT);
+
+    alice.keys("hello wor");
+    alice.wait_editing("alice> hello wor");
+
+    bob.send("incoming while you type");
+    let message = alice.row_of("<bob> incoming while you type");
+    bob.send("/msg alice and a direct one");
+    let direct = alice.row_of("[DM from bob] and a direct one");
+    // The messages are above the line being typed, which is still there
+    // with the cursor at its end.
+    alice.wait_editing("alice> hello wor");
+    let (row, _) = alice.cursor();
+    assert!(message < direct && direct < row, "{:#?}", alice.rows());
+    let rows = alice.rows();
+    assert!(
+        rows[message].starts_with('[') && rows[message].contains("] <bob> "),
+        "a [HH:MM] stamp: {:?}",
+        rows[message]
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("hello wor")).count(),
+        1,
+        "the typed text is shown once: {rows:#?}"
+    );
+
+    // Typing goes on where it was; the whole line is sent.
+    alice.keys("ld\r");
+    bob.expect_line("[alice] hello world", TIMEOUT);
+    alice.row_of("ok: public message delivered to 1 user");
+    alice.wait_editing("alice> ");
+
+    // History: the line comes back with the up arrow.
+    alice.keys("\x1b[A");
+    alice.wait_editing("alice> hello world");
+    alice.keys("\x15"); // Ctrl-U clears it.
+    alice.wait_editing("alice> ");
+
+    // Ctrl-D leaves.
+    alice.keys("\x04");
+    alice.row_of("bye");
+    assert_eq!(alice.wait_exit(), 0);
+    bob.expect_line("* alice left (exit)", TIMEOUT);
+    exit_cleanly(&mut bob);
+    assert_eq!(bob.count("[alice] hello world"), 1);
+}
+
+#[test]
+fn the_menu_flow_prompts_on_the_terminal() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    alice.keys("DM\r");
+    alice.row_of("online: alice, bob");
+    alice.wait_editing("To: ");
+    alice.keys("bob\r");
+    alice.wait_editing("Message to bob: ");
+    alice.keys("psst\r");
+    bob.expect_line("[DM from alice] psst", TIMEOUT);
+    alice.row_of("ok: direct message delivered to bob");
+    alice.wait_editing("alice> ");
+    alice.keys("/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    exit_cleanly(&mut bob);
+}
+
+/// The colour of the cell at `row`, `col`.
+fn color_at(term: &Term, row: usize, col: usize) -> vt100::Color {
+    let parser = term.screen.lock().unwrap_or_else(|e| e.into_inner());
+    parser
+        .screen()
+        .cell(row as u16, col as u16)
+        .expect("a cell")
+        .fgcolor()
+}
+
+#[test]
+fn colours_on_a_terminal_and_none_with_no_color() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    let mut coloured = Term::spawn(server.addr, "alice", "a", &[]);
+    let mut plain = Term::spawn(server.addr, "carol", "c", &[("NO_COLOR", "1")]);
+    coloured.wait_editing("alice> ");
+    plain.wait_editing("carol> ");
+    bob.send("colours?");
+    for (term, expect_colour) in [(&coloured, true), (&plain, false)] {
+        let row = term.row_of("<bob> colours?");
+        let col = term.rows()[row].find("bob").expect("the name");
+        let colour = color_at(term, row, col);
+        assert_eq!(
+            colour != vt100::Color::Default,
+            expect_colour,
+            "bob's name in {colour:?}"
+        );
+    }
+    coloured.keys("\x04");
+    plain.keys("\x04");
+    assert_eq!(coloured.wait_exit(), 0);
+    assert_eq!(plain.wait_exit(), 0);
+    exit_cleanly(&mut bob);
+}
+
+#[test]
+fn the_typed_line_survives_a_server_restart() {
+    let dir = temp_dir();
+    let users = dir.path().join("chat_users.json");
+    let port = free_udp_port();
+    let mut first = Server::start_on(&users, port, &[]);
+    let mut alice = Term::spawn(first.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    alice.keys("half a tho");
+    alice.wait_editing("alice> half a tho");
+
+    first.proc.kill();
+    drop(first);
+    let second = Server::start_on(&users, port, &[]);
+    alice.row_of("! disconnected: the server does not know this session");
+    alice.row_of("Reconnecting as alice (attempt 1)...");
+    alice.row_of("logged in as alice; online: alice");
+    alice.wait_editing("alice> half a tho");
+
+    let mut bob = login(second.addr, "bob", "b");
+    alice.row_of("--> bob joined");
+    alice.keys("ught\r");
+    bob.expect_line("[alice] half a thought", TIMEOUT);
+    alice.keys("/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    exit_cleanly(&mut bob);
+}
