@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs the Rust targets it needs, then
-# lints, builds core without std, builds the WebAssembly client, and runs
-# the unit, simulation, integration and real-socket tests.
+# lints, builds core without std, builds the WebAssembly client, runs the
+# unit, simulation, integration and real-socket tests, and (on Linux) a short
+# run of every fuzz target and of every benchmark workload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
+step() { echo; echo "=== $* ($((SECONDS - started)) s)"; }
+
+step setup
 bash ci/setup.sh
+step lint
 bash ci/lint.sh
+step "core without std"
 bash ci/build-core-nostd.sh
-if [ -f ci/build-wasm.sh ]; then
-    bash ci/build-wasm.sh
-fi
+step "wasm client"
+bash ci/build-wasm.sh
+step "binaries"
 # The integration tests of host-runner start the real chatserver.
 cargo build --bins
+step "test suites"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --no-fail-fast
 else
     cargo test --no-fail-fast
 fi
 cargo test --doc
+if [ "$(uname -s)" = Linux ]; then
+    step "fuzz smoke"
+    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash ci/fuzz-smoke.sh
+    step "bench smoke"
+    bash ci/bench-smoke.sh
+fi
+step "done"
