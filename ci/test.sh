@@ -19,6 +19,13 @@ bash ci/build-wasm.sh
 step "binaries"
 # The integration tests of host-runner start the real chatserver.
 cargo build --bins
+# Compile the wasm modules into the cache the host-runner tests share, once,
+# before the tests start in parallel (a debug wasmtime takes a while).
+target="${CARGO_TARGET_DIR:-target}"
+for module in "$target"/wasm32-wasip2/release/*.wasm; do
+    "$target/debug/host-runner" --precompile --module "$module" \
+        --cache-dir "$target/host-runner-test-cache" 127.0.0.1 9 warmup </dev/null
+done
 step "test suites"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --no-fail-fast

@@ -70,6 +70,10 @@ struct Args {
     /// Compile the module every time; do not read or write the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Compile the module into the cache (if it is not there yet) and exit
+    /// without running it.
+    #[arg(long, hide = true)]
+    precompile: bool,
     /// The server's public key (64 hex digits), instead of trusting the
     /// key it shows on first use (pins are kept in the known_servers file
     /// of your config directory, as chatclient does; CHAT_KNOWN_SERVERS
@@ -135,6 +139,9 @@ fn run(args: &Args) -> anyhow::Result<Outcome> {
         module_path.display(),
         started.elapsed().as_millis()
     );
+    if args.precompile {
+        return Ok(Outcome::Exited(0));
+    }
     sandbox::start_epoch_ticker(&engine).context("cannot start the epoch thread")?;
 
     let stop = Arc::new(AtomicBool::new(false));

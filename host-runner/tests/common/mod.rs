@@ -77,6 +77,39 @@ pub fn shared_cache() -> PathBuf {
     target_dir().join("host-runner-test-cache")
 }
 
+/// Compiles `module_path` into the shared cache once per test process, with
+/// a generous bound: a debug build of wasmtime on a busy machine can take
+/// tens of seconds, which the tests' own waits are not meant to absorb.
+/// (`ci/test.sh` warms the cache before the suites start.)
+fn warm_cache(module_path: &Path) {
+    static WARMED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warmed = WARMED.lock().unwrap_or_else(|e| e.into_inner());
+    if warmed.iter().any(|p| p == module_path) {
+        return;
+    }
+    let mut child = command(env!("CARGO_BIN_EXE_host-runner"))
+        .arg("--precompile")
+        .arg("--module")
+        .arg(module_path)
+        .arg("--cache-dir")
+        .arg(shared_cache())
+        .args(["127.0.0.1", "9", "warmup"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start host-runner --precompile");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("compiling {} took over 300 s", module_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    warmed.push(module_path.to_path_buf());
+}
+
 /// Environment variables the binaries read; removed so that the caller's
 /// environment cannot change a test.
 const ENV: &[&str] = &[
@@ -110,6 +143,7 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 /// `host-runner` running `module` against `port` on loopback, with the
 /// shared cache.
 pub fn host_runner(module_path: &Path, port: u16, user: &str) -> Command {
+    warm_cache(module_path);
     let mut cmd = command(env!("CARGO_BIN_EXE_host-runner"));
     cmd.arg("--module")
         .arg(module_path)
