@@ -9,11 +9,13 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
+#[cfg(unix)]
 use std::os::fd::AsFd;
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+#[cfg(unix)]
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 /// What the stdin thread delivers.
@@ -46,6 +48,7 @@ pub struct UserInput {
 /// the stdin thread wait (the user cannot type faster than that matters).
 const QUEUE: usize = 64;
 /// How long a terminal `poll(2)` waits before checking for password requests.
+#[cfg(unix)]
 const TERMINAL_POLL: Duration = Duration::from_millis(50);
 
 /// Starts the stdin thread. Lines longer than `max_line` bytes are dropped
@@ -54,7 +57,13 @@ pub fn spawn(max_line: usize) -> io::Result<UserInput> {
     let stdin = io::stdin();
     let terminal = stdin.is_terminal();
     // Our own handle on fd 0, so that our BufReader's buffer is inspectable.
+    #[cfg(unix)]
     let file = File::from(stdin.as_fd().try_clone_to_owned()?);
+    #[cfg(windows)]
+    let file = {
+        use std::os::windows::io::AsHandle;
+        File::from(stdin.as_handle().try_clone_to_owned()?)
+    };
     let (line_tx, line_rx) = crossbeam_channel::bounded(QUEUE);
     let passwords = if terminal {
         let (req_tx, req_rx) = crossbeam_channel::bounded(1);
@@ -87,6 +96,7 @@ fn terminal_loop(
     lines: &Sender<Input>,
     requests: &Receiver<PasswordRequest>,
 ) {
+    #[cfg(unix)]
     let timeout = Timespec::try_from(TERMINAL_POLL).unwrap_or(Timespec {
         tv_sec: 0,
         tv_nsec: 50_000_000,
@@ -109,6 +119,9 @@ fn terminal_loop(
             // The main thread is gone: so is anyone who would read lines.
             Err(TryRecvError::Disconnected) => return,
         }
+        // Windows: no poll on a console handle; the read below blocks, so a
+        // password request waits for the next line.
+        #[cfg(unix)]
         if reader.buffer().is_empty() {
             let mut fds = [PollFd::new(reader.get_ref(), PollFlags::IN)];
             match rustix::event::poll(&mut fds, Some(&timeout)) {

@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+#[cfg(unix)]
 use std::process::Command;
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+#[cfg(unix)]
 use std::thread;
 use std::time::Duration;
 

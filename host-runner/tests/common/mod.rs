@@ -48,7 +48,7 @@ pub fn target_dir() -> PathBuf {
 
 /// A native binary of `udpchat-native`, built beforehand.
 pub fn native_bin(name: &str) -> PathBuf {
-    let path = profile_dir().join(name);
+    let path = profile_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
         "{} is missing: run `cargo build -p udpchat-native --bins` first",

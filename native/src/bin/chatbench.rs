@@ -388,6 +388,9 @@ struct Outcome {
     /// Kernel drops for full UDP receive buffers in the measured window, at
     /// the server's socket and at the users' sockets.
     drops: Option<(u64, u64)>,
+    /// CPU time of the whole machine in the measured window: busy and
+    /// available, seconds.
+    machine_cpu: Option<(f64, f64)>,
     /// Messages sent in all.
     sent: u64,
     expected_total: u64,
@@ -417,9 +420,13 @@ struct Storm {
     server_cpu_sec: Option<f64>,
     /// Kernel drops during the storm (server's socket, users' sockets).
     drops: Option<(u64, u64)>,
+    /// Machine CPU busy and available during the storm, seconds.
+    machine_cpu: Option<(f64, f64)>,
 }
 
 struct Idle {
+    /// Sessions open at the end (logged in, not lost).
+    sessions: u64,
     /// Server RSS with the accounts loaded and no session.
     rss_before_kb: u64,
     /// Users logged in first, and the RSS then.
@@ -430,10 +437,10 @@ struct Idle {
 }
 
 impl Idle {
-    /// RSS growth per session from the warm users to all users.
-    fn bytes_per_session(&self, users: usize) -> f64 {
+    /// RSS growth per session from the warm users to all sessions.
+    fn bytes_per_session(&self) -> f64 {
         (self.rss_after_kb as f64 - self.rss_warm_kb as f64) * 1024.0
-            / users.saturating_sub(self.warm_users).max(1) as f64
+            / self.sessions.saturating_sub(self.warm_users as u64).max(1) as f64
     }
 }
 
@@ -529,8 +536,6 @@ impl Outcome {
             "deliveries": self.deliveries,
             "deliveries_per_sec": self.deliveries_per_sec().round(),
             "server_datagrams_per_sec": (self.datagrams as f64 / self.seconds.max(1e-9)).round(),
-            "kernel_drops_at_server": self.drops.map(|d| d.0),
-            "kernel_drops_at_users": self.drops.map(|d| d.1),
             "latency_us": lat(&self.latency),
             "expected": self.expected_total,
             "delivered": self.delivered_total,
@@ -566,6 +571,10 @@ impl Outcome {
             "datagrams_out": c.datagrams_out,
             "problems": self.report.problems,
         });
+        v["kernel_drops_at_server"] = json!(self.drops.map(|d| d.0));
+        v["kernel_drops_at_users"] = json!(self.drops.map(|d| d.1));
+        v["machine_cpu_busy_sec"] = json!(self.machine_cpu.map(|m| m.0));
+        v["machine_cpu_available_sec"] = json!(self.machine_cpu.map(|m| m.1));
         if let Some(s) = &self.storm {
             v["storm"] = json!({
                 "logins": s.logins.count,
@@ -580,6 +589,7 @@ impl Outcome {
                 "storm_server_cpu_sec": s.server_cpu_sec,
                 "storm_kernel_drops_at_server": s.drops.map(|d| d.0),
                 "storm_kernel_drops_at_users": s.drops.map(|d| d.1),
+                "storm_machine_cpu_busy_sec": s.machine_cpu.map(|m| m.0),
                 "p99_target_us": STORM_P99_TARGET_US,
                 "p99_within_target": s.during.quantile(0.99).map(|p| p <= STORM_P99_TARGET_US),
             });
@@ -590,7 +600,8 @@ impl Outcome {
                 "warm_users": i.warm_users,
                 "server_rss_warm_kb": i.rss_warm_kb,
                 "server_rss_after_kb": i.rss_after_kb,
-                "bytes_per_session": i.bytes_per_session(self.users).round(),
+                "sessions": i.sessions,
+                "bytes_per_session": i.bytes_per_session().round(),
             });
         }
         v
@@ -623,14 +634,23 @@ impl Outcome {
         let _ = writeln!(t, "  server                {}", self.server);
         let _ = writeln!(
             t,
-            "  logins                {} in {} s ({}/s), {} failed, {} busy retries, {} restarted after a timeout; login time (us) {}",
+            "  logins                {} in {} s ({}/s), {} failed; login time (us) {}",
             self.logins.count,
             fmt_f(self.logins.seconds, 1),
             fmt_f(self.logins.per_sec(), 1),
             self.logins.failed,
+            lat(&self.logins.latency)
+        );
+        let _ = writeln!(
+            t,
+            "  login retries         {} refused as busy and sent again, {} started again after a timeout{}",
             c.busy_retries,
             c.login_restarts,
-            lat(&self.logins.latency)
+            if self.storm.is_some() {
+                " (all logins, the storm's included)"
+            } else {
+                ""
+            }
         );
         if self.workload != "idle" {
             let _ = writeln!(
@@ -715,6 +735,14 @@ impl Outcome {
                     group(users)
                 );
             }
+            if let Some((busy, total)) = s.machine_cpu {
+                let _ = writeln!(
+                    t,
+                    "  machine in storm      CPU busy {} of {} core-seconds",
+                    fmt_f(busy, 2),
+                    fmt_f(total, 2)
+                );
+            }
         }
         if let Some(i) = &self.idle {
             let _ = writeln!(
@@ -724,10 +752,10 @@ impl Outcome {
                 group(i.rss_warm_kb),
                 i.warm_users,
                 group(i.rss_after_kb),
-                self.users,
-                group(i.bytes_per_session(self.users).round().max(0.0) as u64),
+                i.sessions,
+                group(i.bytes_per_session().round().max(0.0) as u64),
                 i.warm_users,
-                self.users
+                i.sessions
             );
         }
         let raw = |r: &Option<RawRun>| match r {
@@ -790,6 +818,17 @@ impl Outcome {
             group(c.datagrams_in),
             group(c.datagrams_out)
         );
+        if let Some((busy, total)) = self.machine_cpu {
+            let others =
+                busy - self.server_cpu_sec.unwrap_or(0.0) - self.bench_cpu_sec.unwrap_or(0.0);
+            let _ = writeln!(
+                t,
+                "  machine               CPU busy {} of {} core-seconds in the measured window; other processes {} (figures are only as good as the machine is quiet)",
+                fmt_f(busy, 2),
+                fmt_f(total, 2),
+                fmt_f(others.max(0.0), 2)
+            );
+        }
         for p in &self.report.problems {
             let _ = writeln!(t, "  note: {p}");
         }
@@ -844,6 +883,7 @@ struct Mark {
     delivered: u64,
     datagrams: u64,
     drops: Option<(u64, u64)>,
+    machine: Option<(f64, f64)>,
     server: Option<ProcSample>,
     bench: Option<ProcSample>,
 }
@@ -862,6 +902,7 @@ fn mark(fleet: &Fleet, info: &ServerInfo) -> Mark {
         delivered: fleet.shared.delivered.load(Relaxed),
         datagrams: fleet.shared.datagrams_in.load(Relaxed),
         drops: udp_drops(fleet, info),
+        machine: server::machine_cpu(),
         server: info.sample(),
         bench: server::sample("self"),
     }
@@ -875,6 +916,8 @@ struct Window {
     /// Datagrams dropped by the kernel for full receive buffers: at the
     /// server's socket, at the users' sockets.
     drops: Option<(u64, u64)>,
+    /// CPU time of the whole machine: busy and available, seconds.
+    machine_cpu: Option<(f64, f64)>,
     server_cpu: Option<f64>,
     bench_cpu: Option<f64>,
 }
@@ -891,6 +934,10 @@ fn since(m: &Mark, fleet: &Fleet, info: &ServerInfo) -> Window {
             .drops
             .zip(udp_drops(fleet, info))
             .map(|(a, b)| (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1))),
+        machine_cpu: m
+            .machine
+            .zip(server::machine_cpu())
+            .map(|(a, b)| (b.0 - a.0, b.1 - a.1)),
         server_cpu: m.server.zip(s).map(|(a, b)| b.cpu_sec - a.cpu_sec),
         bench_cpu: m.bench.zip(b).map(|(a, b)| b.cpu_sec - a.cpu_sec),
     }
@@ -902,6 +949,7 @@ impl Outcome {
         self.deliveries = w.deliveries;
         self.datagrams = w.datagrams;
         self.drops = w.drops;
+        self.machine_cpu = w.machine_cpu;
         self.server_cpu_sec = w.server_cpu;
         self.bench_cpu_sec = w.bench_cpu;
     }
@@ -971,7 +1019,9 @@ fn workload(
     out.logins.failed = fleet.shared.login_failed.load(Relaxed) - failed_before;
     out.logins.seconds = login_secs;
     out.logins.latency = fleet.report()?.login[BASE_GROUP].clone();
-    if out.logins.failed > 0 {
+    // Traffic workloads need every user (the expected deliveries count
+    // them); idle reports the sessions it got.
+    if out.logins.failed > 0 && args.workload != Workload::Idle {
         bail!(
             "{} of {users} logins failed: {}",
             out.logins.failed,
@@ -1063,7 +1113,9 @@ fn workload(
             thread::sleep(secs(args.seconds));
             out.set_window(&since(&m, fleet, info));
             if let (Some(before), Some(after)) = (rss_before, info.sample().map(|s| s.rss_kb)) {
+                let shared = &fleet.shared;
                 out.idle = Some(Idle {
+                    sessions: shared.logged_in.load(Relaxed) - shared.lost_sessions.load(Relaxed),
                     rss_before_kb: before,
                     warm_users: warm,
                     rss_warm_kb: rss_warm.unwrap_or(before),
@@ -1222,6 +1274,7 @@ fn measure_storm(
         during_deliveries_per_sec: w2.deliveries as f64 / w2.seconds,
         server_cpu_sec: w2.server_cpu,
         drops: w2.drops,
+        machine_cpu: w2.machine_cpu,
     });
     Ok(())
 }

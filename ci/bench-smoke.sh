@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Smoke test of chatbench: builds it with chatserver and runs a tiny version
+# of each workload against its own server on loopback. It checks that the
+# bench runs and counts correctly — every user logged in, messages delivered,
+# none lost, duplicated or refused, deliveries equal to what was expected —
+# not how fast anything is.
+#
+# Usage: ci/bench-smoke.sh            (from anywhere in the repository)
+#   BENCH_PROFILE=release ci/bench-smoke.sh   to build and run the release
+#   build (default: dev, which CI builds for the tests anyway).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile="${BENCH_PROFILE:-dev}"
+dir="debug"
+if [ "$profile" != "dev" ]; then dir="$profile"; fi
+cargo build --profile "$profile" -p udpchat-native --bin chatbench --bin chatserver
+bench="${CARGO_TARGET_DIR:-target}/$dir/chatbench"
+
+passed=0
+failed=0
+run() {
+    local name="$1"
+    shift
+    local out
+    # Bounded: a wedged run fails instead of hanging CI.
+    if ! out="$(timeout 180 "$bench" "$@" --users 4 --seconds 1 --raw-seconds 0.2 --json --check)"; then
+        echo "FAIL $name: chatbench $* exited non-zero"
+        echo "$out"
+        failed=$((failed + 1))
+        return
+    fi
+    local problems=()
+    # The first occurrence of a top-level key (the keys are unique).
+    field() { grep -o "\"$1\":[0-9.]*" <<<"$out" | head -n1 | cut -d: -f2; }
+    [[ "$out" == *'"deliveries_per_sec":'* ]] || problems+=("no deliveries_per_sec")
+    [[ "$out" == *'"raw_ceiling_per_sec":'* ]] || problems+=("no raw_ceiling_per_sec")
+    [ "$(field lost)" = "0" ] || problems+=("lost=$(field lost)")
+    [ "$(field expected)" = "$(field delivered)" ] ||
+        problems+=("expected $(field expected) but delivered $(field delivered)")
+    if [ "$name" != "idle" ]; then
+        [ "$(field delivered)" != "0" ] || problems+=("nothing delivered")
+    fi
+    if [ ${#problems[@]} -gt 0 ]; then
+        echo "FAIL $name: ${problems[*]}"
+        echo "$out"
+        failed=$((failed + 1))
+    else
+        echo "ok   $name: delivered $(field delivered), $(field deliveries_per_sec)/s, lost 0"
+        passed=$((passed + 1))
+    fi
+}
+
+run fanout fanout --senders 2
+run dm dm --rate 1000
+run login-storm login-storm --logins 6 --rate 500
+run idle idle
+echo "bench-smoke: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
