@@ -162,6 +162,8 @@ pub struct Proc {
     seen: Vec<String>,
     cursor: usize,
     stderr: Arc<Mutex<String>>,
+    /// Disconnected once the stderr reader has seen the end of the stream.
+    stderr_done: Receiver<()>,
 }
 
 impl Proc {
@@ -184,7 +186,9 @@ impl Proc {
         });
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
+        let (done_tx, stderr_done) = unbounded::<()>();
         thread::spawn(move || {
+            let _done = done_tx;
             let mut stream = stderr_stream;
             let mut buf = [0u8; 4096];
             while let Ok(n) = stream.read(&mut buf) {
@@ -204,6 +208,7 @@ impl Proc {
             seen: Vec::new(),
             cursor: 0,
             stderr,
+            stderr_done,
         }
     }
 
@@ -293,7 +298,9 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads drain the pipes.
+                // Let the reader threads drain the pipes: stderr to its end
+                // (bounded, in case something else holds the pipe open).
+                let _ = self.stderr_done.recv_timeout(Duration::from_secs(5));
                 thread::sleep(Duration::from_millis(50));
                 self.pull_ready();
                 return status;
