@@ -56,7 +56,7 @@ Examples:
 
 /// Benchmark a udpchat server with many simulated users.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = AFTER_HELP)]
+#[command(version, after_help = AFTER_HELP)]
 struct Args {
     /// The workload.
     workload: Workload,
@@ -364,6 +364,8 @@ struct Logins {
     failed: u64,
     seconds: f64,
     latency: Histogram,
+    /// Kernel drops while they logged in (server's socket, users' sockets).
+    drops: Option<(u64, u64)>,
 }
 
 impl Logins {
@@ -565,6 +567,8 @@ impl Outcome {
                 "latency_us": lat(&self.logins.latency),
                 "busy_retries": c.busy_retries,
                 "restarts": c.login_restarts,
+                "kernel_drops_at_server": self.logins.drops.map(|d| d.0),
+                "kernel_drops_at_users": self.logins.drops.map(|d| d.1),
             },
             "joined_notices": c.joined,
             "datagrams_in": c.datagrams_in,
@@ -643,15 +647,27 @@ impl Outcome {
         );
         let _ = writeln!(
             t,
-            "  login retries         {} refused as busy and sent again, {} started again after a timeout{}",
+            "  login retries         {} refused as busy and sent again, {} started again after a timeout{}; kernel drops while logging in: {}",
             c.busy_retries,
             c.login_restarts,
             if self.storm.is_some() {
                 " (all logins, the storm's included)"
             } else {
                 ""
-            }
+            },
+            self.logins.drops.map_or("-".into(), |(s, u)| format!(
+                "{} at the server's socket, {} at the users'",
+                group(s),
+                group(u)
+            ))
         );
+        if self.lost_sessions > 0 {
+            let _ = writeln!(
+                t,
+                "  sessions lost         {} logged-in sessions ended without being asked to (see the notes)",
+                self.lost_sessions
+            );
+        }
         if self.workload != "idle" {
             let _ = writeln!(
                 t,
@@ -992,6 +1008,7 @@ fn workload(
         0
     };
     let failed_before = fleet.shared.login_failed.load(Relaxed);
+    let login_mark = mark(fleet, info);
     let mut ids = Vec::new();
     let mut login_secs = 0.0;
     let mut rss_warm = None;
@@ -1018,6 +1035,7 @@ fn workload(
     out.logins.count = fleet.shared.logged_in.load(Relaxed);
     out.logins.failed = fleet.shared.login_failed.load(Relaxed) - failed_before;
     out.logins.seconds = login_secs;
+    out.logins.drops = since(&login_mark, fleet, info).drops;
     out.logins.latency = fleet.report()?.login[BASE_GROUP].clone();
     // Traffic workloads need every user (the expected deliveries count
     // them); idle reports the sessions it got.
@@ -1267,6 +1285,7 @@ fn measure_storm(
             failed: storm_failed,
             seconds: storm_secs,
             latency: r.login[STORM_GROUP].clone(),
+            drops: w2.drops,
         },
         baseline: r.latency[MEASURED as usize].clone(),
         during: r.latency[STORM as usize].clone(),
