@@ -97,7 +97,13 @@ struct Args {
     /// Failed logins allowed per account and per IP address, per minute.
     #[arg(long, default_value_t = 5)]
     login_failures_per_min: u32,
-    /// Threads hashing passwords (default: one per core).
+    /// Bytes of the socket's receive and send buffers asked of the OS
+    /// (which may cap them: Linux at net.core.rmem_max/wmem_max); bursts of
+    /// acknowledgements and logins overflow the usual 208 KiB default.
+    #[arg(long, default_value_t = 8 << 20)]
+    socket_buffer: usize,
+    /// Threads hashing passwords (default: one per core but one, at least
+    /// one).
     #[arg(long)]
     hash_workers: Option<usize>,
     /// Seconds between status lines in the log (0: never).
@@ -193,7 +199,7 @@ fn run(args: Args) -> Result<()> {
     info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
     let mut server = Server::new(config, users, key, rand::random());
 
-    let socket = UdpSocket::bind(SocketAddr::new(args.bind, args.port))
+    let socket = bind(SocketAddr::new(args.bind, args.port), args.socket_buffer)
         .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
     let local = socket.local_addr()?;
     println!("listening on {local}");
@@ -203,10 +209,17 @@ fn run(args: Args) -> Result<()> {
     let (in_tx, in_rx) = bounded::<Input>(8192);
     spawn_receiver(socket.clone(), in_tx.clone())?;
     let store_tx = spawn_store(store, in_tx)?;
-    let workers = match args.hash_workers.and_then(std::num::NonZeroUsize::new) {
-        Some(n) => PasswordWorkers::with_config(n, 1024)?,
-        None => PasswordWorkers::new()?,
-    };
+    // By default one core is left to the datagram loop: a storm of logins
+    // must not take every core from the users already chatting.
+    let hash_workers = args
+        .hash_workers
+        .and_then(std::num::NonZeroUsize::new)
+        .unwrap_or_else(|| {
+            let cores = PasswordWorkers::default_workers().get();
+            std::num::NonZeroUsize::new(cores.saturating_sub(1).max(1))
+                .unwrap_or(std::num::NonZeroUsize::MIN)
+        });
+    let workers = PasswordWorkers::with_config(hash_workers, 1024)?;
     let (sig_tx, sig_rx) = bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = sig_tx.try_send(());
@@ -487,6 +500,26 @@ fn spawn_receiver(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Binds the server's socket with large buffers.
+fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // `--bind ::` serves IPv4 too where the OS allows it.
+        let _ = socket.set_only_v6(false);
+    }
+    // A smaller buffer than asked is not an error: the OS caps it.
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    socket.bind(&addr.into())?;
+    debug!(
+        recv = socket.recv_buffer_size().unwrap_or(0),
+        send = socket.send_buffer_size().unwrap_or(0),
+        "socket buffers"
+    );
+    Ok(socket.into())
 }
 
 /// The thread that writes the user store: registrations are written one at a
