@@ -32,6 +32,10 @@ use crossbeam_channel::Receiver;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Each run's server has a new key: its clients pin nothing, remember
+/// nothing.
+const NULL_FILE: &str = if cfg!(windows) { "NUL" } else { "/dev/null" };
+
 fn main() {
     let mut runs = 5usize;
     let mut round_trips = 20usize;
@@ -88,6 +92,13 @@ fn main() {
             .arg("127.0.0.1")
             .arg("--users")
             .arg(&users)
+            // Round trips back to back: lift the per-session message limit.
+            .args([
+                "--message-burst",
+                "1000000",
+                "--messages-per-sec",
+                "1000000",
+            ])
             .arg("0"),
     );
     let listening = server.expect("listening on");
@@ -99,14 +110,16 @@ fn main() {
     let warm_cache = scratch.path().join("cache-0");
     let mut peer = spawn(
         bins.chatclient_login(port, "peer")
-            .env("CHAT_PASSWORD", "peer-pw"),
+            .env("CHAT_PASSWORD", "peer-pw")
+            .env("CHAT_KNOWN_SERVERS", NULL_FILE),
     );
     peer.expect("logged in as peer");
 
     let mut wasm = spawn(
         bins.host_runner_cmd(&warm_cache)
             .args(["127.0.0.1", &port.to_string(), "wasm"])
-            .env("CHAT_PASSWORD", "wasm-pw"),
+            .env("CHAT_PASSWORD", "wasm-pw")
+            .env("CHAT_KNOWN_SERVERS", NULL_FILE),
     );
     wasm.expect("logged in as wasm");
     let mut wasm_rtt = dm_round_trips(&mut wasm, "wasm", &mut peer, round_trips);
@@ -114,7 +127,8 @@ fn main() {
 
     let mut nat = spawn(
         bins.chatclient_login(port, "native")
-            .env("CHAT_PASSWORD", "native-pw"),
+            .env("CHAT_PASSWORD", "native-pw")
+            .env("CHAT_KNOWN_SERVERS", NULL_FILE),
     );
     nat.expect("logged in as native");
     let mut native_rtt = dm_round_trips(&mut nat, "native", &mut peer, round_trips);
