@@ -11,11 +11,7 @@ use udpchat_core::time::Duration;
 use udpchat_netem::LinkConfig;
 
 fn harsh() -> LinkConfig {
-    LinkConfig::lossy(0.3)
-        .with_duplicate(0.1)
-        .with_delay(ms(10))
-        .with_jitter(ms(200))
-        .with_reorder(0.05, ms(100))
+    common::harsh_link()
 }
 
 #[test]

@@ -12,11 +12,7 @@ use udpchat_core::time::Instant;
 use udpchat_netem::LinkConfig;
 
 fn lossy() -> LinkConfig {
-    LinkConfig::lossy(0.3)
-        .with_duplicate(0.1)
-        .with_delay(ms(10))
-        .with_jitter(ms(200))
-        .with_reorder(0.05, ms(100))
+    common::harsh_link()
 }
 
 #[test]

@@ -416,21 +416,12 @@ impl Server {
     /// A server using the user store `users` (which may not exist yet), with
     /// extra arguments.
     pub fn start_with(users: &Path, extra: &[&str]) -> Server {
-        let mut proc = Server::spawn(users, extra);
-        let line = proc.expect_prefix("listening on ", TIMEOUT);
-        let addr: SocketAddr = line["listening on ".len()..]
-            .parse()
-            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
-        Server {
-            proc,
-            addr,
-            users: users.to_path_buf(),
-            _dir: None,
-        }
+        Server::start_on(users, 0, extra)
     }
 
     /// A server on 127.0.0.1:`port` (a fixed port, to restart it on the
-    /// same address), with the user store `users` and extra arguments.
+    /// same address; 0 picks a free one), with the user store `users` and
+    /// extra arguments.
     pub fn start_on(users: &Path, port: u16, extra: &[&str]) -> Server {
         let mut proc = Server::spawn_on(users, port, extra);
         let line = proc.expect_prefix("listening on ", TIMEOUT);

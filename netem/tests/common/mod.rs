@@ -1557,3 +1557,13 @@ pub fn percentile(sorted: &[u64], p: u64) -> u64 {
     let rank = (p * sorted.len() as u64).div_ceil(100).max(1) as usize;
     sorted[rank.min(sorted.len()) - 1]
 }
+
+/// The acceptance link: 30 % loss, 10 % duplication, 10 ms delay with
+/// 0–200 ms jitter, and 5 % of datagrams held back up to 100 ms more.
+pub fn harsh_link() -> udpchat_netem::LinkConfig {
+    udpchat_netem::LinkConfig::lossy(0.3)
+        .with_duplicate(0.1)
+        .with_delay(ms(10))
+        .with_jitter(ms(200))
+        .with_reorder(0.05, ms(100))
+}
