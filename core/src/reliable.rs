@@ -51,6 +51,10 @@ pub struct ChannelConfig {
     pub ack_deadline: Duration,
     /// Segments in flight, and accepted ahead of a gap: 64 (at most 256).
     pub window: u32,
+    /// How long an acknowledgement may wait for a second datagram to
+    /// acknowledge, or for data to ride on: 10 ms. Zero acknowledges every
+    /// datagram at once.
+    pub max_ack_delay: Duration,
     /// Largest message, in bytes: 131,072.
     pub max_message: usize,
     /// Largest amount of queued, unacknowledged message bytes: 1 MiB.
@@ -67,6 +71,7 @@ impl Default for ChannelConfig {
             keepalive: None,
             ack_deadline: Duration::from_secs(30),
             window: 64,
+            max_ack_delay: Duration::from_millis(10),
             max_message: 131_072,
             max_queued_bytes: 1 << 20,
         }
@@ -181,7 +186,15 @@ pub struct Channel {
     recv_buf: BTreeMap<u32, (bool, Vec<u8>)>,
     reassembly: Vec<u8>,
     inbox: VecDeque<Vec<u8>>,
+    /// Something received is not yet acknowledged.
     ack_pending: bool,
+    /// An ACK-only datagram is due: something arrived out of order, a PING,
+    /// two datagrams to acknowledge, or the delay ran out.
+    ack_now: bool,
+    /// Datagrams with segments received since the last ACK was sent.
+    unacked_datagrams: u32,
+    /// When the oldest unacknowledged datagram arrived.
+    ack_since: Instant,
     received_any_segment: bool,
     ping_pending: bool,
     close_pending: Option<CloseCode>,
@@ -218,6 +231,9 @@ impl Channel {
             reassembly: Vec::new(),
             inbox: VecDeque::new(),
             ack_pending: false,
+            ack_now: false,
+            unacked_datagrams: 0,
+            ack_since: now,
             received_any_segment: false,
             ping_pending: false,
             close_pending: None,
@@ -344,14 +360,23 @@ impl Channel {
         }
         self.stats.datagrams_received += 1;
         self.last_recv = now;
+        let mut eliciting = false;
         for frame in frames {
             match frame {
                 Frame::Ack {
                     next_expected,
                     sack,
                 } => self.on_ack(now, next_expected, sack),
-                Frame::Segment { seq, end, data } => self.on_segment(seq, end, data),
-                Frame::Ping => self.ack_pending = true,
+                Frame::Segment { seq, end, data } => {
+                    eliciting = true;
+                    if !self.on_segment(seq, end, data) {
+                        self.ack_now = true;
+                    }
+                }
+                Frame::Ping => {
+                    eliciting = true;
+                    self.ack_now = true;
+                }
                 Frame::Close(code) => {
                     self.fail(ChannelError::PeerClosed(code));
                     return;
@@ -361,39 +386,69 @@ impl Channel {
                 return;
             }
         }
+        if eliciting {
+            if !self.ack_pending {
+                self.ack_pending = true;
+                self.ack_since = now;
+            }
+            self.unacked_datagrams += 1;
+            if self.unacked_datagrams >= 2 || self.config.max_ack_delay == Duration::ZERO {
+                self.ack_now = true;
+            }
+        }
     }
 
-    fn on_segment(&mut self, seq: u32, end: bool, data: &[u8]) {
-        self.ack_pending = true;
+    /// Takes in a segment; returns whether it came in order (the next one
+    /// expected), which may wait for a delayed acknowledgement. A gap, a
+    /// duplicate or a segment beyond the window is acknowledged at once, so
+    /// that the sender learns of it quickly.
+    fn on_segment(&mut self, seq: u32, end: bool, data: &[u8]) -> bool {
         self.received_any_segment = true;
         if seq < self.recv_next {
             self.stats.duplicates_received += 1;
-            return;
+            return false;
         }
         if seq - self.recv_next >= self.config.window {
-            return;
+            return false;
         }
         if self.recv_buf.contains_key(&seq) {
             self.stats.duplicates_received += 1;
-            return;
+            return false;
+        }
+        let in_order = seq == self.recv_next && self.recv_buf.is_empty();
+        if in_order {
+            // The common case: nothing buffered ahead, so no detour
+            // through the reordering buffer.
+            self.recv_next += 1;
+            return self.reassemble(end, data.to_vec());
         }
         self.recv_buf.insert(seq, (end, data.to_vec()));
         while let Some((end, data)) = self.recv_buf.remove(&self.recv_next) {
             self.recv_next += 1;
-            if self.reassembly.len() + data.len() > self.config.max_message {
-                self.fail(ChannelError::MessageTooLarge);
-                self.close_pending = Some(CloseCode::ProtocolViolation);
-                return;
-            }
-            if self.reassembly.is_empty() && end {
-                self.inbox.push_back(data);
-            } else {
-                self.reassembly.extend_from_slice(&data);
-                if end {
-                    self.inbox.push_back(core::mem::take(&mut self.reassembly));
-                }
+            if !self.reassemble(end, data) {
+                return false;
             }
         }
+        false
+    }
+
+    /// Appends the next in-order segment to the message being reassembled;
+    /// false when the message grew too large (the channel has failed).
+    fn reassemble(&mut self, end: bool, data: Vec<u8>) -> bool {
+        if self.reassembly.len() + data.len() > self.config.max_message {
+            self.fail(ChannelError::MessageTooLarge);
+            self.close_pending = Some(CloseCode::ProtocolViolation);
+            return false;
+        }
+        if self.reassembly.is_empty() && end {
+            self.inbox.push_back(data);
+        } else {
+            self.reassembly.extend_from_slice(&data);
+            if end {
+                self.inbox.push_back(core::mem::take(&mut self.reassembly));
+            }
+        }
+        true
     }
 
     fn on_ack(&mut self, now: Instant, next_expected: u32, sack: &[u8]) {
@@ -538,6 +593,9 @@ impl Channel {
         {
             self.ping_pending = true;
         }
+        if self.ack_pending && now >= self.ack_since + self.config.max_ack_delay {
+            self.ack_now = true;
+        }
     }
 
     /// The next instant at which [`Channel::handle_timeout`] has work, if any.
@@ -560,6 +618,9 @@ impl Channel {
         {
             next = next.min(self.last_send + k);
         }
+        if self.ack_pending && !self.ack_now {
+            next = next.min(self.ack_since + self.config.max_ack_delay);
+        }
         Some(next)
     }
 
@@ -571,7 +632,7 @@ impl Channel {
         if self.error.is_some() {
             return false;
         }
-        self.ack_pending
+        self.ack_now
             || self.ping_pending
             || self.in_flight.iter().any(|o| o.lost && !o.acked)
             || self.unsent.front().is_some_and(|o| self.in_window(o.seq))
@@ -637,7 +698,11 @@ impl Channel {
         let has_data = self.in_flight.iter().any(|o| o.lost && !o.acked)
             || self.unsent.front().is_some_and(|o| self.in_window(o.seq));
         let mut acked_now = false;
-        if self.ack_pending || (has_data && self.received_any_segment) {
+        // An ACK goes out alone only when due; otherwise it rides on data.
+        if self.ack_now
+            || (self.ack_pending && (has_data || self.ping_pending))
+            || (has_data && self.received_any_segment)
+        {
             acked_now = b.push(&Frame::Ack {
                 next_expected: self.recv_next,
                 sack: &sack[..sack_len],
@@ -697,6 +762,8 @@ impl Channel {
         }
         if acked_now {
             self.ack_pending = false;
+            self.ack_now = false;
+            self.unacked_datagrams = 0;
         }
         if eliciting {
             self.ping_pending = false;
@@ -771,11 +838,54 @@ mod tests {
         deliver(t, &ds[0], &mut b);
         assert_eq!(b.recv(), Some(b"one".to_vec()));
         assert_eq!(b.recv(), Some(b"two".to_vec()));
-        let acks = drain(t, &mut b);
+        assert!(drain(t, &mut b).is_empty(), "one datagram: the ACK waits");
+        let due = b.poll_timeout().unwrap();
+        assert_eq!(due, t + ChannelConfig::default().max_ack_delay);
+        b.handle_timeout(due);
+        let acks = drain(due, &mut b);
         assert_eq!(acks.len(), 1);
         assert_eq!(acks[0][0], b'C');
-        deliver(t, &acks[0], &mut a);
+        deliver(due, &acks[0], &mut a);
         assert!(a.is_flushed());
+    }
+
+    #[test]
+    fn acknowledges_every_second_datagram_and_gaps_at_once() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        let mut sent = Vec::new();
+        for m in [b"1", b"2", b"3", b"4"] {
+            a.send(Marker::Data, m).unwrap();
+            sent.extend(drain(t, &mut a));
+        }
+        assert_eq!(sent.len(), 4);
+        deliver(t, &sent[0], &mut b);
+        assert!(!b.wants_transmit());
+        deliver(t, &sent[1], &mut b);
+        assert!(b.wants_transmit(), "the second datagram is acknowledged");
+        assert_eq!(drain(t, &mut b).len(), 1);
+        // A gap (3 is missing) is acknowledged at once.
+        deliver(t, &sent[3], &mut b);
+        assert!(b.wants_transmit());
+        assert_eq!(drain(t, &mut b).len(), 1);
+        // So is the segment that fills it.
+        deliver(t, &sent[2], &mut b);
+        assert!(b.wants_transmit());
+        let acks = drain(t, &mut b);
+        for d in &acks {
+            deliver(t, d, &mut a);
+        }
+        assert!(a.is_flushed());
+        // A pending ACK rides on data sent back.
+        a.send(Marker::Data, b"5").unwrap();
+        let d = drain(t, &mut a).remove(0);
+        deliver(t, &d, &mut b);
+        b.send(Marker::Data, b"reply").unwrap();
+        let back = drain(t, &mut b);
+        assert_eq!(back.len(), 1);
+        deliver(t, &back[0], &mut a);
+        assert!(a.is_flushed(), "the reply carried the ACK");
+        assert!(!b.wants_transmit());
     }
 
     #[test]
