@@ -9,3 +9,4 @@ pub mod manpage;
 pub mod passwords;
 pub mod store;
 pub mod terminal;
+pub mod udp;

@@ -11,12 +11,13 @@ use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use crossbeam_channel::{Receiver, Sender, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use tracing::{debug, info, warn};
 use udpchat_core::crypto::Hex;
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::{
-    DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
+    DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, Transmit,
+    UserRecord,
 };
 use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
@@ -24,6 +25,7 @@ use udpchat_native::clock::Clock;
 use udpchat_native::keys::load_or_create_server_key;
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::UserStore;
+use udpchat_native::udp;
 
 const AFTER_HELP: &str = "\
 Usernames: 1 to 32 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit;
@@ -114,11 +116,6 @@ struct Args {
     generate_man: Option<PathBuf>,
 }
 
-enum Input {
-    Datagram(SocketAddr, Vec<u8>),
-    Stored(u64, Result<String, String>),
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -204,11 +201,26 @@ fn run(args: Args) -> Result<()> {
     let local = socket.local_addr()?;
     println!("listening on {local}");
     info!(%local, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
-    let socket = Arc::new(socket);
+    socket
+        .set_nonblocking(true)
+        .context("cannot make the socket non-blocking")?;
+    let mut socket = mio::net::UdpSocket::from_std(socket);
 
-    let (in_tx, in_rx) = bounded::<Input>(8192);
-    spawn_receiver(socket.clone(), in_tx.clone())?;
-    let store_tx = spawn_store(store, in_tx)?;
+    // One thread owns the socket and the server state; password hashing,
+    // the user store and signals run elsewhere and wake it when they have
+    // something for it.
+    let mut poll = mio::Poll::new().context("cannot create the event poll")?;
+    poll.registry()
+        .register(
+            &mut socket,
+            SOCKET,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+        .context("cannot watch the socket")?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).context("cannot create a waker")?);
+
+    let (stored_tx, stored_rx) = bounded::<(u64, Result<String, String>)>(1024);
+    let store_tx = spawn_store(store, stored_tx, waker.clone())?;
     // By default one core is left to the datagram loop: a storm of logins
     // must not take every core from the users already chatting.
     let hash_workers = args
@@ -220,9 +232,12 @@ fn run(args: Args) -> Result<()> {
                 .unwrap_or(std::num::NonZeroUsize::MIN)
         });
     let workers = PasswordWorkers::with_config(hash_workers, 1024)?;
+    let hashed_rx = forward_results(workers.results().clone(), waker.clone())?;
     let (sig_tx, sig_rx) = bounded::<()>(1);
+    let sig_waker = waker.clone();
     ctrlc::set_handler(move || {
         let _ = sig_tx.try_send(());
+        let _ = sig_waker.wake();
     })
     .context("cannot install the Ctrl-C/SIGTERM handler")?;
 
@@ -232,12 +247,19 @@ fn run(args: Args) -> Result<()> {
         workers: &workers,
         store_tx: &store_tx,
         registering: HashMap::new(),
+        unsent: Vec::with_capacity(udp::BATCH),
+        blocked: false,
     };
+    let mut received = udp::RecvBatch::new();
+    let mut events = mio::Events::with_capacity(64);
     let status_every = StdDuration::from_secs(args.status_interval);
     let mut last_status = std::time::Instant::now();
     let mut last_reseed = std::time::Instant::now();
     let mut last_stats = *server.stats();
     let mut shutdown_deadline: Option<std::time::Instant> = None;
+    // Whether the socket may still hold datagrams (the last read stopped
+    // at its budget rather than at an empty socket).
+    let mut more_to_read = false;
     loop {
         driver.flush(&mut server, &clock);
         if let Some(deadline) = shutdown_deadline
@@ -246,36 +268,68 @@ fn run(args: Args) -> Result<()> {
             info!("shut down; user store is on disk");
             return Ok(());
         }
-        let wait = server
-            .poll_timeout()
-            .map(|t| clock.until(t))
-            .unwrap_or(StdDuration::from_secs(1))
-            .min(StdDuration::from_secs(1));
-        select! {
-            recv(in_rx) -> input => {
-                let Ok(input) = input else { anyhow::bail!("receiver thread ended") };
-                driver.input(&mut server, &clock, input);
-                // Drain what else is queued before running timers.
-                for _ in 0..1024 {
-                    match in_rx.try_recv() {
-                        Ok(input) => driver.input(&mut server, &clock, input),
-                        Err(_) => break,
+        let wait = if more_to_read {
+            StdDuration::ZERO
+        } else {
+            server
+                .poll_timeout()
+                .map(|t| clock.until(t))
+                .unwrap_or(StdDuration::from_secs(1))
+                .min(StdDuration::from_secs(1))
+        };
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("waiting for the socket failed"),
+        }
+        if events
+            .iter()
+            .any(|e| e.token() == SOCKET && e.is_writable())
+        {
+            driver.blocked = false;
+        }
+        // Everything the socket holds first (up to a budget, so that timers
+        // and workers still get their turn), then timers.
+        more_to_read = true;
+        for _ in 0..READ_BUDGET / udp::BATCH {
+            match received.recv(&socket) {
+                Ok(0) => {
+                    more_to_read = false;
+                    break;
+                }
+                Ok(n) => {
+                    let now = clock.now();
+                    for i in 0..n {
+                        let (from, bytes) = received.get(i);
+                        if bytes.len() > wire::MAX_DATAGRAM {
+                            debug!(%from, len = bytes.len(), "dropped oversized datagram");
+                            continue;
+                        }
+                        server.handle_datagram(now, from, bytes);
                     }
+                    // Answers go out as they are produced, in batches.
+                    driver.flush(&mut server, &clock);
+                }
+                Err(e) => {
+                    warn!(error = %e, "receive failed");
+                    more_to_read = false;
+                    break;
                 }
             }
-            recv(workers.results()) -> result => {
-                if let Ok(result) = result {
-                    driver.job_done(&mut server, &clock, result);
-                }
-            }
-            recv(sig_rx) -> _ => {
-                if shutdown_deadline.is_none() {
-                    info!(online = server.online_users().count(), "shutting down: telling clients");
-                    server.shutdown(clock.now());
-                    shutdown_deadline = Some(std::time::Instant::now() + StdDuration::from_secs(3));
-                }
-            }
-            default(wait) => {}
+        }
+        while let Ok((id, result)) = stored_rx.try_recv() {
+            server.handle_response(clock.now(), Response::Registered { id, result });
+        }
+        while let Ok(result) = hashed_rx.try_recv() {
+            driver.job_done(&mut server, &clock, result);
+        }
+        if sig_rx.try_recv().is_ok() && shutdown_deadline.is_none() {
+            info!(
+                online = server.online_users().count(),
+                "shutting down: telling clients"
+            );
+            server.shutdown(clock.now());
+            shutdown_deadline = Some(std::time::Instant::now() + StdDuration::from_secs(3));
         }
         server.handle_timeout(clock.now());
         if last_reseed.elapsed() >= StdDuration::from_secs(60) {
@@ -316,24 +370,45 @@ fn run(args: Args) -> Result<()> {
     }
 }
 
+/// The poll tokens: the socket, and the waker the other threads use.
+const SOCKET: mio::Token = mio::Token(0);
+const WAKE: mio::Token = mio::Token(1);
+
+/// Datagrams read in one go before timers and workers get their turn.
+const READ_BUDGET: usize = 1024;
+
+/// Hands the password workers' results to the event loop, waking it.
+fn forward_results(
+    results: Receiver<JobResult>,
+    waker: Arc<mio::Waker>,
+) -> Result<Receiver<JobResult>> {
+    let (tx, rx) = bounded::<JobResult>(1024);
+    thread::Builder::new()
+        .name("hash-results".into())
+        .spawn(move || {
+            for result in results {
+                if tx.send(result).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+        })?;
+    Ok(rx)
+}
+
 struct Driver<'a> {
-    socket: &'a UdpSocket,
+    socket: &'a mio::net::UdpSocket,
     workers: &'a PasswordWorkers,
     store_tx: &'a Sender<(u64, String, String)>,
     /// Registrations being hashed: request id to username.
     registering: HashMap<u64, String>,
+    /// Datagrams taken from the server and not yet accepted by the socket.
+    unsent: Vec<Transmit>,
+    /// The socket's send buffer was full: wait until it is writable.
+    blocked: bool,
 }
 
 impl Driver<'_> {
-    fn input(&mut self, server: &mut Server, clock: &Clock, input: Input) {
-        match input {
-            Input::Datagram(from, bytes) => server.handle_datagram(clock.now(), from, &bytes),
-            Input::Stored(id, result) => {
-                server.handle_response(clock.now(), Response::Registered { id, result })
-            }
-        }
-    }
-
     fn job_done(&mut self, server: &mut Server, clock: &Clock, result: JobResult) {
         match result {
             JobResult::Verified { id, ok } => {
@@ -364,16 +439,52 @@ impl Driver<'_> {
         }
     }
 
+    /// Sends the server's datagrams in batches until it has no more or the
+    /// socket's buffer is full; returns whether anything was sent.
+    fn send(&mut self, server: &mut Server, clock: &Clock) -> bool {
+        let mut progress = false;
+        while !self.blocked {
+            let now = clock.now();
+            while self.unsent.len() < udp::BATCH {
+                match server.poll_transmit(now) {
+                    Some(t) => self.unsent.push(t),
+                    None => break,
+                }
+            }
+            if self.unsent.is_empty() {
+                break;
+            }
+            let batch: Vec<udp::Outgoing<'_>> = self
+                .unsent
+                .iter()
+                .map(|t| udp::Outgoing {
+                    to: t.to,
+                    bytes: &t.bytes,
+                })
+                .collect();
+            match udp::send_batch(self.socket, &batch) {
+                Ok(n) => {
+                    drop(batch);
+                    self.unsent.drain(..n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.blocked = true,
+                Err(e) => {
+                    // send_batch passes over what the OS refuses; this is
+                    // the socket itself failing.
+                    warn!(error = %e, "send failed");
+                    drop(batch);
+                    self.unsent.clear();
+                }
+            }
+        }
+        progress
+    }
+
     /// Performs everything the server has queued: datagrams, jobs, log lines.
     fn flush(&mut self, server: &mut Server, clock: &Clock) {
         loop {
-            let mut progress = false;
-            while let Some(t) = server.poll_transmit(clock.now()) {
-                progress = true;
-                if let Err(e) = self.socket.send_to(&t.bytes, t.to) {
-                    debug!(to = %t.to, error = %e, "send failed");
-                }
-            }
+            let mut progress = self.send(server, clock);
             while let Some(request) = server.poll_request() {
                 progress = true;
                 let (id, job) = match request {
@@ -459,49 +570,6 @@ fn log_event(event: ServerEvent) {
     }
 }
 
-fn spawn_receiver(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> {
-    thread::Builder::new()
-        .name("udp-recv".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                match socket.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        if n > wire::MAX_DATAGRAM {
-                            debug!(%from, len = n, "dropped oversized datagram");
-                            continue;
-                        }
-                        // A full queue drops the datagram, as a full socket
-                        // buffer would: the sender retransmits.
-                        if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
-                            tx.try_send(Input::Datagram(from, buf[..n].to_vec()))
-                        {
-                            return;
-                        }
-                    }
-                    // On Windows an ICMP port-unreachable for an earlier send
-                    // surfaces here as WSAECONNRESET; on Linux as
-                    // ECONNREFUSED for connected sockets. Neither ends the
-                    // server.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::ConnectionReset
-                                | std::io::ErrorKind::ConnectionRefused
-                                | std::io::ErrorKind::Interrupted
-                                | std::io::ErrorKind::WouldBlock
-                                | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(e) => {
-                        warn!(error = %e, "receive failed");
-                        thread::sleep(StdDuration::from_millis(10));
-                    }
-                }
-            }
-        })?;
-    Ok(())
-}
-
 /// Binds the server's socket with large buffers.
 fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -524,7 +592,11 @@ fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
 
 /// The thread that writes the user store: registrations are written one at a
 /// time, each durably before it is acknowledged.
-fn spawn_store(mut store: UserStore, tx: Sender<Input>) -> Result<Sender<(u64, String, String)>> {
+fn spawn_store(
+    mut store: UserStore,
+    tx: Sender<(u64, Result<String, String>)>,
+    waker: Arc<mio::Waker>,
+) -> Result<Sender<(u64, String, String)>> {
     let (store_tx, store_rx): (Sender<(u64, String, String)>, Receiver<_>) = bounded(1024);
     thread::Builder::new()
         .name("user-store".into())
@@ -541,9 +613,10 @@ fn spawn_store(mut store: UserStore, tx: Sender<Input>) -> Result<Sender<(u64, S
                         warn!(error = %e, "could not store a new account");
                         e.to_string()
                     });
-                if tx.send(Input::Stored(id, result)).is_err() {
+                if tx.send((id, result)).is_err() {
                     return;
                 }
+                let _ = waker.wake();
             }
         })?;
     Ok(store_tx)

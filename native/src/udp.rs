@@ -1,0 +1,195 @@
+//! Batched UDP I/O for the server's event loop: many datagrams per system
+//! call where the OS offers it (`recvmmsg` and `sendmmsg` on Linux, through
+//! `nix`'s safe wrappers), one `recv_from`/`send_to` per datagram elsewhere.
+//! Both paths behave the same: non-blocking, never more than
+//! [`BATCH`] datagrams per call.
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+
+use mio::net::UdpSocket;
+
+/// Datagrams moved per call.
+pub const BATCH: usize = 64;
+
+/// Room for one received datagram: more than the protocol's 1200 bytes,
+/// so that a longer (invalid) datagram is seen as such rather than cut.
+const SLOT: usize = 2048;
+
+/// Whether a receive error only concerns one earlier datagram (Windows
+/// reports an ICMP port unreachable for a previous send as
+/// `WSAECONNRESET` on the next receive) or an interrupted call: read on.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused | ErrorKind::Interrupted
+    )
+}
+
+/// Buffers for receiving up to [`BATCH`] datagrams at once.
+pub struct RecvBatch {
+    bufs: Vec<[u8; SLOT]>,
+    /// Per datagram read: its slot, length and sender.
+    got: Vec<(usize, usize, SocketAddr)>,
+    #[cfg(target_os = "linux")]
+    headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvBatch {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        RecvBatch {
+            bufs: vec![[0; SLOT]; BATCH],
+            got: Vec::with_capacity(BATCH),
+            #[cfg(target_os = "linux")]
+            headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    /// Reads what is waiting, up to [`BATCH`] datagrams, without blocking.
+    /// Returns how many were read: 0 when the socket has nothing more.
+    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        loop {
+            match self.recv_some(socket) {
+                Ok(()) => return Ok(self.got.len()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(self.got.len()),
+                Err(e) if transient(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The `i`th datagram read by the last [`RecvBatch::recv`]: its sender
+    /// and bytes. Longer than `SLOT` bytes shows as exactly `SLOT` bytes.
+    pub fn get(&self, i: usize) -> (SocketAddr, &[u8]) {
+        let (slot, len, from) = self.got[i];
+        (from, &self.bufs[slot][..len])
+    }
+
+    #[cfg(target_os = "linux")]
+    fn recv_some(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmmsg};
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+            .bufs
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(&mut b[..])])
+            .collect();
+        let results = recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        let mut read = 0;
+        for (slot, r) in results.enumerate() {
+            read += 1;
+            let from = r.address.as_ref().and_then(|a: &SockaddrStorage| {
+                if let Some(v4) = a.as_sockaddr_in() {
+                    Some(SocketAddr::V4((*v4).into()))
+                } else {
+                    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+                }
+            });
+            // A datagram without an IP source address cannot be answered:
+            // it is dropped here.
+            if let Some(from) = from {
+                self.got.push((slot, r.bytes, from));
+            }
+        }
+        if read == 0 {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn recv_some(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        while self.got.len() < BATCH {
+            let i = self.got.len();
+            match socket.recv_from(&mut self.bufs[i]) {
+                Ok((n, from)) => self.got.push((i, n, from)),
+                Err(e) if transient(&e) => continue,
+                Err(e) if !self.got.is_empty() && e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One datagram to send.
+pub struct Outgoing<'a> {
+    pub to: SocketAddr,
+    pub bytes: &'a [u8],
+}
+
+/// Sends the datagrams of `batch` in order, up to [`BATCH`] of them, without
+/// blocking. Returns how many went out; `Err(WouldBlock)` when the socket
+/// buffer is full before the first. A datagram the OS refuses for its own
+/// reasons (no route, a reserved address) counts as sent, as a datagram
+/// lost on the way would: the reliable channel recovers.
+pub fn send_batch(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+    let batch = &batch[..batch.len().min(BATCH)];
+    let mut sent = 0;
+    while sent < batch.len() {
+        match send_some(socket, &batch[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                return if sent == 0 { Err(e) } else { Ok(sent) };
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::debug!(to = %batch[sent].to, error = %e, "send failed");
+                sent += 1;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+#[cfg(target_os = "linux")]
+fn send_some(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|o| [IoSlice::new(o.bytes)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = batch
+        .iter()
+        .map(|o| {
+            Some(match o.to {
+                SocketAddr::V4(v4) => SockaddrStorage::from(v4),
+                SocketAddr::V6(v6) => SockaddrStorage::from(v6),
+            })
+        })
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+    let cmsgs: [ControlMessage<'_>; 0] = [];
+    let results = sendmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        &iovs,
+        &addrs,
+        cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    Ok(results.count())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_some(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+    socket.send_to(batch[0].bytes, batch[0].to).map(|_| 1)
+}
