@@ -375,7 +375,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends the text of a public message (after PM).
+    /// Sends the text of a public message (with or without
+    /// `request_operation(PM)` before it).
     pub fn send_public(&mut self, text: &str) -> Result<(), CommandError> {
         self.require_login()?;
         validate_text(text).map_err(CommandError::InvalidText)?;
@@ -384,7 +385,8 @@ impl Client {
         })
     }
 
-    /// Sends a direct message (after DM).
+    /// Sends a direct message (with or without `request_operation(DM)`
+    /// before it).
     pub fn send_direct(&mut self, to: &str, text: &str) -> Result<(), CommandError> {
         self.require_login()?;
         validate_username(to).map_err(CommandError::InvalidUsername)?;
@@ -593,6 +595,7 @@ impl Client {
                 name,
                 new_user,
                 online,
+                ..
             } => {
                 self.name = name.clone();
                 self.state = State::LoggedIn;
@@ -606,7 +609,7 @@ impl Client {
                 ClientEvent::LoginFailed { reason, message }
             }
             ServerMessage::OpOk { op } => ClientEvent::OperationReady(op),
-            ServerMessage::Online { users } => ClientEvent::Online(users),
+            ServerMessage::Online { users, .. } => ClientEvent::Online(users),
             ServerMessage::Public { from, text } => ClientEvent::Public { from, text },
             ServerMessage::Direct { from, text } => ClientEvent::Direct { from, text },
             ServerMessage::Joined { user } => ClientEvent::Joined(user),

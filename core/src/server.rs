@@ -24,8 +24,8 @@ use core::net::{IpAddr, SocketAddr};
 use crate::crypto::{self, CookieKeys, ReplayWindow, Rng, StaticKey, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
-    self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, Operation, ServerMessage,
-    username_key, validate_text, validate_username,
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_LISTED, MAX_PASSWORD, Operation,
+    ServerMessage, username_key, validate_text, validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -162,6 +162,15 @@ pub struct ServerConfig {
     /// A session that has not logged in this long after its handshake is
     /// closed: 60 s.
     pub login_timeout: Duration,
+    /// Most names in an online list (`login_ok`, `online`): 1,000
+    /// ([`MAX_LISTED`]); a longer list is cut and carries the count.
+    pub max_listed: usize,
+    /// Logins and logouts are announced (`joined`, `left`) while at most
+    /// this many users are online, the user in question included: 1,000
+    /// (as many as an online list holds). In a larger
+    /// crowd a notice to everyone for every arrival would cost the server
+    /// more than the chat itself.
+    pub max_presence: usize,
 }
 
 impl Default for ServerConfig {
@@ -178,6 +187,8 @@ impl Default for ServerConfig {
             messages: RateLimit::per_second(10, 5),
             login_failures: RateLimit::per_minute(5, 5),
             login_timeout: Duration::from_secs(60),
+            max_listed: MAX_LISTED,
+            max_presence: MAX_LISTED,
         }
     }
 }
@@ -964,16 +975,19 @@ impl Server {
                 new_user,
             });
         }
-        let online = self.online_users().map(String::from).collect();
+        let (online, count) = self.online_list();
         self.send(
             conn,
             &ServerMessage::LoginOk {
                 name: name.clone(),
                 new_user,
                 online,
+                count,
             },
         );
-        self.broadcast(conn, &ServerMessage::Joined { user: name });
+        if self.online.len() <= self.config.max_presence {
+            self.broadcast(conn, &ServerMessage::Joined { user: name });
+        }
     }
 
     /// Takes a user offline and tells the others; the session stays.
@@ -988,11 +1002,15 @@ impl Server {
         s.state = SessionState::Closing {
             until: Instant::ZERO,
         };
+        let announce = self.online.len() <= self.config.max_presence;
         self.online.remove(&username_key(&name));
         self.events.push_back(ServerEvent::LoggedOut {
             user: name.clone(),
             reason,
         });
+        if !announce {
+            return;
+        }
         self.broadcast(
             conn,
             &ServerMessage::Left {
@@ -1241,16 +1259,13 @@ impl Server {
                 }
             }
             (SessionState::LoggedIn { .. }, ClientMessage::Who) => self.send_online(conn),
+            // `pm` and `dm` are accepted with or without the `op` before
+            // them: the classic flow sends it, a client that already has
+            // its text and recipient need not wait for the answer.
             (SessionState::LoggedIn { op, name }, ClientMessage::Pm { text }) => {
-                let had = op.take();
+                *op = None;
                 let name = name.clone();
-                if had != Some(Operation::PM) {
-                    self.error(
-                        conn,
-                        ErrorCode::NoOperation,
-                        "send the PM operation first".to_string(),
-                    );
-                } else if !self.take_message_token(now, conn) {
+                if !self.take_message_token(now, conn) {
                     self.rate_limited(conn);
                 } else if let Err(e) = validate_text(&text) {
                     self.error(conn, ErrorCode::InvalidText, e.to_string());
@@ -1269,15 +1284,9 @@ impl Server {
                 }
             }
             (SessionState::LoggedIn { op, name }, ClientMessage::Dm { to, text }) => {
-                let had = op.take();
+                *op = None;
                 let name = name.clone();
-                if had != Some(Operation::DM) {
-                    self.error(
-                        conn,
-                        ErrorCode::NoOperation,
-                        "send the DM operation first".to_string(),
-                    );
-                } else if !self.take_message_token(now, conn) {
+                if !self.take_message_token(now, conn) {
                     self.rate_limited(conn);
                 } else if let Err(e) = validate_text(&text) {
                     self.error(conn, ErrorCode::InvalidText, e.to_string());
@@ -1348,8 +1357,18 @@ impl Server {
     }
 
     fn send_online(&mut self, conn: u64) {
-        let users = self.online_users().map(String::from).collect();
-        self.send(conn, &ServerMessage::Online { users });
+        let (users, count) = self.online_list();
+        self.send(conn, &ServerMessage::Online { users, count });
+    }
+
+    /// The first [`ServerConfig::max_listed`] online users, and how many
+    /// are online when that is more.
+    fn online_list(&self) -> (Vec<String>, Option<u32>) {
+        let max = self.config.max_listed;
+        let users = self.online_users().take(max).map(String::from).collect();
+        let count =
+            (self.online.len() > max).then(|| u32::try_from(self.online.len()).unwrap_or(u32::MAX));
+        (users, count)
     }
 
     fn on_user(&mut self, conn: u64, name: String) {

@@ -15,6 +15,10 @@ pub const MAX_USERNAME: usize = 32;
 pub const MAX_PASSWORD: usize = 1024;
 /// Longest chat text (public or direct), in bytes of UTF-8.
 pub const MAX_TEXT: usize = 60_000;
+/// Most names in an online list (`login_ok`, `online`): 1,000. Beyond it
+/// the list is cut and says how many are online in all, so that the
+/// answer stays one modest message however crowded the server is.
+pub const MAX_LISTED: usize = 1000;
 
 /// An operation of the assignment's menu.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +94,12 @@ pub enum ServerMessage {
         name: String,
         /// True when the account was just created.
         new_user: bool,
-        /// Who is online now, the new user included.
+        /// Who is online now, the new user included: the first
+        /// [`MAX_LISTED`] names.
         online: Vec<String>,
+        /// How many are online, when that is more than `online` lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
     },
     /// The login failed; the client may send `Password` (or `User`) again.
     LoginFailed {
@@ -107,8 +115,12 @@ pub enum ServerMessage {
     },
     /// The online users: answers `Op DM` and `Who`.
     Online {
-        /// Usernames, sorted case-insensitively.
+        /// Usernames, sorted case-insensitively: the first
+        /// [`MAX_LISTED`].
         users: Vec<String>,
+        /// How many are online, when that is more than `users` lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
     },
     /// A public message relayed from another user.
     Public {
@@ -191,7 +203,8 @@ pub enum ErrorCode {
     NotLoggedIn,
     /// Already logged in.
     AlreadyLoggedIn,
-    /// `Pm`/`Dm` without the operation first.
+    /// `Pm`/`Dm` without the operation first. Sent by servers before
+    /// `pm` and `dm` were accepted on their own; this one never sends it.
     NoOperation,
     /// The text is empty, too long or has control characters.
     InvalidText,
@@ -340,7 +353,21 @@ mod tests {
             name: "alice".to_string(),
             new_user: true,
             online: vec!["alice".to_string()],
+            count: None,
         };
+        assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
+        assert_eq!(
+            encode(&m),
+            br#"{"t":"login_ok","name":"alice","new_user":true,"online":["alice"]}"#.to_vec()
+        );
+        let m = ServerMessage::Online {
+            users: vec!["alice".to_string()],
+            count: Some(1001),
+        };
+        assert_eq!(
+            encode(&m),
+            br#"{"t":"online","users":["alice"],"count":1001}"#.to_vec()
+        );
         assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
         assert_eq!(encode(&ClientMessage::Who), br#"{"t":"who"}"#.to_vec());
     }

@@ -184,10 +184,6 @@ pub struct Console {
     lines: VecDeque<String>,
     eof: bool,
     failures: u32,
-    /// Online lists and PM acknowledgements that answer a one-line command
-    /// (`/msg`, a plain line) rather than a menu flow: not shown.
-    silent_online: u32,
-    silent_op_ok: u32,
     /// PM and DM texts sent and not yet confirmed or refused: the server
     /// answers each, in order, so an error belongs to the oldest of them.
     unanswered_texts: u32,
@@ -225,8 +221,6 @@ impl Console {
             lines: VecDeque::new(),
             eof: false,
             failures: 0,
-            silent_online: 0,
-            silent_op_ok: 0,
             unanswered_texts: 0,
             output,
             submitted: None,
@@ -603,22 +597,19 @@ impl Console {
         self.enter_menu();
     }
 
-    /// A public message in one line: PM and its text at once.
+    /// A public message in one line: the text goes without `op PM`.
     fn send_public(&mut self, text: &str) -> Result<(), CommandError> {
         validate_text(text).map_err(CommandError::InvalidText)?;
-        self.client.request_operation(Operation::PM)?;
-        self.silent_op_ok += 1;
         self.client.send_public(text)?;
         self.unanswered_texts += 1;
         Ok(())
     }
 
-    /// A direct message in one line: DM and its text at once.
+    /// A direct message in one line: the text goes without `op DM` (and
+    /// its online list).
     fn send_direct(&mut self, to: &str, text: &str) -> Result<(), CommandError> {
         validate_username(to).map_err(CommandError::InvalidUsername)?;
         validate_text(text).map_err(CommandError::InvalidText)?;
-        self.client.request_operation(Operation::DM)?;
-        self.silent_online += 1;
         self.client.send_direct(to, text)?;
         self.unanswered_texts += 1;
         Ok(())
@@ -689,18 +680,14 @@ impl Console {
                 self.enter_menu();
             }
             ClientEvent::OperationReady(Operation::PM) => {
-                if self.silent_op_ok > 0 {
-                    self.silent_op_ok -= 1;
-                } else if self.mode == Mode::AwaitOpOk {
+                if self.mode == Mode::AwaitOpOk {
                     self.mode = Mode::PmText;
                     self.prompt(PromptKind::PublicText);
                 }
             }
             ClientEvent::OperationReady(_) => {}
             ClientEvent::Online(users) => {
-                if self.silent_online > 0 {
-                    self.silent_online -= 1;
-                } else if self.mode == Mode::AwaitOnline {
+                if self.mode == Mode::AwaitOnline {
                     self.emit(ChatEvent::Online { users });
                     self.mode = Mode::DmTarget;
                     self.prompt(PromptKind::Recipient);
@@ -791,8 +778,6 @@ impl Console {
 
     fn schedule_reconnect(&mut self, now: Instant, reason: &CloseReason) {
         let unconfirmed = core::mem::take(&mut self.unanswered_texts);
-        self.silent_online = 0;
-        self.silent_op_ok = 0;
         self.attempt = self.attempt.saturating_add(1);
         let index = (self.attempt as usize - 1).min(RECONNECT_BACKOFF_SECS.len() - 1);
         let secs = RECONNECT_BACKOFF_SECS[index];

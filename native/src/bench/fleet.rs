@@ -851,13 +851,11 @@ impl Worker {
                 let Some(c) = self.users[li].client.as_mut() else {
                     break;
                 };
+                // Straight to `pm`/`dm`, without `op` first (as chatclient
+                // sends one-line messages).
                 let r = match &self.senders[s].target {
-                    Target::Public => c
-                        .request_operation(Operation::PM)
-                        .and_then(|()| c.send_public(&text)),
-                    Target::Direct(to) => c
-                        .request_operation(Operation::DM)
-                        .and_then(|()| c.send_direct(to, &text)),
+                    Target::Public => c.send_public(&text),
+                    Target::Direct(to) => c.send_direct(to, &text),
                 };
                 match r {
                     Ok(()) => {

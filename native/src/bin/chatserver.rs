@@ -96,6 +96,14 @@ struct Args {
     /// ...and then per second.
     #[arg(long, default_value_t = 5)]
     messages_per_sec: u32,
+    /// Logins and logouts are announced to everyone while at most this many
+    /// users are online.
+    #[arg(long, default_value_t = 1000)]
+    max_presence: usize,
+    /// Most names in an online list; a longer one is cut and carries the
+    /// number online.
+    #[arg(long, default_value_t = udpchat_core::session::MAX_LISTED)]
+    max_listed: usize,
     /// Failed logins allowed per account and per IP address, per minute.
     #[arg(long, default_value_t = 5)]
     login_failures_per_min: u32,
@@ -185,6 +193,8 @@ fn run(args: Args) -> Result<()> {
         max_login_failures: args.max_login_failures,
         max_sessions_per_ip: args.max_sessions_per_ip,
         max_handshaking: args.max_handshaking,
+        max_presence: args.max_presence,
+        max_listed: args.max_listed,
         handshakes: RateLimit::per_second(args.handshake_burst, args.handshakes_per_sec),
         messages: RateLimit::per_second(args.message_burst, args.messages_per_sec),
         login_failures: RateLimit::per_minute(

@@ -1,0 +1,122 @@
+//! Presence in a crowd: `joined` and `left` are announced only while at
+//! most `max_presence` users are online, and online lists stop at
+//! `max_listed` names with the whole count beside them.
+
+mod common;
+
+use common::{World, WorldConfig, load_server_config, peer_name, secs};
+use udpchat_core::client::ClientEvent;
+use udpchat_core::reliable::ChannelConfig;
+use udpchat_core::server::ServerConfig;
+use udpchat_core::session::{ClientMessage, MAX_LISTED, Operation, ServerMessage};
+
+fn joined_seen(w: &World, i: usize) -> Vec<String> {
+    w.peers[i]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Joined(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn left_seen(w: &World, i: usize) -> Vec<String> {
+    w.peers[i]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Left { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn arrivals_and_departures_are_announced_up_to_the_limit() {
+    let config = WorldConfig::new(0x9E).with_server(ServerConfig {
+        max_presence: 3,
+        ..load_server_config()
+    });
+    let mut w = World::new(config);
+    // One at a time, so that each login sees a known crowd.
+    for i in 0..5 {
+        w.add_client(&peer_name(i));
+        w.login_all(secs(10));
+        w.run_for(secs(1));
+    }
+    // alice saw bob (2 online) and carol (3) arrive, not dave (4) or erin (5).
+    assert_eq!(joined_seen(&w, 0), ["bob", "carol"]);
+    assert_eq!(joined_seen(&w, 3), Vec::<String>::new());
+
+    // erin leaves 5 online, dave 4: not announced; carol leaves 3: announced.
+    for i in [4, 3, 2] {
+        w.with_client(i, |c| c.request_operation(Operation::EX))
+            .unwrap();
+        let t = w.now;
+        assert!(w.run_until_cond(t + secs(10), |w| w.client(i).closed().is_some()));
+        w.run_for(secs(1));
+    }
+    assert_eq!(left_seen(&w, 0), ["carol"]);
+    assert_eq!(left_seen(&w, 1), ["carol"]);
+}
+
+#[test]
+fn the_default_limits_are_a_thousand() {
+    let config = ServerConfig::default();
+    assert_eq!((config.max_listed, config.max_presence), (MAX_LISTED, 1000));
+}
+
+#[test]
+fn online_lists_stop_at_the_limit_and_give_the_count() {
+    const MAX: usize = 4;
+    let config = WorldConfig::new(0x11).with_server(ServerConfig {
+        max_listed: MAX,
+        ..load_server_config()
+    });
+    let mut w = World::new(config);
+    for i in 0..MAX {
+        w.add_client(&format!("u{i:04}"));
+    }
+    w.login_all(secs(20));
+    let raw = w.add_raw_peer("zed", ChannelConfig::default());
+    w.login_all(secs(10));
+    let login_ok = w.peers[raw]
+        .raw()
+        .received
+        .iter()
+        .find_map(|(_, m)| match m {
+            ServerMessage::LoginOk { online, count, .. } => Some((online.clone(), *count)),
+            _ => None,
+        })
+        .expect("login_ok");
+    assert_eq!(login_ok.0.len(), MAX);
+    assert_eq!(login_ok.0[0], "u0000", "sorted, cut at the end");
+    assert!(!login_ok.0.contains(&"zed".to_string()));
+    assert_eq!(login_ok.1, Some(MAX as u32 + 1));
+
+    w.raw_send(raw, &ClientMessage::Who);
+    w.run_for(secs(1));
+    let online = w.peers[raw]
+        .raw()
+        .received
+        .iter()
+        .rev()
+        .find_map(|(_, m)| match m {
+            ServerMessage::Online { users, count } => Some((users.len(), *count)),
+            _ => None,
+        });
+    assert_eq!(online, Some((MAX, Some(MAX as u32 + 1))));
+
+    // With exactly MAX online the list is whole and has no count.
+    w.with_client(0, |c| c.request_operation(Operation::EX))
+        .unwrap();
+    w.run_for(secs(2));
+    w.raw_send(raw, &ClientMessage::Who);
+    w.run_for(secs(1));
+    let last = w.peers[raw].raw().received.last().map(|(_, m)| m.clone());
+    assert!(
+        matches!(&last, Some(ServerMessage::Online { users, count: None }) if users.len() == MAX),
+        "{last:?}"
+    );
+}
