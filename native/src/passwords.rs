@@ -13,6 +13,35 @@
 //! without ever blocking, and later receives the [`JobResult`] on the
 //! [`results`](PasswordWorkers::results) channel, for instance in a
 //! `crossbeam_channel::select!` beside its socket.
+//!
+//! # Scheduling priority
+//!
+//! Each worker thread lowers its own scheduling priority when it starts, so
+//! that on a machine with few cores the datagram loop and the other threads
+//! of normal priority take the CPU from it as soon as they have work: a burst
+//! of logins delays logins, not chat traffic. On Linux a worker sets its nice
+//! value to 19, the lowest priority of the normal policy. Not `SCHED_IDLE`:
+//! it would preempt the worker hardly sooner, but under sustained load it gives
+//! the worker a fifth of the CPU share nice 19 gives, so logins would all but
+//! starve rather than slow down. On macOS a worker takes the lowest priority
+//! of its policy, on Windows `THREAD_PRIORITY_LOWEST`.
+//! A platform that refuses the change is logged at debug level and the
+//! worker runs on at the priority it had: that is not an error.
+//!
+//! # Memory
+//!
+//! argon2 fills `m` KiB of working memory for every hash (19 MiB by
+//! default). Allocating and freeing that for each job made glibc keep the
+//! freed blocks in per-thread arenas (its mmap threshold rises after the
+//! first free), and a busy server's resident memory grew far beyond what the
+//! hashes in progress needed. So each worker keeps one buffer of argon2
+//! blocks from job to job: allocated at its first job, at the size that job
+//! needs (19 MiB for the default parameters), grown only for a stored hash
+//! that asks for more memory (at most [`MAX_VERIFY_M_COST`]), and shrunk back
+//! to the default size as soon as such a job is done. A pool therefore holds
+//! about 19 MiB per worker that has run a job, and never much more. The
+//! plain functions [`hash_password`], [`verify_password`] and [`Job::run`],
+//! called outside a pool, allocate their memory for the call as before.
 
 use std::fmt;
 use std::io;
@@ -22,9 +51,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, Params};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use thread_priority::ThreadPriority;
 
 /// Largest memory cost, in KiB, that [`verify_password`] accepts from a hash
 /// (256 MiB). A stored hash asking for more is treated as malformed rather
@@ -65,11 +95,7 @@ impl std::error::Error for PasswordError {
 /// Slow on purpose (tens of milliseconds, far more in a debug build): call it
 /// from a [`PasswordWorkers`] pool, not from an event loop.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(PasswordError)
+    hash_in(password, &mut Memory::new())
 }
 
 /// Whether `password` matches the PHC string `phc`.
@@ -79,6 +105,31 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
 /// or [`MAX_VERIFY_P_COST`]. The comparison of the hashes is constant-time.
 /// Slow on purpose, like [`hash_password`].
 pub fn verify_password(password: &str, phc: &str) -> bool {
+    verify_in(password, phc, &mut Memory::new())
+}
+
+/// [`hash_password`] with its working memory in `memory`.
+fn hash_in(password: &str, memory: &mut Memory) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let (algorithm, version) = (Algorithm::Argon2id, Version::V0x13);
+    let argon2 = Argon2::new(algorithm, version, Params::DEFAULT);
+    let output_len = Params::DEFAULT
+        .output_len()
+        .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output =
+        compute(&argon2, password, salt.as_salt(), output_len, memory).map_err(PasswordError)?;
+    let hash = PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&Params::DEFAULT).map_err(PasswordError)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// [`verify_password`] with its working memory in `memory`.
+fn verify_in(password: &str, phc: &str, memory: &mut Memory) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -91,11 +142,83 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     {
         return false;
     }
-    // The hash's own algorithm, version and parameters are used, not the
-    // defaults of this `Argon2` value.
-    Argon2::default()
-        .verify_password(password.as_bytes(), &hash)
-        .is_ok()
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    // The hash's own algorithm (any argon2 variant), version and parameters
+    // are used; a hash without a version is version 19.
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    match compute(&argon2, password, salt, expected.len(), memory) {
+        // `Output` compares in constant time.
+        Ok(output) => output == expected,
+        Err(_) => false,
+    }
+}
+
+/// The argon2 hash of `password` with `salt` and `argon2`'s algorithm,
+/// version and parameters, `output_len` bytes long, computed in `memory`.
+fn compute(
+    argon2: &Argon2<'_>,
+    password: &str,
+    salt: Salt<'_>,
+    output_len: usize,
+    memory: &mut Memory,
+) -> password_hash::Result<Output> {
+    let mut salt_bytes = [0; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let blocks = memory.blocks(argon2.params());
+    Output::init_with(output_len, |out| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, blocks)
+            .map_err(password_hash::Error::from)
+    })
+}
+
+/// argon2's working memory, which a pool worker keeps from one job to the
+/// next (see the [module documentation](self#memory)).
+///
+/// Reusing blocks without clearing them is sound: argon2 writes every block
+/// of the memory it uses in its first pass before reading it.
+struct Memory {
+    blocks: Vec<Block>,
+}
+
+impl Memory {
+    /// The blocks (of 1 KiB) that the default parameters need: 19456.
+    const DEFAULT_BLOCKS: usize = Params::DEFAULT.block_count();
+
+    /// No memory yet: the first job allocates it.
+    const fn new() -> Self {
+        Memory { blocks: Vec::new() }
+    }
+
+    /// The blocks for a hash with `params`, the buffer grown if it is too
+    /// small.
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let needed = params.block_count();
+        if self.blocks.len() < needed {
+            // The old buffer is freed first: nothing to copy, a lower peak.
+            self.blocks = Vec::new();
+            self.blocks.resize(needed, Block::new());
+        }
+        &mut self.blocks[..needed]
+    }
+
+    /// Shrinks the buffer back to the default size after a job that needed
+    /// more.
+    fn settle(&mut self) {
+        if self.blocks.capacity() > Self::DEFAULT_BLOCKS {
+            self.blocks.truncate(Self::DEFAULT_BLOCKS);
+            self.blocks.shrink_to_fit();
+        }
+    }
 }
 
 /// Work for a [`PasswordWorkers`] pool. The `id` is the caller's, echoed in
@@ -128,16 +251,22 @@ impl Job {
         }
     }
 
-    /// Does the work on the calling thread. This is what a pool worker runs.
+    /// Does the work on the calling thread. This is what a pool worker runs,
+    /// except that a worker reuses its working memory from job to job.
     pub fn run(self) -> JobResult {
+        self.run_in(&mut Memory::new())
+    }
+
+    /// [`run`](Self::run) with its working memory in `memory`.
+    fn run_in(self, memory: &mut Memory) -> JobResult {
         match self {
             Job::Hash { id, password } => JobResult::Hashed {
                 id,
-                result: hash_password(&password).map_err(|e| e.to_string()),
+                result: hash_in(&password, memory).map_err(|e| e.to_string()),
             },
             Job::Verify { id, password, phc } => JobResult::Verified {
                 id,
-                ok: verify_password(&password, &phc),
+                ok: verify_in(&password, &phc, memory),
             },
         }
     }
@@ -218,11 +347,14 @@ impl fmt::Display for Full {
 
 impl std::error::Error for Full {}
 
-/// The function a worker applies to each job ([`Job::run`], or a stand-in in
-/// tests).
-type Handler = Arc<dyn Fn(Job) -> JobResult + Send + Sync>;
+/// The function a worker applies to each job, with the worker's memory
+/// ([`Job::run_in`], or a stand-in in tests).
+type Handler = Arc<dyn Fn(Job, &mut Memory) -> JobResult + Send + Sync>;
 
 /// A pool of threads that hash and verify passwords.
+///
+/// Each worker runs at the lowest scheduling priority it may take and keeps
+/// one buffer of working memory (see the [module documentation](self)).
 ///
 /// Jobs wait in a bounded queue ([`DEFAULT_QUEUE_BOUND`] by default);
 /// [`submit`](Self::submit) never blocks and reports [`Full`] instead, so the
@@ -277,7 +409,7 @@ impl PasswordWorkers {
     /// Fails only if a thread cannot be spawned; the threads already started
     /// are then stopped.
     pub fn with_config(workers: NonZeroUsize, queue_bound: usize) -> io::Result<Self> {
-        Self::start(workers, queue_bound, Arc::new(Job::run))
+        Self::start(workers, queue_bound, Arc::new(Job::run_in))
     }
 
     fn start(workers: NonZeroUsize, queue_bound: usize, handler: Handler) -> io::Result<Self> {
@@ -363,14 +495,15 @@ impl Drop for PasswordWorkers {
 }
 
 /// A worker thread's loop.
-fn work(jobs: &Receiver<Job>, results: &Sender<JobResult>, handler: &dyn Fn(Job) -> JobResult) {
+fn work(
+    jobs: &Receiver<Job>,
+    results: &Sender<JobResult>,
+    handler: &dyn Fn(Job, &mut Memory) -> JobResult,
+) {
+    lower_own_priority();
+    let mut memory = Memory::new();
     for job in jobs.iter() {
-        let id = job.id();
-        let is_hash = matches!(job, Job::Hash { .. });
-        // A job that panics still gets an answer, so no caller waits forever,
-        // and the worker stays alive.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| handler(job)))
-            .unwrap_or_else(|_| Job::failed(id, is_hash));
+        let result = serve(job, &mut memory, handler);
         // The pool holds the results receiver, so this fails only when the
         // caller has dropped every clone after the pool: nobody is listening.
         if results.send(result).is_err() {
@@ -379,9 +512,48 @@ fn work(jobs: &Receiver<Job>, results: &Sender<JobResult>, handler: &dyn Fn(Job)
     }
 }
 
+/// Runs one job for a worker whose memory is `memory`.
+fn serve(
+    job: Job,
+    memory: &mut Memory,
+    handler: &dyn Fn(Job, &mut Memory) -> JobResult,
+) -> JobResult {
+    let id = job.id();
+    let is_hash = matches!(job, Job::Hash { .. });
+    // A job that panics still gets an answer, so no caller waits forever,
+    // and the worker stays alive. Its memory is overwritten by the next job.
+    let result = panic::catch_unwind(AssertUnwindSafe(|| handler(job, memory)))
+        .unwrap_or_else(|_| Job::failed(id, is_hash));
+    // A stored hash that asked for more than the default memory does not
+    // leave that much behind.
+    memory.settle();
+    result
+}
+
+/// Lowers the calling thread's scheduling priority as far as an unprivileged
+/// thread may, within its scheduling policy: nice 19 on Linux, the policy's
+/// minimum on macOS, `THREAD_PRIORITY_LOWEST` on Windows. A failure is logged
+/// at debug level and otherwise ignored.
+///
+/// Why nice 19 rather than `SCHED_IDLE` on Linux: with either, a thread of
+/// the normal policy that wakes up (the datagram loop, when a datagram
+/// arrives) preempts the worker at once in practice. But under sustained
+/// load their CPU shares differ: against one busy nice-0 thread, a nice-19
+/// thread weighs 15 against 1024 (about 1.4 % of a core) and a `SCHED_IDLE`
+/// one 3 (0.3 %), so while the cores stay busy a 20 ms hash takes some 1.4 s
+/// at nice 19 but about 7 s under `SCHED_IDLE`: logins would all but starve
+/// and their queue fill up. Nice 19 keeps logins making progress, and is what
+/// the same portable call gives on every platform.
+fn lower_own_priority() {
+    if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
+        tracing::debug!("password worker keeps its scheduling priority: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
     use std::collections::HashMap;
     use std::time::{Duration, Instant};
 
@@ -488,7 +660,7 @@ mod tests {
     fn gated() -> (Handler, Receiver<u64>, Sender<()>) {
         let (started_tx, started) = crossbeam_channel::unbounded();
         let (gate, gate_rx) = crossbeam_channel::unbounded::<()>();
-        let handler: Handler = Arc::new(move |job: Job| {
+        let handler: Handler = Arc::new(move |job: Job, _: &mut Memory| {
             let _ = started_tx.send(job.id());
             let _ = gate_rx.recv();
             match job {
@@ -559,9 +731,228 @@ mod tests {
         assert!(started.try_recv().is_err(), "job 2 never started");
     }
 
+    /// The PHC string of `password` made by the plain argon2 crate with
+    /// argon2id v19 and these costs.
+    fn plain_hash(password: &str, m: u32, t: u32, p: u32) -> String {
+        let params = Params::new(m, t, p, None).unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string()
+    }
+
+    fn plain_verify(password: &str, phc: &str) -> bool {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &PasswordHash::new(phc).unwrap())
+            .is_ok()
+    }
+
+    #[test]
+    fn reused_memory_agrees_with_plain_argon2() {
+        let mut memory = Memory::new();
+        assert_eq!(memory.blocks.capacity(), 0, "allocated at the first job");
+        // Several rounds, so that later ones run in memory left dirty by the
+        // earlier ones.
+        for round in 0..3 {
+            let mine = hash_in("correct horse", &mut memory).unwrap();
+            assert!(
+                mine.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+                "{mine}"
+            );
+            assert!(plain_verify("correct horse", &mine), "round {round}");
+            assert!(!plain_verify("correct horsE", &mine), "round {round}");
+
+            let plain = plain_hash("battery staple", 19456, 2, 1);
+            assert!(verify_in("battery staple", &plain, &mut memory));
+            assert!(!verify_in("battery stapler", &plain, &mut memory));
+            assert!(!verify_in("correct horse", &plain, &mut memory));
+            assert!(verify_in("correct horse", &mine, &mut memory));
+            assert_eq!(memory.blocks.len(), Memory::DEFAULT_BLOCKS);
+        }
+        assert_eq!(Memory::DEFAULT_BLOCKS, 19456);
+    }
+
+    #[test]
+    fn other_costs_verify_and_memory_returns_to_default() {
+        // The size of the buffer during the last job, after its work.
+        let during = std::cell::Cell::new(0);
+        let run = |memory: &mut Memory, job: Job| {
+            let handler = |job: Job, memory: &mut Memory| {
+                let result = job.run_in(memory);
+                during.set(memory.blocks.len());
+                result
+            };
+            serve(job, memory, &handler)
+        };
+        let verify = |id, password: &str, phc: &str| Job::Verify {
+            id,
+            password: password.into(),
+            phc: phc.into(),
+        };
+        let mut memory = Memory::new();
+        let JobResult::Hashed {
+            result: Ok(mine), ..
+        } = run(&mut memory, hash_job(1))
+        else {
+            panic!("hashing failed");
+        };
+        assert!(plain_verify("pw", &mine));
+        assert_eq!(memory.blocks.capacity(), Memory::DEFAULT_BLOCKS);
+
+        // More memory than the default: grown for the job, shrunk after it.
+        let big = plain_hash("big", 32768, 1, 1);
+        assert!(big.contains("$m=32768,t=1,p=1$"), "{big}");
+        assert_eq!(
+            run(&mut memory, verify(2, "big", &big)),
+            JobResult::Verified { id: 2, ok: true }
+        );
+        assert_eq!(during.get(), 32768);
+        assert_eq!(memory.blocks.capacity(), Memory::DEFAULT_BLOCKS);
+        assert_eq!(
+            run(&mut memory, verify(3, "bog", &big)),
+            JobResult::Verified { id: 3, ok: false }
+        );
+        assert_eq!(memory.blocks.capacity(), Memory::DEFAULT_BLOCKS);
+
+        // Less memory than the buffer holds, and several lanes.
+        let small = plain_hash("small", 64, 3, 4);
+        assert_eq!(
+            run(&mut memory, verify(4, "small", &small)),
+            JobResult::Verified { id: 4, ok: true }
+        );
+        assert_eq!(
+            run(&mut memory, verify(5, "smell", &small)),
+            JobResult::Verified { id: 5, ok: false }
+        );
+        assert_eq!(memory.blocks.capacity(), Memory::DEFAULT_BLOCKS);
+
+        // The caps still apply, and a hash made afterwards still verifies.
+        let over = plain_hash("x", 8, 17, 1);
+        assert_eq!(
+            run(&mut memory, verify(6, "x", &over)),
+            JobResult::Verified { id: 6, ok: false }
+        );
+        let JobResult::Hashed {
+            result: Ok(again), ..
+        } = run(&mut memory, hash_job(7))
+        else {
+            panic!("hashing failed");
+        };
+        assert!(plain_verify("pw", &again));
+        assert!(verify_in("pw", &mine, &mut memory));
+        assert_eq!(memory.blocks.capacity(), Memory::DEFAULT_BLOCKS);
+    }
+
+    /// The nice value of the calling thread.
+    #[cfg(target_os = "linux")]
+    fn own_nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Fields after the command name, which ends with the last ')': the
+        // state is field 3, the nice value field 19.
+        let (_, fields) = stat.rsplit_once(')').unwrap();
+        fields.split_whitespace().nth(16).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_run_at_nice_19() {
+        let (nice_tx, nice) = crossbeam_channel::unbounded();
+        let handler: Handler = Arc::new(move |job: Job, _: &mut Memory| {
+            let _ = nice_tx.send(own_nice());
+            JobResult::Verified {
+                id: job.id(),
+                ok: true,
+            }
+        });
+        let pool = PasswordWorkers::start(NonZeroUsize::new(2).unwrap(), 4, handler).unwrap();
+        let before = own_nice();
+        pool.submit(hash_job(1)).unwrap();
+        assert_eq!(nice.recv_timeout(TIMEOUT).unwrap(), 19);
+        assert_eq!(own_nice(), before, "the caller's priority is its own");
+    }
+
+    /// The figures `measure` prints, from `/proc/self/status` (Linux only).
+    fn status_kib(field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|line| line.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Runs verify jobs through a pool with `handler` and prints the
+    /// process's resident memory before and after, and the rate. The number
+    /// of workers and jobs come from `PASSWORD_MEASURE_WORKERS` (1) and
+    /// `PASSWORD_MEASURE_JOBS` (200).
+    fn measure(label: &str, handler: Handler) {
+        let from_env = |name, default| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let workers = NonZeroUsize::new(from_env("PASSWORD_MEASURE_WORKERS", 1)).unwrap();
+        let jobs: u64 = from_env("PASSWORD_MEASURE_JOBS", 200) as u64;
+        let phc = hash_password("pw").unwrap();
+        let pool = PasswordWorkers::start(workers, jobs as usize, handler).unwrap();
+        let rss_before = status_kib("VmRSS:");
+        let begun = Instant::now();
+        for id in 0..jobs {
+            pool.submit(Job::Verify {
+                id,
+                password: if id % 2 == 0 { "pw" } else { "wrong" }.into(),
+                phc: phc.clone(),
+            })
+            .unwrap();
+        }
+        for _ in 0..jobs {
+            let result = pool.results().recv_timeout(TIMEOUT).unwrap();
+            let JobResult::Verified { id, ok } = result else {
+                panic!("unexpected {result:?}");
+            };
+            assert_eq!(ok, id % 2 == 0);
+        }
+        let elapsed = begun.elapsed();
+        let rss_after = status_kib("VmRSS:");
+        pool.shutdown();
+        println!(
+            "{label}: {jobs} verifications on {workers} worker(s) in {elapsed:.2?}, \
+             {:.1}/s; VmRSS before {rss_before:?} KiB, after {rss_after:?} KiB, \
+             VmHWM {:?} KiB",
+            jobs as f64 / elapsed.as_secs_f64(),
+            status_kib("VmHWM:"),
+        );
+    }
+
+    /// Measures the pool as it is. Run alone (the figures are the
+    /// process's), in a release build:
+    /// `cargo test --release -p udpchat-native --lib
+    /// passwords::tests::measure_reused_memory -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn measure_reused_memory() {
+        measure("memory reused", Arc::new(Job::run_in));
+    }
+
+    /// Measures the former way, memory allocated and freed for each job, to
+    /// compare with [`measure_reused_memory`] (run alone, likewise).
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn measure_memory_per_job() {
+        measure(
+            "memory allocated per job",
+            Arc::new(|job: Job, _: &mut Memory| match job {
+                Job::Hash { .. } => unreachable!("only verifications are measured"),
+                Job::Verify { id, password, phc } => JobResult::Verified {
+                    id,
+                    ok: plain_verify(&password, &phc),
+                },
+            }),
+        );
+    }
+
     #[test]
     fn panicking_job_still_answers() {
-        let handler: Handler = Arc::new(|job: Job| panic!("job {} exploded", job.id()));
+        let handler: Handler =
+            Arc::new(|job: Job, _: &mut Memory| panic!("job {} exploded", job.id()));
         let pool = PasswordWorkers::start(NonZeroUsize::MIN, 4, handler).unwrap();
         pool.submit(hash_job(1)).unwrap();
         pool.submit(Job::Verify {
