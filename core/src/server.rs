@@ -465,7 +465,31 @@ struct Session {
     state: SessionState,
     scheduled: Option<Instant>,
     ready: bool,
+    /// Whether the session is in [`Server::urgent`].
+    urgent: bool,
+    /// The server's login count when this session logged in (0 before):
+    /// it is told of the presence changes made since.
+    login_seq: u64,
 }
+
+/// A presence notice (`joined`, `left`) waiting for the next round.
+#[derive(Debug)]
+struct Notice {
+    /// The login count when it was made: sessions that logged in later
+    /// already have it in their online list.
+    seq: u64,
+    /// The session it is about, which is not told.
+    except: u64,
+    /// The user it is about (lowercased).
+    about: String,
+    bytes: Vec<u8>,
+}
+
+/// Presence notices go out at once, unless the last round was less than
+/// this long ago: then they wait and go out together, so that a storm of
+/// logins costs each online user one datagram per round rather than one
+/// per login.
+pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Anti-amplification toward an address a session moved to: until the
 /// client acknowledges a segment sent there, the server sends it at most
@@ -506,9 +530,19 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     direct: VecDeque<Transmit>,
     ready: VecDeque<u64>,
+    /// Sessions with chat data (`public`, `direct`) to send: served before
+    /// [`Server::ready`], so that a burst of notices or handshakes does not
+    /// hold up messages.
+    urgent: VecDeque<u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     stats: ServerStats,
     shutting_down: bool,
+    /// The latest time an input brought.
+    now: Instant,
+    /// Logins so far (see [`Session::login_seq`]).
+    logins: u64,
+    presence: Vec<Notice>,
+    last_presence: Option<Instant>,
 }
 
 impl Server {
@@ -545,9 +579,14 @@ impl Server {
             events: VecDeque::new(),
             direct: VecDeque::new(),
             ready: VecDeque::new(),
+            urgent: VecDeque::new(),
             timers: BinaryHeap::new(),
             stats: ServerStats::default(),
             shutting_down: false,
+            now: Instant::ZERO,
+            logins: 0,
+            presence: Vec::new(),
+            last_presence: None,
         }
     }
 
@@ -591,6 +630,7 @@ impl Server {
 
     /// Handles one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.now = self.now.max(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         let header = match Header::decode(bytes) {
@@ -702,6 +742,8 @@ impl Server {
                 state: SessionState::AwaitUser,
                 scheduled: None,
                 ready: false,
+                urgent: false,
+                login_seq: 0,
             },
         );
         *self.per_ip.entry(ip).or_insert(0) += 1;
@@ -797,6 +839,7 @@ impl Server {
 
     /// Handles the result of a [`Request`].
     pub fn handle_response(&mut self, now: Instant, response: Response) {
+        self.now = self.now.max(now);
         let id = match &response {
             Response::Registered { id, .. }
             | Response::Verified { id, .. }
@@ -954,11 +997,13 @@ impl Server {
             self.process(now, old);
         }
         self.online.insert(key, (conn, name.clone()));
-        if let Some(s) = self.sessions.get_mut(&conn)
-            && !s.logged_in_once
-        {
-            s.logged_in_once = true;
-            self.handshaking = self.handshaking.saturating_sub(1);
+        self.logins += 1;
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.login_seq = self.logins;
+            if !s.logged_in_once {
+                s.logged_in_once = true;
+                self.handshaking = self.handshaking.saturating_sub(1);
+            }
         }
         self.set_state(
             conn,
@@ -986,7 +1031,7 @@ impl Server {
             },
         );
         if self.online.len() <= self.config.max_presence {
-            self.broadcast(conn, &ServerMessage::Joined { user: name });
+            self.announce(conn, &ServerMessage::Joined { user: name });
         }
     }
 
@@ -1008,16 +1053,15 @@ impl Server {
             user: name.clone(),
             reason,
         });
-        if !announce {
-            return;
+        if announce {
+            self.announce(
+                conn,
+                &ServerMessage::Left {
+                    user: name,
+                    reason: reason.to_string(),
+                },
+            );
         }
-        self.broadcast(
-            conn,
-            &ServerMessage::Left {
-                user: name,
-                reason: reason.to_string(),
-            },
-        );
     }
 
     /// Queues `message` to one session. A session whose send queue is full
@@ -1037,7 +1081,12 @@ impl Server {
         };
         match s.channel.send(marker, bytes) {
             Ok(()) => {
-                if !s.ready {
+                if marker == Marker::Data {
+                    if !s.urgent {
+                        s.urgent = true;
+                        self.urgent.push_back(conn);
+                    }
+                } else if !s.ready {
                     s.ready = true;
                     self.ready.push_back(conn);
                 }
@@ -1080,6 +1129,61 @@ impl Server {
             }
         }
         n
+    }
+
+    /// Tells every other online user of a login or logout: at once, or
+    /// with the next round of notices (see [`PRESENCE_INTERVAL`]).
+    fn announce(&mut self, about: u64, message: &ServerMessage) {
+        let now = self.now;
+        if self.presence.is_empty()
+            && self
+                .last_presence
+                .is_none_or(|t| now >= t + PRESENCE_INTERVAL)
+        {
+            self.last_presence = Some(now);
+            self.broadcast(about, message);
+            return;
+        }
+        let user = match message {
+            ServerMessage::Joined { user } | ServerMessage::Left { user, .. } => user,
+            _ => return,
+        };
+        self.presence.push(Notice {
+            seq: self.logins,
+            except: about,
+            about: username_key(user),
+            bytes: session::encode(message),
+        });
+    }
+
+    /// Sends the waiting presence notices, each to the online users who do
+    /// not know of it yet.
+    fn flush_presence(&mut self) {
+        if self.presence.is_empty() {
+            return;
+        }
+        self.last_presence = Some(self.now);
+        let notices = core::mem::take(&mut self.presence);
+        let targets: Vec<(u64, u64)> = self
+            .online
+            .values()
+            .filter_map(|(c, _)| self.sessions.get(c).map(|s| (*c, s.login_seq)))
+            .collect();
+        for (conn, seq) in targets {
+            for n in &notices {
+                if conn != n.except && seq <= n.seq {
+                    self.send_bytes(conn, Marker::Command, &n.bytes);
+                }
+            }
+        }
+    }
+
+    /// Sends the waiting notices first if one is about `user` (the key), so
+    /// that nobody hears from a user before hearing that they arrived.
+    fn presence_before(&mut self, user: &str) {
+        if self.presence.iter().any(|n| n.about == user) {
+            self.flush_presence();
+        }
     }
 
     fn error(&mut self, conn: u64, code: ErrorCode, message: String) {
@@ -1271,6 +1375,7 @@ impl Server {
                     self.error(conn, ErrorCode::InvalidText, e.to_string());
                 } else {
                     self.stats.public_messages += 1;
+                    self.presence_before(&username_key(&name));
                     let n = self.broadcast(conn, &ServerMessage::Public { from: name, text });
                     self.stats.deliveries += u64::from(n);
                     self.send(
@@ -1516,6 +1621,7 @@ impl Server {
             );
             return;
         };
+        self.presence_before(&username_key(&from));
         let delivered = u32::from(self.send_bytes(
             target,
             Marker::Data,
@@ -1542,6 +1648,13 @@ impl Server {
 
     /// Handles expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self
+            .last_presence
+            .is_some_and(|t| now >= t + PRESENCE_INTERVAL)
+        {
+            self.flush_presence();
+        }
         while let Some(&Reverse((t, conn))) = self.timers.peek() {
             if t > now {
                 break;
@@ -1561,15 +1674,21 @@ impl Server {
 
     /// The next instant [`Server::handle_timeout`] has work, if any.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let presence = match self.last_presence {
+            Some(t) if !self.presence.is_empty() => Some(t + PRESENCE_INTERVAL),
+            _ => None,
+        };
         while let Some(&Reverse((t, conn))) = self.timers.peek() {
             match self.sessions.get(&conn) {
-                Some(s) if s.scheduled == Some(t) => return Some(t),
+                Some(s) if s.scheduled == Some(t) => {
+                    return Some(presence.map_or(t, |p| p.min(t)));
+                }
                 _ => {
                     self.timers.pop();
                 }
             }
         }
-        None
+        presence
     }
 
     /// The next datagram to send. Call until `None` after every input.
@@ -1581,7 +1700,10 @@ impl Server {
                 self.stats.bytes_sent += t.bytes.len() as u64;
                 return Some(t);
             }
-            let conn = self.ready.pop_front()?;
+            let (conn, urgent) = match self.urgent.pop_front() {
+                Some(conn) => (conn, true),
+                None => (self.ready.pop_front()?, false),
+            };
             let Some(s) = self.sessions.get_mut(&conn) else {
                 continue;
             };
@@ -1590,7 +1712,11 @@ impl Server {
                 .map_or(MAX_DATAGRAM, |u| u.budget.min(MAX_DATAGRAM))
                 .saturating_sub(crypto::SEAL_OVERHEAD);
             if let Some(plain) = s.channel.poll_transmit_within(now, limit) {
-                self.ready.push_front(conn);
+                if urgent {
+                    self.urgent.push_front(conn);
+                } else {
+                    self.ready.push_front(conn);
+                }
                 let Ok(bytes) = s.transport.seal(&plain) else {
                     continue;
                 };
@@ -1601,7 +1727,11 @@ impl Server {
                 self.stats.bytes_sent += bytes.len() as u64;
                 return Some(Transmit { to: s.addr, bytes });
             }
-            s.ready = false;
+            if urgent {
+                s.urgent = false;
+            } else {
+                s.ready = false;
+            }
             // A channel closed for a full queue ends here, after its CLOSE.
             if s.channel.error().is_some() {
                 self.process(now, conn);
@@ -1625,6 +1755,7 @@ impl Server {
     /// session is accepted. Keep driving until [`Server::is_shut_down`] (or
     /// the linger time has passed).
     pub fn shutdown(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.shutting_down = true;
         let conns: Vec<u64> = self.sessions.keys().copied().collect();
         for conn in conns {

@@ -261,6 +261,8 @@ fn a_message_over_the_channel_limit_ends_the_session() {
             ..
         }
     )));
+    // Presence notices close together go out in rounds (100 ms apart).
+    w.run_for(secs(1));
     assert!(w.peers[0].events.iter().any(|(_, e)| matches!(
         e,
         ClientEvent::Left { user, .. } if user == "mallory"

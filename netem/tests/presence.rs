@@ -120,3 +120,72 @@ fn online_lists_stop_at_the_limit_and_give_the_count() {
         "{last:?}"
     );
 }
+
+#[test]
+fn notices_in_a_burst_of_logins_come_in_rounds_once_each_and_before_messages() {
+    let mut w = World::with_clients(WorldConfig::new(0x3C), 8);
+    w.login_all(secs(20));
+    w.run_for(secs(1));
+    for i in 0..8 {
+        let me = peer_name(i);
+        let listed: Vec<String> = w.peers[i]
+            .events
+            .iter()
+            .find_map(|(_, e)| match e {
+                ClientEvent::LoggedIn { online, .. } => Some(online.clone()),
+                _ => None,
+            })
+            .expect("logged in");
+        let joined = joined_seen(&w, i);
+        let mut everyone: Vec<String> = listed.iter().chain(&joined).cloned().collect();
+        everyone.sort();
+        let mut expected: Vec<String> = (0..8).map(peer_name).collect();
+        expected.sort();
+        assert_eq!(
+            everyone, expected,
+            "{me}: each other user exactly once, in the list or as joined"
+        );
+    }
+    // The notices went out in rounds: alice saw several arrivals at one
+    // instant.
+    let times: Vec<_> = w.peers[0]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, ClientEvent::Joined(_)))
+        .map(|(t, _)| *t)
+        .collect();
+    let mut rounds = times.clone();
+    rounds.dedup();
+    assert!(rounds.len() < times.len(), "{times:?}");
+
+    // Users who speak at once are announced before being heard, even when
+    // their notice was waiting for the next round.
+    let late = [w.add_client("late1"), w.add_client("late2")];
+    w.login_all(secs(10));
+    assert!(
+        w.server.poll_timeout().is_some(),
+        "a notice waits for its round"
+    );
+    for i in late {
+        w.send_pm(i, &format!("first words of {}", peer_name_of(&w, i)))
+            .unwrap();
+    }
+    w.run_for(secs(1));
+    let seen: Vec<&ClientEvent> = w.peers[0].events.iter().map(|(_, e)| e).collect();
+    for i in late {
+        let name = peer_name_of(&w, i);
+        let joined_at = seen
+            .iter()
+            .position(|e| matches!(e, ClientEvent::Joined(u) if *u == name))
+            .expect("announced");
+        let heard_at = seen
+            .iter()
+            .position(|e| matches!(e, ClientEvent::Public { from, .. } if *from == name))
+            .expect("heard");
+        assert!(joined_at < heard_at, "{name}");
+    }
+}
+
+fn peer_name_of(w: &World, i: usize) -> String {
+    w.peers[i].name.clone()
+}

@@ -1,7 +1,7 @@
 //! `chatserver`: the udpchat server. One UDP socket, accounts in a JSON
 //! file, password hashing on worker threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -259,6 +259,7 @@ fn run(args: Args) -> Result<()> {
         registering: HashMap::new(),
         unsent: Vec::with_capacity(udp::BATCH),
         blocked: false,
+        backlog: false,
     };
     let mut received = udp::RecvBatch::new();
     let mut events = mio::Events::with_capacity(64);
@@ -270,6 +271,10 @@ fn run(args: Args) -> Result<()> {
     // Whether the socket may still hold datagrams (the last read stopped
     // at its budget rather than at an empty socket).
     let mut more_to_read = false;
+    // Handshakes wait here while datagrams of established sessions go
+    // first: each costs three Diffie-Hellman operations, and a storm of
+    // them must not hold up the chat of users already logged in.
+    let mut initials: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
     loop {
         driver.flush(&mut server, &clock);
         if let Some(deadline) = shutdown_deadline
@@ -278,7 +283,7 @@ fn run(args: Args) -> Result<()> {
             info!("shut down; user store is on disk");
             return Ok(());
         }
-        let wait = if more_to_read {
+        let wait = if more_to_read || driver.backlog || !initials.is_empty() {
             StdDuration::ZERO
         } else {
             server
@@ -315,7 +320,17 @@ fn run(args: Args) -> Result<()> {
                             debug!(%from, len = bytes.len(), "dropped oversized datagram");
                             continue;
                         }
-                        server.handle_datagram(now, from, bytes);
+                        let initial = wire::Header::decode(bytes)
+                            .is_ok_and(|h| h.kind == wire::PacketKind::Initial);
+                        if !initial {
+                            server.handle_datagram(now, from, bytes);
+                        } else if initials.len() < MAX_QUEUED_INITIALS {
+                            initials.push_back((from, bytes.to_vec()));
+                        } else {
+                            // As a full socket buffer would: the client
+                            // sends its Initial again.
+                            debug!(%from, "dropped an Initial: too many waiting");
+                        }
                     }
                     // Answers go out as they are produced, in batches.
                     driver.flush(&mut server, &clock);
@@ -325,6 +340,13 @@ fn run(args: Args) -> Result<()> {
                     more_to_read = false;
                     break;
                 }
+            }
+        }
+        let slice = std::time::Instant::now();
+        while let Some((from, bytes)) = initials.pop_front() {
+            server.handle_datagram(clock.now(), from, &bytes);
+            if slice.elapsed() >= HANDSHAKE_SLICE {
+                break;
             }
         }
         while let Ok((id, result)) = stored_rx.try_recv() {
@@ -387,6 +409,15 @@ const WAKE: mio::Token = mio::Token(1);
 /// Datagrams read in one go before timers and workers get their turn.
 const READ_BUDGET: usize = 1024;
 
+/// Datagrams sent in one go before the socket is read again.
+const SEND_BUDGET: usize = 256;
+
+/// Initials waiting for their turn, at most (1.2 MB); more are dropped.
+const MAX_QUEUED_INITIALS: usize = 1024;
+
+/// Time spent on waiting Initials before the socket is read again.
+const HANDSHAKE_SLICE: StdDuration = StdDuration::from_micros(500);
+
 /// Hands the password workers' results to the event loop, waking it.
 fn forward_results(
     results: Receiver<JobResult>,
@@ -416,6 +447,8 @@ struct Driver<'a> {
     unsent: Vec<Transmit>,
     /// The socket's send buffer was full: wait until it is writable.
     blocked: bool,
+    /// The last flush stopped at its budget with datagrams left to send.
+    backlog: bool,
 }
 
 impl Driver<'_> {
@@ -453,7 +486,16 @@ impl Driver<'_> {
     /// socket's buffer is full; returns whether anything was sent.
     fn send(&mut self, server: &mut Server, clock: &Clock) -> bool {
         let mut progress = false;
+        let mut budget = SEND_BUDGET;
+        self.backlog = false;
         while !self.blocked {
+            if budget == 0 {
+                // The socket gets read before the rest goes out: what
+                // arrives meanwhile may be more urgent (the server sends
+                // chat messages first).
+                self.backlog = true;
+                break;
+            }
             let now = clock.now();
             while self.unsent.len() < udp::BATCH {
                 match server.poll_transmit(now) {
@@ -476,6 +518,7 @@ impl Driver<'_> {
                 Ok(n) => {
                     drop(batch);
                     self.unsent.drain(..n);
+                    budget = budget.saturating_sub(n);
                     progress = true;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.blocked = true,
@@ -494,7 +537,8 @@ impl Driver<'_> {
     /// Performs everything the server has queued: datagrams, jobs, log lines.
     fn flush(&mut self, server: &mut Server, clock: &Clock) {
         loop {
-            let mut progress = self.send(server, clock);
+            // At its budget, sending waits for the next turn of the loop.
+            let mut progress = self.send(server, clock) && !self.backlog;
             while let Some(request) = server.poll_request() {
                 progress = true;
                 let (id, job) = match request {
