@@ -42,10 +42,25 @@ if [ "$(uname -s)" != Darwin ]; then
  * size_t only, from clang's freestanding <stddef.h>. */
 #include <stddef.h>
 HEADER
+    cat >"$shim/string.h" <<'HEADER'
+/* Stand-in for the macOS SDK's <string.h> (ci/check-macos.sh): the memory
+ * functions ring's C uses. */
+#include <stddef.h>
+void *memcpy(void *, const void *, size_t);
+void *memmove(void *, const void *, size_t);
+void *memset(void *, int, size_t);
+int memcmp(const void *, const void *, size_t);
+HEADER
+    cat >"$shim/TargetConditionals.h" <<'HEADER'
+/* Stand-in for the macOS SDK's <TargetConditionals.h> (ci/check-macos.sh). */
+#define TARGET_OS_MAC 1
+#define TARGET_OS_OSX 1
+#define TARGET_OS_IPHONE 0
+HEADER
     for target in "${TARGETS[@]}"; do
         var="${target//-/_}"
         export "CC_$var=clang"
-        export "CFLAGS_$var=-ffreestanding -isystem $shim"
+        export "CFLAGS_$var=-ffreestanding -DRING_CORE_NOSTDLIBINC=1 -isystem $shim"
     done
     echo "no macOS SDK here: C in dependencies is compiled by clang $(clang -dumpversion) with freestanding headers"
 fi
