@@ -51,10 +51,16 @@ pub struct ChannelConfig {
     pub ack_deadline: Duration,
     /// Segments in flight, and accepted ahead of a gap: 64 (at most 256).
     pub window: u32,
-    /// How long an acknowledgement may wait for a second datagram to
+    /// How long an acknowledgement may wait for more datagrams to
     /// acknowledge, or for data to ride on: 10 ms. Zero acknowledges every
     /// datagram at once.
     pub max_ack_delay: Duration,
+    /// Datagrams with segments that one acknowledgement may cover before it
+    /// goes out without waiting: 2, as in TCP and QUIC (1 acknowledges each
+    /// at once). More would spare a busy server some datagrams, but under
+    /// long bursts of loss fewer acknowledgements make a stalled sender
+    /// wait longer for news that the path works again.
+    pub ack_every: u32,
     /// Largest message, in bytes: 131,072.
     pub max_message: usize,
     /// Largest amount of queued, unacknowledged message bytes: 1 MiB.
@@ -72,6 +78,7 @@ impl Default for ChannelConfig {
             ack_deadline: Duration::from_secs(30),
             window: 64,
             max_ack_delay: Duration::from_millis(10),
+            ack_every: 2,
             max_message: 131_072,
             max_queued_bytes: 1 << 20,
         }
@@ -189,7 +196,8 @@ pub struct Channel {
     /// Something received is not yet acknowledged.
     ack_pending: bool,
     /// An ACK-only datagram is due: something arrived out of order, a PING,
-    /// two datagrams to acknowledge, or the delay ran out.
+    /// [`ChannelConfig::ack_every`] datagrams to acknowledge, or the delay
+    /// ran out.
     ack_now: bool,
     /// Datagrams with segments received since the last ACK was sent.
     unacked_datagrams: u32,
@@ -392,7 +400,9 @@ impl Channel {
                 self.ack_since = now;
             }
             self.unacked_datagrams += 1;
-            if self.unacked_datagrams >= 2 || self.config.max_ack_delay == Duration::ZERO {
+            if self.unacked_datagrams >= self.config.ack_every
+                || self.config.max_ack_delay == Duration::ZERO
+            {
                 self.ack_now = true;
             }
         }
@@ -850,26 +860,33 @@ mod tests {
     }
 
     #[test]
-    fn acknowledges_every_second_datagram_and_gaps_at_once() {
+    fn acknowledges_every_fourth_datagram_and_gaps_at_once() {
         let t = Instant::ZERO;
-        let (mut a, mut b) = pair(t);
+        let config = ChannelConfig {
+            ack_every: 4,
+            ..ChannelConfig::default()
+        };
+        let mut a = Channel::new(config.clone(), 7, t);
+        let mut b = Channel::new(config, 7, t);
         let mut sent = Vec::new();
-        for m in [b"1", b"2", b"3", b"4"] {
+        for m in [b"1", b"2", b"3", b"4", b"5", b"6"] {
             a.send(Marker::Data, m).unwrap();
             sent.extend(drain(t, &mut a));
         }
-        assert_eq!(sent.len(), 4);
-        deliver(t, &sent[0], &mut b);
-        assert!(!b.wants_transmit());
-        deliver(t, &sent[1], &mut b);
-        assert!(b.wants_transmit(), "the second datagram is acknowledged");
-        assert_eq!(drain(t, &mut b).len(), 1);
-        // A gap (3 is missing) is acknowledged at once.
+        assert_eq!(sent.len(), 6);
+        for d in &sent[..3] {
+            deliver(t, d, &mut b);
+            assert!(!b.wants_transmit());
+        }
         deliver(t, &sent[3], &mut b);
+        assert!(b.wants_transmit(), "the fourth datagram is acknowledged");
+        assert_eq!(drain(t, &mut b).len(), 1);
+        // A gap (5 is missing) is acknowledged at once.
+        deliver(t, &sent[5], &mut b);
         assert!(b.wants_transmit());
         assert_eq!(drain(t, &mut b).len(), 1);
         // So is the segment that fills it.
-        deliver(t, &sent[2], &mut b);
+        deliver(t, &sent[4], &mut b);
         assert!(b.wants_transmit());
         let acks = drain(t, &mut b);
         for d in &acks {
