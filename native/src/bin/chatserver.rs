@@ -290,19 +290,22 @@ fn run(args: Args) -> Result<()> {
                 .poll_timeout()
                 .map(|t| clock.until(t))
                 .unwrap_or(StdDuration::from_secs(1))
-                .min(StdDuration::from_secs(1))
+                .min(if driver.blocked {
+                    BLOCKED_RETRY
+                } else {
+                    StdDuration::from_secs(1)
+                })
         };
         match poll.poll(&mut events, Some(wait)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e).context("waiting for the socket failed"),
         }
-        if events
-            .iter()
-            .any(|e| e.token() == SOCKET && e.is_writable())
-        {
-            driver.blocked = false;
-        }
+        // A full send buffer is tried again after every wait: the wait is
+        // short while blocked, and a writable event ends it early. Not
+        // relying on the event alone keeps a platform that never reports
+        // it (or reports it late) from stalling every send.
+        driver.blocked = false;
         // Everything the socket holds first (up to a budget, so that timers
         // and workers still get their turn), then timers.
         more_to_read = true;
@@ -408,6 +411,9 @@ const WAKE: mio::Token = mio::Token(1);
 
 /// Datagrams read in one go before timers and workers get their turn.
 const READ_BUDGET: usize = 1024;
+
+/// How soon sending is tried again after the socket's buffer was full.
+const BLOCKED_RETRY: StdDuration = StdDuration::from_millis(1);
 
 /// Datagrams sent in one go before the socket is read again.
 const SEND_BUDGET: usize = 256;
