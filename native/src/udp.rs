@@ -1,13 +1,91 @@
 //! Batched UDP I/O for the server's event loop: many datagrams per system
 //! call where the OS offers it (`recvmmsg` and `sendmmsg` on Linux, through
 //! `nix`'s safe wrappers), one `recv_from`/`send_to` per datagram elsewhere.
-//! Both paths behave the same: non-blocking, never more than
-//! [`BATCH`] datagrams per call.
+//! Every path behaves the same for the loop: reads never block, and never
+//! more than [`BATCH`] datagrams move per call.
+//!
+//! On Unix the loop waits for the socket with mio. On Windows a thread
+//! blocks in `recv_from` and hands datagrams over, waking the loop: the
+//! socket is never registered with mio's AFD polling there, whose pending
+//! poll has kept a killed server's port bound under Wine.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+#[cfg(windows)]
+use std::sync::Arc;
 
-use mio::net::UdpSocket;
+/// The server's socket, as its event loop uses it.
+pub struct ServerSocket {
+    #[cfg(not(windows))]
+    socket: mio::net::UdpSocket,
+    #[cfg(windows)]
+    socket: Arc<std::net::UdpSocket>,
+    /// Datagrams read by the receiving thread.
+    #[cfg(windows)]
+    incoming: crossbeam_channel::Receiver<(SocketAddr, Vec<u8>)>,
+}
+
+/// Datagrams the Windows receiving thread holds for the loop, at most; more
+/// are dropped, as a full socket buffer would.
+#[cfg(windows)]
+const INCOMING_QUEUE: usize = 8192;
+
+impl ServerSocket {
+    /// Takes a bound socket. The loop's `poll` hears of datagrams through
+    /// `token` (Unix) or `waker` (Windows).
+    pub fn new(
+        socket: std::net::UdpSocket,
+        registry: &mio::Registry,
+        token: mio::Token,
+        waker: std::sync::Arc<mio::Waker>,
+    ) -> io::Result<ServerSocket> {
+        #[cfg(not(windows))]
+        {
+            drop(waker);
+            socket.set_nonblocking(true)?;
+            let mut socket = mio::net::UdpSocket::from_std(socket);
+            registry.register(
+                &mut socket,
+                token,
+                mio::Interest::READABLE | mio::Interest::WRITABLE,
+            )?;
+            Ok(ServerSocket { socket })
+        }
+        #[cfg(windows)]
+        {
+            let _ = (registry, token);
+            let socket = Arc::new(socket);
+            let reader = socket.clone();
+            let (tx, incoming) = crossbeam_channel::bounded(INCOMING_QUEUE);
+            std::thread::Builder::new()
+                .name("udp-recv".into())
+                .spawn(move || {
+                    let mut buf = vec![0u8; SLOT];
+                    loop {
+                        match reader.recv_from(&mut buf) {
+                            Ok((n, from)) => {
+                                let was_empty = tx.is_empty();
+                                if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
+                                    tx.try_send((from, buf[..n].to_vec()))
+                                {
+                                    return;
+                                }
+                                if was_empty {
+                                    let _ = waker.wake();
+                                }
+                            }
+                            Err(e) if transient(&e) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "receive failed");
+                                std::thread::sleep(std::time::Duration::from_millis(10));
+                            }
+                        }
+                    }
+                })?;
+            Ok(ServerSocket { socket, incoming })
+        }
+    }
+}
 
 /// Datagrams moved per call.
 pub const BATCH: usize = 64;
@@ -54,7 +132,7 @@ impl RecvBatch {
 
     /// Reads what is waiting, up to [`BATCH`] datagrams, without blocking.
     /// Returns how many were read: 0 when the socket has nothing more.
-    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    pub fn recv(&mut self, socket: &ServerSocket) -> io::Result<usize> {
         self.got.clear();
         loop {
             match self.recv_some(socket) {
@@ -74,7 +152,7 @@ impl RecvBatch {
     }
 
     #[cfg(target_os = "linux")]
-    fn recv_some(&mut self, socket: &UdpSocket) -> io::Result<()> {
+    fn recv_some(&mut self, socket: &ServerSocket) -> io::Result<()> {
         use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmmsg};
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
@@ -85,7 +163,7 @@ impl RecvBatch {
             .map(|b| [IoSliceMut::new(&mut b[..])])
             .collect();
         let results = recvmmsg(
-            socket.as_raw_fd(),
+            socket.socket.as_raw_fd(),
             &mut self.headers,
             iovs.iter_mut(),
             MsgFlags::MSG_DONTWAIT,
@@ -114,11 +192,25 @@ impl RecvBatch {
         Ok(())
     }
 
-    #[cfg(not(target_os = "linux"))]
-    fn recv_some(&mut self, socket: &UdpSocket) -> io::Result<()> {
+    #[cfg(windows)]
+    fn recv_some(&mut self, socket: &ServerSocket) -> io::Result<()> {
+        while self.got.len() < BATCH {
+            let Ok((from, bytes)) = socket.incoming.try_recv() else {
+                break;
+            };
+            let i = self.got.len();
+            let n = bytes.len().min(SLOT);
+            self.bufs[i][..n].copy_from_slice(&bytes[..n]);
+            self.got.push((i, n, from));
+        }
+        Ok(())
+    }
+
+    #[cfg(all(not(target_os = "linux"), not(windows)))]
+    fn recv_some(&mut self, socket: &ServerSocket) -> io::Result<()> {
         while self.got.len() < BATCH {
             let i = self.got.len();
-            match socket.recv_from(&mut self.bufs[i]) {
+            match socket.socket.recv_from(&mut self.bufs[i]) {
                 Ok((n, from)) => self.got.push((i, n, from)),
                 Err(e) if transient(&e) => continue,
                 Err(e) if !self.got.is_empty() && e.kind() == ErrorKind::WouldBlock => break,
@@ -140,7 +232,7 @@ pub struct Outgoing<'a> {
 /// buffer is full before the first. A datagram the OS refuses for its own
 /// reasons (no route, a reserved address) counts as sent, as a datagram
 /// lost on the way would: the reliable channel recovers.
-pub fn send_batch(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+pub fn send_batch(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
     let batch = &batch[..batch.len().min(BATCH)];
     let mut sent = 0;
     while sent < batch.len() {
@@ -160,7 +252,7 @@ pub fn send_batch(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usiz
 }
 
 #[cfg(target_os = "linux")]
-fn send_some(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+fn send_some(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
     use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
@@ -178,7 +270,7 @@ fn send_some(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
     let cmsgs: [ControlMessage<'_>; 0] = [];
     let results = sendmmsg(
-        socket.as_raw_fd(),
+        socket.socket.as_raw_fd(),
         &mut headers,
         &iovs,
         &addrs,
@@ -190,6 +282,9 @@ fn send_some(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_some(socket: &UdpSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
-    socket.send_to(batch[0].bytes, batch[0].to).map(|_| 1)
+fn send_some(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+    socket
+        .socket
+        .send_to(batch[0].bytes, batch[0].to)
+        .map(|_| 1)
 }

@@ -520,11 +520,19 @@ fn remember_key(known: &mut Option<KnownServers>, server_name: &str, key: &[u8; 
     }
 }
 
+/// How long one receive waits before it starts again.
+const RECV_TIMEOUT: StdDuration = StdDuration::from_millis(250);
+
 fn spawn_socket_reader(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> {
     thread::Builder::new()
         .name("udp-recv".into())
         .spawn(move || {
             let mut buf = vec![0u8; 65_536];
+            // Each receive gives up after a while and starts again: a
+            // blocking receive that an error interrupted (an ICMP port
+            // unreachable from a server that was gone for a moment) must
+            // not be the last one, whatever the platform does with it.
+            let _ = socket.set_read_timeout(Some(RECV_TIMEOUT));
             loop {
                 match socket.recv(&mut buf) {
                     Ok(n) => {
@@ -532,6 +540,11 @@ fn spawn_socket_reader(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> 
                             return;
                         }
                     }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
                     // ICMP errors from an absent server: the channel's idle
                     // timeout reports the server as lost.
                     Err(_) => thread::sleep(StdDuration::from_millis(50)),

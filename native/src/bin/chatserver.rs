@@ -211,23 +211,14 @@ fn run(args: Args) -> Result<()> {
     let local = socket.local_addr()?;
     println!("listening on {local}");
     info!(%local, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
-    socket
-        .set_nonblocking(true)
-        .context("cannot make the socket non-blocking")?;
-    let mut socket = mio::net::UdpSocket::from_std(socket);
 
     // One thread owns the socket and the server state; password hashing,
     // the user store and signals run elsewhere and wake it when they have
     // something for it.
     let mut poll = mio::Poll::new().context("cannot create the event poll")?;
-    poll.registry()
-        .register(
-            &mut socket,
-            SOCKET,
-            mio::Interest::READABLE | mio::Interest::WRITABLE,
-        )
-        .context("cannot watch the socket")?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).context("cannot create a waker")?);
+    let socket = udp::ServerSocket::new(socket, poll.registry(), SOCKET, waker.clone())
+        .context("cannot watch the socket")?;
 
     let (stored_tx, stored_rx) = bounded::<(u64, Result<String, String>)>(1024);
     let store_tx = spawn_store(store, stored_tx, waker.clone())?;
@@ -444,7 +435,7 @@ fn forward_results(
 }
 
 struct Driver<'a> {
-    socket: &'a mio::net::UdpSocket,
+    socket: &'a udp::ServerSocket,
     workers: &'a PasswordWorkers,
     store_tx: &'a Sender<(u64, String, String)>,
     /// Registrations being hashed: request id to username.
