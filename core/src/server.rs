@@ -1178,10 +1178,15 @@ impl Server {
         }
     }
 
-    /// Sends the waiting notices first if one is about `user` (the key), so
-    /// that nobody hears from a user before hearing that they arrived.
+    /// Sends the waiting notices first if one is about `user`, so that
+    /// nobody hears from a user before hearing that they arrived. Nothing
+    /// to do (and nothing allocated) in the usual case of no waiting notice.
     fn presence_before(&mut self, user: &str) {
-        if self.presence.iter().any(|n| n.about == user) {
+        if self.presence.is_empty() {
+            return;
+        }
+        let key = username_key(user);
+        if self.presence.iter().any(|n| n.about == key) {
             self.flush_presence();
         }
     }
@@ -1375,7 +1380,7 @@ impl Server {
                     self.error(conn, ErrorCode::InvalidText, e.to_string());
                 } else {
                     self.stats.public_messages += 1;
-                    self.presence_before(&username_key(&name));
+                    self.presence_before(&name);
                     let n = self.broadcast(conn, &ServerMessage::Public { from: name, text });
                     self.stats.deliveries += u64::from(n);
                     self.send(
@@ -1621,7 +1626,7 @@ impl Server {
             );
             return;
         };
-        self.presence_before(&username_key(&from));
+        self.presence_before(&from);
         let delivered = u32::from(self.send_bytes(
             target,
             Marker::Data,

@@ -479,7 +479,7 @@ impl World {
                 self.deliver(&d);
                 self.log.push(d);
             }
-            self.check_timers();
+            self.fire_due_timers();
         }
     }
 
@@ -500,7 +500,7 @@ impl World {
     }
 
     /// Fires the timers due by now (delayed acknowledgements).
-    fn check_timers(&mut self) {
+    fn fire_due_timers(&mut self) {
         if self.next_timer().is_some_and(|t| t <= self.now) {
             self.fire_timers();
         }
