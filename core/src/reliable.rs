@@ -26,9 +26,28 @@ use core::fmt;
 
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_PLAINTEXT, MAX_SACK_BYTES,
-    MAX_SEGMENT_DATA, Marker, PacketKind, SEGMENT_OVERHEAD,
+    BASE_DATAGRAM, CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_DATAGRAM, MAX_SACK_BYTES,
+    MAX_SEGMENT_DATA, Marker, PacketKind, SEAL_OVERHEAD, SEGMENT_OVERHEAD,
 };
+
+/// Sealed datagram sizes a channel probes the path for, smallest first:
+/// Ethernet's 1500-byte MTU (less 40 bytes of IPv6 and 8 of UDP header),
+/// a 9000-byte jumbo frame likewise, and the protocol's largest datagram.
+pub const PROBE_SIZES: [usize; 3] = [1452, 8952, MAX_DATAGRAM];
+/// Probes of one size sent before the size is given up: 3 (as in QUIC).
+pub const PROBE_TRIES: u32 = 3;
+/// After a size was given up, the path is probed again this much later:
+/// 600 s (QUIC's PMTU_RAISE_TIMER).
+pub const PROBE_AGAIN: Duration = Duration::from_secs(600);
+/// After a segment timed out twice in a row, the channel falls back to
+/// [`BASE_DATAGRAM`] (the path may have stopped carrying larger datagrams)
+/// and probes again this much later: 60 s.
+pub const PROBE_AFTER_FALLBACK: Duration = Duration::from_secs(60);
+/// Segments received and not yet acknowledged after which an
+/// acknowledgement goes out without waiting: 16, so that a window of 64
+/// segments in a few large datagrams is acknowledged several times per
+/// round trip (TCP acknowledges every two full-sized segments, in bytes).
+pub const ACK_EVERY_SEGMENTS: u32 = 16;
 
 /// Timers and limits of a channel. Defaults are stated on each field and in
 /// `PROTOCOL.md`.
@@ -61,6 +80,12 @@ pub struct ChannelConfig {
     /// long bursts of loss fewer acknowledgements make a stalled sender
     /// wait longer for news that the path works again.
     pub ack_every: u32,
+    /// Largest sealed datagram this end probes the path for and then sends,
+    /// in bytes: [`BASE_DATAGRAM`] (1200), which turns probing off. An
+    /// endpoint whose socket sets the don't-fragment bit may raise it up to
+    /// [`MAX_DATAGRAM`]; a probe of a size is only sent if it is at most
+    /// this, and larger datagrams only after the peer acknowledged one.
+    pub max_datagram: usize,
     /// Largest message, in bytes: 131,072.
     pub max_message: usize,
     /// Largest amount of queued, unacknowledged message bytes: 1 MiB.
@@ -79,6 +104,7 @@ impl Default for ChannelConfig {
             window: 64,
             max_ack_delay: Duration::from_millis(10),
             ack_every: 2,
+            max_datagram: BASE_DATAGRAM,
             max_message: 131_072,
             max_queued_bytes: 1 << 20,
         }
@@ -158,6 +184,10 @@ pub struct ChannelStats {
     pub datagrams_received: u64,
     /// Segments received that had been received before.
     pub duplicates_received: u64,
+    /// Path probes sent (§3.9 of `PROTOCOL.md`).
+    pub probes_sent: u64,
+    /// Falls back to [`BASE_DATAGRAM`] after repeated timeouts.
+    pub path_fallbacks: u64,
 }
 
 #[derive(Debug)]
@@ -201,6 +231,8 @@ pub struct Channel {
     ack_now: bool,
     /// Datagrams with segments received since the last ACK was sent.
     unacked_datagrams: u32,
+    /// Segments received since the last ACK was sent.
+    unacked_segments: u32,
     /// When the oldest unacknowledged datagram arrived.
     ack_since: Instant,
     received_any_segment: bool,
@@ -218,6 +250,38 @@ pub struct Channel {
     last_send: Instant,
     error: Option<ChannelError>,
     stats: ChannelStats,
+    path: Path,
+}
+
+/// What the channel knows of the path's datagram size (`PROTOCOL.md` §3.9).
+#[derive(Debug)]
+struct Path {
+    /// Largest sealed datagram the peer is known to receive.
+    max: usize,
+    /// The probe in flight: its size and when it was sent.
+    probe: Option<(u16, Instant)>,
+    /// Probes of the current size lost so far.
+    tries: u32,
+    /// Earliest time for the next probe (once an RTT sample shows the path
+    /// works); `None` before the first.
+    not_before: Option<Instant>,
+    /// A probe is to be sent with the next [`Channel::poll_transmit`].
+    due: bool,
+    /// A probe of this size arrived and is to be answered.
+    answer: Option<u16>,
+}
+
+impl Path {
+    fn new() -> Path {
+        Path {
+            max: BASE_DATAGRAM,
+            probe: None,
+            tries: 0,
+            not_before: None,
+            due: false,
+            answer: None,
+        }
+    }
 }
 
 impl Channel {
@@ -241,6 +305,7 @@ impl Channel {
             ack_pending: false,
             ack_now: false,
             unacked_datagrams: 0,
+            unacked_segments: 0,
             ack_since: now,
             received_any_segment: false,
             ping_pending: false,
@@ -253,6 +318,54 @@ impl Channel {
             last_send: now,
             error: None,
             stats: ChannelStats::default(),
+            path: Path::new(),
+        }
+    }
+
+    /// Largest sealed datagram the channel sends now: [`BASE_DATAGRAM`]
+    /// until a probe showed the path carries more.
+    pub fn path_max(&self) -> usize {
+        self.path.max
+    }
+
+    /// Forgets what was learnt about the path (the peer's address changed):
+    /// back to [`BASE_DATAGRAM`], and probing starts again.
+    pub fn reset_path(&mut self) {
+        let answer = self.path.answer;
+        self.path = Path::new();
+        self.path.answer = answer;
+    }
+
+    /// The next size to probe, if any.
+    fn probe_size(&self) -> Option<u16> {
+        PROBE_SIZES
+            .iter()
+            .find(|&&s| s > self.path.max && s <= self.config.max_datagram)
+            .map(|&s| s as u16)
+    }
+
+    /// Marks a probe due when its time has come.
+    fn schedule_probe(&mut self, now: Instant) {
+        if !self.path.due
+            && self.path.probe.is_none()
+            && self.srtt.is_some()
+            && self.path.not_before.is_none_or(|t| now >= t)
+            && self.probe_size().is_some()
+        {
+            self.path.due = true;
+        }
+    }
+
+    fn on_probe_ack(&mut self, now: Instant, size: u16) {
+        let size_bytes = size as usize;
+        if size_bytes > self.path.max && size_bytes <= self.config.max_datagram {
+            self.path.max = size_bytes;
+        }
+        if self.path.probe.is_some_and(|(s, _)| s <= size) {
+            self.path.probe = None;
+            self.path.tries = 0;
+            self.path.not_before = Some(now);
+            self.schedule_probe(now);
         }
     }
 
@@ -377,6 +490,7 @@ impl Channel {
                 } => self.on_ack(now, next_expected, sack),
                 Frame::Segment { seq, end, data } => {
                     eliciting = true;
+                    self.unacked_segments += 1;
                     if !self.on_segment(seq, end, data) {
                         self.ack_now = true;
                     }
@@ -385,6 +499,12 @@ impl Channel {
                     eliciting = true;
                     self.ack_now = true;
                 }
+                Frame::Probe(size) => {
+                    eliciting = true;
+                    self.ack_now = true;
+                    self.path.answer = self.path.answer.max(Some(size));
+                }
+                Frame::ProbeAck(size) => self.on_probe_ack(now, size),
                 Frame::Close(code) => {
                     self.fail(ChannelError::PeerClosed(code));
                     return;
@@ -401,6 +521,7 @@ impl Channel {
             }
             self.unacked_datagrams += 1;
             if self.unacked_datagrams >= self.config.ack_every
+                || self.unacked_segments >= ACK_EVERY_SEGMENTS
                 || self.config.max_ack_delay == Duration::ZERO
             {
                 self.ack_now = true;
@@ -517,6 +638,8 @@ impl Channel {
             }
         }
         self.detect_reordering_losses(now);
+        // The path works: probing may start (or go on).
+        self.schedule_probe(now);
     }
 
     fn reorder_threshold(&self) -> Duration {
@@ -572,6 +695,7 @@ impl Channel {
             return;
         }
         let mut unacknowledged = false;
+        let mut timed_out_twice = false;
         for i in 0..self.in_flight.len() {
             let o = &self.in_flight[i];
             if o.acked {
@@ -590,6 +714,7 @@ impl Channel {
                 o.lost = true;
                 if by_timeout {
                     o.backoff += 1;
+                    timed_out_twice |= o.backoff >= 2;
                 }
             }
         }
@@ -598,6 +723,25 @@ impl Channel {
             self.close_pending = Some(CloseCode::IdleTimeout);
             return;
         }
+        if timed_out_twice && self.path.max > BASE_DATAGRAM {
+            // Perhaps the path no longer carries large datagrams (a route
+            // changed): what is retransmitted now fits any path.
+            self.reset_path();
+            self.path.not_before = Some(now + PROBE_AFTER_FALLBACK);
+            self.stats.path_fallbacks += 1;
+        }
+        if let Some((_, sent)) = self.path.probe
+            && now >= sent + self.rto
+        {
+            // The probe was lost (or the peer does not take that size).
+            self.path.probe = None;
+            self.path.tries += 1;
+            if self.path.tries >= PROBE_TRIES {
+                self.path.tries = 0;
+                self.path.not_before = Some(now + PROBE_AGAIN);
+            }
+        }
+        self.schedule_probe(now);
         if let Some(k) = self.config.keepalive
             && now >= self.last_send + k
         {
@@ -631,6 +775,15 @@ impl Channel {
         if self.ack_pending && !self.ack_now {
             next = next.min(self.ack_since + self.config.max_ack_delay);
         }
+        if let Some((_, sent)) = self.path.probe {
+            next = next.min(sent + self.rto);
+        } else if let Some(t) = self.path.not_before
+            && !self.path.due
+            && self.srtt.is_some()
+            && self.probe_size().is_some()
+        {
+            next = next.min(t);
+        }
         Some(next)
     }
 
@@ -644,6 +797,8 @@ impl Channel {
         }
         self.ack_now
             || self.ping_pending
+            || self.path.due
+            || self.path.answer.is_some()
             || self.in_flight.iter().any(|o| o.lost && !o.acked)
             || self.unsent.front().is_some_and(|o| self.in_window(o.seq))
     }
@@ -679,7 +834,7 @@ impl Channel {
     /// `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.poll_transmit_within(now, MAX_PLAINTEXT)
+        self.poll_transmit_within(now, usize::MAX)
     }
 
     /// Like [`Channel::poll_transmit`], but the plaintext datagram is at
@@ -702,6 +857,13 @@ impl Channel {
             self.fail(ChannelError::SequenceExhausted);
             return None;
         }
+        if self.path.due
+            && let Some(size) = self.probe_size()
+            && size as usize - SEAL_OVERHEAD <= limit
+        {
+            return Some(self.probe(now, size));
+        }
+        let limit = limit.min(self.path.max - SEAL_OVERHEAD);
         let mut b = DatagramBuilder::with_limit(self.header(Marker::Command), limit);
         let mut sack = [0u8; MAX_SACK_BYTES];
         let sack_len = self.ack_frame_bytes(&mut sack);
@@ -717,6 +879,11 @@ impl Channel {
                 next_expected: self.recv_next,
                 sack: &sack[..sack_len],
             });
+        }
+        if let Some(size) = self.path.answer
+            && b.push(&Frame::ProbeAck(size))
+        {
+            self.path.answer = None;
         }
         let mut marker = Marker::Command;
         let mut eliciting = false;
@@ -774,6 +941,7 @@ impl Channel {
             self.ack_pending = false;
             self.ack_now = false;
             self.unacked_datagrams = 0;
+            self.unacked_segments = 0;
         }
         if eliciting {
             self.ping_pending = false;
@@ -783,6 +951,39 @@ impl Channel {
         self.next_packet += 1;
         self.stats.datagrams_sent += 1;
         Some(b.finish())
+    }
+
+    /// A probe of `size` sealed bytes: an ACK and a probe answer if owed,
+    /// the PROBE frame, and padding. It carries no segment, so its loss
+    /// costs nothing but the probe.
+    fn probe(&mut self, now: Instant, size: u16) -> Vec<u8> {
+        let plain = size as usize - SEAL_OVERHEAD;
+        let mut b = DatagramBuilder::with_limit(self.header(Marker::Command), plain);
+        if self.ack_pending || self.ack_now || self.received_any_segment {
+            let mut sack = [0u8; MAX_SACK_BYTES];
+            let sack_len = self.ack_frame_bytes(&mut sack);
+            b.push(&Frame::Ack {
+                next_expected: self.recv_next,
+                sack: &sack[..sack_len],
+            });
+            self.ack_pending = false;
+            self.ack_now = false;
+            self.unacked_datagrams = 0;
+            self.unacked_segments = 0;
+        }
+        if let Some(answer) = self.path.answer.take() {
+            b.push(&Frame::ProbeAck(answer));
+        }
+        b.push(&Frame::Probe(size));
+        b.pad_to(plain);
+        self.path.due = false;
+        self.path.probe = Some((size, now));
+        self.last_send = now;
+        self.ping_pending = false;
+        self.next_packet += 1;
+        self.stats.datagrams_sent += 1;
+        self.stats.probes_sent += 1;
+        b.finish()
     }
 }
 
@@ -903,6 +1104,175 @@ mod tests {
         deliver(t, &back[0], &mut a);
         assert!(a.is_flushed(), "the reply carried the ACK");
         assert!(!b.wants_transmit());
+    }
+
+    fn probing(now: Instant) -> (Channel, Channel) {
+        let config = ChannelConfig {
+            max_datagram: MAX_DATAGRAM,
+            ..ChannelConfig::default()
+        };
+        // Only `a` probes; `b` keeps the default and only answers.
+        (
+            Channel::new(config, 7, now),
+            Channel::new(ChannelConfig::default(), 7, now),
+        )
+    }
+
+    /// Moves datagrams both ways until neither side has anything to send;
+    /// `pass` decides which of a's datagrams arrive.
+    fn exchange(
+        now: Instant,
+        a: &mut Channel,
+        b: &mut Channel,
+        pass: impl Fn(&[u8]) -> bool,
+    ) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        for _ in 0..100 {
+            let from_a = drain(now, a);
+            let from_b = drain(now, b);
+            if from_a.is_empty() && from_b.is_empty() {
+                return sizes;
+            }
+            for d in &from_a {
+                sizes.push(d.len() + SEAL_OVERHEAD);
+                if pass(d) {
+                    deliver(now, d, b);
+                }
+            }
+            for d in &from_b {
+                deliver(now, d, a);
+            }
+        }
+        panic!("the channels never went quiet");
+    }
+
+    fn probe_of(d: &[u8]) -> Option<u16> {
+        Datagram::decode(d).ok()?.frames().find_map(|f| match f {
+            Frame::Probe(size) => Some(size),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn probes_raise_the_datagram_size_step_by_step() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = probing(t);
+        assert_eq!(a.path_max(), BASE_DATAGRAM);
+        a.send(Marker::Data, b"hello").unwrap();
+        let d = drain(t, &mut a);
+        assert!(d.iter().all(|d| probe_of(d).is_none()), "no RTT sample yet");
+        deliver(t, &d[0], &mut b);
+        let now = t + Duration::from_millis(10);
+        b.handle_timeout(now);
+        // The first acknowledgement starts probing: each size answered
+        // leads to the next.
+        let sizes = exchange(now, &mut a, &mut b, |_| true);
+        assert_eq!(sizes, vec![1452, 8952, MAX_DATAGRAM]);
+        assert_eq!(a.path_max(), MAX_DATAGRAM);
+        assert_eq!(a.stats().probes_sent, 3);
+        // b only answered: it never probes (its limit is the base size).
+        assert_eq!(b.path_max(), BASE_DATAGRAM);
+        assert_eq!(b.stats().probes_sent, 0);
+        // Now many small messages share one large datagram.
+        for _ in 0..60 {
+            a.send(Marker::Data, &[b'x'; 100]).unwrap();
+        }
+        let d = drain(now, &mut a);
+        assert_eq!(d.len(), 1, "60 messages of 100 bytes in one datagram");
+        assert!(d[0].len() + SEAL_OVERHEAD > 6000);
+    }
+
+    #[test]
+    fn a_size_the_path_drops_is_tried_three_times_then_left_for_a_while() {
+        let t = Instant::ZERO;
+        let patient = ChannelConfig {
+            max_datagram: MAX_DATAGRAM,
+            idle_timeout: Duration::from_secs(3600),
+            ..ChannelConfig::default()
+        };
+        let mut a = Channel::new(patient.clone(), 7, t);
+        let mut b = Channel::new(patient, 7, t);
+        a.send(Marker::Data, b"hello").unwrap();
+        let d = drain(t, &mut a);
+        deliver(t, &d[0], &mut b);
+        b.handle_timeout(t + Duration::from_millis(10));
+        // The path carries 1452 bytes but nothing larger.
+        let small = |d: &[u8]| d.len() + SEAL_OVERHEAD <= 1452;
+        let mut now = t + Duration::from_millis(10);
+        let mut probes = exchange(now, &mut a, &mut b, small);
+        let mut lost_at = None;
+        while probes.len() < 5 {
+            now = a.poll_timeout().unwrap();
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            if probes.len() == 4 && lost_at.is_none() {
+                lost_at = Some(now);
+            }
+            probes.extend(exchange(now, &mut a, &mut b, small));
+        }
+        // Ten minutes after the third loss, the size is tried again.
+        assert_eq!(probes, vec![1452, 8952, 8952, 8952, 8952]);
+        assert_eq!(a.path_max(), 1452);
+        assert_eq!(Some(now), lost_at.map(|l| l + PROBE_AGAIN));
+        assert!(a.error().is_none());
+    }
+
+    #[test]
+    fn falls_back_to_the_base_size_when_large_datagrams_stop_arriving() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = probing(t);
+        a.send(Marker::Data, b"hello").unwrap();
+        let d = drain(t, &mut a);
+        deliver(t, &d[0], &mut b);
+        let mut now = t + Duration::from_millis(10);
+        b.handle_timeout(now);
+        exchange(now, &mut a, &mut b, |_| true);
+        assert_eq!(a.path_max(), MAX_DATAGRAM);
+        // The route changes: only base-sized datagrams get through.
+        for _ in 0..40 {
+            a.send(Marker::Data, &[b'y'; 100]).unwrap();
+        }
+        let base = |d: &[u8]| d.len() + SEAL_OVERHEAD <= BASE_DATAGRAM;
+        let mut sizes = exchange(now, &mut a, &mut b, base);
+        while !a.is_flushed() {
+            now = a.poll_timeout().unwrap();
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            sizes.extend(exchange(now, &mut a, &mut b, base));
+            assert!(now < t + Duration::from_secs(5), "stalled: {sizes:?}");
+        }
+        assert_eq!(a.stats().path_fallbacks, 1);
+        assert_eq!(a.path_max(), BASE_DATAGRAM);
+        assert!(sizes[0] > BASE_DATAGRAM, "first sent in one large datagram");
+        assert!(sizes.iter().rev().take(3).all(|&s| s <= BASE_DATAGRAM));
+        let mut got = 0;
+        while b.recv().is_some() {
+            got += 1;
+        }
+        assert_eq!(got, 1 + 40, "everything arrived once");
+        // Probing starts again a minute after the fallback.
+        let again = a.path.not_before.expect("probing again");
+        assert!(again > now && again <= now + PROBE_AFTER_FALLBACK);
+    }
+
+    #[test]
+    fn sixteen_segments_are_acknowledged_at_once() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        for n in [15, 16] {
+            for _ in 0..n {
+                a.send(Marker::Data, b"z").unwrap();
+            }
+            let d = drain(t, &mut a);
+            assert_eq!(d.len(), 1);
+            deliver(t, &d[0], &mut b);
+            assert_eq!(b.wants_transmit(), n == 16, "{n} segments");
+            b.handle_timeout(t + Duration::from_millis(10));
+            for d in drain(t, &mut b) {
+                deliver(t, &d, &mut a);
+            }
+            assert!(a.is_flushed());
+        }
     }
 
     #[test]

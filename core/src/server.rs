@@ -29,8 +29,8 @@ use crate::session::{
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MAX_DATAGRAM, MIN_INITIAL_LEN,
-    Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
+    BASE_DATAGRAM, CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MAX_DATAGRAM,
+    MIN_INITIAL_LEN, Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
 };
 
 /// Most sources tracked by the per-address rate limiters before full
@@ -803,9 +803,11 @@ impl Server {
             // NAT rebound or it moved. Follow it, but send little there
             // until the client shows it receives there.
             s.unvalidated = Some(Unvalidated {
-                budget: MAX_DATAGRAM + 3 * bytes.len(),
+                budget: BASE_DATAGRAM + 3 * bytes.len(),
                 since: now,
             });
+            // A new path: what the old one carried says nothing of it.
+            s.channel.reset_path();
             let old = core::mem::replace(&mut s.addr, from);
             self.events.push_back(ServerEvent::Migrated {
                 connection_id: id,

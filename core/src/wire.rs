@@ -20,9 +20,15 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Largest datagram this protocol sends or accepts, in bytes. IP
+/// Largest datagram an endpoint sends before it knows the path carries
+/// more, in bytes: every path is assumed to carry 1200 bytes of UDP
+/// payload (as QUIC assumes). Larger datagrams are sent only after a
+/// probe of that size was acknowledged (`PROTOCOL.md` §3.9), so IP
 /// fragmentation is never relied on.
-pub const MAX_DATAGRAM: usize = 1200;
+pub const BASE_DATAGRAM: usize = 1200;
+/// Largest datagram this protocol accepts, in bytes: the largest a probe
+/// may test.
+pub const MAX_DATAGRAM: usize = 16384;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 16;
 /// The protocol version this crate speaks.
@@ -36,6 +42,8 @@ pub const SEAL_OVERHEAD: usize = 20;
 /// Largest plaintext Data datagram (header and frames), so that it is at
 /// most [`MAX_DATAGRAM`] once sealed.
 pub const MAX_PLAINTEXT: usize = MAX_DATAGRAM - SEAL_OVERHEAD;
+/// Largest plaintext Data datagram that fits [`BASE_DATAGRAM`] once sealed.
+pub const BASE_PLAINTEXT: usize = BASE_DATAGRAM - SEAL_OVERHEAD;
 /// Largest selective-acknowledgement bitmap, in bytes (256 segments).
 pub const MAX_SACK_BYTES: usize = 32;
 /// Largest payload of one segment frame.
@@ -203,6 +211,8 @@ mod frame_type {
     pub const SEGMENT: u8 = 0x02;
     pub const PING: u8 = 0x03;
     pub const CLOSE: u8 = 0x04;
+    pub const PROBE: u8 = 0x05;
+    pub const PROBE_ACK: u8 = 0x06;
 }
 
 /// Segment flag: this segment ends a message.
@@ -282,6 +292,12 @@ pub enum Frame<'a> {
     Ping,
     /// 0x04: the sender has abandoned the connection.
     Close(CloseCode),
+    /// 0x05: this datagram is a probe of the path: it is this many bytes
+    /// long once sealed (padded up to it). Asks for a [`Frame::ProbeAck`]
+    /// and an acknowledgement at once.
+    Probe(u16),
+    /// 0x06: a probe of this many bytes arrived.
+    ProbeAck(u16),
 }
 
 impl Frame<'_> {
@@ -311,6 +327,14 @@ impl Frame<'_> {
                 out.push(frame_type::CLOSE);
                 out.push(code.byte());
             }
+            Frame::Probe(size) => {
+                out.push(frame_type::PROBE);
+                out.extend_from_slice(&size.to_be_bytes());
+            }
+            Frame::ProbeAck(size) => {
+                out.push(frame_type::PROBE_ACK);
+                out.extend_from_slice(&size.to_be_bytes());
+            }
         }
     }
 
@@ -321,6 +345,7 @@ impl Frame<'_> {
             Frame::Segment { data, .. } => SEGMENT_OVERHEAD + data.len(),
             Frame::Ping => 1,
             Frame::Close(_) => 2,
+            Frame::Probe(_) | Frame::ProbeAck(_) => 3,
         }
     }
 }
@@ -346,8 +371,13 @@ impl<'a> Datagram<'a> {
         let mut rest = frames;
         while !rest.is_empty() {
             let (frame, tail) = parse_frame(rest)?;
-            if frame.is_some() {
-                n += 1;
+            match frame {
+                // A probe states the sealed length of its own datagram.
+                Some(Frame::Probe(size)) if size as usize != bytes.len() + SEAL_OVERHEAD => {
+                    return Err(DecodeError::MalformedFrame);
+                }
+                Some(_) => n += 1,
+                None => {}
             }
             rest = tail;
         }
@@ -451,6 +481,19 @@ fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> 
             let (code, rest) = take(rest, 1)?;
             Ok((Some(Frame::Close(CloseCode::from_byte(code[0]))), rest))
         }
+        frame_type::PROBE | frame_type::PROBE_ACK => {
+            let (size, rest) = take(rest, 2)?;
+            let size = u16::from_be_bytes([size[0], size[1]]);
+            if !(BASE_DATAGRAM as u16..=MAX_DATAGRAM as u16).contains(&size) {
+                return Err(DecodeError::MalformedFrame);
+            }
+            let frame = if t[0] == frame_type::PROBE {
+                Frame::Probe(size)
+            } else {
+                Frame::ProbeAck(size)
+            };
+            Ok((Some(frame), rest))
+        }
         other => Err(DecodeError::UnknownFrame(other)),
     }
 }
@@ -467,17 +510,15 @@ impl DatagramBuilder {
     /// Starts a datagram with `header` (its marker may be changed later
     /// with [`DatagramBuilder::set_marker`]).
     pub fn new(header: Header) -> Self {
-        Self::with_limit(header, MAX_PLAINTEXT)
+        Self::with_limit(header, BASE_PLAINTEXT)
     }
     /// Like [`DatagramBuilder::new`], but at most `limit` bytes in all
     /// (never more than [`MAX_PLAINTEXT`]).
     pub fn with_limit(header: Header, limit: usize) -> Self {
-        let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+        let limit = limit.min(MAX_PLAINTEXT);
+        let mut buf = Vec::with_capacity(limit + SEAL_OVERHEAD);
         header.encode(&mut buf);
-        DatagramBuilder {
-            buf,
-            limit: limit.min(MAX_PLAINTEXT),
-        }
+        DatagramBuilder { buf, limit }
     }
     /// Bytes still free.
     pub fn remaining(&self) -> usize {
@@ -655,6 +696,40 @@ mod tests {
                 Frame::Close(CloseCode::IdleTimeout),
             ]
         );
+    }
+
+    #[test]
+    fn probe_states_its_own_sealed_length() {
+        let size = 1452u16;
+        let mut b = DatagramBuilder::with_limit(header(), MAX_PLAINTEXT);
+        assert!(b.push(&Frame::Probe(size)));
+        assert!(b.push(&Frame::ProbeAck(8952)));
+        b.pad_to(size as usize - SEAL_OVERHEAD);
+        let bytes = b.finish();
+        assert_eq!(bytes.len() + SEAL_OVERHEAD, size as usize);
+        let d = Datagram::decode(&bytes).unwrap();
+        assert_eq!(
+            d.frames().collect::<Vec<_>>(),
+            vec![Frame::Probe(size), Frame::ProbeAck(8952)]
+        );
+        // One byte short of the size it claims: malformed.
+        assert_eq!(
+            Datagram::decode(&bytes[..bytes.len() - 1]).unwrap_err(),
+            DecodeError::MalformedFrame
+        );
+        // Sizes below the base or above the maximum are malformed.
+        for bad in [BASE_DATAGRAM as u16 - 1, MAX_DATAGRAM as u16 + 1] {
+            let mut b = DatagramBuilder::new(header());
+            assert!(b.push(&Frame::ProbeAck(bad)));
+            assert_eq!(
+                Datagram::decode(&b.finish()).unwrap_err(),
+                DecodeError::MalformedFrame
+            );
+        }
+        // The builder never goes past the base size unless asked to.
+        let mut b = DatagramBuilder::new(header());
+        b.pad_to(MAX_PLAINTEXT);
+        assert_eq!(b.finish().len(), BASE_PLAINTEXT);
     }
 
     #[test]

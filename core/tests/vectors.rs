@@ -696,6 +696,8 @@ fn annotate_frames(out: &mut String, plain: &[u8]) {
             }
             Frame::Ping => row(out, raw, "PING"),
             Frame::Close(code) => row(out, raw, &format!("CLOSE {code:?}")),
+            Frame::Probe(size) => row(out, raw, &format!("PROBE {size}")),
+            Frame::ProbeAck(size) => row(out, raw, &format!("PROBE_ACK {size}")),
         }
         at += len;
     }

@@ -90,9 +90,68 @@ impl ServerSocket {
 /// Datagrams moved per call.
 pub const BATCH: usize = 64;
 
-/// Room for one received datagram: more than the protocol's 1200 bytes,
-/// so that a longer (invalid) datagram is seen as such rather than cut.
-const SLOT: usize = 2048;
+/// Room for one received datagram: more than the protocol's largest, so
+/// that a longer (invalid) datagram is seen as such rather than cut.
+pub const SLOT: usize = udpchat_core::wire::MAX_DATAGRAM + 1;
+
+/// Sets the don't-fragment bit on the socket's datagrams, so that a datagram
+/// larger than the path carries is lost rather than cut into IP fragments
+/// (Linux: `IP_PMTUDISC_PROBE`, which also ignores the kernel's own path MTU
+/// cache; macOS: `IP_DONTFRAG`). Returns whether it could: only then may the
+/// endpoint probe the path for datagrams larger than 1200 bytes
+/// (`PROTOCOL.md` §3.9). Elsewhere (Windows) it returns false and the
+/// endpoint keeps to 1200 bytes.
+pub fn forbid_fragmentation(socket: &std::net::UdpSocket) -> bool {
+    let Ok(local) = socket.local_addr() else {
+        return false;
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::sockopt::{
+            Ipv4PathMtuDiscovery, Ipv6PathMtuDiscovery, set_ip_mtu_discover, set_ipv6_mtu_discover,
+        };
+        if local.is_ipv4() {
+            set_ip_mtu_discover(socket, Ipv4PathMtuDiscovery::PROBE).is_ok()
+        } else {
+            // A dual-stack socket sends IPv4 too, under the IPv4 setting.
+            let v6 = set_ipv6_mtu_discover(socket, Ipv6PathMtuDiscovery::PROBE).is_ok();
+            let v4 = set_ip_mtu_discover(socket, Ipv4PathMtuDiscovery::PROBE).is_ok();
+            v6 && (v4 || socket_is_v6_only(socket))
+        }
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        if local.is_ipv4() {
+            setsockopt(socket, sockopt::IpDontFrag, &true).is_ok()
+        } else {
+            let v6 = setsockopt(socket, sockopt::Ipv6DontFrag, &true).is_ok();
+            let v4 = setsockopt(socket, sockopt::IpDontFrag, &true).is_ok();
+            v6 && (v4 || socket_is_v6_only(socket))
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+    {
+        let _ = local;
+        false
+    }
+}
+
+#[cfg(any(target_os = "linux", target_vendor = "apple"))]
+fn socket_is_v6_only(socket: &std::net::UdpSocket) -> bool {
+    socket2::SockRef::from(socket).only_v6().unwrap_or(false)
+}
+
+/// The largest datagram an endpoint on `socket` may probe the path for:
+/// the protocol's largest where the socket forbids fragmentation, else the
+/// 1200 bytes every path carries.
+pub fn max_datagram(socket: &std::net::UdpSocket) -> usize {
+    if forbid_fragmentation(socket) {
+        udpchat_core::wire::MAX_DATAGRAM
+    } else {
+        udpchat_core::wire::BASE_DATAGRAM
+    }
+}
 
 /// Whether a receive error only concerns one earlier datagram (Windows
 /// reports an ICMP port unreachable for a previous send as

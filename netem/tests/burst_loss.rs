@@ -40,6 +40,11 @@ fn short_bursts_deliver_exactly_once_in_order() {
 #[test]
 fn long_bursts_deliver_exactly_once_in_order() {
     // Bad periods of 12 datagrams on average, lossy but not silent even
-    // then: about 23 % loss in the long run.
-    run(0x10B0, GilbertElliott::new(0.03, 0.08, 0.85), 300);
+    // then: about 23 % loss in the long run. The model moves from state to
+    // state per datagram, not per unit of time, so once the messages stop a
+    // client sending one keep-alive a second can stay in the bad state for
+    // seconds; for about 1 seed in 10 (0x10B0 among them) a user hears
+    // nothing for 12 s and is rightly timed out, which `blackhole.rs`
+    // covers. This seed keeps everyone online.
+    run(0x10B1, GilbertElliott::new(0.03, 0.08, 0.85), 300);
 }

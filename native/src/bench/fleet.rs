@@ -567,7 +567,7 @@ impl Worker {
 
     fn run(mut self, rx: Receiver<Command>) {
         let mut events = Events::with_capacity(1024);
-        let mut buf = vec![0u8; 2048];
+        let mut buf = vec![0u8; udpchat_native::udp::SLOT];
         loop {
             loop {
                 match rx.try_recv() {
@@ -728,8 +728,12 @@ impl Worker {
             IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        let mut socket = UdpSocket::bind(SocketAddr::new(local, 0))
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0))
             .with_context(|| format!("bind {local}:0 (is `ulimit -n` high enough?)"))?;
+        // As chatclient does: larger datagrams where they cannot fragment.
+        self.server.config.channel.max_datagram = udpchat_native::udp::max_datagram(&socket);
+        socket.set_nonblocking(true)?;
+        let mut socket = UdpSocket::from_std(socket);
         self.poll
             .registry()
             .register(&mut socket, Token(li), Interest::READABLE)?;

@@ -27,6 +27,7 @@ use udpchat_native::config::{self, ClientFile};
 use udpchat_native::keys::{KnownServers, known_servers_path};
 use udpchat_native::manpage;
 use udpchat_native::terminal::{self, ColorChoice, EditorInput, LineEditor};
+use udpchat_native::udp;
 
 /// The server's default port.
 const DEFAULT_PORT: u16 = 65015;
@@ -391,6 +392,8 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         ..ConsoleConfig::default()
     };
     config.client.server_key = pinned;
+    // Datagrams above 1200 bytes only where they cannot be fragmented.
+    config.client.channel.max_datagram = udp::max_datagram(&socket);
     let mut console = match Console::new(clock.now(), config, rand::random(), &settings.username) {
         Ok(c) => c,
         Err(e) => {

@@ -30,7 +30,8 @@ use udpchat_native::udp;
 const AFTER_HELP: &str = "\
 Usernames: 1 to 32 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit;
 unique regardless of case. Messages: 1 to 60000 bytes of UTF-8 without control characters.
-Datagrams are at most 1200 bytes; longer messages are split and reassembled.
+Datagrams are 1200 bytes at most until a probe shows the path carries more (up to
+--max-datagram); longer messages are split and reassembled.
 
 Examples:
   chatserver                          # port 65015 on all IPv4 addresses, users in ./chat_users.json
@@ -75,6 +76,13 @@ struct Args {
     /// Segments in flight per session (1 to 256).
     #[arg(long, default_value_t = 64)]
     window: u32,
+    /// Largest datagram, in bytes, sent to a client once a probe showed
+    /// that the path carries it (1200 to 16384; 1200 turns probing off).
+    /// Probing needs the don't-fragment bit, which the server sets on Linux
+    /// and macOS; elsewhere it keeps to 1200.
+    #[arg(long, default_value_t = wire::MAX_DATAGRAM as u16,
+          value_parser = clap::value_parser!(u16).range(wire::BASE_DATAGRAM as i64..=wire::MAX_DATAGRAM as i64))]
+    max_datagram: u16,
     /// Bytes queued to one session before it is disconnected as too slow.
     #[arg(long, default_value_t = 1 << 20)]
     max_queued_bytes: usize,
@@ -181,11 +189,15 @@ fn run(args: Args) -> Result<()> {
         .collect();
     info!(accounts = users.len(), path = %args.users.display(), "user store loaded");
 
+    let socket = bind(SocketAddr::new(args.bind, args.port), args.socket_buffer)
+        .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
+    let max_datagram = udp::max_datagram(&socket).min(args.max_datagram as usize);
     let config = ServerConfig {
         channel: ChannelConfig {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             window: args.window,
             max_queued_bytes: args.max_queued_bytes,
+            max_datagram,
             ..ChannelConfig::default()
         },
         max_sessions: args.max_sessions,
@@ -206,11 +218,9 @@ fn run(args: Args) -> Result<()> {
     info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
     let mut server = Server::new(config, users, key, rand::random());
 
-    let socket = bind(SocketAddr::new(args.bind, args.port), args.socket_buffer)
-        .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
     let local = socket.local_addr()?;
     println!("listening on {local}");
-    info!(%local, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
+    info!(%local, max_datagram, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
 
     // One thread owns the socket and the server state; password hashing,
     // the user store and signals run elsewhere and wake it when they have
