@@ -288,6 +288,12 @@ impl Client {
         })
     }
 
+    /// The largest datagram the client sends now, in bytes: 1200 until a
+    /// probe showed the path carries more (`PROTOCOL.md` §3.9).
+    pub fn path_max(&self) -> usize {
+        self.channel.path_max()
+    }
+
     /// The connection id (random, chosen at start).
     pub fn connection_id(&self) -> u64 {
         self.connection_id

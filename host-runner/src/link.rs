@@ -14,8 +14,13 @@ use crossbeam_channel::Sender;
 
 use crate::bindings::NetError;
 
-/// Largest datagram in either direction (the protocol's limit).
+/// Largest datagram the guest may send: the 1200 bytes every path carries
+/// (the host's socket does not probe the path for more).
 pub const MAX_DATAGRAM: usize = 1200;
+/// Largest datagram from the server handed to the guest: the protocol's
+/// largest, which a server sends only once the guest acknowledged a probe of
+/// that size (`PROTOCOL.md` §3.9).
+pub const MAX_INCOMING: usize = udpchat_core::wire::MAX_DATAGRAM;
 
 /// Datagrams queued between the socket thread and the guest. When the guest
 /// falls this far behind, newer datagrams are dropped, as a full socket
@@ -100,14 +105,14 @@ impl ServerLink {
 
 fn receive_loop(socket: &UdpSocket, tx: &Sender<Incoming>, stop: &AtomicBool) {
     // Large enough for any UDP payload, so an oversized one is seen whole
-    // (and dropped) rather than silently cut to MAX_DATAGRAM.
+    // (and dropped) rather than silently cut to MAX_INCOMING.
     let mut buf = vec![0u8; 65_536];
     let mut dropped = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let item = match socket.recv(&mut buf) {
-            Ok(n) if n > MAX_DATAGRAM => {
+            Ok(n) if n > MAX_INCOMING => {
                 tracing::debug!("dropped a {n}-byte datagram from the server");
-                Incoming::Error(too_large())
+                Incoming::Error(NetError::TooLarge(MAX_INCOMING as u32))
             }
             Ok(n) => Incoming::Datagram(buf[..n].to_vec()),
             Err(e)
