@@ -21,6 +21,7 @@
 //! [`Channel::handle_timeout`].
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -190,12 +191,30 @@ pub struct ChannelStats {
     pub path_fallbacks: u64,
 }
 
+/// The bytes of one segment: a range of a message that other channels may
+/// share (a broadcast is encoded once and queued to every recipient).
+#[derive(Debug)]
+struct Piece {
+    message: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        self.message.get(self.start..self.end).unwrap_or(&[])
+    }
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
 #[derive(Debug)]
 struct Outgoing {
     seq: u32,
     end: bool,
     marker: Marker,
-    data: Vec<u8>,
+    data: Piece,
     first_sent: Instant,
     last_sent: Instant,
     transmissions: u32,
@@ -416,26 +435,52 @@ impl Channel {
     /// Queues a message. `marker` says whether it is chat data (`D`) or a
     /// command (`C`); a datagram carrying any data segment is marked `D`.
     pub fn send(&mut self, marker: Marker, message: &[u8]) -> Result<(), SendError> {
+        let pieces = self.admit(message.len())?;
+        self.queue(marker, &Arc::from(message), pieces);
+        Ok(())
+    }
+
+    /// Like [`Channel::send`], for a message whose bytes other channels
+    /// may share: a broadcast encoded once costs each recipient's channel
+    /// no copy of it.
+    pub fn send_shared(&mut self, marker: Marker, message: &Arc<[u8]>) -> Result<(), SendError> {
+        let pieces = self.admit(message.len())?;
+        self.queue(marker, message, pieces);
+        Ok(())
+    }
+
+    /// Checks that a message of `len` bytes may be queued; returns how many
+    /// segments it takes.
+    fn admit(&mut self, len: usize) -> Result<usize, SendError> {
         if self.error.is_some() {
             return Err(SendError::Closed);
         }
-        if message.len() > self.config.max_message {
+        if len > self.config.max_message {
             return Err(SendError::TooLarge {
-                len: message.len(),
+                len,
                 max: self.config.max_message,
             });
         }
-        if self.queued_bytes + message.len() > self.config.max_queued_bytes {
+        if self.queued_bytes + len > self.config.max_queued_bytes {
             return Err(SendError::QueueFull);
         }
-        let pieces = message.len().div_ceil(MAX_SEGMENT_DATA).max(1);
+        let pieces = len.div_ceil(MAX_SEGMENT_DATA).max(1);
         if (self.next_seq as u64) + (pieces as u64) >= u32::MAX as u64 {
             self.fail(ChannelError::SequenceExhausted);
             return Err(SendError::Closed);
         }
-        let mut chunks = message.chunks(MAX_SEGMENT_DATA);
+        Ok(pieces)
+    }
+
+    /// Cuts a checked message into `pieces` segments and queues them.
+    fn queue(&mut self, marker: Marker, message: &Arc<[u8]>, pieces: usize) {
         for i in 0..pieces {
-            let data = chunks.next().unwrap_or(&[]).to_vec();
+            let start = i * MAX_SEGMENT_DATA;
+            let data = Piece {
+                message: message.clone(),
+                start,
+                end: (start + MAX_SEGMENT_DATA).min(message.len()),
+            };
             self.unsent.push_back(Outgoing {
                 seq: self.next_seq,
                 end: i + 1 == pieces,
@@ -451,7 +496,6 @@ impl Channel {
             self.next_seq += 1;
         }
         self.queued_bytes += message.len();
-        Ok(())
     }
 
     /// The next message received in order, if any.
@@ -897,7 +941,7 @@ impl Channel {
             b.push(&Frame::Segment {
                 seq: o.seq,
                 end: o.end,
-                data: &o.data,
+                data: o.data.bytes(),
             });
             o.lost = false;
             o.last_sent = now;
@@ -919,7 +963,7 @@ impl Channel {
             b.push(&Frame::Segment {
                 seq: o.seq,
                 end: o.end,
-                data: &o.data,
+                data: o.data.bytes(),
             });
             o.first_sent = now;
             o.last_sent = now;

@@ -17,6 +17,7 @@
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::net::{IpAddr, SocketAddr};
@@ -482,7 +483,12 @@ struct Notice {
     except: u64,
     /// The user it is about (lowercased).
     about: String,
-    bytes: Vec<u8>,
+    bytes: Arc<[u8]>,
+}
+
+/// A message encoded once into bytes that channels can share.
+fn encode_shared(message: &ServerMessage) -> Arc<[u8]> {
+    Arc::from(session::encode(message))
 }
 
 /// Presence notices go out at once, unless the last round was less than
@@ -1073,15 +1079,14 @@ impl Server {
             ServerMessage::Public { .. } | ServerMessage::Direct { .. } => Marker::Data,
             _ => Marker::Command,
         };
-        let bytes = session::encode(message);
-        self.send_bytes(conn, marker, &bytes);
+        self.send_bytes(conn, marker, &encode_shared(message));
     }
 
-    fn send_bytes(&mut self, conn: u64, marker: Marker, bytes: &[u8]) -> bool {
+    fn send_bytes(&mut self, conn: u64, marker: Marker, bytes: &Arc<[u8]>) -> bool {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return false;
         };
-        match s.channel.send(marker, bytes) {
+        match s.channel.send_shared(marker, bytes) {
             Ok(()) => {
                 if marker == Marker::Data {
                     if !s.urgent {
@@ -1117,7 +1122,8 @@ impl Server {
             ServerMessage::Public { .. } => Marker::Data,
             _ => Marker::Command,
         };
-        let bytes = session::encode(message);
+        // Encoded once; every recipient's channel shares the bytes.
+        let bytes = encode_shared(message);
         let targets: Vec<u64> = self
             .online
             .values()
@@ -1154,7 +1160,7 @@ impl Server {
             seq: self.logins,
             except: about,
             about: username_key(user),
-            bytes: session::encode(message),
+            bytes: encode_shared(message),
         });
     }
 
@@ -1632,7 +1638,7 @@ impl Server {
         let delivered = u32::from(self.send_bytes(
             target,
             Marker::Data,
-            &session::encode(&ServerMessage::Direct { from, text }),
+            &encode_shared(&ServerMessage::Direct { from, text }),
         ));
         self.stats.direct_messages += u64::from(delivered);
         self.stats.deliveries += u64::from(delivered);

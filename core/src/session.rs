@@ -77,7 +77,11 @@ pub enum ClientMessage {
 }
 
 /// A message from the server to a client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoded through [`FlatServerMessage`] rather than serde's internally
+/// tagged enums, which first copy every field into a buffer of their own:
+/// a client receiving a busy room decodes one of these per message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Answers `User`: whether the name is new (will be registered) or
@@ -171,6 +175,115 @@ pub enum ServerMessage {
     Bye,
     /// The server is shutting down; the session is over.
     Shutdown,
+}
+
+/// The `t` of a [`ServerMessage`].
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ServerTag {
+    PasswordRequired,
+    LoginOk,
+    LoginFailed,
+    OpOk,
+    Online,
+    Public,
+    Direct,
+    Joined,
+    Left,
+    Confirm,
+    Error,
+    Bye,
+    Shutdown,
+}
+
+/// Every field any [`ServerMessage`] has, in one object: serde reads it
+/// in one pass, and [`ServerMessage`]'s `Deserialize` then checks that the
+/// fields its `t` needs are there. Other fields are ignored, as unknown
+/// ones are.
+#[derive(Deserialize)]
+struct FlatServerMessage {
+    t: ServerTag,
+    name: Option<String>,
+    new_user: Option<bool>,
+    online: Option<Vec<String>>,
+    count: Option<u32>,
+    /// `login_failed`: a [`LoginFailure`]; `left`: free text.
+    reason: Option<String>,
+    message: Option<String>,
+    op: Option<Operation>,
+    users: Option<Vec<String>>,
+    from: Option<String>,
+    text: Option<String>,
+    user: Option<String>,
+    to: Option<String>,
+    recipients: Option<u32>,
+    code: Option<ErrorCode>,
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        fn need<T, E: serde::de::Error>(v: Option<T>, field: &'static str) -> Result<T, E> {
+            v.ok_or_else(|| E::missing_field(field))
+        }
+        let f = FlatServerMessage::deserialize(d)?;
+        Ok(match f.t {
+            ServerTag::PasswordRequired => ServerMessage::PasswordRequired {
+                name: need(f.name, "name")?,
+                new_user: need(f.new_user, "new_user")?,
+            },
+            ServerTag::LoginOk => ServerMessage::LoginOk {
+                name: need(f.name, "name")?,
+                new_user: need(f.new_user, "new_user")?,
+                online: need(f.online, "online")?,
+                count: f.count,
+            },
+            ServerTag::LoginFailed => {
+                let reason = need(f.reason, "reason")?;
+                let reason = LoginFailure::deserialize(serde::de::value::StrDeserializer::<
+                    serde::de::value::Error,
+                >::new(&reason))
+                .map_err(D::Error::custom)?;
+                ServerMessage::LoginFailed {
+                    reason,
+                    message: need(f.message, "message")?,
+                }
+            }
+            ServerTag::OpOk => ServerMessage::OpOk {
+                op: need(f.op, "op")?,
+            },
+            ServerTag::Online => ServerMessage::Online {
+                users: need(f.users, "users")?,
+                count: f.count,
+            },
+            ServerTag::Public => ServerMessage::Public {
+                from: need(f.from, "from")?,
+                text: need(f.text, "text")?,
+            },
+            ServerTag::Direct => ServerMessage::Direct {
+                from: need(f.from, "from")?,
+                text: need(f.text, "text")?,
+            },
+            ServerTag::Joined => ServerMessage::Joined {
+                user: need(f.user, "user")?,
+            },
+            ServerTag::Left => ServerMessage::Left {
+                user: need(f.user, "user")?,
+                reason: need(f.reason, "reason")?,
+            },
+            ServerTag::Confirm => ServerMessage::Confirm {
+                op: need(f.op, "op")?,
+                to: f.to,
+                recipients: need(f.recipients, "recipients")?,
+            },
+            ServerTag::Error => ServerMessage::Error {
+                code: need(f.code, "code")?,
+                message: need(f.message, "message")?,
+            },
+            ServerTag::Bye => ServerMessage::Bye,
+            ServerTag::Shutdown => ServerMessage::Shutdown,
+        })
+    }
 }
 
 /// Why a login failed.
@@ -378,6 +491,91 @@ mod tests {
         assert!(decode::<ClientMessage>(br#"{"t":"op","op":"XX"}"#).is_err());
         assert!(decode::<ClientMessage>(br#"{"t":"pm"}"#).is_err());
         assert!(decode::<ClientMessage>(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn every_server_message_decodes_as_it_encodes() {
+        use alloc::string::ToString;
+        let s = |v: &str| v.to_string();
+        let all = [
+            ServerMessage::PasswordRequired {
+                name: s("a"),
+                new_user: true,
+            },
+            ServerMessage::LoginOk {
+                name: s("a"),
+                new_user: false,
+                online: vec![s("a"), s("b")],
+                count: None,
+            },
+            ServerMessage::LoginOk {
+                name: s("a"),
+                new_user: false,
+                online: vec![s("a")],
+                count: Some(5000),
+            },
+            ServerMessage::LoginFailed {
+                reason: LoginFailure::Throttled,
+                message: s("wait"),
+            },
+            ServerMessage::OpOk { op: Operation::DM },
+            ServerMessage::Online {
+                users: vec![],
+                count: Some(3),
+            },
+            ServerMessage::Public {
+                from: s("a"),
+                text: s("hi \"there\" \u{e9}"),
+            },
+            ServerMessage::Direct {
+                from: s("b"),
+                text: s("x"),
+            },
+            ServerMessage::Joined { user: s("c") },
+            ServerMessage::Left {
+                user: s("c"),
+                reason: s("too slow"),
+            },
+            ServerMessage::Confirm {
+                op: Operation::DM,
+                to: Some(s("b")),
+                recipients: 1,
+            },
+            ServerMessage::Confirm {
+                op: Operation::PM,
+                to: None,
+                recipients: 0,
+            },
+            ServerMessage::Error {
+                code: ErrorCode::NotOnline,
+                message: s("no"),
+            },
+            ServerMessage::Bye,
+            ServerMessage::Shutdown,
+        ];
+        for m in all {
+            assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
+        }
+        // The tag may come anywhere; unknown fields are ignored.
+        assert_eq!(
+            decode::<ServerMessage>(br#"{"text":"x","later":[1,{}],"from":"a","t":"public"}"#)
+                .unwrap(),
+            ServerMessage::Public {
+                from: s("a"),
+                text: s("x")
+            }
+        );
+        // A missing field, a wrong type, an unknown tag or reason: errors.
+        for bad in [
+            &br#"{"t":"public","from":"a"}"#[..],
+            br#"{"t":"public","from":"a","text":7}"#,
+            br#"{"t":"teleport"}"#,
+            br#"{"from":"a","text":"x"}"#,
+            br#"{"t":"login_failed","reason":"bad luck","message":"m"}"#,
+            br#"{"t":"left","user":"a"}"#,
+        ] {
+            assert!(decode::<ServerMessage>(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
