@@ -13,7 +13,7 @@
 //! with `x` to the message size.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -494,7 +494,9 @@ struct User {
     armed: Option<u64>,
     started_us: u64,
     /// Per sender: the next sequence number expected.
-    next_seq: HashMap<u32, u64>,
+    /// Per sender heard from: the next sequence number expected (a few
+    /// senders per user: a list beats hashing).
+    next_seq: Vec<(u32, u64)>,
     /// Deliveries one of this user's messages should produce.
     per_message: u64,
     /// Whether the user is in the worker's list of sockets to read again.
@@ -535,6 +537,10 @@ struct Worker {
     broken: bool,
     /// Deliveries on this worker.
     deliveries: u64,
+    /// Deliveries not yet added to the shared count: it is updated once per
+    /// datagram, not once per message, so that the workers do not contend
+    /// for its cache line.
+    unpublished: u64,
 }
 
 impl Worker {
@@ -556,6 +562,7 @@ impl Worker {
             events: Vec::new(),
             broken: false,
             deliveries: 0,
+            unpublished: 0,
         })
     }
 
@@ -661,7 +668,7 @@ impl Worker {
                         state: UserState::Waiting,
                         armed: None,
                         started_us: 0,
-                        next_seq: HashMap::new(),
+                        next_seq: Vec::new(),
                         per_message: 0,
                         queued_read: false,
                         group: group.min(LOGIN_GROUPS - 1),
@@ -936,6 +943,11 @@ impl Worker {
             }
             self.events = events;
         }
+        if self.unpublished > 0 {
+            self.shared
+                .delivered
+                .fetch_add(std::mem::take(&mut self.unpublished), Relaxed);
+        }
         let server = self.server.addr;
         let u = &mut self.users[li];
         let Some(c) = u.client.as_mut() else {
@@ -1073,7 +1085,15 @@ impl Worker {
             self.report.counters.foreign += 1;
             return;
         };
-        let next = self.users[li].next_seq.entry(m.sender).or_insert(0);
+        let seqs = &mut self.users[li].next_seq;
+        let i = match seqs.iter().position(|(s, _)| *s == m.sender) {
+            Some(i) => i,
+            None => {
+                seqs.push((m.sender, 0));
+                seqs.len() - 1
+            }
+        };
+        let next = &mut seqs[i].1;
         if m.seq < *next {
             self.report.counters.duplicates += 1;
             return;
@@ -1083,7 +1103,7 @@ impl Worker {
         }
         *next = m.seq + 1;
         self.deliveries += 1;
-        self.shared.delivered.fetch_add(1, Relaxed);
+        self.unpublished += 1;
         if let Some(h) = self.report.latency.get_mut(m.phase as usize) {
             h.record(now.saturating_sub(m.sent_us));
         }
