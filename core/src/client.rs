@@ -570,7 +570,7 @@ impl Client {
 
     fn process(&mut self) {
         while let Some(bytes) = self.channel.recv() {
-            let Ok(msg) = session::decode::<ServerMessage>(&bytes) else {
+            let Ok(msg) = session::decode_server(&bytes) else {
                 // A newer server may send messages this client does not
                 // know: skip them.
                 continue;
