@@ -89,8 +89,9 @@ struct Args {
     #[arg(long)]
     rate: Option<f64>,
     /// fanout without --rate: messages in flight in all (sent but not yet
-    /// received by every receiver).
-    #[arg(long, default_value_t = 8)]
+    /// received by every receiver). More in flight lets the server put more
+    /// messages in each datagram, and makes each wait longer.
+    #[arg(long, default_value_t = 128)]
     window: u64,
     /// Message size in bytes (the text of each PM or DM).
     #[arg(long, default_value_t = 100)]
@@ -102,7 +103,8 @@ struct Args {
     /// to existing ones (own server; registrations also write the store).
     #[arg(long)]
     storm_register: bool,
-    /// Threads driving the simulated users [default: cores, at most 4].
+    /// Threads driving the simulated users [default: two per core, at most
+    /// 4: while one waits for its sockets another runs].
     #[arg(long)]
     threads: Option<usize>,
     /// Logins in progress at once while the users log in (not the storm).
@@ -248,8 +250,8 @@ fn run(args: &Args) -> Result<bool> {
         .threads
         .unwrap_or_else(|| {
             thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+                .map(|n| n.get() * 2)
+                .unwrap_or(2)
                 .min(4)
         })
         .clamp(1, 64);
