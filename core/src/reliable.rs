@@ -355,6 +355,21 @@ impl Channel {
         self.path.answer = answer;
     }
 
+    /// Returns the memory of emptied queues, which keep the capacity of
+    /// their largest burst: with thousands of quiet sessions that adds up.
+    fn shrink_if_flushed(&mut self) {
+        if self.is_flushed() {
+            self.unsent.shrink_to_fit();
+            self.in_flight.shrink_to_fit();
+        }
+        if self.inbox.is_empty() {
+            self.inbox.shrink_to_fit();
+        }
+        if self.reassembly.is_empty() {
+            self.reassembly.shrink_to_fit();
+        }
+    }
+
     /// The next size to probe, if any.
     fn probe_size(&self) -> Option<u16> {
         PROBE_SIZES
@@ -542,6 +557,9 @@ impl Channel {
                 Frame::Ping => {
                     eliciting = true;
                     self.ack_now = true;
+                    // A keep-alive: the peer has been quiet for a second.
+                    // Give back what a burst (a login's online list) grew.
+                    self.shrink_if_flushed();
                 }
                 Frame::Probe(size) => {
                     eliciting = true;
@@ -1297,6 +1315,36 @@ mod tests {
         // Probing starts again a minute after the fallback.
         let again = a.path.not_before.expect("probing again");
         assert!(again > now && again <= now + PROBE_AFTER_FALLBACK);
+    }
+
+    #[test]
+    fn a_quiet_channel_gives_back_the_memory_of_a_burst() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        let burst = vec![b'n'; 40 * MAX_SEGMENT_DATA];
+        a.send(Marker::Command, &burst).unwrap();
+        exchange(t, &mut a, &mut b, |_| true);
+        let now = t + Duration::from_millis(10);
+        b.handle_timeout(now);
+        exchange(now, &mut a, &mut b, |_| true);
+        assert!(a.is_flushed());
+        assert!(a.in_flight.capacity() >= 40 && a.unsent.capacity() >= 40);
+        // The peer's keep-alive shows a quiet moment.
+        let mut p = Channel::new(
+            ChannelConfig {
+                keepalive: Some(Duration::from_secs(1)),
+                ..ChannelConfig::default()
+            },
+            7,
+            t,
+        );
+        let later = t + Duration::from_secs(2);
+        p.handle_timeout(later);
+        let ping = drain(later, &mut p);
+        deliver(later, &ping[0], &mut a);
+        assert_eq!(a.in_flight.capacity(), 0);
+        assert_eq!(a.unsent.capacity(), 0);
+        assert_eq!(b.recv(), Some(burst));
     }
 
     #[test]

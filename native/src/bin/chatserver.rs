@@ -80,7 +80,7 @@ struct Args {
     /// that the path carries it (1200 to 16384; 1200 turns probing off).
     /// Probing needs the don't-fragment bit, which the server sets on Linux
     /// and macOS; elsewhere it keeps to 1200.
-    #[arg(long, default_value_t = wire::MAX_DATAGRAM as u16,
+    #[arg(long, env = "CHAT_MAX_DATAGRAM", default_value_t = wire::MAX_DATAGRAM as u16,
           value_parser = clap::value_parser!(u16).range(wire::BASE_DATAGRAM as i64..=wire::MAX_DATAGRAM as i64))]
     max_datagram: u16,
     /// Bytes queued to one session before it is disconnected as too slow.
