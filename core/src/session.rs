@@ -456,14 +456,13 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, serde_json::Error> {
 fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
     /// The bytes up to the closing quote, if none of them needs decoding.
     fn plain(b: &[u8]) -> Option<(&str, &[u8])> {
-        let end = b
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if b[end] != b'"' {
+        let end = memchr::memchr(b'"', b)?;
+        let s = &b[..end];
+        // No early exit, so that the check runs many bytes at a time.
+        if s.iter().fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20)) {
             return None;
         }
-        let s = core::str::from_utf8(&b[..end]).ok()?;
-        Some((s, &b[end + 1..]))
+        Some((core::str::from_utf8(s).ok()?, &b[end + 1..]))
     }
     let (public, rest) = if let Some(r) = bytes.strip_prefix(br#"{"t":"public","from":""#) {
         (true, r)
