@@ -459,7 +459,9 @@ fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
         let end = memchr::memchr(b'"', b)?;
         let s = &b[..end];
         // No early exit, so that the check runs many bytes at a time.
-        if s.iter().fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20)) {
+        if s.iter()
+            .fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20))
+        {
             return None;
         }
         Some((core::str::from_utf8(s).ok()?, &b[end + 1..]))
