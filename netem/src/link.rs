@@ -35,6 +35,10 @@ pub struct LinkConfig {
     pub reorder_extra: Duration,
     /// Drop everything sent while this is set.
     pub blackhole: bool,
+    /// The largest datagram (UDP payload, in bytes) the path carries:
+    /// longer ones are dropped, as a router drops a packet over its MTU
+    /// with the don't-fragment bit set. `None`: any size.
+    pub mtu: Option<usize>,
 }
 
 /// The Gilbert-Elliott two-state burst-loss model.
@@ -100,6 +104,7 @@ impl LinkConfig {
             reorder: 0.0,
             reorder_extra: Duration::ZERO,
             blackhole: false,
+            mtu: None,
         }
     }
 
@@ -163,6 +168,15 @@ impl LinkConfig {
     #[must_use]
     pub const fn with_blackhole(self, blackhole: bool) -> Self {
         LinkConfig { blackhole, ..self }
+    }
+
+    /// This link, dropping datagrams longer than `mtu` bytes.
+    #[must_use]
+    pub const fn with_mtu(self, mtu: usize) -> Self {
+        LinkConfig {
+            mtu: Some(mtu),
+            ..self
+        }
     }
 }
 

@@ -32,8 +32,11 @@ pub struct Stats {
     pub sent: u64,
     /// Copies handed out by [`Network::poll_deliver`].
     pub delivered: u64,
-    /// Datagrams dropped (blackhole, burst or independent loss).
+    /// Datagrams dropped (blackhole, over the MTU, burst or independent
+    /// loss).
     pub lost: u64,
+    /// Of those, datagrams dropped for being longer than the link's MTU.
+    pub too_large: u64,
     /// Datagrams that were given a second copy.
     pub duplicated: u64,
 }
@@ -49,6 +52,7 @@ impl Stats {
         self.sent += other.sent;
         self.delivered += other.delivered;
         self.lost += other.lost;
+        self.too_large += other.too_large;
         self.duplicated += other.duplicated;
     }
 }
@@ -153,6 +157,13 @@ impl<A: Ord + Clone> Network<A> {
 
         if cfg.blackhole {
             dir.stats.lost += 1;
+            return;
+        }
+        if cfg.mtu.is_some_and(|mtu| bytes.len() > mtu) {
+            // Before the loss model draws: an oversized datagram never
+            // reaches it, so the draws of the others stay the same.
+            dir.stats.lost += 1;
+            dir.stats.too_large += 1;
             return;
         }
         let mut lost = false;

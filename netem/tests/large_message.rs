@@ -12,7 +12,7 @@ use udpchat_core::server::ServerEvent;
 use udpchat_core::session::{
     ClientMessage, ErrorCode, MAX_TEXT, Operation, ServerMessage, TextError,
 };
-use udpchat_core::wire::{CloseCode, MAX_DATAGRAM};
+use udpchat_core::wire::{BASE_DATAGRAM, CloseCode};
 use udpchat_netem::LinkConfig;
 
 /// A text of exactly `len` bytes, mixing ASCII, multi-byte characters and
@@ -103,7 +103,7 @@ fn sixty_thousand_bytes_cross_thirty_percent_loss_intact() {
         }));
     // It went as many segments, none of them in an oversized datagram, and
     // some of them had to be sent again.
-    assert!(w.log.iter().all(|d| d.bytes.len() <= MAX_DATAGRAM));
+    assert!(w.log.iter().all(|d| d.bytes.len() <= BASE_DATAGRAM));
     assert!(
         w.log
             .iter()
