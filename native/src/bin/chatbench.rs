@@ -13,12 +13,6 @@ mod raw;
 #[path = "../bench/server.rs"]
 mod server;
 
-// The simulated users allocate for every message they receive; the bench
-// should spend its share of the machine on them, not on malloc.
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
