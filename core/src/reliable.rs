@@ -1000,10 +1000,7 @@ impl Channel {
             return None;
         }
         if acked_now {
-            self.ack_pending = false;
-            self.ack_now = false;
-            self.unacked_datagrams = 0;
-            self.unacked_segments = 0;
+            self.ack_sent();
         }
         if eliciting {
             self.ping_pending = false;
@@ -1013,6 +1010,14 @@ impl Channel {
         self.next_packet += 1;
         self.stats.datagrams_sent += 1;
         Some(b.finish())
+    }
+
+    /// An ACK frame went out: nothing received is waiting for one.
+    fn ack_sent(&mut self) {
+        self.ack_pending = false;
+        self.ack_now = false;
+        self.unacked_datagrams = 0;
+        self.unacked_segments = 0;
     }
 
     /// A probe of `size` sealed bytes: an ACK and a probe answer if owed,
@@ -1028,10 +1033,7 @@ impl Channel {
                 next_expected: self.recv_next,
                 sack: &sack[..sack_len],
             });
-            self.ack_pending = false;
-            self.ack_now = false;
-            self.unacked_datagrams = 0;
-            self.unacked_segments = 0;
+            self.ack_sent();
         }
         if let Some(answer) = self.path.answer.take() {
             b.push(&Frame::ProbeAck(answer));
