@@ -119,8 +119,10 @@ pub enum ClientEvent {
         name: String,
         /// True when the account was just created.
         new_user: bool,
-        /// Who is online.
+        /// Who is online: the first 1,000 names at most.
         online: Vec<String>,
+        /// How many are online, when that is more than `online` lists.
+        count: Option<u32>,
     },
     /// The login failed; submit the password again to retry.
     LoginFailed {
@@ -132,7 +134,12 @@ pub enum ClientEvent {
     /// The server acknowledged an operation: the message may follow.
     OperationReady(Operation),
     /// The online list.
-    Online(Vec<String>),
+    Online {
+        /// The names: the first 1,000 at most.
+        users: Vec<String>,
+        /// How many are online, when that is more than `users` lists.
+        count: Option<u32>,
+    },
     /// A public message.
     Public {
         /// The sender.
@@ -601,7 +608,7 @@ impl Client {
                 name,
                 new_user,
                 online,
-                ..
+                count,
             } => {
                 self.name = name.clone();
                 self.state = State::LoggedIn;
@@ -609,13 +616,14 @@ impl Client {
                     name,
                     new_user,
                     online,
+                    count,
                 }
             }
             ServerMessage::LoginFailed { reason, message } => {
                 ClientEvent::LoginFailed { reason, message }
             }
             ServerMessage::OpOk { op } => ClientEvent::OperationReady(op),
-            ServerMessage::Online { users, .. } => ClientEvent::Online(users),
+            ServerMessage::Online { users, count } => ClientEvent::Online { users, count },
             ServerMessage::Public { from, text } => ClientEvent::Public { from, text },
             ServerMessage::Direct { from, text } => ClientEvent::Direct { from, text },
             ServerMessage::Joined { user } => ClientEvent::Joined(user),

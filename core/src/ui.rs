@@ -666,6 +666,7 @@ impl Console {
                 name,
                 new_user,
                 online,
+                count,
             } => {
                 self.logged_in_once = true;
                 self.attempt = 0;
@@ -676,6 +677,7 @@ impl Console {
                     user: name,
                     new_user,
                     online,
+                    count,
                 });
                 self.enter_menu();
             }
@@ -686,13 +688,11 @@ impl Console {
                 }
             }
             ClientEvent::OperationReady(_) => {}
-            ClientEvent::Online(users) => {
+            ClientEvent::Online { users, count } => {
+                self.emit(ChatEvent::Online { users, count });
                 if self.mode == Mode::AwaitOnline {
-                    self.emit(ChatEvent::Online { users });
                     self.mode = Mode::DmTarget;
                     self.prompt(PromptKind::Recipient);
-                } else {
-                    self.emit(ChatEvent::Online { users });
                 }
             }
             ClientEvent::Public { from, text } => {
@@ -1088,6 +1088,7 @@ mod tests {
             alice,
             ChatEvent::Online {
                 users: vec!["alice".to_string(), "bob".to_string()],
+                count: None,
             },
         );
         net.line(alice, "bob");

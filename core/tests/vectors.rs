@@ -593,7 +593,10 @@ fn run_example() -> Vec<Captured> {
     w.settle();
     assert_eq!(
         w.events("alice"),
-        [ClientEvent::Online(vec!["alice".into(), "bob".into()])]
+        [ClientEvent::Online {
+            users: vec!["alice".into(), "bob".into()],
+            count: None
+        }]
     );
     w.pause();
     w.client("alice").send_direct("bob", "hi bob").unwrap();

@@ -218,7 +218,7 @@ fn vanished_client_leaves_the_online_list_within_the_idle_timeout() {
         w.peers[bob]
             .events
             .iter()
-            .any(|(t, e)| *t >= asked && matches!(e, ClientEvent::Online(_)))
+            .any(|(t, e)| *t >= asked && matches!(e, ClientEvent::Online { .. }))
     });
     assert!(ok);
     let online = w.peers[bob]
@@ -226,7 +226,7 @@ fn vanished_client_leaves_the_online_list_within_the_idle_timeout() {
         .iter()
         .rev()
         .find_map(|(_, e)| match e {
-            ClientEvent::Online(users) => Some(users.clone()),
+            ClientEvent::Online { users, .. } => Some(users.clone()),
             _ => None,
         })
         .unwrap();

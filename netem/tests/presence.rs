@@ -119,6 +119,16 @@ fn online_lists_stop_at_the_limit_and_give_the_count() {
         matches!(&last, Some(ServerMessage::Online { users, count: None }) if users.len() == MAX),
         "{last:?}"
     );
+
+    // A client passes the count on to its user.
+    let late = w.add_client("zz");
+    let deadline = w.now + secs(10);
+    assert!(w.run_until_cond(deadline, |w| w.client(late).is_logged_in()));
+    let logged_in = w.peers[late].events.iter().find_map(|(_, e)| match e {
+        ClientEvent::LoggedIn { online, count, .. } => Some((online.len(), *count)),
+        _ => None,
+    });
+    assert_eq!(logged_in, Some((MAX, Some(MAX as u32 + 1))));
 }
 
 #[test]

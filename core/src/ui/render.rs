@@ -43,13 +43,19 @@ pub enum ChatEvent {
         user: String,
         /// True when the account was just created.
         new_user: bool,
-        /// Who is online.
+        /// Who is online (the first 1,000 names at most).
         online: Vec<String>,
+        /// How many are online, when that is more than `online` lists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
     },
     /// Who is online (after DM or `/who`).
     Online {
-        /// The usernames.
+        /// The usernames (the first 1,000 at most).
         users: Vec<String>,
+        /// How many are online, when that is more than `users` lists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
     },
     /// A public message from someone else.
     Public {
@@ -144,6 +150,14 @@ fn list(users: &[String]) -> String {
     v.join(", ")
 }
 
+/// ` and N more` when the server cut the list at `shown` names of `count`.
+fn more(shown: usize, count: Option<u32>) -> String {
+    match count.map(|c| (c as usize).saturating_sub(shown)) {
+        Some(rest) if rest > 0 => format!(" and {rest} more"),
+        _ => String::new(),
+    }
+}
+
 fn plural(n: u32) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -171,13 +185,17 @@ pub fn render_plain(event: &ChatEvent) -> String {
             user,
             new_user,
             online,
+            count,
         } => format!(
-            "{}logged in as {}; online: {}",
+            "{}logged in as {}; online: {}{}",
             if *new_user { "registered and " } else { "" },
             sanitize(user),
-            list(online)
+            list(online),
+            more(online.len(), *count)
         ),
-        ChatEvent::Online { users } => format!("online: {}", list(users)),
+        ChatEvent::Online { users, count } => {
+            format!("online: {}{}", list(users), more(users.len(), *count))
+        }
         ChatEvent::Public {
             from,
             text,
@@ -343,14 +361,16 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.nick(user);
             p.paint(sgr::LEAVE, &format!(" left ({})", sanitize(reason)));
         }
-        ChatEvent::Online { users } => {
+        ChatEvent::Online { users, count } => {
             p.paint(sgr::INFO, "online: ");
             p.nicks(users);
+            p.paint(sgr::INFO, &more(users.len(), *count));
         }
         ChatEvent::LoggedIn {
             user,
             new_user,
             online,
+            count,
         } => {
             p.paint(
                 sgr::INFO,
@@ -363,6 +383,7 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.nick(user);
             p.paint(sgr::INFO, "; online: ");
             p.nicks(online);
+            p.paint(sgr::INFO, &more(online.len(), *count));
             p.paint(sgr::DIM, " (/help for commands)");
         }
         ChatEvent::Confirmation { .. } => p.paint(sgr::OK, &render_plain(event)),
@@ -422,10 +443,33 @@ mod tests {
                     user: s("alice"),
                     new_user: true,
                     online: vec![s("alice"), s("bob")],
+                    count: None,
                 },
                 "registered and logged in as alice; online: alice, bob",
             ),
-            (ChatEvent::Online { users: vec![] }, "online: nobody"),
+            (
+                ChatEvent::LoggedIn {
+                    user: s("alice"),
+                    new_user: false,
+                    online: vec![s("alice"), s("bob")],
+                    count: Some(5_000),
+                },
+                "logged in as alice; online: alice, bob and 4998 more",
+            ),
+            (
+                ChatEvent::Online {
+                    users: vec![],
+                    count: None,
+                },
+                "online: nobody",
+            ),
+            (
+                ChatEvent::Online {
+                    users: vec![s("a"), s("b")],
+                    count: Some(3),
+                },
+                "online: a, b and 1 more",
+            ),
             (
                 ChatEvent::Public {
                     from: s("bob"),

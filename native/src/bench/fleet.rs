@@ -975,8 +975,9 @@ impl Worker {
 
     fn event(&mut self, li: usize, ev: ClientEvent, now: u64) {
         match ev {
-            ClientEvent::ServerKey(_) | ClientEvent::OperationReady(_) | ClientEvent::Online(_) => {
-            }
+            ClientEvent::ServerKey(_)
+            | ClientEvent::OperationReady(_)
+            | ClientEvent::Online { .. } => {}
             ClientEvent::PasswordRequired { .. } => {
                 let pw = self.server.password.clone();
                 if let Some(c) = self.users[li].client.as_mut()
