@@ -27,8 +27,8 @@ use core::fmt;
 
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    BASE_DATAGRAM, CloseCode, DatagramBuilder, Frame, Frames, Header, MAX_DATAGRAM, MAX_SACK_BYTES,
-    MAX_SEGMENT_DATA, Marker, PacketKind, SEAL_OVERHEAD, SEGMENT_OVERHEAD,
+    BASE_DATAGRAM, CloseCode, DatagramBuilder, Frame, Frames, HEADER_LEN, Header, MAX_DATAGRAM,
+    MAX_SACK_BYTES, MAX_SEGMENT_DATA, Marker, PacketKind, SEAL_OVERHEAD, SEGMENT_OVERHEAD,
 };
 
 /// Sealed datagram sizes a channel probes the path for, smallest first:
@@ -44,6 +44,10 @@ pub const PROBE_AGAIN: Duration = Duration::from_secs(600);
 /// [`BASE_DATAGRAM`] (the path may have stopped carrying larger datagrams)
 /// and probes again this much later: 60 s.
 pub const PROBE_AFTER_FALLBACK: Duration = Duration::from_secs(60);
+/// The largest plaintext datagram without segments: a header, an ACK with
+/// the longest bitmap, a PROBE_ACK and a PING.
+const CONTROL_ONLY: usize = HEADER_LEN + 6 + MAX_SACK_BYTES + 3 + 1;
+
 /// Segments received and not yet acknowledged after which an
 /// acknowledgement goes out without waiting: 16, so that a window of 64
 /// segments in a few large datagrams is acknowledged several times per
@@ -925,12 +929,17 @@ impl Channel {
         {
             return Some(self.probe(now, size));
         }
-        let limit = limit.min(self.path.max - SEAL_OVERHEAD);
+        let has_data = self.in_flight.iter().any(|o| o.lost && !o.acked)
+            || self.unsent.front().is_some_and(|o| self.in_window(o.seq));
+        let mut limit = limit.min(self.path.max - SEAL_OVERHEAD);
+        if !has_data {
+            // ACK, PROBE_ACK and PING at most: no need to reserve room for
+            // a large datagram (acknowledgements are the commonest kind).
+            limit = limit.min(CONTROL_ONLY);
+        }
         let mut b = DatagramBuilder::with_limit(self.header(Marker::Command), limit);
         let mut sack = [0u8; MAX_SACK_BYTES];
         let sack_len = self.ack_frame_bytes(&mut sack);
-        let has_data = self.in_flight.iter().any(|o| o.lost && !o.acked)
-            || self.unsent.front().is_some_and(|o| self.in_window(o.seq));
         let mut acked_now = false;
         // An ACK goes out alone only when due; otherwise it rides on data.
         if self.ack_now
