@@ -184,8 +184,8 @@ impl conversation::Host for Conversation {
             return;
         }
         let server = &self.session.server;
-        match udpchat_native::keys::known_servers_path().map(|p| {
-            udpchat_native::keys::KnownServers::open(p).and_then(|mut k| {
+        match udpchat_pin::known_servers_path().map(|p| {
+            udpchat_pin::KnownServers::open(p).and_then(|mut k| {
                 k.add(server, &key)?;
                 Ok(k.path().display().to_string())
             })

@@ -154,8 +154,8 @@ fn run(args: &Args) -> anyhow::Result<Outcome> {
 
     let server_name = format!("{}:{}", args.host, args.port);
     let pinned = args.server_key.or_else(|| {
-        udpchat_native::keys::known_servers_path()
-            .and_then(|p| udpchat_native::keys::KnownServers::open(p).ok())
+        udpchat_pin::known_servers_path()
+            .and_then(|p| udpchat_pin::KnownServers::open(p).ok())
             .and_then(|k| k.get(&server_name))
     });
     let session = SessionInfo {

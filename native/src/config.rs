@@ -87,7 +87,7 @@ impl std::error::Error for ConfigError {}
 pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
     match explicit {
         Some(p) => Some(p.to_path_buf()),
-        None => dirs::config_dir().map(|d| d.join("udpchat").join("config.toml")),
+        None => udpchat_pin::config_dir().map(|d| d.join("config.toml")),
     }
 }
 

@@ -24,10 +24,10 @@ use udpchat_core::ui::{
 };
 use udpchat_native::clock::Clock;
 use udpchat_native::config::{self, ClientFile};
-use udpchat_native::keys::{KnownServers, known_servers_path};
 use udpchat_native::manpage;
 use udpchat_native::terminal::{self, ColorChoice, EditorInput, LineEditor};
 use udpchat_native::udp;
+use udpchat_pin::{KnownServers, known_servers_path};
 
 /// The server's default port.
 const DEFAULT_PORT: u16 = 65015;
