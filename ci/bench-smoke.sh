@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 profile="${BENCH_PROFILE:-dev}"
 dir="debug"
 if [ "$profile" != "dev" ]; then dir="$profile"; fi
-cargo build --profile "$profile" -p udpchat-native --bin chatbench --bin chatserver
+cargo build --profile "$profile" -p udpchat-bench --bin chatbench -p udpchat-native --bin chatserver
 bench="${CARGO_TARGET_DIR:-target}/$dir/chatbench"
 
 passed=0

@@ -4,13 +4,9 @@
 //! memory, and the machine's raw UDP ceiling measured with the same
 //! receivers in the same run.
 
-#[path = "../bench/fleet.rs"]
 mod fleet;
-#[path = "../bench/histogram.rs"]
 mod histogram;
-#[path = "../bench/raw.rs"]
 mod raw;
-#[path = "../bench/server.rs"]
 mod server;
 
 use std::net::{SocketAddr, ToSocketAddrs};

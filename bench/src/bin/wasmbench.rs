@@ -1,4 +1,4 @@
-//! Figures for the WebAssembly client, printed, never asserted:
+//! `wasmbench`: figures for the WebAssembly client, printed, never asserted:
 //!
 //! * the module's size, and the size of its compiled form in the cache;
 //! * start-up, as the time from starting `host-runner` to its first
@@ -15,10 +15,11 @@
 //! ```text
 //! ci/build-wasm.sh
 //! cargo build --release -p host-runner -p udpchat-native --bins
-//! cargo run --release -p host-runner --example bench [-- --runs N --round-trips M]
+//! cargo run --release -p udpchat-bench --bin wasmbench [-- --runs N --round-trips M]
 //! ```
 //!
-//! The binaries are taken from the directory of this example's own profile
+//! It runs those binaries as processes (it builds no wasmtime of its own),
+//! taken from the directory of its own profile
 //! (`target/release/`), the module from `target/wasm32-wasip2/release/`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -46,7 +47,7 @@ fn main() {
             ("--runs", Some(n)) => runs = n,
             ("--round-trips", Some(n)) => round_trips = n,
             _ => {
-                eprintln!("usage: bench [--runs N] [--round-trips N]");
+                eprintln!("usage: wasmbench [--runs N] [--round-trips N]");
                 std::process::exit(2);
             }
         }
@@ -158,12 +159,8 @@ struct Bins {
 impl Bins {
     fn locate() -> Bins {
         let exe = std::env::current_exe().expect("own path");
-        // target/<profile>/examples/bench
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/examples")
-            .to_path_buf();
+        // target/<profile>/wasmbench
+        let profile_dir = exe.parent().expect("target/<profile>").to_path_buf();
         let target = profile_dir.parent().expect("target").to_path_buf();
         let bins = Bins {
             profile: profile_dir
@@ -183,7 +180,7 @@ impl Bins {
         ] {
             if !path.is_file() {
                 eprintln!(
-                    "bench: {} is missing; build first:\n  ci/build-wasm.sh\n  \
+                    "wasmbench: {} is missing; build first:\n  ci/build-wasm.sh\n  \
                      cargo build --release -p host-runner -p udpchat-native --bins",
                     path.display()
                 );
