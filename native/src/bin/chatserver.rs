@@ -62,19 +62,19 @@ struct Args {
     #[arg(long)]
     print_key: bool,
     /// Most sessions at once, logged in or not.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults().max_sessions)]
     max_sessions: usize,
     /// Most password checks and registrations in flight.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().max_pending_checks)]
     max_pending_checks: usize,
     /// Failed password attempts before a session is closed.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().max_login_failures)]
     max_login_failures: u32,
     /// Seconds without hearing from a client before it is dropped.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = defaults().channel.idle_timeout.as_millis() / 1000)]
     idle_timeout: u64,
     /// Segments in flight per session (1 to 256).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults().channel.window)]
     window: u32,
     /// Largest datagram, in bytes, sent to a client once a probe showed
     /// that the path carries it (1200 to 16384; 1200 turns probing off).
@@ -84,36 +84,37 @@ struct Args {
           value_parser = clap::value_parser!(u16).range(wire::BASE_DATAGRAM as i64..=wire::MAX_DATAGRAM as i64))]
     max_datagram: u16,
     /// Bytes queued to one session before it is disconnected as too slow.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = defaults().channel.max_queued_bytes)]
     max_queued_bytes: usize,
     /// Sessions from one IP address.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults().max_sessions_per_ip)]
     max_sessions_per_ip: usize,
     /// Sessions that have not logged in yet.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults().max_handshaking)]
     max_handshaking: usize,
     /// New sessions one IP address may open at once...
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults().handshakes.burst)]
     handshake_burst: u32,
     /// ...and then per second.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = per_second(defaults().handshakes))]
     handshakes_per_sec: u32,
     /// Public or direct messages one session may send at once...
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults().messages.burst)]
     message_burst: u32,
     /// ...and then per second.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = per_second(defaults().messages))]
     messages_per_sec: u32,
     /// Logins and logouts are announced to everyone while at most this many
     /// users are online.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults().max_presence)]
     max_presence: usize,
     /// Most names in an online list; a longer one is cut and carries the
     /// number online.
-    #[arg(long, default_value_t = udpchat_core::session::MAX_LISTED)]
+    #[arg(long, default_value_t = defaults().max_listed)]
     max_listed: usize,
-    /// Failed logins allowed per account and per IP address, per minute.
-    #[arg(long, default_value_t = 5)]
+    /// Failed logins allowed per account and per IP address, per minute
+    /// (at once, and then earned back over the minute).
+    #[arg(long, default_value_t = per_minute(defaults().login_failures))]
     login_failures_per_min: u32,
     /// Bytes of the socket's receive and send buffers asked of the OS
     /// (which may cap them: Linux at net.core.rmem_max/wmem_max); bursts of
@@ -163,6 +164,50 @@ fn main() -> ExitCode {
     }
 }
 
+/// The server's limits: [`ServerConfig::default()`], which is also where
+/// every default of [`Args`] comes from, changed by the flags given.
+fn defaults() -> ServerConfig {
+    ServerConfig::default()
+}
+
+/// How many tokens `limit` earns back per second.
+fn per_second(limit: RateLimit) -> u32 {
+    u32::try_from(1_000_000 / limit.interval.as_micros().max(1)).unwrap_or(u32::MAX)
+}
+
+/// How many tokens `limit` earns back per minute.
+fn per_minute(limit: RateLimit) -> u32 {
+    u32::try_from(60_000_000 / limit.interval.as_micros().max(1)).unwrap_or(u32::MAX)
+}
+
+/// The server's configuration from the flags, with datagrams of at most
+/// `max_datagram` bytes.
+fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
+    ServerConfig {
+        channel: ChannelConfig {
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            window: args.window,
+            max_queued_bytes: args.max_queued_bytes,
+            max_datagram,
+            ..ChannelConfig::default()
+        },
+        max_sessions: args.max_sessions,
+        max_pending_checks: args.max_pending_checks,
+        max_login_failures: args.max_login_failures,
+        max_sessions_per_ip: args.max_sessions_per_ip,
+        max_handshaking: args.max_handshaking,
+        max_presence: args.max_presence,
+        max_listed: args.max_listed,
+        handshakes: RateLimit::per_second(args.handshake_burst, args.handshakes_per_sec),
+        messages: RateLimit::per_second(args.message_burst, args.messages_per_sec),
+        login_failures: RateLimit::per_minute(
+            args.login_failures_per_min,
+            args.login_failures_per_min,
+        ),
+        ..defaults()
+    }
+}
+
 fn run(args: Args) -> Result<()> {
     let key_path = args.key.clone().unwrap_or_else(|| {
         args.users
@@ -192,29 +237,7 @@ fn run(args: Args) -> Result<()> {
     let socket = bind(SocketAddr::new(args.bind, args.port), args.socket_buffer)
         .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
     let max_datagram = udp::max_datagram(&socket).min(args.max_datagram as usize);
-    let config = ServerConfig {
-        channel: ChannelConfig {
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-            window: args.window,
-            max_queued_bytes: args.max_queued_bytes,
-            max_datagram,
-            ..ChannelConfig::default()
-        },
-        max_sessions: args.max_sessions,
-        max_pending_checks: args.max_pending_checks,
-        max_login_failures: args.max_login_failures,
-        max_sessions_per_ip: args.max_sessions_per_ip,
-        max_handshaking: args.max_handshaking,
-        max_presence: args.max_presence,
-        max_listed: args.max_listed,
-        handshakes: RateLimit::per_second(args.handshake_burst, args.handshakes_per_sec),
-        messages: RateLimit::per_second(args.message_burst, args.messages_per_sec),
-        login_failures: RateLimit::per_minute(
-            args.login_failures_per_min,
-            args.login_failures_per_min,
-        ),
-        ..ServerConfig::default()
-    };
+    let config = server_config(&args, max_datagram);
     info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
     let mut server = Server::new(config, users, key, rand::random());
 
@@ -681,4 +704,53 @@ fn spawn_store(
             }
         })?;
     Ok(store_tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flags_defaults_are_the_server_configs_defaults() {
+        let args = Args::try_parse_from(["chatserver"]).unwrap();
+        let max = udpchat_core::reliable::ChannelConfig::default().max_datagram;
+        let from_flags = server_config(&args, max);
+        assert_eq!(
+            format!("{from_flags:?}"),
+            format!("{:?}", ServerConfig::default())
+        );
+    }
+
+    #[test]
+    fn the_help_shows_each_default() {
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        let d = ServerConfig::default();
+        for (flag, value) in [
+            ("--max-sessions", d.max_sessions.to_string()),
+            ("--window", d.channel.window.to_string()),
+            (
+                "--idle-timeout",
+                (d.channel.idle_timeout.as_millis() / 1000).to_string(),
+            ),
+            ("--handshakes-per-sec", per_second(d.handshakes).to_string()),
+            (
+                "--login-failures-per-min",
+                per_minute(d.login_failures).to_string(),
+            ),
+            ("--max-listed", d.max_listed.to_string()),
+        ] {
+            let at = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{flag} in {help}"));
+            let rest = &help[at..];
+            let next = rest[2..].find("\n  -").map_or(rest.len(), |i| i + 2);
+            assert!(
+                rest[..next].contains(&format!("[default: {value}]")),
+                "{flag}: {}",
+                &rest[..next]
+            );
+        }
+    }
 }
