@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke test of chatbench: builds it with chatserver and runs a tiny version
-# of each workload against its own server on loopback. It checks that the
+# Smoke test of the benchmarks: builds chatbench with chatserver and runs a
+# tiny version of each workload against its own server on loopback, and a
+# tiny allocbench. It checks that the
 # bench runs and counts correctly — every user logged in, messages delivered,
 # none lost, duplicated or refused, deliveries equal to what was expected —
 # not how fast anything is.
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 profile="${BENCH_PROFILE:-dev}"
 dir="debug"
 if [ "$profile" != "dev" ]; then dir="$profile"; fi
-cargo build --profile "$profile" -p udpchat-bench --bin chatbench -p udpchat-native --bin chatserver
+cargo build --profile "$profile" -p udpchat-bench --bin chatbench --bin allocbench -p udpchat-native --bin chatserver
 bench="${CARGO_TARGET_DIR:-target}/$dir/chatbench"
 
 passed=0
@@ -55,5 +56,18 @@ run fanout fanout --senders 2
 run dm dm --rate 1000
 run login-storm login-storm --logins 6 --rate 500
 run idle idle
+
+# allocbench counts in memory: every message reaches every receiver, as
+# the server counted too.
+if out="$(timeout 180 "${CARGO_TARGET_DIR:-target}/$dir/allocbench" --users 4 --messages 50 --warmup 10)" &&
+    [[ "$out" == *"messages delivered: 150 (server count 150)"* ]] &&
+    [[ "$out" == *"allocations per datagram sent: "* ]]; then
+    echo "ok   allocbench: $(grep -o 'allocations per datagram sent: [0-9.]*' <<<"$out")"
+    passed=$((passed + 1))
+else
+    echo "FAIL allocbench"
+    echo "$out"
+    failed=$((failed + 1))
+fi
 echo "bench-smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,327 @@
+//! `allocbench`: heap allocations on the server's fan-out path, counted by a
+//! counting global allocator.
+//!
+//! One server and `--users` clients run in memory on a virtual clock (no
+//! sockets, no loss, 1 ms per step, datagrams up to 16,384 bytes as on
+//! loopback). After the logins and a warm-up, one user broadcasts
+//! `--messages` public messages, closed loop: at most `--window` messages
+//! are in flight (sent but not yet received by every receiver), so the
+//! server packs several messages in a datagram as it does under load.
+//! Only what the server's own calls allocate is counted (datagrams in,
+//! timers, datagrams out, events drained); the clients' work and the
+//! driver's are not. Printed:
+//!
+//! * allocations per datagram the server sent (every one is delivered:
+//!   nothing is lost in memory), and bytes allocated per datagram;
+//! * allocations per delivered message (one public message reaching one
+//!   receiver).
+//!
+//! ```text
+//! cargo run --release -p udpchat-bench --bin allocbench -- --users 100
+//! ```
+//!
+//! The counts are the same on every run with the same arguments (the
+//! clock, keys and randomness are fixed); the machine does not matter.
+
+use std::alloc::System;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use udpchat_core::client::{Client, ClientConfig, ClientEvent};
+use udpchat_core::crypto::StaticKey;
+use udpchat_core::server::{RateLimit, Request, Response, Server, ServerConfig, UserRecord};
+use udpchat_core::{Duration, Instant, wire};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Count the server's heap allocations while one user broadcasts to many.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Users logged in: one sender, the others receive.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    users: u64,
+    /// Public messages measured.
+    #[arg(long, default_value_t = 2000)]
+    messages: u64,
+    /// Public messages sent before counting starts (paths probed, queues
+    /// and buffers at their working size).
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
+    /// Messages in flight at most (sent, not yet received by everyone).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    window: u64,
+    /// Bytes of each message's text.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(16..=1000))]
+    size: u64,
+}
+
+/// The fake password service's hash of `password`.
+fn fake_hash(password: &str) -> String {
+    format!("fake:{password}")
+}
+
+const PASSWORD: &str = "bench password";
+
+/// What the server's calls allocated.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counted {
+    allocations: u64,
+    reallocations: u64,
+    bytes: u64,
+}
+
+/// The server, its clients, and the counts.
+struct World {
+    now: Instant,
+    server: Server,
+    clients: Vec<Client>,
+    addrs: Vec<SocketAddr>,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// Public messages each client received.
+    received: Vec<u64>,
+    logged_in: usize,
+    /// Whether datagrams and allocations are being counted.
+    counting: bool,
+    counted: Counted,
+    datagrams: u64,
+    datagram_bytes: u64,
+}
+
+impl World {
+    fn new(users: usize) -> Result<World> {
+        let now = Instant::ZERO;
+        let names: Vec<String> = (0..users).map(|i| format!("user{i}")).collect();
+        let records = names.iter().map(|n| UserRecord {
+            name: n.clone(),
+            password_hash: fake_hash(PASSWORD),
+        });
+        let mut config = ServerConfig {
+            max_sessions: users + 16,
+            max_handshaking: users + 16,
+            messages: RateLimit::UNLIMITED,
+            handshakes: RateLimit::UNLIMITED,
+            ..ServerConfig::default()
+        };
+        config.channel.max_datagram = wire::MAX_DATAGRAM;
+        let server = Server::new(config, records, StaticKey::from_private([7; 32]), [1; 32]);
+        let mut client_config = ClientConfig::default();
+        client_config.channel.max_datagram = wire::MAX_DATAGRAM;
+        let mut clients = Vec::with_capacity(users);
+        let mut addrs = Vec::with_capacity(users);
+        for (i, name) in names.iter().enumerate() {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            match Client::new(now, client_config.clone(), seed, name) {
+                Ok(c) => clients.push(c),
+                Err(e) => bail!("cannot start a client for {name}: {e:?}"),
+            }
+            // One address each, so no per-address limit applies.
+            let ip = Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8);
+            addrs.push(SocketAddr::new(IpAddr::V4(ip), 40_000));
+        }
+        let by_addr = addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+        Ok(World {
+            now,
+            server,
+            received: vec![0; users],
+            clients,
+            addrs,
+            by_addr,
+            logged_in: 0,
+            counting: false,
+            counted: Counted::default(),
+            datagrams: 0,
+            datagram_bytes: 0,
+        })
+    }
+
+    /// Runs `f` on the server, counting what it allocates when counting.
+    fn on_server<T>(&mut self, f: impl FnOnce(&mut Server) -> T) -> T {
+        let before = GLOBAL.stats();
+        let out = f(&mut self.server);
+        let after = GLOBAL.stats();
+        if self.counting {
+            self.counted.allocations += (after.allocations - before.allocations) as u64;
+            self.counted.reallocations += (after.reallocations - before.reallocations) as u64;
+            self.counted.bytes += (after.bytes_allocated - before.bytes_allocated) as u64;
+        }
+        out
+    }
+
+    /// One step of 1 ms: everything queued is delivered, then the clock
+    /// moves.
+    fn step(&mut self) -> Result<()> {
+        let now = self.now;
+        for i in 0..self.clients.len() {
+            while let Some(d) = self.clients[i].poll_transmit(now) {
+                let from = self.addrs[i];
+                self.on_server(|s| s.handle_datagram(now, from, &d));
+            }
+        }
+        while let Some(request) = self.on_server(|s| s.poll_request()) {
+            let response = match request {
+                Request::Register { id, password, .. } => Response::Registered {
+                    id,
+                    result: Ok(fake_hash(&password)),
+                },
+                Request::Verify {
+                    id,
+                    password,
+                    password_hash,
+                    ..
+                } => Response::Verified {
+                    id,
+                    ok: password_hash == fake_hash(&password),
+                },
+            };
+            self.on_server(|s| s.handle_response(now, response));
+        }
+        while let Some(t) = self.on_server(|s| s.poll_transmit(now)) {
+            if self.counting {
+                self.datagrams += 1;
+                self.datagram_bytes += t.bytes.len() as u64;
+            }
+            let Some(&i) = self.by_addr.get(&t.to) else {
+                bail!("a datagram to an unknown address {}", t.to);
+            };
+            self.clients[i].handle_datagram(now, &t.bytes);
+        }
+        while self.on_server(|s| s.poll_event()).is_some() {}
+        for i in 0..self.clients.len() {
+            while let Some(event) = self.clients[i].poll_event() {
+                match event {
+                    ClientEvent::PasswordRequired { .. } => {
+                        if let Err(e) = self.clients[i].submit_password(PASSWORD) {
+                            bail!("user{i}: the password was not sent: {e:?}");
+                        }
+                    }
+                    ClientEvent::LoggedIn { .. } => self.logged_in += 1,
+                    ClientEvent::Public { .. } => self.received[i] += 1,
+                    ClientEvent::LoginFailed { message, .. } => {
+                        bail!("user{i} could not log in: {message}")
+                    }
+                    ClientEvent::Closed(reason) => bail!("user{i}'s session ended: {reason}"),
+                    _ => {}
+                }
+            }
+        }
+        self.now += Duration::from_millis(1);
+        let now = self.now;
+        self.on_server(|s| s.handle_timeout(now));
+        for c in &mut self.clients {
+            c.handle_timeout(now);
+        }
+        Ok(())
+    }
+
+    /// Public messages received by every receiver (user 0 sends).
+    fn delivered_to_all(&self) -> u64 {
+        self.received[1..].iter().copied().min().unwrap_or(0)
+    }
+
+    /// User 0 broadcasts `count` messages of `size` bytes, at most `window`
+    /// in flight, until every receiver has them all.
+    fn broadcast(&mut self, first: u64, count: u64, window: u64, size: usize) -> Result<()> {
+        let target = first + count;
+        let mut sent = first;
+        let mut idle_steps = 0u32;
+        while self.delivered_to_all() < target {
+            while sent < target && sent - self.delivered_to_all() < window {
+                let mut text = format!("{sent:08} ");
+                text.extend(std::iter::repeat_n('x', size.saturating_sub(text.len())));
+                if self.clients[0].send_public(&text).is_err() {
+                    // The sender's queue is full: later.
+                    break;
+                }
+                sent += 1;
+            }
+            let before = self.delivered_to_all();
+            self.step()?;
+            idle_steps = if self.delivered_to_all() > before {
+                0
+            } else {
+                idle_steps + 1
+            };
+            // 60 s of virtual time without progress: something is broken.
+            if idle_steps > 60_000 {
+                bail!(
+                    "no progress: {} of {target} messages delivered to everyone",
+                    self.delivered_to_all()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let users = args.users as usize;
+    let mut world = World::new(users)?;
+    // Logins: 60 s of virtual time at most.
+    for _ in 0..60_000 {
+        if world.logged_in == users {
+            break;
+        }
+        world.step()?;
+    }
+    if world.logged_in != users {
+        bail!("only {} of {users} users logged in", world.logged_in);
+    }
+    let size = args.size as usize;
+    world.broadcast(0, args.warmup, args.window, size)?;
+    let deliveries_before = world.server.stats().deliveries;
+    world.counting = true;
+    world.broadcast(args.warmup, args.messages, args.window, size)?;
+    world.counting = false;
+    let deliveries = world.server.stats().deliveries - deliveries_before;
+
+    let receivers = (users - 1) as u64;
+    let delivered = args.messages * receivers;
+    let c = world.counted;
+    let per = |n: u64, d: u64| n as f64 / d.max(1) as f64;
+    println!(
+        "allocbench: {users} users, one sender, {} messages of {size} bytes measured \
+         (after {} of warm-up), window {}",
+        args.messages, args.warmup, args.window
+    );
+    println!(
+        "server datagrams sent: {} ({:.0} bytes on average); messages delivered: {delivered} \
+         (server count {deliveries})",
+        world.datagrams,
+        per(world.datagram_bytes, world.datagrams)
+    );
+    println!(
+        "server allocations: {}, reallocations: {}, bytes allocated: {}",
+        c.allocations, c.reallocations, c.bytes
+    );
+    println!(
+        "allocations per datagram sent: {:.2} (with reallocations {:.2}); \
+         bytes allocated per datagram: {:.0}",
+        per(c.allocations, world.datagrams),
+        per(c.allocations + c.reallocations, world.datagrams),
+        per(c.bytes, world.datagrams)
+    );
+    println!(
+        "allocations per delivered message: {:.3}; per message sent: {:.1}",
+        per(c.allocations, delivered),
+        per(c.allocations, args.messages)
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("allocbench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
