@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the benchmarks: builds chatbench with chatserver and runs a
-# tiny version of each workload against its own server on loopback, and a
-# tiny allocbench. It checks that the
+# tiny version of each workload against its own server on loopback, a tiny
+# allocbench, and reliabilitybench (virtual time: a second or two). It checks that the
 # bench runs and counts correctly — every user logged in, messages delivered,
 # none lost, duplicated or refused, deliveries equal to what was expected —
 # not how fast anything is.
@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 profile="${BENCH_PROFILE:-dev}"
 dir="debug"
 if [ "$profile" != "dev" ]; then dir="$profile"; fi
-cargo build --profile "$profile" -p udpchat-bench --bin chatbench --bin allocbench -p udpchat-native --bin chatserver
+cargo build --profile "$profile" -p udpchat-bench --bin chatbench --bin allocbench --bin reliabilitybench \
+    -p udpchat-native --bin chatserver
 bench="${CARGO_TARGET_DIR:-target}/$dir/chatbench"
 
 passed=0
@@ -66,6 +67,18 @@ if out="$(timeout 180 "${CARGO_TARGET_DIR:-target}/$dir/allocbench" --users 4 --
     passed=$((passed + 1))
 else
     echo "FAIL allocbench"
+    echo "$out"
+    failed=$((failed + 1))
+fi
+# reliabilitybench: every row delivered every message (columns 3 and 4).
+if out="$(timeout 300 "${CARGO_TARGET_DIR:-target}/$dir/reliabilitybench" 2>&1)" &&
+    rows="$(awk '$1 == "paced" || $1 == "bulk"' <<<"$out")" &&
+    [ "$(wc -l <<<"$rows")" -eq 6 ] &&
+    awk '$3 != $4 { exit 1 }' <<<"$rows"; then
+    echo "ok   reliabilitybench: 6 runs, every message delivered"
+    passed=$((passed + 1))
+else
+    echo "FAIL reliabilitybench"
     echo "$out"
     failed=$((failed + 1))
 fi

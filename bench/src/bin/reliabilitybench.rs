@@ -1,10 +1,10 @@
-//! Reliability benchmark on the virtual clock: goodput and delivery latency
+//! `reliabilitybench`: the reliable channel on the virtual clock: goodput and delivery latency
 //! of a stream of public messages from one client to another through the
 //! server, at 0 %, 10 % and 30 % loss each way (20 ms one-way delay, 0–20 ms
 //! jitter).
 //!
 //! ```text
-//! cargo run --release -p udpchat-netem --example reliability_bench [SEED]
+//! cargo run --release -p udpchat-bench --bin reliabilitybench [SEED]
 //! ```
 //!
 //! Everything runs in simulated time, so the figures are the protocol's, not
@@ -13,7 +13,8 @@
 //! steady load); *bulk* queues every message at once (what the window and
 //! the retransmission logic can move).
 
-#[path = "../tests/common/mod.rs"]
+// The simulation World of netem's tests: the one in-memory driver.
+#[path = "../../../netem/tests/common/mod.rs"]
 mod common;
 
 use common::{World, WorldConfig, ms, percentile, secs};
