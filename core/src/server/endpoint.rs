@@ -1,0 +1,119 @@
+//! The endpoint's entry points: demultiplexing datagrams by connection
+//! id, established sessions' datagrams, and the queues of requests and
+//! events the driver drains.
+
+use super::*;
+
+impl Server {
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.now = self.now.max(now);
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let header = match Header::decode(bytes) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.dropped_malformed += 1;
+                self.drop_event(from, DropReason::Malformed(e));
+                return;
+            }
+        };
+        match header.kind {
+            PacketKind::Initial => self.on_initial(now, from, header, bytes),
+            PacketKind::Data => self.on_data(now, from, header, bytes),
+            PacketKind::Retry | PacketKind::Handshake | PacketKind::Reset => {
+                self.stats.dropped_malformed += 1;
+                self.drop_event(from, DropReason::UnexpectedKind);
+            }
+        }
+    }
+
+    pub(super) fn on_data(&mut self, now: Instant, from: SocketAddr, header: Header, bytes: &[u8]) {
+        let id = header.connection_id;
+        let Some(s) = self.sessions.get_mut(&id) else {
+            self.stats.dropped_unknown += 1;
+            self.drop_event(from, DropReason::UnknownConnection);
+            // Tell a client whose session this server lost (say, after a
+            // restart) with a token only this server can make; the answer is
+            // never larger than the datagram that asked.
+            if bytes.len() > HEADER_LEN + RESET_TOKEN_LEN {
+                let token = crypto::reset_token(&self.key, id);
+                self.stats.resets_sent += 1;
+                self.send_direct(from, encode_simple(PacketKind::Reset, id, &token));
+            }
+            return;
+        };
+        let Ok(plain) = s.transport.open(bytes) else {
+            self.stats.dropped_unauthenticated += 1;
+            self.drop_event(from, DropReason::Unauthenticated);
+            return;
+        };
+        let pn = header.packet_number;
+        if !s.replay.is_fresh(pn) {
+            self.stats.dropped_replay += 1;
+            self.drop_event(from, DropReason::Replay);
+            return;
+        }
+        let newest = s.replay.is_newest(pn);
+        s.replay.record(pn);
+        s.handshake_reply = None;
+        let Ok(datagram) = Datagram::decode(&plain) else {
+            self.stats.dropped_malformed += 1;
+            self.drop_event(from, DropReason::Malformed(DecodeError::MalformedFrame));
+            return;
+        };
+        s.channel.handle_frames(now, datagram.frames());
+        if from == s.addr {
+            if let Some(u) = &mut s.unvalidated {
+                u.budget = u.budget.saturating_add(3 * bytes.len());
+                if s.channel.latest_acked_sent().is_some_and(|t| t >= u.since) {
+                    s.unvalidated = None;
+                }
+            }
+        } else if newest {
+            // An authenticated datagram from a new address: the client's
+            // NAT rebound or it moved. Follow it, but send little there
+            // until the client shows it receives there.
+            s.unvalidated = Some(Unvalidated {
+                budget: BASE_DATAGRAM + 3 * bytes.len(),
+                since: now,
+            });
+            // A new path: what the old one carried says nothing of it.
+            s.channel.reset_path();
+            let old = core::mem::replace(&mut s.addr, from);
+            self.events.push_back(ServerEvent::Migrated {
+                connection_id: id,
+                from: old,
+                to: from,
+            });
+            self.count_ip(old.ip(), false);
+            self.count_ip(from.ip(), true);
+        }
+        self.process(now, id);
+    }
+
+    pub(super) fn count_ip(&mut self, ip: IpAddr, add: bool) {
+        if add {
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+        } else if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    pub(super) fn send_direct(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.direct.push_back(Transmit { to, bytes });
+    }
+
+    /// The next slow job for the driver.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// The next event for the operator's log.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+}

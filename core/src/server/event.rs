@@ -1,0 +1,150 @@
+//! What the server reports to its driver: events, drop reasons, and
+//! counters.
+
+use super::*;
+
+/// Why a datagram was dropped without effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// It did not decode.
+    Malformed(DecodeError),
+    /// It named a session that does not exist and was not an Initial.
+    UnknownConnection,
+    /// An Initial naming an existing session, from another address.
+    AddressMismatch,
+    /// An Initial shorter than [`MIN_INITIAL_LEN`].
+    InitialTooSmall,
+    /// A limit refused a new session (sessions, per address, handshaking),
+    /// or the server is shutting down.
+    Refused,
+    /// The source sent new sessions faster than its rate limit.
+    RateLimited,
+    /// A kind a client never sends (Retry, Handshake, Reset).
+    UnexpectedKind,
+    /// The first handshake message was invalid.
+    HandshakeFailed,
+    /// A Data datagram that did not authenticate with its session's keys.
+    Unauthenticated,
+    /// A Data datagram whose packet number was seen before.
+    Replay,
+}
+
+/// Something for the operator's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A client opened a session.
+    SessionOpened {
+        /// The connection id.
+        connection_id: u64,
+        /// The client's address.
+        addr: SocketAddr,
+    },
+    /// A user logged in.
+    LoggedIn {
+        /// The username.
+        user: String,
+        /// From where.
+        addr: SocketAddr,
+        /// True when the account was just created.
+        new_user: bool,
+    },
+    /// A login failed.
+    LoginFailed {
+        /// The username tried.
+        user: String,
+        /// From where.
+        addr: SocketAddr,
+        /// Why.
+        reason: LoginFailure,
+    },
+    /// A user went offline.
+    LoggedOut {
+        /// The username.
+        user: String,
+        /// `"exit"`, `"timeout"`, `"replaced"`, `"too slow"`, `"error"` or
+        /// `"shutdown"`.
+        reason: &'static str,
+    },
+    /// A session ended.
+    SessionClosed {
+        /// The connection id.
+        connection_id: u64,
+        /// Why, if the channel failed.
+        error: Option<ChannelError>,
+    },
+    /// A datagram was dropped.
+    Dropped {
+        /// From where.
+        from: SocketAddr,
+        /// Why.
+        reason: DropReason,
+    },
+    /// An authenticated client moved to a new address.
+    Migrated {
+        /// The connection id.
+        connection_id: u64,
+        /// The old address.
+        from: SocketAddr,
+        /// The new address.
+        to: SocketAddr,
+    },
+    /// A client sent a message the server refused.
+    ClientError {
+        /// The connection id.
+        connection_id: u64,
+        /// What was wrong.
+        code: ErrorCode,
+    },
+}
+
+/// Counters of a server, for the status line and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Datagrams handed to [`Server::handle_datagram`].
+    pub datagrams_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// Datagrams returned by [`Server::poll_transmit`].
+    pub datagrams_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Dropped: did not decode.
+    pub dropped_malformed: u64,
+    /// Dropped: unknown connection.
+    pub dropped_unknown: u64,
+    /// Dropped: an Initial naming an existing session from another address.
+    pub dropped_spoofed: u64,
+    /// Dropped: Initial too small, or refused by a limit.
+    pub dropped_refused: u64,
+    /// Dropped: a source over its handshake rate.
+    pub dropped_rate_limited: u64,
+    /// Dropped: did not authenticate.
+    pub dropped_unauthenticated: u64,
+    /// Dropped: replayed.
+    pub dropped_replay: u64,
+    /// Retry datagrams sent (cookies to unproven addresses).
+    pub retries_sent: u64,
+    /// Reset datagrams sent (unknown connections).
+    pub resets_sent: u64,
+    /// Public or direct messages refused by the per-session rate limit.
+    pub messages_rate_limited: u64,
+    /// Sessions closed for not logging in within the login timeout.
+    pub login_timeouts: u64,
+    /// Public messages accepted.
+    pub public_messages: u64,
+    /// Direct messages delivered.
+    pub direct_messages: u64,
+    /// Messages queued to recipients (a public message counts once per
+    /// recipient).
+    pub deliveries: u64,
+    /// Successful logins.
+    pub logins: u64,
+    /// Failed logins.
+    pub failed_logins: u64,
+}
+
+impl Server {
+    pub(super) fn drop_event(&mut self, from: SocketAddr, reason: DropReason) {
+        self.events.push_back(ServerEvent::Dropped { from, reason });
+    }
+}

@@ -1,0 +1,173 @@
+//! Rate limits: token buckets per account, per address and per session,
+//! for logins and messages.
+
+use super::*;
+
+/// Most sources tracked by the per-address rate limiters before full
+/// buckets are forgotten.
+pub(super) const MAX_TRACKED_SOURCES: usize = 4096;
+
+/// A token bucket's shape: `burst` tokens at once, one more every
+/// `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens available at once.
+    pub burst: u32,
+    /// Time to earn one token back.
+    pub interval: Duration,
+}
+
+impl RateLimit {
+    /// No practical limit (for benchmarks).
+    pub const UNLIMITED: RateLimit = RateLimit {
+        burst: u32::MAX / 2,
+        interval: Duration::from_micros(1),
+    };
+
+    /// A burst of `burst`, then `n` per second.
+    pub const fn per_second(burst: u32, n: u32) -> RateLimit {
+        let n = if n == 0 { 1 } else { n as u64 };
+        RateLimit {
+            burst,
+            interval: Duration::from_micros(1_000_000 / n),
+        }
+    }
+
+    /// A burst of `burst`, then `n` per minute.
+    pub const fn per_minute(burst: u32, n: u32) -> RateLimit {
+        let n = if n == 0 { 1 } else { n as u64 };
+        RateLimit {
+            burst,
+            interval: Duration::from_micros(60_000_000 / n),
+        }
+    }
+}
+
+pub(super) const TOKEN: u64 = 1_000_000;
+
+/// A token bucket, in millionths of a token.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TokenBucket {
+    micro_tokens: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(super) fn full(now: Instant, limit: RateLimit) -> Self {
+        TokenBucket {
+            micro_tokens: u64::from(limit.burst) * TOKEN,
+            last: now,
+        }
+    }
+
+    pub(super) fn refill(&mut self, now: Instant, limit: RateLimit) {
+        let elapsed = now.saturating_since(self.last).as_micros();
+        let add = elapsed.saturating_mul(TOKEN) / limit.interval.as_micros().max(1);
+        self.micro_tokens = self
+            .micro_tokens
+            .saturating_add(add)
+            .min(u64::from(limit.burst) * TOKEN);
+        self.last = now;
+    }
+
+    pub(super) fn has(&mut self, now: Instant, limit: RateLimit) -> bool {
+        self.refill(now, limit);
+        self.micro_tokens >= TOKEN
+    }
+
+    pub(super) fn take(&mut self, now: Instant, limit: RateLimit) -> bool {
+        if self.has(now, limit) {
+            self.micro_tokens -= TOKEN;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(super) fn is_full(&mut self, now: Instant, limit: RateLimit) -> bool {
+        self.refill(now, limit);
+        self.micro_tokens >= u64::from(limit.burst) * TOKEN
+    }
+
+    /// Whole seconds until one token is back (at least 1).
+    pub(super) fn wait_secs(&self, limit: RateLimit) -> u64 {
+        let missing = TOKEN.saturating_sub(self.micro_tokens);
+        let micros = (missing as u128 * limit.interval.as_micros() as u128 / TOKEN as u128) as u64;
+        micros.div_ceil(1_000_000).max(1)
+    }
+}
+
+/// Forgets the sources whose buckets are full again.
+pub(super) fn prune<K: Ord + Clone>(
+    map: &mut BTreeMap<K, TokenBucket>,
+    now: Instant,
+    limit: RateLimit,
+) {
+    map.retain(|_, b| !b.is_full(now, limit));
+}
+
+impl Server {
+    /// Seconds to wait if the account or the source address has used up its
+    /// failed logins.
+    pub(super) fn login_throttled(&mut self, now: Instant, key: &str, ip: IpAddr) -> Option<u64> {
+        let limit = self.config.login_failures;
+        let mut wait = None;
+        if let Some(b) = self.failures_by_account.get_mut(key)
+            && !b.has(now, limit)
+        {
+            wait = Some(b.wait_secs(limit));
+        }
+        if let Some(b) = self.failures_by_ip.get_mut(&ip)
+            && !b.has(now, limit)
+        {
+            wait = Some(wait.unwrap_or(0).max(b.wait_secs(limit)));
+        }
+        wait
+    }
+
+    pub(super) fn record_login_failure(
+        &mut self,
+        now: Instant,
+        key: &str,
+        addr: Option<SocketAddr>,
+    ) {
+        let limit = self.config.login_failures;
+        self.failures_by_account
+            .entry(key.to_string())
+            .or_insert_with(|| TokenBucket::full(now, limit))
+            .take(now, limit);
+        if let Some(addr) = addr {
+            self.failures_by_ip
+                .entry(addr.ip())
+                .or_insert_with(|| TokenBucket::full(now, limit))
+                .take(now, limit);
+        }
+        if self.failures_by_account.len() > MAX_TRACKED_SOURCES {
+            prune(&mut self.failures_by_account, now, limit);
+        }
+        if self.failures_by_ip.len() > MAX_TRACKED_SOURCES {
+            prune(&mut self.failures_by_ip, now, limit);
+        }
+    }
+
+    pub(super) fn take_message_token(&mut self, now: Instant, conn: u64) -> bool {
+        let limit = self.config.messages;
+        self.sessions
+            .get_mut(&conn)
+            .is_some_and(|s| s.messages.take(now, limit))
+    }
+
+    pub(super) fn rate_limited(&mut self, conn: u64) {
+        self.stats.messages_rate_limited += 1;
+        let l = self.config.messages;
+        let per_sec = 1_000_000 / l.interval.as_micros().max(1);
+        self.error(
+            conn,
+            ErrorCode::RateLimited,
+            format!(
+                "slow down: at most {} messages at once, then {per_sec} per second; this one was not sent",
+                l.burst
+            ),
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Login and registration: session states, password work requested from
+//! the driver and its results, and the end of a session.
+
+use super::*;
+
+impl Server {
+    /// Handles the result of a [`Request`].
+    pub fn handle_response(&mut self, now: Instant, response: Response) {
+        self.now = self.now.max(now);
+        let id = match &response {
+            Response::Registered { id, .. }
+            | Response::Verified { id, .. }
+            | Response::Unavailable { id } => *id,
+        };
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let key = username_key(&pending.name);
+        let conn = pending.connection_id;
+        let (new_user, failures) = match self.sessions.get(&conn).map(|s| &s.state) {
+            Some(SessionState::Checking {
+                request,
+                new_user,
+                failures,
+                ..
+            }) if *request == id => (*new_user, *failures),
+            _ => {
+                // The session is gone; a stored account still counts.
+                if let Response::Registered { result: Ok(h), .. } = response {
+                    self.registering.remove(&key);
+                    self.users.insert(
+                        key,
+                        UserRecord {
+                            name: pending.name,
+                            password_hash: h,
+                        },
+                    );
+                } else {
+                    self.registering.remove(&key);
+                }
+                return;
+            }
+        };
+        let addr = self.sessions.get(&conn).map(|s| s.addr);
+        match response {
+            Response::Registered { result: Ok(h), .. } => {
+                self.registering.remove(&key);
+                self.users.insert(
+                    key,
+                    UserRecord {
+                        name: pending.name.clone(),
+                        password_hash: h,
+                    },
+                );
+                self.login_success(now, conn, pending.name, true);
+            }
+            Response::Registered { result: Err(e), .. } => {
+                self.registering.remove(&key);
+                self.set_state(
+                    conn,
+                    SessionState::AwaitPassword {
+                        name: pending.name.clone(),
+                        new_user: true,
+                        failures,
+                    },
+                );
+                self.login_failed(
+                    conn,
+                    addr,
+                    &pending.name,
+                    LoginFailure::StoreFailed,
+                    format!("the server could not store the new account ({e}); try again"),
+                );
+            }
+            Response::Verified { ok: true, .. } => {
+                self.login_success(now, conn, pending.name, new_user);
+            }
+            Response::Unavailable { .. } => {
+                if new_user {
+                    self.registering.remove(&key);
+                }
+                self.set_state(
+                    conn,
+                    SessionState::AwaitPassword {
+                        name: pending.name.clone(),
+                        new_user,
+                        failures,
+                    },
+                );
+                self.login_failed(
+                    conn,
+                    addr,
+                    &pending.name,
+                    LoginFailure::Busy,
+                    "the server is busy checking passwords; try again in a moment".to_string(),
+                );
+            }
+            Response::Verified { ok: false, .. } => {
+                let failures = failures + 1;
+                self.record_login_failure(now, &key, addr);
+                self.login_failed(
+                    conn,
+                    addr,
+                    &pending.name,
+                    LoginFailure::WrongPassword,
+                    format!("wrong password for {}; try again", pending.name),
+                );
+                if failures >= self.config.max_login_failures {
+                    self.set_state(
+                        conn,
+                        SessionState::Closing {
+                            until: now + self.config.linger,
+                        },
+                    );
+                } else {
+                    self.set_state(
+                        conn,
+                        SessionState::AwaitPassword {
+                            name: pending.name,
+                            new_user: false,
+                            failures,
+                        },
+                    );
+                }
+            }
+        }
+        self.process(now, conn);
+    }
+
+    pub(super) fn set_state(&mut self, conn: u64, state: SessionState) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.state = state;
+        }
+    }
+
+    pub(super) fn login_failed(
+        &mut self,
+        conn: u64,
+        addr: Option<SocketAddr>,
+        name: &str,
+        reason: LoginFailure,
+        message: String,
+    ) {
+        self.stats.failed_logins += 1;
+        if let Some(addr) = addr {
+            self.events.push_back(ServerEvent::LoginFailed {
+                user: name.to_string(),
+                addr,
+                reason,
+            });
+        }
+        self.send(conn, &ServerMessage::LoginFailed { reason, message });
+    }
+
+    pub(super) fn login_success(&mut self, now: Instant, conn: u64, name: String, new_user: bool) {
+        let key = username_key(&name);
+        if let Some(&(old, _)) = self.online.get(&key)
+            && old != conn
+        {
+            self.logout(old, "replaced");
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.channel.close(CloseCode::Normal);
+            }
+            self.process(now, old);
+        }
+        self.online.insert(key, (conn, name.clone()));
+        self.logins += 1;
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.login_seq = self.logins;
+            if !s.logged_in_once {
+                s.logged_in_once = true;
+                self.handshaking = self.handshaking.saturating_sub(1);
+            }
+        }
+        self.set_state(
+            conn,
+            SessionState::LoggedIn {
+                name: name.clone(),
+                op: None,
+            },
+        );
+        self.stats.logins += 1;
+        if let Some(addr) = self.sessions.get(&conn).map(|s| s.addr) {
+            self.events.push_back(ServerEvent::LoggedIn {
+                user: name.clone(),
+                addr,
+                new_user,
+            });
+        }
+        let (online, count) = self.online_list();
+        self.send(
+            conn,
+            &ServerMessage::LoginOk {
+                name: name.clone(),
+                new_user,
+                online,
+                count,
+            },
+        );
+        if self.online.len() <= self.config.max_presence {
+            self.announce(conn, &ServerMessage::Joined { user: name });
+        }
+    }
+
+    /// Takes a user offline and tells the others; the session stays.
+    pub(super) fn logout(&mut self, conn: u64, reason: &'static str) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let SessionState::LoggedIn { name, .. } = &s.state else {
+            return;
+        };
+        let name = name.clone();
+        s.state = SessionState::Closing {
+            until: Instant::ZERO,
+        };
+        let announce = self.online.len() <= self.config.max_presence;
+        self.online.remove(&username_key(&name));
+        self.events.push_back(ServerEvent::LoggedOut {
+            user: name.clone(),
+            reason,
+        });
+        if announce {
+            self.announce(
+                conn,
+                &ServerMessage::Left {
+                    user: name,
+                    reason: reason.to_string(),
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_user(&mut self, conn: u64, name: String) {
+        if let Err(e) = validate_username(&name) {
+            self.error(conn, ErrorCode::InvalidUsername, e.to_string());
+            return;
+        }
+        let key = username_key(&name);
+        if self.registering.contains(&key) {
+            self.error(
+                conn,
+                ErrorCode::UsernameBusy,
+                format!("{name} is being registered right now; try again"),
+            );
+            return;
+        }
+        let (name, new_user) = match self.users.get(&key) {
+            Some(u) => (u.name.clone(), false),
+            None => (name, true),
+        };
+        // Choosing the name again keeps the count of failed passwords.
+        let failures = match self.sessions.get(&conn).map(|s| &s.state) {
+            Some(SessionState::AwaitPassword { failures, .. }) => *failures,
+            _ => 0,
+        };
+        self.set_state(
+            conn,
+            SessionState::AwaitPassword {
+                name: name.clone(),
+                new_user,
+                failures,
+            },
+        );
+        self.send(conn, &ServerMessage::PasswordRequired { name, new_user });
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site, each argument distinct
+    pub(super) fn on_password(
+        &mut self,
+        now: Instant,
+        conn: u64,
+        addr: SocketAddr,
+        name: String,
+        new_user: bool,
+        failures: u32,
+        password: String,
+    ) {
+        if password.is_empty() || password.len() > MAX_PASSWORD {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::InvalidPassword,
+                format!("the password must be 1 to {MAX_PASSWORD} bytes"),
+            );
+            return;
+        }
+        if self.pending.len() >= self.config.max_pending_checks {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::Busy,
+                "the server is busy checking passwords; try again in a moment".to_string(),
+            );
+            return;
+        }
+        let key = username_key(&name);
+        if !new_user && let Some(wait) = self.login_throttled(now, &key, addr.ip()) {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::Throttled,
+                format!(
+                    "too many failed logins for {name} or from your address; try again in {wait} s"
+                ),
+            );
+            return;
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        let request = if new_user {
+            if self.users.contains_key(&key) || self.registering.contains(&key) {
+                self.set_state(conn, SessionState::AwaitUser);
+                self.error(
+                    conn,
+                    ErrorCode::UsernameBusy,
+                    format!("{name} was registered by someone else meanwhile; choose again"),
+                );
+                return;
+            }
+            self.registering.insert(key);
+            Request::Register {
+                id,
+                username: name.clone(),
+                password,
+            }
+        } else {
+            let Some(user) = self.users.get(&key) else {
+                self.set_state(conn, SessionState::AwaitUser);
+                return;
+            };
+            Request::Verify {
+                id,
+                username: name.clone(),
+                password,
+                password_hash: user.password_hash.clone(),
+            }
+        };
+        self.pending.insert(
+            id,
+            Pending {
+                connection_id: conn,
+                name: name.clone(),
+            },
+        );
+        self.requests.push_back(request);
+        self.set_state(
+            conn,
+            SessionState::Checking {
+                new_user,
+                request: id,
+                failures,
+            },
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! The server endpoint: one socket, a table of sessions keyed by connection
+//! id, the online list, relaying.
+//!
+//! Drive it like this (the native `chatserver` does exactly this):
+//!
+//! ```text
+//! loop {
+//!     while let Some(t) = server.poll_transmit(now) { socket.send_to(&t.bytes, t.to) }
+//!     while let Some(r) = server.poll_request() { workers.submit(r) }        // password work
+//!     while let Some(e) = server.poll_event() { log(e) }
+//!     wait for a datagram, a worker result, or server.poll_timeout()
+//!     server.handle_datagram(now, from, bytes) | server.handle_response(now, r)
+//!         | server.handle_timeout(now)
+//! }
+//! ```
+
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::net::{IpAddr, SocketAddr};
+
+use crate::crypto::{self, CookieKeys, ReplayWindow, Rng, StaticKey, Transport};
+use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
+use crate::session::{
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_LISTED, MAX_PASSWORD, Operation,
+    ServerMessage, username_key, validate_text, validate_username,
+};
+use crate::time::{Duration, Instant};
+use crate::wire::{
+    BASE_DATAGRAM, CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MAX_DATAGRAM,
+    MIN_INITIAL_LEN, Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
+};
+
+mod admission;
+mod endpoint;
+mod event;
+mod limits;
+mod login;
+mod relay;
+mod schedule;
+
+pub use event::{DropReason, ServerEvent, ServerStats};
+pub use limits::RateLimit;
+use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
+
+/// Limits and timers of a server. Each default is stated on its field.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Timers and limits of each session's channel (see [`ChannelConfig`]).
+    pub channel: ChannelConfig,
+    /// Most sessions at once, logged in or not: 10,000.
+    pub max_sessions: usize,
+    /// Most password checks and registrations in flight: 256.
+    pub max_pending_checks: usize,
+    /// Failed password attempts before a session is closed: 5.
+    pub max_login_failures: u32,
+    /// How long a session lingers after `Bye` or `Shutdown` so that its last
+    /// messages are acknowledged: 3 s.
+    pub linger: Duration,
+    /// Sessions from one IP address: 64.
+    pub max_sessions_per_ip: usize,
+    /// Sessions that have not logged in yet: 1,000.
+    pub max_handshaking: usize,
+    /// New sessions per source IP address: a burst of 20, then 5 per
+    /// second.
+    pub handshakes: RateLimit,
+    /// Public and direct messages per session: a burst of 10, then 5 per
+    /// second.
+    pub messages: RateLimit,
+    /// Failed logins, counted per account and per source IP address: 5,
+    /// then one more every 12 s (5 per minute).
+    pub login_failures: RateLimit,
+    /// A session that has not logged in this long after its handshake is
+    /// closed: 60 s.
+    pub login_timeout: Duration,
+    /// Most names in an online list (`login_ok`, `online`): 1,000
+    /// ([`MAX_LISTED`]); a longer list is cut and carries the count.
+    pub max_listed: usize,
+    /// Logins and logouts are announced (`joined`, `left`) while at most
+    /// this many users are online, the user in question included: 1,000
+    /// (as many as an online list holds). In a larger
+    /// crowd a notice to everyone for every arrival would cost the server
+    /// more than the chat itself.
+    pub max_presence: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            channel: ChannelConfig::default(),
+            max_sessions: 10_000,
+            max_pending_checks: 256,
+            max_login_failures: 5,
+            linger: Duration::from_secs(3),
+            max_sessions_per_ip: 64,
+            max_handshaking: 1000,
+            handshakes: RateLimit::per_second(20, 5),
+            messages: RateLimit::per_second(10, 5),
+            login_failures: RateLimit::per_minute(5, 5),
+            login_timeout: Duration::from_secs(60),
+            max_listed: MAX_LISTED,
+            max_presence: MAX_LISTED,
+        }
+    }
+}
+
+/// An account as the user store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The username as registered.
+    pub name: String,
+    /// The argon2id hash of the password, as a PHC string.
+    pub password_hash: String,
+}
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub bytes: Vec<u8>,
+}
+
+/// Identifies a [`Request`] and its [`Response`].
+pub type RequestId = u64;
+
+/// Slow work for the driver, off the datagram loop.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Hash `password` and store a new account; answer with
+    /// [`Response::Registered`] only once the account is on disk.
+    Register {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The username.
+        username: String,
+        /// The password, to hash.
+        password: String,
+    },
+    /// Check `password` against `password_hash`; answer with
+    /// [`Response::Verified`].
+    Verify {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The username.
+        username: String,
+        /// The password offered.
+        password: String,
+        /// The stored PHC string.
+        password_hash: String,
+    },
+}
+
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never print passwords.
+        match self {
+            Request::Register { id, username, .. } => f
+                .debug_struct("Register")
+                .field("id", id)
+                .field("username", username)
+                .finish_non_exhaustive(),
+            Request::Verify { id, username, .. } => f
+                .debug_struct("Verify")
+                .field("id", id)
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The result of a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// The account was stored (with its hash) or could not be.
+    Registered {
+        /// The request's id.
+        id: RequestId,
+        /// The stored PHC hash, or why storing failed.
+        result: Result<String, String>,
+    },
+    /// Whether the password matched.
+    Verified {
+        /// The request's id.
+        id: RequestId,
+        /// True when it matched.
+        ok: bool,
+    },
+    /// The driver could not take the job (its queue is full): the client is
+    /// told to try again; no failure is counted.
+    Unavailable {
+        /// The request's id.
+        id: RequestId,
+    },
+}
+
+#[derive(Debug)]
+enum SessionState {
+    AwaitUser,
+    AwaitPassword {
+        name: String,
+        new_user: bool,
+        failures: u32,
+    },
+    Checking {
+        new_user: bool,
+        request: RequestId,
+        failures: u32,
+    },
+    LoggedIn {
+        name: String,
+        op: Option<Operation>,
+    },
+    Closing {
+        until: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Session {
+    addr: SocketAddr,
+    channel: Channel,
+    transport: Transport,
+    replay: ReplayWindow,
+    /// The Handshake datagram, kept until the client's first Data datagram
+    /// shows it arrived.
+    handshake_reply: Option<Vec<u8>>,
+    messages: TokenBucket,
+    logged_in_once: bool,
+    /// Until then the session must log in.
+    login_deadline: Instant,
+    /// Set when the client moved to an address that has not yet shown it
+    /// receives there: bytes the server may still send to it.
+    unvalidated: Option<Unvalidated>,
+    state: SessionState,
+    scheduled: Option<Instant>,
+    ready: bool,
+    /// Whether the session is in [`Server::urgent`].
+    urgent: bool,
+    /// The server's login count when this session logged in (0 before):
+    /// it is told of the presence changes made since.
+    login_seq: u64,
+}
+
+/// A presence notice (`joined`, `left`) waiting for the next round.
+#[derive(Debug)]
+struct Notice {
+    /// The login count when it was made: sessions that logged in later
+    /// already have it in their online list.
+    seq: u64,
+    /// The session it is about, which is not told.
+    except: u64,
+    /// The user it is about (lowercased).
+    about: String,
+    bytes: Arc<[u8]>,
+}
+
+/// A message encoded once into bytes that channels can share.
+fn encode_shared(message: &ServerMessage) -> Arc<[u8]> {
+    Arc::from(session::encode(message))
+}
+
+/// Presence notices go out at once, unless the last round was less than
+/// this long ago: then they wait and go out together, so that a storm of
+/// logins costs each online user one datagram per round rather than one
+/// per login.
+pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Anti-amplification toward an address a session moved to: until the
+/// client acknowledges a segment sent there, the server sends it at most
+/// three times what it received from it, plus one datagram.
+#[derive(Debug, Clone, Copy)]
+struct Unvalidated {
+    budget: usize,
+    /// When the session moved: an acknowledgement of a segment sent since
+    /// then (so, sent to the new address) validates it.
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Pending {
+    connection_id: u64,
+    name: String,
+}
+
+/// The server's state machine. See the [module docs](self) for the loop.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    key: StaticKey,
+    rng: Rng,
+    cookies: CookieKeys,
+    per_ip: BTreeMap<IpAddr, u32>,
+    handshaking: usize,
+    handshake_buckets: BTreeMap<IpAddr, TokenBucket>,
+    failures_by_account: BTreeMap<String, TokenBucket>,
+    failures_by_ip: BTreeMap<IpAddr, TokenBucket>,
+    users: BTreeMap<String, UserRecord>,
+    registering: BTreeSet<String>,
+    sessions: BTreeMap<u64, Session>,
+    online: BTreeMap<String, (u64, String)>,
+    pending: BTreeMap<RequestId, Pending>,
+    next_request: RequestId,
+    requests: VecDeque<Request>,
+    events: VecDeque<ServerEvent>,
+    direct: VecDeque<Transmit>,
+    ready: VecDeque<u64>,
+    /// Sessions with chat data (`public`, `direct`) to send: served before
+    /// [`Server::ready`], so that a burst of notices or handshakes does not
+    /// hold up messages.
+    urgent: VecDeque<u64>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    stats: ServerStats,
+    shutting_down: bool,
+    /// The latest time an input brought.
+    now: Instant,
+    /// Logins so far (see [`Session::login_seq`]).
+    logins: u64,
+    presence: Vec<Notice>,
+    last_presence: Option<Instant>,
+}
+
+impl Server {
+    /// A server with the accounts of the user store, its static key, and 32
+    /// random bytes from the OS (for cookie secrets and handshake keys).
+    pub fn new(
+        config: ServerConfig,
+        users: impl IntoIterator<Item = UserRecord>,
+        key: StaticKey,
+        random: [u8; 32],
+    ) -> Self {
+        let mut rng = Rng::from_seed(random);
+        let cookies = CookieKeys::new(rng.seed());
+        Server {
+            config,
+            key,
+            rng,
+            cookies,
+            per_ip: BTreeMap::new(),
+            handshaking: 0,
+            handshake_buckets: BTreeMap::new(),
+            failures_by_account: BTreeMap::new(),
+            failures_by_ip: BTreeMap::new(),
+            users: users
+                .into_iter()
+                .map(|u| (username_key(&u.name), u))
+                .collect(),
+            registering: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            online: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_request: 1,
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+            direct: VecDeque::new(),
+            ready: VecDeque::new(),
+            urgent: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            stats: ServerStats::default(),
+            shutting_down: false,
+            now: Instant::ZERO,
+            logins: 0,
+            presence: Vec::new(),
+            last_presence: None,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// Mixes 32 fresh random bytes from the OS into the generator of
+    /// handshake keys. Call now and then (the native server does every
+    /// minute), so that reading the server's memory once does not reveal
+    /// the keys of later handshakes.
+    pub fn add_entropy(&mut self, random: [u8; 32]) {
+        self.rng.mix(random);
+    }
+
+    /// The server's public key, which clients pin.
+    pub fn public_key(&self) -> &[u8; crypto::KEY_LEN] {
+        self.key.public()
+    }
+
+    /// Sessions open, logged in or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Users online, in case-insensitive order.
+    pub fn online_users(&self) -> impl Iterator<Item = &str> {
+        self.online.values().map(|(_, n)| n.as_str())
+    }
+
+    /// Whether an account exists for `name` (case-insensitive).
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(&username_key(name))
+    }
+
+    /// Whether shutdown was asked and every session is gone.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.sessions.is_empty() && self.direct.is_empty()
+    }
+
+    /// Starts an orderly shutdown: every session is told `Shutdown`, no new
+    /// session is accepted. Keep driving until [`Server::is_shut_down`] (or
+    /// the linger time has passed).
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.shutting_down = true;
+        let conns: Vec<u64> = self.sessions.keys().copied().collect();
+        for conn in conns {
+            self.send(conn, &ServerMessage::Shutdown);
+            self.logout(conn, "shutdown");
+            self.set_state(
+                conn,
+                SessionState::Closing {
+                    until: now + self.config.linger,
+                },
+            );
+            self.process(now, conn);
+        }
+    }
+}

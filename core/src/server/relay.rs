@@ -1,0 +1,303 @@
+//! Relaying: public messages to everyone online, direct messages, the
+//! online list, presence notices, and session messages in general.
+
+use super::*;
+
+impl Server {
+    /// Queues `message` to one session. A session whose send queue is full
+    /// is closed: it is not keeping up.
+    pub(super) fn send(&mut self, conn: u64, message: &ServerMessage) {
+        let marker = match message {
+            ServerMessage::Public { .. } | ServerMessage::Direct { .. } => Marker::Data,
+            _ => Marker::Command,
+        };
+        self.send_bytes(conn, marker, &encode_shared(message));
+    }
+
+    pub(super) fn send_bytes(&mut self, conn: u64, marker: Marker, bytes: &Arc<[u8]>) -> bool {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return false;
+        };
+        match s.channel.send_shared(marker, bytes) {
+            Ok(()) => {
+                if marker == Marker::Data {
+                    if !s.urgent {
+                        s.urgent = true;
+                        self.urgent.push_back(conn);
+                    }
+                } else if !s.ready {
+                    s.ready = true;
+                    self.ready.push_back(conn);
+                }
+                true
+            }
+            Err(SendError::QueueFull) => {
+                self.logout(conn, "too slow");
+                let Some(s) = self.sessions.get_mut(&conn) else {
+                    return false;
+                };
+                s.channel.close(CloseCode::Refused);
+                if !s.ready {
+                    s.ready = true;
+                    self.ready.push_back(conn);
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Sends `message` to every online user but `except`; returns how many
+    /// got it.
+    pub(super) fn broadcast(&mut self, except: u64, message: &ServerMessage) -> u32 {
+        let marker = match message {
+            ServerMessage::Public { .. } => Marker::Data,
+            _ => Marker::Command,
+        };
+        // Encoded once; every recipient's channel shares the bytes.
+        let bytes = encode_shared(message);
+        let targets: Vec<u64> = self
+            .online
+            .values()
+            .map(|(c, _)| *c)
+            .filter(|c| *c != except)
+            .collect();
+        let mut n = 0;
+        for conn in targets {
+            if self.send_bytes(conn, marker, &bytes) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Tells every other online user of a login or logout: at once, or
+    /// with the next round of notices (see [`PRESENCE_INTERVAL`]).
+    pub(super) fn announce(&mut self, about: u64, message: &ServerMessage) {
+        let now = self.now;
+        if self.presence.is_empty()
+            && self
+                .last_presence
+                .is_none_or(|t| now >= t + PRESENCE_INTERVAL)
+        {
+            self.last_presence = Some(now);
+            self.broadcast(about, message);
+            return;
+        }
+        let user = match message {
+            ServerMessage::Joined { user } | ServerMessage::Left { user, .. } => user,
+            _ => return,
+        };
+        self.presence.push(Notice {
+            seq: self.logins,
+            except: about,
+            about: username_key(user),
+            bytes: encode_shared(message),
+        });
+    }
+
+    /// Sends the waiting presence notices, each to the online users who do
+    /// not know of it yet.
+    pub(super) fn flush_presence(&mut self) {
+        if self.presence.is_empty() {
+            return;
+        }
+        self.last_presence = Some(self.now);
+        let notices = core::mem::take(&mut self.presence);
+        let targets: Vec<(u64, u64)> = self
+            .online
+            .values()
+            .filter_map(|(c, _)| self.sessions.get(c).map(|s| (*c, s.login_seq)))
+            .collect();
+        for (conn, seq) in targets {
+            for n in &notices {
+                if conn != n.except && seq <= n.seq {
+                    self.send_bytes(conn, Marker::Command, &n.bytes);
+                }
+            }
+        }
+    }
+
+    /// Sends the waiting notices first if one is about `user`, so that
+    /// nobody hears from a user before hearing that they arrived. Nothing
+    /// to do (and nothing allocated) in the usual case of no waiting notice.
+    pub(super) fn presence_before(&mut self, user: &str) {
+        if self.presence.is_empty() {
+            return;
+        }
+        let key = username_key(user);
+        if self.presence.iter().any(|n| n.about == key) {
+            self.flush_presence();
+        }
+    }
+
+    pub(super) fn error(&mut self, conn: u64, code: ErrorCode, message: String) {
+        self.events.push_back(ServerEvent::ClientError {
+            connection_id: conn,
+            code,
+        });
+        self.send(conn, &ServerMessage::Error { code, message });
+    }
+
+    pub(super) fn handle_message(&mut self, now: Instant, conn: u64, bytes: &[u8]) {
+        let msg: ClientMessage = match session::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error(
+                    conn,
+                    ErrorCode::BadMessage,
+                    format!("could not parse the message: {e}"),
+                );
+                return;
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let addr = s.addr;
+        match (&mut s.state, msg) {
+            (SessionState::Closing { .. }, _) => {}
+            (
+                SessionState::AwaitUser | SessionState::AwaitPassword { .. },
+                ClientMessage::User { name },
+            ) => self.on_user(conn, name),
+            (
+                SessionState::AwaitPassword {
+                    name,
+                    new_user,
+                    failures,
+                },
+                ClientMessage::Password { password },
+            ) => {
+                let (name, new_user, failures) = (name.clone(), *new_user, *failures);
+                self.on_password(now, conn, addr, name, new_user, failures, password);
+            }
+            (SessionState::AwaitUser, ClientMessage::Password { .. }) => self.error(
+                conn,
+                ErrorCode::NotLoggedIn,
+                "send the username first".to_string(),
+            ),
+            (SessionState::Checking { .. }, _) => self.error(
+                conn,
+                ErrorCode::Busy,
+                "the password is being checked; wait for the answer".to_string(),
+            ),
+            (SessionState::AwaitUser | SessionState::AwaitPassword { .. }, _) => {
+                self.error(conn, ErrorCode::NotLoggedIn, "log in first".to_string())
+            }
+            (SessionState::LoggedIn { .. }, ClientMessage::User { .. })
+            | (SessionState::LoggedIn { .. }, ClientMessage::Password { .. }) => self.error(
+                conn,
+                ErrorCode::AlreadyLoggedIn,
+                "already logged in".to_string(),
+            ),
+            (SessionState::LoggedIn { op, .. }, ClientMessage::Op { op: new_op }) => {
+                *op = Some(new_op);
+                match new_op {
+                    Operation::PM => self.send(conn, &ServerMessage::OpOk { op: new_op }),
+                    Operation::DM => self.send_online(conn),
+                    Operation::EX => {
+                        self.send(conn, &ServerMessage::Bye);
+                        self.logout(conn, "exit");
+                        self.set_state(
+                            conn,
+                            SessionState::Closing {
+                                until: now + self.config.linger,
+                            },
+                        );
+                    }
+                }
+            }
+            (SessionState::LoggedIn { .. }, ClientMessage::Who) => self.send_online(conn),
+            // `pm` and `dm` are accepted with or without the `op` before
+            // them: the classic flow sends it, a client that already has
+            // its text and recipient need not wait for the answer.
+            (SessionState::LoggedIn { op, name }, ClientMessage::Pm { text }) => {
+                *op = None;
+                let name = name.clone();
+                if !self.take_message_token(now, conn) {
+                    self.rate_limited(conn);
+                } else if let Err(e) = validate_text(&text) {
+                    self.error(conn, ErrorCode::InvalidText, e.to_string());
+                } else {
+                    self.stats.public_messages += 1;
+                    self.presence_before(&name);
+                    let n = self.broadcast(conn, &ServerMessage::Public { from: name, text });
+                    self.stats.deliveries += u64::from(n);
+                    self.send(
+                        conn,
+                        &ServerMessage::Confirm {
+                            op: Operation::PM,
+                            to: None,
+                            recipients: n,
+                        },
+                    );
+                }
+            }
+            (SessionState::LoggedIn { op, name }, ClientMessage::Dm { to, text }) => {
+                *op = None;
+                let name = name.clone();
+                if !self.take_message_token(now, conn) {
+                    self.rate_limited(conn);
+                } else if let Err(e) = validate_text(&text) {
+                    self.error(conn, ErrorCode::InvalidText, e.to_string());
+                } else {
+                    self.on_direct(conn, name, to, text);
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_online(&mut self, conn: u64) {
+        let (users, count) = self.online_list();
+        self.send(conn, &ServerMessage::Online { users, count });
+    }
+
+    /// The first [`ServerConfig::max_listed`] online users, and how many
+    /// are online when that is more.
+    pub(super) fn online_list(&self) -> (Vec<String>, Option<u32>) {
+        let max = self.config.max_listed;
+        let users = self.online_users().take(max).map(String::from).collect();
+        let count =
+            (self.online.len() > max).then(|| u32::try_from(self.online.len()).unwrap_or(u32::MAX));
+        (users, count)
+    }
+
+    pub(super) fn on_direct(&mut self, conn: u64, from: String, to: String, text: String) {
+        let key = username_key(&to);
+        let Some(user) = self.users.get(&key) else {
+            self.error(
+                conn,
+                ErrorCode::UnknownUser,
+                format!("there is no user named {to}"),
+            );
+            return;
+        };
+        let to_name = user.name.clone();
+        let Some(&(target, _)) = self.online.get(&key) else {
+            self.error(
+                conn,
+                ErrorCode::NotOnline,
+                format!("{to_name} is not online"),
+            );
+            return;
+        };
+        self.presence_before(&from);
+        let delivered = u32::from(self.send_bytes(
+            target,
+            Marker::Data,
+            &encode_shared(&ServerMessage::Direct { from, text }),
+        ));
+        self.stats.direct_messages += u64::from(delivered);
+        self.stats.deliveries += u64::from(delivered);
+        self.send(
+            conn,
+            &ServerMessage::Confirm {
+                op: Operation::DM,
+                to: Some(to_name),
+                recipients: delivered,
+            },
+        );
+        self.process_later(target);
+    }
+}

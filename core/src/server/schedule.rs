@@ -1,0 +1,206 @@
+//! Scheduling: which sessions have work, their timers, and the order in
+//! which datagrams leave.
+
+use super::*;
+
+impl Server {
+    /// Delivers received messages, reaps a failed channel, reschedules.
+    pub(super) fn process(&mut self, now: Instant, conn: u64) {
+        loop {
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                return;
+            };
+            let Some(msg) = s.channel.recv() else {
+                break;
+            };
+            self.handle_message(now, conn, &msg);
+        }
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if let Some(error) = s.channel.error() {
+            let reason = match error {
+                ChannelError::IdleTimeout | ChannelError::Unacknowledged => "timeout",
+                ChannelError::PeerClosed(_) => "exit",
+                ChannelError::LocallyClosed => "replaced",
+                _ => "error",
+            };
+            self.logout(conn, reason);
+            self.remove(now, conn, Some(error));
+            return;
+        }
+        if !s.logged_in_once
+            && now >= s.login_deadline
+            && !matches!(s.state, SessionState::Closing { .. })
+        {
+            // Logging in takes seconds; a session that idles before login
+            // only holds a slot.
+            self.stats.login_timeouts += 1;
+            s.channel.close(CloseCode::Normal);
+            self.remove(now, conn, None);
+            return;
+        }
+        if let SessionState::Closing { until } = s.state
+            && (s.channel.is_flushed() || now >= until)
+        {
+            // Tell the client, in case it did not end the session itself.
+            s.channel.close(CloseCode::Normal);
+            self.remove(now, conn, None);
+            return;
+        }
+        if !s.ready && s.channel.wants_transmit() {
+            s.ready = true;
+            self.ready.push_back(conn);
+        }
+        self.reschedule(conn);
+    }
+
+    /// Removes a session, sending its channel's last datagrams first.
+    pub(super) fn remove(&mut self, now: Instant, conn: u64, error: Option<ChannelError>) {
+        if let Some(mut s) = self.sessions.remove(&conn) {
+            while let Some(plain) = s.channel.poll_transmit(now) {
+                if let Ok(bytes) = s.transport.seal(&plain) {
+                    self.direct.push_back(Transmit { to: s.addr, bytes });
+                }
+            }
+            if !s.logged_in_once {
+                self.handshaking = self.handshaking.saturating_sub(1);
+            }
+            self.count_ip(s.addr.ip(), false);
+            self.events.push_back(ServerEvent::SessionClosed {
+                connection_id: conn,
+                error: match error {
+                    Some(ChannelError::LocallyClosed) => None,
+                    e => e,
+                },
+            });
+        }
+    }
+
+    pub(super) fn reschedule(&mut self, conn: u64) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let mut next = s.channel.poll_timeout();
+        if let SessionState::Closing { until } = s.state {
+            next = Some(next.map_or(until, |n| n.min(until)));
+        } else if !s.logged_in_once {
+            let until = s.login_deadline;
+            next = Some(next.map_or(until, |n| n.min(until)));
+        }
+        if next != s.scheduled {
+            s.scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, conn)));
+            }
+        }
+        if self.timers.len() > 64 + 4 * self.sessions.len() {
+            self.timers = self
+                .sessions
+                .iter()
+                .filter_map(|(c, s)| s.scheduled.map(|t| Reverse((t, *c))))
+                .collect();
+        }
+    }
+
+    /// Marks a session touched by another session's message so that its
+    /// timers are recomputed.
+    pub(super) fn process_later(&mut self, conn: u64) {
+        self.reschedule(conn);
+    }
+
+    /// Handles expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self
+            .last_presence
+            .is_some_and(|t| now >= t + PRESENCE_INTERVAL)
+        {
+            self.flush_presence();
+        }
+        while let Some(&Reverse((t, conn))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
+            if s.scheduled != Some(t) {
+                continue;
+            }
+            s.scheduled = None;
+            s.channel.handle_timeout(now);
+            self.process(now, conn);
+        }
+    }
+
+    /// The next instant [`Server::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let presence = match self.last_presence {
+            Some(t) if !self.presence.is_empty() => Some(t + PRESENCE_INTERVAL),
+            _ => None,
+        };
+        while let Some(&Reverse((t, conn))) = self.timers.peek() {
+            match self.sessions.get(&conn) {
+                Some(s) if s.scheduled == Some(t) => {
+                    return Some(presence.map_or(t, |p| p.min(t)));
+                }
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        presence
+    }
+
+    /// The next datagram to send. Call until `None` after every input.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        loop {
+            if let Some(t) = self.direct.pop_front() {
+                self.stats.datagrams_sent += 1;
+                self.stats.bytes_sent += t.bytes.len() as u64;
+                return Some(t);
+            }
+            let (conn, urgent) = match self.urgent.pop_front() {
+                Some(conn) => (conn, true),
+                None => (self.ready.pop_front()?, false),
+            };
+            let Some(s) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
+            let limit = s
+                .unvalidated
+                .map_or(MAX_DATAGRAM, |u| u.budget.min(MAX_DATAGRAM))
+                .saturating_sub(crypto::SEAL_OVERHEAD);
+            if let Some(plain) = s.channel.poll_transmit_within(now, limit) {
+                if urgent {
+                    self.urgent.push_front(conn);
+                } else {
+                    self.ready.push_front(conn);
+                }
+                let Ok(bytes) = s.transport.seal(&plain) else {
+                    continue;
+                };
+                if let Some(u) = &mut s.unvalidated {
+                    u.budget = u.budget.saturating_sub(bytes.len());
+                }
+                self.stats.datagrams_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                return Some(Transmit { to: s.addr, bytes });
+            }
+            if urgent {
+                s.urgent = false;
+            } else {
+                s.ready = false;
+            }
+            // A channel closed for a full queue ends here, after its CLOSE.
+            if s.channel.error().is_some() {
+                self.process(now, conn);
+            } else {
+                self.reschedule(conn);
+            }
+        }
+    }
+}
