@@ -580,3 +580,91 @@ fn a_copied_datagram_cannot_aim_the_session_at_a_victim() {
         .count();
     assert_eq!(got, 10, "every message reaches alice after all");
 }
+
+/// Password guesses sent concurrently, while the hashing workers are busy:
+/// every check is charged to the account and the address when it is
+/// submitted, so the number of checks the server asks for is held to the
+/// documented limit (a burst of 5, then 5 a minute per account) however
+/// many sessions and addresses guess at once.
+fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> usize {
+    let mut s = server();
+    let start = Instant::from_micros(1_000_000);
+    let mut alice = login(&mut s, "alice", addr(1), 1, start);
+    alice.request_operation(Operation::EX).unwrap();
+    run(&mut s, &mut [(&mut alice, addr(1))], start);
+    let mut now = start;
+    let mut seed = 0u8;
+    let mut attackers: Vec<(Client, SocketAddr)> = Vec::new();
+    for a in 0..addresses {
+        let at = SocketAddr::from(([198, 51, 100, (a % 250) as u8 + 1], 30_000 + a));
+        for _ in 0..sessions_per_address {
+            seed = seed.wrapping_add(1);
+            let c = Client::new(now, ClientConfig::default(), [seed; 32], "alice").unwrap();
+            attackers.push((c, at));
+        }
+    }
+    let mut checks = 0;
+    // Two minutes of virtual time, a round of guesses every second.
+    for round in 0..120 {
+        for (c, _) in attackers.iter_mut() {
+            if c.closed().is_some() {
+                continue;
+            }
+            let _ = c.submit_password(&format!("guess{round}"));
+        }
+        // Every session's datagrams reach the server before any check is
+        // answered: the workers are busy.
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let mut progress = false;
+            for (c, a) in attackers.iter_mut() {
+                while let Some(d) = c.poll_transmit(now) {
+                    s.handle_datagram(now, *a, &d);
+                    progress = true;
+                }
+            }
+            while let Some(r) = s.poll_request() {
+                held.push(r);
+            }
+            while let Some(t) = s.poll_transmit(now) {
+                progress = true;
+                for (c, a) in attackers.iter_mut() {
+                    if *a == t.to {
+                        c.handle_datagram(now, &t.bytes);
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        for r in held {
+            if let Request::Verify { id, .. } = r {
+                checks += 1;
+                s.handle_response(now, Response::Verified { id, ok: false });
+            }
+        }
+        now += Duration::from_secs(1);
+        s.handle_timeout(now);
+        for (c, _) in attackers.iter_mut() {
+            c.handle_timeout(now);
+            if c.closed().is_some() {
+                // A closed session is replaced by a new one.
+                seed = seed.wrapping_add(1);
+                *c = Client::new(now, ClientConfig::default(), [seed; 32], "alice").unwrap();
+            }
+        }
+    }
+    checks
+}
+
+#[test]
+fn concurrent_guessing_is_held_to_the_documented_rate() {
+    for (addresses, per_address) in [(1, 60), (5, 12), (50, 2)] {
+        let checks = concurrent_guessing(addresses, per_address);
+        println!("{addresses} addresses: {checks} password checks in 120 s");
+        // A burst of 5, then 5 a minute: at most 15 in two minutes.
+        assert!(checks <= 15, "{addresses} addresses: {checks} checks");
+        assert!(checks >= 5, "{addresses} addresses: {checks} checks");
+    }
+}

@@ -84,6 +84,12 @@ impl TokenBucket {
         }
     }
 
+    /// Returns one token taken earlier (never above the burst).
+    pub(super) fn give_back(&mut self, now: Instant, limit: RateLimit) {
+        self.refill(now, limit);
+        self.micro_tokens = (self.micro_tokens + TOKEN).min(u64::from(limit.burst) * TOKEN);
+    }
+
     pub(super) fn is_full(&mut self, now: Instant, limit: RateLimit) -> bool {
         self.refill(now, limit);
         self.micro_tokens >= u64::from(limit.burst) * TOKEN
@@ -109,10 +115,21 @@ pub(super) fn prune<K: Ord + Clone>(
 impl Server {
     /// Seconds to wait if the account or the source address has used up its
     /// failed logins.
-    pub(super) fn login_throttled(&mut self, now: Instant, key: &str, ip: IpAddr) -> Option<u64> {
+    /// Reserves one failure token from the account's bucket (unless
+    /// `exempt_account`) and one from the address's bucket before a
+    /// password check is submitted. Returns the reservation, or how many
+    /// seconds to wait when either bucket is empty (then nothing is taken).
+    pub(super) fn reserve_login_check(
+        &mut self,
+        now: Instant,
+        key: &str,
+        ip: IpAddr,
+        exempt_account: bool,
+    ) -> Result<Reservation, u64> {
         let limit = self.config.login_failures;
         let mut wait = None;
-        if let Some(b) = self.failures_by_account.get_mut(key)
+        if !exempt_account
+            && let Some(b) = self.failures_by_account.get_mut(key)
             && !b.has(now, limit)
         {
             wait = Some(b.wait_secs(limit));
@@ -122,31 +139,42 @@ impl Server {
         {
             wait = Some(wait.unwrap_or(0).max(b.wait_secs(limit)));
         }
-        wait
-    }
-
-    pub(super) fn record_login_failure(
-        &mut self,
-        now: Instant,
-        key: &str,
-        addr: Option<SocketAddr>,
-    ) {
-        let limit = self.config.login_failures;
-        self.failures_by_account
-            .entry(key.to_string())
-            .or_insert_with(|| TokenBucket::full(now, limit))
-            .take(now, limit);
-        if let Some(addr) = addr {
-            self.failures_by_ip
-                .entry(addr.ip())
+        if let Some(wait) = wait {
+            return Err(wait.max(1));
+        }
+        if !exempt_account {
+            self.failures_by_account
+                .entry(key.to_string())
                 .or_insert_with(|| TokenBucket::full(now, limit))
                 .take(now, limit);
         }
+        self.failures_by_ip
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::full(now, limit))
+            .take(now, limit);
         if self.failures_by_account.len() > MAX_TRACKED_SOURCES {
             prune(&mut self.failures_by_account, now, limit);
         }
         if self.failures_by_ip.len() > MAX_TRACKED_SOURCES {
             prune(&mut self.failures_by_ip, now, limit);
+        }
+        Ok(Reservation {
+            account: !exempt_account,
+            ip,
+        })
+    }
+
+    /// Gives back the tokens of a check that did not fail (right password,
+    /// or no answer from the workers).
+    pub(super) fn refund_login_check(&mut self, now: Instant, key: &str, r: Reservation) {
+        let limit = self.config.login_failures;
+        if r.account
+            && let Some(b) = self.failures_by_account.get_mut(key)
+        {
+            b.give_back(now, limit);
+        }
+        if let Some(b) = self.failures_by_ip.get_mut(&r.ip) {
+            b.give_back(now, limit);
         }
     }
 

@@ -17,6 +17,13 @@ impl Server {
         };
         let key = username_key(&pending.name);
         let conn = pending.connection_id;
+        if let Some(r) = pending.reserved {
+            self.checking.remove(&key);
+            // A wrong password keeps the tokens taken when it was submitted.
+            if !matches!(response, Response::Verified { ok: false, .. }) {
+                self.refund_login_check(now, &key, r);
+            }
+        }
         let (new_user, failures) = match self.sessions.get(&conn).map(|s| &s.state) {
             Some(SessionState::Checking {
                 request,
@@ -97,7 +104,6 @@ impl Server {
             }
             Response::Verified { ok: false, .. } => {
                 let failures = failures + 1;
-                self.record_login_failure(now, &key, addr);
                 self.login_failed(
                     conn,
                     addr,
@@ -297,17 +303,33 @@ impl Server {
             return;
         }
         let key = username_key(&name);
-        if !new_user && let Some(wait) = self.login_throttled(now, &key, addr.ip()) {
-            self.login_failed(
-                conn,
-                Some(addr),
-                &name,
-                LoginFailure::Throttled,
-                format!(
-                    "too many failed logins for {name} or from your address; try again in {wait} s"
-                ),
-            );
-            return;
+        let mut reserved = None;
+        if !new_user {
+            if self.checking.contains(&key) {
+                self.login_failed(
+                    conn,
+                    Some(addr),
+                    &name,
+                    LoginFailure::Throttled,
+                    format!("a password for {name} is being checked; try again in 1 s"),
+                );
+                return;
+            }
+            match self.reserve_login_check(now, &key, addr.ip(), false) {
+                Ok(r) => reserved = Some(r),
+                Err(wait) => {
+                    self.login_failed(
+                        conn,
+                        Some(addr),
+                        &name,
+                        LoginFailure::Throttled,
+                        format!(
+                            "too many failed logins for {name} or from your address; try again in {wait} s"
+                        ),
+                    );
+                    return;
+                }
+            }
         }
         let id = self.next_request;
         self.next_request += 1;
@@ -329,9 +351,13 @@ impl Server {
             }
         } else {
             let Some(user) = self.users.get(&key) else {
+                if let Some(r) = reserved {
+                    self.refund_login_check(now, &key, r);
+                }
                 self.set_state(conn, SessionState::AwaitUser);
                 return;
             };
+            self.checking.insert(key.clone());
             Request::Verify {
                 id,
                 username: name.clone(),
@@ -344,6 +370,7 @@ impl Server {
             Pending {
                 connection_id: conn,
                 name: name.clone(),
+                reserved,
             },
         );
         self.requests.push_back(request);

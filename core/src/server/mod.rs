@@ -285,6 +285,20 @@ struct Unvalidated {
 struct Pending {
     connection_id: u64,
     name: String,
+    /// For a password check: the failure tokens reserved when it was
+    /// submitted, given back if the password was right.
+    reserved: Option<Reservation>,
+}
+
+/// Failure tokens taken from the account's and the address's buckets when
+/// a password check is submitted, so that concurrent guesses cannot outrun
+/// the limit while the hashing workers are busy.
+#[derive(Clone, Copy, Debug)]
+struct Reservation {
+    /// The account's bucket was charged.
+    account: bool,
+    /// The address's bucket was charged.
+    ip: IpAddr,
 }
 
 /// The server's state machine. See the [module docs](self) for the loop.
@@ -301,6 +315,8 @@ pub struct Server {
     failures_by_ip: BTreeMap<IpAddr, TokenBucket>,
     users: BTreeMap<String, UserRecord>,
     registering: BTreeSet<String>,
+    /// Accounts with a password check in flight (at most one each).
+    checking: BTreeSet<String>,
     sessions: BTreeMap<u64, Session>,
     online: BTreeMap<String, (u64, String)>,
     pending: BTreeMap<RequestId, Pending>,
@@ -350,6 +366,7 @@ impl Server {
                 .map(|u| (username_key(&u.name), u))
                 .collect(),
             registering: BTreeSet::new(),
+            checking: BTreeSet::new(),
             sessions: BTreeMap::new(),
             online: BTreeMap::new(),
             pending: BTreeMap::new(),
