@@ -39,6 +39,12 @@ pub struct ClientConfig {
     /// `None`, the key is trusted on first use and reported with
     /// [`ClientEvent::ServerKey`] for the driver to remember.
     pub server_key: Option<[u8; KEY_LEN]>,
+    /// A device token from an earlier login of this account on this server
+    /// ([`ClientEvent::LoggedIn`]'s `device`), presented with the password:
+    /// it exempts the check from the per-account limit on failed logins.
+    /// `Some("")` asks for a first one; `None` (the default) sends nothing,
+    /// for a driver that cannot keep one.
+    pub device_token: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +55,7 @@ impl Default for ClientConfig {
                 ..ChannelConfig::default()
             },
             server_key: None,
+            device_token: None,
         }
     }
 }
@@ -123,6 +130,9 @@ pub enum ClientEvent {
         online: Vec<String>,
         /// How many are online, when that is more than `online` lists.
         count: Option<u32>,
+        /// A device token for this account: keep it (private to the user)
+        /// and set it as [`ClientConfig::device_token`] next time.
+        device: Option<String>,
     },
     /// The login failed; submit the password again to retry.
     LoginFailed {
@@ -360,6 +370,7 @@ impl Client {
         }
         self.send(&ClientMessage::Password {
             password: password.to_string(),
+            device: self.config.device_token.clone(),
         })?;
         if self.state == State::Connecting {
             self.state = State::LoggingIn;
@@ -609,14 +620,19 @@ impl Client {
                 new_user,
                 online,
                 count,
+                device,
             } => {
                 self.name = name.clone();
                 self.state = State::LoggedIn;
+                if device.is_some() {
+                    self.config.device_token.clone_from(&device);
+                }
                 ClientEvent::LoggedIn {
                     name,
                     new_user,
                     online,
                     count,
+                    device,
                 }
             }
             ServerMessage::LoginFailed { reason, message } => {

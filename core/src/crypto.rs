@@ -25,9 +25,11 @@
 //! Randomness comes from the driver as seeds; nothing here reads the OS.
 
 use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::fmt::Write as _;
 use core::net::SocketAddr;
 
 use blake2::digest::consts::U16;
@@ -557,6 +559,56 @@ pub fn reset_token(key: &StaticKey, connection_id: u64) -> [u8; RESET_TOKEN_LEN]
     mac16(&k, &connection_id.to_be_bytes())
 }
 
+/// Bytes of a device token: an 8-byte id chosen by the server, then a
+/// 16-byte MAC of the account and the id. Sent as 48 lowercase hex digits.
+pub const DEVICE_TOKEN_LEN: usize = 24;
+
+fn device_mac(key: &StaticKey, account_key: &str, id: &[u8; 8]) -> [u8; 16] {
+    let k = derive(&[b"udpchat device token", key.private()]);
+    let mut data = Vec::with_capacity(8 + account_key.len());
+    data.extend_from_slice(id);
+    data.extend_from_slice(account_key.as_bytes());
+    mac16(&k, &data)
+}
+
+/// A device token for the account `account_key` (its case-folded name),
+/// with the server-chosen `id`, as 48 lowercase hex digits. Derived from
+/// the server's static key: it needs no storage and stays valid until the
+/// key changes.
+pub fn device_token(key: &StaticKey, account_key: &str, id: u64) -> String {
+    let id = id.to_be_bytes();
+    let mac = device_mac(key, account_key, &id);
+    let mut out = String::with_capacity(2 * DEVICE_TOKEN_LEN);
+    for b in id.iter().chain(mac.iter()) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Whether `token` is a device token this server issued for `account_key`.
+pub fn check_device_token(key: &StaticKey, account_key: &str, token: &str) -> bool {
+    let text = token.as_bytes();
+    if text.len() != 2 * DEVICE_TOKEN_LEN {
+        return false;
+    }
+    let mut bytes = [0u8; DEVICE_TOKEN_LEN];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        let hex = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        match (hex(pair[0]), hex(pair[1]), bytes.get_mut(i)) {
+            (Some(h), Some(l), Some(b)) => *b = (h << 4) | l,
+            _ => return false,
+        }
+    }
+    let (id, mac) = bytes.split_at(8);
+    let mut id8 = [0u8; 8];
+    id8.copy_from_slice(id);
+    ct_eq(&device_mac(key, account_key, &id8), mac)
+}
+
 /// Compares in time independent of where the inputs differ.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -572,6 +624,30 @@ mod tests {
 
     fn server_key() -> StaticKey {
         StaticKey::from_private([7u8; 32])
+    }
+
+    #[test]
+    fn device_tokens_are_bound_to_the_account_and_the_key() {
+        let key = server_key();
+        let t = device_token(&key, "alice", 42);
+        assert_eq!(t.len(), 48);
+        assert!(check_device_token(&key, "alice", &t));
+        assert!(!check_device_token(&key, "bob", &t));
+        assert!(!check_device_token(
+            &StaticKey::from_private([8u8; 32]),
+            "alice",
+            &t
+        ));
+        let mut forged = t.clone().into_bytes();
+        forged[47] = if forged[47] == b'0' { b'1' } else { b'0' };
+        assert!(!check_device_token(
+            &key,
+            "alice",
+            core::str::from_utf8(&forged).unwrap()
+        ));
+        assert!(!check_device_token(&key, "alice", &t.to_uppercase()));
+        assert!(!check_device_token(&key, "alice", ""));
+        assert!(!check_device_token(&key, "alice", "é"));
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub enum ClientMessage {
     Password {
         /// The password.
         password: String,
+        /// A device token from an earlier `login_ok` of this account
+        /// (optional): exempts the check from the per-account limit on
+        /// failed logins (PROTOCOL.md §5.8).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
     },
     /// Starts an operation (PM, DM or EX).
     Op {
@@ -104,6 +109,10 @@ pub enum ServerMessage {
         /// How many are online, when that is more than `online` lists.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
+        /// A device token for this account, to keep and present with the
+        /// password next time (PROTOCOL.md §5.8).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
     },
     /// The login failed; the client may send `Password` (or `User`) again.
     LoginFailed {
@@ -218,6 +227,7 @@ struct FlatServerMessage {
     to: Option<String>,
     recipients: Option<u32>,
     code: Option<ErrorCode>,
+    device: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -237,6 +247,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 new_user: need(f.new_user, "new_user")?,
                 online: need(f.online, "online")?,
                 count: f.count,
+                device: f.device,
             },
             ServerTag::LoginFailed => {
                 let reason = need(f.reason, "reason")?;
@@ -515,6 +526,7 @@ mod tests {
             new_user: true,
             online: vec!["alice".to_string()],
             count: None,
+            device: None,
         };
         assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
         assert_eq!(
@@ -555,12 +567,14 @@ mod tests {
                 new_user: false,
                 online: vec![s("a"), s("b")],
                 count: None,
+                device: Some(s("00112233445566778899aabbccddeeff0011223344556677")),
             },
             ServerMessage::LoginOk {
                 name: s("a"),
                 new_user: false,
                 online: vec![s("a")],
                 count: Some(5000),
+                device: None,
             },
             ServerMessage::LoginFailed {
                 reason: LoginFailure::Throttled,

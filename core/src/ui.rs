@@ -121,6 +121,11 @@ pub enum Output {
     /// Time to open a new connection: call [`Console::reconnect`] with 32
     /// fresh random bytes. Only with [`ConsoleConfig::reconnect`].
     Reconnect,
+    /// The server issued this device token for the account: a driver that
+    /// can keep files stores it (private to the user) and sets it as
+    /// [`ClientConfig::device_token`] next time. Reconnections of this
+    /// console use it already.
+    DeviceToken(String),
 }
 
 /// What kind of line the console waits for.
@@ -367,7 +372,7 @@ impl Console {
                 Output::NeedPassword { new_user, failures } => {
                     ConsoleOutput::NeedPassword { new_user, failures }
                 }
-                Output::Reconnect => continue,
+                Output::Reconnect | Output::DeviceToken(_) => continue,
             });
         }
     }
@@ -667,7 +672,14 @@ impl Console {
                 new_user,
                 online,
                 count,
+                device,
             } => {
+                if let Some(token) = device
+                    && self.config.client.device_token.as_ref() != Some(&token)
+                {
+                    self.config.client.device_token = Some(token.clone());
+                    self.output.push_back(Output::DeviceToken(token));
+                }
                 self.logged_in_once = true;
                 self.attempt = 0;
                 if let Some(p) = self.submitted.take() {

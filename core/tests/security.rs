@@ -586,10 +586,26 @@ fn a_copied_datagram_cannot_aim_the_session_at_a_victim() {
 /// submitted, so the number of checks the server asks for is held to the
 /// documented limit (a burst of 5, then 5 a minute per account) however
 /// many sessions and addresses guess at once.
-fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> usize {
+/// Returns the checks, and whether the owner logged in in the middle of the
+/// attack with the device token of an earlier login, and without it.
+fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> (usize, bool, bool) {
     let mut s = server();
     let start = Instant::from_micros(1_000_000);
-    let mut alice = login(&mut s, "alice", addr(1), 1, start);
+    let config = ClientConfig {
+        device_token: Some(String::new()),
+        ..ClientConfig::default()
+    };
+    let mut alice = Client::new(start, config, [1; 32], "alice").unwrap();
+    run(&mut s, &mut [(&mut alice, addr(1))], start);
+    alice.submit_password("pw").unwrap();
+    run(&mut s, &mut [(&mut alice, addr(1))], start);
+    let token = events(&mut alice)
+        .into_iter()
+        .find_map(|e| match e {
+            ClientEvent::LoggedIn { device, .. } => device,
+            _ => None,
+        })
+        .expect("login_ok carries a device token");
     alice.request_operation(Operation::EX).unwrap();
     run(&mut s, &mut [(&mut alice, addr(1))], start);
     let mut now = start;
@@ -604,8 +620,28 @@ fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> usize {
         }
     }
     let mut checks = 0;
+    let (mut with_token, mut without_token) = (false, false);
     // Two minutes of virtual time, a round of guesses every second.
     for round in 0..120 {
+        if round == 30 {
+            // The owner, from home, with and without the device's token.
+            for (k, device_token) in [(0u8, None), (1, Some(token.clone()))] {
+                let config = ClientConfig {
+                    device_token: device_token.clone(),
+                    ..ClientConfig::default()
+                };
+                let home = addr(2 + u16::from(k));
+                let mut owner = Client::new(now, config, [200 + k; 32], "alice").unwrap();
+                run(&mut s, &mut [(&mut owner, home)], now);
+                owner.submit_password("pw").unwrap();
+                run(&mut s, &mut [(&mut owner, home)], now);
+                if device_token.is_some() {
+                    with_token = owner.is_logged_in();
+                } else {
+                    without_token = owner.is_logged_in();
+                }
+            }
+        }
         for (c, _) in attackers.iter_mut() {
             if c.closed().is_some() {
                 continue;
@@ -655,14 +691,16 @@ fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> usize {
             }
         }
     }
-    checks
+    (checks, with_token, without_token)
 }
 
 #[test]
 fn concurrent_guessing_is_held_to_the_documented_rate() {
     for (addresses, per_address) in [(1, 60), (5, 12), (50, 2)] {
-        let checks = concurrent_guessing(addresses, per_address);
+        let (checks, with_token, without_token) = concurrent_guessing(addresses, per_address);
         println!("{addresses} addresses: {checks} password checks in 120 s");
+        assert!(with_token, "the owner with a device token gets in");
+        assert!(!without_token, "without it, the account is throttled");
         // A burst of 5, then 5 a minute: at most 15 in two minutes.
         assert!(checks <= 15, "{addresses} addresses: {checks} checks");
         assert!(checks >= 5, "{addresses} addresses: {checks} checks");

@@ -1349,15 +1349,29 @@ fn session_rules() {
             ..
         }]
     ));
-    assert_eq!(
-        raw.say(r#"{"password":"pw","t":"password"}"#),
-        [ServerMessage::LoginOk {
-            name: "carol".into(),
-            new_user: true,
-            online: vec!["carol".into()],
-            count: None
-        }]
-    );
+    let answer = raw.say(r#"{"password":"pw","t":"password","device":""}"#);
+    match answer.as_slice() {
+        [
+            ServerMessage::LoginOk {
+                name,
+                new_user: true,
+                online,
+                count: None,
+                device: Some(device),
+            },
+        ] => {
+            assert_eq!(name, "carol");
+            assert_eq!(online, &["carol"]);
+            // 48 lowercase hex digits (PROTOCOL.md §5.8).
+            assert_eq!(device.len(), 48);
+            assert!(
+                device
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         error_code(&raw.say(r#"{"t":"user","name":"carol"}"#)),
         ErrorCode::AlreadyLoggedIn
@@ -1430,4 +1444,18 @@ fn session_rules() {
     assert_eq!(raw.say(r#"{"t":"op","op":"EX"}"#), [ServerMessage::Bye]);
     // Closing: further messages are ignored.
     assert!(raw.say(r#"{"t":"who"}"#).is_empty());
+}
+
+/// §5.8: the device token of the example server's key for `alice` with the
+/// id 1, as PROTOCOL.md gives it.
+#[test]
+fn device_token_vector() {
+    let key = server_key();
+    let token = crypto::device_token(&key, "alice", 1);
+    println!("device token: {token}");
+    assert_documented(
+        &format!("`alice`, id 1: `{token}`"),
+        "the device token vector",
+    );
+    assert!(crypto::check_device_token(&key, "alice", &token));
 }

@@ -55,6 +55,7 @@ impl Term {
         cmd.env("CHAT_PASSWORD", password);
         cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
         cmd.env("CHAT_CONFIG", NULL_FILE);
+        cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -83,9 +83,139 @@ impl KnownServers {
     }
 }
 
+/// The file of device tokens: `CHAT_DEVICE_TOKENS` if set, else
+/// `device_tokens` in [`config_dir`].
+pub fn device_tokens_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHAT_DEVICE_TOKENS") {
+        return Some(PathBuf::from(p));
+    }
+    config_dir().map(|d| d.join("device_tokens"))
+}
+
+/// Device tokens that servers issued at successful logins, one
+/// `HOST:PORT USERNAME TOKEN` per line (the username in lowercase). A token
+/// lets its holder past the per-account limit on failed logins, so the file
+/// is private to the user: created with mode 0600 on Unix, rewritten
+/// atomically (temporary file, fsync, rename).
+#[derive(Debug)]
+pub struct DeviceTokens {
+    path: PathBuf,
+    entries: Vec<(String, String, String)>,
+}
+
+impl DeviceTokens {
+    /// Reads the file; a missing file is empty; unparsable lines are
+    /// dropped at the next write.
+    pub fn open(path: PathBuf) -> io::Result<DeviceTokens> {
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let entries = text
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                let (server, user, token) = (parts.next()?, parts.next()?, parts.next()?);
+                Some((server.to_string(), user.to_string(), token.to_string()))
+            })
+            .collect();
+        Ok(DeviceTokens { path, entries })
+    }
+
+    /// The token for `user` on `server` (`HOST:PORT`), if any.
+    pub fn get(&self, server: &str, user: &str) -> Option<&str> {
+        let user = user.to_ascii_lowercase();
+        self.entries
+            .iter()
+            .find(|(s, u, _)| s == server && *u == user)
+            .map(|(_, _, t)| t.as_str())
+    }
+
+    /// Keeps `token` for `user` on `server`, replacing an older one, and
+    /// writes the file. When the path names something other than a regular
+    /// file (`/dev/null`, `NUL`), nothing is written: that keeps nothing.
+    pub fn set(&mut self, server: &str, user: &str, token: &str) -> io::Result<()> {
+        let user = user.to_ascii_lowercase();
+        if fs::metadata(&self.path).is_ok_and(|m| !m.is_file()) {
+            return Ok(());
+        }
+        if server.contains(char::is_whitespace) || token.contains(char::is_whitespace) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a server name or token with white space",
+            ));
+        }
+        self.entries
+            .retain(|(s, u, _)| !(s == server && *u == user));
+        self.entries
+            .push((server.to_string(), user, token.to_string()));
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options.open(&tmp)?;
+            for (s, u, t) in &self.entries {
+                writeln!(f, "{s} {u} {t}")?;
+            }
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &self.path)?;
+        Ok(())
+    }
+
+    /// Where the tokens live.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_tokens_round_trip_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("device_tokens");
+        let mut t = DeviceTokens::open(path.clone()).unwrap();
+        assert_eq!(t.get("h:1", "alice"), None);
+        t.set("h:1", "Alice", "aa").unwrap();
+        t.set("h:2", "alice", "bb").unwrap();
+        t.set("h:1", "alice", "cc").unwrap();
+        let t = DeviceTokens::open(path.clone()).unwrap();
+        assert_eq!(t.get("h:1", "ALICE"), Some("cc"));
+        assert_eq!(t.get("h:2", "alice"), Some("bb"));
+        assert_eq!(t.get("h:1", "bob"), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let mut t = DeviceTokens::open(path).unwrap();
+        assert!(t.set("h:1", "alice", "a b").is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let mut null = DeviceTokens::open(PathBuf::from("/dev/null")).unwrap();
+            null.set("h:1", "alice", "aa").unwrap();
+            assert!(
+                fs::metadata("/dev/null")
+                    .unwrap()
+                    .file_type()
+                    .is_char_device()
+            );
+            assert!(!Path::new("/dev/null.tmp").exists());
+        }
+    }
 
     #[test]
     fn known_servers_round_trip() {

@@ -103,6 +103,7 @@ impl Server {
                 ready: false,
                 urgent: false,
                 login_seq: 0,
+                wants_device_token: false,
             },
         );
         *self.per_ip.entry(ip).or_insert(0) += 1;

@@ -141,6 +141,9 @@ pub struct ServerStats {
     pub logins: u64,
     /// Failed logins.
     pub failed_logins: u64,
+    /// Password checks exempted from the per-account limit by a valid
+    /// device token.
+    pub device_token_logins: u64,
 }
 
 impl Server {

@@ -18,7 +18,9 @@ impl Server {
         let key = username_key(&pending.name);
         let conn = pending.connection_id;
         if let Some(r) = pending.reserved {
-            self.checking.remove(&key);
+            if r.account {
+                self.checking.remove(&key);
+            }
             // A wrong password keeps the tokens taken when it was submitted.
             if !matches!(response, Response::Verified { ok: false, .. }) {
                 self.refund_login_check(now, &key, r);
@@ -194,6 +196,17 @@ impl Server {
             });
         }
         let (online, count) = self.online_list();
+        // A device token only for a client that said it keeps one (it sent
+        // `device`, empty or not). Its id needs uniqueness, not secrecy:
+        // the MAC is what makes it valid.
+        let device = self
+            .sessions
+            .get(&conn)
+            .is_some_and(|s| s.wants_device_token)
+            .then(|| {
+                let id = conn.rotate_left(32) ^ self.stats.logins;
+                crypto::device_token(&self.key, &username_key(&name), id)
+            });
         self.send(
             conn,
             &ServerMessage::LoginOk {
@@ -201,6 +214,7 @@ impl Server {
                 new_user,
                 online,
                 count,
+                device,
             },
         );
         if self.online.len() <= self.config.max_presence {
@@ -281,6 +295,7 @@ impl Server {
         new_user: bool,
         failures: u32,
         password: String,
+        device: Option<String>,
     ) {
         if password.is_empty() || password.len() > MAX_PASSWORD {
             self.login_failed(
@@ -303,9 +318,23 @@ impl Server {
             return;
         }
         let key = username_key(&name);
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.wants_device_token = device.is_some();
+        }
         let mut reserved = None;
         if !new_user {
-            if self.checking.contains(&key) {
+            // The holder of a device token issued to this account skips the
+            // per-account limit and the one-check-at-a-time rule: an
+            // attacker guessing the password cannot lock the owner out.
+            // The address's limit still applies.
+            let exempt = device
+                .as_deref()
+                .is_some_and(|t| crypto::check_device_token(&self.key, &key, t));
+
+            if exempt {
+                self.stats.device_token_logins += 1;
+            }
+            if !exempt && self.checking.contains(&key) {
                 self.login_failed(
                     conn,
                     Some(addr),
@@ -315,7 +344,7 @@ impl Server {
                 );
                 return;
             }
-            match self.reserve_login_check(now, &key, addr.ip(), false) {
+            match self.reserve_login_check(now, &key, addr.ip(), exempt) {
                 Ok(r) => reserved = Some(r),
                 Err(wait) => {
                     self.login_failed(
@@ -357,7 +386,9 @@ impl Server {
                 self.set_state(conn, SessionState::AwaitUser);
                 return;
             };
-            self.checking.insert(key.clone());
+            if reserved.is_some_and(|r| r.account) {
+                self.checking.insert(key.clone());
+            }
             Request::Verify {
                 id,
                 username: name.clone(),

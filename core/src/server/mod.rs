@@ -244,6 +244,9 @@ struct Session {
     /// The server's login count when this session logged in (0 before):
     /// it is told of the presence changes made since.
     login_seq: u64,
+    /// The client sent `device` with its password: it keeps device tokens,
+    /// and `login_ok` carries one.
+    wants_device_token: bool,
 }
 
 /// A presence notice (`joined`, `left`) waiting for the next round.

@@ -167,10 +167,10 @@ impl Server {
                     new_user,
                     failures,
                 },
-                ClientMessage::Password { password },
+                ClientMessage::Password { password, device },
             ) => {
                 let (name, new_user, failures) = (name.clone(), *new_user, *failures);
-                self.on_password(now, conn, addr, name, new_user, failures, password);
+                self.on_password(now, conn, addr, name, new_user, failures, password, device);
             }
             (SessionState::AwaitUser, ClientMessage::Password { .. }) => self.error(
                 conn,

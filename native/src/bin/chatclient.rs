@@ -27,7 +27,7 @@ use udpchat_native::config::{self, ClientFile};
 use udpchat_native::manpage;
 use udpchat_native::terminal::{self, ColorChoice, EditorInput, LineEditor};
 use udpchat_native::udp;
-use udpchat_pin::{KnownServers, known_servers_path};
+use udpchat_pin::{DeviceTokens, KnownServers, device_tokens_path, known_servers_path};
 
 /// The server's default port.
 const DEFAULT_PORT: u16 = 65015;
@@ -49,6 +49,12 @@ Server key:
   (CHAT_KNOWN_SERVERS overrides its path); a server that later shows another
   key is refused. --server-key pins one explicitly (ask the operator for
   `chatserver --print-key`).
+
+Device tokens:
+  After a login the server hands out a device token, kept in device_tokens
+  in your config directory (CHAT_DEVICE_TOKENS overrides its path; mode
+  0600). With it this device logs in even while others guess your password
+  and the account is throttled for them.
 
 Settings:
   Each comes from the first of: flags and arguments, environment variables,
@@ -392,6 +398,13 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         ..ConsoleConfig::default()
     };
     config.client.server_key = pinned;
+    let mut devices = device_tokens_path().and_then(|p| DeviceTokens::open(p).ok());
+    // Where tokens can be kept, present the one kept (or ask for a first).
+    config.client.device_token = devices.as_ref().map(|d| {
+        d.get(&server_name, &settings.username)
+            .unwrap_or_default()
+            .to_string()
+    });
     // Datagrams above 1200 bytes only where they cannot be fragmented.
     config.client.channel.max_datagram = udp::max_datagram(&socket);
     let mut console = match Console::new(clock.now(), config, rand::random(), &settings.username) {
@@ -431,6 +444,18 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 // Trust on first use: pin what the server proved.
                 Output::ServerKey(key) if pinned.is_none() => {
                     remember_key(&mut known, &server_name, &key);
+                }
+                // Kept so that this device gets in while others guess the
+                // password (PROTOCOL.md §5.8).
+                Output::DeviceToken(token) => {
+                    if let Some(d) = devices.as_mut()
+                        && let Err(e) = d.set(&server_name, &settings.username, &token)
+                    {
+                        eprintln!(
+                            "chatclient: cannot keep the device token in {}: {e}",
+                            d.path().display()
+                        );
+                    }
                 }
                 Output::NeedPassword { failures, .. } => {
                     if let Some(p) = &env_password {

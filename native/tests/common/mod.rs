@@ -60,8 +60,10 @@ pub fn command(program: &str) -> Command {
     }
     // Plain log lines in failure messages.
     cmd.env("NO_COLOR", "1");
-    // No config file from the caller's home directory.
+    // No config file from the caller's home directory, and no device
+    // tokens kept there.
     cmd.env("CHAT_CONFIG", NULL_FILE);
+    cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1262,6 +1262,7 @@ impl World {
                     for m in &new {
                         if matches!(m, ServerMessage::PasswordRequired { .. }) {
                             r.send(&ClientMessage::Password {
+                                device: None,
                                 password: password_of(&name),
                             });
                             acted = true;
