@@ -308,6 +308,13 @@ impl Path {
 }
 
 impl Channel {
+    /// Changes the largest message this channel accepts from its peer and
+    /// sends (for example, larger once the peer has logged in). A message
+    /// being reassembled is held to the new limit from its next segment.
+    pub fn set_max_message(&mut self, max_message: usize) {
+        self.config.max_message = max_message;
+    }
+
     /// A channel for connection `connection_id`.
     pub fn new(config: ChannelConfig, connection_id: u64, now: Instant) -> Self {
         let mut config = config;

@@ -706,3 +706,24 @@ fn concurrent_guessing_is_held_to_the_documented_rate() {
         assert!(checks >= 5, "{addresses} addresses: {checks} checks");
     }
 }
+
+#[test]
+fn an_initial_longer_than_1200_bytes_is_dropped() {
+    let mut s = server();
+    let now = Instant::from_micros(5_000_000);
+    let mut c = Client::new(now, ClientConfig::default(), [1; 32], "alice").unwrap();
+    let mut long = c.poll_transmit(now).unwrap();
+    assert_eq!(long.len(), MIN_INITIAL_LEN);
+    long.resize(MIN_INITIAL_LEN + 100, 0);
+    s.handle_datagram(now, addr(1), &long);
+    assert!(
+        s.poll_transmit(now).is_none(),
+        "no Retry for a long Initial"
+    );
+    long.truncate(MIN_INITIAL_LEN);
+    s.handle_datagram(now, addr(1), &long);
+    assert!(
+        s.poll_transmit(now).is_some(),
+        "a Retry for a 1200-byte one"
+    );
+}

@@ -55,6 +55,17 @@ impl Server {
             return;
         }
         let newest = s.replay.is_newest(pn);
+        if from != s.addr
+            && newest
+            && self.per_ip.get(&from.ip()).copied().unwrap_or(0) as usize
+                >= self.config.max_sessions_per_ip
+        {
+            // A move to an address that already has its share of sessions
+            // is not followed (the session stays at its old address).
+            self.stats.dropped_refused += 1;
+            self.drop_event(from, DropReason::Refused);
+            return;
+        }
         s.replay.record(pn);
         s.handshake_reply = None;
         let Ok(datagram) = Datagram::decode(&plain) else {

@@ -12,9 +12,10 @@ pub enum DropReason {
     UnknownConnection,
     /// An Initial naming an existing session, from another address.
     AddressMismatch,
-    /// An Initial shorter than [`MIN_INITIAL_LEN`].
-    InitialTooSmall,
+    /// An Initial that is not exactly [`MIN_INITIAL_LEN`] (1200) bytes.
+    InitialWrongSize,
     /// A limit refused a new session (sessions, per address, handshaking),
+    /// or a move of a session to an address at its limit,
     /// or the server is shutting down.
     Refused,
     /// The source sent new sessions faster than its rate limit.
@@ -144,6 +145,8 @@ pub struct ServerStats {
     /// Password checks exempted from the per-account limit by a valid
     /// device token.
     pub device_token_logins: u64,
+    /// Sessions that had not logged in, closed to make room for a new one.
+    pub evicted_before_login: u64,
 }
 
 impl Server {

@@ -173,12 +173,20 @@ impl Server {
         }
         self.online.insert(key, (conn, name.clone()));
         self.logins += 1;
+        let max_message = self.config.channel.max_message;
+        let mut first = None;
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.login_seq = self.logins;
             if !s.logged_in_once {
                 s.logged_in_once = true;
-                self.handshaking = self.handshaking.saturating_sub(1);
+                // Whole messages from here on (the limit before login is
+                // small: nothing then needs more).
+                s.channel.set_max_message(max_message);
+                first = Some(s.created);
             }
+        }
+        if let Some(created) = first {
+            self.forget_unauthenticated(conn, created);
         }
         self.set_state(
             conn,
@@ -274,6 +282,13 @@ impl Server {
             Some(SessionState::AwaitPassword { failures, .. }) => *failures,
             _ => 0,
         };
+        let login_timeout = self.config.login_timeout;
+        if let Some(s) = self.sessions.get_mut(&conn)
+            && !s.logged_in_once
+        {
+            // Named in time: the whole login deadline applies from here.
+            s.login_deadline = s.created + login_timeout;
+        }
         self.set_state(
             conn,
             SessionState::AwaitPassword {

@@ -62,8 +62,19 @@ pub struct ServerConfig {
     pub linger: Duration,
     /// Sessions from one IP address: 64.
     pub max_sessions_per_ip: usize,
-    /// Sessions that have not logged in yet: 1,000.
+    /// Sessions that have not logged in yet: 1,000. When full, a new one
+    /// evicts the oldest that is not waiting for a password check.
     pub max_handshaking: usize,
+    /// Sessions that have not logged in yet from one address (an IPv6 /64
+    /// counts as one address): 16.
+    pub max_handshaking_per_ip: usize,
+    /// A session that has not sent `user` this long after its handshake is
+    /// closed: 10 s (then `login_timeout` applies).
+    pub user_timeout: Duration,
+    /// The largest message a session that has not logged in may send:
+    /// 4,096 bytes (a `user` or `password` message is far smaller). Whole
+    /// sessions get [`ChannelConfig::max_message`] once logged in.
+    pub max_message_before_login: usize,
     /// New sessions per source IP address: a burst of 20, then 5 per
     /// second.
     pub handshakes: RateLimit,
@@ -97,6 +108,9 @@ impl Default for ServerConfig {
             linger: Duration::from_secs(3),
             max_sessions_per_ip: 64,
             max_handshaking: 1000,
+            max_handshaking_per_ip: 16,
+            user_timeout: Duration::from_secs(10),
+            max_message_before_login: 4096,
             handshakes: RateLimit::per_second(20, 5),
             messages: RateLimit::per_second(10, 5),
             login_failures: RateLimit::per_minute(5, 5),
@@ -244,6 +258,8 @@ struct Session {
     /// The server's login count when this session logged in (0 before):
     /// it is told of the presence changes made since.
     login_seq: u64,
+    /// When its handshake was answered.
+    created: Instant,
     /// The client sent `device` with its password: it keeps device tokens,
     /// and `login_ok` carries one.
     wants_device_token: bool,
@@ -313,6 +329,11 @@ pub struct Server {
     cookies: CookieKeys,
     per_ip: BTreeMap<IpAddr, u32>,
     handshaking: usize,
+    /// Sessions that have not logged in, oldest first (by handshake time),
+    /// with the address they are counted against.
+    unauthenticated: BTreeMap<(Instant, u64), IpAddr>,
+    /// Sessions that have not logged in, per address (IPv6: per /64).
+    handshaking_per_prefix: BTreeMap<IpAddr, u32>,
     handshake_buckets: BTreeMap<IpAddr, TokenBucket>,
     failures_by_account: BTreeMap<String, TokenBucket>,
     failures_by_ip: BTreeMap<IpAddr, TokenBucket>,
@@ -361,6 +382,8 @@ impl Server {
             cookies,
             per_ip: BTreeMap::new(),
             handshaking: 0,
+            unauthenticated: BTreeMap::new(),
+            handshaking_per_prefix: BTreeMap::new(),
             handshake_buckets: BTreeMap::new(),
             failures_by_account: BTreeMap::new(),
             failures_by_ip: BTreeMap::new(),

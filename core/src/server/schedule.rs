@@ -64,7 +64,7 @@ impl Server {
                 }
             }
             if !s.logged_in_once {
-                self.handshaking = self.handshaking.saturating_sub(1);
+                self.forget_unauthenticated(conn, s.created);
             }
             self.count_ip(s.addr.ip(), false);
             self.events.push_back(ServerEvent::SessionClosed {

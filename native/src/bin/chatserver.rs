@@ -89,9 +89,20 @@ struct Args {
     /// Sessions from one IP address.
     #[arg(long, default_value_t = defaults().max_sessions_per_ip)]
     max_sessions_per_ip: usize,
-    /// Sessions that have not logged in yet.
+    /// Sessions that have not logged in yet (when full, a new one closes the
+    /// oldest that is not waiting for a password check).
     #[arg(long, default_value_t = defaults().max_handshaking)]
     max_handshaking: usize,
+    /// Sessions that have not logged in yet from one IP address (an IPv6
+    /// /64 counts as one address).
+    #[arg(long, default_value_t = defaults().max_handshaking_per_ip)]
+    max_handshaking_per_ip: usize,
+    /// Seconds a new session has to name its user before it is closed.
+    #[arg(long, default_value_t = defaults().user_timeout.as_micros() / 1_000_000)]
+    user_timeout: u64,
+    /// Largest message in bytes a session may send before it has logged in.
+    #[arg(long, default_value_t = defaults().max_message_before_login)]
+    max_message_before_login: usize,
     /// New sessions one IP address may open at once...
     #[arg(long, default_value_t = defaults().handshakes.burst)]
     handshake_burst: u32,
@@ -196,6 +207,9 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
         max_login_failures: args.max_login_failures,
         max_sessions_per_ip: args.max_sessions_per_ip,
         max_handshaking: args.max_handshaking,
+        max_handshaking_per_ip: args.max_handshaking_per_ip,
+        user_timeout: Duration::from_secs(args.user_timeout),
+        max_message_before_login: args.max_message_before_login,
         max_presence: args.max_presence,
         max_listed: args.max_listed,
         handshakes: RateLimit::per_second(args.handshake_burst, args.handshakes_per_sec),

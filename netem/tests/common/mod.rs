@@ -773,6 +773,17 @@ impl World {
         self.add_peer(name, addr, Endpoint::Raw(Box::new(raw)))
     }
 
+    /// Starts a raw peer at `addr` that completes the handshake and then
+    /// says nothing (until the test makes it); returns its index.
+    pub fn add_silent_peer_at(&mut self, name: &str, addr: SocketAddr) -> usize {
+        let mut rng = Rng::from_seed(random32(&mut self.ids));
+        let id = rng.next_u64();
+        let seed = rng.seed();
+        self.wiretap.client_started(id, seed);
+        let raw = RawPeer::new(ChannelConfig::default(), id, seed, self.now);
+        self.add_peer(name, addr, Endpoint::Raw(Box::new(raw)))
+    }
+
     fn add_peer(&mut self, name: &str, addr: SocketAddr, endpoint: Endpoint) -> usize {
         assert!(
             self.peers.iter().all(|p| p.addr != addr || p.vanished),
