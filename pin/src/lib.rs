@@ -1,6 +1,6 @@
 //! What every udpchat client on a desktop shares on disk: the pinned server
-//! keys (trust on first use, as ssh's `known_hosts`) and where the per-user
-//! files live. `chatclient` and `host-runner` both use it, so a key pinned by
+//! keys (trust on first use, as ssh's `known_hosts`), the device tokens, and
+//! where the per-user files live. `chatclient` and `host-runner` both use it, so a key pinned by
 //! one is checked by the other; it depends on nothing of either.
 #![forbid(unsafe_code)]
 
