@@ -120,6 +120,7 @@ const ENV: &[&str] = &[
     "RUST_LOG",
     "UDPCHAT_MODULE",
     "UDPCHAT_CACHE_DIR",
+    "UDPCHAT_CACHE_KEY",
 ];
 
 /// A command with a clean environment and all standard streams piped.
