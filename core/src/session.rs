@@ -397,6 +397,40 @@ pub fn username_key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// The confusable skeleton of a username: two names with the same
+/// skeleton look alike, and a new account may not take a name whose
+/// skeleton an existing account has (PROTOCOL.md §5.2). The rule:
+///
+/// * ASCII case is folded (`Alice` is `alice`);
+/// * `i`, `l`, `1` (and `I`, `L`) are one letter; `o` and `0` are one;
+///   `rn` reads as `m`, `vv` as `w`;
+/// * `.`, `-` and `_` are one separator; a run of separators counts as one,
+///   and separators at the start or the end are dropped (`bob.` is `bob`).
+pub fn username_skeleton(name: &str) -> String {
+    let mut folded = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = c.to_ascii_lowercase();
+        folded.push(match c {
+            'i' | '1' | '|' => 'l',
+            '0' => 'o',
+            '.' | '-' | '_' => '_',
+            c => c,
+        });
+    }
+    let folded = folded.replace("rn", "m").replace("vv", "w");
+    let mut out = String::with_capacity(folded.len());
+    for c in folded.chars() {
+        if c == '_' && (out.is_empty() || out.ends_with('_')) {
+            continue;
+        }
+        out.push(c);
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
 /// Why a chat text was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextError {
@@ -543,6 +577,34 @@ mod tests {
         );
         assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
         assert_eq!(encode(&ClientMessage::Who), br#"{"t":"who"}"#.to_vec());
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        let same = [
+            ("alice", "aIice"),
+            ("alice", "ALICE"),
+            ("alice", "a1ice"),
+            ("bob", "bob."),
+            ("bob", "b0b"),
+            ("bob", "bob__"),
+            ("a.b", "a-b"),
+            ("a_b", "a..b"),
+            ("modem", "rnodem"),
+            ("wendy", "vvendy"),
+        ];
+        for (a, b) in same {
+            assert_eq!(username_skeleton(a), username_skeleton(b), "{a} ~ {b}");
+        }
+        let different = [
+            ("alice", "alicia"),
+            ("bob", "bobby"),
+            ("ab", "a.b"),
+            ("bob", "rob"),
+        ];
+        for (a, b) in different {
+            assert_ne!(username_skeleton(a), username_skeleton(b), "{a} !~ {b}");
+        }
     }
 
     #[test]

@@ -52,7 +52,10 @@ mod command;
 mod render;
 
 pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help, parse_command};
-pub use render::{ChatEvent, ClockTime, Delivery, render_plain, render_styled, user_color};
+pub use render::{
+    CONTINUATION, ChatEvent, ClockTime, Delivery, escape_json_invisibles, render_plain,
+    render_styled, user_color, wrap_rows,
+};
 
 /// The menu prompt.
 pub const MENU_PROMPT: &str = "Operation (PM, DM, EX): ";
@@ -815,12 +818,81 @@ fn error_event(message: impl Display) -> ChatEvent {
     }
 }
 
-/// Replaces control characters with U+FFFD, so nothing received can drive
-/// the terminal.
+/// Makes received text harmless to show: nothing in it can drive the
+/// terminal, reorder or hide text, or start a new line.
+///
+/// * Control characters (C0, DEL, C1) become U+FFFD.
+/// * Bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E,
+///   U+2066–U+2069), line and paragraph separators (U+2028, U+2029) and
+///   invisible format characters (U+00AD, U+180E, U+200B, U+200C, U+2060–
+///   U+2064, U+FEFF, tag characters outside an emoji flag) are shown as
+///   `<U+202E>`: visible, and unable to reach past the message.
+/// * U+200D (zero-width joiner) is kept between two emoji (👩‍💻 stays one
+///   picture) and shown as `<U+200D>` anywhere else.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let after = chars.get(i + 1).copied();
+        if c.is_control() {
+            out.push('\u{fffd}');
+        } else if (c == '\u{200d}' && before.is_some_and(is_emoji) && after.is_some_and(is_emoji))
+            || (is_tag(c) && in_emoji_flag(&chars, i))
+        {
+            // Part of an emoji: a joiner between two, or a flag's tags.
+            out.push(c);
+        } else if is_hidden(c) {
+            let _ = core::fmt::Write::write_fmt(&mut out, format_args!("<U+{:04X}>", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters that reorder, hide or break text when shown raw.
+fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    ) || is_tag(c)
+}
+
+fn is_tag(c: char) -> bool {
+    ('\u{e0000}'..='\u{e007f}').contains(&c)
+}
+
+/// Tag characters belong to a flag such as 🏴 + tags (England's flag).
+fn in_emoji_flag(chars: &[char], i: usize) -> bool {
+    let mut j = i;
+    while let Some(prev) = j.checked_sub(1).and_then(|k| chars.get(k)) {
+        if is_tag(*prev) {
+            j -= 1;
+        } else {
+            return *prev == '\u{1f3f4}';
+        }
+    }
+    false
+}
+
+/// Pictographs and the variation selector that makes a character one: what
+/// a zero-width joiner may join.
+fn is_emoji(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2600}'..='\u{27bf}'
+            | '\u{2b00}'..='\u{2bff}'
+            | '\u{fe0f}'
+            | '\u{1f000}'..='\u{1faff}'
+    )
 }
 
 #[cfg(test)]
@@ -836,6 +908,36 @@ mod tests {
     fn sanitize_replaces_controls() {
         assert_eq!(sanitize("a\u{1b}[2Jb\u{9b}"), "a\u{fffd}[2Jb\u{fffd}");
         assert_eq!(sanitize("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn sanitize_shows_what_would_reorder_hide_or_split_text() {
+        // Right-to-left override: "evil" would read backwards to the end of
+        // the line.
+        assert_eq!(sanitize("a\u{202e}live"), "a<U+202E>live");
+        // Isolates and marks.
+        assert_eq!(
+            sanitize("\u{2066}x\u{2069}\u{200f}"),
+            "<U+2066>x<U+2069><U+200F>"
+        );
+        // Invisible characters.
+        assert_eq!(sanitize("al\u{200b}ice"), "al<U+200B>ice");
+        assert_eq!(sanitize("\u{feff}hi"), "<U+FEFF>hi");
+        assert_eq!(sanitize("a\u{200c}b"), "a<U+200C>b");
+        assert_eq!(sanitize("a\u{200d}b"), "a<U+200D>b");
+        // Line and paragraph separators would start a new line in a pipe.
+        assert_eq!(sanitize("one\u{2028}two\u{2029}"), "one<U+2028>two<U+2029>");
+        // Emoji sequences stay whole.
+        for emoji in [
+            "👩\u{200d}💻",
+            "👨\u{200d}👩\u{200d}👧",
+            "❤\u{fe0f}\u{200d}🔥",
+        ] {
+            assert_eq!(sanitize(emoji), emoji);
+        }
+        let england = "🏴\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}";
+        assert_eq!(sanitize(england), england);
+        assert_eq!(sanitize("x\u{e0067}"), "x<U+E0067>");
     }
 
     #[test]

@@ -727,3 +727,32 @@ fn an_initial_longer_than_1200_bytes_is_dropped() {
         "a Retry for a 1200-byte one"
     );
 }
+
+#[test]
+fn a_new_name_that_looks_like_an_account_is_refused() {
+    let mut s = server();
+    let now = Instant::from_micros(1_000_000);
+    login(&mut s, "alice", addr(1), 1, now);
+    login(&mut s, "bob", addr(2), 2, now);
+    for (k, name) in ["aIice", "a1ice", "bob.", "B0B"].into_iter().enumerate() {
+        let at = addr(10 + k as u16);
+        let mut c = Client::new(now, ClientConfig::default(), [60 + k as u8; 32], name).unwrap();
+        run(&mut s, &mut [(&mut c, at)], now);
+        let ev = events(&mut c);
+        assert!(
+            ev.iter().any(|e| matches!(
+                e,
+                ClientEvent::Error {
+                    code: ErrorCode::UsernameBusy,
+                    ..
+                }
+            )),
+            "{name}: {ev:?}"
+        );
+        assert!(!s.has_user(name));
+    }
+    // A name that only resembles nothing registers, and the accounts
+    // themselves still log in.
+    login(&mut s, "alicia", addr(30), 80, now);
+    assert!(s.has_user("alicia"));
+}

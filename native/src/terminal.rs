@@ -53,6 +53,26 @@ pub fn local_time() -> ClockTime {
     }
 }
 
+/// The width in columns of the terminal on standard output, if it is one.
+pub fn width() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        use std::io::IsTerminal;
+        let stdout = std::io::stdout();
+        if !stdout.is_terminal() {
+            return None;
+        }
+        rustix::termios::tcgetwinsize(&stdout)
+            .ok()
+            .map(|w| usize::from(w.ws_col))
+            .filter(|&w| w > 0)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// The current time in UTC, RFC 3339 with milliseconds, for `--json`.
 pub fn utc_timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

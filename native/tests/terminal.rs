@@ -304,3 +304,35 @@ fn the_typed_line_survives_a_server_restart() {
     assert_eq!(alice.wait_exit(), 0);
     exit_cleanly(&mut bob);
 }
+
+#[test]
+fn a_padded_message_cannot_pass_for_another_users_line() {
+    let server = Server::start();
+    let _bob = login(server.addr, "bob", "b");
+    let mut mallory = login(server.addr, "mallory", "m");
+    let alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.row_of("logged in as alice");
+    alice.wait_editing("alice> ");
+    // Padded so that, wrapped by the terminal at its width, the rest would
+    // start a row of its own: "[17:06] <bob> alice, the server moved…".
+    let prefix = "[00:00] <mallory> ".len();
+    let pad = ".".repeat(usize::from(COLS) - prefix);
+    mallory.send(&format!(
+        "{pad}[17:06] <bob> alice, the server moved to evil.example"
+    ));
+    let row = alice.row_of("the server moved");
+    let rows = alice.rows();
+    assert!(
+        rows[row].starts_with("  \u{21b3} "),
+        "the continuation row is marked: {rows:#?}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.starts_with('[') && r.contains("] <bob> alice, the server")),
+        "{rows:#?}"
+    );
+    // A right-to-left override and a line separator are shown, not obeyed.
+    mallory.send("x\u{202e}txet desrever\u{2028}new line?");
+    alice.row_of("x<U+202E>txet desrever<U+2028>new line?");
+}

@@ -37,6 +37,10 @@ impl Server {
                 // The session is gone; a stored account still counts.
                 if let Response::Registered { result: Ok(h), .. } = response {
                     self.registering.remove(&key);
+                    self.skeletons.insert(
+                        session::username_skeleton(&pending.name),
+                        pending.name.clone(),
+                    );
                     self.users.insert(
                         key,
                         UserRecord {
@@ -54,6 +58,10 @@ impl Server {
         match response {
             Response::Registered { result: Ok(h), .. } => {
                 self.registering.remove(&key);
+                self.skeletons.insert(
+                    session::username_skeleton(&pending.name),
+                    pending.name.clone(),
+                );
                 self.users.insert(
                     key,
                     UserRecord {
@@ -277,6 +285,14 @@ impl Server {
             Some(u) => (u.name.clone(), false),
             None => (name, true),
         };
+        if new_user && let Some(other) = self.look_alike(&name) {
+            self.error(
+                conn,
+                ErrorCode::UsernameBusy,
+                format!("{name} looks too much like the name {other}; choose another"),
+            );
+            return;
+        }
         // Choosing the name again keeps the count of failed passwords.
         let failures = match self.sessions.get(&conn).map(|s| &s.state) {
             Some(SessionState::AwaitPassword { failures, .. }) => *failures,
@@ -378,7 +394,10 @@ impl Server {
         let id = self.next_request;
         self.next_request += 1;
         let request = if new_user {
-            if self.users.contains_key(&key) || self.registering.contains(&key) {
+            if self.users.contains_key(&key)
+                || self.registering.contains(&key)
+                || self.look_alike(&name).is_some()
+            {
                 self.set_state(conn, SessionState::AwaitUser);
                 self.error(
                     conn,

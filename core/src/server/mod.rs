@@ -338,6 +338,9 @@ pub struct Server {
     failures_by_account: BTreeMap<String, TokenBucket>,
     failures_by_ip: BTreeMap<IpAddr, TokenBucket>,
     users: BTreeMap<String, UserRecord>,
+    /// The confusable skeleton of every account's name, and the name
+    /// ([`session::username_skeleton`]).
+    skeletons: BTreeMap<String, String>,
     registering: BTreeSet<String>,
     /// Accounts with a password check in flight (at most one each).
     checking: BTreeSet<String>,
@@ -375,7 +378,7 @@ impl Server {
     ) -> Self {
         let mut rng = Rng::from_seed(random);
         let cookies = CookieKeys::new(rng.seed());
-        Server {
+        let mut server = Server {
             config,
             key,
             rng,
@@ -391,6 +394,7 @@ impl Server {
                 .into_iter()
                 .map(|u| (username_key(&u.name), u))
                 .collect(),
+            skeletons: BTreeMap::new(),
             registering: BTreeSet::new(),
             checking: BTreeSet::new(),
             sessions: BTreeMap::new(),
@@ -409,7 +413,26 @@ impl Server {
             logins: 0,
             presence: Vec::new(),
             last_presence: None,
+        };
+        server.skeletons = server
+            .users
+            .values()
+            .map(|u| (session::username_skeleton(&u.name), u.name.clone()))
+            .collect();
+        server
+    }
+
+    /// The existing (or being registered) account whose name looks like
+    /// `name`, if any: a new account may not take such a name.
+    pub(super) fn look_alike(&self, name: &str) -> Option<String> {
+        let skeleton = session::username_skeleton(name);
+        if let Some(other) = self.skeletons.get(&skeleton) {
+            return Some(other.clone());
         }
+        self.registering
+            .iter()
+            .find(|k| *k != &username_key(name) && session::username_skeleton(k) == skeleton)
+            .cloned()
     }
 
     /// Counters.

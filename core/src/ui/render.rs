@@ -310,6 +310,83 @@ impl Painter {
     }
 }
 
+/// What starts every row of a message after its first when
+/// [`wrap_rows`] cuts it: no received text can put it at the start of a
+/// row, so a continuation never passes for a line of its own.
+pub const CONTINUATION: &str = "  \u{21b3} ";
+
+/// Cuts a rendered line into rows of fewer than `width` terminal columns,
+/// so that the terminal never wraps it itself, and starts every row after
+/// the first with [`CONTINUATION`]. A message padded to the terminal's
+/// width therefore cannot make a row that reads like another user's line.
+/// SGR colour sequences count no columns and are carried over to the next
+/// row. A `width` below 16 leaves the line as it is.
+pub fn wrap_rows(line: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    if width < 16 {
+        return line.to_string();
+    }
+    // One column of margin: a terminal may draw some sequences wider than
+    // their characters' widths add up to.
+    let limit = width - 1;
+    let marker_width = 4;
+    let mut out = String::with_capacity(line.len() + 16);
+    let mut column = 0;
+    let mut active_sgr: Option<&str> = None;
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b'
+            && let Some(end) = rest.find('m')
+        {
+            let (sgr, after) = rest.split_at(end + 1);
+            active_sgr = (sgr != "\x1b[0m").then_some(sgr);
+            out.push_str(sgr);
+            rest = after;
+            continue;
+        }
+        let w = match c {
+            // May turn the character before it into a two-column emoji.
+            '\u{fe0f}' => 1,
+            c => c.width().unwrap_or(0),
+        };
+        if column + w > limit {
+            if active_sgr.is_some() {
+                out.push_str("\x1b[0m");
+            }
+            out.push('\n');
+            out.push_str(CONTINUATION);
+            column = marker_width;
+            if let Some(sgr) = active_sgr {
+                out.push_str(sgr);
+            }
+        }
+        out.push(c);
+        column += w;
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// A JSON text with every character [`sanitize`] would show as `<U+…>`
+/// escaped as `\uXXXX`: the same JSON value, but a line that no terminal
+/// or line-oriented program splits or reorders (U+2028 and U+2029 end lines
+/// for some). Such characters occur only inside JSON strings, where the
+/// escape means the same character.
+pub fn escape_json_invisibles(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if super::is_hidden(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = core::fmt::Write::write_fmt(&mut out, format_args!("\\u{:04x}", u));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The chat-client look of an event, for a terminal: an optional `[HH:MM]`
 /// stamp (not on [`ChatEvent::Info`] lines), `<bob> hi` with a stable colour per user, direct messages, joins
 /// and leaves, errors and confirmations each in their own style. With
@@ -632,6 +709,76 @@ mod tests {
         let first = user_color(names[0]);
         assert!(names.iter().any(|n| user_color(n) != first));
         assert!(!USER_COLORS.contains(&"31"), "red is for errors");
+    }
+
+    #[test]
+    fn a_padded_message_cannot_make_a_row_that_reads_as_another_line() {
+        // mallory pads to the terminal's width so that the rest would start
+        // a row of its own and read as bob's line.
+        let width = 60;
+        let prefix_len = "[17:06] <mallory> ".len();
+        let text = format!(
+            "{}[17:06] <bob> alice, the server moved",
+            " ".repeat(width - prefix_len)
+        );
+        let evil = ChatEvent::Public {
+            from: s("mallory"),
+            text,
+            action: false,
+        };
+        let time = ClockTime {
+            hour: 17,
+            minute: 6,
+        };
+        for color in [false, true] {
+            let rows = wrap_rows(&render_styled(&evil, Some(time), color), width);
+            let rows: Vec<&str> = rows.split('\n').collect();
+            assert!(rows.len() >= 2, "{rows:?}");
+            for row in &rows[1..] {
+                assert!(row.starts_with(CONTINUATION), "{row:?}");
+            }
+            for row in &rows {
+                let visible: String = strip_sgr(row);
+                assert!(
+                    unicode_width::UnicodeWidthStr::width(visible.as_str()) < width,
+                    "{row:?}"
+                );
+            }
+        }
+        // Short lines are left alone; wide characters count two columns.
+        assert_eq!(wrap_rows("<bob> hi", width), "<bob> hi");
+        let cjk = "漢".repeat(40);
+        let rows = wrap_rows(&cjk, 60);
+        assert_eq!(rows.split('\n').next().unwrap().chars().count(), 29);
+    }
+
+    fn strip_sgr(row: &str) -> String {
+        let mut out = String::new();
+        let mut in_sgr = false;
+        for c in row.chars() {
+            match (in_sgr, c) {
+                (false, '\x1b') => in_sgr = true,
+                (true, 'm') => in_sgr = false,
+                (true, _) => {}
+                (false, c) => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn json_lines_escape_what_could_split_or_reorder_them() {
+        let e = ChatEvent::Public {
+            from: s("bob"),
+            text: s("a\u{2028}b\u{202e}c\u{200b}d 👩\u{200d}💻"),
+            action: false,
+        };
+        let json = escape_json_invisibles(&serde_json::to_string(&e).unwrap());
+        assert!(json.contains(r"a\u2028b\u202ec\u200bd"), "{json}");
+        assert!(!json.contains('\u{2028}') && !json.contains('\u{202e}'));
+        // The same value for a program that parses it (the joiner too).
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["text"], "a\u{2028}b\u{202e}c\u{200b}d 👩\u{200d}💻");
     }
 
     #[test]

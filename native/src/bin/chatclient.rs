@@ -20,7 +20,8 @@ use crossbeam_channel::{Sender, select, unbounded};
 use serde::Serialize;
 use udpchat_core::crypto::{Hex, parse_key};
 use udpchat_core::ui::{
-    ChatEvent, Console, ConsoleConfig, Output, PromptKind, render_plain, render_styled,
+    ChatEvent, Console, ConsoleConfig, Output, PromptKind, escape_json_invisibles, render_plain,
+    render_styled, wrap_rows,
 };
 use udpchat_native::clock::Clock;
 use udpchat_native::config::{self, ClientFile};
@@ -293,13 +294,19 @@ struct JsonLine<'a> {
 impl Screen {
     fn event(&mut self, event: &ChatEvent) -> Result<()> {
         let text = match self.display {
-            Display::Json => serde_json::to_string(&JsonLine {
+            Display::Json => escape_json_invisibles(&serde_json::to_string(&JsonLine {
                 time: terminal::utc_timestamp(),
                 event,
-            })?,
+            })?),
             Display::Styled { color } => render_styled(event, Some(terminal::local_time()), color),
             Display::Plain { color: true } => render_styled(event, None, true),
             Display::Plain { color: false } => render_plain(event),
+        };
+        // On a terminal, long messages are cut into rows that the terminal
+        // does not wrap again, each continuation marked.
+        let text = match (self.display, terminal::width()) {
+            (Display::Json, _) | (_, None) => text,
+            (_, Some(width)) => wrap_rows(&text, width),
         };
         match &mut self.editor {
             Some(editor) => editor.print(&text),
