@@ -308,6 +308,10 @@ impl OwnServer {
             .args(["--max-sessions", "20000"])
             .args(["--max-sessions-per-ip", "20000"])
             .args(["--max-handshaking", "20000"])
+            .args(["--max-handshaking-per-ip", "20000"])
+            // Every simulated user logs in from one address: the failed-login
+            // budget per address is charged while checks are in flight.
+            .args(["--login-failures-per-min", "1000000"])
             .args(["--handshake-burst", "100000"])
             .args(["--handshakes-per-sec", "100000"])
             .args(["--message-burst", "1000000"])
