@@ -45,6 +45,13 @@ pub struct ClientConfig {
     /// `Some("")` asks for a first one; `None` (the default) sends nothing,
     /// for a driver that cannot keep one.
     pub device_token: Option<String>,
+    /// Ask the server to issue the session's connection id in its
+    /// handshake answer (true, the default): the reset token is then that
+    /// of an id no one saw before the session existed, so an attacker who
+    /// can inject datagrams cannot learn it (`PROTOCOL.md` §4.7). False
+    /// speaks like the first clients of version 1 (the worked example of
+    /// `PROTOCOL.md` §6.2 does).
+    pub issued_connection_id: bool,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +63,7 @@ impl Default for ClientConfig {
             },
             server_key: None,
             device_token: None,
+            issued_connection_id: true,
         }
     }
 }
@@ -311,7 +319,8 @@ impl Client {
         self.channel.path_max()
     }
 
-    /// The connection id (random, chosen at start).
+    /// The connection id: random, chosen at start, then (once established)
+    /// the one the server issued, if the client asked for one.
     pub fn connection_id(&self) -> u64 {
         self.connection_id
     }
@@ -453,6 +462,13 @@ impl Client {
                 let Ok(est) = initiator.finish(body) else {
                     return;
                 };
+                // The answer must be the kind asked for: an id issued by the
+                // server exactly when the client asked for one.
+                if est.issued_id.is_some() != self.config.issued_connection_id
+                    || est.issued_id == Some(0)
+                {
+                    return;
+                }
                 if let Some(expected) = self.config.server_key
                     && !crypto::ct_eq(&expected, &est.server_key)
                 {
@@ -469,6 +485,10 @@ impl Client {
                     replay: ReplayWindow::default(),
                     reset_token: est.reset_token,
                 };
+                if let Some(id) = est.issued_id {
+                    self.connection_id = id;
+                    self.channel.set_connection_id(id);
+                }
                 self.channel.restart(now);
             }
             (
@@ -535,6 +555,7 @@ impl Client {
                 let initial = Initial {
                     cookie: cookie.as_ref().map(|c| &c[..]),
                     msg1: initiator.msg1(),
+                    issue_id: self.config.issued_connection_id,
                 };
                 Some(initial.encode(self.connection_id))
             }

@@ -65,6 +65,10 @@ pub const MSG1_LEN: usize = KEY_LEN;
 /// The second handshake message: ephemeral key, encrypted static key, and
 /// the encrypted reset token.
 pub const MSG2_LEN: usize = KEY_LEN + KEY_LEN + TAG_LEN + RESET_TOKEN_LEN + TAG_LEN;
+/// The second handshake message when the client asked for a connection id
+/// issued by the server: the payload is that id (8 bytes) and its reset
+/// token.
+pub const MSG2_ISSUED_LEN: usize = MSG2_LEN + 8;
 /// How long one cookie secret is used.
 pub const COOKIE_WINDOW: Duration = Duration::from_secs(60);
 /// How far behind the newest packet number a datagram is still accepted.
@@ -257,6 +261,10 @@ pub struct Established {
     pub server_key: [u8; KEY_LEN],
     /// The token that proves a later reset came from this server.
     pub reset_token: [u8; RESET_TOKEN_LEN],
+    /// The connection id the server issued, when the client asked for one
+    /// (`PROTOCOL.md` §4.7): the session's Data datagrams use it, and the
+    /// reset token is that of this id.
+    pub issued_id: Option<u64>,
 }
 
 impl Initiator {
@@ -302,7 +310,16 @@ impl Initiator {
         let n = hs
             .read_message(msg2, &mut payload)
             .map_err(|_| CryptoError::Handshake)?;
-        if n != RESET_TOKEN_LEN || !hs.is_handshake_finished() {
+        let (issued_id, token) = match n {
+            RESET_TOKEN_LEN => (None, &payload[..RESET_TOKEN_LEN]),
+            ISSUED_PAYLOAD_LEN => {
+                let mut id = [0u8; 8];
+                id.copy_from_slice(&payload[..8]);
+                (Some(u64::from_be_bytes(id)), &payload[8..n])
+            }
+            _ => return Err(CryptoError::Handshake),
+        };
+        if !hs.is_handshake_finished() {
             return Err(CryptoError::Handshake);
         }
         let mut server_key = [0u8; KEY_LEN];
@@ -311,7 +328,7 @@ impl Initiator {
             _ => return Err(CryptoError::Handshake),
         }
         let mut reset_token = [0u8; RESET_TOKEN_LEN];
-        reset_token.copy_from_slice(&payload[..RESET_TOKEN_LEN]);
+        reset_token.copy_from_slice(token);
         let transport = hs
             .into_stateless_transport_mode()
             .map_err(|_| CryptoError::Handshake)?;
@@ -319,18 +336,25 @@ impl Initiator {
             transport: Transport(transport),
             server_key,
             reset_token,
+            issued_id,
         })
     }
 }
 
-/// The server's side of the handshake: reads the client's first message and
-/// writes the answer, carrying `reset_token`.
+/// The payload of msg2 that carries an issued connection id and its token.
+const ISSUED_PAYLOAD_LEN: usize = 8 + RESET_TOKEN_LEN;
+
+/// The server's side of the handshake: reads the client's first message
+/// (sent with `connection_id`) and writes the answer. Its payload is the
+/// reset token of `connection_id` or, when the server issues the
+/// connection id `issued_id`, that id and its reset token (`PROTOCOL.md`
+/// §4.2, §4.7).
 pub fn respond(
     key: &StaticKey,
     connection_id: u64,
     seed: [u8; 32],
     msg1: &[u8],
-    reset_token: &[u8; RESET_TOKEN_LEN],
+    issued_id: Option<u64>,
 ) -> Result<(Transport, Vec<u8>), CryptoError> {
     if msg1.len() != MSG1_LEN {
         return Err(CryptoError::Handshake);
@@ -344,9 +368,21 @@ pub fn respond(
     let mut payload = [0u8; 256];
     hs.read_message(msg1, &mut payload)
         .map_err(|_| CryptoError::Handshake)?;
+    let mut body = [0u8; ISSUED_PAYLOAD_LEN];
+    let payload = match issued_id {
+        Some(id) => {
+            body[..8].copy_from_slice(&id.to_be_bytes());
+            body[8..].copy_from_slice(&reset_token(key, id));
+            &body[..]
+        }
+        None => {
+            body[..RESET_TOKEN_LEN].copy_from_slice(&reset_token(key, connection_id));
+            &body[..RESET_TOKEN_LEN]
+        }
+    };
     let mut msg2 = vec![0u8; 256];
     let n = hs
-        .write_message(reset_token, &mut msg2)
+        .write_message(payload, &mut msg2)
         .map_err(|_| CryptoError::Handshake)?;
     msg2.truncate(n);
     let transport = hs
@@ -656,11 +692,20 @@ mod tests {
         let init = Initiator::new(42, [1u8; 32]).unwrap();
         assert_eq!(init.msg1().len(), MSG1_LEN);
         let token = reset_token(&key, 42);
-        let (server_t, msg2) = respond(&key, 42, [2u8; 32], init.msg1(), &token).unwrap();
+        let (server_t, msg2) = respond(&key, 42, [2u8; 32], init.msg1(), None).unwrap();
         assert_eq!(msg2.len(), MSG2_LEN);
         let est = init.finish(&msg2).unwrap();
         assert_eq!(&est.server_key, key.public());
         assert_eq!(est.reset_token, token);
+        assert_eq!(est.issued_id, None);
+
+        // With an issued id, the token is that id's, never the client's.
+        let (_, issued) = respond(&key, 42, [2u8; 32], init.msg1(), Some(7)).unwrap();
+        assert_eq!(issued.len(), MSG2_ISSUED_LEN);
+        let est7 = init.finish(&issued).unwrap();
+        assert_eq!(est7.issued_id, Some(7));
+        assert_eq!(est7.reset_token, reset_token(&key, 7));
+        assert_ne!(est7.reset_token, token);
 
         let mut plain = Vec::new();
         Header {
@@ -693,13 +738,13 @@ mod tests {
     fn forged_answer_does_not_poison_the_initiator() {
         let key = server_key();
         let init = Initiator::new(9, [3u8; 32]).unwrap();
-        let (_, msg2) = respond(&key, 9, [4u8; 32], init.msg1(), &[0; 16]).unwrap();
+        let (_, msg2) = respond(&key, 9, [4u8; 32], init.msg1(), None).unwrap();
         let mut forged = msg2.clone();
         forged[40] ^= 1;
         assert!(init.finish(&forged).is_err());
         assert!(init.finish(&msg2).is_ok());
         // A different connection id (prologue) fails.
-        let (_, other) = respond(&key, 10, [4u8; 32], init.msg1(), &[0; 16]).unwrap();
+        let (_, other) = respond(&key, 10, [4u8; 32], init.msg1(), None).unwrap();
         assert!(init.finish(&other).is_err());
     }
 

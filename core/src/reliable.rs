@@ -426,6 +426,12 @@ impl Channel {
         self.connection_id
     }
 
+    /// Switches to the connection id the server issued in its handshake
+    /// answer (`PROTOCOL.md` §4.7); before the first Data datagram.
+    pub fn set_connection_id(&mut self, connection_id: u64) {
+        self.connection_id = connection_id;
+    }
+
     /// Why the channel ended, if it has.
     pub fn error(&self) -> Option<ChannelError> {
         self.error

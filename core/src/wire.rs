@@ -146,7 +146,9 @@ pub struct Header {
     pub marker: Marker,
     /// What the datagram is for.
     pub kind: PacketKind,
-    /// Chosen at random by the client; names the session on both sides.
+    /// Names the session on both sides: in the handshake, the id the
+    /// client chose at random; after it, the one the server issued (or the
+    /// client's own, if it did not ask for one).
     pub connection_id: u64,
     /// Counts the datagrams a sender sent on this connection, from 0.
     pub packet_number: u32,
@@ -563,15 +565,27 @@ pub const RESET_TOKEN_LEN: usize = 16;
 /// The body of an Initial datagram.
 ///
 /// ```text
-/// cookie length (u8: 0 or 16) | cookie | msg1 length (u16 BE: 32) | msg1 | zeros to 1200 bytes
+/// cookie length (u8: 0 or 16) | cookie | msg1 length (u16 BE: 32) | msg1 | options (u8) | zeros to 1200 bytes
 /// ```
+///
+/// The options byte was padding in the first clients of version 1, so it
+/// is 0 there: a server reads 0 as "no options".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Initial<'a> {
     /// The cookie of the server's Retry, if any.
     pub cookie: Option<&'a [u8]>,
     /// The first handshake message (the client's ephemeral key).
     pub msg1: &'a [u8],
+    /// Option [`INITIAL_ISSUE_ID`]: the client asks the server to issue the
+    /// connection id the session uses after the handshake (`PROTOCOL.md`
+    /// §4.7), so that no one can learn the session's reset token before
+    /// the session exists.
+    pub issue_id: bool,
 }
+
+/// The options bit by which a client asks for a connection id issued by the
+/// server.
+pub const INITIAL_ISSUE_ID: u8 = 0x01;
 
 impl<'a> Initial<'a> {
     /// The whole datagram, header included, padded to [`MIN_INITIAL_LEN`].
@@ -593,6 +607,7 @@ impl<'a> Initial<'a> {
         }
         out.extend_from_slice(&(self.msg1.len() as u16).to_be_bytes());
         out.extend_from_slice(self.msg1);
+        out.push(if self.issue_id { INITIAL_ISSUE_ID } else { 0 });
         out.resize(MIN_INITIAL_LEN.max(out.len()), 0);
         out
     }
@@ -611,12 +626,14 @@ impl<'a> Initial<'a> {
             return Err(DecodeError::MalformedFrame);
         }
         let (msg1, rest) = take(rest, msg1_len)?;
-        if rest.iter().any(|&b| b != 0) {
+        let (options, rest) = take(rest, 1)?;
+        if options[0] & !INITIAL_ISSUE_ID != 0 || rest.iter().any(|&b| b != 0) {
             return Err(DecodeError::MalformedFrame);
         }
         Ok(Initial {
             cookie: (cookie_len > 0).then_some(cookie),
             msg1,
+            issue_id: options[0] & INITIAL_ISSUE_ID != 0,
         })
     }
 }
@@ -791,12 +808,20 @@ mod tests {
     fn initial_round_trip() {
         let msg1 = [5u8; MSG1_LEN];
         let cookie = [6u8; COOKIE_LEN];
-        for c in [None, Some(&cookie[..])] {
+        for (c, issue_id) in [
+            (None, false),
+            (Some(&cookie[..]), false),
+            (None, true),
+            (Some(&cookie[..]), true),
+        ] {
             let bytes = Initial {
                 cookie: c,
                 msg1: &msg1,
+                issue_id,
             }
             .encode(77);
+            let options_at = HEADER_LEN + 1 + c.map_or(0, <[u8]>::len) + 2 + MSG1_LEN;
+            assert_eq!(bytes[options_at], u8::from(issue_id));
             assert_eq!(bytes.len(), MIN_INITIAL_LEN);
             let h = Header::decode(&bytes).unwrap();
             assert_eq!(h.kind, PacketKind::Initial);
@@ -806,17 +831,28 @@ mod tests {
                 i,
                 Initial {
                     cookie: c,
-                    msg1: &msg1
+                    msg1: &msg1,
+                    issue_id,
                 }
             );
         }
         let mut bad = Initial {
             cookie: None,
             msg1: &msg1,
+            issue_id: false,
         }
         .encode(1);
         bad[1000] = 1;
         assert!(Initial::decode(&bad[HEADER_LEN..]).is_err());
+        // An options bit this version does not know is malformed.
+        let mut unknown = Initial {
+            cookie: None,
+            msg1: &msg1,
+            issue_id: true,
+        }
+        .encode(1);
+        unknown[HEADER_LEN + 3 + MSG1_LEN] = 0x03;
+        assert!(Initial::decode(&unknown[HEADER_LEN..]).is_err());
         for n in 0..60 {
             let _ = Initial::decode(&bad[HEADER_LEN..HEADER_LEN + n]);
         }

@@ -756,3 +756,87 @@ fn a_new_name_that_looks_like_an_account_is_refused() {
     login(&mut s, "alicia", addr(30), 80, now);
     assert!(s.has_user("alicia"));
 }
+
+/// An attacker on the path who can read and inject (not drop): it sees the
+/// client's first Initial, asks the server for the reset token of that
+/// connection id before the session exists (a Data datagram for an id the
+/// server does not know is answered with that id's token), then tries to
+/// end the session with a spoofed Reset. Returns whether the session
+/// survived, and whether the server answered the attacker's question about
+/// the live session's id.
+fn reset_token_attack(issued_connection_id: bool) -> (bool, bool) {
+    let mut s = server();
+    let now = Instant::from_micros(1_000_000);
+    let attacker = addr(66);
+    let config = ClientConfig {
+        issued_connection_id,
+        ..ClientConfig::default()
+    };
+    let mut c = Client::new(now, config, [41; 32], "alice").unwrap();
+    let first = c.poll_transmit(now).unwrap();
+    let initial_id = Header::decode(&first).unwrap().connection_id;
+    // The question: a Data datagram for the Initial's id, longer than a
+    // Reset, from the attacker's own address.
+    let question = |id: u64| {
+        let mut q = Vec::new();
+        Header {
+            marker: udpchat_core::wire::Marker::Command,
+            kind: PacketKind::Data,
+            connection_id: id,
+            packet_number: 0,
+        }
+        .encode(&mut q);
+        q.resize(64, 0);
+        q
+    };
+    s.handle_datagram(now, attacker, &question(initial_id));
+    let mut tokens = Vec::new();
+    while let Some(t) = s.poll_transmit(now) {
+        assert_eq!(t.to, attacker);
+        assert_eq!(Header::decode(&t.bytes).unwrap().kind, PacketKind::Reset);
+        tokens.push(t.bytes[HEADER_LEN..].to_vec());
+    }
+    assert_eq!(tokens.len(), 1, "the server answers an unknown id");
+    // The client's handshake and login go on undisturbed.
+    s.handle_datagram(now, addr(1), &first);
+    run(&mut s, &mut [(&mut c, addr(1))], now);
+    c.submit_password("pw").unwrap();
+    run(&mut s, &mut [(&mut c, addr(1))], now);
+    assert!(c.is_logged_in());
+    // The session's id is in the clear in every Data header: the attacker
+    // asks again, for that id, now that the session exists.
+    let live = c.connection_id();
+    s.handle_datagram(now, attacker, &question(live));
+    let answered_live = std::iter::from_fn(|| s.poll_transmit(now))
+        .inspect(|t| tokens.push(t.bytes[HEADER_LEN..].to_vec()))
+        .count()
+        > 0;
+    // Every token it has, under every id it has seen.
+    for id in [initial_id, live] {
+        for token in &tokens {
+            let mut reset = Vec::new();
+            Header {
+                marker: udpchat_core::wire::Marker::Command,
+                kind: PacketKind::Reset,
+                connection_id: id,
+                packet_number: 0,
+            }
+            .encode(&mut reset);
+            reset.extend_from_slice(token);
+            c.handle_datagram(now, &reset);
+        }
+    }
+    (c.closed().is_none(), answered_live)
+}
+
+#[test]
+fn a_reset_token_asked_for_before_the_session_exists_does_not_end_it() {
+    let (alive, answered_live) = reset_token_attack(true);
+    assert!(alive, "the session survives every spoofed Reset");
+    assert!(!answered_live, "no token for a live session's id");
+    // A client that keeps its own id (the first clients of version 1)
+    // remains exposed: PROTOCOL.md §4.7 and SECURITY.md say so.
+    let (alive, answered_live) = reset_token_attack(false);
+    assert!(!alive, "a version-1 client's own id can be reset this way");
+    assert!(!answered_live);
+}

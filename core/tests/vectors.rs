@@ -29,8 +29,8 @@ use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::{Request, Response, Server, ServerConfig, Transmit, UserRecord};
 use udpchat_core::session::{self, ErrorCode, LoginFailure, Operation, ServerMessage};
 use udpchat_core::wire::{
-    COOKIE_LEN, Datagram, Frame, HEADER_LEN, Header, MAX_DATAGRAM, MAX_PLAINTEXT, MIN_INITIAL_LEN,
-    PacketKind,
+    COOKIE_LEN, Datagram, Frame, HEADER_LEN, Header, Initial, MAX_DATAGRAM, MAX_PLAINTEXT,
+    MIN_INITIAL_LEN, PacketKind, encode_simple,
 };
 use udpchat_core::{Duration, Instant};
 
@@ -194,7 +194,7 @@ fn noise_vectors() {
     let init = Initiator::new(VEC_CONN, VEC_CLIENT_SEED).unwrap();
     let token = crypto::reset_token(&key, VEC_CONN);
     let (server_t, msg2) =
-        crypto::respond(&key, VEC_CONN, VEC_SERVER_SEED, init.msg1(), &token).unwrap();
+        crypto::respond(&key, VEC_CONN, VEC_SERVER_SEED, init.msg1(), None).unwrap();
     let est = init.finish(&msg2).unwrap();
     assert_eq!(&est.server_key, key.public());
     assert_eq!(est.reset_token, token);
@@ -279,6 +279,88 @@ fn noise_vectors() {
     assert_documented(&out, "the handshake and sealing vectors");
 }
 
+/// The connection id the server issues in §6.3.
+const VEC_ISSUED: u64 = 0xfedc_ba98_7654_3210;
+
+#[test]
+fn issued_id_vectors() {
+    let key = server_key();
+    let init = Initiator::new(VEC_CONN, VEC_CLIENT_SEED).unwrap();
+    // The first Initial, asking for an issued id: the options byte follows
+    // msg1.
+    let initial = Initial {
+        cookie: None,
+        msg1: init.msg1(),
+        issue_id: true,
+    }
+    .encode(VEC_CONN);
+    assert_eq!(initial.len(), MIN_INITIAL_LEN);
+    assert_eq!(initial[51], 0x01);
+    assert!(initial[52..].iter().all(|&b| b == 0));
+    let (server_t, msg2) = crypto::respond(
+        &key,
+        VEC_CONN,
+        VEC_SERVER_SEED,
+        init.msg1(),
+        Some(VEC_ISSUED),
+    )
+    .unwrap();
+    assert_eq!(msg2.len(), crypto::MSG2_ISSUED_LEN);
+    let est = init.finish(&msg2).unwrap();
+    assert_eq!(est.issued_id, Some(VEC_ISSUED));
+    let token = crypto::reset_token(&key, VEC_ISSUED);
+    assert_eq!(est.reset_token, token);
+    assert_ne!(token, crypto::reset_token(&key, VEC_CONN));
+    let handshake = encode_simple(PacketKind::Handshake, VEC_CONN, &msg2);
+    let c2s = plain_datagram(
+        b'C',
+        VEC_ISSUED,
+        0,
+        &raw_segment(0, br#"{"t":"user","name":"alice"}"#),
+    );
+    let sealed_c2s = est.transport.seal(&c2s).unwrap();
+    assert_eq!(server_t.open(&sealed_c2s).unwrap(), c2s);
+    let reset = encode_simple(PacketKind::Reset, VEC_ISSUED, &token);
+
+    let mut out = String::new();
+    vector_line(&mut out, "Initial, bytes 0-63", &initial[..64]);
+    vector_line(&mut out, "issued connection id", &VEC_ISSUED.to_be_bytes());
+    vector_line(&mut out, "msg2 (e, s, id, token)", &msg2);
+    vector_line(&mut out, "Handshake datagram", &handshake);
+    vector_line(&mut out, "reset token", &token);
+    vector_line(&mut out, "c→s plaintext pn 0", &c2s);
+    vector_line(&mut out, "c→s sealed", &sealed_c2s);
+    vector_line(&mut out, "Reset datagram", &reset);
+    print!("{out}");
+    assert_documented(&out, "the issued connection id vectors");
+
+    // The reference server issues an id when asked: its Handshake is 136
+    // bytes, under the Initial's id, and the session's id is another.
+    let mut raw = Raw::new(Server::new(
+        ServerConfig::default(),
+        [],
+        server_key(),
+        SERVER_RANDOM,
+    ));
+    let from = alice_addr();
+    let retry = raw.exchange(from, &initial);
+    let cookie = &retry[0][HEADER_LEN..];
+    let second = Initial {
+        cookie: Some(cookie),
+        msg1: init.msg1(),
+        issue_id: true,
+    }
+    .encode(VEC_CONN);
+    let hs = raw.exchange(from, &second);
+    assert_eq!(hs.len(), 1);
+    assert_eq!(hs[0].len(), HEADER_LEN + crypto::MSG2_ISSUED_LEN);
+    assert_eq!(Header::decode(&hs[0]).unwrap().connection_id, VEC_CONN);
+    let issued = init.finish(&hs[0][HEADER_LEN..]).unwrap().issued_id;
+    assert!(issued.is_some_and(|id| id != VEC_CONN && id != 0));
+    // A retransmitted Initial gets the same answer.
+    assert_eq!(raw.exchange(from, &second), hs);
+}
+
 // --- The worked example -----------------------------------------------------------
 
 /// One captured datagram, with the plaintext it sealed (Data datagrams).
@@ -335,10 +417,9 @@ impl Wiretap {
                     .finish(msg2)
                     .expect("the wiretap's initiator")
                     .transport;
-                let token = crypto::reset_token(&self.key, conn);
                 let seed = self.server_rng.seed();
                 let (server, again) =
-                    crypto::respond(&self.key, conn, seed, init.msg1(), &token).unwrap();
+                    crypto::respond(&self.key, conn, seed, init.msg1(), None).unwrap();
                 assert_eq!(
                     again, msg2,
                     "the server's handshake seeds are drawn in order"
@@ -517,7 +598,13 @@ impl World {
     }
 
     fn login(&mut self, who: &'static str, random: [u8; 32], password: &str) {
-        let c = Client::new(self.now, ClientConfig::default(), random, who).unwrap();
+        // The worked example is a client of the first version 1 (its
+        // connection id is its own): §6.3 shows a server-issued one.
+        let config = ClientConfig {
+            issued_connection_id: false,
+            ..ClientConfig::default()
+        };
+        let c = Client::new(self.now, config, random, who).unwrap();
         match who {
             "alice" => self.alice = Some(c),
             _ => self.bob = Some(c),

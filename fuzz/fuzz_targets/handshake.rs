@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use udpchat_core::crypto::{Initiator, StaticKey, reset_token, respond};
+use udpchat_core::crypto::{Initiator, StaticKey, respond};
 
 fuzz_target!(|data: &[u8]| {
     let key = StaticKey::from_private([0x42; 32]);
@@ -12,12 +12,14 @@ fuzz_target!(|data: &[u8]| {
     // The fuzzer's bytes as the server's answer.
     let forged_ok = init.finish(data).is_ok();
     // The fuzzer's bytes as a client's first message.
-    let _ = respond(&key, 7, [2; 32], data, &[0; 16]);
+    let _ = respond(&key, 7, [2; 32], data, None);
     // A genuine exchange still completes after the forgery.
-    let (server, msg2) =
-        respond(&key, 7, [2; 32], init.msg1(), &reset_token(&key, 7)).expect("respond");
+    // (With an id issued by the server when the first byte is odd.)
+    let issued = data.first().is_some_and(|b| b & 1 == 1).then_some(0x1d);
+    let (server, msg2) = respond(&key, 7, [2; 32], init.msg1(), issued).expect("respond");
     if !forged_ok {
         let est = init.finish(&msg2).expect("genuine answer after a forged one");
+        assert_eq!(est.issued_id, issued);
         // The fuzzer's bytes as a sealed datagram, both ways.
         let _ = server.open(data);
         let _ = est.transport.open(data);

@@ -20,14 +20,16 @@ fuzz_target!(|data: &[u8]| {
 
     // A genuine handshake, so that fuzzed frames can be sealed in-session.
     let init = Initiator::new(99, [4; 32]).unwrap();
-    let first = Initial { cookie: None, msg1: init.msg1() }.encode(99);
+    let first = Initial { cookie: None, msg1: init.msg1(), issue_id: true }.encode(99);
     server.handle_datagram(now, client, &first);
     let retry = server.poll_transmit(now).unwrap();
     let cookie = &retry.bytes[HEADER_LEN..];
-    let second = Initial { cookie: Some(cookie), msg1: init.msg1() }.encode(99);
+    let second = Initial { cookie: Some(cookie), msg1: init.msg1(), issue_id: true }.encode(99);
     server.handle_datagram(now, client, &second);
     let hs = server.poll_transmit(now).unwrap();
     let est = init.finish(&hs.bytes[HEADER_LEN..]).unwrap();
+    // The session's id, issued by the server.
+    let conn = est.issued_id.expect("an issued connection id");
     let mut pn = 0u32;
 
     let mut rest = data;
@@ -49,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
             Header {
                 marker: udpchat_core::wire::Marker::Command,
                 kind: PacketKind::Data,
-                connection_id: 99,
+                connection_id: conn,
                 packet_number: pn,
             }
             .encode(&mut plain);

@@ -9,10 +9,10 @@ mod common;
 use common::{SERVER, World, WorldConfig, ms, password_of, secs, server_key};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use udpchat_core::client::{ClientConfig, ClientEvent, CloseReason};
-use udpchat_core::crypto::MSG2_LEN;
+use udpchat_core::crypto::MSG2_ISSUED_LEN;
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::{DropReason, ServerConfig, ServerEvent};
-use udpchat_core::wire::{COOKIE_LEN, HEADER_LEN, MIN_INITIAL_LEN, PacketKind};
+use udpchat_core::wire::{COOKIE_LEN, HEADER_LEN, Header, MIN_INITIAL_LEN, PacketKind};
 use udpchat_netem::LinkConfig;
 
 fn logged_in_at(w: &World, i: usize) -> Option<udpchat_core::time::Instant> {
@@ -69,11 +69,19 @@ fn the_handshake_takes_two_round_trips_and_then_everything_is_sealed() {
         kinds(&down),
         [
             (PacketKind::Retry, HEADER_LEN + COOKIE_LEN),
-            (PacketKind::Handshake, HEADER_LEN + MSG2_LEN)
+            (PacketKind::Handshake, HEADER_LEN + MSG2_ISSUED_LEN)
         ]
     );
     assert!(up[2..].iter().all(|d| d.kind() == PacketKind::Data));
     assert!(down[2..].iter().all(|d| d.kind() == PacketKind::Data));
+    // The session's Data datagrams use the connection id the server issued
+    // inside msg2, not the one the Initials showed.
+    let id = |d: &common::SentDatagram| Header::decode(&d.bytes).unwrap().connection_id;
+    let initial_id = id(up[0]);
+    assert_eq!(id(down[1]), initial_id);
+    let issued = id(up[2]);
+    assert_ne!(issued, initial_id);
+    assert!(up[2..].iter().chain(&down[2..]).all(|d| id(d) == issued));
     // The server kept no state for the first Initial: the session opened
     // when the cookie came back, one round trip later.
     let opened: Vec<_> = w

@@ -27,7 +27,13 @@ impl Server {
             }
         };
         let id = header.connection_id;
-        if let Some(s) = self.sessions.get(&id) {
+        // The session this Initial's connection id already names, if any.
+        let existing = if initial.issue_id {
+            self.issued.get(&id).copied()
+        } else {
+            Some(id)
+        };
+        if let Some(s) = existing.and_then(|conn| self.sessions.get(&conn)) {
             // A retransmitted Initial: the Handshake answer was lost.
             match &s.handshake_reply {
                 Some(reply) if s.addr == from => {
@@ -85,9 +91,23 @@ impl Server {
         if self.handshake_buckets.len() > MAX_TRACKED_SOURCES {
             prune(&mut self.handshake_buckets, now, limits);
         }
-        let token = crypto::reset_token(&self.key, id);
         let seed = self.rng.seed();
-        let (transport, msg2) = match crypto::respond(&self.key, id, seed, initial.msg1, &token) {
+        // The session's id: the client's, or (when it asks) one the server
+        // draws now and tells only inside msg2, so that no one could have
+        // asked for its reset token before the session existed.
+        let conn = if initial.issue_id {
+            loop {
+                let c = self.rng.next_u64();
+                if c != 0 && !self.sessions.contains_key(&c) {
+                    break c;
+                }
+            }
+        } else {
+            id
+        };
+        let issued_id = initial.issue_id.then_some(conn);
+        let (transport, msg2) = match crypto::respond(&self.key, id, seed, initial.msg1, issued_id)
+        {
             Ok(r) => r,
             Err(_) => {
                 self.stats.dropped_malformed += 1;
@@ -96,8 +116,11 @@ impl Server {
             }
         };
         let reply = encode_simple(PacketKind::Handshake, id, &msg2);
+        if initial.issue_id {
+            self.issued.insert(id, conn);
+        }
         self.sessions.insert(
-            id,
+            conn,
             Session {
                 addr: from,
                 channel: Channel::new(
@@ -108,7 +131,7 @@ impl Server {
                             .min(self.config.channel.max_message),
                         ..self.config.channel.clone()
                     },
-                    id,
+                    conn,
                     now,
                 ),
                 transport,
@@ -125,18 +148,19 @@ impl Server {
                 urgent: false,
                 login_seq: 0,
                 wants_device_token: false,
+                initial_id: initial.issue_id.then_some(id),
             },
         );
         *self.per_ip.entry(ip).or_insert(0) += 1;
         self.handshaking += 1;
-        self.unauthenticated.insert((now, id), prefix);
+        self.unauthenticated.insert((now, conn), prefix);
         *self.handshaking_per_prefix.entry(prefix).or_insert(0) += 1;
         self.events.push_back(ServerEvent::SessionOpened {
-            connection_id: id,
+            connection_id: conn,
             addr: from,
         });
         self.send_direct(from, reply);
-        self.reschedule(id);
+        self.reschedule(conn);
     }
 }
 

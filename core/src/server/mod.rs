@@ -263,6 +263,9 @@ struct Session {
     /// The client sent `device` with its password: it keeps device tokens,
     /// and `login_ok` carries one.
     wants_device_token: bool,
+    /// The connection id of the client's Initials, when the server issued
+    /// the session's id (a key of [`Server::issued`]).
+    initial_id: Option<u64>,
 }
 
 /// A presence notice (`joined`, `left`) waiting for the next round.
@@ -345,6 +348,10 @@ pub struct Server {
     /// Accounts with a password check in flight (at most one each).
     checking: BTreeSet<String>,
     sessions: BTreeMap<u64, Session>,
+    /// For sessions whose id the server issued: the id of the client's
+    /// Initials, and the session's id (so a retransmitted Initial finds
+    /// its answer).
+    issued: BTreeMap<u64, u64>,
     online: BTreeMap<String, (u64, String)>,
     pending: BTreeMap<RequestId, Pending>,
     next_request: RequestId,
@@ -398,6 +405,7 @@ impl Server {
             registering: BTreeSet::new(),
             checking: BTreeSet::new(),
             sessions: BTreeMap::new(),
+            issued: BTreeMap::new(),
             online: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_request: 1,

@@ -66,6 +66,9 @@ impl Server {
             if !s.logged_in_once {
                 self.forget_unauthenticated(conn, s.created);
             }
+            if let Some(initial_id) = s.initial_id {
+                self.issued.remove(&initial_id);
+            }
             self.count_ip(s.addr.ip(), false);
             self.events.push_back(ServerEvent::SessionClosed {
                 connection_id: conn,

@@ -322,6 +322,7 @@ impl RawPeer {
                 let initial = Initial {
                     cookie: self.cookie.as_ref().map(|c| &c[..]),
                     msg1: self.initiator.msg1(),
+                    issue_id: true,
                 };
                 Some(initial.encode(self.connection_id()))
             }
@@ -348,6 +349,8 @@ impl RawPeer {
                     return;
                 };
                 assert_eq!(&est.server_key, server_key().public());
+                let id = est.issued_id.expect("the server issues the connection id");
+                self.channel.set_connection_id(id);
                 self.transport = Some(est.transport);
                 self.reset_token = est.reset_token;
                 self.established = true;
@@ -389,10 +392,12 @@ pub struct Wiretap {
     key: StaticKey,
     server_rng: Rng,
     initiators: BTreeMap<u64, Initiator>,
-    /// By connection id: the server's answer, and the transports that open
-    /// client-to-server (the responder's) and server-to-client (the
-    /// initiator's) datagrams.
-    sessions: BTreeMap<u64, (Vec<u8>, Transport, Transport)>,
+    /// By the connection id of the client's Initials: the server's answer.
+    answers: BTreeMap<u64, Vec<u8>>,
+    /// By the session's connection id (issued by the server, or the
+    /// client's): the transports that open client-to-server (the
+    /// responder's) and server-to-client (the initiator's) datagrams.
+    sessions: BTreeMap<u64, (Transport, Transport)>,
 }
 
 impl Wiretap {
@@ -401,6 +406,7 @@ impl Wiretap {
             key: server_key(),
             server_rng: Rng::from_seed(server_random),
             initiators: BTreeMap::new(),
+            answers: BTreeMap::new(),
             sessions: BTreeMap::new(),
         };
         w.server_restarted(server_random);
@@ -431,23 +437,33 @@ impl Wiretap {
         }
         let body = &bytes[HEADER_LEN..];
         let id = h.connection_id;
-        if self.sessions.get(&id).is_some_and(|s| s.0 == body) {
+        if self.answers.get(&id).is_some_and(|a| a == body) {
             return; // A retransmitted answer.
         }
         let initiator = self
             .initiators
             .get(&id)
             .unwrap_or_else(|| panic!("wiretap: a handshake for unknown connection {id:x}"));
+        let est = initiator.finish(body).expect("the wiretap finishes");
+        // The server draws the handshake's seed, then the id it issues.
         let seed = self.server_rng.seed();
-        let token = crypto::reset_token(&self.key, id);
-        let (responder, msg2) = crypto::respond(&self.key, id, seed, initiator.msg1(), &token)
-            .expect("the wiretap's handshake");
+        if let Some(issued) = est.issued_id {
+            assert_eq!(
+                self.server_rng.next_u64(),
+                issued,
+                "wiretap: lost track of the server's random draws (connection {id:x})"
+            );
+        }
+        let (responder, msg2) =
+            crypto::respond(&self.key, id, seed, initiator.msg1(), est.issued_id)
+                .expect("the wiretap's handshake");
         assert!(
             msg2 == body,
             "wiretap: lost track of the server's random draws (connection {id:x})"
         );
-        let est = initiator.finish(body).expect("the wiretap finishes");
-        self.sessions.insert(id, (msg2, responder, est.transport));
+        self.answers.insert(id, msg2);
+        self.sessions
+            .insert(est.issued_id.unwrap_or(id), (responder, est.transport));
     }
 
     /// The plaintext of a sealed Data datagram, if its session is known.
@@ -456,7 +472,7 @@ impl Wiretap {
         if h.kind != PacketKind::Data {
             return None;
         }
-        let (_, responder, initiator) = self.sessions.get(&h.connection_id)?;
+        let (responder, initiator) = self.sessions.get(&h.connection_id)?;
         let t = if from_server { initiator } else { responder };
         t.open(bytes).ok()
     }
