@@ -38,7 +38,10 @@ Examples:
   chatserver --bind :: 7000           # IPv6 (and IPv4 where the OS maps it), port 7000
   chatserver --bind 127.0.0.1 0       # a free port on loopback; the address is printed on stdout
   chatserver --print-key              # the public key clients pin (created on first start)
-  RUST_LOG=debug chatserver           # verbose log on stderr";
+  RUST_LOG=debug chatserver           # verbose log on stderr
+
+Ctrl-C, SIGTERM or SIGHUP: online clients are told the server is going away, and it
+exits 0.";
 
 /// The udpchat server: keeps accounts and relays public and direct messages
 /// over UDP.
@@ -256,8 +259,6 @@ fn run(args: Args) -> Result<()> {
     let mut server = Server::new(config, users, key, rand::random());
 
     let local = socket.local_addr()?;
-    println!("listening on {local}");
-    info!(%local, max_datagram, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
 
     // One thread owns the socket and the server state; password hashing,
     // the user store and signals run elsewhere and wake it when they have
@@ -287,7 +288,10 @@ fn run(args: Args) -> Result<()> {
         let _ = sig_tx.try_send(());
         let _ = sig_waker.wake();
     })
-    .context("cannot install the Ctrl-C/SIGTERM handler")?;
+    .context("cannot install the Ctrl-C/SIGTERM/SIGHUP handler")?;
+    // Only now: whoever waits for this line may signal the server at once.
+    println!("listening on {local}");
+    info!(%local, max_datagram, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
 
     let clock = Clock::new();
     let mut driver = Driver {
