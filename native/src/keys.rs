@@ -10,6 +10,15 @@ use udpchat_core::crypto::{Hex, KEY_LEN, StaticKey, parse_key};
 /// Loads the server's static key from `path`, creating it (readable only by
 /// its owner on Unix) from 32 random bytes if the file does not exist.
 pub fn load_or_create_server_key(path: &Path) -> Result<StaticKey, String> {
+    match load_server_key(path)? {
+        Some(key) => Ok(key),
+        None => create_server_key(path),
+    }
+}
+
+/// Loads the server's static key from `path`; `None` if there is no such
+/// file. A file that is not a key is an error, and is left untouched.
+pub fn load_server_key(path: &Path) -> Result<Option<StaticKey>, String> {
     match fs::read_to_string(path) {
         Ok(text) => {
             warn_if_readable_by_others(path);
@@ -19,16 +28,24 @@ pub fn load_or_create_server_key(path: &Path) -> Result<StaticKey, String> {
                     path.display()
                 )
             })?;
-            Ok(StaticKey::from_private(private))
+            Ok(Some(StaticKey::from_private(private)))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let private: [u8; KEY_LEN] = rand::random();
-            write_private(path, &format!("{}\n", Hex(&private)))
-                .map_err(|e| format!("cannot create the server key {}: {e}", path.display()))?;
-            Ok(StaticKey::from_private(private))
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!(
             "cannot read the server key {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Creates a new server key at `path` from 32 random bytes, readable only by
+/// its owner on Unix. Fails if the file exists.
+pub fn create_server_key(path: &Path) -> Result<StaticKey, String> {
+    let private: [u8; KEY_LEN] = rand::random();
+    match write_private(path, &format!("{}\n", Hex(&private))) {
+        Ok(()) => Ok(StaticKey::from_private(private)),
+        Err(e) => Err(format!(
+            "cannot create the server key {}: {e}",
             path.display()
         )),
     }
@@ -93,5 +110,17 @@ mod tests {
         let err = load_or_create_server_key(&path).unwrap_err();
         assert!(err.contains("not a server key"), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "garbage");
+    }
+
+    #[test]
+    fn a_missing_key_is_none_and_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat_server.key");
+        assert!(load_server_key(&path).unwrap().is_none());
+        assert!(!path.exists());
+        let created = create_server_key(&path).unwrap();
+        let loaded = load_server_key(&path).unwrap().unwrap();
+        assert_eq!(created.public(), loaded.public());
+        assert!(create_server_key(&path).is_err(), "never overwritten");
     }
 }

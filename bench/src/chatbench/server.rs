@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use udpchat_native::keys::load_or_create_server_key;
 use udpchat_native::store::UserRecord;
 
 /// Linux reports process times in USER_HZ ticks, 100 per second on every
@@ -268,8 +269,8 @@ pub fn chatserver_exe() -> Result<PathBuf> {
 }
 
 impl OwnServer {
-    /// Seeds the accounts, reads the key, starts the server on a free
-    /// loopback port and waits for its `listening on` line.
+    /// Seeds the accounts, reads (or creates) the key, starts the server on
+    /// a free loopback port and waits for its `listening on` line.
     pub fn start(o: &OwnServerOptions) -> Result<OwnServer> {
         let exe = chatserver_exe()?;
         fs::create_dir_all(&o.dir).with_context(|| format!("cannot create {}", o.dir.display()))?;
@@ -282,20 +283,11 @@ impl OwnServer {
                 users.display()
             );
         }
-        let out = Command::new(&exe)
-            .arg("--users")
-            .arg(&users)
-            .arg("--key")
-            .arg(&key_path)
-            .arg("--print-key")
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("cannot run {}", exe.display()))?;
-        if !out.status.success() {
-            bail!("chatserver --print-key failed ({})", out.status);
-        }
-        let key = parse_key(&String::from_utf8_lossy(&out.stdout))?;
+        // The key the server will load; created here on a first run, as the
+        // server would.
+        let key = *load_or_create_server_key(&key_path)
+            .map_err(anyhow::Error::msg)?
+            .public();
         let log = o.dir.join("server.log");
         let mut cmd = Command::new(&exe);
         cmd.arg("--bind")

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
@@ -22,7 +22,7 @@ use udpchat_core::server::{
 use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
 use udpchat_native::clock::Clock;
-use udpchat_native::keys::load_or_create_server_key;
+use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::UserStore;
 use udpchat_native::udp;
@@ -37,7 +37,7 @@ Examples:
   chatserver                          # port 65015 on all IPv4 addresses, users in ./chat_users.json
   chatserver --bind :: 7000           # IPv6 (and IPv4 where the OS maps it), port 7000
   chatserver --bind 127.0.0.1 0       # a free port on loopback; the address is printed on stdout
-  chatserver --print-key              # the public key clients pin (created on first start)
+  chatserver --print-key              # the public key clients pin (the first start creates it)
   RUST_LOG=debug chatserver           # verbose log on stderr
 
 Ctrl-C, SIGTERM or SIGHUP: online clients are told the server is going away, and it
@@ -61,7 +61,8 @@ struct Args {
     /// Default: chat_server.key beside the user store.
     #[arg(long, env = "CHAT_SERVER_KEY_FILE")]
     key: Option<PathBuf>,
-    /// Print the server's public key (hex) and exit.
+    /// Print the server's public key (hex) and exit; fails if the server
+    /// has not created its key yet.
     #[arg(long)]
     print_key: bool,
     /// Most sessions at once, logged in or not.
@@ -225,6 +226,24 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
     }
 }
 
+/// Prints the public half of the key at `path`, which must exist.
+fn print_key(path: &Path) -> Result<()> {
+    match load_server_key(path).map_err(anyhow::Error::msg)? {
+        Some(key) => {
+            println!("{}", Hex(key.public()));
+            Ok(())
+        }
+        None => {
+            let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            anyhow::bail!(
+                "no server key at {}: the server creates it when it first starts; \
+                 start chatserver once (with the same --users or --key), then ask again",
+                shown.display()
+            )
+        }
+    }
+}
+
 fn run(args: Args) -> Result<()> {
     let key_path = args.key.clone().unwrap_or_else(|| {
         args.users
@@ -233,9 +252,7 @@ fn run(args: Args) -> Result<()> {
             .join("chat_server.key")
     });
     if args.print_key {
-        let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
-        println!("{}", Hex(key.public()));
-        return Ok(());
+        return print_key(&key_path);
     }
     // The store first: a server that cannot use it must not leave a key
     // file behind. Its errors name the file and the problem once.

@@ -37,6 +37,7 @@ const CHAT_ENV: &[&str] = &[
     "CHAT_USER",
     "CHAT_USERS",
     "CHAT_BIND",
+    "CHAT_SERVER_KEY_FILE",
     "RUST_LOG",
 ];
 
