@@ -1,9 +1,11 @@
 //! What `chatserver` does with its files: `--print-key` only reads the
-//! server's key, and says where it looked when there is none.
+//! server's key, and says where it looked when there is none; a server that
+//! cannot bind its port creates nothing and says why.
 
 mod common;
 
 use std::fs;
+use std::net::UdpSocket;
 use std::path::Path;
 use std::process::Command;
 
@@ -29,6 +31,23 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Waits for `proc` to fail without having listened; returns its stderr.
+fn fails_to_start(proc: &mut Proc) -> String {
+    let status = proc.wait_exit(TIMEOUT);
+    if status.success() {
+        proc.fail("exited 0");
+    }
+    if proc
+        .out
+        .seen()
+        .iter()
+        .any(|l| l.starts_with("listening on"))
+    {
+        proc.fail("listened");
+    }
+    proc.err.text()
 }
 
 /// The file name of `dir`, the part of its path that no symbolic link or
@@ -69,4 +88,32 @@ fn print_key_without_a_key_says_where_it_looked_and_creates_nothing() {
     let err = proc.err.text();
     assert!(err.contains(&key.display().to_string()), "{err}");
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}
+
+#[test]
+fn a_server_that_cannot_bind_creates_no_file() {
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = taken.local_addr().expect("its address").port();
+    let address = format!("127.0.0.1:{port}");
+
+    // The default files, in the current directory.
+    let dir = temp_dir();
+    let mut server = Proc::spawn(
+        "chatserver",
+        in_dir(dir.path(), &["--bind", "127.0.0.1", &port.to_string()]),
+    );
+    let err = fails_to_start(&mut server);
+    assert!(
+        err.contains(&format!("cannot listen on UDP {address}")),
+        "{err}"
+    );
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+
+    // A store named with --users.
+    let users = dir.path().join("chat_users.json");
+    let mut server = Server::spawn_on(&users, port, &[]);
+    let err = fails_to_start(&mut server);
+    assert!(err.contains(&address), "{err}");
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    drop(taken);
 }

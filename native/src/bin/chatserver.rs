@@ -254,8 +254,12 @@ fn run(args: Args) -> Result<()> {
     if args.print_key {
         return print_key(&key_path);
     }
-    // The store first: a server that cannot use it must not leave a key
-    // file behind. Its errors name the file and the problem once.
+    // The socket first: a server that cannot listen leaves no directory, key
+    // or user store behind.
+    let addr = SocketAddr::new(args.bind, args.port);
+    let socket = bind(addr, args.socket_buffer).map_err(|e| bind_error(addr, e))?;
+    // Then the store: a server that cannot use it must not leave a key file
+    // behind. Its errors name the file and the problem once.
     let store = UserStore::open(&args.users).map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
     let users: Vec<UserRecord> = store
@@ -268,8 +272,6 @@ fn run(args: Args) -> Result<()> {
         .collect();
     info!(accounts = users.len(), path = %args.users.display(), "user store loaded");
 
-    let socket = bind(SocketAddr::new(args.bind, args.port), args.socket_buffer)
-        .with_context(|| format!("cannot bind UDP {}:{}", args.bind, args.port))?;
     let max_datagram = udp::max_datagram(&socket).min(args.max_datagram as usize);
     let config = server_config(&args, max_datagram);
     info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
@@ -687,6 +689,20 @@ fn log_event(event: ServerEvent) {
             "refused a request"
         ),
     }
+}
+
+/// The error of a socket that could not be bound to `addr`.
+fn bind_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another program (another chatserver?) uses this port: stop it or choose another port"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; no interface of this machine has that address (see --bind)"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("cannot listen on UDP {addr}: {e}{hint}")
 }
 
 /// Binds the server's socket with large buffers.
