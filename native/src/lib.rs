@@ -7,6 +7,7 @@ pub mod config;
 pub mod keys;
 pub mod manpage;
 pub mod passwords;
+pub mod state;
 pub mod store;
 pub mod terminal;
 pub mod udp;

@@ -1,11 +1,12 @@
-//! What `chatserver` does with its files: `--print-key` only reads the
-//! server's key, and says where it looked when there is none; a server that
-//! cannot bind its port creates nothing and says why.
+//! Where `chatserver` keeps its files, and what it leaves behind when it
+//! cannot start: by default a private `data/` directory under its current
+//! directory; `--print-key` only reads; a server that cannot bind its port
+//! creates nothing and says why.
 
 mod common;
 
 use std::fs;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 
@@ -68,7 +69,7 @@ fn print_key_without_a_key_says_where_it_looked_and_creates_nothing() {
     );
     proc.expect_exit(1, TIMEOUT);
     let err = proc.err.text();
-    let default_key = Path::new("chat_server.key");
+    let default_key = Path::new("data").join("chat_server.key");
     for part in [
         last_part(dir.path()),
         default_key.display().to_string(),
@@ -88,6 +89,50 @@ fn print_key_without_a_key_says_where_it_looked_and_creates_nothing() {
     let err = proc.err.text();
     assert!(err.contains(&key.display().to_string()), "{err}");
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}
+
+#[test]
+fn by_default_the_files_go_to_a_private_data_directory() {
+    let dir = temp_dir();
+    let mut server = Proc::spawn(
+        "chatserver",
+        in_dir(
+            dir.path(),
+            &["--bind", "127.0.0.1", "--status-interval", "0", "0"],
+        ),
+    );
+    let line = server.expect_prefix("listening on ", TIMEOUT);
+    let addr: SocketAddr = line["listening on ".len()..]
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+    let data = dir.path().join("data");
+    assert_eq!(entries(dir.path()), ["data"]);
+    assert_eq!(entries(&data), ["chat_server.key"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700, "data/");
+        assert_eq!(mode(&data.join("chat_server.key")), 0o600, "the key");
+    }
+
+    let mut alice = login(addr, "alice", "a");
+    exit_cleanly(&mut alice);
+    assert_eq!(entries(&data), ["chat_server.key", "chat_users.json"]);
+
+    // --print-key in the same directory prints the key the server uses.
+    let mut print = Proc::spawn(
+        "chatserver --print-key",
+        in_dir(dir.path(), &["--print-key"]),
+    );
+    let key = print.expect_with(
+        &|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a key",
+        TIMEOUT,
+    );
+    print.expect_exit(0, TIMEOUT);
+    let log = server.err.text();
+    assert!(log.contains(&key), "the server logs the key {key}: {log}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::UserStore;
-use udpchat_native::udp;
+use udpchat_native::{state, udp};
 
 const AFTER_HELP: &str = "\
 Usernames: 1 to 32 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit;
@@ -34,11 +34,15 @@ Datagrams are 1200 bytes at most until a probe shows the path carries more (up t
 --max-datagram); longer messages are split and reassembled.
 
 Examples:
-  chatserver                          # port 65015 on all IPv4 addresses, users in ./chat_users.json
+  chatserver                          # port 65015 on all IPv4 addresses, files in ./data/
   chatserver --bind :: 7000           # IPv6 (and IPv4 where the OS maps it), port 7000
   chatserver --bind 127.0.0.1 0       # a free port on loopback; the address is printed on stdout
   chatserver --print-key              # the public key clients pin (the first start creates it)
   RUST_LOG=debug chatserver           # verbose log on stderr
+
+Files: the user store and the server's key are data/chat_users.json and
+data/chat_server.key under the current directory; data/ is created (mode 0700 on
+Unix) when missing. Any other directory given with --users or --key must exist.
 
 Ctrl-C, SIGTERM or SIGHUP: online clients are told the server is going away, and it
 exits 0.";
@@ -54,8 +58,9 @@ struct Args {
     /// Address to bind (IPv4 or IPv6).
     #[arg(long, default_value = "0.0.0.0", env = "CHAT_BIND")]
     bind: IpAddr,
-    /// The user store (JSON, argon2id password hashes).
-    #[arg(long, default_value = "chat_users.json", env = "CHAT_USERS")]
+    /// The user store (JSON, argon2id password hashes). Its directory must
+    /// exist, but for data/, which is created (mode 0700) when missing.
+    #[arg(long, default_value = state::DEFAULT_USERS, env = "CHAT_USERS")]
     users: PathBuf,
     /// The server's static key (created on first start, mode 0600).
     /// Default: chat_server.key beside the user store.
@@ -245,12 +250,10 @@ fn print_key(path: &Path) -> Result<()> {
 }
 
 fn run(args: Args) -> Result<()> {
-    let key_path = args.key.clone().unwrap_or_else(|| {
-        args.users
-            .parent()
-            .unwrap_or_else(|| std::path::Path::new(""))
-            .join("chat_server.key")
-    });
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| state::parent_dir(&args.users).join(state::KEY_FILE));
     if args.print_key {
         return print_key(&key_path);
     }
@@ -258,6 +261,13 @@ fn run(args: Args) -> Result<()> {
     // or user store behind.
     let addr = SocketAddr::new(args.bind, args.port);
     let socket = bind(addr, args.socket_buffer).map_err(|e| bind_error(addr, e))?;
+    for path in [&args.users, &key_path] {
+        if state::in_default_dir(path) {
+            let dir = state::parent_dir(path);
+            state::create_private_dir(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+    }
     // Then the store: a server that cannot use it must not leave a key file
     // behind. Its errors name the file and the problem once.
     let store = UserStore::open(&args.users).map_err(|e| anyhow::anyhow!("{e}"))?;
