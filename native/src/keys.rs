@@ -7,6 +7,8 @@ use std::path::Path;
 
 use udpchat_core::crypto::{Hex, KEY_LEN, StaticKey, parse_key};
 
+use crate::state::parent_dir;
+
 /// Loads the server's static key from `path`, creating it (readable only by
 /// its owner on Unix) from 32 random bytes if the file does not exist.
 pub fn load_or_create_server_key(path: &Path) -> Result<StaticKey, String> {
@@ -44,6 +46,11 @@ pub fn create_server_key(path: &Path) -> Result<StaticKey, String> {
     let private: [u8; KEY_LEN] = rand::random();
     match write_private(path, &format!("{}\n", Hex(&private))) {
         Ok(()) => Ok(StaticKey::from_private(private)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+            "cannot create the server key {}: the directory {} does not exist",
+            path.display(),
+            parent_dir(path).display()
+        )),
         Err(e) => Err(format!(
             "cannot create the server key {}: {e}",
             path.display()
@@ -122,5 +129,19 @@ mod tests {
         let loaded = load_server_key(&path).unwrap().unwrap();
         assert_eq!(created.public(), loaded.public());
         assert!(create_server_key(&path).is_err(), "never overwritten");
+    }
+
+    #[test]
+    fn a_key_in_a_missing_directory_names_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nowhere");
+        let err = create_server_key(&missing.join("chat_server.key")).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "the directory {} does not exist",
+                missing.display()
+            )),
+            "{err}"
+        );
     }
 }

@@ -37,7 +37,9 @@
 //! # Safety of the file
 //!
 //! * A missing file is an empty store. The file is created on the first
-//!   registration, not when the store is opened.
+//!   registration, not when the store is opened. Its directory must exist:
+//!   a store whose directory does not is refused when opened, rather than
+//!   failing at the first registration.
 //! * A file that exists but cannot be read, is not valid JSON, does not match
 //!   the layout above, names a user twice, or has another `version` makes
 //!   [`UserStore::open`] fail with a message naming the file and the problem.
@@ -107,6 +109,14 @@ pub enum StoreError {
         /// The decoder's error, with line and column.
         source: serde_json::Error,
     },
+    /// The store file does not exist and neither does its directory, so it
+    /// could never be written.
+    NoDirectory {
+        /// The store file.
+        path: PathBuf,
+        /// Its directory, which does not exist.
+        dir: PathBuf,
+    },
     /// The store file has no `version` field, or one this build does not
     /// understand.
     UnsupportedVersion {
@@ -153,6 +163,12 @@ impl fmt::Display for StoreError {
             Self::Read { path, source } => {
                 write!(f, "cannot read user store {}: {source}", path.display())
             }
+            Self::NoDirectory { path, dir } => write!(
+                f,
+                "user store {}: the directory {} does not exist; create it first",
+                path.display(),
+                dir.display()
+            ),
             Self::Parse { path, source } => write!(
                 f,
                 "user store {} is corrupt or not a user store ({source}); \
@@ -200,7 +216,8 @@ impl std::error::Error for StoreError {
         match self {
             Self::Read { source, .. } | Self::Write { source, .. } => Some(source),
             Self::Parse { source, .. } => Some(source),
-            Self::UnsupportedVersion { .. }
+            Self::NoDirectory { .. }
+            | Self::UnsupportedVersion { .. }
             | Self::DuplicateInFile { .. }
             | Self::NameTaken { .. }
             | Self::Poisoned { .. } => None,
@@ -241,13 +258,20 @@ impl UserStore {
     /// Opens the store at `path`.
     ///
     /// A missing file is an empty store (nothing is created until the first
-    /// [`add`](Self::add)). Any other problem — unreadable file, invalid JSON,
+    /// [`add`](Self::add)), if its directory exists. Any other problem — unreadable file, invalid JSON,
     /// unexpected layout, unknown version, duplicate names — is an error, and
     /// the file is left as it is.
     pub fn open(path: &Path) -> Result<UserStore, StoreError> {
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = parent_dir(path);
+                if !dir.is_dir() {
+                    return Err(StoreError::NoDirectory {
+                        path: path.to_path_buf(),
+                        dir: dir.to_path_buf(),
+                    });
+                }
                 return Ok(UserStore {
                     path: path.to_path_buf(),
                     users: Vec::new(),
@@ -674,6 +698,22 @@ mod tests {
         store.add("alice", HASH, 1).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_store_in_a_missing_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = UserStore::open(&missing.join("chat_users.json")).unwrap_err();
+        assert!(matches!(err, StoreError::NoDirectory { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&format!(
+                "the directory {} does not exist",
+                missing.display()
+            )),
+            "{err}"
+        );
+        assert!(!missing.exists());
     }
 
     #[test]

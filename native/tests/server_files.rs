@@ -1,7 +1,7 @@
 //! Where `chatserver` keeps its files, and what it leaves behind when it
 //! cannot start: by default a private `data/` directory under its current
 //! directory; `--print-key` only reads; a server that cannot bind its port
-//! creates nothing and says why.
+//! or find its store's directory creates nothing and says why.
 
 mod common;
 
@@ -161,4 +161,24 @@ fn a_server_that_cannot_bind_creates_no_file() {
     assert!(err.contains(&address), "{err}");
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
     drop(taken);
+}
+
+#[test]
+fn a_store_or_key_in_a_missing_directory_is_refused_by_name() {
+    let dir = temp_dir();
+    let missing = dir.path().join("missing");
+    let expected = format!("the directory {} does not exist", missing.display());
+
+    let mut server = Server::spawn(&missing.join("chat_users.json"), &[]);
+    let err = fails_to_start(&mut server);
+    assert!(err.contains(&expected), "{err}");
+    assert!(!err.contains("os error"), "not a raw I/O error: {err}");
+
+    let users = dir.path().join("chat_users.json");
+    let key = missing.join("chat_server.key");
+    let mut server = Server::spawn(&users, &["--key", &key.display().to_string()]);
+    let err = fails_to_start(&mut server);
+    assert!(err.contains(&expected), "{err}");
+    assert!(!err.contains("os error"), "not a raw I/O error: {err}");
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 }
