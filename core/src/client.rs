@@ -12,8 +12,8 @@ use core::fmt;
 use crate::crypto::{self, Initiator, KEY_LEN, ReplayWindow, Rng, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
-    self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, Operation, ServerMessage,
-    TextError, UsernameError, validate_text, validate_username,
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, MAX_QUIT_MESSAGE, MessageRate,
+    Operation, ServerMessage, TextError, UsernameError, validate_text, validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -75,6 +75,9 @@ pub enum CloseReason {
     Exit,
     /// The server is shutting down.
     ServerShutdown,
+    /// The user logged in again from another place, which replaced this
+    /// session.
+    Replaced,
     /// The server closed the connection with this code.
     ServerClosed(CloseCode),
     /// The server stopped answering.
@@ -93,6 +96,9 @@ impl fmt::Display for CloseReason {
         match self {
             CloseReason::Exit => f.write_str("session ended"),
             CloseReason::ServerShutdown => f.write_str("the server is shutting down"),
+            CloseReason::Replaced => {
+                f.write_str("you logged in from another place; this session is over")
+            }
             CloseReason::ServerClosed(CloseCode::UnknownConnection) => {
                 f.write_str("the server does not know this session (it may have restarted)")
             }
@@ -141,6 +147,10 @@ pub enum ClientEvent {
         /// A device token for this account: keep it (private to the user)
         /// and set it as [`ClientConfig::device_token`] next time.
         device: Option<String>,
+        /// The session's limit on public and direct messages, if the
+        /// server states it: pace sends to it rather than have them
+        /// refused.
+        rate: Option<MessageRate>,
     },
     /// The login failed; submit the password again to retry.
     LoginFailed {
@@ -180,6 +190,8 @@ pub enum ClientEvent {
         user: String,
         /// Why.
         reason: String,
+        /// What the user said when leaving, if anything.
+        message: Option<String>,
     },
     /// A PM or DM was delivered.
     Confirmed {
@@ -213,6 +225,8 @@ pub enum CommandError {
     InvalidUsername(UsernameError),
     /// The password is empty or longer than [`MAX_PASSWORD`].
     InvalidPassword,
+    /// A reason for leaving longer than [`MAX_QUIT_MESSAGE`] bytes.
+    ReasonTooLong(usize),
     /// The channel refused it.
     Send(SendError),
     /// The session is over.
@@ -228,6 +242,10 @@ impl fmt::Display for CommandError {
             CommandError::InvalidPassword => {
                 write!(f, "the password must be 1 to {MAX_PASSWORD} bytes")
             }
+            CommandError::ReasonTooLong(n) => write!(
+                f,
+                "the reason is {n} bytes; at most {MAX_QUIT_MESSAGE} are shown to the others"
+            ),
             CommandError::Send(e) => e.fmt(f),
             CommandError::Closed => f.write_str("the session is over"),
         }
@@ -401,10 +419,27 @@ impl Client {
     /// [`ClientEvent::Closed`]).
     pub fn request_operation(&mut self, op: Operation) -> Result<(), CommandError> {
         self.require_login()?;
-        self.send(&ClientMessage::Op { op })?;
+        self.send(&ClientMessage::Op { op, reason: None })?;
         if op == Operation::EX {
             self.state = State::Exiting;
         }
+        Ok(())
+    }
+
+    /// Sends EX with what the user says when leaving, which the others see
+    /// (answered by [`ClientEvent::Closed`]). The reason must follow the
+    /// text rules and be at most [`MAX_QUIT_MESSAGE`] bytes.
+    pub fn exit_saying(&mut self, reason: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_text(reason).map_err(CommandError::InvalidText)?;
+        if reason.len() > MAX_QUIT_MESSAGE {
+            return Err(CommandError::ReasonTooLong(reason.len()));
+        }
+        self.send(&ClientMessage::Op {
+            op: Operation::EX,
+            reason: Some(reason.to_string()),
+        })?;
+        self.state = State::Exiting;
         Ok(())
     }
 
@@ -642,6 +677,7 @@ impl Client {
                 online,
                 count,
                 device,
+                rate,
             } => {
                 self.name = name.clone();
                 self.state = State::LoggedIn;
@@ -654,6 +690,7 @@ impl Client {
                     online,
                     count,
                     device,
+                    rate,
                 }
             }
             ServerMessage::LoginFailed { reason, message } => {
@@ -664,9 +701,24 @@ impl Client {
             ServerMessage::Public { from, text } => ClientEvent::Public { from, text },
             ServerMessage::Direct { from, text } => ClientEvent::Direct { from, text },
             ServerMessage::Joined { user } => ClientEvent::Joined(user),
-            ServerMessage::Left { user, reason } => ClientEvent::Left { user, reason },
+            ServerMessage::Left {
+                user,
+                reason,
+                message,
+            } => ClientEvent::Left {
+                user,
+                reason,
+                message,
+            },
             ServerMessage::Confirm { op, to, recipients } => {
                 ClientEvent::Confirmed { op, to, recipients }
+            }
+            ServerMessage::Error {
+                code: ErrorCode::Replaced,
+                ..
+            } => {
+                self.close(CloseReason::Replaced);
+                return;
             }
             ServerMessage::Error { code, message } => ClientEvent::Error { code, message },
             ServerMessage::Bye => {

@@ -64,6 +64,10 @@ pub enum ClientMessage {
     Op {
         /// The operation.
         op: Operation,
+        /// With EX: why the user leaves, shown to the others with `left`
+        /// (optional; valid text of at most [`MAX_QUIT_MESSAGE`] bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The text of a public message, after `Op PM` was acknowledged.
     Pm {
@@ -79,6 +83,21 @@ pub enum ClientMessage {
     },
     /// Asks for the online list at any time after login.
     Who,
+}
+
+/// Longest reason a user may give when leaving (`op EX`'s `reason`), in
+/// bytes: 200.
+pub const MAX_QUIT_MESSAGE: usize = 200;
+
+/// A limit on the public and direct messages of a session: `burst` at once,
+/// then one more every `interval_ms` milliseconds (a token bucket that
+/// starts full when the session logs in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRate {
+    /// Messages that may be sent at once.
+    pub burst: u32,
+    /// Milliseconds to earn one more.
+    pub interval_ms: u32,
 }
 
 /// A message from the server to a client.
@@ -113,6 +132,11 @@ pub enum ServerMessage {
         /// password next time (PROTOCOL.md §5.8).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
+        /// The session's limit on public and direct messages, so that a
+        /// client can pace what its user types instead of having it
+        /// refused (PROTOCOL.md §5.6).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<MessageRate>,
     },
     /// The login failed; the client may send `Password` (or `User`) again.
     LoginFailed {
@@ -162,6 +186,9 @@ pub enum ServerMessage {
         /// elsewhere), `"too slow"` (did not keep up), `"error"` or
         /// `"shutdown"`.
         reason: String,
+        /// With `exit`: what the user said when leaving, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Confirms a PM or DM.
     Confirm {
@@ -228,6 +255,7 @@ struct FlatServerMessage {
     recipients: Option<u32>,
     code: Option<ErrorCode>,
     device: Option<String>,
+    rate: Option<MessageRate>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -248,6 +276,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 online: need(f.online, "online")?,
                 count: f.count,
                 device: f.device,
+                rate: f.rate,
             },
             ServerTag::LoginFailed => {
                 let reason = need(f.reason, "reason")?;
@@ -281,6 +310,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::Left => ServerMessage::Left {
                 user: need(f.user, "user")?,
                 reason: need(f.reason, "reason")?,
+                message: f.message,
             },
             ServerTag::Confirm => ServerMessage::Confirm {
                 op: need(f.op, "op")?,
@@ -341,6 +371,13 @@ pub enum ErrorCode {
     /// The server is busy with this session (a password check is running)
     /// or at a limit.
     Busy,
+    /// The user logged in again from another place: this session is over
+    /// (the server closes it after this message).
+    Replaced,
+    /// A code this version does not know, from a newer server: the
+    /// `message` says what happened.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Why a username was refused.
@@ -537,7 +574,10 @@ mod tests {
 
     #[test]
     fn messages_round_trip_as_documented() {
-        let m = ClientMessage::Op { op: Operation::PM };
+        let m = ClientMessage::Op {
+            op: Operation::PM,
+            reason: None,
+        };
         assert_eq!(encode(&m), br#"{"t":"op","op":"PM"}"#.to_vec());
         assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
         let m = ClientMessage::Dm {
@@ -561,6 +601,7 @@ mod tests {
             online: vec!["alice".to_string()],
             count: None,
             device: None,
+            rate: None,
         };
         assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
         assert_eq!(
@@ -577,6 +618,23 @@ mod tests {
         );
         assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
         assert_eq!(encode(&ClientMessage::Who), br#"{"t":"who"}"#.to_vec());
+        let m = ClientMessage::Op {
+            op: Operation::EX,
+            reason: Some("lunch".to_string()),
+        };
+        assert_eq!(
+            encode(&m),
+            br#"{"t":"op","op":"EX","reason":"lunch"}"#.to_vec()
+        );
+        assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
+        // Without a reason, as version 1 clients send it.
+        assert_eq!(
+            decode::<ClientMessage>(br#"{"t":"op","op":"EX"}"#).unwrap(),
+            ClientMessage::Op {
+                op: Operation::EX,
+                reason: None
+            }
+        );
     }
 
     #[test]
@@ -630,6 +688,10 @@ mod tests {
                 online: vec![s("a"), s("b")],
                 count: None,
                 device: Some(s("00112233445566778899aabbccddeeff0011223344556677")),
+                rate: Some(MessageRate {
+                    burst: 10,
+                    interval_ms: 200,
+                }),
             },
             ServerMessage::LoginOk {
                 name: s("a"),
@@ -637,6 +699,7 @@ mod tests {
                 online: vec![s("a")],
                 count: Some(5000),
                 device: None,
+                rate: None,
             },
             ServerMessage::LoginFailed {
                 reason: LoginFailure::Throttled,
@@ -659,6 +722,12 @@ mod tests {
             ServerMessage::Left {
                 user: s("c"),
                 reason: s("too slow"),
+                message: None,
+            },
+            ServerMessage::Left {
+                user: s("c"),
+                reason: s("exit"),
+                message: Some(s("lunch")),
             },
             ServerMessage::Confirm {
                 op: Operation::DM,

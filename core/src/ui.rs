@@ -13,8 +13,19 @@
 //! the message). A line that should literally be "PM" is sent with
 //! `/say PM`; `//text` sends "/text". A `/me` action travels as a public
 //! message whose text starts with `/me `, which clients show as an action.
-//! `/quit REASON` accepts a reason, but the protocol's EX does not carry one
-//! yet, so the others see the usual `left (exit)`.
+//! `/quit REASON` sends the reason with EX; the others see
+//! `left (exit: REASON)`.
+//!
+//! # Nothing typed is lost
+//!
+//! The server limits how fast a session may send public and direct
+//! messages, and states the limit at login. The console sends at that pace:
+//! a message beyond it waits its turn ([`ChatEvent::Queued`]) instead of
+//! being refused. A message the server still refuses as too fast is sent
+//! again. A message refused for another reason, or not confirmed before the
+//! connection was lost, is reported by its text ([`ChatEvent::NotSent`]),
+//! and the exit code is then 1. At the end of input the console waits
+//! until every message was sent and answered before it says EX.
 //!
 //! Lines typed before the console is ready for them (while it waits for the
 //! server) are queued and used in order, so a script can pipe every line at
@@ -44,7 +55,9 @@ use alloc::vec::Vec;
 use core::fmt::Display;
 
 use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError};
-use crate::session::{Operation, UsernameError, validate_text, validate_username};
+use crate::session::{
+    ErrorCode, MessageRate, Operation, UsernameError, validate_text, validate_username,
+};
 use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
 
@@ -69,9 +82,11 @@ pub const RECONNECT_BACKOFF_SECS: [u64; 5] = [1, 2, 4, 8, 15];
 pub struct ConsoleConfig {
     /// The client's timers and limits.
     pub client: ClientConfig,
-    /// Take passwords from the input lines (the next line after the server
-    /// asks for one) instead of waiting for [`Console::submit_password`].
-    /// For piped input; a terminal should prompt without echo instead.
+    /// Take the password from the input lines (the next line after the
+    /// server asks for one) instead of waiting for
+    /// [`Console::submit_password`]. For piped input; a terminal should
+    /// prompt without echo instead. A refused password then ends the
+    /// session with 1: the lines after it are chat, never a second guess.
     pub password_from_lines: bool,
     /// After a login, survive the loss of the server: retry with backoff
     /// and log in again (see the [module docs](self#reconnecting)). The
@@ -145,6 +160,8 @@ pub enum PromptKind {
         /// The recipient.
         to: String,
     },
+    /// The line after a cancelled DM flow, which is not sent.
+    CancelledText,
 }
 
 impl PromptKind {
@@ -155,6 +172,7 @@ impl PromptKind {
             PromptKind::Menu => MENU_PROMPT,
             PromptKind::Recipient => "To: ",
             PromptKind::PublicText | PromptKind::DirectText { .. } => "Message: ",
+            PromptKind::CancelledText => "Message (not sent: the DM has no recipient): ",
         }
     }
 }
@@ -172,6 +190,9 @@ enum Mode {
     DmText {
         to: String,
     },
+    /// The DM flow's recipient was empty or invalid: the next line, meant
+    /// as its text, is set aside.
+    DmCancelled,
     Exiting,
     /// The server went away; the next attempt is due at `at`.
     Offline {
@@ -180,6 +201,80 @@ enum Mode {
     /// [`Output::Reconnect`] was given; waiting for [`Console::reconnect`].
     AwaitReconnect,
     Done(u8),
+}
+
+/// A public or direct message on its way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Outgoing {
+    /// The recipient of a direct message.
+    to: Option<String>,
+    text: String,
+}
+
+/// The client's copy of the server's limit on its messages: a token bucket
+/// a little slower and smaller than the server's, so that delays on the
+/// way (a retransmission that lets two messages arrive together) do not
+/// make the server refuse what the client paced.
+#[derive(Clone, Copy, Debug)]
+struct Pacer {
+    burst: u64,
+    interval_us: u64,
+    /// Millionths of a message.
+    micro: u64,
+    last: Instant,
+}
+
+/// Messages the client keeps in hand below the server's burst.
+const PACER_MARGIN: u32 = 2;
+/// When the server did not state its limit and refused a message as too
+/// fast, the console assumes this one: one message a second.
+const FALLBACK_RATE: MessageRate = MessageRate {
+    burst: 1,
+    interval_ms: 1000,
+};
+
+impl Pacer {
+    fn new(now: Instant, rate: MessageRate) -> Pacer {
+        let burst = u64::from(rate.burst.saturating_sub(PACER_MARGIN).max(1));
+        Pacer {
+            burst,
+            // 10% slower than the server refills.
+            interval_us: (u64::from(rate.interval_ms) * 1100).max(1),
+            micro: burst * 1_000_000,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_since(self.last).as_micros();
+        self.micro = self
+            .micro
+            .saturating_add(elapsed.saturating_mul(1_000_000) / self.interval_us)
+            .min(self.burst * 1_000_000);
+        self.last = now;
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.micro >= 1_000_000 {
+            self.micro -= 1_000_000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets the tokens: the server said it had none.
+    fn empty(&mut self, now: Instant) {
+        self.micro = 0;
+        self.last = now;
+    }
+
+    /// When the next message may go.
+    fn next_at(&self) -> Instant {
+        let missing = 1_000_000u64.saturating_sub(self.micro);
+        self.last + Duration::from_micros((missing * self.interval_us).div_ceil(1_000_000))
+    }
 }
 
 /// A client with a line-mode user interface. See the [module docs](self).
@@ -194,7 +289,19 @@ pub struct Console {
     failures: u32,
     /// PM and DM texts sent and not yet confirmed or refused: the server
     /// answers each, in order, so an error belongs to the oldest of them.
-    unanswered_texts: u32,
+    unanswered: VecDeque<Outgoing>,
+    /// Texts waiting for the pace of the server's limit.
+    paced: VecDeque<Outgoing>,
+    /// How many at the front of `paced` were refused as too fast (they go
+    /// again in the order they were first sent).
+    requeued: usize,
+    pacer: Option<Pacer>,
+    /// Texts refused or lost: the exit code is then 1.
+    not_sent: u32,
+    /// The latest time an input brought.
+    now: Instant,
+    /// The reason `/quit` gave, sent with EX.
+    quit_reason: Option<String>,
     output: VecDeque<Output>,
     /// The password being checked, and the one that logged in: kept only
     /// with [`ConsoleConfig::reconnect`], to log in again.
@@ -229,7 +336,13 @@ impl Console {
             lines: VecDeque::new(),
             eof: false,
             failures: 0,
-            unanswered_texts: 0,
+            unanswered: VecDeque::new(),
+            paced: VecDeque::new(),
+            requeued: 0,
+            pacer: None,
+            not_sent: 0,
+            now,
+            quit_reason: None,
             output,
             submitted: None,
             password: None,
@@ -265,7 +378,8 @@ impl Console {
     }
 
     /// A line the user typed, without its line ending.
-    pub fn handle_line(&mut self, _now: Instant, line: &str) {
+    pub fn handle_line(&mut self, now: Instant, line: &str) {
+        self.now = self.now.max(now);
         if self.is_offline() {
             // What cannot wait for the server.
             match parse_command(line) {
@@ -281,7 +395,8 @@ impl Console {
 
     /// End of input: once the queued lines are used, the session ends as
     /// with EX.
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.eof = true;
         if self.is_offline() && self.lines.is_empty() {
             self.leave_offline();
@@ -292,7 +407,8 @@ impl Console {
 
     /// The user wants out now (Ctrl-C, a signal): EX if logged in, dropping
     /// queued lines; otherwise the session ends at once.
-    pub fn quit(&mut self, _now: Instant) {
+    pub fn quit(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         match self.mode {
             Mode::Done(_) | Mode::Exiting => {}
             Mode::Menu
@@ -300,8 +416,10 @@ impl Console {
             | Mode::PmText
             | Mode::AwaitOnline
             | Mode::DmTarget
-            | Mode::DmText { .. } => {
+            | Mode::DmText { .. }
+            | Mode::DmCancelled => {
                 self.lines.clear();
+                self.drop_paced();
                 self.exit();
             }
             _ => self.leave_offline(),
@@ -310,12 +428,14 @@ impl Console {
 
     /// A datagram from the server.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = self.now.max(now);
         self.client.handle_datagram(now, bytes);
         self.drain_events(now);
     }
 
     /// Expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         match self.mode {
             Mode::Offline { at } if now >= at => {
                 self.mode = Mode::AwaitReconnect;
@@ -325,6 +445,7 @@ impl Console {
             _ => {
                 self.client.handle_timeout(now);
                 self.drain_events(now);
+                self.send_paced();
             }
         }
     }
@@ -385,16 +506,33 @@ impl Console {
         match self.mode {
             Mode::Offline { at } => Some(at),
             Mode::AwaitReconnect => None,
-            _ => self.client.poll_timeout(),
+            _ => {
+                let client = self.client.poll_timeout();
+                let pace = match (&self.pacer, self.paced.is_empty(), self.is_ready()) {
+                    (Some(p), false, true) => Some(p.next_at()),
+                    _ => None,
+                };
+                match (client, pace) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
 
     /// Once the session is over: 0 after EX or end of input, 1 on failure.
     pub fn exit_code(&self) -> Option<u8> {
         match self.mode {
+            // A message that could not be sent makes a success a failure.
+            Mode::Done(0) if self.not_sent > 0 => Some(1),
             Mode::Done(code) => Some(code),
             _ => None,
         }
+    }
+
+    /// Messages waiting for the pace of the server's limit.
+    pub fn queued(&self) -> usize {
+        self.paced.len()
     }
 
     /// Whether the session is logged in and the console takes commands.
@@ -407,6 +545,7 @@ impl Console {
                 | Mode::AwaitOnline
                 | Mode::DmTarget
                 | Mode::DmText { .. }
+                | Mode::DmCancelled
         )
     }
 
@@ -493,7 +632,11 @@ impl Console {
         if self.is_offline() {
             return self.leave_offline();
         }
-        match self.client.request_operation(Operation::EX) {
+        let sent = match self.quit_reason.take() {
+            Some(reason) => self.client.exit_saying(&reason),
+            None => self.client.request_operation(Operation::EX),
+        };
+        match sent {
             Ok(()) => self.mode = Mode::Exiting,
             Err(e) => self.finish(1, Some(error_event(e))),
         }
@@ -502,7 +645,7 @@ impl Console {
     fn accepts_input(&self) -> bool {
         matches!(
             self.mode,
-            Mode::Menu | Mode::PmText | Mode::DmTarget | Mode::DmText { .. }
+            Mode::Menu | Mode::PmText | Mode::DmTarget | Mode::DmText { .. } | Mode::DmCancelled
         )
     }
 
@@ -524,7 +667,9 @@ impl Console {
         }
         while self.accepts_input() {
             let Some(line) = self.lines.pop_front() else {
-                if self.eof {
+                // At the end of input, leave once every message went out
+                // and was answered (a refusal as too fast is sent again).
+                if self.eof && self.paced.is_empty() && self.unanswered.is_empty() {
                     self.exit();
                 }
                 return;
@@ -537,9 +682,10 @@ impl Console {
         match core::mem::replace(&mut self.mode, Mode::Menu) {
             Mode::Menu => self.menu(line),
             Mode::PmText => {
-                match self.client.send_public(line) {
-                    Ok(()) => self.unanswered_texts += 1,
-                    Err(e) => self.error(e),
+                if let Err(e) = validate_text(line) {
+                    self.error(e);
+                } else {
+                    self.send_text(None, line);
                 }
                 self.enter_menu();
             }
@@ -551,15 +697,32 @@ impl Console {
                         self.prompt(PromptKind::DirectText { to: to.to_string() });
                     }
                     Err(e) => {
-                        self.error(e);
-                        self.enter_menu();
+                        // The flow is cancelled, but the next line was
+                        // meant as the DM's text (a script sends it
+                        // anyway): it is set aside, never sent publicly.
+                        self.error(alloc::format!("DM cancelled: {e}"));
+                        self.mode = Mode::DmCancelled;
+                        self.prompt(PromptKind::CancelledText);
                     }
                 }
             }
+            Mode::DmCancelled => {
+                if !line.trim().is_empty() {
+                    self.not_sent(
+                        Outgoing {
+                            to: None,
+                            text: line.to_string(),
+                        },
+                        "the DM it was meant for had no valid recipient".to_string(),
+                    );
+                }
+                self.enter_menu();
+            }
             Mode::DmText { to } => {
-                match self.client.send_direct(&to, line) {
-                    Ok(()) => self.unanswered_texts += 1,
-                    Err(e) => self.error(e),
+                if let Err(e) = validate_text(line) {
+                    self.error(e);
+                } else {
+                    self.send_text(Some(&to), line);
                 }
                 self.enter_menu();
             }
@@ -585,7 +748,11 @@ impl Console {
                 Ok(()) => return self.mode = Mode::AwaitOnline,
                 Err(e) => Err(e),
             },
-            Command::Menu(Operation::EX) | Command::Quit(_) => return self.exit(),
+            Command::Menu(Operation::EX) | Command::Quit(None) => return self.exit(),
+            Command::Quit(Some(reason)) => {
+                self.quit_reason = Some(reason.to_string());
+                return self.exit();
+            }
             Command::Say(text) => self.send_public(text),
             Command::Me(action) => self.send_public(&alloc::format!("/me {action}")),
             Command::Msg { to, text } => self.send_direct(to, text),
@@ -608,8 +775,7 @@ impl Console {
     /// A public message in one line: the text goes without `op PM`.
     fn send_public(&mut self, text: &str) -> Result<(), CommandError> {
         validate_text(text).map_err(CommandError::InvalidText)?;
-        self.client.send_public(text)?;
-        self.unanswered_texts += 1;
+        self.send_text(None, text);
         Ok(())
     }
 
@@ -618,9 +784,75 @@ impl Console {
     fn send_direct(&mut self, to: &str, text: &str) -> Result<(), CommandError> {
         validate_username(to).map_err(CommandError::InvalidUsername)?;
         validate_text(text).map_err(CommandError::InvalidText)?;
-        self.client.send_direct(to, text)?;
-        self.unanswered_texts += 1;
+        self.send_text(Some(to), text);
         Ok(())
+    }
+
+    /// Sends a checked text now, or queues it when the server's limit (or
+    /// messages already waiting) says it must wait.
+    fn send_text(&mut self, to: Option<&str>, text: &str) {
+        let message = Outgoing {
+            to: to.map(ToString::to_string),
+            text: text.to_string(),
+        };
+        let now = self.now;
+        let may_go = self.paced.is_empty() && self.pacer.as_mut().is_none_or(|p| p.take(now));
+        if may_go {
+            self.transmit(message);
+        } else {
+            self.paced.push_back(message);
+            self.emit(ChatEvent::Queued {
+                waiting: self.paced.len(),
+            });
+        }
+    }
+
+    /// Hands a text to the client; it is then answered, in order.
+    fn transmit(&mut self, message: Outgoing) {
+        let sent = match &message.to {
+            Some(to) => self.client.send_direct(to, &message.text),
+            None => self.client.send_public(&message.text),
+        };
+        match sent {
+            Ok(()) => self.unanswered.push_back(message),
+            Err(e) => self.not_sent(message, e.to_string()),
+        }
+    }
+
+    /// Sends the queued texts the pace allows now.
+    fn send_paced(&mut self) {
+        if !self.is_ready() {
+            return;
+        }
+        let now = self.now;
+        while !self.paced.is_empty() && self.pacer.as_mut().is_none_or(|p| p.take(now)) {
+            if let Some(message) = self.paced.pop_front() {
+                self.requeued = self.requeued.saturating_sub(1);
+                self.transmit(message);
+            }
+        }
+        // The last queued text may have been what the end of input waited
+        // for.
+        if self.paced.is_empty() {
+            self.pump();
+        }
+    }
+
+    fn not_sent(&mut self, message: Outgoing, reason: String) {
+        self.not_sent += 1;
+        self.emit(ChatEvent::NotSent {
+            to: message.to,
+            text: message.text,
+            reason,
+        });
+    }
+
+    /// Ctrl-C: what waits is given up, and said so.
+    fn drop_paced(&mut self) {
+        self.requeued = 0;
+        while let Some(message) = self.paced.pop_front() {
+            self.not_sent(message, "you quit before it was sent".to_string());
+        }
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -666,6 +898,18 @@ impl Console {
                     // to retry with.
                     return self.finish(1, Some(event));
                 }
+                if self.config.password_from_lines {
+                    // Piped: the next line is chat text, never a second
+                    // password guess.
+                    self.emit(event);
+                    return self.finish(
+                        1,
+                        Some(ChatEvent::Error {
+                            message: "the password from the first input line was refused"
+                                .to_string(),
+                        }),
+                    );
+                }
                 self.failures += 1;
                 self.emit(event);
                 self.ask_password(false);
@@ -676,7 +920,10 @@ impl Console {
                 online,
                 count,
                 device,
+                rate,
             } => {
+                // A new session's bucket starts full.
+                self.pacer = rate.map(|r| Pacer::new(now, r));
                 if let Some(token) = device
                     && self.config.client.device_token.as_ref() != Some(&token)
                 {
@@ -695,6 +942,7 @@ impl Console {
                     count,
                 });
                 self.enter_menu();
+                self.send_paced();
             }
             ClientEvent::OperationReady(Operation::PM) => {
                 if self.mode == Mode::AwaitOpOk {
@@ -727,9 +975,17 @@ impl Console {
             }
             ClientEvent::Direct { from, text } => self.emit(ChatEvent::Direct { from, text }),
             ClientEvent::Joined(user) => self.emit(ChatEvent::Join { user }),
-            ClientEvent::Left { user, reason } => self.emit(ChatEvent::Leave { user, reason }),
+            ClientEvent::Left {
+                user,
+                reason,
+                message,
+            } => self.emit(ChatEvent::Leave {
+                user,
+                reason,
+                message,
+            }),
             ClientEvent::Confirmed { op, to, recipients } => {
-                self.unanswered_texts = self.unanswered_texts.saturating_sub(1);
+                self.unanswered.pop_front();
                 let kind = match op {
                     Operation::DM => Delivery::Direct,
                     _ => Delivery::Public,
@@ -744,14 +1000,31 @@ impl Console {
                     recipients,
                 });
             }
-            ClientEvent::Error { message, .. } => {
-                self.emit(ChatEvent::Error { message });
-                if self.unanswered_texts > 0 {
+            ClientEvent::Error { code, message } => {
+                if let Some(refused) = self.unanswered.pop_front() {
                     // The refusal of an earlier text, not of the operation
                     // the console is waiting for.
-                    self.unanswered_texts -= 1;
-                } else if matches!(self.mode, Mode::AwaitOpOk | Mode::AwaitOnline) {
-                    self.enter_menu();
+                    if code == ErrorCode::RateLimited {
+                        // Too fast after all: it goes first when the pace
+                        // allows, and the pace starts from empty.
+                        let pacer = self
+                            .pacer
+                            .get_or_insert_with(|| Pacer::new(now, FALLBACK_RATE));
+                        pacer.empty(now);
+                        let at = self.requeued.min(self.paced.len());
+                        self.paced.insert(at, refused);
+                        self.requeued += 1;
+                        self.emit(ChatEvent::Queued {
+                            waiting: self.paced.len(),
+                        });
+                    } else {
+                        self.not_sent(refused, message);
+                    }
+                } else {
+                    self.emit(ChatEvent::Error { message });
+                    if matches!(self.mode, Mode::AwaitOpOk | Mode::AwaitOnline) {
+                        self.enter_menu();
+                    }
                 }
             }
             ClientEvent::Closed(CloseReason::Exit) => self.finish(0, Some(ChatEvent::Bye)),
@@ -792,7 +1065,7 @@ impl Console {
     }
 
     fn schedule_reconnect(&mut self, now: Instant, reason: &CloseReason) {
-        let unconfirmed = core::mem::take(&mut self.unanswered_texts);
+        let unconfirmed = core::mem::take(&mut self.unanswered);
         self.attempt = self.attempt.saturating_add(1);
         let index = (self.attempt as usize - 1).min(RECONNECT_BACKOFF_SECS.len() - 1);
         let secs = RECONNECT_BACKOFF_SECS[index];
@@ -800,11 +1073,13 @@ impl Console {
             reason: reason.to_string(),
             reconnect_in: Some(secs),
         });
-        if unconfirmed > 0 {
-            let s = if unconfirmed == 1 { "" } else { "s" };
-            self.error(alloc::format!(
-                "{unconfirmed} message{s} sent before the disconnection may not have been delivered"
-            ));
+        // Sent, but not confirmed: perhaps delivered, perhaps not. Sending
+        // them again could deliver them twice, so they are shown instead.
+        for message in unconfirmed {
+            self.not_sent(
+                message,
+                "the connection was lost before the server confirmed it; it may not have been delivered".to_string(),
+            );
         }
         self.mode = Mode::Offline {
             at: now + Duration::from_secs(secs),
@@ -1178,6 +1453,184 @@ mod tests {
         net.wait_for(bob, public("alice", "PM", false));
         net.line(alice, "//etc");
         net.wait_for(bob, public("alice", "/etc", false));
+    }
+
+    /// The public texts `who` saw, in order.
+    fn texts_from(net: &Net, who: usize, from: &str) -> Vec<String> {
+        net.users[who]
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ChatEvent::Public { from: f, text, .. } if f == from => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_typed_faster_than_the_limit_wait_their_turn_and_all_arrive() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        let sent: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+        for l in &sent {
+            net.line(alice, l);
+        }
+        assert!(net.users[alice].console.queued() > 0, "some lines wait");
+        net.run_until(|n| texts_from(n, bob, "alice").len() == 30, 2000);
+        assert_eq!(texts_from(&net, bob, "alice"), sent, "all, in order");
+        let a = &net.users[alice];
+        assert!(
+            a.events()
+                .iter()
+                .any(|e| matches!(e, ChatEvent::Queued { .. }))
+        );
+        // None refused: the pace kept under the server's limit.
+        assert!(
+            !a.events()
+                .iter()
+                .any(|e| matches!(e, ChatEvent::Error { .. } | ChatEvent::NotSent { .. })),
+            "{:#?}",
+            a.lines()
+        );
+        assert_eq!(net.server.stats().messages_rate_limited, 0);
+    }
+
+    #[test]
+    fn a_line_refused_as_too_fast_is_sent_again() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        // A client that believes the limit is far higher than it is.
+        net.users[alice].console.pacer = Some(Pacer::new(
+            net.now,
+            MessageRate {
+                burst: 1000,
+                interval_ms: 1,
+            },
+        ));
+        let sent: Vec<String> = (1..=20).map(|i| format!("line {i}")).collect();
+        for l in &sent {
+            net.line(alice, l);
+        }
+        net.run_until(|n| texts_from(n, bob, "alice").len() == 20, 2000);
+        assert!(net.server.stats().messages_rate_limited > 0);
+        let mut got = texts_from(&net, bob, "alice");
+        got.sort();
+        let mut want = sent.clone();
+        want.sort();
+        assert_eq!(got, want, "every line arrives once");
+        assert!(
+            !net.users[alice]
+                .events()
+                .iter()
+                .any(|e| matches!(e, ChatEvent::NotSent { .. }))
+        );
+    }
+
+    #[test]
+    fn at_the_end_of_input_every_line_goes_before_ex() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        for i in 1..=25 {
+            net.line(alice, &format!("piped {i}"));
+        }
+        net.users[alice].console.handle_eof(net.now);
+        net.run_until(|n| n.users[alice].console.exit_code().is_some(), 3000);
+        assert_eq!(net.users[alice].console.exit_code(), Some(0));
+        assert_eq!(texts_from(&net, bob, "alice").len(), 25);
+    }
+
+    #[test]
+    fn a_line_that_could_not_be_sent_is_shown_and_fails_the_exit() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        net.line(alice, "/msg nobody hello?");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .any(|e| matches!(e, ChatEvent::NotSent { .. }))
+            },
+            500,
+        );
+        assert!(
+            net.users[alice]
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("! not sent to nobody: \"hello?\"")),
+            "{:#?}",
+            net.users[alice].lines()
+        );
+        net.users[alice].console.handle_eof(net.now);
+        net.run_until(|n| n.users[alice].console.exit_code().is_some(), 500);
+        assert_eq!(net.users[alice].console.exit_code(), Some(1));
+    }
+
+    #[test]
+    fn only_the_exact_menu_words_start_a_flow_and_an_empty_recipient_sends_nothing() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        // "ex" in a conversation is a word, not the way out.
+        net.line(alice, "ex");
+        net.wait_for(bob, public("alice", "ex", false));
+        assert!(net.users[alice].console.is_ready());
+        // DM with no recipient: the next line is set aside, not made public.
+        net.line(alice, "DM");
+        net.run_until(|n| n.users[alice].console.mode == Mode::DmTarget, 500);
+        net.line(alice, "");
+        net.line(alice, "the secret");
+        net.line(alice, "after");
+        net.wait_for(bob, public("alice", "after", false));
+        assert!(!texts_from(&net, bob, "alice").contains(&"the secret".to_string()));
+        assert!(
+            net.users[alice]
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("! not sent: \"the secret\"")),
+            "{:#?}",
+            net.users[alice].lines()
+        );
+    }
+
+    #[test]
+    fn a_session_replaced_by_a_new_login_is_told_so_plainly() {
+        let mut net = Net::new();
+        let first = net.join("alice", "a", true);
+        let second = net.join("alice", "a", true);
+        net.run_until(|n| n.users[first].console.exit_code().is_some(), 1000);
+        assert_eq!(net.users[first].console.exit_code(), Some(1));
+        assert_eq!(
+            net.users[first].lines().last().map(String::as_str),
+            Some("! disconnected: you logged in from another place; this session is over"),
+            "no reconnection that would replace the new one in turn"
+        );
+        assert!(net.users[second].console.is_ready());
+    }
+
+    #[test]
+    fn quit_with_a_reason_tells_the_others() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        net.line(alice, "/quit gone fishing");
+        net.wait_for(
+            bob,
+            ChatEvent::Leave {
+                user: "alice".to_string(),
+                reason: "exit".to_string(),
+                message: Some("gone fishing".to_string()),
+            },
+        );
+        assert!(
+            net.users[bob]
+                .lines()
+                .contains(&"* alice left (exit: gone fishing)".to_string())
+        );
+        assert_eq!(net.users[alice].console.exit_code(), Some(0));
     }
 
     #[test]

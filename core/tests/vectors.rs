@@ -713,7 +713,8 @@ fn run_example() -> Vec<Captured> {
         w.events("bob"),
         [ClientEvent::Left {
             user: "alice".into(),
-            reason: "exit".into()
+            reason: "exit".into(),
+            message: None,
         }]
     );
     assert!(!w.server.online_users().any(|u| u == "alice"));
@@ -1445,8 +1446,11 @@ fn session_rules() {
                 online,
                 count: None,
                 device: Some(device),
+                rate: Some(rate),
             },
         ] => {
+            // The session's message limit: a burst of 10, then 5 a second.
+            assert_eq!((rate.burst, rate.interval_ms), (10, 200));
             assert_eq!(name, "carol");
             assert_eq!(online, &["carol"]);
             // 48 lowercase hex digits (PROTOCOL.md §5.8).

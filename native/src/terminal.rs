@@ -3,6 +3,7 @@
 //! (rustyline's external printer) so they never clobber it, colour choice,
 //! and the wall clock for `[HH:MM]` stamps.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -85,28 +86,39 @@ pub enum EditorInput {
     Line(String),
     /// Ctrl-D on an empty line.
     Eof,
-    /// Ctrl-C.
-    Interrupt,
+    /// Ctrl-C: the line (or the search) being typed was thrown away; the
+    /// editor goes on.
+    Cancelled,
 }
 
 /// How long the editor waits, after a line, for the client's next prompt
 /// before it shows the last one again.
 const PROMPT_WAIT: Duration = Duration::from_millis(500);
 
+/// How long leaving waits for the lines queued for the screen.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
 /// A rustyline editor on its own thread, and a way to print above it.
 pub struct LineEditor {
-    printer: Box<dyn ExternalPrinter + Send>,
+    /// Lines for the printer thread, which hands them to rustyline's
+    /// printer: that one waits while the editor is busy with typed-ahead
+    /// input, and the client's loop must never wait on the screen.
+    to_print: Option<Sender<String>>,
+    /// Closed by the printer thread when it has printed everything.
+    printed: Receiver<()>,
     prompts: Sender<String>,
     prompt_rx: Option<Receiver<String>>,
     editor: Option<DefaultEditor>,
     editing: Arc<AtomicBool>,
     saved: SavedMode,
+    /// Where the input history is kept across runs, if anywhere.
+    history: Option<PathBuf>,
 }
 
 impl LineEditor {
     /// An editor on standard input and output, which must both be
     /// terminals. Nothing is read until [`LineEditor::start`].
-    pub fn new() -> rustyline::Result<LineEditor> {
+    pub fn new(history: Option<PathBuf>) -> rustyline::Result<LineEditor> {
         let saved = SavedMode::save();
         let config = Config::builder()
             .auto_add_history(true)
@@ -114,15 +126,29 @@ impl LineEditor {
             .history_ignore_space(true)
             .build();
         let mut editor = DefaultEditor::with_config(config)?;
-        let printer = editor.create_external_printer()?;
+        let mut printer = editor.create_external_printer()?;
+        let (to_print, print_rx) = unbounded::<String>();
+        let (done, printed) = unbounded::<()>();
+        thread::Builder::new()
+            .name("printer".into())
+            .spawn(move || {
+                for text in print_rx {
+                    if printer.print(text.clone()).is_err() {
+                        print!("{text}");
+                    }
+                }
+                drop(done);
+            })?;
         let (prompts, prompt_rx) = unbounded();
         Ok(LineEditor {
-            printer: Box::new(printer),
+            to_print: Some(to_print),
+            printed,
             prompts,
             prompt_rx: Some(prompt_rx),
             editor: Some(editor),
             editing: Arc::new(AtomicBool::new(false)),
             saved,
+            history,
         })
     }
 
@@ -131,8 +157,13 @@ impl LineEditor {
     pub fn print(&mut self, text: &str) {
         let mut text = text.to_string();
         text.push('\n');
-        if self.printer.print(text.clone()).is_err() {
-            print!("{text}");
+        match &self.to_print {
+            Some(tx) => {
+                if let Err(e) = tx.send(text) {
+                    print!("{}", e.into_inner());
+                }
+            }
+            None => print!("{text}"),
         }
     }
 
@@ -162,6 +193,12 @@ impl LineEditor {
         };
         let mut prompt = prompt.to_string();
         let editing = self.editing.clone();
+        let history = self.history.clone();
+        self.saved.quiet();
+        if let Some(path) = &history {
+            // A missing or unreadable file is a fresh history.
+            let _ = editor.load_history(path);
+        }
         thread::Builder::new()
             .name("line-editor".into())
             .spawn(move || {
@@ -178,16 +215,26 @@ impl LineEditor {
                             while let Ok(p) = prompt_rx.try_recv() {
                                 prompt = p;
                             }
-                            if !sink(EditorInput::Line(line)) {
-                                return;
+                            if let Some(path) = &history {
+                                save_history(&mut editor, path);
+                            }
+                            // A bracketed paste of several lines arrives as
+                            // one: each of its lines is a line of its own.
+                            for part in split_lines(&line) {
+                                if !sink(EditorInput::Line(part)) {
+                                    return;
+                                }
                             }
                             if let Ok(p) = prompt_rx.recv_timeout(PROMPT_WAIT) {
                                 prompt = p;
                             }
                         }
                         Err(ReadlineError::Interrupted) => {
-                            sink(EditorInput::Interrupt);
-                            return;
+                            // As in bash and irssi: Ctrl-C throws the line
+                            // away; Ctrl-D or /quit leaves.
+                            if !sink(EditorInput::Cancelled) {
+                                return;
+                            }
                         }
                         Err(_) => {
                             sink(EditorInput::Eof);
@@ -204,6 +251,12 @@ impl LineEditor {
     /// away: the editor's thread is still in raw mode) or while a password
     /// prompt has echo off.
     pub fn restore(&mut self) {
+        // What is queued for the screen is printed first (for a moment at
+        // most: the editor's thread takes it while it waits for keys).
+        if let Some(tx) = self.to_print.take() {
+            drop(tx);
+            let _ = self.printed.recv_timeout(FLUSH_WAIT);
+        }
         self.saved.restore();
         if self.editing.load(Ordering::SeqCst) {
             // Leave the abandoned prompt's line.
@@ -213,6 +266,36 @@ impl LineEditor {
 }
 
 /// The terminal's mode when the client started.
+/// The lines of what the editor returned: one, or several from a paste
+/// (`\n`, `\r\n` or `\r` between them; a final line ending ends the last).
+fn split_lines(line: &str) -> Vec<String> {
+    let normal = line.replace("\r\n", "\n").replace('\r', "\n");
+    let mut parts: Vec<String> = normal.split('\n').map(str::to_string).collect();
+    if parts.len() > 1 && parts.last().is_some_and(String::is_empty) {
+        parts.pop();
+    }
+    parts
+}
+
+/// Appends the newest history entry to the file, created private to the
+/// user (history may hold direct messages).
+fn save_history(editor: &mut rustyline::DefaultEditor, path: &Path) {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let _ = options.open(path);
+    }
+    let _ = editor.append_history(path);
+}
+
 struct SavedMode {
     #[cfg(unix)]
     termios: Option<nix::sys::termios::Termios>,
@@ -223,6 +306,24 @@ impl SavedMode {
         SavedMode {
             #[cfg(unix)]
             termios: nix::sys::termios::tcgetattr(std::io::stdin()).ok(),
+        }
+    }
+
+    /// Between two lines the editor is not reading: keys typed then (a
+    /// paste, Ctrl-C, Ctrl-D) must wait for it as they are, not be echoed,
+    /// turned into signals or eaten by the terminal's own line editing. So
+    /// for as long as the editor runs, the terminal reads keys one by one
+    /// without echo or signals; output is unchanged.
+    fn quiet(&self) {
+        #[cfg(unix)]
+        if let Some(t) = &self.termios {
+            use nix::sys::termios::{LocalFlags, SetArg, SpecialCharacterIndices, tcsetattr};
+            let mut quiet = t.clone();
+            quiet.local_flags &=
+                !(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG | LocalFlags::IEXTEN);
+            quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+            quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &quiet);
         }
     }
 
@@ -241,6 +342,16 @@ impl SavedMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_block_is_split_into_its_lines() {
+        assert_eq!(split_lines("one"), ["one"]);
+        assert_eq!(split_lines(""), [""]);
+        assert_eq!(split_lines("a\nb\nc"), ["a", "b", "c"]);
+        assert_eq!(split_lines("a\r\nb\r\n"), ["a", "b"]);
+        assert_eq!(split_lines("a\rb\r"), ["a", "b"]);
+        assert_eq!(split_lines("a\n\nb"), ["a", "", "b"]);
+    }
 
     #[test]
     fn never_and_always_ignore_the_environment() {

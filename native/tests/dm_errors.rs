@@ -1,5 +1,7 @@
 //! DM to a name with no account, or to a registered user who is not online,
-//! is refused with a clear message, and the client carries on.
+//! is refused with a clear message naming the text that was not sent, and
+//! the client carries on; at the end its exit status says a line was not
+//! sent.
 
 mod common;
 
@@ -23,23 +25,38 @@ fn dm_to_unknown_and_offline_users_is_refused() {
     assert_eq!(online_set(&online), names(&["alice"]));
     alice.send("zed");
     alice.send("are you there?");
-    alice.expect_line("! there is no user named zed", TIMEOUT);
+    alice.expect_line(
+        "! not sent to zed: \"are you there?\" (there is no user named zed)",
+        TIMEOUT,
+    );
 
     alice.send("DM");
     alice.expect_prefix("online: ", TIMEOUT);
     alice.send("carol");
     alice.send("are you there?");
-    alice.expect_line("! carol is not online", TIMEOUT);
+    alice.expect_line(
+        "! not sent to carol: \"are you there?\" (carol is not online)",
+        TIMEOUT,
+    );
 
     alice.send("/msg zed hello");
-    alice.expect_line("! there is no user named zed", TIMEOUT);
+    alice.expect_line(
+        "! not sent to zed: \"hello\" (there is no user named zed)",
+        TIMEOUT,
+    );
     alice.send("/msg carol hello");
-    alice.expect_line("! carol is not online", TIMEOUT);
+    alice.expect_line(
+        "! not sent to carol: \"hello\" (carol is not online)",
+        TIMEOUT,
+    );
 
     // Still at the menu, still logged in.
     alice.send("/who");
     alice.expect_line("online: alice", TIMEOUT);
-    exit_cleanly(&mut alice);
+    // Lines were not sent: the exit status says so.
+    alice.close_stdin();
+    alice.expect_line("bye", TIMEOUT);
+    alice.expect_exit(1, TIMEOUT);
     assert!(
         !alice.out.seen().iter().any(|l| l.starts_with("ok: direct")),
         "no DM was confirmed: {:?}",
@@ -54,12 +71,17 @@ fn dm_to_an_invalid_name_is_refused_locally() {
     alice.expect_prefix("online: ", TIMEOUT);
     alice.send("no such name");
     alice.expect_line(
-        "! username has the character ' '; use letters, digits, '_', '-' and '.'",
+        "! DM cancelled: username has the character ' '; use letters, digits, '_', '-' and '.'",
         TIMEOUT,
     );
+    // The line meant as the DM's text is set aside, not sent publicly.
+    alice.send("meant for one");
+    alice.expect_prefix("! not sent: \"meant for one\"", TIMEOUT);
     alice.send("/who");
     alice.expect_line("online: alice", TIMEOUT);
-    exit_cleanly(&mut alice);
+    alice.close_stdin();
+    alice.expect_line("bye", TIMEOUT);
+    alice.expect_exit(1, TIMEOUT);
 }
 
 /// A script piped in one go: the refusal of the first DM arrives while the
@@ -75,10 +97,14 @@ fn piped_script_continues_after_a_refused_dm() {
     for line in ["/msg carol are you there?", "PM", "after the refusal", "EX"] {
         alice.send(line);
     }
-    alice.expect_line("! carol is not online", TIMEOUT);
+    alice.expect_line(
+        "! not sent to carol: \"are you there?\" (carol is not online)",
+        TIMEOUT,
+    );
     alice.expect_line("ok: public message delivered to 1 user", TIMEOUT);
     bob.expect_line("[alice] after the refusal", TIMEOUT);
     alice.expect_line("bye", TIMEOUT);
-    alice.expect_exit(0, TIMEOUT);
+    // The script ran to its end, but one line was not sent.
+    alice.expect_exit(1, TIMEOUT);
     exit_cleanly(&mut bob);
 }

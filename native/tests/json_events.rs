@@ -83,7 +83,7 @@ fn every_event_is_a_json_line() {
     alice.send("/msg zed hello?");
     expect_json(
         &mut alice,
-        json!({"type": "error", "message": "there is no user named zed"}),
+        json!({"type": "not_sent", "to": "zed", "text": "hello?", "reason": "there is no user named zed"}),
     );
     alice.send("/who");
     expect_json(
@@ -117,7 +117,8 @@ fn every_event_is_a_json_line() {
     // Nothing left to wait for: the end of input leaves at once.
     alice.close_stdin();
     expect_json(&mut alice, json!({"type": "bye"}));
-    alice.expect_exit(0, TIMEOUT);
+    // The DM to zed was not sent: status 1.
+    alice.expect_exit(1, TIMEOUT);
 
     let lines = alice.out.seen().to_vec();
     let mut kinds = BTreeSet::new();
@@ -141,7 +142,7 @@ fn every_event_is_a_json_line() {
         "public",
         "direct",
         "confirmation",
-        "error",
+        "not_sent",
         "online",
         "info",
         "leave",

@@ -56,6 +56,7 @@ impl Term {
         cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
         cmd.env("CHAT_CONFIG", NULL_FILE);
         cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
+        cmd.env("CHAT_HISTORY", "");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -335,4 +336,146 @@ fn a_padded_message_cannot_pass_for_another_users_line() {
     // A right-to-left override and a line separator are shown, not obeyed.
     mallory.send("x\u{202e}txet desrever\u{2028}new line?");
     alice.row_of("x<U+202E>txet desrever<U+2028>new line?");
+}
+
+/// Bob's lines from alice, in order.
+fn from_alice(bob: &mut Proc) -> Vec<String> {
+    bob.out
+        .seen()
+        .iter()
+        .filter_map(|l| l.strip_prefix("[alice] ").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_pasted_block_sends_every_line_in_order() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    bob.expect_line("* alice joined", TIMEOUT);
+    let first: Vec<String> = (1..=30).map(|i| format!("pasted {i}")).collect();
+    // A terminal with bracketed paste: the block arrives between markers,
+    // then the user presses Enter.
+    alice.keys(&format!("\x1b[200~{}\r\x1b[201~", first.join("\r")));
+    alice.keys("\r");
+    bob.wait_until(
+        &|lines| {
+            lines
+                .iter()
+                .filter(|l| l.starts_with("[alice] pasted"))
+                .count()
+                >= 30
+        },
+        "30 pasted lines",
+        Duration::from_secs(20),
+    );
+    // A terminal without it: the lines arrive as if typed very fast.
+    let second: Vec<String> = (1..=30).map(|i| format!("typed {i}")).collect();
+    alice.keys(&format!("{}\r", second.join("\r")));
+    bob.wait_until(
+        &|lines| {
+            lines
+                .iter()
+                .filter(|l| l.starts_with("[alice] typed"))
+                .count()
+                >= 30
+        },
+        "30 typed lines",
+        Duration::from_secs(20),
+    );
+    let got = from_alice(&mut bob);
+    let want: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(got, want, "every line once, in order");
+    alice.wait_editing("alice> ");
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0);
+    exit_cleanly(&mut bob);
+}
+
+#[test]
+fn ctrl_c_throws_the_line_away_and_ctrl_d_leaves() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    alice.keys("half a tho");
+    alice.wait_editing("alice> half a tho");
+    alice.keys("\x03");
+    alice.row_of("Ctrl-C throws away the line");
+    alice.wait_editing("alice> ");
+    // In a reverse search too.
+    alice.keys("halt and catch fire\r");
+    bob.expect_line("[alice] halt and catch fire", TIMEOUT);
+    alice.wait_editing("alice> ");
+    alice.keys("\x12hal");
+    alice.row_of("reverse-i-search");
+    alice.keys("\x03");
+    alice.wait_editing("alice> ");
+    alice.keys("still here\r");
+    bob.expect_line("[alice] still here", TIMEOUT);
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0);
+    exit_cleanly(&mut bob);
+    assert_eq!(bob.count("[alice] half a tho"), 0);
+    assert_eq!(bob.count("[alice] halt and catch fire"), 1);
+}
+
+#[test]
+fn the_reason_a_session_ended_is_on_screen_when_the_client_exits() {
+    let server = Server::start();
+    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    // alice logs in somewhere else.
+    let mut elsewhere = login(server.addr, "alice", "a");
+    assert_eq!(alice.wait_exit(), 1);
+    // Printed before the process ended, not lost with it.
+    assert!(
+        alice
+            .rows()
+            .iter()
+            .any(|r| r.contains("you logged in from another place")),
+        "{:#?}",
+        alice.rows()
+    );
+    exit_cleanly(&mut elsewhere);
+}
+
+#[test]
+fn input_history_is_kept_across_runs() {
+    let server = Server::start();
+    let dir = temp_dir();
+    let history = dir.path().join("history");
+    let history = history.to_str().expect("a UTF-8 path");
+    let mut alice = Term::spawn(
+        server.addr,
+        "alice",
+        "a",
+        &[("NO_COLOR", "1"), ("CHAT_HISTORY", history)],
+    );
+    alice.wait_editing("alice> ");
+    alice.keys("remember me\r");
+    alice.row_of("ok: public message delivered");
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(history)
+            .expect("history")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "private to the user: {mode:o}");
+    }
+    let mut again = Term::spawn(
+        server.addr,
+        "alice",
+        "a",
+        &[("NO_COLOR", "1"), ("CHAT_HISTORY", history)],
+    );
+    again.wait_editing("alice> ");
+    again.keys("\x1b[A");
+    again.wait_editing("alice> remember me");
+    again.keys("\x15\x04");
+    assert_eq!(again.wait_exit(), 0);
 }

@@ -64,7 +64,9 @@ fn left_events(w: &World, i: usize, user: &str) -> Vec<(Instant, String)> {
         .events
         .iter()
         .filter_map(|(t, e)| match e {
-            ClientEvent::Left { user: u, reason } if u == user => Some((*t, reason.clone())),
+            ClientEvent::Left {
+                user: u, reason, ..
+            } if u == user => Some((*t, reason.clone())),
             _ => None,
         })
         .collect()

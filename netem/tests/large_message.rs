@@ -181,14 +181,26 @@ fn errors_of(w: &World, raw: usize) -> Vec<(ErrorCode, String)> {
 fn one_byte_over_is_refused_by_the_server_with_a_clear_error() {
     let (mut w, mallory) = raw_world(ChannelConfig::default());
     let too_long = text_of(MAX_TEXT + 1, 0);
-    w.raw_send(mallory, &ClientMessage::Op { op: Operation::PM });
+    w.raw_send(
+        mallory,
+        &ClientMessage::Op {
+            op: Operation::PM,
+            reason: None,
+        },
+    );
     w.raw_send(
         mallory,
         &ClientMessage::Pm {
             text: too_long.clone(),
         },
     );
-    w.raw_send(mallory, &ClientMessage::Op { op: Operation::DM });
+    w.raw_send(
+        mallory,
+        &ClientMessage::Op {
+            op: Operation::DM,
+            reason: None,
+        },
+    );
     w.raw_send(
         mallory,
         &ClientMessage::Dm {
@@ -205,7 +217,13 @@ fn one_byte_over_is_refused_by_the_server_with_a_clear_error() {
     assert!(w.messages_of(0).is_empty(), "alice got nothing");
     assert_eq!(w.server.stats().deliveries, 0);
     // The session survives, and the limit itself passes.
-    w.raw_send(mallory, &ClientMessage::Op { op: Operation::PM });
+    w.raw_send(
+        mallory,
+        &ClientMessage::Op {
+            op: Operation::PM,
+            reason: None,
+        },
+    );
     w.raw_send(
         mallory,
         &ClientMessage::Pm {
@@ -239,7 +257,13 @@ fn a_message_over_the_channel_limit_ends_the_session() {
         max_message: 4 * limit,
         ..ChannelConfig::default()
     });
-    w.raw_send(mallory, &ClientMessage::Op { op: Operation::PM });
+    w.raw_send(
+        mallory,
+        &ClientMessage::Op {
+            op: Operation::PM,
+            reason: None,
+        },
+    );
     w.raw_send(
         mallory,
         &ClientMessage::Pm {

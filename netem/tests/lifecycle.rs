@@ -34,7 +34,7 @@ fn everyone_exits_through_loss() {
     assert!(w.run_until_cond(t + secs(15), |w| (1..3).all(|i| w.peers[i]
         .events
         .iter()
-        .any(|(_, e)| matches!(e, ClientEvent::Left { user, reason } if user == "alice" && reason == "exit")))));
+        .any(|(_, e)| matches!(e, ClientEvent::Left { user, reason, .. } if user == "alice" && reason == "exit")))));
     for i in 1..3 {
         w.with_client(i, |c| c.request_operation(Operation::EX))
             .unwrap();

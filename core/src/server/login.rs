@@ -173,10 +173,20 @@ impl Server {
         if let Some(&(old, _)) = self.online.get(&key)
             && old != conn
         {
+            // Said plainly to the old session, which then ends like one
+            // that said EX: its last messages are acknowledged first.
+            self.error(
+                old,
+                ErrorCode::Replaced,
+                "you logged in from another place; this session is over".to_string(),
+            );
             self.logout(old, "replaced");
-            if let Some(s) = self.sessions.get_mut(&old) {
-                s.channel.close(CloseCode::Normal);
-            }
+            self.set_state(
+                old,
+                SessionState::Closing {
+                    until: now + self.config.linger,
+                },
+            );
             self.process(now, old);
         }
         self.online.insert(key, (conn, name.clone()));
@@ -231,6 +241,13 @@ impl Server {
                 online,
                 count,
                 device,
+                rate: Some(MessageRate {
+                    burst: self.config.messages.burst,
+                    interval_ms: u32::try_from(
+                        self.config.messages.interval.as_micros().div_ceil(1000),
+                    )
+                    .unwrap_or(u32::MAX),
+                }),
             },
         );
         if self.online.len() <= self.config.max_presence {
@@ -240,6 +257,16 @@ impl Server {
 
     /// Takes a user offline and tells the others; the session stays.
     pub(super) fn logout(&mut self, conn: u64, reason: &'static str) {
+        self.logout_saying(conn, reason, None);
+    }
+
+    /// [`Server::logout`], passing on what the user said when leaving.
+    pub(super) fn logout_saying(
+        &mut self,
+        conn: u64,
+        reason: &'static str,
+        message: Option<String>,
+    ) {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -262,6 +289,7 @@ impl Server {
                 &ServerMessage::Left {
                     user: name,
                     reason: reason.to_string(),
+                    message,
                 },
             );
         }

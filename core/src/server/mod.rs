@@ -25,8 +25,8 @@ use core::net::{IpAddr, SocketAddr};
 use crate::crypto::{self, CookieKeys, ReplayWindow, Rng, StaticKey, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
-    self, ClientMessage, ErrorCode, LoginFailure, MAX_LISTED, MAX_PASSWORD, Operation,
-    ServerMessage, username_key, validate_text, validate_username,
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_LISTED, MAX_PASSWORD, MAX_QUIT_MESSAGE,
+    MessageRate, Operation, ServerMessage, username_key, validate_text, validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{

@@ -191,14 +191,19 @@ impl Server {
                 ErrorCode::AlreadyLoggedIn,
                 "already logged in".to_string(),
             ),
-            (SessionState::LoggedIn { op, .. }, ClientMessage::Op { op: new_op }) => {
+            (SessionState::LoggedIn { op, .. }, ClientMessage::Op { op: new_op, reason }) => {
                 *op = Some(new_op);
                 match new_op {
                     Operation::PM => self.send(conn, &ServerMessage::OpOk { op: new_op }),
                     Operation::DM => self.send_online(conn),
                     Operation::EX => {
                         self.send(conn, &ServerMessage::Bye);
-                        self.logout(conn, "exit");
+                        // A reason that breaks the text rules or is too
+                        // long is left out; the user leaves all the same.
+                        let message = reason.filter(|r| {
+                            !r.is_empty() && r.len() <= MAX_QUIT_MESSAGE && validate_text(r).is_ok()
+                        });
+                        self.logout_saying(conn, "exit", message);
                         self.set_state(
                             conn,
                             SessionState::Closing {

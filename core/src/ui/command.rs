@@ -145,7 +145,9 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         return Ok(Command::Empty);
     }
     let Some(body) = trimmed.strip_prefix('/') else {
-        return Ok(match trimmed.to_ascii_uppercase().as_str() {
+        // Only the assignment's exact words: "ex" or "pm" typed in a
+        // conversation are chat, not a way out.
+        return Ok(match trimmed {
             "PM" => Command::Menu(Operation::PM),
             "DM" => Command::Menu(Operation::DM),
             "EX" => Command::Menu(Operation::EX),
@@ -262,9 +264,13 @@ mod tests {
     #[test]
     fn menu_operations_alone_enter_their_flow() {
         assert_eq!(parse_command("PM"), Ok(Command::Menu(Operation::PM)));
-        assert_eq!(parse_command(" dm "), Ok(Command::Menu(Operation::DM)));
-        assert_eq!(parse_command("Ex"), Ok(Command::Menu(Operation::EX)));
+        assert_eq!(parse_command(" DM "), Ok(Command::Menu(Operation::DM)));
+        assert_eq!(parse_command("EX"), Ok(Command::Menu(Operation::EX)));
         assert_eq!(parse_command("/say PM"), Ok(Command::Say("PM")));
+        // Any other spelling is a message.
+        for word in ["ex", "Ex", "eX", "pm", "Pm", "dm", "dM"] {
+            assert_eq!(parse_command(word), Ok(Command::Say(word)), "{word}");
+        }
     }
 
     #[test]

@@ -85,6 +85,27 @@ pub enum ChatEvent {
         user: String,
         /// Why, as the server says it (`exit`, `timeout`, ...).
         reason: String,
+        /// What the user said when leaving (`/quit REASON`), if anything.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A message waits its turn: the server takes messages at a limited
+    /// rate (stated at login), and the console sends them at that pace
+    /// rather than have them refused.
+    Queued {
+        /// Messages waiting, this one included.
+        waiting: usize,
+    },
+    /// A message the server refused or may not have delivered, by its text
+    /// (so that the user can send it again).
+    NotSent {
+        /// For a direct message, the recipient.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// The text.
+        text: String,
+        /// Why.
+        reason: String,
     },
     /// The server delivered a message this user sent.
     Confirmation {
@@ -121,6 +142,16 @@ pub enum ChatEvent {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// `exit`, or `exit: gone fishing` when the user gave a reason.
+fn leave_reason(event: &ChatEvent, reason: &str) -> String {
+    match event {
+        ChatEvent::Leave {
+            message: Some(m), ..
+        } => format!("{}: {}", sanitize(reason), sanitize(m)),
+        _ => sanitize(reason),
+    }
 }
 
 /// Which kind of message a [`ChatEvent::Confirmation`] confirms.
@@ -208,9 +239,27 @@ pub fn render_plain(event: &ChatEvent) -> String {
             format!("[DM from {}] {}", sanitize(from), sanitize(text))
         }
         ChatEvent::Join { user } => format!("* {} joined", sanitize(user)),
-        ChatEvent::Leave { user, reason } => {
-            format!("* {} left ({})", sanitize(user), sanitize(reason))
+        ChatEvent::Leave { user, reason, .. } => {
+            format!(
+                "* {} left ({})",
+                sanitize(user),
+                leave_reason(event, reason)
+            )
         }
+        ChatEvent::Queued { waiting } => format!(
+            "(queued: {waiting} message{} wait{} for the server's rate limit)",
+            plural(*waiting as u32),
+            if *waiting == 1 { "s" } else { "" }
+        ),
+        ChatEvent::NotSent { to, text, reason } => match to {
+            Some(to) => format!(
+                "! not sent to {}: \"{}\" ({})",
+                sanitize(to),
+                sanitize(text),
+                sanitize(reason)
+            ),
+            None => format!("! not sent: \"{}\" ({})", sanitize(text), sanitize(reason)),
+        },
         ChatEvent::Confirmation {
             kind: Delivery::Direct,
             to,
@@ -433,11 +482,16 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.nick(user);
             p.paint(sgr::JOIN, " joined");
         }
-        ChatEvent::Leave { user, reason } => {
+        ChatEvent::Leave { user, reason, .. } => {
             p.paint(sgr::LEAVE, "<-- ");
             p.nick(user);
-            p.paint(sgr::LEAVE, &format!(" left ({})", sanitize(reason)));
+            p.paint(
+                sgr::LEAVE,
+                &format!(" left ({})", leave_reason(event, reason)),
+            );
         }
+        ChatEvent::Queued { .. } => p.paint(sgr::DIM, &render_plain(event)),
+        ChatEvent::NotSent { .. } => p.paint(sgr::ERROR, &render_plain(event)),
         ChatEvent::Online { users, count } => {
             p.paint(sgr::INFO, "online: ");
             p.nicks(users);
@@ -575,8 +629,29 @@ mod tests {
                 ChatEvent::Leave {
                     user: s("bob"),
                     reason: s("exit"),
+                    message: None,
                 },
                 "* bob left (exit)",
+            ),
+            (
+                ChatEvent::Leave {
+                    user: s("bob"),
+                    reason: s("exit"),
+                    message: Some(s("gone \u{202e}fishing")),
+                },
+                "* bob left (exit: gone <U+202E>fishing)",
+            ),
+            (
+                ChatEvent::Queued { waiting: 3 },
+                "(queued: 3 messages wait for the server's rate limit)",
+            ),
+            (
+                ChatEvent::NotSent {
+                    to: Some(s("bob")),
+                    text: s("psst"),
+                    reason: s("bob is not online"),
+                },
+                "! not sent to bob: \"psst\" (bob is not online)",
             ),
             (
                 ChatEvent::Confirmation {
@@ -692,6 +767,7 @@ mod tests {
             &ChatEvent::Leave {
                 user: s("bob"),
                 reason: s("exit"),
+                message: None,
             },
             None,
             true,
@@ -830,9 +906,22 @@ mod tests {
         assert_eq!(
             json(&ChatEvent::Leave {
                 user: s("bob"),
-                reason: s("exit")
+                reason: s("exit"),
+                message: None,
             }),
             r#"{"type":"leave","user":"bob","reason":"exit"}"#
+        );
+        assert_eq!(
+            json(&ChatEvent::Leave {
+                user: s("bob"),
+                reason: s("exit"),
+                message: Some(s("lunch")),
+            }),
+            r#"{"type":"leave","user":"bob","reason":"exit","message":"lunch"}"#
+        );
+        assert_eq!(
+            json(&ChatEvent::Queued { waiting: 2 }),
+            r#"{"type":"queued","waiting":2}"#
         );
     }
 }

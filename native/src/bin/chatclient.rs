@@ -37,8 +37,13 @@ const AFTER_HELP: &str = "\
 Typing:
   A plain line is a public message. Commands: /msg USER TEXT (/dm), /me ACTION,
   /who (/users, /names), /quit [REASON] (/exit), /connect, /say TEXT, /help [COMMAND].
-  The assignment's menu stays: PM, DM or EX alone on a line enter that flow
-  (/say PM sends the text \"PM\"). Ctrl-D or the end of input exits.
+  The assignment's menu stays: PM, DM or EX (exactly so, in capitals) alone
+  on a line enter that flow (/say PM sends the text \"PM\"). Ctrl-C throws
+  away the line being typed; Ctrl-D on an empty line or the end of input
+  exits. A pasted block of lines is sent line by line. Messages beyond the
+  server's rate limit wait their turn (\"queued\") and are never dropped;
+  the input history is kept in history in your config directory
+  (CHAT_HISTORY overrides its path).
 
 Password:
   Read from CHAT_PASSWORD if set; otherwise prompted for without echo on a
@@ -66,8 +71,9 @@ Settings:
 
 Exit status:
   0 after EX, /quit or the end of input; 1 when the server cannot be reached,
-  refuses the login, changes its key or goes away (without reconnect);
-  2 on usage errors.
+  refuses the login (piped: the password on the first line), changes its
+  key or goes away (without reconnect), or when a message could not be
+  sent; 2 on usage errors.
 
 Examples:
   chatclient localhost 65015 momodou
@@ -210,8 +216,10 @@ enum Input {
     Datagram(Vec<u8>),
     Line(String),
     Eof,
-    /// Ctrl-C, SIGTERM.
+    /// Ctrl-C outside the line editor, SIGTERM, SIGHUP.
     Quit,
+    /// Ctrl-C in the line editor: the line was thrown away.
+    Cancelled,
     Password(Option<String>),
 }
 
@@ -292,6 +300,16 @@ struct JsonLine<'a> {
 }
 
 impl Screen {
+    /// Stops printing through the line editor: the client is about to
+    /// exit, and what the editor's thread has not printed by then would
+    /// never be seen. The terminal is put back as it was, below the line
+    /// being typed.
+    fn detach_editor(&mut self) {
+        if let Some(mut editor) = self.editor.take() {
+            editor.restore();
+        }
+    }
+
     fn event(&mut self, event: &ChatEvent) -> Result<()> {
         let text = match self.display {
             Display::Json => escape_json_invisibles(&serde_json::to_string(&JsonLine {
@@ -358,7 +376,7 @@ fn run(settings: Settings) -> Result<u8> {
     let use_editor = stdin_terminal && stdout_terminal && !settings.json;
     // A terminal rustyline cannot drive (TERM=dumb) reads plain lines.
     let editor = if use_editor {
-        LineEditor::new().ok()
+        LineEditor::new(history_path()).ok()
     } else {
         None
     };
@@ -438,6 +456,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         input_started = true;
     }
     let mut quits = 0;
+    let mut cancel_hint_shown = false;
     loop {
         while let Some(d) = console.poll_transmit(clock.now()) {
             // A send error (e.g. ICMP unreachable) shows up later as a lost
@@ -445,6 +464,11 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
             let _ = socket.send(&d);
         }
         while let Some(out) = console.poll() {
+            if console.exit_code().is_some() {
+                // The last messages (why the session ended) are printed
+                // here and now, not handed to the editor's thread.
+                screen.detach_editor();
+            }
             match out {
                 Output::Event(event) => screen.event(&event)?,
                 Output::Prompt(kind) => screen.prompt(&kind, console.client().username())?,
@@ -495,7 +519,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                         let input = match input {
                             EditorInput::Line(l) => Input::Line(l),
                             EditorInput::Eof => Input::Eof,
-                            EditorInput::Interrupt => Input::Quit,
+                            EditorInput::Cancelled => Input::Cancelled,
                         };
                         tx.send(input).is_ok()
                     })?;
@@ -521,6 +545,15 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 Input::Line(l) => console.handle_line(now, &l),
                 Input::Eof | Input::Password(None) => console.handle_eof(now),
                 Input::Password(Some(p)) => console.submit_password(now, &p),
+                Input::Cancelled => {
+                    if !cancel_hint_shown {
+                        cancel_hint_shown = true;
+                        screen.event(&ChatEvent::Info {
+                            text: "(Ctrl-C throws away the line; Ctrl-D or /quit leaves)"
+                                .to_string(),
+                        })?;
+                    }
+                }
                 Input::Quit => {
                     quits += 1;
                     if quits > 1 {
@@ -534,6 +567,16 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         if console.poll_timeout().is_some_and(|t| t <= clock.now()) {
             console.handle_timeout(clock.now());
         }
+    }
+}
+
+/// Where the input history is kept: `CHAT_HISTORY` if set, else `history`
+/// in the config directory.
+fn history_path() -> Option<PathBuf> {
+    match std::env::var_os("CHAT_HISTORY") {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => udpchat_pin::config_dir().map(|d| d.join("history")),
     }
 }
 
