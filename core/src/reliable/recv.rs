@@ -1,0 +1,344 @@
+//! The receiving half of a channel: segments taken in, reordered,
+//! reassembled into messages and delivered exactly once and in order, and
+//! what is owed to the peer as acknowledgement (cumulative, plus a
+//! selective bitmap of what arrived beyond a gap).
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use crate::time::{Duration, Instant};
+use crate::wire::{Frame, MAX_SACK_BYTES};
+
+/// Segments received and not yet acknowledged after which an
+/// acknowledgement goes out without waiting: 16, so that a window of 64
+/// segments in a few large datagrams is acknowledged several times per
+/// round trip (TCP acknowledges every two full-sized segments, in bytes).
+pub const ACK_EVERY_SEGMENTS: u32 = 16;
+
+/// What became of a segment taken in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// The next one expected, with nothing buffered ahead: its
+    /// acknowledgement may be delayed.
+    InOrder,
+    /// Buffered ahead of a gap, or filling one.
+    Reordered,
+    /// Received before.
+    Duplicate,
+    /// Beyond the window: dropped.
+    BeyondWindow,
+    /// The message it belongs to grew over the limit.
+    TooLarge,
+}
+
+/// Reordering buffer, reassembly, messages ready, and the acknowledgement
+/// state of one channel.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    /// The lowest sequence number not yet received.
+    next: u32,
+    /// Segments received ahead of a gap: whether each ends a message, and
+    /// its bytes.
+    buf: BTreeMap<u32, (bool, Vec<u8>)>,
+    /// The message being reassembled.
+    reassembly: Vec<u8>,
+    /// Messages received in order and not yet taken.
+    inbox: VecDeque<Vec<u8>>,
+    /// Something received is not yet acknowledged.
+    ack_pending: bool,
+    /// An ACK-only datagram is due: something arrived out of order, a PING,
+    /// [`ChannelConfig::ack_every`](super::ChannelConfig::ack_every)
+    /// datagrams to acknowledge, or the delay ran out.
+    ack_now: bool,
+    /// Datagrams with segments received since the last ACK was sent.
+    unacked_datagrams: u32,
+    /// Segments received since the last ACK was sent.
+    unacked_segments: u32,
+    /// When the oldest unacknowledged datagram arrived.
+    ack_since: Instant,
+    /// Whether any segment arrived: from then on, data sent carries an ACK.
+    received_any_segment: bool,
+}
+
+impl Receiver {
+    /// Nothing received; segment 0 is expected first.
+    pub(crate) fn new(now: Instant) -> Self {
+        Receiver {
+            next: 0,
+            buf: BTreeMap::new(),
+            reassembly: Vec::new(),
+            inbox: VecDeque::new(),
+            ack_pending: false,
+            ack_now: false,
+            unacked_datagrams: 0,
+            unacked_segments: 0,
+            ack_since: now,
+            received_any_segment: false,
+        }
+    }
+
+    /// The next message received in order, if any.
+    pub(crate) fn recv(&mut self) -> Option<Vec<u8>> {
+        self.inbox.pop_front()
+    }
+
+    /// Returns the memory of an emptied inbox and reassembly buffer.
+    pub(crate) fn shrink(&mut self) {
+        if self.inbox.is_empty() {
+            self.inbox.shrink_to_fit();
+        }
+        if self.reassembly.is_empty() {
+            self.reassembly.shrink_to_fit();
+        }
+    }
+
+    /// Takes in a segment, accepting at most `window` segments ahead of
+    /// the next expected one and messages of at most `max_message` bytes.
+    /// Only a segment [`Arrival::InOrder`] may wait for a delayed
+    /// acknowledgement; anything else is acknowledged at once, so that the
+    /// sender learns of it quickly.
+    pub(crate) fn on_segment(
+        &mut self,
+        seq: u32,
+        end: bool,
+        data: &[u8],
+        window: u32,
+        max_message: usize,
+    ) -> Arrival {
+        self.unacked_segments += 1;
+        self.received_any_segment = true;
+        if seq < self.next {
+            return Arrival::Duplicate;
+        }
+        if seq - self.next >= window {
+            return Arrival::BeyondWindow;
+        }
+        if self.buf.contains_key(&seq) {
+            return Arrival::Duplicate;
+        }
+        let in_order = seq == self.next && self.buf.is_empty();
+        if in_order {
+            // The common case: nothing buffered ahead, so no detour
+            // through the reordering buffer.
+            self.next += 1;
+            return self.reassemble(end, data.to_vec(), max_message);
+        }
+        self.buf.insert(seq, (end, data.to_vec()));
+        while let Some((end, data)) = self.buf.remove(&self.next) {
+            self.next += 1;
+            if self.reassemble(end, data, max_message) == Arrival::TooLarge {
+                return Arrival::TooLarge;
+            }
+        }
+        Arrival::Reordered
+    }
+
+    /// Appends the next in-order segment to the message being reassembled.
+    fn reassemble(&mut self, end: bool, data: Vec<u8>, max_message: usize) -> Arrival {
+        if self.reassembly.len() + data.len() > max_message {
+            return Arrival::TooLarge;
+        }
+        if self.reassembly.is_empty() && end {
+            self.inbox.push_back(data);
+        } else {
+            self.reassembly.extend_from_slice(&data);
+            if end {
+                self.inbox.push_back(core::mem::take(&mut self.reassembly));
+            }
+        }
+        Arrival::InOrder
+    }
+
+    /// Asks for an ACK-only datagram at once.
+    pub(crate) fn ack_at_once(&mut self) {
+        self.ack_now = true;
+    }
+
+    /// A datagram that asks for acknowledgement (segments, PING, PROBE)
+    /// was taken in at `now`: the acknowledgement is due at once after
+    /// `ack_every` such datagrams, [`ACK_EVERY_SEGMENTS`] segments, or
+    /// always when `max_ack_delay` is zero; else within `max_ack_delay`.
+    pub(crate) fn on_eliciting(&mut self, now: Instant, ack_every: u32, max_ack_delay: Duration) {
+        if !self.ack_pending {
+            self.ack_pending = true;
+            self.ack_since = now;
+        }
+        self.unacked_datagrams += 1;
+        if self.unacked_datagrams >= ack_every
+            || self.unacked_segments >= ACK_EVERY_SEGMENTS
+            || max_ack_delay == Duration::ZERO
+        {
+            self.ack_now = true;
+        }
+    }
+
+    /// Makes the delayed acknowledgement due once `max_ack_delay` passed.
+    pub(crate) fn on_timeout(&mut self, now: Instant, max_ack_delay: Duration) {
+        if self.ack_pending && now >= self.ack_since + max_ack_delay {
+            self.ack_now = true;
+        }
+    }
+
+    /// When a delayed acknowledgement falls due, if one waits.
+    pub(crate) fn next_timeout(&self, max_ack_delay: Duration) -> Option<Instant> {
+        (self.ack_pending && !self.ack_now).then(|| self.ack_since + max_ack_delay)
+    }
+
+    /// Whether an ACK-only datagram is due.
+    pub(crate) fn ack_now(&self) -> bool {
+        self.ack_now
+    }
+
+    /// Whether something received is not yet acknowledged.
+    pub(crate) fn ack_pending(&self) -> bool {
+        self.ack_pending
+    }
+
+    /// Whether any segment was ever received.
+    pub(crate) fn received_any_segment(&self) -> bool {
+        self.received_any_segment
+    }
+
+    /// The ACK frame acknowledging what was received, its bitmap written
+    /// into `sack` (cut at [`MAX_SACK_BYTES`]).
+    pub(crate) fn ack_frame<'a>(&self, sack: &'a mut [u8; MAX_SACK_BYTES]) -> Frame<'a> {
+        let mut len = 0;
+        for &seq in self.buf.keys() {
+            let bit = (seq - self.next - 1) as usize;
+            if bit / 8 >= MAX_SACK_BYTES {
+                break;
+            }
+            sack[bit / 8] |= 1 << (bit % 8);
+            len = bit / 8 + 1;
+        }
+        Frame::Ack {
+            next_expected: self.next,
+            sack: &sack[..len],
+        }
+    }
+
+    /// An ACK frame went out: nothing received is waiting for one.
+    pub(crate) fn ack_sent(&mut self) {
+        self.ack_pending = false;
+        self.ack_now = false;
+        self.unacked_datagrams = 0;
+        self.unacked_segments = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{deliver, drain, pair};
+    use super::super::{Channel, ChannelConfig};
+    use crate::time::{Duration, Instant};
+    use crate::wire::Marker;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn acknowledges_every_fourth_datagram_and_gaps_at_once() {
+        let t = Instant::ZERO;
+        let config = ChannelConfig {
+            ack_every: 4,
+            ..ChannelConfig::default()
+        };
+        let mut a = Channel::new(config.clone(), 7, t);
+        let mut b = Channel::new(config, 7, t);
+        let mut sent = Vec::new();
+        for m in [b"1", b"2", b"3", b"4", b"5", b"6"] {
+            a.send(Marker::Data, m).unwrap();
+            sent.extend(drain(t, &mut a));
+        }
+        assert_eq!(sent.len(), 6);
+        for d in &sent[..3] {
+            deliver(t, d, &mut b);
+            assert!(!b.wants_transmit());
+        }
+        deliver(t, &sent[3], &mut b);
+        assert!(b.wants_transmit(), "the fourth datagram is acknowledged");
+        assert_eq!(drain(t, &mut b).len(), 1);
+        // A gap (5 is missing) is acknowledged at once.
+        deliver(t, &sent[5], &mut b);
+        assert!(b.wants_transmit());
+        assert_eq!(drain(t, &mut b).len(), 1);
+        // So is the segment that fills it.
+        deliver(t, &sent[4], &mut b);
+        assert!(b.wants_transmit());
+        let acks = drain(t, &mut b);
+        for d in &acks {
+            deliver(t, d, &mut a);
+        }
+        assert!(a.is_flushed());
+        // A pending ACK rides on data sent back.
+        a.send(Marker::Data, b"5").unwrap();
+        let d = drain(t, &mut a).remove(0);
+        deliver(t, &d, &mut b);
+        b.send(Marker::Data, b"reply").unwrap();
+        let back = drain(t, &mut b);
+        assert_eq!(back.len(), 1);
+        deliver(t, &back[0], &mut a);
+        assert!(a.is_flushed(), "the reply carried the ACK");
+        assert!(!b.wants_transmit());
+    }
+
+    #[test]
+    fn sixteen_segments_are_acknowledged_at_once() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        for n in [15, 16] {
+            for _ in 0..n {
+                a.send(Marker::Data, b"z").unwrap();
+            }
+            let d = drain(t, &mut a);
+            assert_eq!(d.len(), 1);
+            deliver(t, &d[0], &mut b);
+            assert_eq!(b.wants_transmit(), n == 16, "{n} segments");
+            b.handle_timeout(t + Duration::from_millis(10));
+            for d in drain(t, &mut b) {
+                deliver(t, &d, &mut a);
+            }
+            assert!(a.is_flushed());
+        }
+    }
+
+    #[test]
+    fn duplicates_are_delivered_once_and_reacked() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        a.send(Marker::Data, b"x").unwrap();
+        let d = drain(t, &mut a).remove(0);
+        deliver(t, &d, &mut b);
+        deliver(t, &d, &mut b);
+        assert_eq!(b.recv(), Some(b"x".to_vec()));
+        assert_eq!(b.recv(), None);
+        assert_eq!(drain(t, &mut b).len(), 1);
+        deliver(t, &d, &mut b);
+        assert_eq!(
+            drain(t, &mut b).len(),
+            1,
+            "a duplicate is acknowledged again"
+        );
+    }
+
+    #[test]
+    fn fragments_and_reassembles_large_messages() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        let msg: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+        a.send(Marker::Data, &msg).unwrap();
+        let mut now = t;
+        for _ in 0..20 {
+            let ds = drain(now, &mut a);
+            // Deliver in reverse order to exercise the reorder buffer.
+            for d in ds.iter().rev() {
+                assert!(d.len() <= crate::wire::MAX_PLAINTEXT);
+                deliver(now, d, &mut b);
+            }
+            for d in drain(now, &mut b) {
+                deliver(now, &d, &mut a);
+            }
+            now += Duration::from_millis(10);
+        }
+        assert_eq!(b.recv(), Some(msg));
+        assert!(a.is_flushed());
+    }
+}

@@ -1,0 +1,578 @@
+//! The sending half of a channel: messages cut into segments, the send
+//! queue, segments in flight, their acknowledgement, loss detection and
+//! retransmission, and the window.
+//!
+//! A segment is lost when its retransmission timeout passes (the RTO of
+//! [`RttEstimator`], doubled after each timeout in a row), or early, in the
+//! style of RACK (RFC 8985), when a segment sent after it was acknowledged
+//! and a quarter of an RTT more has passed.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+use super::ChannelStats;
+use super::rtt::RttEstimator;
+use crate::time::{Duration, Instant};
+use crate::wire::{DatagramBuilder, Frame, MAX_SEGMENT_DATA, Marker, SEGMENT_OVERHEAD};
+
+/// The bytes of one segment: a range of a message that other channels may
+/// share (a broadcast is encoded once and queued to every recipient).
+#[derive(Debug)]
+struct Piece {
+    message: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        self.message.get(self.start..self.end).unwrap_or(&[])
+    }
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// One segment, from the moment it is queued until it is acknowledged.
+#[derive(Debug)]
+struct Outgoing {
+    seq: u32,
+    end: bool,
+    marker: Marker,
+    data: Piece,
+    first_sent: Instant,
+    last_sent: Instant,
+    transmissions: u32,
+    /// Timeouts in a row without news from the peer: the segment's RTO is
+    /// doubled this many times. Reset when any new acknowledgement shows
+    /// the path works.
+    backoff: u32,
+    acked: bool,
+    lost: bool,
+}
+
+/// Segments not yet sent and segments in flight, in sequence order.
+#[derive(Debug)]
+pub(crate) struct SendQueue {
+    /// The sequence number of the next segment queued.
+    next_seq: u32,
+    /// Segments queued and never sent.
+    unsent: VecDeque<Outgoing>,
+    /// Segments sent, from the oldest unacknowledged one on.
+    in_flight: VecDeque<Outgoing>,
+    /// Bytes of the messages queued and not yet acknowledged.
+    queued_bytes: usize,
+    /// When, and as which sequence number, the most recently sent of the
+    /// acknowledged segments was sent: segments sent before it and still
+    /// unacknowledged are probably lost.
+    latest_acked: Option<(Instant, u32)>,
+}
+
+/// Segments a message of `len` bytes takes (an empty message takes one).
+pub(crate) fn segments_for(len: usize) -> usize {
+    len.div_ceil(MAX_SEGMENT_DATA).max(1)
+}
+
+impl SendQueue {
+    /// An empty queue; the first segment is number 0.
+    pub(crate) fn new() -> Self {
+        SendQueue {
+            next_seq: 0,
+            unsent: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            queued_bytes: 0,
+            latest_acked: None,
+        }
+    }
+
+    /// Whether `len` more bytes stay within `max_queued_bytes`.
+    pub(crate) fn has_room(&self, len: usize, max_queued_bytes: usize) -> bool {
+        self.queued_bytes + len <= max_queued_bytes
+    }
+
+    /// Whether `pieces` more segments can be numbered.
+    pub(crate) fn can_number(&self, pieces: usize) -> bool {
+        (self.next_seq as u64) + (pieces as u64) < u32::MAX as u64
+    }
+
+    /// Cuts a checked message into `pieces` segments and queues them.
+    pub(crate) fn queue(&mut self, marker: Marker, message: &Arc<[u8]>, pieces: usize) {
+        for i in 0..pieces {
+            let start = i * MAX_SEGMENT_DATA;
+            let data = Piece {
+                message: message.clone(),
+                start,
+                end: (start + MAX_SEGMENT_DATA).min(message.len()),
+            };
+            self.unsent.push_back(Outgoing {
+                seq: self.next_seq,
+                end: i + 1 == pieces,
+                marker,
+                data,
+                first_sent: Instant::ZERO,
+                last_sent: Instant::ZERO,
+                transmissions: 0,
+                backoff: 0,
+                acked: false,
+                lost: false,
+            });
+            self.next_seq += 1;
+        }
+        self.queued_bytes += message.len();
+    }
+
+    /// Whether every queued segment was sent and acknowledged.
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.unsent.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Returns the memory of the emptied queues, which keep the capacity
+    /// of their largest burst.
+    pub(crate) fn shrink_if_flushed(&mut self) {
+        if self.is_flushed() {
+            self.unsent.shrink_to_fit();
+            self.in_flight.shrink_to_fit();
+        }
+    }
+
+    /// The capacities of the in-flight and unsent queues.
+    #[cfg(test)]
+    pub(crate) fn capacities(&self) -> (usize, usize) {
+        (self.in_flight.capacity(), self.unsent.capacity())
+    }
+
+    /// When the most recently sent of the acknowledged segments was sent.
+    pub(crate) fn latest_acked_sent(&self) -> Option<Instant> {
+        self.latest_acked.map(|(t, _)| t)
+    }
+
+    /// Takes in an ACK frame; feeds `rtt` with the samples it gives (of
+    /// segments sent once: Karn's rule). Returns whether it acknowledged
+    /// anything new. A frame acknowledging what was never sent is ignored.
+    pub(crate) fn on_ack(
+        &mut self,
+        now: Instant,
+        next_expected: u32,
+        sack: &[u8],
+        rtt: &mut RttEstimator,
+    ) -> bool {
+        let sent_end = self
+            .in_flight
+            .back()
+            .map(|o| o.seq + 1)
+            .unwrap_or(self.unsent.front().map(|o| o.seq).unwrap_or(self.next_seq));
+        if next_expected > sent_end {
+            return false;
+        }
+        let mut newly_acked = false;
+        for o in self.in_flight.iter_mut() {
+            if o.acked {
+                continue;
+            }
+            let acked = if o.seq < next_expected {
+                true
+            } else if o.seq > next_expected {
+                let bit = (o.seq - next_expected - 1) as usize;
+                sack.get(bit / 8).is_some_and(|b| b & (1 << (bit % 8)) != 0)
+            } else {
+                false
+            };
+            if acked {
+                o.acked = true;
+                o.lost = false;
+                newly_acked = true;
+                if o.transmissions == 1 {
+                    rtt.update(now.saturating_since(o.last_sent));
+                }
+                let sent = (o.last_sent, o.seq);
+                if self.latest_acked.is_none_or(|l| sent > l) {
+                    self.latest_acked = Some(sent);
+                }
+            }
+        }
+        if !newly_acked {
+            return false;
+        }
+        // The path works: timeouts start over from the plain RTO.
+        for o in self.in_flight.iter_mut() {
+            o.backoff = 0;
+        }
+        while self.in_flight.front().is_some_and(|o| o.acked) {
+            if let Some(o) = self.in_flight.pop_front() {
+                self.queued_bytes = self.queued_bytes.saturating_sub(o.data.len());
+            }
+        }
+        self.detect_reordering_losses(now, rtt);
+        true
+    }
+
+    /// How long after a later segment was acknowledged an earlier one
+    /// counts as lost: 5/4 of the smoothed RTT (the RTO before a sample).
+    fn reorder_threshold(rtt: &RttEstimator) -> Duration {
+        let base = rtt.srtt_or_rto();
+        base + Duration::from_micros(base.as_micros() / 4)
+    }
+
+    /// When an unacknowledged, not yet lost segment is due for
+    /// retransmission: a reordering deadline once a later segment was
+    /// acknowledged, else its own backed-off timeout.
+    fn retransmit_deadline(&self, o: &Outgoing, rtt: &RttEstimator) -> Instant {
+        match self.latest_acked {
+            Some(l) if (o.last_sent, o.seq) < l => o.last_sent + Self::reorder_threshold(rtt),
+            _ => o.last_sent + rtt.backed_off(o.backoff),
+        }
+    }
+
+    fn detect_reordering_losses(&mut self, now: Instant, rtt: &RttEstimator) {
+        let Some(latest) = self.latest_acked else {
+            return;
+        };
+        let threshold = Self::reorder_threshold(rtt);
+        for o in self.in_flight.iter_mut() {
+            if !o.acked
+                && !o.lost
+                && (o.last_sent, o.seq) < latest
+                && now >= o.last_sent + threshold
+            {
+                o.lost = true;
+            }
+        }
+    }
+
+    /// Marks the segments whose retransmission deadline passed as lost.
+    /// Returns whether one of them has now timed out twice in a row, or
+    /// [`Unacknowledged`] when a segment is still unacknowledged `ack_deadline`
+    /// after its first transmission (then nothing is marked further).
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        rtt: &RttEstimator,
+        ack_deadline: Duration,
+    ) -> Result<bool, Unacknowledged> {
+        let mut timed_out_twice = false;
+        for i in 0..self.in_flight.len() {
+            let o = &self.in_flight[i];
+            if o.acked {
+                continue;
+            }
+            if now >= o.first_sent + ack_deadline {
+                return Err(Unacknowledged);
+            }
+            if o.lost {
+                continue;
+            }
+            let by_timeout = self.latest_acked.is_none_or(|l| (o.last_sent, o.seq) >= l);
+            if now >= self.retransmit_deadline(o, rtt) {
+                let o = &mut self.in_flight[i];
+                o.lost = true;
+                if by_timeout {
+                    o.backoff += 1;
+                    timed_out_twice |= o.backoff >= 2;
+                }
+            }
+        }
+        Ok(timed_out_twice)
+    }
+
+    /// The earliest acknowledgement deadline or retransmission deadline of
+    /// the segments in flight, if any.
+    pub(crate) fn next_timeout(
+        &self,
+        rtt: &RttEstimator,
+        ack_deadline: Duration,
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for o in self.in_flight.iter() {
+            if o.acked {
+                continue;
+            }
+            let mut due = o.first_sent + ack_deadline;
+            if !o.lost {
+                due = due.min(self.retransmit_deadline(o, rtt));
+            }
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        next
+    }
+
+    /// Whether a segment is ready to go: one lost, or one unsent within
+    /// the window of `window` segments.
+    pub(crate) fn has_data(&self, window: u32) -> bool {
+        self.in_flight.iter().any(|o| o.lost && !o.acked)
+            || self
+                .unsent
+                .front()
+                .is_some_and(|o| self.in_window(o.seq, window))
+    }
+
+    fn in_window(&self, seq: u32, window: u32) -> bool {
+        let base = self.in_flight.front().map(|o| o.seq).unwrap_or(seq);
+        seq - base < window
+    }
+
+    /// Writes into `b` the lost segments that fit, then new ones within
+    /// the window, in order. Returns the datagram's marker if any segment
+    /// was written: [`Marker::Data`] if one of them is data.
+    pub(crate) fn write_segments(
+        &mut self,
+        b: &mut DatagramBuilder,
+        now: Instant,
+        window: u32,
+        stats: &mut ChannelStats,
+    ) -> Option<Marker> {
+        let mut marker = Marker::Command;
+        let mut wrote = false;
+        for o in self.in_flight.iter_mut() {
+            if !o.lost || o.acked {
+                continue;
+            }
+            if SEGMENT_OVERHEAD + o.data.len() > b.remaining() {
+                break;
+            }
+            b.push(&Frame::Segment {
+                seq: o.seq,
+                end: o.end,
+                data: o.data.bytes(),
+            });
+            o.lost = false;
+            o.last_sent = now;
+            o.transmissions += 1;
+            stats.retransmissions += 1;
+            stats.segments_sent += 1;
+            wrote = true;
+            if o.marker == Marker::Data {
+                marker = Marker::Data;
+            }
+        }
+        while let Some(o) = self.unsent.front() {
+            if !self.in_window(o.seq, window) || SEGMENT_OVERHEAD + o.data.len() > b.remaining() {
+                break;
+            }
+            let Some(mut o) = self.unsent.pop_front() else {
+                break;
+            };
+            b.push(&Frame::Segment {
+                seq: o.seq,
+                end: o.end,
+                data: o.data.bytes(),
+            });
+            o.first_sent = now;
+            o.last_sent = now;
+            o.transmissions = 1;
+            stats.segments_sent += 1;
+            wrote = true;
+            if o.marker == Marker::Data {
+                marker = Marker::Data;
+            }
+            self.in_flight.push_back(o);
+        }
+        wrote.then_some(marker)
+    }
+}
+
+/// A segment stayed unacknowledged past the acknowledgement deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Unacknowledged;
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{deliver, drain, exchange, pair};
+    use super::super::{Channel, ChannelConfig, ChannelError, SendError};
+    use super::*;
+    use crate::wire::{Header, PacketKind};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn a_quiet_channel_gives_back_the_memory_of_a_burst() {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = pair(t);
+        let burst = vec![b'n'; 40 * MAX_SEGMENT_DATA];
+        a.send(Marker::Command, &burst).unwrap();
+        exchange(t, &mut a, &mut b, |_| true);
+        let now = t + Duration::from_millis(10);
+        b.handle_timeout(now);
+        exchange(now, &mut a, &mut b, |_| true);
+        assert!(a.is_flushed());
+        let (in_flight, unsent) = a.sent.capacities();
+        assert!(in_flight >= 40 && unsent >= 40);
+        // The peer's keep-alive shows a quiet moment.
+        let mut p = Channel::new(
+            ChannelConfig {
+                keepalive: Some(Duration::from_secs(1)),
+                ..ChannelConfig::default()
+            },
+            7,
+            t,
+        );
+        let later = t + Duration::from_secs(2);
+        p.handle_timeout(later);
+        let ping = drain(later, &mut p);
+        deliver(later, &ping[0], &mut a);
+        assert_eq!(a.sent.capacities(), (0, 0));
+        assert_eq!(b.recv(), Some(burst));
+    }
+
+    #[test]
+    fn rejects_oversized_and_bounds_the_queue() {
+        let t = Instant::ZERO;
+        let (mut a, _) = pair(t);
+        assert_eq!(
+            a.send(Marker::Data, &vec![0; 131_073]),
+            Err(SendError::TooLarge {
+                len: 131_073,
+                max: 131_072
+            })
+        );
+        let chunk = vec![0u8; 100_000];
+        let mut queued = 0;
+        while a.send(Marker::Data, &chunk).is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 10);
+        assert_eq!(a.send(Marker::Data, &chunk), Err(SendError::QueueFull));
+    }
+
+    #[test]
+    fn retransmits_with_backoff_until_idle_timeout() {
+        let t0 = Instant::ZERO;
+        let (mut a, _) = pair(t0);
+        a.send(Marker::Command, b"hello?").unwrap();
+        assert_eq!(drain(t0, &mut a).len(), 1);
+        let mut sends = vec![t0];
+        let mut now = t0;
+        while a.error().is_none() {
+            let next = a.poll_timeout().expect("a deadline while open");
+            assert!(next > now, "deadline must move forward");
+            now = next;
+            a.handle_timeout(now);
+            if a.error().is_none() {
+                let n = drain(now, &mut a).len();
+                if n > 0 {
+                    sends.push(now);
+                }
+            }
+        }
+        assert_eq!(a.error(), Some(ChannelError::IdleTimeout));
+        assert_eq!(now, t0 + Duration::from_secs(12));
+        let gaps: Vec<u64> = sends
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis())
+            .collect();
+        assert_eq!(gaps, vec![1000, 2000, 3000, 3000]);
+    }
+
+    fn rtt() -> RttEstimator {
+        let c = ChannelConfig::default();
+        RttEstimator::new(c.initial_rto, c.min_rto, c.max_rto)
+    }
+
+    /// Sends what `q` has ready into one datagram; returns its marker.
+    fn transmit(q: &mut SendQueue, now: Instant) -> Option<Marker> {
+        let header = Header {
+            marker: Marker::Command,
+            kind: PacketKind::Data,
+            connection_id: 7,
+            packet_number: 0,
+        };
+        let mut b = DatagramBuilder::new(header);
+        q.write_segments(&mut b, now, 64, &mut ChannelStats::default())
+    }
+
+    fn queue(q: &mut SendQueue, marker: Marker, message: &[u8]) {
+        let message: Arc<[u8]> = Arc::from(message);
+        q.queue(marker, &message, segments_for(message.len()));
+    }
+
+    #[test]
+    fn a_datagram_with_any_data_segment_is_marked_data() {
+        let t = Instant::ZERO;
+        let mut q = SendQueue::new();
+        assert_eq!(transmit(&mut q, t), None);
+        queue(&mut q, Marker::Command, b"c");
+        assert_eq!(transmit(&mut q, t), Some(Marker::Command));
+        queue(&mut q, Marker::Command, b"c");
+        queue(&mut q, Marker::Data, b"d");
+        assert_eq!(transmit(&mut q, t), Some(Marker::Data));
+        assert!(!q.has_data(64));
+        assert!(!q.is_flushed());
+    }
+
+    #[test]
+    fn an_acknowledgement_restarts_timeouts_from_the_plain_rto() {
+        let t = Instant::ZERO;
+        let rtt = rtt();
+        let deadline = Duration::from_secs(30);
+        let mut q = SendQueue::new();
+        queue(&mut q, Marker::Data, b"0");
+        queue(&mut q, Marker::Data, b"1");
+        transmit(&mut q, t);
+        assert_eq!(
+            q.next_timeout(&rtt, deadline),
+            Some(t + Duration::from_secs(1))
+        );
+        // Two timeouts in a row: 1 s, then 2 s.
+        let t1 = t + Duration::from_secs(1);
+        assert_eq!(q.on_timeout(t1, &rtt, deadline), Ok(false));
+        assert!(q.has_data(64));
+        transmit(&mut q, t1);
+        assert_eq!(
+            q.next_timeout(&rtt, deadline),
+            Some(t1 + Duration::from_secs(2))
+        );
+        let t2 = t1 + Duration::from_secs(2);
+        assert_eq!(
+            q.on_timeout(t2, &rtt, deadline),
+            Ok(true),
+            "timed out twice"
+        );
+        transmit(&mut q, t2);
+        assert_eq!(
+            q.next_timeout(&rtt, deadline),
+            Some(t2 + Duration::from_secs(3))
+        );
+        // Segment 0 is acknowledged: no RTT sample (it was sent three
+        // times), but segment 1's timeout starts over from the RTO.
+        let mut rtt = rtt;
+        let t3 = t2 + Duration::from_millis(100);
+        assert!(q.on_ack(t3, 1, &[], &mut rtt));
+        assert_eq!(rtt.srtt(), None, "Karn's rule");
+        assert_eq!(
+            q.next_timeout(&rtt, deadline),
+            Some(t2 + Duration::from_secs(1))
+        );
+        // An acknowledgement of what was never sent is ignored.
+        assert!(!q.on_ack(t3, 5, &[], &mut rtt));
+        // Nothing acknowledges segment 1 for 30 s.
+        assert_eq!(
+            q.on_timeout(t + deadline, &rtt, deadline),
+            Err(Unacknowledged)
+        );
+    }
+
+    #[test]
+    fn a_segment_passed_by_a_later_one_is_lost_after_five_quarters_of_an_rtt() {
+        let t = Instant::ZERO;
+        let mut rtt = rtt();
+        let deadline = Duration::from_secs(30);
+        let mut q = SendQueue::new();
+        queue(&mut q, Marker::Data, b"0");
+        transmit(&mut q, t);
+        queue(&mut q, Marker::Data, b"1");
+        transmit(&mut q, t + Duration::from_millis(10));
+        // Segment 1 is acknowledged selectively 90 ms after it was sent.
+        let now = t + Duration::from_millis(100);
+        assert!(q.on_ack(now, 0, &[0b1], &mut rtt));
+        assert_eq!(rtt.srtt(), Some(Duration::from_millis(90)));
+        assert_eq!(q.latest_acked_sent(), Some(t + Duration::from_millis(10)));
+        assert!(!q.has_data(64), "not lost yet");
+        // 5/4 × 90 ms after segment 0 was sent, it is lost, without backoff.
+        let lost = t + Duration::from_micros(112_500);
+        assert_eq!(q.next_timeout(&rtt, deadline), Some(lost));
+        assert_eq!(q.on_timeout(lost, &rtt, deadline), Ok(false));
+        assert!(q.has_data(64));
+        transmit(&mut q, lost);
+        assert!(q.on_ack(lost, 2, &[], &mut rtt));
+        assert!(q.is_flushed());
+    }
+}
