@@ -66,8 +66,8 @@ mod render;
 
 pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help, parse_command};
 pub use render::{
-    CONTINUATION, ChatEvent, ClockTime, Delivery, escape_json_invisibles, render_plain,
-    render_styled, user_color, wrap_rows,
+    CONTINUATION, ChatEvent, ClockTime, Delivery, escape_json_invisibles, render_json,
+    render_plain, render_styled, user_color, wrap_rows,
 };
 
 /// The menu prompt.
@@ -165,6 +165,16 @@ pub enum PromptKind {
 }
 
 impl PromptKind {
+    /// The prompt of a line editor on a terminal: `alice> ` at the menu,
+    /// `Message to bob: ` in the DM flow, the assignment's texts otherwise.
+    pub fn terminal_text(&self, user: &str) -> String {
+        match self {
+            PromptKind::Menu => alloc::format!("{user}> "),
+            PromptKind::DirectText { to } => alloc::format!("Message to {to}: "),
+            other => other.text().to_string(),
+        }
+    }
+
     /// The assignment's prompt text: [`MENU_PROMPT`], `To: ` or
     /// `Message: `.
     pub fn text(&self) -> &'static str {

@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
 });
 
 pub use chat::host::conversation::{
-    self, Event, HostLimits, NetError, PasswordSource, SessionInfo,
+    self, Display, Event, HostLimits, NetError, PasswordSource, SessionInfo, WallTime,
 };

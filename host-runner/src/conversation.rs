@@ -1,11 +1,15 @@
 //! The host's implementation of `chat:host/conversation`: the one
 //! capability the guest gets.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
+use udpchat_term::{EditorInput, LineEditor};
 
-use crate::bindings::{Event, HostLimits, NetError, PasswordSource, SessionInfo, conversation};
+use crate::bindings::{
+    Event, HostLimits, NetError, PasswordSource, SessionInfo, WallTime, conversation,
+};
 use crate::input::{Input, PasswordRequest, UserInput};
 use crate::link::{Incoming, MAX_DATAGRAM, ServerLink};
 
@@ -17,6 +21,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 pub const PASSWORD_WAIT: Duration = Duration::from_secs(5 * 60);
 /// Prompts longer than this are cut for display (they come from the guest).
 const MAX_PROMPT_CHARS: usize = 200;
+/// Longest text one `show` prints, in bytes.
+const MAX_SHOW: usize = 1 << 20;
 
 /// Where passwords come from, decided once at start-up like `chatclient`
 /// does.
@@ -61,6 +67,21 @@ pub struct Conversation {
     passwords: Passwords,
     /// When control last went back to the guest: the watchdog's reference.
     last_return: Instant,
+    /// The line editor, on a terminal: started by the guest's first prompt.
+    editor: Option<LineEditor>,
+    editor_started: bool,
+    /// Where the device tokens are kept, if anywhere.
+    devices: Option<udpchat_pin::DeviceTokens>,
+}
+
+impl Drop for Conversation {
+    fn drop(&mut self) {
+        // What the guest showed last is printed, and the terminal is put
+        // back as it was.
+        if let Some(mut editor) = self.editor.take() {
+            editor.restore();
+        }
+    }
 }
 
 impl Conversation {
@@ -71,6 +92,8 @@ impl Conversation {
         incoming: Receiver<Incoming>,
         input: UserInput,
         passwords: Passwords,
+        editor: Option<LineEditor>,
+        devices: Option<udpchat_pin::DeviceTokens>,
     ) -> Self {
         Conversation {
             session,
@@ -80,6 +103,36 @@ impl Conversation {
             input_open: true,
             passwords,
             last_return: Instant::now(),
+            editor,
+            editor_started: false,
+            devices,
+        }
+    }
+
+    /// Starts the line editor with its first prompt: from now on it reads
+    /// the terminal and hands whole lines (a paste split into its lines) to
+    /// `next-event`.
+    fn start_editor(&mut self, prompt: &str) {
+        let Some(editor) = self.editor.as_mut() else {
+            return;
+        };
+        self.input.hand_over();
+        let lines = self.input.editor_lines.clone();
+        let started = editor.start(prompt, move |input| match input {
+            EditorInput::Line(line) => lines.send(crate::input::Input::Line(line)).is_ok(),
+            EditorInput::Eof => {
+                let _ = lines.send(crate::input::Input::End);
+                false
+            }
+            // Ctrl-C threw the line away; the editor goes on.
+            EditorInput::Cancelled => true,
+        });
+        match started {
+            Ok(()) => self.editor_started = true,
+            Err(e) => {
+                tracing::warn!("cannot start the line editor: {e}");
+                self.editor = None;
+            }
         }
     }
 
@@ -173,6 +226,74 @@ impl conversation::Host for Conversation {
         let event = self.wait_event(wait);
         self.touch();
         event
+    }
+
+    fn show(&mut self, mut text: String) {
+        if text.len() > MAX_SHOW {
+            let mut end = MAX_SHOW;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        match (&mut self.editor, self.editor_started) {
+            (Some(editor), true) => editor.print(&text),
+            _ => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
+        self.touch();
+    }
+
+    fn set_prompt(&mut self, prompt: String) {
+        let prompt: String = prompt
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_PROMPT_CHARS)
+            .collect();
+        if self.session.show_prompts {
+            match (&self.editor, self.editor_started) {
+                (Some(editor), true) => editor.set_prompt(&prompt),
+                (Some(_), false) => self.start_editor(&prompt),
+                // A terminal the editor cannot drive: a plain prompt.
+                (None, _) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = write!(out, "{prompt}");
+                    let _ = out.flush();
+                }
+            }
+        }
+        self.touch();
+    }
+
+    fn clock(&mut self) -> WallTime {
+        let local = udpchat_term::local_time();
+        self.touch();
+        WallTime {
+            hour: local.hour,
+            minute: local.minute,
+            utc: udpchat_term::utc_timestamp(),
+        }
+    }
+
+    fn terminal_width(&mut self) -> Option<u32> {
+        self.touch();
+        udpchat_term::width().and_then(|w| u32::try_from(w).ok())
+    }
+
+    fn remember_device_token(&mut self, token: String) {
+        let (server, user) = (&self.session.server, &self.session.username);
+        if let Some(d) = self.devices.as_mut()
+            && let Err(e) = d.set(server, user, &token)
+        {
+            eprintln!(
+                "host-runner: cannot keep the device token in {}: {e}",
+                d.path().display()
+            );
+        }
+        self.touch();
     }
 
     fn remember_server_key(&mut self, key: Vec<u8>) {

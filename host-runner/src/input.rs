@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 #[cfg(unix)]
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -39,9 +41,30 @@ pub struct PasswordRequest {
 pub struct UserInput {
     /// Lines typed by the user, in order, then [`Input::End`].
     pub lines: Receiver<Input>,
+    /// Where a line editor that takes over the terminal sends its lines.
+    pub editor_lines: Sender<Input>,
     /// `Some` when stdin is a terminal: passwords are read by the stdin
     /// thread through this.
     pub passwords: Option<Sender<PasswordRequest>>,
+    /// `Some` when stdin is a terminal: [`UserInput::hand_over`] ends the
+    /// stdin thread so that a line editor can read the terminal.
+    handover: Option<(Arc<AtomicBool>, Receiver<()>)>,
+}
+
+/// How long [`UserInput::hand_over`] waits for the stdin thread to stop.
+const HANDOVER_WAIT: Duration = Duration::from_millis(500);
+
+impl UserInput {
+    /// Stops reading the terminal (lines and passwords) so that a line
+    /// editor can: the stdin thread ends at its next poll, without
+    /// [`Input::End`]. Waits for that, briefly.
+    pub fn hand_over(&mut self) {
+        if let Some((stop, stopped)) = self.handover.take() {
+            stop.store(true, Ordering::SeqCst);
+            let _ = stopped.recv_timeout(HANDOVER_WAIT);
+            self.passwords = None;
+        }
+    }
 }
 
 /// Lines queued between the stdin thread and the guest; a full queue makes
@@ -65,21 +88,34 @@ pub fn spawn(max_line: usize) -> io::Result<UserInput> {
         File::from(stdin.as_handle().try_clone_to_owned()?)
     };
     let (line_tx, line_rx) = crossbeam_channel::bounded(QUEUE);
-    let passwords = if terminal {
+    let editor_lines = line_tx.clone();
+    let (passwords, handover) = if terminal {
         let (req_tx, req_rx) = crossbeam_channel::bounded(1);
-        thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || terminal_loop(BufReader::new(file), max_line, &line_tx, &req_rx))?;
-        Some(req_tx)
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stopped_tx, stopped_rx) = crossbeam_channel::bounded::<()>(0);
+        let thread_stop = Arc::clone(&stop);
+        thread::Builder::new().name("stdin".into()).spawn(move || {
+            terminal_loop(
+                BufReader::new(file),
+                max_line,
+                &line_tx,
+                &req_rx,
+                &thread_stop,
+            );
+            drop(stopped_tx);
+        })?;
+        (Some(req_tx), Some((stop, stopped_rx)))
     } else {
         thread::Builder::new()
             .name("stdin".into())
             .spawn(move || pipe_loop(BufReader::new(file), max_line, &line_tx))?;
-        None
+        (None, None)
     };
     Ok(UserInput {
         lines: line_rx,
+        editor_lines,
         passwords,
+        handover,
     })
 }
 
@@ -95,6 +131,7 @@ fn terminal_loop(
     max_line: usize,
     lines: &Sender<Input>,
     requests: &Receiver<PasswordRequest>,
+    stop: &AtomicBool,
 ) {
     #[cfg(unix)]
     let timeout = Timespec::try_from(TERMINAL_POLL).unwrap_or(Timespec {
@@ -102,6 +139,10 @@ fn terminal_loop(
         tv_nsec: 50_000_000,
     });
     loop {
+        // A line editor takes the terminal from here.
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         match requests.try_recv() {
             Ok(request) => {
                 let password = match rpassword::prompt_password(&request.prompt) {

@@ -4,8 +4,9 @@
 //! (plus the user's console). `wit/chat-host.wit` is the spec of what
 //! crosses the boundary.
 //!
-//! The host owns standard input (a thread) and the socket (a thread); the
-//! guest's calls to `next-event` wait on both through crossbeam channels.
+//! The host owns standard input (a thread, then on a terminal the line
+//! editor's thread) and the socket (a thread); the guest's calls to
+//! `next-event` wait on both through crossbeam channels.
 
 mod bindings;
 mod cache;
@@ -24,7 +25,9 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
-use crate::bindings::SessionInfo;
+use udpchat_term::{ColorChoice, LineEditor};
+
+use crate::bindings::{Display, SessionInfo};
 use crate::conversation::{Conversation, MAX_LINE, Passwords};
 use crate::link::ServerLink;
 use crate::sandbox::{HostState, Outcome};
@@ -41,7 +44,9 @@ const EXIT_HOST_FAILURE: u8 = 2;
 /// Same usage as `chatclient`: the password comes from CHAT_PASSWORD if set,
 /// else from a prompt without echo on a terminal, else from the next line of
 /// standard input. Commands are read from standard input, one per line (PM,
-/// DM, EX); end of input behaves like EX.
+/// DM, EX, /msg, /who, /quit, /help); end of input behaves like EX. On a
+/// terminal the line is edited as in chatclient (arrows, history, Ctrl-C
+/// throws it away) and incoming messages are printed above it.
 ///
 /// Exit status: the guest's own (0 after EX or end of input, 1 on failure),
 /// or 2 when the host ended it (bad usage, no module, trap, limit).
@@ -80,6 +85,21 @@ struct Args {
     /// overrides its path).
     #[arg(long, env = "CHAT_SERVER_KEY", value_parser = parse_key_arg)]
     server_key: Option<[u8; 32]>,
+    /// Print every event as one JSON object per line (commands are still
+    /// read as lines), as chatclient --json does.
+    #[arg(long)]
+    json: bool,
+    /// When to colour the output [default: auto: on a terminal, unless
+    /// NO_COLOR is set].
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    color: ColorChoice,
+    /// Reconnect and log in again when the server goes away [default: on a
+    /// terminal or with --json].
+    #[arg(long, overrides_with = "no_reconnect")]
+    reconnect: bool,
+    /// End with status 1 when the server goes away.
+    #[arg(long, overrides_with = "reconnect")]
+    no_reconnect: bool,
 }
 
 fn parse_key_arg(s: &str) -> Result<[u8; 32], String> {
@@ -158,15 +178,57 @@ fn run(args: &Args) -> anyhow::Result<Outcome> {
             .and_then(|p| udpchat_pin::KnownServers::open(p).ok())
             .and_then(|k| k.get(&server_name))
     });
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    // As chatclient decides: JSON when asked, the chat look on a terminal,
+    // the assignment's lines in a pipe.
+    let display = if args.json {
+        Display::Json
+    } else if stdout_is_terminal {
+        Display::Styled
+    } else {
+        Display::Plain
+    };
+    let interactive = stdin_is_terminal && stdout_is_terminal;
+    let editor = if interactive && !args.json {
+        LineEditor::new(udpchat_pin::history_path()).ok()
+    } else {
+        None
+    };
+    let devices =
+        udpchat_pin::device_tokens_path().and_then(|p| udpchat_pin::DeviceTokens::open(p).ok());
+    let reconnect = if args.reconnect {
+        true
+    } else if args.no_reconnect {
+        false
+    } else {
+        stdin_is_terminal || args.json
+    };
     let session = SessionInfo {
         username: args.username.clone(),
-        server: server_name,
         server_key: pinned.map(|k| k.to_vec()),
         password_source: passwords.source(),
         // As chatclient: prompts only when a person types and reads.
-        show_prompts: stdin_is_terminal && std::io::stdout().is_terminal(),
+        show_prompts: interactive && !args.json,
+        display,
+        color: args.color.enabled(stdout_is_terminal),
+        reconnect,
+        // Where tokens can be kept, present the one kept (or ask for one).
+        device_token: devices.as_ref().map(|d| {
+            d.get(&server_name, &args.username)
+                .unwrap_or_default()
+                .to_string()
+        }),
+        server: server_name,
     };
-    let conversation = Conversation::new(session, link, datagram_rx, input, passwords);
+    let conversation = Conversation::new(
+        session,
+        link,
+        datagram_rx,
+        input,
+        passwords,
+        editor,
+        devices,
+    );
     let outcome = sandbox::run(&engine, &component, HostState::new(conversation));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(outcome)

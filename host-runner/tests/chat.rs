@@ -90,3 +90,31 @@ fn piped_password_and_end_of_input_work_as_in_chatclient() {
     let status = mallory.wait_exit(TIMEOUT);
     assert_exit(&mut mallory, status, 1);
 }
+
+/// With `--json`, as chatclient: one JSON object per event, and after the
+/// server went away a reconnection and a new login over the same
+/// conversation, with the same password.
+#[test]
+fn json_events_and_a_reconnection_as_in_chatclient() {
+    let mut server = ChatServer::start();
+    let mut cmd = host_runner(&module("wasi-client"), server.port, "alice");
+    cmd.env("CHAT_PASSWORD", "alice-secret").arg("--json");
+    let mut alice = Proc::spawn("host-runner alice", cmd);
+    let logged_in = alice.expect(r#""type":"logged_in""#);
+    assert!(
+        logged_in.starts_with(r#"{"time":""#) && logged_in.contains(r#""user":"alice""#),
+        "{logged_in}"
+    );
+    server.restart();
+    alice.expect(r#""type":"disconnect""#);
+    let again = alice.expect_within(r#""type":"logged_in""#, TIMEOUT * 2);
+    assert!(again.contains(r#""new_user":false"#), "{again}");
+    let mut bob = native_client(server.port, "bob", "bob-secret");
+    bob.expect("logged in as bob");
+    bob.send_line("after the restart");
+    alice.expect(r#""text":"after the restart""#);
+    alice.close_stdin();
+    alice.expect(r#""type":"bye""#);
+    let status = alice.wait_exit(TIMEOUT);
+    assert_exit(&mut alice, status, 0);
+}

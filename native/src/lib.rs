@@ -9,5 +9,7 @@ pub mod manpage;
 pub mod passwords;
 pub mod state;
 pub mod store;
-pub mod terminal;
 pub mod udp;
+
+/// The terminal, shared with host-runner.
+pub use udpchat_term as terminal;

@@ -7,172 +7,45 @@
 #![cfg(unix)]
 
 mod common;
+mod pty;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use portable_pty::{Child, CommandBuilder, PtySize, native_pty_system};
+use pty::{COLS, CommandBuilder, Term};
 
-const ROWS: u16 = 24;
-const COLS: u16 = 100;
-
-/// chatclient in a pseudo-terminal, its screen kept by a vt100 emulator.
-struct Term {
-    child: Box<dyn Child + Send + Sync>,
-    writer: Box<dyn Write + Send>,
-    screen: Arc<Mutex<vt100::Parser>>,
-    raw: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Term {
-    /// `chatclient 127.0.0.1 PORT NAME` with CHAT_PASSWORD, on a terminal.
-    fn spawn(addr: SocketAddr, name: &str, password: &str, env: &[(&str, &str)]) -> Term {
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("open a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(CHATCLIENT);
-        cmd.args([&addr.ip().to_string(), &addr.port().to_string(), name]);
-        for var in [
-            "CHAT_SERVER",
-            "CHAT_PORT",
-            "CHAT_USER",
-            "CHAT_SERVER_KEY",
-            "NO_COLOR",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("CHAT_PASSWORD", password);
-        cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
-        cmd.env("CHAT_CONFIG", NULL_FILE);
-        cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
-        cmd.env("CHAT_HISTORY", "");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = pty.slave.spawn_command(cmd).expect("start chatclient");
-        drop(pty.slave);
-        let mut reader = pty.master.try_clone_reader().expect("pty reader");
-        let writer = pty.master.take_writer().expect("pty writer");
-        let screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-        let sink = screen.clone();
-        let raw = Arc::new(Mutex::new(Vec::new()));
-        let raw_sink = raw.clone();
-        thread::spawn(move || {
-            // Keeps the master open as long as the child may write.
-            let _master = pty.master;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .process(&buf[..n]);
-                raw_sink
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&buf[..n]);
-            }
-        });
-        Term {
-            child,
-            writer,
-            screen,
-            raw,
-        }
+/// `chatclient 127.0.0.1 PORT NAME` with CHAT_PASSWORD, on a terminal.
+fn spawn(addr: SocketAddr, name: &str, password: &str, env: &[(&str, &str)]) -> Term {
+    let mut cmd = CommandBuilder::new(CHATCLIENT);
+    cmd.args([&addr.ip().to_string(), &addr.port().to_string(), name]);
+    for var in [
+        "CHAT_SERVER",
+        "CHAT_PORT",
+        "CHAT_USER",
+        "CHAT_SERVER_KEY",
+        "NO_COLOR",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
     }
-
-    /// Keys, as a terminal would send them.
-    fn keys(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).expect("type");
-        self.writer.flush().expect("flush");
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("CHAT_PASSWORD", password);
+    cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
+    cmd.env("CHAT_CONFIG", NULL_FILE);
+    cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
+    cmd.env("CHAT_HISTORY", "");
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-
-    /// The screen's rows, trailing blanks trimmed.
-    fn rows(&self) -> Vec<String> {
-        let parser = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        parser
-            .screen()
-            .rows(0, COLS)
-            .map(|r| r.trim_end().to_string())
-            .collect()
-    }
-
-    /// The row the cursor is on, and the cursor's column.
-    fn cursor(&self) -> (usize, usize) {
-        let parser = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        let (row, col) = parser.screen().cursor_position();
-        (usize::from(row), usize::from(col))
-    }
-
-    fn wait_for(&self, what: &str, done: impl Fn(&Term) -> bool) {
-        let deadline = Instant::now() + TIMEOUT;
-        while !done(self) {
-            if Instant::now() > deadline {
-                panic!(
-                    "no {what} within {TIMEOUT:?}; screen:\n{}\nraw: {:?}",
-                    self.rows().join("\n"),
-                    String::from_utf8_lossy(&self.raw.lock().unwrap_or_else(|e| e.into_inner()))
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The row that contains `text`, waiting for it.
-    fn row_of(&self, text: &str) -> usize {
-        self.wait_for(text, |t| t.rows().iter().any(|r| r.contains(text)));
-        self.rows()
-            .iter()
-            .rposition(|r| r.contains(text))
-            .expect("seen")
-    }
-
-    /// Waits until the cursor's row reads `line` (trailing blanks aside)
-    /// and the cursor is at its end: the line being edited.
-    fn wait_editing(&self, line: &str) {
-        self.wait_for(&format!("the line {line:?} being edited"), |t| {
-            let (row, col) = t.cursor();
-            t.rows()[row] == line.trim_end() && col == line.chars().count()
-        });
-    }
-
-    fn wait_exit(&mut self) -> u32 {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.exit_code();
-            }
-            if Instant::now() > deadline {
-                panic!("still running; screen:\n{}", self.rows().join("\n"));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+    Term::spawn(cmd)
 }
 
 #[test]
 fn a_message_arriving_while_typing_leaves_the_typed_line_intact() {
     let server = Server::start();
     let mut bob = login(server.addr, "bob", "b");
-    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let mut alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.row_of("logged in as alice; online: alice, bob");
     alice.wait_editing("alice> ");
     bob.expect_line("* alice joined", TIMEOUT);
@@ -226,7 +99,7 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact() {
 fn the_menu_flow_prompts_on_the_terminal() {
     let server = Server::start();
     let mut bob = login(server.addr, "bob", "b");
-    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let mut alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.wait_editing("alice> ");
     alice.keys("DM\r");
     alice.row_of("online: alice, bob");
@@ -256,8 +129,8 @@ fn color_at(term: &Term, row: usize, col: usize) -> vt100::Color {
 fn colours_on_a_terminal_and_none_with_no_color() {
     let server = Server::start();
     let mut bob = login(server.addr, "bob", "b");
-    let mut coloured = Term::spawn(server.addr, "alice", "a", &[]);
-    let mut plain = Term::spawn(server.addr, "carol", "c", &[("NO_COLOR", "1")]);
+    let mut coloured = spawn(server.addr, "alice", "a", &[]);
+    let mut plain = spawn(server.addr, "carol", "c", &[("NO_COLOR", "1")]);
     coloured.wait_editing("alice> ");
     plain.wait_editing("carol> ");
     bob.send("colours?");
@@ -284,7 +157,7 @@ fn the_typed_line_survives_a_server_restart() {
     let users = dir.path().join("chat_users.json");
     let port = free_udp_port();
     let mut first = Server::start_on(&users, port, &[]);
-    let mut alice = Term::spawn(first.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let mut alice = spawn(first.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.wait_editing("alice> ");
     alice.keys("half a tho");
     alice.wait_editing("alice> half a tho");
@@ -311,7 +184,7 @@ fn a_padded_message_cannot_pass_for_another_users_line() {
     let server = Server::start();
     let _bob = login(server.addr, "bob", "b");
     let mut mallory = login(server.addr, "mallory", "m");
-    let alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.row_of("logged in as alice");
     alice.wait_editing("alice> ");
     // Padded so that, wrapped by the terminal at its width, the rest would
@@ -351,7 +224,7 @@ fn from_alice(bob: &mut Proc) -> Vec<String> {
 fn a_pasted_block_sends_every_line_in_order() {
     let server = Server::start();
     let mut bob = login(server.addr, "bob", "b");
-    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let mut alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.wait_editing("alice> ");
     bob.expect_line("* alice joined", TIMEOUT);
     let first: Vec<String> = (1..=30).map(|i| format!("pasted {i}")).collect();
@@ -397,7 +270,7 @@ fn a_pasted_block_sends_every_line_in_order() {
 fn ctrl_c_throws_the_line_away_and_ctrl_d_leaves() {
     let server = Server::start();
     let mut bob = login(server.addr, "bob", "b");
-    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let mut alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.wait_editing("alice> ");
     alice.keys("half a tho");
     alice.wait_editing("alice> half a tho");
@@ -424,7 +297,7 @@ fn ctrl_c_throws_the_line_away_and_ctrl_d_leaves() {
 #[test]
 fn the_reason_a_session_ended_is_on_screen_when_the_client_exits() {
     let server = Server::start();
-    let mut alice = Term::spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    let mut alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
     alice.wait_editing("alice> ");
     // alice logs in somewhere else.
     let mut elsewhere = login(server.addr, "alice", "a");
@@ -447,7 +320,7 @@ fn input_history_is_kept_across_runs() {
     let dir = temp_dir();
     let history = dir.path().join("history");
     let history = history.to_str().expect("a UTF-8 path");
-    let mut alice = Term::spawn(
+    let mut alice = spawn(
         server.addr,
         "alice",
         "a",
@@ -467,7 +340,7 @@ fn input_history_is_kept_across_runs() {
             .mode();
         assert_eq!(mode & 0o077, 0, "private to the user: {mode:o}");
     }
-    let mut again = Term::spawn(
+    let mut again = spawn(
         server.addr,
         "alice",
         "a",

@@ -1,6 +1,6 @@
 //! What every udpchat client on a desktop shares on disk: the pinned server
-//! keys (trust on first use, as ssh's `known_hosts`), the device tokens, and
-//! where the per-user files live. `chatclient` and `host-runner` both use it, so a key pinned by
+//! keys (trust on first use, as ssh's `known_hosts`), the device tokens, the
+//! input history's place, and where the per-user files live. `chatclient` and `host-runner` both use it, so a key pinned by
 //! one is checked by the other; it depends on nothing of either.
 #![forbid(unsafe_code)]
 
@@ -90,6 +90,16 @@ pub fn device_tokens_path() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     config_dir().map(|d| d.join("device_tokens"))
+}
+
+/// The input history of the clients' line editors: `CHAT_HISTORY` if set
+/// (empty: keep none), else `history` in [`config_dir`].
+pub fn history_path() -> Option<PathBuf> {
+    match std::env::var_os("CHAT_HISTORY") {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => config_dir().map(|d| d.join("history")),
+    }
 }
 
 /// Device tokens that servers issued at successful logins, one

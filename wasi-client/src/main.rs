@@ -13,14 +13,24 @@
 //!   first use goes back to the host with `remember-server-key`;
 //! * the password: from the console's own input lines when stdin is piped,
 //!   else from the host's `read-password` (`CHAT_PASSWORD`, or a terminal
-//!   prompt without echo), as `chatclient` does.
+//!   prompt without echo), as `chatclient` does;
+//! * what the user sees: each event rendered as `chatclient` renders it (the
+//!   chat look with `[HH:MM]` and colours, the assignment's plain lines, or
+//!   JSON, as the host's `session-info.display` says) and handed to the
+//!   host's `show`, which prints it above the line being typed; prompts go
+//!   to the host's line editor with `set-prompt`;
+//! * reconnection: when the server goes away after a login, a new handshake
+//!   over the same conversation, with fresh random bytes, as `chatclient`
+//!   does.
 
-use std::io::{self, Write};
 use std::process::ExitCode;
 
 use udpchat_core::Instant;
-use udpchat_core::ui::{Console, ConsoleConfig, ConsoleOutput};
-use wasi_client::host::{self, Event, NetError, PasswordSource, SessionInfo};
+use udpchat_core::ui::{
+    ChatEvent, ClockTime, Console, ConsoleConfig, Output, render_json, render_plain, render_styled,
+    wrap_rows,
+};
+use wasi_client::host::{self, Display, Event, NetError, PasswordSource, SessionInfo};
 
 /// The prompt shown by the host on a terminal (the console has already
 /// said whether a new password is being chosen).
@@ -44,15 +54,15 @@ fn run() -> u8 {
     let session = host::session();
     let limits = host::limits();
     let clock = Clock(std::time::Instant::now());
-    let mut random = [0u8; 32];
-    if let Err(e) = getrandom::fill(&mut random) {
-        eprintln!("wasi-client: no randomness for the connection: {e}");
+    let Some(random) = fresh_random() else {
         return 1;
-    }
+    };
     let mut config = ConsoleConfig {
         password_from_lines: session.password_source == PasswordSource::InputLines,
+        reconnect: session.reconnect,
         ..ConsoleConfig::default()
     };
+    config.client.device_token = session.device_token.clone();
     config.client.server_key = session
         .server_key
         .as_deref()
@@ -67,18 +77,48 @@ fn run() -> u8 {
         }
     };
     let mut notes = Notes::default();
-    match drive(
+    drive(
         &mut console,
         &clock,
         &session,
         limits.max_wait_ms,
         &mut notes,
-    ) {
-        Ok(code) => code,
+    )
+}
+
+/// 32 bytes from WASI's random source, for a connection.
+fn fresh_random() -> Option<[u8; 32]> {
+    let mut random = [0u8; 32];
+    match getrandom::fill(&mut random) {
+        Ok(()) => Some(random),
         Err(e) => {
-            eprintln!("wasi-client: {e}");
-            1
+            eprintln!("wasi-client: no randomness for the connection: {e}");
+            None
         }
+    }
+}
+
+/// An event as the user sees it: as `chatclient` renders it for the same
+/// display.
+fn render(event: &ChatEvent, session: &SessionInfo) -> String {
+    let text = match session.display {
+        Display::Json => return render_json(event, &host::clock().utc),
+        Display::Styled => {
+            let now = host::clock();
+            let time = ClockTime {
+                hour: now.hour,
+                minute: now.minute,
+            };
+            render_styled(event, Some(time), session.color)
+        }
+        Display::Plain if session.color => render_styled(event, None, true),
+        Display::Plain => render_plain(event),
+    };
+    // On a terminal, long messages are cut into rows that the terminal
+    // does not wrap again, each continuation marked.
+    match host::terminal_width() {
+        Some(width) => wrap_rows(&text, width as usize),
+        None => text,
     }
 }
 
@@ -89,43 +129,45 @@ fn drive(
     session: &SessionInfo,
     max_wait_ms: u32,
     notes: &mut Notes,
-) -> io::Result<u8> {
-    let mut stdout = io::stdout().lock();
+) -> u8 {
     loop {
         send_all(console, clock, notes);
-        while let Some(output) = console.poll_output() {
+        while let Some(output) = console.poll() {
             match output {
-                ConsoleOutput::Line(line) => writeln!(stdout, "{line}")?,
-                ConsoleOutput::Prompt(prompt) => {
-                    if session.show_prompts {
-                        write!(stdout, "{prompt}")?;
-                    }
+                Output::Event(event) => host::show(&render(&event, session)),
+                Output::Prompt(kind) if session.show_prompts => {
+                    host::set_prompt(&kind.terminal_text(console.client().username()));
                 }
                 // The host pins it on first use.
-                ConsoleOutput::ServerKey(key) => host::remember_server_key(&key),
-                ConsoleOutput::NeedPassword { new_user, failures } => {
-                    match session.password_source {
-                        // The console takes it from the next input line.
-                        PasswordSource::InputLines => {}
-                        PasswordSource::Environment if failures > 0 => {
-                            console.give_up("! login refused with CHAT_PASSWORD");
-                        }
-                        PasswordSource::Environment | PasswordSource::Terminal => {
-                            stdout.flush()?;
-                            match host::read_password(PASSWORD_PROMPT, new_user, failures) {
-                                Some(password) => console.submit_password(clock.now(), &password),
-                                None => console.handle_eof(clock.now()),
-                            }
+                Output::ServerKey(key) => host::remember_server_key(&key),
+                Output::NeedPassword { new_user, failures } => match session.password_source {
+                    // The console takes it from the next input line.
+                    PasswordSource::InputLines => {}
+                    PasswordSource::Environment if failures > 0 => {
+                        console.give_up("! login refused with CHAT_PASSWORD");
+                    }
+                    PasswordSource::Environment | PasswordSource::Terminal => {
+                        match host::read_password(PASSWORD_PROMPT, new_user, failures) {
+                            Some(password) => console.submit_password(clock.now(), &password),
+                            None => console.handle_eof(clock.now()),
                         }
                     }
-                }
+                },
+                // The server went away: a new handshake over the same
+                // conversation.
+                Output::Reconnect => match fresh_random() {
+                    Some(random) => console.reconnect(clock.now(), random),
+                    None => console.give_up("! no randomness for a new connection"),
+                },
+                // The host keeps it for the next run.
+                Output::DeviceToken(token) => host::remember_device_token(&token),
+                _ => {}
             }
         }
-        stdout.flush()?;
         if let Some(code) = console.exit_code() {
             // Acknowledge the server's last messages before leaving.
             send_all(console, clock, notes);
-            return Ok(code);
+            return code;
         }
 
         let wait_ms = match console.poll_timeout() {

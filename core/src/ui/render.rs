@@ -416,6 +416,21 @@ pub fn wrap_rows(line: &str, width: usize) -> String {
     out
 }
 
+/// One event as the line `--json` prints: `{"time":TIME,"type":…,…}`,
+/// with invisible characters escaped ([`escape_json_invisibles`]). `time`
+/// is the moment, as RFC 3339 UTC text.
+pub fn render_json(event: &ChatEvent, time: &str) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        time: &'a str,
+        #[serde(flatten)]
+        event: &'a ChatEvent,
+    }
+    // Serializing these plain structures to a string cannot fail.
+    let text = serde_json::to_string(&Line { time, event }).unwrap_or_default();
+    escape_json_invisibles(&text)
+}
+
 /// A JSON text with every character [`sanitize`] would show as `<U+…>`
 /// escaped as `\uXXXX`: the same JSON value, but a line that no terminal
 /// or line-oriented program splits or reorders (U+2028 and U+2029 end lines
@@ -903,6 +918,13 @@ mod tests {
             r#"{"type":"disconnect","reason":"gone","reconnect_in":null}"#
         );
         assert_eq!(json(&ChatEvent::Bye), r#"{"type":"bye"}"#);
+        assert_eq!(
+            render_json(
+                &ChatEvent::Join { user: s("bob") },
+                "2026-12-03T09:00:00.000Z"
+            ),
+            r#"{"time":"2026-12-03T09:00:00.000Z","type":"join","user":"bob"}"#
+        );
         assert_eq!(
             json(&ChatEvent::Leave {
                 user: s("bob"),

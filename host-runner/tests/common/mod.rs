@@ -81,7 +81,7 @@ pub fn shared_cache() -> PathBuf {
 /// a generous bound: a debug build of wasmtime on a busy machine can take
 /// tens of seconds, which the tests' own waits are not meant to absorb.
 /// (`ci/test.sh` warms the cache before the suites start.)
-fn warm_cache(module_path: &Path) {
+pub fn warm_cache(module_path: &Path) {
     static WARMED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let mut warmed = WARMED.lock().unwrap_or_else(|e| e.into_inner());
     if warmed.iter().any(|p| p == module_path) {
@@ -130,11 +130,12 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
-    // Every test server has a new key: pin nothing, remember nothing.
-    cmd.env(
-        "CHAT_KNOWN_SERVERS",
-        if cfg!(windows) { "NUL" } else { "/dev/null" },
-    );
+    // Every test server has a new key: pin nothing, remember nothing; keep
+    // no device token and no input history.
+    let null = if cfg!(windows) { "NUL" } else { "/dev/null" };
+    cmd.env("CHAT_KNOWN_SERVERS", null);
+    cmd.env("CHAT_DEVICE_TOKENS", null);
+    cmd.env("CHAT_HISTORY", "");
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -365,6 +366,20 @@ impl ChatServer {
     /// Stops the server (as a crash would: no goodbye to clients).
     pub fn kill(&mut self) {
         self.proc.kill();
+    }
+
+    /// Kills the server and starts a new one on the same port with the
+    /// same accounts (and key, kept beside the accounts).
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let mut cmd = command(native_bin("chatserver"));
+        cmd.arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--users")
+            .arg(self._dir.path().join("users.json"))
+            .arg(self.port.to_string());
+        self.proc = Proc::spawn("chatserver", cmd);
+        self.proc.expect("listening on");
     }
 }
 

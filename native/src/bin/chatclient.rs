@@ -17,10 +17,9 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, Result, anyhow};
 use clap::{CommandFactory, Parser, Subcommand};
 use crossbeam_channel::{Sender, select, unbounded};
-use serde::Serialize;
 use udpchat_core::crypto::{Hex, parse_key};
 use udpchat_core::ui::{
-    ChatEvent, Console, ConsoleConfig, Output, PromptKind, escape_json_invisibles, render_plain,
+    ChatEvent, Console, ConsoleConfig, Output, PromptKind, render_json, render_plain,
     render_styled, wrap_rows,
 };
 use udpchat_native::clock::Clock;
@@ -292,13 +291,6 @@ struct Screen {
     stdout: std::io::Stdout,
 }
 
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: String,
-    #[serde(flatten)]
-    event: &'a ChatEvent,
-}
-
 impl Screen {
     /// Stops printing through the line editor: the client is about to
     /// exit, and what the editor's thread has not printed by then would
@@ -312,10 +304,7 @@ impl Screen {
 
     fn event(&mut self, event: &ChatEvent) -> Result<()> {
         let text = match self.display {
-            Display::Json => escape_json_invisibles(&serde_json::to_string(&JsonLine {
-                time: terminal::utc_timestamp(),
-                event,
-            })?),
+            Display::Json => render_json(event, &terminal::utc_timestamp()),
             Display::Styled { color } => render_styled(event, Some(terminal::local_time()), color),
             Display::Plain { color: true } => render_styled(event, None, true),
             Display::Plain { color: false } => render_plain(event),
@@ -355,11 +344,7 @@ impl Screen {
 /// The prompt of the line editor: `alice> ` at the menu, the assignment's
 /// prompts in its flows.
 fn terminal_prompt(kind: &PromptKind, user: &str) -> String {
-    match kind {
-        PromptKind::Menu => format!("{user}> "),
-        PromptKind::DirectText { to } => format!("Message to {to}: "),
-        other => other.text().to_string(),
-    }
+    kind.terminal_text(user)
 }
 
 fn run(settings: Settings) -> Result<u8> {
@@ -376,7 +361,7 @@ fn run(settings: Settings) -> Result<u8> {
     let use_editor = stdin_terminal && stdout_terminal && !settings.json;
     // A terminal rustyline cannot drive (TERM=dumb) reads plain lines.
     let editor = if use_editor {
-        LineEditor::new(history_path()).ok()
+        LineEditor::new(udpchat_pin::history_path()).ok()
     } else {
         None
     };
@@ -567,16 +552,6 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         if console.poll_timeout().is_some_and(|t| t <= clock.now()) {
             console.handle_timeout(clock.now());
         }
-    }
-}
-
-/// Where the input history is kept: `CHAT_HISTORY` if set, else `history`
-/// in the config directory.
-fn history_path() -> Option<PathBuf> {
-    match std::env::var_os("CHAT_HISTORY") {
-        Some(p) if p.is_empty() => None,
-        Some(p) => Some(PathBuf::from(p)),
-        None => udpchat_pin::config_dir().map(|d| d.join("history")),
     }
 }
 

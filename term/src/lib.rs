@@ -1,7 +1,9 @@
-//! `chatclient` on a terminal: line editing and history (rustyline), lines
-//! that arrive while the user types printed above the line being edited
+//! udpchat's clients on a terminal (`chatclient`, and `host-runner` for the
+//! sandboxed client): line editing and history (rustyline), lines that
+//! arrive while the user types printed above the line being edited
 //! (rustyline's external printer) so they never clobber it, colour choice,
 //! and the wall clock for `[HH:MM]` stamps.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
