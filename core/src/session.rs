@@ -671,6 +671,9 @@ mod tests {
         assert!(decode::<ClientMessage>(br#"{"t":"op","op":"XX"}"#).is_err());
         assert!(decode::<ClientMessage>(br#"{"t":"pm"}"#).is_err());
         assert!(decode::<ClientMessage>(b"\xff\xfe").is_err());
+        // A lone surrogate is not Unicode (PROTOCOL.md §5.1).
+        assert!(decode::<ClientMessage>(br#"{"t":"pm","text":"\ud800"}"#).is_err());
+        assert!(decode::<ClientMessage>(br#"{"t":"pm","text":"\ud83d\ude00"}"#).is_ok());
     }
 
     #[test]
