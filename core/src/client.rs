@@ -213,6 +213,24 @@ pub enum ClientEvent {
     Closed(CloseReason),
 }
 
+/// Why a client could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The username breaks the username rules.
+    Username(UsernameError),
+    /// The handshake's first message could not be built.
+    Handshake,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Username(e) => write!(f, "invalid username: {e}"),
+            StartError::Handshake => f.write_str("the handshake could not be started"),
+        }
+    }
+}
+
 /// Why a command was not sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -299,14 +317,14 @@ impl Client {
         config: ClientConfig,
         random: [u8; 32],
         username: &str,
-    ) -> Result<Client, UsernameError> {
-        validate_username(username)?;
+    ) -> Result<Client, StartError> {
+        validate_username(username).map_err(StartError::Username)?;
         let mut rng = Rng::from_seed(random);
         let connection_id = rng.next_u64();
         // Building a Noise initiator with valid constant parameters and a
-        // seeded generator does not fail.
+        // seeded generator does not fail; if it ever did, it says so.
         let initiator =
-            Initiator::new(connection_id, rng.seed()).map_err(|_| UsernameError::Empty)?;
+            Initiator::new(connection_id, rng.seed()).map_err(|_| StartError::Handshake)?;
         let mut channel = Channel::new(config.channel.clone(), connection_id, now);
         let msg = session::encode(&ClientMessage::User {
             name: username.to_string(),

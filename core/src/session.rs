@@ -341,6 +341,10 @@ pub enum LoginFailure {
     Busy,
     /// Too many failed logins for this account or from this address; wait.
     Throttled,
+    /// A reason this version does not know, from a newer server: the
+    /// `message` says what happened; the login failed all the same.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What went wrong with a request.
@@ -513,9 +517,27 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     serde_json::to_vec(message).unwrap_or_default()
 }
 
+/// Why a session message could not be decoded: not JSON, not an object of
+/// a known type, a missing or mistyped field. The text says what and where
+/// (for the `bad_message` error sent back, and for logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageError(String);
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<serde_json::Error> for MessageError {
+    fn from(e: serde_json::Error) -> Self {
+        MessageError(alloc::string::ToString::to_string(&e))
+    }
+}
+
 /// Decodes a message from JSON bytes.
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::Error> {
-    serde_json::from_slice(bytes)
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, MessageError> {
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Decodes a message from the server: the same result as
@@ -528,7 +550,7 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::
 /// the strings are the bytes between the quotes, so they are read directly.
 /// Anything else (other messages, other field orders, whitespace, escapes,
 /// invalid UTF-8) goes to serde, which decides.
-pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, serde_json::Error> {
+pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
     match decode_chat(bytes) {
         Some(m) => Ok(m),
         None => decode(bytes),
@@ -761,13 +783,28 @@ mod tests {
                 text: s("x")
             }
         );
-        // A missing field, a wrong type, an unknown tag or reason: errors.
+        // A reason or code a newer server may add: the message still counts.
+        assert_eq!(
+            decode::<ServerMessage>(br#"{"t":"login_failed","reason":"bad luck","message":"m"}"#)
+                .unwrap(),
+            ServerMessage::LoginFailed {
+                reason: LoginFailure::Unknown,
+                message: s("m")
+            }
+        );
+        assert_eq!(
+            decode::<ServerMessage>(br#"{"t":"error","code":"on_fire","message":"m"}"#).unwrap(),
+            ServerMessage::Error {
+                code: ErrorCode::Unknown,
+                message: s("m")
+            }
+        );
+        // A missing field, a wrong type, an unknown tag: errors.
         for bad in [
             &br#"{"t":"public","from":"a"}"#[..],
             br#"{"t":"public","from":"a","text":7}"#,
             br#"{"t":"teleport"}"#,
             br#"{"from":"a","text":"x"}"#,
-            br#"{"t":"login_failed","reason":"bad luck","message":"m"}"#,
             br#"{"t":"left","user":"a"}"#,
         ] {
             assert!(decode::<ServerMessage>(bad).is_err(), "{bad:?}");

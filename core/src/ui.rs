@@ -54,10 +54,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Display;
 
-use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError};
-use crate::session::{
-    ErrorCode, MessageRate, Operation, UsernameError, validate_text, validate_username,
-};
+use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError, StartError};
+use crate::session::{ErrorCode, MessageRate, Operation, validate_text, validate_username};
 use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
 
@@ -331,7 +329,7 @@ impl Console {
         config: ConsoleConfig,
         random: [u8; 32],
         username: &str,
-    ) -> Result<Console, UsernameError> {
+    ) -> Result<Console, StartError> {
         let client = Client::new(now, config.client.clone(), random, username)?;
         let mut output = VecDeque::new();
         output.push_back(Output::Event(ChatEvent::Connecting {

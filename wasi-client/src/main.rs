@@ -26,6 +26,7 @@
 use std::process::ExitCode;
 
 use udpchat_core::Instant;
+use udpchat_core::client::StartError;
 use udpchat_core::ui::{
     ChatEvent, ClockTime, Console, ConsoleConfig, Output, render_json, render_plain, render_styled,
     wrap_rows,
@@ -70,7 +71,12 @@ fn run() -> u8 {
     let mut console = match Console::new(clock.now(), config, random, &session.username) {
         Ok(console) => console,
         Err(e) => {
-            eprintln!("wasi-client: invalid username {:?}: {e}", session.username);
+            match e {
+                StartError::Username(e) => {
+                    eprintln!("wasi-client: invalid username {:?}: {e}", session.username);
+                }
+                other => eprintln!("wasi-client: {other}"),
+            }
             // chatclient exits 2 here; WASI's exit carries only success or
             // failure, so a guest's 2 would arrive as 1 anyway.
             return 1;

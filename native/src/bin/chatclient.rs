@@ -17,6 +17,7 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, Result, anyhow};
 use clap::{CommandFactory, Parser, Subcommand};
 use crossbeam_channel::{Sender, select, unbounded};
+use udpchat_core::client::StartError;
 use udpchat_core::crypto::{Hex, parse_key};
 use udpchat_core::ui::{
     ChatEvent, Console, ConsoleConfig, Output, PromptKind, render_json, render_plain,
@@ -420,7 +421,12 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
     let mut console = match Console::new(clock.now(), config, rand::random(), &settings.username) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("chatclient: invalid username {:?}: {e}", settings.username);
+            match e {
+                StartError::Username(e) => {
+                    eprintln!("chatclient: invalid username {:?}: {e}", settings.username);
+                }
+                other => eprintln!("chatclient: {other}"),
+            }
             return Ok(2);
         }
     };
