@@ -23,7 +23,8 @@ use crate::wire::{
 
 /// How often a client sends its Initial until the handshake is done: two
 /// round trips must get through, so the interval is short and fixed; the
-/// handshake deadline (the idle timeout, 12 s) bounds the tries to 24.
+/// handshake deadline ([`ClientConfig::handshake_timeout`], by default the
+/// idle timeout, 12 s) bounds the tries (24 in 12 s).
 pub const HANDSHAKE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Timers, limits and trust of a client.
@@ -32,8 +33,14 @@ pub struct ClientConfig {
     /// The channel's timers and limits; the client default keeps the
     /// connection alive with a PING after 1 s without sending. The
     /// Initial is sent every [`HANDSHAKE_INTERVAL`] (500 ms) until the
-    /// handshake is done, and abandoned after `idle_timeout` (12 s).
+    /// handshake is done, and abandoned after
+    /// [`handshake_timeout`](ClientConfig::handshake_timeout).
     pub channel: ChannelConfig,
+    /// How long the client waits for the server to answer its handshake
+    /// before it gives up with [`CloseReason::NoAnswer`]. `None` (the
+    /// default) waits as long as the channel's `idle_timeout` (12 s); a
+    /// driver that tells a person "no answer" sooner sets a shorter one.
+    pub handshake_timeout: Option<Duration>,
     /// The server's public key, if known (pinned): a server that proves
     /// another key is refused with [`CloseReason::ServerKeyMismatch`]. When
     /// `None`, the key is trusted on first use and reported with
@@ -61,6 +68,7 @@ impl Default for ClientConfig {
                 keepalive: Some(Duration::from_secs(1)),
                 ..ChannelConfig::default()
             },
+            handshake_timeout: None,
             server_key: None,
             device_token: None,
             issued_connection_id: true,
@@ -82,6 +90,9 @@ pub enum CloseReason {
     ServerClosed(CloseCode),
     /// The server stopped answering.
     ServerLost(ChannelError),
+    /// The server never answered the handshake within
+    /// [`ClientConfig::handshake_timeout`].
+    NoAnswer,
     /// The server proved a different key than the pinned one.
     ServerKeyMismatch {
         /// The pinned key.
@@ -109,6 +120,7 @@ impl fmt::Display for CloseReason {
                 write!(f, "the server closed the connection ({code:?})")
             }
             CloseReason::ServerLost(e) => write!(f, "lost the server: {e}"),
+            CloseReason::NoAnswer => f.write_str("no answer from the server"),
             CloseReason::ServerKeyMismatch { expected, actual } => write!(
                 f,
                 "THE SERVER'S KEY HAS CHANGED: expected {}, got {}. Someone may be \
@@ -326,6 +338,9 @@ impl Client {
         let initiator =
             Initiator::new(connection_id, rng.seed()).map_err(|_| StartError::Handshake)?;
         let mut channel = Channel::new(config.channel.clone(), connection_id, now);
+        let handshake_timeout = config
+            .handshake_timeout
+            .unwrap_or(config.channel.idle_timeout);
         let msg = session::encode(&ClientMessage::User {
             name: username.to_string(),
         });
@@ -338,7 +353,7 @@ impl Client {
                 cookie: None,
                 send_at: now,
                 interval: HANDSHAKE_INTERVAL,
-                deadline: now + config.channel.idle_timeout,
+                deadline: now + handshake_timeout,
             },
             config,
             connection_id,
@@ -577,7 +592,7 @@ impl Client {
         match &self.phase {
             Phase::Handshaking { deadline, .. } => {
                 if now >= *deadline {
-                    self.close(CloseReason::ServerLost(ChannelError::IdleTimeout));
+                    self.close(CloseReason::NoAnswer);
                 }
             }
             Phase::Established { .. } => {
@@ -749,5 +764,48 @@ impl Client {
             }
         };
         self.events.push_back(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends Initials every [`HANDSHAKE_INTERVAL`] to a server that never
+    /// answers; returns when the client gave up and what it had sent.
+    fn unanswered(config: ClientConfig) -> (Instant, Option<CloseReason>, usize) {
+        let mut client = Client::new(Instant::ZERO, config, [7; 32], "alice").unwrap();
+        let mut now = Instant::ZERO;
+        let mut sent = 0;
+        while let Some(at) = client.poll_timeout() {
+            while client.poll_transmit(now).is_some() {
+                sent += 1;
+            }
+            now = at.max(now);
+            client.handle_timeout(now);
+        }
+        (now, client.closed().cloned(), sent)
+    }
+
+    #[test]
+    fn a_silent_server_is_given_up_at_the_handshake_timeout() {
+        let (at, reason, sent) = unanswered(ClientConfig::default());
+        assert_eq!(
+            at,
+            Instant::ZERO + Duration::from_secs(12),
+            "the idle timeout"
+        );
+        assert_eq!(reason, Some(CloseReason::NoAnswer));
+        assert_eq!(sent, 24);
+
+        let config = ClientConfig {
+            handshake_timeout: Some(Duration::from_secs(5)),
+            ..ClientConfig::default()
+        };
+        let (at, reason, sent) = unanswered(config);
+        assert_eq!(at, Instant::ZERO + Duration::from_secs(5));
+        assert_eq!(reason, Some(CloseReason::NoAnswer));
+        assert_eq!(sent, 10);
+        assert_eq!(reason.unwrap().to_string(), "no answer from the server");
     }
 }

@@ -1063,6 +1063,7 @@ impl Console {
                 reason,
                 CloseReason::ServerShutdown
                     | CloseReason::ServerLost(_)
+                    | CloseReason::NoAnswer
                     | CloseReason::ServerClosed(
                         CloseCode::UnknownConnection
                             | CloseCode::IdleTimeout
