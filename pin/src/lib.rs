@@ -62,8 +62,13 @@ impl KnownServers {
     }
 
     /// Pins `key` for `server`, appending to the file (and creating its
-    /// directory).
+    /// directory). When the path names something other than a regular file
+    /// (`/dev/null`, `NUL`), nothing is written: that keeps nothing.
     pub fn add(&mut self, server: &str, key: &[u8; KEY_LEN]) -> io::Result<()> {
+        if fs::metadata(&self.path).is_ok_and(|m| !m.is_file()) {
+            self.entries.push((server.to_string(), *key));
+            return Ok(());
+        }
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir)?;
         }
@@ -75,6 +80,49 @@ impl KnownServers {
         f.sync_all()?;
         self.entries.push((server.to_string(), *key));
         Ok(())
+    }
+
+    /// Pins `key` for `server` in place of any other key pinned for it:
+    /// the user accepted a new key. Nothing changes when it is the key
+    /// already pinned.
+    pub fn replace(&mut self, server: &str, key: &[u8; KEY_LEN]) -> io::Result<()> {
+        match self.get(server) {
+            Some(pinned) if pinned == *key => Ok(()),
+            Some(_) => {
+                self.remove(server)?;
+                self.add(server, key)
+            }
+            None => self.add(server, key),
+        }
+    }
+
+    /// Forgets the pin of `server` and returns it (`None` when there was
+    /// none, and then the file is left alone). The file is rewritten
+    /// atomically (temporary file, fsync, rename) with every other line
+    /// kept as it was, unparsable ones included.
+    pub fn remove(&mut self, server: &str) -> io::Result<Option<[u8; KEY_LEN]>> {
+        let Some(key) = self.get(server) else {
+            return Ok(None);
+        };
+        if fs::metadata(&self.path).is_ok_and(|m| !m.is_file()) {
+            self.entries.retain(|(name, _)| name != server);
+            return Ok(Some(key));
+        }
+        let text = fs::read_to_string(&self.path)?;
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut f = fs::File::create(&tmp)?;
+            for line in text.lines() {
+                let name = line.trim().split_once(' ').map(|(name, _)| name);
+                if name != Some(server) {
+                    writeln!(f, "{line}")?;
+                }
+            }
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &self.path)?;
+        self.entries.retain(|(name, _)| name != server);
+        Ok(Some(key))
     }
 
     /// Where the pins live.
@@ -237,6 +285,45 @@ mod tests {
         let k = KnownServers::open(path).unwrap();
         assert_eq!(k.get("h:1"), Some([3; 32]));
         assert_eq!(k.get("h:2"), None);
+    }
+
+    #[test]
+    fn a_pin_is_forgotten_or_replaced_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_servers");
+        fs::write(
+            &path,
+            format!(
+                "garbage\nh:1 {}\nh:2 {}\n",
+                Hex(&[1u8; 32]),
+                Hex(&[2u8; 32])
+            ),
+        )
+        .unwrap();
+        let mut k = KnownServers::open(path.clone()).unwrap();
+        assert_eq!(k.remove("h:3").unwrap(), None);
+        assert_eq!(k.remove("h:1").unwrap(), Some([1; 32]));
+        assert_eq!(k.get("h:1"), None);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("garbage\nh:2 {}\n", Hex(&[2u8; 32]))
+        );
+        k.replace("h:2", &[5; 32]).unwrap();
+        k.replace("h:4", &[4; 32]).unwrap();
+        let k = KnownServers::open(path.clone()).unwrap();
+        assert_eq!(k.get("h:2"), Some([5; 32]));
+        assert_eq!(k.get("h:4"), Some([4; 32]));
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(!path.with_extension("tmp").exists());
+        #[cfg(unix)]
+        {
+            let mut null = KnownServers::open(PathBuf::from("/dev/null")).unwrap();
+            null.replace("h:1", &[1; 32]).unwrap();
+            null.replace("h:1", &[2; 32]).unwrap();
+            assert_eq!(null.remove("h:1").unwrap(), Some([2; 32]));
+            assert!(!Path::new("/dev/null.tmp").exists());
+        }
     }
 
     #[test]
