@@ -2,6 +2,7 @@
 //! pieces shared by `chatserver` and `chatclient`.
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod clock;
 pub mod config;
 pub mod keys;

@@ -134,6 +134,83 @@ fn flags_over_environment_over_config_file_over_defaults() {
 }
 
 #[test]
+fn host_port_username_host_username_and_bind() {
+    let server = Server::start();
+    let port = server.port().to_string();
+    let host_port = format!("127.0.0.1:{port}");
+    assert_eq!(logs_in_as(&[&host_port, "hostport"], &[]), "hostport");
+    assert_eq!(
+        logs_in_as(&["127.0.0.1", "hostonly"], &[("CHAT_PORT", &port)]),
+        "hostonly"
+    );
+    assert_eq!(
+        logs_in_as(&["--bind", "127.0.0.1:0", "localhost", &port, "bound"], &[]),
+        "bound"
+    );
+    assert_eq!(
+        logs_in_as(
+            &["--bind", "localhost", &format!("localhost:{port}"), "named"],
+            &[]
+        ),
+        "named"
+    );
+    assert_eq!(
+        logs_in_as(
+            &[],
+            &[("CHAT_SERVER", &host_port), ("CHAT_USER", "fromenv")]
+        ),
+        "fromenv"
+    );
+    for args in [
+        &[host_port.as_str(), "7000", "alice"][..],
+        &["127.0.0.1", "port", "alice"],
+        &["127.0.0.1:port", "alice"],
+    ] {
+        let (code, _, err) = run(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+    }
+    // A local address of the other family cannot reach the server.
+    let (code, _, err) = run(&["--bind", "[::1]:0", &host_port, "alice"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--bind [::1]:0: no address of the same family"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_shows_where_the_files_are() {
+    let dir = temp_dir();
+    let home = dir.path().to_str().unwrap();
+    let (code, out, _) = run(
+        &["--help"],
+        &[
+            ("HOME", home),
+            ("XDG_CONFIG_HOME", home),
+            ("CHAT_HISTORY", ""),
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let help = out.join("\n");
+    if cfg!(target_os = "linux") {
+        let udpchat = dir.path().join("udpchat");
+        for line in [
+            format!("config directory  {}", udpchat.display()),
+            format!(
+                "known servers     {}",
+                udpchat.join("known_servers").display()
+            ),
+        ] {
+            assert!(help.contains(&line), "no {line:?} in\n{help}");
+        }
+    } else {
+        assert!(help.contains("config directory  "), "{help}");
+    }
+    assert!(help.contains("--forget-server"), "{help}");
+    assert!(help.contains("HOST[:PORT] USERNAME"), "{help}");
+}
+
+#[test]
 fn bad_config_files_are_usage_errors() {
     let dir = temp_dir();
     for (text, needle) in [

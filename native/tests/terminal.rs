@@ -17,6 +17,11 @@ use pty::{COLS, CommandBuilder, Term};
 
 /// `chatclient 127.0.0.1 PORT NAME` with CHAT_PASSWORD, on a terminal.
 fn spawn(addr: SocketAddr, name: &str, password: &str, env: &[(&str, &str)]) -> Term {
+    spawn_with(addr, name, Some(password), env)
+}
+
+/// As [`spawn`]; without a password the client prompts for it.
+fn spawn_with(addr: SocketAddr, name: &str, password: Option<&str>, env: &[(&str, &str)]) -> Term {
     let mut cmd = CommandBuilder::new(CHATCLIENT);
     cmd.args([&addr.ip().to_string(), &addr.port().to_string(), name]);
     for var in [
@@ -24,13 +29,16 @@ fn spawn(addr: SocketAddr, name: &str, password: &str, env: &[(&str, &str)]) -> 
         "CHAT_PORT",
         "CHAT_USER",
         "CHAT_SERVER_KEY",
+        "CHAT_PASSWORD",
         "NO_COLOR",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);
     }
     cmd.env("TERM", "xterm-256color");
-    cmd.env("CHAT_PASSWORD", password);
+    if let Some(password) = password {
+        cmd.env("CHAT_PASSWORD", password);
+    }
     cmd.env("CHAT_KNOWN_SERVERS", NULL_FILE);
     cmd.env("CHAT_CONFIG", NULL_FILE);
     cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
@@ -292,6 +300,36 @@ fn ctrl_c_throws_the_line_away_and_ctrl_d_leaves() {
     exit_cleanly(&mut bob);
     assert_eq!(bob.count("[alice] half a tho"), 0);
     assert_eq!(bob.count("[alice] halt and catch fire"), 1);
+}
+
+#[test]
+fn registration_asks_for_the_new_password_twice() {
+    let server = Server::start();
+    let mut carol = spawn_with(server.addr, "carol", None, &[("NO_COLOR", "1")]);
+    carol.row_of("carol is a new user: choose a password to register.");
+    carol.wait_editing("New password: ");
+    carol.keys("first-try\r");
+    carol.wait_editing("Repeat the new password: ");
+    carol.keys("first-tyr\r");
+    carol.row_of("The two passwords differ; try again.");
+    carol.wait_editing("New password: ");
+    carol.keys("second-try\r");
+    carol.wait_editing("Repeat the new password: ");
+    carol.keys("second-try\r");
+    carol.row_of("registered and logged in as carol; online: carol");
+    carol.wait_editing("carol> ");
+    let rows = carol.rows();
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.contains("-try") || r.contains("-tyr")),
+        "no password on the screen: {rows:#?}"
+    );
+    carol.keys("\x04");
+    assert_eq!(carol.wait_exit(), 0);
+    // The password that was typed twice is the account's.
+    let mut again = login(server.addr, "carol", "second-try");
+    exit_cleanly(&mut again);
 }
 
 #[test]

@@ -8,141 +8,36 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
 use anyhow::{Context, Result, anyhow};
-use clap::{CommandFactory, Parser, Subcommand};
 use crossbeam_channel::{Sender, select, unbounded};
 use udpchat_core::client::StartError;
-use udpchat_core::crypto::{Hex, parse_key};
+use udpchat_core::time::Duration;
 use udpchat_core::ui::{
     ChatEvent, Console, ConsoleConfig, Output, PromptKind, render_json, render_plain,
     render_styled, wrap_rows,
 };
+use udpchat_native::address::ServerName;
 use udpchat_native::clock::Clock;
-use udpchat_native::config::{self, ClientFile};
 use udpchat_native::manpage;
-use udpchat_native::terminal::{self, ColorChoice, EditorInput, LineEditor};
+use udpchat_native::terminal::{self, EditorInput, LineEditor};
 use udpchat_native::udp;
 use udpchat_pin::{DeviceTokens, KnownServers, device_tokens_path, known_servers_path};
 
-/// The server's default port.
-const DEFAULT_PORT: u16 = 65015;
+#[path = "chatclient/cli.rs"]
+mod cli;
+#[path = "chatclient/ending.rs"]
+mod ending;
+#[path = "chatclient/server_key.rs"]
+mod server_key;
 
-const AFTER_HELP: &str = "\
-Typing:
-  A plain line is a public message. Commands: /msg USER TEXT (/dm), /me ACTION,
-  /who (/users, /names), /quit [REASON] (/exit), /connect, /say TEXT, /help [COMMAND].
-  The assignment's menu stays: PM, DM or EX (exactly so, in capitals) alone
-  on a line enter that flow (/say PM sends the text \"PM\"). Ctrl-C throws
-  away the line being typed; Ctrl-D on an empty line or the end of input
-  exits. A pasted block of lines is sent line by line. Messages beyond the
-  server's rate limit wait their turn (\"queued\") and are never dropped;
-  the input history is kept in history in your config directory
-  (CHAT_HISTORY overrides its path).
-
-Password:
-  Read from CHAT_PASSWORD if set; otherwise prompted for without echo on a
-  terminal; otherwise the first line of standard input. Never a flag, never
-  in the config file. After a reconnection the same password is used again.
-
-Server key:
-  Pinned on first use in known_servers in your config directory
-  (CHAT_KNOWN_SERVERS overrides its path); a server that later shows another
-  key is refused. --server-key pins one explicitly (ask the operator for
-  `chatserver --print-key`).
-
-Device tokens:
-  After a login the server hands out a device token, kept in device_tokens
-  in your config directory (CHAT_DEVICE_TOKENS overrides its path; mode
-  0600). With it this device logs in even while others guess your password
-  and the account is throttled for them.
-
-Settings:
-  Each comes from the first of: flags and arguments, environment variables,
-  the config file (TOML: server, port, user, server_key, color, json,
-  reconnect; in udpchat/config.toml of your config directory, or CHAT_CONFIG),
-  built-in defaults (port 65015, color auto, reconnect on a terminal or with
-  --json). NO_COLOR turns colour off unless --color always.
-
-Exit status:
-  0 after EX, /quit or the end of input; 1 when the server cannot be reached,
-  refuses the login (piped: the password on the first line), changes its
-  key or goes away (without reconnect), or when a message could not be
-  sent; 2 on usage errors.
-
-Examples:
-  chatclient localhost 65015 momodou
-  CHAT_SERVER=chat.example.org CHAT_USER=alice chatclient
-  printf 'secret\\nhello all\\n/msg bob hi\\nEX\\n' | chatclient 127.0.0.1 65015 alice
-  CHAT_PASSWORD=secret chatclient --json 127.0.0.1 65015 bot | jq -c 'select(.type==\"public\")'
-  chatclient completions bash > ~/.local/share/bash-completion/completions/chatclient";
-
-/// The udpchat client: log in, send public and direct messages, see who is
-/// online.
-#[derive(Parser, Debug)]
-#[command(
-    name = "chatclient",
-    version,
-    after_help = AFTER_HELP,
-    args_conflicts_with_subcommands = true,
-    disable_help_subcommand = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Sub>,
-    /// The server's host name or address (config: server).
-    #[arg(env = "CHAT_SERVER")]
-    host: Option<String>,
-    /// The server's UDP port (config: port) [default: 65015].
-    #[arg(env = "CHAT_PORT")]
-    port: Option<u16>,
-    /// Your username, registered on first login (config: user).
-    #[arg(env = "CHAT_USER")]
-    username: Option<String>,
-    /// The server's public key (64 hex digits), instead of trusting the
-    /// key it shows on first use (config: server_key).
-    #[arg(long, env = "CHAT_SERVER_KEY", value_parser = parse_key_arg)]
-    server_key: Option<[u8; 32]>,
-    /// Print every event as one JSON object per line (commands are still
-    /// read as lines) (config: json).
-    #[arg(long)]
-    json: bool,
-    /// When to colour the output (config: color) [default: auto].
-    #[arg(long, value_enum, value_name = "WHEN")]
-    color: Option<ColorChoice>,
-    /// Reconnect and log in again when the server goes away (config:
-    /// reconnect) [default: on a terminal or with --json].
-    #[arg(long, overrides_with = "no_reconnect")]
-    reconnect: bool,
-    /// End with status 1 when the server goes away.
-    #[arg(long, overrides_with = "reconnect")]
-    no_reconnect: bool,
-    /// The config file [default: udpchat/config.toml in your config
-    /// directory].
-    #[arg(long, env = "CHAT_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Write the manual pages into DIR (for ci/man.sh).
-    #[arg(long, hide = true, value_name = "DIR")]
-    generate_man: Option<PathBuf>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Sub {
-    /// Print a completion script for SHELL on standard output.
-    Completions {
-        /// bash, zsh, fish, elvish or powershell.
-        shell: clap_complete::Shell,
-    },
-}
-
-fn parse_key_arg(s: &str) -> Result<[u8; 32], String> {
-    parse_key(s).ok_or_else(|| "expected 64 hex digits".to_string())
-}
+use cli::{Settings, Sub, command, settings, usage_exit};
+use ending::{Ending, is_port_unreachable, transmit};
+use server_key::PinSource;
 
 /// How events are shown.
 #[derive(Clone, Copy, Debug)]
@@ -155,63 +50,6 @@ enum Display {
     Plain { color: bool },
 }
 
-/// The settings, from flags, environment, config file and defaults.
-#[derive(Debug)]
-struct Settings {
-    host: String,
-    port: u16,
-    username: String,
-    server_key: Option<[u8; 32]>,
-    json: bool,
-    color: ColorChoice,
-    reconnect: Option<bool>,
-}
-
-fn usage_error(message: impl std::fmt::Display) -> clap::Error {
-    Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, message)
-}
-
-fn settings(cli: Cli) -> Result<Settings, clap::Error> {
-    let explicit = cli.config.as_deref().filter(|p| !p.as_os_str().is_empty());
-    let file = match config::config_path(explicit) {
-        Some(path) => config::load(&path, explicit.is_some())
-            .map_err(|e| Cli::command().error(clap::error::ErrorKind::Io, e))?,
-        None => ClientFile::default(),
-    };
-    let file_key = match &file.server_key {
-        Some(k) => Some(parse_key(k).ok_or_else(|| {
-            Cli::command().error(
-                clap::error::ErrorKind::ValueValidation,
-                "server_key in the config file: expected 64 hex digits",
-            )
-        })?),
-        None => None,
-    };
-    let host = config::pick(cli.host, file.server, None).ok_or_else(|| {
-        usage_error("no server: give HOST, set CHAT_SERVER, or set server in the config file")
-    })?;
-    let port = config::pick(cli.port, file.port, Some(DEFAULT_PORT)).unwrap_or(DEFAULT_PORT);
-    let username = config::pick(cli.username, file.user, None).ok_or_else(|| {
-        usage_error("no username: give USERNAME, set CHAT_USER, or set user in the config file")
-    })?;
-    let flag_reconnect = if cli.reconnect {
-        Some(true)
-    } else if cli.no_reconnect {
-        Some(false)
-    } else {
-        None
-    };
-    Ok(Settings {
-        host,
-        port,
-        username,
-        server_key: config::pick(cli.server_key, file_key, None),
-        json: cli.json || file.json.unwrap_or(false),
-        color: config::pick(cli.color, file.color, Some(ColorChoice::Auto)).unwrap_or_default(),
-        reconnect: config::pick(flag_reconnect, file.reconnect, None),
-    })
-}
-
 enum Input {
     Datagram(Vec<u8>),
     Line(String),
@@ -221,20 +59,23 @@ enum Input {
     /// Ctrl-C in the line editor: the line was thrown away.
     Cancelled,
     Password(Option<String>),
+    /// The system says nothing listens on the server's port (an ICMP port
+    /// unreachable).
+    Refused,
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(c) => c,
         Err(e) => return usage_exit(&e),
     };
     if let Some(Sub::Completions { shell }) = cli.command {
-        let mut cmd = Cli::command();
+        let mut cmd = command(false);
         clap_complete::generate(shell, &mut cmd, "chatclient", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
     if let Some(dir) = &cli.generate_man {
-        return match manpage::write_pages(Cli::command(), dir) {
+        return match manpage::write_pages(command(false), dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!(
@@ -244,6 +85,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(server) = &cli.forget_server {
+        return server_key::forget(server);
     }
     let settings = match settings(cli) {
         Ok(s) => s,
@@ -258,29 +102,63 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints a clap error (or --help, --version) and exits 2 (0 for help).
-fn usage_exit(e: &clap::Error) -> ExitCode {
-    let _ = e.print();
-    if e.use_stderr() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// Resolves `host`, preferring IPv4 (the server's default bind address is
-/// IPv4) when the name has both.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = (host, port)
+/// Every address of `host`, IPv4 first (the server's default bind address
+/// is IPv4).
+fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host}"))?
         .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| anyhow!("{host} has no address"))
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    if addrs.is_empty() {
+        return Err(anyhow!("{host} has no address"));
+    }
+    Ok(addrs)
+}
+
+/// Opens the client's socket, bound to `--bind` (or any address) and
+/// connected to the server: the first address of the server with a local
+/// address of the same family.
+fn open_socket(settings: &Settings) -> Result<(UdpSocket, SocketAddr)> {
+    let servers = resolve(&settings.host, settings.port)?;
+    let (server, local) = match &settings.bind {
+        Some(bind) => {
+            let locals = resolve(&bind.host, bind.port.unwrap_or(0))
+                .context("--bind: cannot use that address")?;
+            servers
+                .iter()
+                .find_map(|s| {
+                    let l = locals.iter().find(|l| l.is_ipv4() == s.is_ipv4())?;
+                    Some((*s, *l))
+                })
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--bind {}: no address of the same family (IPv4 or IPv6) as the \
+                         server's ({})",
+                        ServerName {
+                            host: &bind.host,
+                            port: bind.port.unwrap_or(0)
+                        },
+                        servers[0]
+                    )
+                })?
+        }
+        None => {
+            let server = servers[0];
+            let local: SocketAddr = if server.is_ipv4() {
+                "0.0.0.0:0".parse()?
+            } else {
+                "[::]:0".parse()?
+            };
+            (server, local)
+        }
+    };
+    let socket =
+        UdpSocket::bind(local).with_context(|| format!("cannot open a UDP socket on {local}"))?;
+    socket
+        .connect(server)
+        .with_context(|| format!("cannot reach {server} from {local}"))?;
+    Ok((socket, server))
 }
 
 /// Where events and prompts go.
@@ -317,8 +195,10 @@ impl Screen {
             (_, Some(width)) => wrap_rows(&text, width),
         };
         match &mut self.editor {
-            Some(editor) => editor.print(&text),
-            None => {
+            // Until the editor reads lines, what is printed goes straight
+            // to the terminal, in order with the password prompt.
+            Some(editor) if editor.is_started() => editor.print(&text),
+            _ => {
                 let mut out = self.stdout.lock();
                 writeln!(out, "{text}")?;
                 out.flush()?;
@@ -381,26 +261,32 @@ fn run(settings: Settings) -> Result<u8> {
 }
 
 fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<u8> {
-    let server = resolve(&settings.host, settings.port)?;
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse()?
-    } else {
-        "[::]:0".parse()?
-    };
-    let socket = UdpSocket::bind(local).context("cannot open a UDP socket")?;
-    socket
-        .connect(server)
-        .with_context(|| format!("cannot reach {server}"))?;
+    let (socket, server_addr) = open_socket(settings)?;
     let socket = Arc::new(socket);
 
     let env_password = std::env::var("CHAT_PASSWORD").ok();
     let password_from_lines = env_password.is_none() && !interactive;
 
-    let server_name = format!("{}:{}", settings.host, settings.port);
+    let server_name = server_key::pin_name(&settings.host, settings.port);
     let mut known = known_servers_path().and_then(|p| KnownServers::open(p).ok());
-    let pinned = settings
-        .server_key
-        .or_else(|| known.as_ref().and_then(|k| k.get(&server_name)));
+    let (pinned, pin_source) = match (settings.server_key, &known) {
+        (Some(key), _) => (Some(key), PinSource::Setting),
+        (None, Some(k)) => (
+            k.get(&server_name),
+            PinSource::KnownServers(k.path().to_path_buf()),
+        ),
+        (None, None) => (None, PinSource::Setting),
+    };
+    let ending = Ending {
+        server: ServerName {
+            host: &settings.host,
+            port: settings.port,
+        },
+        address: server_addr,
+        pin_source,
+        connect_timeout: settings.connect_timeout,
+        json: settings.json,
+    };
 
     let clock = Clock::new();
     let mut config = ConsoleConfig {
@@ -409,6 +295,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         ..ConsoleConfig::default()
     };
     config.client.server_key = pinned;
+    config.client.handshake_timeout = Some(Duration::from_secs(settings.connect_timeout));
     let mut devices = device_tokens_path().and_then(|p| DeviceTokens::open(p).ok());
     // Where tokens can be kept, present the one kept (or ask for a first).
     config.client.device_token = devices.as_ref().map(|d| {
@@ -448,11 +335,12 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
     }
     let mut quits = 0;
     let mut cancel_hint_shown = false;
+    // Whether a login ever succeeded: until then a server that cannot be
+    // reached ends the client, after it the client reconnects.
+    let mut logged_in = false;
     loop {
-        while let Some(d) = console.poll_transmit(clock.now()) {
-            // A send error (e.g. ICMP unreachable) shows up later as a lost
-            // server; keep going.
-            let _ = socket.send(&d);
+        if transmit(&mut console, &socket, clock.now()) {
+            ending.refused(&mut console, logged_in);
         }
         while let Some(out) = console.poll() {
             if console.exit_code().is_some() {
@@ -461,12 +349,23 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 screen.detach_editor();
             }
             match out {
-                Output::Event(event) => screen.event(&event)?,
+                Output::Event(event) => {
+                    logged_in |= matches!(event, ChatEvent::LoggedIn { .. });
+                    let events = match event {
+                        ChatEvent::Disconnect {
+                            reconnect_in: None, ..
+                        } => ending.explain(event, console.client().closed(), logged_in),
+                        event => vec![event],
+                    };
+                    for event in &events {
+                        screen.event(event)?;
+                    }
+                }
                 Output::Prompt(kind) => screen.prompt(&kind, console.client().username())?,
                 // Trust on first use: pin what the server proved.
-                Output::ServerKey(key) if pinned.is_none() => {
-                    remember_key(&mut known, &server_name, &key);
-                }
+                // Trust on first use, or a key given as a setting that the
+                // server proved: pin what the server proved.
+                Output::ServerKey(key) => server_key::remember(&mut known, &server_name, &key),
                 // Kept so that this device gets in while others guess the
                 // password (PROTOCOL.md §5.8).
                 Output::DeviceToken(token) => {
@@ -479,7 +378,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                         );
                     }
                 }
-                Output::NeedPassword { failures, .. } => {
+                Output::NeedPassword { failures, new_user } => {
                     if let Some(p) = &env_password {
                         if failures > 0 {
                             console.give_up("! login refused with CHAT_PASSWORD");
@@ -487,7 +386,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                             console.submit_password(clock.now(), p);
                         }
                     } else if interactive {
-                        spawn_password_prompt(tx.clone())?;
+                        spawn_password_prompt(tx.clone(), new_user)?;
                     }
                 }
                 Output::Reconnect => console.reconnect(clock.now(), rand::random()),
@@ -496,9 +395,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         }
         if let Some(code) = console.exit_code() {
             // Acknowledge the server's last message before leaving.
-            while let Some(d) = console.poll_transmit(clock.now()) {
-                let _ = socket.send(&d);
-            }
+            transmit(&mut console, &socket, clock.now());
             return Ok(code);
         }
         if interactive && !input_started && console.is_ready() {
@@ -536,6 +433,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 Input::Line(l) => console.handle_line(now, &l),
                 Input::Eof | Input::Password(None) => console.handle_eof(now),
                 Input::Password(Some(p)) => console.submit_password(now, &p),
+                Input::Refused => ending.refused(&mut console, logged_in),
                 Input::Cancelled => {
                     if !cancel_hint_shown {
                         cancel_hint_shown = true;
@@ -558,24 +456,6 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         if console.poll_timeout().is_some_and(|t| t <= clock.now()) {
             console.handle_timeout(clock.now());
         }
-    }
-}
-
-/// Pins a key learned on first use, as ssh does.
-fn remember_key(known: &mut Option<KnownServers>, server_name: &str, key: &[u8; 32]) {
-    match known.as_mut().map(|k| k.add(server_name, key)) {
-        Some(Ok(())) => eprintln!(
-            "chatclient: {server_name} has key {}; remembered in {}",
-            Hex(key),
-            known
-                .as_ref()
-                .map(|k| k.path().display().to_string())
-                .unwrap_or_default()
-        ),
-        _ => eprintln!(
-            "chatclient: {server_name} has key {} (could not remember it)",
-            Hex(key)
-        ),
     }
 }
 
@@ -604,8 +484,15 @@ fn spawn_socket_reader(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> 
                             e.kind(),
                             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                         ) => {}
-                    // ICMP errors from an absent server: the channel's idle
-                    // timeout reports the server as lost.
+                    // Nothing listens on the server's port.
+                    Err(e) if is_port_unreachable(&e) => {
+                        if tx.send(Input::Refused).is_err() {
+                            return;
+                        }
+                        thread::sleep(StdDuration::from_millis(50));
+                    }
+                    // Other ICMP errors from an absent server: the client
+                    // reports it when it stops answering.
                     Err(_) => thread::sleep(StdDuration::from_millis(50)),
                 }
             }
@@ -637,12 +524,36 @@ fn spawn_stdin_reader(tx: Sender<Input>) -> Result<()> {
     Ok(())
 }
 
-fn spawn_password_prompt(tx: Sender<Input>) -> Result<()> {
+/// Asks for the password without echo on the terminal, in a thread of its
+/// own; a new account's password twice, until both are the same.
+fn spawn_password_prompt(tx: Sender<Input>, new_user: bool) -> Result<()> {
     thread::Builder::new()
         .name("password".into())
         .spawn(move || {
-            let p = rpassword::prompt_password("Password: ").ok();
+            let p = if new_user {
+                new_password()
+            } else {
+                rpassword::prompt_password("Password: ").ok()
+            };
             let _ = tx.send(Input::Password(p));
         })?;
     Ok(())
+}
+
+/// The password of a new account, typed twice (a typo would lock the user
+/// out of the account just made). `None` at the end of input.
+fn new_password() -> Option<String> {
+    let mut prompt = "New password: ";
+    loop {
+        let first = rpassword::prompt_password(prompt).ok()?;
+        if first.is_empty() {
+            // The console says why an empty password will not do.
+            return Some(first);
+        }
+        let again = rpassword::prompt_password("Repeat the new password: ").ok()?;
+        if first == again {
+            return Some(first);
+        }
+        prompt = "The two passwords differ; try again.\nNew password: ";
+    }
 }
