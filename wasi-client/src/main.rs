@@ -64,6 +64,9 @@ fn run() -> u8 {
         ..ConsoleConfig::default()
     };
     config.client.device_token = session.device_token.clone();
+    // As chatclient's default --connect-timeout: a server that does not
+    // answer the handshake is reported in 5 s, not after the idle timeout.
+    config.client.handshake_timeout = Some(udpchat_core::Duration::from_secs(5));
     config.client.server_key = session
         .server_key
         .as_deref()
