@@ -31,6 +31,20 @@
 //! server) are queued and used in order, so a script can pipe every line at
 //! once.
 //!
+//! # Your own messages
+//!
+//! On a terminal ([`ConsoleConfig::show_sent`]) a message the user sent is
+//! shown as chat once the server confirms it: `<alice> hello`,
+//! `* alice waves`, `-> bob: psst` ([`ChatEvent::Sent`]), and the
+//! confirmation itself (`ok: public message delivered to 2 users`) only
+//! after `/confirm on`. Refusals and `! not sent` lines are always shown.
+//!
+//! Piped output keeps the assignment's format: `show_sent` is off, so a
+//! confirmation is an `ok: ...` line and the sent text is not repeated.
+//! Scripts parse those lines (and the tests of the binaries expect them);
+//! `/confirm off` hides them there too. `--json` keeps its `confirmation`
+//! events, which carry the delivered `text` (and `action` for `/me`).
+//!
 //! # Reconnecting
 //!
 //! With [`ConsoleConfig::reconnect`], a session that was logged in and loses
@@ -91,6 +105,12 @@ pub struct ConsoleConfig {
     /// driver must then use [`Console::poll`] and answer
     /// [`Output::Reconnect`].
     pub reconnect: bool,
+    /// Show the user's own public and direct messages as chat once the
+    /// server confirms them ([`ChatEvent::Sent`]: `<alice> hello`),
+    /// instead of the confirmations (`ok: public message delivered to 2
+    /// users`), which `/confirm on` brings back. For a terminal; see the
+    /// [module docs](self#your-own-messages).
+    pub show_sent: bool,
 }
 
 /// What the console asks its driver to do, as text (see
@@ -319,6 +339,8 @@ pub struct Console {
     key_reported: bool,
     /// Reconnection attempts since the last login.
     attempt: u32,
+    /// Whether confirmations are shown (`/confirm on|off`).
+    confirmations: bool,
 }
 
 impl Console {
@@ -338,6 +360,7 @@ impl Console {
         }));
         Ok(Console {
             client,
+            confirmations: !config.show_sent,
             config,
             username: username.to_string(),
             mode: Mode::Connecting,
@@ -773,11 +796,31 @@ impl Console {
                 self.error("already connected");
                 Ok(())
             }
+            Command::Confirm(on) => {
+                self.set_confirmations(on);
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.error(e);
         }
         self.enter_menu();
+    }
+
+    fn set_confirmations(&mut self, on: Option<bool>) {
+        if let Some(on) = on {
+            self.confirmations = on;
+        }
+        let text = match (self.confirmations, on.is_some()) {
+            (true, _) => "confirmations are on: \"ok: ...\" when the server delivered your message",
+            (false, true) => "confirmations are off; refusals are still shown",
+            (false, false) => {
+                "confirmations are off (/confirm on shows them); refusals are still shown"
+            }
+        };
+        self.emit(ChatEvent::Info {
+            text: text.to_string(),
+        });
     }
 
     /// A public message in one line: the text goes without `op PM`.
@@ -993,7 +1036,7 @@ impl Console {
                 message,
             }),
             ClientEvent::Confirmed { op, to, recipients } => {
-                self.unanswered.pop_front();
+                let sent = self.unanswered.pop_front();
                 let kind = match op {
                     Operation::DM => Delivery::Direct,
                     _ => Delivery::Public,
@@ -1002,11 +1045,32 @@ impl Console {
                     Delivery::Direct => Some(to.unwrap_or_default()),
                     Delivery::Public => None,
                 };
-                self.emit(ChatEvent::Confirmation {
-                    kind,
-                    to,
-                    recipients,
-                });
+                let (text, action) = match sent.map(|m| m.text) {
+                    Some(text) if kind == Delivery::Public => match text.strip_prefix("/me ") {
+                        Some(action) => (Some(action.to_string()), true),
+                        None => (Some(text), false),
+                    },
+                    text => (text, false),
+                };
+                if self.config.show_sent
+                    && let Some(text) = &text
+                {
+                    self.emit(ChatEvent::Sent {
+                        from: self.client.username().to_string(),
+                        to: to.clone(),
+                        text: text.clone(),
+                        action,
+                    });
+                }
+                if self.confirmations {
+                    self.emit(ChatEvent::Confirmation {
+                        kind,
+                        to,
+                        recipients,
+                        text,
+                        action,
+                    });
+                }
             }
             ClientEvent::Error { code, message } => {
                 if let Some(refused) = self.unanswered.pop_front() {
@@ -1315,6 +1379,10 @@ mod tests {
                 reconnect,
                 ..ConsoleConfig::default()
             };
+            self.join_with(name, password, config)
+        }
+
+        fn join_with(&mut self, name: &str, password: &str, config: ConsoleConfig) -> usize {
             let n = self.users.len() as u8;
             let console = Console::new(self.now, config, [n + 2; 32], name).unwrap();
             self.users.push(User {
@@ -1427,11 +1495,13 @@ mod tests {
         }
     }
 
-    fn delivered(recipients: u32) -> ChatEvent {
+    fn delivered(recipients: u32, text: &str) -> ChatEvent {
         ChatEvent::Confirmation {
             kind: Delivery::Public,
             to: None,
             recipients,
+            text: Some(text.to_string()),
+            action: false,
         }
     }
 
@@ -1442,11 +1512,11 @@ mod tests {
         let bob = net.join("bob", "b", false);
         net.line(alice, "hello everyone");
         net.wait_for(bob, public("alice", "hello everyone", false));
-        net.wait_for(alice, delivered(1));
+        net.wait_for(alice, delivered(1, "hello everyone"));
         // No PM prompt or flow in between: the menu again at once.
         assert_eq!(
             net.users[alice].seen.last(),
-            Some(&Output::Event(delivered(1)))
+            Some(&Output::Event(delivered(1, "hello everyone")))
         );
         assert!(net.users[alice].console.is_ready());
 
@@ -1462,6 +1532,82 @@ mod tests {
         net.wait_for(bob, public("alice", "PM", false));
         net.line(alice, "//etc");
         net.wait_for(bob, public("alice", "/etc", false));
+    }
+
+    fn terminal() -> ConsoleConfig {
+        ConsoleConfig {
+            show_sent: true,
+            ..ConsoleConfig::default()
+        }
+    }
+
+    fn sent(to: Option<&str>, text: &str, action: bool) -> ChatEvent {
+        ChatEvent::Sent {
+            from: "alice".to_string(),
+            to: to.map(ToString::to_string),
+            text: text.to_string(),
+            action,
+        }
+    }
+
+    #[test]
+    fn on_a_terminal_your_own_messages_show_as_chat_once_confirmed() {
+        let mut net = Net::new();
+        let alice = net.join_with("alice", "a", terminal());
+        let bob = net.join("bob", "b", false);
+        net.line(alice, "hello");
+        net.wait_for(alice, sent(None, "hello", false));
+        net.line(alice, "/me waves");
+        net.wait_for(alice, sent(None, "waves", true));
+        net.line(alice, "/msg bob psst");
+        net.wait_for(alice, sent(Some("bob"), "psst", false));
+        net.line(alice, "/msg nobody hi");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .any(|e| matches!(e, ChatEvent::NotSent { .. }))
+            },
+            500,
+        );
+        let a = &net.users[alice];
+        assert!(
+            !a.events()
+                .iter()
+                .any(|e| matches!(e, ChatEvent::Confirmation { .. })),
+            "{:#?}",
+            a.lines()
+        );
+        let styled: Vec<String> = a
+            .events()
+            .iter()
+            .map(|e| render_styled(e, None, false))
+            .collect();
+        for line in ["<alice> hello", " * alice waves", "-> bob: psst"] {
+            assert!(styled.iter().any(|l| l == line), "{line}: {styled:#?}");
+        }
+        assert!(
+            styled.iter().any(|l| l.starts_with("! not sent to nobody")),
+            "refusals stay: {styled:#?}"
+        );
+        // Confirmations on request, beside the message.
+        net.line(alice, "/confirm on");
+        net.line(alice, "again");
+        net.wait_for(alice, delivered(1, "again"));
+        assert!(net.users[alice].saw(&sent(None, "again", false)));
+        net.line(alice, "/confirm off");
+        net.line(alice, "quiet");
+        net.wait_for(bob, public("alice", "quiet", false));
+        net.wait_for(alice, sent(None, "quiet", false));
+        assert!(!net.users[alice].saw(&delivered(1, "quiet")));
+        // Piped (the default): confirmations, no echo.
+        assert!(
+            !net.users[bob]
+                .events()
+                .iter()
+                .any(|e| matches!(e, ChatEvent::Sent { .. }))
+        );
     }
 
     /// The public texts `who` saw, in order.
@@ -1771,7 +1917,7 @@ mod tests {
         let mut net = Net::new();
         let alice = net.join("alice", "a", true);
         net.line(alice, "before");
-        net.wait_for(alice, delivered(0));
+        net.wait_for(alice, delivered(0, "before"));
         net.restart([7; 32], 2);
         // The next keepalive meets a server that does not know the session.
         net.run_until(

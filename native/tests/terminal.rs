@@ -85,7 +85,8 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact() {
     // Typing goes on where it was; the whole line is sent.
     alice.keys("ld\r");
     bob.expect_line("[alice] hello world", TIMEOUT);
-    alice.row_of("ok: public message delivered to 1 user");
+    // On a terminal, your own message reads as chat once confirmed.
+    alice.row_of("<alice> hello world");
     alice.wait_editing("alice> ");
 
     // History: the line comes back with the up arrow.
@@ -116,7 +117,7 @@ fn the_menu_flow_prompts_on_the_terminal() {
     alice.wait_editing("Message to bob: ");
     alice.keys("psst\r");
     bob.expect_line("[DM from alice] psst", TIMEOUT);
-    alice.row_of("ok: direct message delivered to bob");
+    alice.row_of("-> bob: psst");
     alice.wait_editing("alice> ");
     alice.keys("/quit\r");
     assert_eq!(alice.wait_exit(), 0);
@@ -360,7 +361,7 @@ fn input_history_is_kept_across_runs() {
     );
     alice.wait_editing("alice> ");
     alice.keys("remember me\r");
-    alice.row_of("ok: public message delivered");
+    alice.row_of("<alice> remember me");
     alice.keys("\x04");
     assert_eq!(alice.wait_exit(), 0);
     #[cfg(unix)]

@@ -38,6 +38,9 @@ pub enum Command<'a> {
     Help(Option<&'a str>),
     /// `/connect`: reconnect now instead of at the next retry.
     Connect,
+    /// `/confirm on|off`: show the server's confirmations (`ok: ...`) or
+    /// not; without an argument, say which.
+    Confirm(Option<bool>),
 }
 
 /// Why a line is not a command.
@@ -114,6 +117,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         example: "/quit see you tomorrow",
     },
     CommandInfo {
+        name: "confirm",
+        aliases: &[],
+        usage: "/confirm [on|off]",
+        description: "Show the server's confirmations (\"ok: ...\") of your messages, or not (on a terminal they are off: your messages show as chat).",
+        example: "/confirm on",
+    },
+    CommandInfo {
         name: "connect",
         aliases: &[],
         usage: "/connect",
@@ -185,6 +195,12 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "who" => Command::Who,
         "quit" => Command::Quit(Some(rest).filter(|r| !r.is_empty())),
         "connect" => Command::Connect,
+        "confirm" => match rest.to_ascii_lowercase().as_str() {
+            "" => Command::Confirm(None),
+            "on" => Command::Confirm(Some(true)),
+            "off" => Command::Confirm(Some(false)),
+            _ => return usage,
+        },
         _ => Command::Help(Some(rest).filter(|r| !r.is_empty())),
     })
 }
@@ -294,6 +310,15 @@ mod tests {
         assert_eq!(parse_command("/help"), Ok(Command::Help(None)));
         assert_eq!(parse_command("/help /msg"), Ok(Command::Help(Some("/msg"))));
         assert_eq!(parse_command("/connect"), Ok(Command::Connect));
+        assert_eq!(parse_command("/confirm"), Ok(Command::Confirm(None)));
+        assert_eq!(
+            parse_command("/confirm ON"),
+            Ok(Command::Confirm(Some(true)))
+        );
+        assert_eq!(
+            parse_command("/confirm off"),
+            Ok(Command::Confirm(Some(false)))
+        );
         assert_eq!(
             parse_command("//etc/passwd"),
             Ok(Command::Say("/etc/passwd"))
@@ -308,6 +333,7 @@ mod tests {
             ("/msg bob   ", "usage: /msg USER TEXT"),
             ("/me", "usage: /me ACTION"),
             ("/say", "usage: /say TEXT"),
+            ("/confirm maybe", "usage: /confirm [on|off]"),
         ] {
             let e = parse_command(line).unwrap_err();
             assert_eq!(e.to_string(), usage, "{line}");

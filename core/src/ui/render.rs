@@ -116,6 +116,28 @@ pub enum ChatEvent {
         to: Option<String>,
         /// How many users got it.
         recipients: u32,
+        /// The text delivered (for an action, without its `/me `), when
+        /// the console knows it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// True for `/me ACTION`.
+        #[serde(skip_serializing_if = "is_false")]
+        action: bool,
+    },
+    /// A message this user sent, shown as chat once the server confirmed
+    /// it (with [`ConsoleConfig::show_sent`](super::ConsoleConfig::show_sent)):
+    /// `<alice> hello`, `* alice waves`, `-> bob: psst`.
+    Sent {
+        /// This user's name.
+        from: String,
+        /// For a direct message, the recipient.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// The text (for an action, without its `/me `).
+        text: String,
+        /// True for `/me ACTION`.
+        #[serde(skip_serializing_if = "is_false")]
+        action: bool,
     },
     /// Something went wrong: a refusal from the server, or a line the
     /// console could not use.
@@ -238,6 +260,16 @@ pub fn render_plain(event: &ChatEvent) -> String {
         ChatEvent::Direct { from, text } => {
             format!("[DM from {}] {}", sanitize(from), sanitize(text))
         }
+        ChatEvent::Sent {
+            to: Some(to), text, ..
+        } => format!("-> {}: {}", sanitize(to), sanitize(text)),
+        ChatEvent::Sent {
+            from,
+            text,
+            action: false,
+            ..
+        } => format!("[{}] {}", sanitize(from), sanitize(text)),
+        ChatEvent::Sent { from, text, .. } => format!("* {} {}", sanitize(from), sanitize(text)),
         ChatEvent::Join { user } => format!("* {} joined", sanitize(user)),
         ChatEvent::Leave { user, reason, .. } => {
             format!(
@@ -492,6 +524,32 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.plain(" ");
             p.paint(sgr::DIRECT, &sanitize(text));
         }
+        ChatEvent::Sent {
+            to: Some(to), text, ..
+        } => {
+            p.paint(sgr::DIRECT, "-> ");
+            p.nick(to);
+            p.paint(sgr::DIRECT, ":");
+            p.plain(" ");
+            p.paint(sgr::DIRECT, &sanitize(text));
+        }
+        ChatEvent::Sent {
+            from,
+            text,
+            action: false,
+            ..
+        } => {
+            p.plain("<");
+            p.nick(from);
+            p.plain("> ");
+            p.plain(&sanitize(text));
+        }
+        ChatEvent::Sent { from, text, .. } => {
+            p.plain(" * ");
+            p.nick(from);
+            p.plain(" ");
+            p.plain(&sanitize(text));
+        }
         ChatEvent::Join { user } => {
             p.paint(sgr::JOIN, "--> ");
             p.nick(user);
@@ -673,6 +731,8 @@ mod tests {
                     kind: Delivery::Public,
                     to: None,
                     recipients: 1,
+                    text: None,
+                    action: false,
                 },
                 "ok: public message delivered to 1 user",
             ),
@@ -681,6 +741,8 @@ mod tests {
                     kind: Delivery::Public,
                     to: None,
                     recipients: 0,
+                    text: None,
+                    action: false,
                 },
                 "ok: public message delivered to 0 users",
             ),
@@ -689,8 +751,37 @@ mod tests {
                     kind: Delivery::Direct,
                     to: Some(s("bob")),
                     recipients: 1,
+                    text: None,
+                    action: false,
                 },
                 "ok: direct message delivered to bob",
+            ),
+            (
+                ChatEvent::Sent {
+                    from: s("alice"),
+                    to: None,
+                    text: s("hello"),
+                    action: false,
+                },
+                "[alice] hello",
+            ),
+            (
+                ChatEvent::Sent {
+                    from: s("alice"),
+                    to: None,
+                    text: s("waves"),
+                    action: true,
+                },
+                "* alice waves",
+            ),
+            (
+                ChatEvent::Sent {
+                    from: s("alice"),
+                    to: Some(s("bob")),
+                    text: s("psst"),
+                    action: false,
+                },
+                "-> bob: psst",
             ),
             (
                 ChatEvent::Error {
@@ -745,6 +836,25 @@ mod tests {
         assert_eq!(render_styled(&public, None, false), "<bob> hi");
         let join = ChatEvent::Join { user: s("bob") };
         assert_eq!(render_styled(&join, None, false), "--> bob joined");
+        // Your own messages, once confirmed, read as chat.
+        let sent = |to: Option<&str>, text: &str, action| ChatEvent::Sent {
+            from: s("alice"),
+            to: to.map(s),
+            text: s(text),
+            action,
+        };
+        assert_eq!(
+            render_styled(&sent(None, "hello", false), None, false),
+            "<alice> hello"
+        );
+        assert_eq!(
+            render_styled(&sent(None, "waves", true), None, false),
+            " * alice waves"
+        );
+        assert_eq!(
+            render_styled(&sent(Some("bob"), "psst", false), None, false),
+            "-> bob: psst"
+        );
     }
 
     #[test]
@@ -772,6 +882,8 @@ mod tests {
                 kind: Delivery::Public,
                 to: None,
                 recipients: 2,
+                text: None,
+                action: false,
             },
             None,
             true,
@@ -906,9 +1018,21 @@ mod tests {
             json(&ChatEvent::Confirmation {
                 kind: Delivery::Direct,
                 to: Some(s("bob")),
-                recipients: 1
+                recipients: 1,
+                text: None,
+                action: false,
             }),
             r#"{"type":"confirmation","kind":"direct","to":"bob","recipients":1}"#
+        );
+        assert_eq!(
+            json(&ChatEvent::Confirmation {
+                kind: Delivery::Public,
+                to: None,
+                recipients: 2,
+                text: Some(s("waves")),
+                action: true,
+            }),
+            r#"{"type":"confirmation","kind":"public","recipients":2,"text":"waves","action":true}"#
         );
         assert_eq!(
             json(&ChatEvent::Disconnect {

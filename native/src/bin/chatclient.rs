@@ -292,6 +292,9 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
     let mut config = ConsoleConfig {
         password_from_lines,
         reconnect: settings.reconnect.unwrap_or(interactive || settings.json),
+        // On a terminal your own messages read as chat; piped output keeps
+        // the assignment's `ok: ...` lines.
+        show_sent: matches!(screen.display, Display::Styled { .. }),
         ..ConsoleConfig::default()
     };
     config.client.server_key = pinned;
