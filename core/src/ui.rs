@@ -74,12 +74,14 @@ use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
 
 mod command;
+mod mention;
 mod render;
 
 pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help, parse_command};
+pub use mention::mentions;
 pub use render::{
     CONTINUATION, ChatEvent, ClockTime, Delivery, escape_json_invisibles, render_json,
-    render_plain, render_styled, user_color, wrap_rows,
+    render_plain, render_styled, rings_bell, user_color, wrap_rows,
 };
 
 /// The menu prompt.
@@ -1010,19 +1012,17 @@ impl Console {
                 }
             }
             ClientEvent::Public { from, text } => {
-                let event = match text.strip_prefix("/me ") {
-                    Some(action) => ChatEvent::Public {
-                        from,
-                        text: action.to_string(),
-                        action: true,
-                    },
-                    None => ChatEvent::Public {
-                        from,
-                        text,
-                        action: false,
-                    },
+                let (text, action) = match text.strip_prefix("/me ") {
+                    Some(action) => (action.to_string(), true),
+                    None => (text, false),
                 };
-                self.emit(event);
+                let mention = mentions(&text, self.client.username());
+                self.emit(ChatEvent::Public {
+                    from,
+                    text,
+                    action,
+                    mention,
+                });
             }
             ClientEvent::Direct { from, text } => self.emit(ChatEvent::Direct { from, text }),
             ClientEvent::Joined(user) => self.emit(ChatEvent::Join { user }),
@@ -1492,7 +1492,36 @@ mod tests {
             from: from.to_string(),
             text: text.to_string(),
             action,
+            mention: false,
         }
+    }
+
+    #[test]
+    fn a_message_that_names_you_is_a_mention() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        net.line(bob, "hi Alice!");
+        net.line(bob, "malice");
+        net.line(bob, "/me pokes alice");
+        net.wait_for(alice, public("bob", "malice", false));
+        net.run_until(|n| texts_from(n, alice, "bob").len() == 3, 500);
+        let mentioned: Vec<(&str, bool)> = net.users[alice]
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ChatEvent::Public { text, mention, .. } => Some((text.as_str(), *mention)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mentioned,
+            [
+                ("hi Alice!", true),
+                ("malice", false),
+                ("pokes alice", true)
+            ]
+        );
     }
 
     fn delivered(recipients: u32, text: &str) -> ChatEvent {

@@ -66,6 +66,10 @@ pub enum ChatEvent {
         /// True for `/me ACTION`.
         #[serde(skip_serializing_if = "is_false")]
         action: bool,
+        /// True when the text names this user (as a word, case ignored):
+        /// highlighted, and the terminal's bell rings ([`rings_bell`]).
+        #[serde(skip_serializing_if = "is_false")]
+        mention: bool,
     },
     /// A direct message to this user.
     Direct {
@@ -186,6 +190,16 @@ pub enum Delivery {
     Direct,
 }
 
+/// Whether the terminal's bell should ring for this event: a public
+/// message that names the user, and every direct message. A terminal
+/// driver writes BEL (`\x07`) after the line; piped output never does.
+pub fn rings_bell(event: &ChatEvent) -> bool {
+    matches!(
+        event,
+        ChatEvent::Public { mention: true, .. } | ChatEvent::Direct { .. }
+    )
+}
+
 /// A time of day, from the driver's wall clock, for `[HH:MM]` stamps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClockTime {
@@ -253,6 +267,7 @@ pub fn render_plain(event: &ChatEvent) -> String {
             from,
             text,
             action: false,
+            ..
         } => format!("[{}] {}", sanitize(from), sanitize(text)),
         ChatEvent::Public { from, text, .. } => {
             format!("* {} {}", sanitize(from), sanitize(text))
@@ -332,6 +347,7 @@ mod sgr {
     pub const DISCONNECT: &str = "1;33";
     pub const INFO: &str = "36";
     pub const DIM: &str = "2";
+    pub const MENTION: &str = "1;93";
 }
 
 /// Colours for usernames: the 16-colour palette without red (errors) and
@@ -504,18 +520,23 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
         ChatEvent::Public {
             from,
             text,
-            action: false,
+            action,
+            mention,
         } => {
-            p.plain("<");
-            p.nick(from);
-            p.plain("> ");
-            p.plain(&sanitize(text));
-        }
-        ChatEvent::Public { from, text, .. } => {
-            p.plain(" * ");
-            p.nick(from);
-            p.plain(" ");
-            p.plain(&sanitize(text));
+            if *action {
+                p.plain(" * ");
+                p.nick(from);
+                p.plain(" ");
+            } else {
+                p.plain("<");
+                p.nick(from);
+                p.plain("> ");
+            }
+            if *mention {
+                p.paint(sgr::MENTION, &sanitize(text));
+            } else {
+                p.plain(&sanitize(text));
+            }
         }
         ChatEvent::Direct { from, text } => {
             p.paint(sgr::DIRECT, "[DM from ");
@@ -679,6 +700,7 @@ mod tests {
                     from: s("bob"),
                     text: s("hi"),
                     action: false,
+                    mention: false,
                 },
                 "[bob] hi",
             ),
@@ -687,6 +709,7 @@ mod tests {
                     from: s("bob"),
                     text: s("waves"),
                     action: true,
+                    mention: false,
                 },
                 "* bob waves",
             ),
@@ -831,6 +854,7 @@ mod tests {
             from: s("bob"),
             text: s("hi"),
             action: false,
+            mention: false,
         };
         assert_eq!(render_styled(&public, Some(t), false), "[09:05] <bob> hi");
         assert_eq!(render_styled(&public, None, false), "<bob> hi");
@@ -863,6 +887,7 @@ mod tests {
             from: s("bob"),
             text: s("hi"),
             action: false,
+            mention: false,
         };
         let line = render_styled(&public, None, true);
         assert_eq!(line, format!("<\x1b[{}mbob\x1b[0m> hi", user_color("bob")));
@@ -904,6 +929,42 @@ mod tests {
     }
 
     #[test]
+    fn a_mention_is_highlighted_and_rings_the_bell() {
+        let named = ChatEvent::Public {
+            from: s("bob"),
+            text: s("hi alice"),
+            action: false,
+            mention: true,
+        };
+        assert_eq!(
+            render_styled(&named, None, true),
+            format!(
+                "<\x1b[{}mbob\x1b[0m> \x1b[1;93mhi alice\x1b[0m",
+                user_color("bob")
+            )
+        );
+        assert_eq!(render_styled(&named, None, false), "<bob> hi alice");
+        assert_eq!(render_plain(&named), "[bob] hi alice");
+        assert!(rings_bell(&named));
+        let direct = ChatEvent::Direct {
+            from: s("bob"),
+            text: s("psst"),
+        };
+        assert!(rings_bell(&direct));
+        let plain = ChatEvent::Public {
+            from: s("bob"),
+            text: s("hi all"),
+            action: false,
+            mention: false,
+        };
+        assert!(!rings_bell(&plain));
+        assert_eq!(
+            serde_json::to_string(&named).unwrap(),
+            r#"{"type":"public","from":"bob","text":"hi alice","mention":true}"#
+        );
+    }
+
+    #[test]
     fn user_colours_are_stable_and_ignore_case() {
         assert_eq!(user_color("alice"), user_color("ALICE"));
         assert_eq!(user_color("alice"), user_color("alice"));
@@ -928,6 +989,7 @@ mod tests {
             from: s("mallory"),
             text,
             action: false,
+            mention: false,
         };
         let time = ClockTime {
             hour: 17,
@@ -975,6 +1037,7 @@ mod tests {
             from: s("bob"),
             text: s("a\u{2028}b\u{202e}c\u{200b}d 👩\u{200d}💻"),
             action: false,
+            mention: false,
         };
         let json = escape_json_invisibles(&serde_json::to_string(&e).unwrap());
         assert!(json.contains(r"a\u2028b\u202ec\u200bd"), "{json}");
@@ -990,6 +1053,7 @@ mod tests {
             from: s("bob"),
             text: s("\x1b[2Jgotcha"),
             action: false,
+            mention: false,
         };
         assert_eq!(render_plain(&evil), "[bob] \u{fffd}[2Jgotcha");
         assert!(!render_styled(&evil, None, false).contains('\x1b'));
@@ -1002,7 +1066,8 @@ mod tests {
             json(&ChatEvent::Public {
                 from: s("bob"),
                 text: s("hi"),
-                action: false
+                action: false,
+                mention: false,
             }),
             r#"{"type":"public","from":"bob","text":"hi"}"#
         );
@@ -1010,7 +1075,8 @@ mod tests {
             json(&ChatEvent::Public {
                 from: s("bob"),
                 text: s("waves"),
-                action: true
+                action: true,
+                mention: false,
             }),
             r#"{"type":"public","from":"bob","text":"waves","action":true}"#
         );

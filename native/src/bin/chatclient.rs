@@ -19,7 +19,7 @@ use udpchat_core::client::StartError;
 use udpchat_core::time::Duration;
 use udpchat_core::ui::{
     ChatEvent, Console, ConsoleConfig, Output, PromptKind, render_json, render_plain,
-    render_styled, wrap_rows,
+    render_styled, rings_bell, wrap_rows,
 };
 use udpchat_native::address::ServerName;
 use udpchat_native::clock::Clock;
@@ -190,10 +190,15 @@ impl Screen {
         };
         // On a terminal, long messages are cut into rows that the terminal
         // does not wrap again, each continuation marked.
-        let text = match (self.display, terminal::width()) {
+        let mut text = match (self.display, terminal::width()) {
             (Display::Json, _) | (_, None) => text,
             (_, Some(width)) => wrap_rows(&text, width),
         };
+        // A message that names you, or a direct message, rings the
+        // terminal's bell.
+        if matches!(self.display, Display::Styled { .. }) && rings_bell(event) {
+            text.push('\x07');
+        }
         match &mut self.editor {
             // Until the editor reads lines, what is printed goes straight
             // to the terminal, in order with the password prompt.
