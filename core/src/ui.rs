@@ -63,7 +63,7 @@
 //! gives the same as [`ConsoleOutput`] text lines (rendered with
 //! [`render_plain`]), for drivers that only print.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Display;
@@ -74,10 +74,12 @@ use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
 
 mod command;
+mod complete;
 mod mention;
 mod render;
 
 pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help, parse_command};
+pub use complete::complete;
 pub use mention::mentions;
 pub use render::{
     CONTINUATION, ChatEvent, ClockTime, Delivery, escape_json_invisibles, render_json,
@@ -343,6 +345,9 @@ pub struct Console {
     attempt: u32,
     /// Whether confirmations are shown (`/confirm on|off`).
     confirmations: bool,
+    /// The users known to be online, by lowercased name (from `login_ok`,
+    /// online lists, arrivals and departures), for completion.
+    online: BTreeMap<String, String>,
 }
 
 impl Console {
@@ -363,6 +368,7 @@ impl Console {
         Ok(Console {
             client,
             confirmations: !config.show_sent,
+            online: BTreeMap::new(),
             config,
             username: username.to_string(),
             mode: Mode::Connecting,
@@ -561,6 +567,23 @@ impl Console {
             Mode::Done(code) => Some(code),
             _ => None,
         }
+    }
+
+    /// Tab completion for the line being typed: where the word before
+    /// `cursor` (a byte offset) starts, and what it may become: command
+    /// names after `/`, the names of users known to be online elsewhere
+    /// (see [`complete`]).
+    pub fn complete(&self, line: &str, cursor: usize) -> (usize, Vec<String>) {
+        complete(line, cursor, self.online.values().map(String::as_str))
+    }
+
+    /// Replaces the known online users with `users` (a list cut by the
+    /// server is all the console knows).
+    fn set_online(&mut self, users: &[String]) {
+        self.online = users
+            .iter()
+            .map(|u| (u.to_ascii_lowercase(), u.clone()))
+            .collect();
     }
 
     /// Messages waiting for the pace of the server's limit.
@@ -988,6 +1011,7 @@ impl Console {
                 if let Some(p) = self.submitted.take() {
                     self.password = Some(p);
                 }
+                self.set_online(&online);
                 self.emit(ChatEvent::LoggedIn {
                     user: name,
                     new_user,
@@ -1005,6 +1029,7 @@ impl Console {
             }
             ClientEvent::OperationReady(_) => {}
             ClientEvent::Online { users, count } => {
+                self.set_online(&users);
                 self.emit(ChatEvent::Online { users, count });
                 if self.mode == Mode::AwaitOnline {
                     self.mode = Mode::DmTarget;
@@ -1025,16 +1050,22 @@ impl Console {
                 });
             }
             ClientEvent::Direct { from, text } => self.emit(ChatEvent::Direct { from, text }),
-            ClientEvent::Joined(user) => self.emit(ChatEvent::Join { user }),
+            ClientEvent::Joined(user) => {
+                self.online.insert(user.to_ascii_lowercase(), user.clone());
+                self.emit(ChatEvent::Join { user });
+            }
             ClientEvent::Left {
                 user,
                 reason,
                 message,
-            } => self.emit(ChatEvent::Leave {
-                user,
-                reason,
-                message,
-            }),
+            } => {
+                self.online.remove(&user.to_ascii_lowercase());
+                self.emit(ChatEvent::Leave {
+                    user,
+                    reason,
+                    message,
+                });
+            }
             ClientEvent::Confirmed { op, to, recipients } => {
                 let sent = self.unanswered.pop_front();
                 let kind = match op {
@@ -1494,6 +1525,43 @@ mod tests {
             action,
             mention: false,
         }
+    }
+
+    #[test]
+    fn completes_commands_and_the_users_known_online() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let albert = net.join("Albert", "b", false);
+        net.wait_for(
+            alice,
+            ChatEvent::Join {
+                user: "Albert".to_string(),
+            },
+        );
+        let c = |net: &Net, line: &str| net.users[alice].console.complete(line, line.len());
+        assert_eq!(
+            c(&net, "hi al"),
+            (3, vec!["Albert".to_string(), "alice".to_string()])
+        );
+        assert_eq!(
+            c(&net, "/con"),
+            (0, vec!["/confirm".to_string(), "/connect".to_string()])
+        );
+        // Albert's own list came with login_ok.
+        assert_eq!(
+            net.users[albert].console.complete("/msg a", 6),
+            (5, vec!["Albert".to_string(), "alice".to_string()])
+        );
+        net.line(albert, "/quit");
+        net.wait_for(
+            alice,
+            ChatEvent::Leave {
+                user: "Albert".to_string(),
+                reason: "exit".to_string(),
+                message: None,
+            },
+        );
+        assert_eq!(c(&net, "hi al"), (3, vec!["alice".to_string()]));
     }
 
     #[test]
