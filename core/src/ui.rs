@@ -45,6 +45,14 @@
 //! `/confirm off` hides them there too. `--json` keeps its `confirmation`
 //! events, which carry the delivered `text` (and `action` for `/me`).
 //!
+//! # Long messages
+//!
+//! On a terminal ([`render_styled`]) a message longer than [`SHOWN_CHARS`]
+//! characters is shown cut, ending with `… (58,000 more characters: /more
+//! to read all)`; `/more` shows the last message that was cut, whole
+//! ([`ChatEvent::More`]). Piped lines ([`render_plain`]) and `--json` are
+//! never cut.
+//!
 //! # Reconnecting
 //!
 //! With [`ConsoleConfig::reconnect`], a session that was logged in and loses
@@ -82,7 +90,8 @@ pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help
 pub use complete::complete;
 pub use mention::mentions;
 pub use render::{
-    CONTINUATION, ChatEvent, ClockTime, Delivery, escape_json_invisibles, render_json,
+    CONTINUATION, ChatEvent, ClockTime, Delivery, SHOWN_CHARS, escape_json_invisibles, is_cut,
+    render_json,
     render_plain, render_styled, rings_bell, user_color, wrap_rows,
 };
 
@@ -348,6 +357,8 @@ pub struct Console {
     /// The users known to be online, by lowercased name (from `login_ok`,
     /// online lists, arrivals and departures), for completion.
     online: BTreeMap<String, String>,
+    /// The last message shown cut, for `/more`.
+    last_cut: Option<ChatEvent>,
 }
 
 impl Console {
@@ -369,6 +380,7 @@ impl Console {
             client,
             confirmations: !config.show_sent,
             online: BTreeMap::new(),
+            last_cut: None,
             config,
             username: username.to_string(),
             mode: Mode::Connecting,
@@ -425,6 +437,7 @@ impl Console {
                 Ok(Command::Connect) => return self.reconnect_now(),
                 Ok(Command::Quit(_) | Command::Menu(Operation::EX)) => return self.leave_offline(),
                 Ok(Command::Help(topic)) => return self.show_help(topic),
+                Ok(Command::More) => return self.show_more(),
                 _ => {}
             }
         }
@@ -616,7 +629,28 @@ impl Console {
     }
 
     fn emit(&mut self, event: ChatEvent) {
+        if let ChatEvent::Public { text, .. }
+        | ChatEvent::Direct { text, .. }
+        | ChatEvent::Sent { text, .. } = &event
+            && is_cut(text)
+        {
+            self.last_cut = Some(event.clone());
+        }
         self.output.push_back(Output::Event(event));
+    }
+
+    /// `/more`: the last message shown cut, whole.
+    fn show_more(&mut self) {
+        match self.last_cut.clone() {
+            Some(message) => self.emit(ChatEvent::More {
+                message: alloc::boxed::Box::new(message),
+            }),
+            None => self.emit(ChatEvent::Info {
+                text: alloc::format!(
+                    "no message was cut (only those over {SHOWN_CHARS} characters are)"
+                ),
+            }),
+        }
     }
 
     fn error(&mut self, message: impl Display) {
@@ -823,6 +857,10 @@ impl Console {
             }
             Command::Confirm(on) => {
                 self.set_confirmations(on);
+                Ok(())
+            }
+            Command::More => {
+                self.show_more();
                 Ok(())
             }
         };
@@ -1562,6 +1600,44 @@ mod tests {
             },
         );
         assert_eq!(c(&net, "hi al"), (3, vec!["alice".to_string()]));
+    }
+
+    #[test]
+    fn a_long_message_is_cut_and_more_shows_it_whole() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        net.line(alice, "/more");
+        net.step();
+        assert!(
+            net.users[alice]
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("no message was cut")
+        );
+        let long = "z".repeat(60_000);
+        net.line(bob, &long);
+        net.wait_for(alice, public("bob", &long, false));
+        let shown = render_styled(net.users[alice].events().pop().unwrap(), None, false);
+        assert!(
+            shown.ends_with("(59,000 more characters: /more to read all)"),
+            "{}",
+            &shown[shown.len() - 80..]
+        );
+        assert!(shown.len() < 1100);
+        net.line(alice, "short");
+        net.line(alice, "/more");
+        let whole = format!("<bob> {long}");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .any(|e| render_styled(e, None, false) == whole)
+            },
+            100,
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum Command<'a> {
     /// `/confirm on|off`: show the server's confirmations (`ok: ...`) or
     /// not; without an argument, say which.
     Confirm(Option<bool>),
+    /// `/more`: the last message that was shown cut, whole.
+    More,
 }
 
 /// Why a line is not a command.
@@ -115,6 +117,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: "/quit [REASON]",
         description: "Leave the chat (also EX, Ctrl-D or the end of input).",
         example: "/quit see you tomorrow",
+    },
+    CommandInfo {
+        name: "more",
+        aliases: &[],
+        usage: "/more",
+        description: "Show the last message that was cut (a long one ends with \"... /more to read all\") whole.",
+        example: "/more",
     },
     CommandInfo {
         name: "confirm",
@@ -195,6 +204,7 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "who" => Command::Who,
         "quit" => Command::Quit(Some(rest).filter(|r| !r.is_empty())),
         "connect" => Command::Connect,
+        "more" => Command::More,
         "confirm" => match rest.to_ascii_lowercase().as_str() {
             "" => Command::Confirm(None),
             "on" => Command::Confirm(Some(true)),
@@ -311,6 +321,7 @@ mod tests {
         assert_eq!(parse_command("/help /msg"), Ok(Command::Help(Some("/msg"))));
         assert_eq!(parse_command("/connect"), Ok(Command::Connect));
         assert_eq!(parse_command("/confirm"), Ok(Command::Confirm(None)));
+        assert_eq!(parse_command("/more"), Ok(Command::More));
         assert_eq!(
             parse_command("/confirm ON"),
             Ok(Command::Confirm(Some(true)))

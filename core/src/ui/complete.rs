@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn commands_after_a_slash() {
-        assert_eq!(c("/m", 2), (0, v(&["/me", "/msg"])));
+        assert_eq!(c("/m", 2), (0, v(&["/me", "/more", "/msg"])));
         assert_eq!(c("/W", 2), (0, v(&["/who"])));
         assert_eq!(c("  /q", 4), (2, v(&["/quit"])));
         assert_eq!(c("/", 1).1.len(), {
@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(c("/zz", 3), (0, vec![]));
         // A slash later in the line is not a command.
         assert_eq!(c("see /m", 6), (4, vec![]));
-        assert_eq!(c("/help m", 7), (6, v(&["me", "msg"])));
+        assert_eq!(c("/help m", 7), (6, v(&["me", "more", "msg"])));
     }
 
     #[test]

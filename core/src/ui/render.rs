@@ -6,6 +6,7 @@
 //! received in the event and made harmless (control characters replaced)
 //! when rendered.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -164,6 +165,57 @@ pub enum ChatEvent {
         /// The line.
         text: String,
     },
+    /// `/more`: a message that was shown cut (longer than [`SHOWN_CHARS`]),
+    /// again, whole.
+    More {
+        /// The message ([`ChatEvent::Public`], [`ChatEvent::Direct`] or
+        /// [`ChatEvent::Sent`]).
+        message: Box<ChatEvent>,
+    },
+}
+
+/// Messages longer than this many characters (about 12 rows of an
+/// 80-column terminal) are shown cut by [`render_styled`], with a marker
+/// that says how much is left and that `/more` shows it all: a
+/// 60,000-byte message must not flood the screen. [`render_plain`] (piped
+/// output, which scripts read) and `--json` never cut.
+pub const SHOWN_CHARS: usize = 1000;
+
+/// Whether [`render_plain`] and [`render_styled`] cut `text`.
+pub fn is_cut(text: &str) -> bool {
+    text.len() > SHOWN_CHARS && text.chars().count() > SHOWN_CHARS
+}
+
+/// The text of a message as shown: made harmless, and unless `whole`, cut
+/// after [`SHOWN_CHARS`] characters with a marker.
+fn body(text: &str, whole: bool) -> String {
+    if whole || !is_cut(text) {
+        return sanitize(text);
+    }
+    let (end, _) = text
+        .char_indices()
+        .nth(SHOWN_CHARS)
+        .unwrap_or((text.len(), ' '));
+    let rest = text[end..].chars().count();
+    format!(
+        "{} \u{2026} ({} more character{}: /more to read all)",
+        sanitize(&text[..end]),
+        thousands(rest),
+        plural(u32::try_from(rest).unwrap_or(u32::MAX))
+    )
+}
+
+/// `58000` as `58,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn is_false(b: &bool) -> bool {
@@ -231,7 +283,8 @@ fn plural(n: u32) -> &'static str {
 
 /// The assignment's plain text of an event: one line, no colour, no time
 /// (`[bob] hi`, `[DM from bob] hi`, `* bob joined`, `ok: ...`, `! ...`,
-/// `bye`). Lines are what the console always printed: scripts rely on them.
+/// `bye`). Lines are what the console always printed: scripts rely on them,
+/// so long messages are not cut here (only [`render_styled`] cuts them).
 pub fn render_plain(event: &ChatEvent) -> String {
     match event {
         ChatEvent::Connecting { user, attempt: 0 } => format!("Connecting as {user}..."),
@@ -333,6 +386,7 @@ pub fn render_plain(event: &ChatEvent) -> String {
         ),
         ChatEvent::Bye => "bye".to_string(),
         ChatEvent::Info { text } => sanitize(text),
+        ChatEvent::More { message } => render_plain(message),
     }
 }
 
@@ -504,6 +558,13 @@ pub fn escape_json_invisibles(json: &str) -> String {
 /// and leaves, errors and confirmations each in their own style. With
 /// `color` false the same text comes without escape sequences.
 pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) -> String {
+    match event {
+        ChatEvent::More { message } => styled(message, time, color, true),
+        event => styled(event, time, color, false),
+    }
+}
+
+fn styled(event: &ChatEvent, time: Option<ClockTime>, color: bool, whole: bool) -> String {
     let mut p = Painter {
         color,
         out: String::new(),
@@ -533,9 +594,9 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
                 p.plain("> ");
             }
             if *mention {
-                p.paint(sgr::MENTION, &sanitize(text));
+                p.paint(sgr::MENTION, &body(text, whole));
             } else {
-                p.plain(&sanitize(text));
+                p.plain(&body(text, whole));
             }
         }
         ChatEvent::Direct { from, text } => {
@@ -543,7 +604,7 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.nick(from);
             p.paint(sgr::DIRECT, "]");
             p.plain(" ");
-            p.paint(sgr::DIRECT, &sanitize(text));
+            p.paint(sgr::DIRECT, &body(text, whole));
         }
         ChatEvent::Sent {
             to: Some(to), text, ..
@@ -552,7 +613,7 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.nick(to);
             p.paint(sgr::DIRECT, ":");
             p.plain(" ");
-            p.paint(sgr::DIRECT, &sanitize(text));
+            p.paint(sgr::DIRECT, &body(text, whole));
         }
         ChatEvent::Sent {
             from,
@@ -563,13 +624,13 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.plain("<");
             p.nick(from);
             p.plain("> ");
-            p.plain(&sanitize(text));
+            p.plain(&body(text, whole));
         }
         ChatEvent::Sent { from, text, .. } => {
             p.plain(" * ");
             p.nick(from);
             p.plain(" ");
-            p.plain(&sanitize(text));
+            p.plain(&body(text, whole));
         }
         ChatEvent::Join { user } => {
             p.paint(sgr::JOIN, "--> ");
@@ -619,6 +680,7 @@ pub fn render_styled(event: &ChatEvent, time: Option<ClockTime>, color: bool) ->
             p.paint(sgr::INFO, &render_plain(event));
         }
         ChatEvent::Info { text } => p.plain(&sanitize(text)),
+        ChatEvent::More { message } => return styled(message, time, color, true),
     }
     p.out
 }
@@ -962,6 +1024,49 @@ mod tests {
             serde_json::to_string(&named).unwrap(),
             r#"{"type":"public","from":"bob","text":"hi alice","mention":true}"#
         );
+    }
+
+    #[test]
+    fn a_long_message_is_shown_cut_and_more_shows_it_whole() {
+        let text = format!("{}{}", "é".repeat(SHOWN_CHARS), "x".repeat(58_000));
+        let long = ChatEvent::Public {
+            from: s("bob"),
+            text: text.clone(),
+            action: false,
+            mention: false,
+        };
+        let marker = " \u{2026} (58,000 more characters: /more to read all)";
+        // Piped output is never cut: scripts read it.
+        assert_eq!(render_plain(&long), format!("[bob] {text}"));
+        let line = render_styled(&long, None, false);
+        assert_eq!(line, format!("<bob> {}{marker}", "é".repeat(SHOWN_CHARS)));
+        let more = ChatEvent::More {
+            message: Box::new(long.clone()),
+        };
+        assert_eq!(render_plain(&more), format!("[bob] {text}"));
+        assert_eq!(render_styled(&more, None, false), format!("<bob> {text}"));
+        let direct = ChatEvent::Direct {
+            from: s("bob"),
+            text: "y".repeat(SHOWN_CHARS + 1),
+        };
+        assert!(
+            render_styled(&direct, None, false)
+                .ends_with(" \u{2026} (1 more character: /more to read all)")
+        );
+        // Exactly the limit is shown whole.
+        let direct = ChatEvent::Direct {
+            from: s("bob"),
+            text: "y".repeat(SHOWN_CHARS),
+        };
+        assert_eq!(
+            render_plain(&direct),
+            format!("[DM from bob] {}", "y".repeat(SHOWN_CHARS))
+        );
+        // JSON keeps every character.
+        let json = serde_json::to_string(&long).unwrap();
+        assert!(json.contains(&text));
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 
     #[test]
