@@ -12,8 +12,9 @@ use core::fmt;
 use crate::crypto::{self, Initiator, KEY_LEN, ReplayWindow, Rng, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
-    self, ClientMessage, ErrorCode, LoginFailure, MAX_PASSWORD, MAX_QUIT_MESSAGE, MessageRate,
-    Operation, ServerMessage, TextError, UsernameError, validate_text, validate_username,
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE,
+    MessageRate, Operation, ServerMessage, TextError, UsernameError, validate_text,
+    validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -179,6 +180,29 @@ pub enum ClientEvent {
         users: Vec<String>,
         /// How many are online, when that is more than `users` lists.
         count: Option<u32>,
+        /// Those of `users` who are away.
+        away: Vec<String>,
+    },
+    /// The server took the user's away text ([`Client::set_away`]):
+    /// `None` when the user is back.
+    Away(Option<String>),
+    /// A direct message was delivered to a user who is away.
+    AwayReply {
+        /// The recipient.
+        user: String,
+        /// Its away text.
+        text: String,
+    },
+    /// The answer to [`Client::request_whois`].
+    Whois {
+        /// The username, as registered.
+        name: String,
+        /// Whether the user is online.
+        online: bool,
+        /// When online: for how many seconds.
+        online_secs: Option<u64>,
+        /// When online and away: the away text.
+        away: Option<String>,
     },
     /// A public message.
     Public {
@@ -257,6 +281,8 @@ pub enum CommandError {
     InvalidPassword,
     /// A reason for leaving longer than [`MAX_QUIT_MESSAGE`] bytes.
     ReasonTooLong(usize),
+    /// An away text longer than [`MAX_AWAY`] bytes.
+    AwayTooLong(usize),
     /// The channel refused it.
     Send(SendError),
     /// The session is over.
@@ -276,6 +302,12 @@ impl fmt::Display for CommandError {
                 f,
                 "the reason is {n} bytes; at most {MAX_QUIT_MESSAGE} are shown to the others"
             ),
+            CommandError::AwayTooLong(n) => {
+                write!(
+                    f,
+                    "the away text is {n} bytes; at most {MAX_AWAY} are allowed"
+                )
+            }
             CommandError::Send(e) => e.fmt(f),
             CommandError::Closed => f.write_str("the session is over"),
         }
@@ -504,6 +536,33 @@ impl Client {
         self.send(&ClientMessage::Who)
     }
 
+    /// Marks the user away with `text` (answered by [`ClientEvent::Away`]),
+    /// or back with `None` or an empty text. The text must follow the text
+    /// rules and be at most [`MAX_AWAY`] bytes.
+    pub fn set_away(&mut self, text: Option<&str>) -> Result<(), CommandError> {
+        self.require_login()?;
+        let text = text.filter(|t| !t.is_empty());
+        if let Some(t) = text {
+            validate_text(t).map_err(CommandError::InvalidText)?;
+            if t.len() > MAX_AWAY {
+                return Err(CommandError::AwayTooLong(t.len()));
+            }
+        }
+        self.send(&ClientMessage::Away {
+            text: text.map(ToString::to_string),
+        })
+    }
+
+    /// Asks about one user (answered by [`ClientEvent::Whois`], or by
+    /// [`ClientEvent::Error`] `unknown_user`).
+    pub fn request_whois(&mut self, name: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_username(name).map_err(CommandError::InvalidUsername)?;
+        self.send(&ClientMessage::Whois {
+            name: name.to_string(),
+        })
+    }
+
     /// Handles a datagram from the server. Datagrams of other connections,
     /// malformed, unauthenticated or replayed ones are ignored.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
@@ -730,7 +789,22 @@ impl Client {
                 ClientEvent::LoginFailed { reason, message }
             }
             ServerMessage::OpOk { op } => ClientEvent::OperationReady(op),
-            ServerMessage::Online { users, count } => ClientEvent::Online { users, count },
+            ServerMessage::Online { users, count, away } => {
+                ClientEvent::Online { users, count, away }
+            }
+            ServerMessage::AwayOk { text } => ClientEvent::Away(text),
+            ServerMessage::AwayReply { user, text } => ClientEvent::AwayReply { user, text },
+            ServerMessage::Whois {
+                name,
+                online,
+                online_secs,
+                away,
+            } => ClientEvent::Whois {
+                name,
+                online,
+                online_secs,
+                away,
+            },
             ServerMessage::Public { from, text } => ClientEvent::Public { from, text },
             ServerMessage::Direct { from, text } => ClientEvent::Direct { from, text },
             ServerMessage::Joined { user } => ClientEvent::Joined(user),

@@ -83,7 +83,25 @@ pub enum ClientMessage {
     },
     /// Asks for the online list at any time after login.
     Who,
+    /// Marks the user away, with a text that others are shown (a DM's
+    /// sender, `whois`); without `text`, or with an empty one, the user is
+    /// back. Answered by [`ServerMessage::AwayOk`].
+    Away {
+        /// Why the user is away: text (see [`validate_text`]) of at most
+        /// [`MAX_AWAY`] bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// Asks about one user: answered by [`ServerMessage::Whois`], or by
+    /// `error` `unknown_user` when no account has that name.
+    Whois {
+        /// The username (case-insensitive).
+        name: String,
+    },
 }
+
+/// Longest away text (`away`'s `text`), in bytes: 200.
+pub const MAX_AWAY: usize = 200;
 
 /// Longest reason a user may give when leaving (`op EX`'s `reason`), in
 /// bytes: 200.
@@ -158,6 +176,10 @@ pub enum ServerMessage {
         /// How many are online, when that is more than `users` lists.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
+        /// Those of `users` who are away, in the same order (absent when
+        /// none is).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        away: Vec<String>,
     },
     /// A public message relayed from another user.
     Public {
@@ -207,6 +229,33 @@ pub enum ServerMessage {
         /// A sentence for the user.
         message: String,
     },
+    /// Answers `Away`: the user's away text now (`None`: back).
+    AwayOk {
+        /// The away text, or `None` when the user is back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// The recipient of a direct message is away: sent to its sender after
+    /// the `Confirm` (the message was delivered all the same).
+    AwayReply {
+        /// The recipient.
+        user: String,
+        /// The recipient's away text.
+        text: String,
+    },
+    /// Answers `Whois`.
+    Whois {
+        /// The username, as registered.
+        name: String,
+        /// Whether the user is online.
+        online: bool,
+        /// When online: for how many seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        online_secs: Option<u64>,
+        /// When online and away: the away text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+    },
     /// Answers `Op EX`: the session is over.
     Bye,
     /// The server is shutting down; the session is over.
@@ -228,8 +277,37 @@ enum ServerTag {
     Left,
     Confirm,
     Error,
+    AwayOk,
+    AwayReply,
+    Whois,
     Bye,
     Shutdown,
+}
+
+/// A field that is one type in some messages and another in others
+/// (`online`: a list in `login_ok`, a bool in `whois`; `away`: a list in
+/// `online`, a text in `whois`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Either<A, B> {
+    A(A),
+    B(B),
+}
+
+impl<A, B> Either<A, B> {
+    fn a(this: Option<Self>) -> Option<A> {
+        match this {
+            Some(Either::A(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn b(this: Option<Self>) -> Option<B> {
+        match this {
+            Some(Either::B(b)) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 /// Every field any [`ServerMessage`] has, in one object: serde reads it
@@ -241,7 +319,7 @@ struct FlatServerMessage {
     t: ServerTag,
     name: Option<String>,
     new_user: Option<bool>,
-    online: Option<Vec<String>>,
+    online: Option<Either<Vec<String>, bool>>,
     count: Option<u32>,
     /// `login_failed`: a [`LoginFailure`]; `left`: free text.
     reason: Option<String>,
@@ -256,6 +334,8 @@ struct FlatServerMessage {
     code: Option<ErrorCode>,
     device: Option<String>,
     rate: Option<MessageRate>,
+    away: Option<Either<Vec<String>, String>>,
+    online_secs: Option<u64>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -273,7 +353,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::LoginOk => ServerMessage::LoginOk {
                 name: need(f.name, "name")?,
                 new_user: need(f.new_user, "new_user")?,
-                online: need(f.online, "online")?,
+                online: need(Either::a(f.online), "online")?,
                 count: f.count,
                 device: f.device,
                 rate: f.rate,
@@ -295,6 +375,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::Online => ServerMessage::Online {
                 users: need(f.users, "users")?,
                 count: f.count,
+                away: Either::a(f.away).unwrap_or_default(),
             },
             ServerTag::Public => ServerMessage::Public {
                 from: need(f.from, "from")?,
@@ -320,6 +401,17 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::Error => ServerMessage::Error {
                 code: need(f.code, "code")?,
                 message: need(f.message, "message")?,
+            },
+            ServerTag::AwayOk => ServerMessage::AwayOk { text: f.text },
+            ServerTag::AwayReply => ServerMessage::AwayReply {
+                user: need(f.user, "user")?,
+                text: need(f.text, "text")?,
+            },
+            ServerTag::Whois => ServerMessage::Whois {
+                name: need(f.name, "name")?,
+                online: need(Either::b(f.online), "online")?,
+                online_secs: f.online_secs,
+                away: Either::b(f.away),
             },
             ServerTag::Bye => ServerMessage::Bye,
             ServerTag::Shutdown => ServerMessage::Shutdown,
@@ -633,6 +725,7 @@ mod tests {
         let m = ServerMessage::Online {
             users: vec!["alice".to_string()],
             count: Some(1001),
+            away: vec![],
         };
         assert_eq!(
             encode(&m),
@@ -640,6 +733,24 @@ mod tests {
         );
         assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
         assert_eq!(encode(&ClientMessage::Who), br#"{"t":"who"}"#.to_vec());
+        for (m, json) in [
+            (
+                ClientMessage::Away {
+                    text: Some("lunch".to_string()),
+                },
+                &br#"{"t":"away","text":"lunch"}"#[..],
+            ),
+            (ClientMessage::Away { text: None }, br#"{"t":"away"}"#),
+            (
+                ClientMessage::Whois {
+                    name: "bob".to_string(),
+                },
+                br#"{"t":"whois","name":"bob"}"#,
+            ),
+        ] {
+            assert_eq!(encode(&m), json.to_vec());
+            assert_eq!(decode::<ClientMessage>(json).unwrap(), m);
+        }
         let m = ClientMessage::Op {
             op: Operation::EX,
             reason: Some("lunch".to_string()),
@@ -734,6 +845,32 @@ mod tests {
             ServerMessage::Online {
                 users: vec![],
                 count: Some(3),
+                away: vec![],
+            },
+            ServerMessage::Online {
+                users: vec![s("a"), s("b")],
+                count: None,
+                away: vec![s("b")],
+            },
+            ServerMessage::AwayOk {
+                text: Some(s("lunch")),
+            },
+            ServerMessage::AwayOk { text: None },
+            ServerMessage::AwayReply {
+                user: s("b"),
+                text: s("lunch"),
+            },
+            ServerMessage::Whois {
+                name: s("b"),
+                online: true,
+                online_secs: Some(125),
+                away: Some(s("lunch")),
+            },
+            ServerMessage::Whois {
+                name: s("c"),
+                online: false,
+                online_secs: None,
+                away: None,
             },
             ServerMessage::Public {
                 from: s("a"),
@@ -806,6 +943,9 @@ mod tests {
             br#"{"t":"teleport"}"#,
             br#"{"from":"a","text":"x"}"#,
             br#"{"t":"left","user":"a"}"#,
+            br#"{"t":"whois","name":"a","online":[]}"#,
+            br#"{"t":"login_ok","name":"a","new_user":false,"online":true}"#,
+            br#"{"t":"away_reply","user":"a"}"#,
         ] {
             assert!(decode::<ServerMessage>(bad).is_err(), "{bad:?}");
         }

@@ -6,8 +6,9 @@
 //! prints as text ([`render_plain`], [`render_styled`]) or as JSON.
 //!
 //! What a line means ([`parse_command`]): a plain line is a public message;
-//! `/msg USER TEXT`, `/me ACTION`, `/who`, `/quit`, `/help [COMMAND]`,
-//! `/connect` and `/say TEXT` are commands ([`COMMANDS`]). The assignment's
+//! `/msg USER TEXT`, `/me ACTION`, `/who`, `/away [TEXT]`, `/whois USER`,
+//! `/more`, `/confirm on|off`, `/quit`, `/help [COMMAND]`, `/connect` and
+//! `/say TEXT` are commands ([`COMMANDS`]). The assignment's
 //! menu stays: `PM`, `DM` or `EX` alone on a line enter that flow (`PM` asks
 //! for the message; `DM` shows who is online, asks for the recipient, then
 //! the message). A line that should literally be "PM" is sent with
@@ -244,6 +245,14 @@ enum Mode {
     Done(u8),
 }
 
+/// What the server answers in order: a message (`confirm` or `error`) or
+/// a request (`away`, `whois`: their answer or `error`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Unanswered {
+    Message(Outgoing),
+    Request,
+}
+
 /// A public or direct message on its way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Outgoing {
@@ -330,7 +339,7 @@ pub struct Console {
     failures: u32,
     /// PM and DM texts sent and not yet confirmed or refused: the server
     /// answers each, in order, so an error belongs to the oldest of them.
-    unanswered: VecDeque<Outgoing>,
+    unanswered: VecDeque<Unanswered>,
     /// Texts waiting for the pace of the server's limit.
     paced: VecDeque<Outgoing>,
     /// How many at the front of `paced` were refused as too fast (they go
@@ -359,6 +368,9 @@ pub struct Console {
     online: BTreeMap<String, String>,
     /// The last message shown cut, for `/more`.
     last_cut: Option<ChatEvent>,
+    /// The away text the server took last (sent again after a
+    /// reconnection).
+    away: Option<String>,
 }
 
 impl Console {
@@ -381,6 +393,7 @@ impl Console {
             confirmations: !config.show_sent,
             online: BTreeMap::new(),
             last_cut: None,
+            away: None,
             config,
             username: username.to_string(),
             mode: Mode::Connecting,
@@ -863,11 +876,30 @@ impl Console {
                 self.show_more();
                 Ok(())
             }
+            Command::Away(text) => self.request(|c| c.set_away(text)),
+            Command::Whois(user) => self.request(|c| c.request_whois(user)),
         };
         if let Err(e) = result {
             self.error(e);
         }
         self.enter_menu();
+    }
+
+    /// Sends a request the server answers in turn with the messages.
+    fn request(
+        &mut self,
+        send: impl FnOnce(&mut Client) -> Result<(), CommandError>,
+    ) -> Result<(), CommandError> {
+        send(&mut self.client)?;
+        self.unanswered.push_back(Unanswered::Request);
+        Ok(())
+    }
+
+    /// The answer to the oldest request arrived.
+    fn answered_request(&mut self) {
+        if let Some(Unanswered::Request) = self.unanswered.front() {
+            self.unanswered.pop_front();
+        }
     }
 
     fn set_confirmations(&mut self, on: Option<bool>) {
@@ -928,7 +960,7 @@ impl Console {
             None => self.client.send_public(&message.text),
         };
         match sent {
-            Ok(()) => self.unanswered.push_back(message),
+            Ok(()) => self.unanswered.push_back(Unanswered::Message(message)),
             Err(e) => self.not_sent(message, e.to_string()),
         }
     }
@@ -1056,6 +1088,12 @@ impl Console {
                     online,
                     count,
                 });
+                if let Some(text) = self.away.clone() {
+                    // Away before the connection was lost: still away.
+                    if let Err(e) = self.request(|c| c.set_away(Some(&text))) {
+                        self.error(e);
+                    }
+                }
                 self.enter_menu();
                 self.send_paced();
             }
@@ -1066,9 +1104,31 @@ impl Console {
                 }
             }
             ClientEvent::OperationReady(_) => {}
-            ClientEvent::Online { users, count } => {
+            ClientEvent::Away(text) => {
+                self.answered_request();
+                self.away.clone_from(&text);
+                self.emit(ChatEvent::Away { text });
+            }
+            ClientEvent::AwayReply { user, text } => {
+                self.emit(ChatEvent::AwayReply { user, text });
+            }
+            ClientEvent::Whois {
+                name,
+                online,
+                online_secs,
+                away,
+            } => {
+                self.answered_request();
+                self.emit(ChatEvent::Whois {
+                    user: name,
+                    online,
+                    online_secs,
+                    away,
+                });
+            }
+            ClientEvent::Online { users, count, away } => {
                 self.set_online(&users);
-                self.emit(ChatEvent::Online { users, count });
+                self.emit(ChatEvent::Online { users, count, away });
                 if self.mode == Mode::AwaitOnline {
                     self.mode = Mode::DmTarget;
                     self.prompt(PromptKind::Recipient);
@@ -1105,7 +1165,10 @@ impl Console {
                 });
             }
             ClientEvent::Confirmed { op, to, recipients } => {
-                let sent = self.unanswered.pop_front();
+                let sent = match self.unanswered.pop_front() {
+                    Some(Unanswered::Message(m)) => Some(m),
+                    _ => None,
+                };
                 let kind = match op {
                     Operation::DM => Delivery::Direct,
                     _ => Delivery::Public,
@@ -1142,7 +1205,11 @@ impl Console {
                 }
             }
             ClientEvent::Error { code, message } => {
-                if let Some(refused) = self.unanswered.pop_front() {
+                if let Some(Unanswered::Request) = self.unanswered.front() {
+                    // An away or whois request refused.
+                    self.unanswered.pop_front();
+                    self.emit(ChatEvent::Error { message });
+                } else if let Some(Unanswered::Message(refused)) = self.unanswered.pop_front() {
                     // The refusal of an earlier text, not of the operation
                     // the console is waiting for.
                     if code == ErrorCode::RateLimited {
@@ -1217,7 +1284,10 @@ impl Console {
         });
         // Sent, but not confirmed: perhaps delivered, perhaps not. Sending
         // them again could deliver them twice, so they are shown instead.
-        for message in unconfirmed {
+        for message in unconfirmed.into_iter().filter_map(|u| match u {
+            Unanswered::Message(m) => Some(m),
+            Unanswered::Request => None,
+        }) {
             self.not_sent(
                 message,
                 "the connection was lost before the server confirmed it; it may not have been delivered".to_string(),
@@ -1641,6 +1711,92 @@ mod tests {
     }
 
     #[test]
+    fn away_whois_and_the_away_reply_to_a_dm() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", false);
+        let bob = net.join("bob", "b", false);
+        net.line(bob, "/away at lunch");
+        net.wait_for(
+            bob,
+            ChatEvent::Away {
+                text: Some("at lunch".to_string()),
+            },
+        );
+        // A message sent meanwhile is confirmed as usual: answers are
+        // matched in order.
+        net.line(alice, "/msg bob are you there?");
+        net.line(alice, "/whois BOB");
+        net.line(alice, "/whois carol");
+        net.line(alice, "/who");
+        net.wait_for(
+            alice,
+            ChatEvent::Online {
+                users: vec!["alice".to_string(), "bob".to_string()],
+                count: None,
+                away: vec!["bob".to_string()],
+            },
+        );
+        let lines = net.users[alice].lines();
+        let tail: Vec<&str> = lines
+            .iter()
+            .rev()
+            .take(5)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "ok: direct message delivered to bob",
+                "bob is away: at lunch",
+                "bob is online (for 0 s); away: at lunch",
+                "! there is no user named carol",
+                "online: alice, bob (away)",
+            ]
+        );
+        assert!(
+            !net.users[alice]
+                .events()
+                .iter()
+                .any(|e| matches!(e, ChatEvent::NotSent { .. })),
+            "the refused whois is not taken for the message"
+        );
+        net.line(bob, "/away");
+        net.wait_for(bob, ChatEvent::Away { text: None });
+        net.line(alice, "/msg bob back?");
+        net.line(alice, "/whois bob");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .filter(|e| matches!(e, ChatEvent::Whois { .. }))
+                    .count()
+                    == 2
+            },
+            500,
+        );
+        let last = net.users[alice].lines().pop().unwrap();
+        assert!(last.starts_with("bob is online (for "), "{last}");
+        assert!(!last.contains("away"), "{last}");
+        assert_eq!(
+            net.users[alice]
+                .events()
+                .iter()
+                .filter(|e| matches!(e, ChatEvent::AwayReply { .. }))
+                .count(),
+            1
+        );
+        // Checked before sending.
+        net.line(bob, &format!("/away {}", "x".repeat(201)));
+        net.step();
+        assert_eq!(
+            net.users[bob].lines().pop().unwrap(),
+            "! the away text is 201 bytes; at most 200 are allowed"
+        );
+    }
+
+    #[test]
     fn a_message_that_names_you_is_a_mention() {
         let mut net = Net::new();
         let alice = net.join("alice", "a", false);
@@ -1984,6 +2140,7 @@ mod tests {
             ChatEvent::Online {
                 users: vec!["alice".to_string(), "bob".to_string()],
                 count: None,
+                away: vec![],
             },
         );
         net.line(alice, "bob");

@@ -682,7 +682,8 @@ fn run_example() -> Vec<Captured> {
         w.events("alice"),
         [ClientEvent::Online {
             users: vec!["alice".into(), "bob".into()],
-            count: None
+            count: None,
+            away: vec![],
         }]
     );
     w.pause();
@@ -1480,7 +1481,8 @@ fn session_rules() {
         raw.say(r#"{"t":"who"}"#),
         [ServerMessage::Online {
             users: vec!["carol".into()],
-            count: None
+            count: None,
+            away: vec![],
         }]
     );
     assert_eq!(
@@ -1549,4 +1551,149 @@ fn device_token_vector() {
         "the device token vector",
     );
     assert!(crypto::check_device_token(&key, "alice", &token));
+}
+
+/// §5.3, §5.4, §5.6: `away`, `whois`, the away list of `online` and
+/// `away_reply`, each answer as PROTOCOL.md shows it.
+#[test]
+fn away_and_whois_rules() {
+    let dave = UserRecord {
+        name: "Dave".into(),
+        password_hash: "fake:dave's password".into(),
+    };
+    let mut raw = Raw::new(Server::new(
+        ServerConfig::default(),
+        [dave],
+        server_key(),
+        SERVER_RANDOM,
+    ));
+    raw.connect([9; 32]);
+    assert_eq!(
+        error_code(&raw.say(r#"{"t":"away","text":"at lunch"}"#)),
+        ErrorCode::NotLoggedIn
+    );
+    assert_eq!(
+        error_code(&raw.say(r#"{"t":"whois","name":"Dave"}"#)),
+        ErrorCode::NotLoggedIn
+    );
+    raw.say(r#"{"t":"user","name":"bob"}"#);
+    assert!(matches!(
+        raw.say(r#"{"t":"password","password":"pw"}"#).as_slice(),
+        [ServerMessage::LoginOk { .. }]
+    ));
+    let documented = |messages: &[ServerMessage], what: &str| {
+        for m in messages {
+            let json = String::from_utf8(session::encode(m)).unwrap();
+            assert_documented(&format!("`{json}`"), what);
+        }
+    };
+
+    let away = raw.say(r#"{"t":"away","text":"at lunch"}"#);
+    assert_eq!(
+        away,
+        [ServerMessage::AwayOk {
+            text: Some("at lunch".into())
+        }]
+    );
+    documented(&away, "away_ok");
+    let who = raw.say(r#"{"t":"who"}"#);
+    assert_eq!(
+        who,
+        [ServerMessage::Online {
+            users: vec!["bob".into()],
+            count: None,
+            away: vec!["bob".into()],
+        }]
+    );
+    documented(&who, "online with away");
+    // A DM to a user who is away (here, to oneself) is delivered; its
+    // sender then gets the away text.
+    let dm = raw.say(r#"{"t":"dm","to":"BOB","text":"note to self"}"#);
+    assert_eq!(
+        dm,
+        [
+            ServerMessage::Direct {
+                from: "bob".into(),
+                text: "note to self".into()
+            },
+            ServerMessage::Confirm {
+                op: Operation::DM,
+                to: Some("bob".into()),
+                recipients: 1
+            },
+            ServerMessage::AwayReply {
+                user: "bob".into(),
+                text: "at lunch".into()
+            },
+        ]
+    );
+    documented(&dm[2..], "away_reply");
+
+    // whois: online for how long and why away; an account offline; no
+    // account.
+    raw.now += Duration::from_secs(125);
+    let whois = raw.say(r#"{"t":"whois","name":"Bob"}"#);
+    assert_eq!(
+        whois,
+        [ServerMessage::Whois {
+            name: "bob".into(),
+            online: true,
+            online_secs: Some(125),
+            away: Some("at lunch".into()),
+        }]
+    );
+    documented(&whois, "whois of a user online");
+    let whois = raw.say(r#"{"t":"whois","name":"dave"}"#);
+    assert_eq!(
+        whois,
+        [ServerMessage::Whois {
+            name: "Dave".into(),
+            online: false,
+            online_secs: None,
+            away: None,
+        }]
+    );
+    documented(&whois, "whois of a user offline");
+    assert_eq!(
+        error_code(&raw.say(r#"{"t":"whois","name":"nobody"}"#)),
+        ErrorCode::UnknownUser
+    );
+    assert_eq!(
+        error_code(&raw.say(r#"{"t":"whois"}"#)),
+        ErrorCode::BadMessage
+    );
+
+    // The text rules, and at most 200 bytes; a refused text changes
+    // nothing.
+    assert_eq!(
+        error_code(&raw.say(r#"{"t":"away","text":"bell\u0007"}"#)),
+        ErrorCode::InvalidText
+    );
+    let long = format!(r#"{{"t":"away","text":"{}"}}"#, "x".repeat(201));
+    assert_eq!(error_code(&raw.say(&long)), ErrorCode::InvalidText);
+    let fits = format!(r#"{{"t":"away","text":"{}"}}"#, "x".repeat(200));
+    assert!(matches!(
+        raw.say(&fits).as_slice(),
+        [ServerMessage::AwayOk { text: Some(t) }] if t.len() == 200
+    ));
+
+    // Back: without a text, or with an empty one.
+    let back = raw.say(r#"{"t":"away"}"#);
+    assert_eq!(back, [ServerMessage::AwayOk { text: None }]);
+    documented(&back, "away_ok when back");
+    raw.say(r#"{"t":"away","text":"brb"}"#);
+    assert_eq!(
+        raw.say(r#"{"t":"away","text":""}"#),
+        [ServerMessage::AwayOk { text: None }]
+    );
+    assert_eq!(
+        raw.say(r#"{"t":"who"}"#),
+        [ServerMessage::Online {
+            users: vec!["bob".into()],
+            count: None,
+            away: vec![],
+        }]
+    );
+    // No away_reply once back.
+    assert_eq!(raw.say(r#"{"t":"dm","to":"bob","text":"x"}"#).len(), 2);
 }

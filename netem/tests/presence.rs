@@ -103,7 +103,7 @@ fn online_lists_stop_at_the_limit_and_give_the_count() {
         .iter()
         .rev()
         .find_map(|(_, m)| match m {
-            ServerMessage::Online { users, count } => Some((users.len(), *count)),
+            ServerMessage::Online { users, count, .. } => Some((users.len(), *count)),
             _ => None,
         });
     assert_eq!(online, Some((MAX, Some(MAX as u32 + 1))));
@@ -116,7 +116,7 @@ fn online_lists_stop_at_the_limit_and_give_the_count() {
     w.run_for(secs(1));
     let last = w.peers[raw].raw().received.last().map(|(_, m)| m.clone());
     assert!(
-        matches!(&last, Some(ServerMessage::Online { users, count: None }) if users.len() == MAX),
+        matches!(&last, Some(ServerMessage::Online { users, count: None, .. }) if users.len() == MAX),
         "{last:?}"
     );
 

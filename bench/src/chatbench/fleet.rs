@@ -977,7 +977,10 @@ impl Worker {
         match ev {
             ClientEvent::ServerKey(_)
             | ClientEvent::OperationReady(_)
-            | ClientEvent::Online { .. } => {}
+            | ClientEvent::Online { .. }
+            | ClientEvent::Away(_)
+            | ClientEvent::AwayReply { .. }
+            | ClientEvent::Whois { .. } => {}
             ClientEvent::PasswordRequired { .. } => {
                 let pw = self.server.password.clone();
                 if let Some(c) = self.users[li].client.as_mut()

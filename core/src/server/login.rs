@@ -211,6 +211,8 @@ impl Server {
             SessionState::LoggedIn {
                 name: name.clone(),
                 op: None,
+                away: None,
+                since: self.now,
             },
         );
         self.stats.logins += 1;

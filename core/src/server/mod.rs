@@ -25,8 +25,9 @@ use core::net::{IpAddr, SocketAddr};
 use crate::crypto::{self, CookieKeys, ReplayWindow, Rng, StaticKey, Transport};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
-    self, ClientMessage, ErrorCode, LoginFailure, MAX_LISTED, MAX_PASSWORD, MAX_QUIT_MESSAGE,
-    MessageRate, Operation, ServerMessage, username_key, validate_text, validate_username,
+    self, ClientMessage, ErrorCode, LoginFailure, MAX_AWAY, MAX_LISTED, MAX_PASSWORD,
+    MAX_QUIT_MESSAGE, MessageRate, Operation, ServerMessage, username_key, validate_text,
+    validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -228,6 +229,10 @@ enum SessionState {
     LoggedIn {
         name: String,
         op: Option<Operation>,
+        /// The away text (`away`), while the user is away.
+        away: Option<String>,
+        /// When the user logged in (for `whois`).
+        since: Instant,
     },
     Closing {
         until: Instant,

@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// Checks an away text: the text rules, and at most [`MAX_AWAY`] bytes.
+fn validate_away(text: &str) -> Result<(), String> {
+    validate_text(text).map_err(|e| format!("away text: {e}"))?;
+    if text.len() > MAX_AWAY {
+        return Err(format!(
+            "the away text is {} bytes; at most {MAX_AWAY} are allowed",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
 impl Server {
     /// Queues `message` to one session. A session whose send queue is full
     /// is closed: it is not keeping up.
@@ -217,7 +229,20 @@ impl Server {
             // `pm` and `dm` are accepted with or without the `op` before
             // them: the classic flow sends it, a client that already has
             // its text and recipient need not wait for the answer.
-            (SessionState::LoggedIn { op, name }, ClientMessage::Pm { text }) => {
+            (SessionState::LoggedIn { away, .. }, ClientMessage::Away { text }) => {
+                let text = text.filter(|t| !t.is_empty());
+                match text.as_deref().map(validate_away) {
+                    Some(Err(message)) => self.error(conn, ErrorCode::InvalidText, message),
+                    _ => {
+                        away.clone_from(&text);
+                        self.send(conn, &ServerMessage::AwayOk { text });
+                    }
+                }
+            }
+            (SessionState::LoggedIn { .. }, ClientMessage::Whois { name }) => {
+                self.on_whois(now, conn, &name)
+            }
+            (SessionState::LoggedIn { op, name, .. }, ClientMessage::Pm { text }) => {
                 *op = None;
                 let name = name.clone();
                 if !self.take_message_token(now, conn) {
@@ -239,7 +264,7 @@ impl Server {
                     );
                 }
             }
-            (SessionState::LoggedIn { op, name }, ClientMessage::Dm { to, text }) => {
+            (SessionState::LoggedIn { op, name, .. }, ClientMessage::Dm { to, text }) => {
                 *op = None;
                 let name = name.clone();
                 if !self.take_message_token(now, conn) {
@@ -255,7 +280,57 @@ impl Server {
 
     pub(super) fn send_online(&mut self, conn: u64) {
         let (users, count) = self.online_list();
-        self.send(conn, &ServerMessage::Online { users, count });
+        // Those listed who are away: no longer than the list itself.
+        let away = self
+            .online
+            .values()
+            .take(self.config.max_listed)
+            .filter(|(c, _)| self.away_text(*c).is_some())
+            .map(|(_, n)| n.clone())
+            .collect();
+        self.send(conn, &ServerMessage::Online { users, count, away });
+    }
+
+    /// The away text of a logged-in session, if its user is away.
+    fn away_text(&self, conn: u64) -> Option<&str> {
+        match &self.sessions.get(&conn)?.state {
+            SessionState::LoggedIn { away, .. } => away.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Answers `whois`: the account's name, whether it is online, for how
+    /// long, and its away text.
+    fn on_whois(&mut self, now: Instant, conn: u64, name: &str) {
+        let key = username_key(name);
+        let Some(user) = self.users.get(&key) else {
+            self.error(
+                conn,
+                ErrorCode::UnknownUser,
+                format!("there is no user named {name}"),
+            );
+            return;
+        };
+        let name = user.name.clone();
+        let session = self
+            .online
+            .get(&key)
+            .and_then(|(c, _)| self.sessions.get(c));
+        let answer = match session.map(|s| &s.state) {
+            Some(SessionState::LoggedIn { away, since, .. }) => ServerMessage::Whois {
+                name,
+                online: true,
+                online_secs: Some(now.saturating_since(*since).as_millis() / 1000),
+                away: away.clone(),
+            },
+            _ => ServerMessage::Whois {
+                name,
+                online: false,
+                online_secs: None,
+                away: None,
+            },
+        };
+        self.send(conn, &answer);
     }
 
     /// The first [`ServerConfig::max_listed`] online users, and how many
@@ -295,14 +370,25 @@ impl Server {
         ));
         self.stats.direct_messages += u64::from(delivered);
         self.stats.deliveries += u64::from(delivered);
+        let away = self.away_text(target).map(String::from);
         self.send(
             conn,
             &ServerMessage::Confirm {
                 op: Operation::DM,
-                to: Some(to_name),
+                to: Some(to_name.clone()),
                 recipients: delivered,
             },
         );
+        if let Some(text) = away {
+            // Delivered, and its sender learns why no answer may come soon.
+            self.send(
+                conn,
+                &ServerMessage::AwayReply {
+                    user: to_name,
+                    text,
+                },
+            );
+        }
         self.process_later(target);
     }
 }

@@ -43,6 +43,10 @@ pub enum Command<'a> {
     Confirm(Option<bool>),
     /// `/more`: the last message that was shown cut, whole.
     More,
+    /// `/away [TEXT]`: away with TEXT, or back without.
+    Away(Option<&'a str>),
+    /// `/whois USER`: who USER is, whether online, for how long, away.
+    Whois(&'a str),
 }
 
 /// Why a line is not a command.
@@ -110,6 +114,20 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: "/who",
         description: "List who is online.",
         example: "/who",
+    },
+    CommandInfo {
+        name: "away",
+        aliases: &[],
+        usage: "/away [TEXT]",
+        description: "Say you are away (who sends you a DM is told TEXT); /away alone: you are back.",
+        example: "/away at lunch until 2",
+    },
+    CommandInfo {
+        name: "whois",
+        aliases: &[],
+        usage: "/whois USER",
+        description: "Show whether USER is online, for how long, and whether away.",
+        example: "/whois bob",
     },
     CommandInfo {
         name: "quit",
@@ -205,6 +223,9 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "quit" => Command::Quit(Some(rest).filter(|r| !r.is_empty())),
         "connect" => Command::Connect,
         "more" => Command::More,
+        "away" => Command::Away(Some(rest).filter(|r| !r.is_empty())),
+        "whois" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
+        "whois" => Command::Whois(rest),
         "confirm" => match rest.to_ascii_lowercase().as_str() {
             "" => Command::Confirm(None),
             "on" => Command::Confirm(Some(true)),
@@ -322,6 +343,12 @@ mod tests {
         assert_eq!(parse_command("/connect"), Ok(Command::Connect));
         assert_eq!(parse_command("/confirm"), Ok(Command::Confirm(None)));
         assert_eq!(parse_command("/more"), Ok(Command::More));
+        assert_eq!(parse_command("/away"), Ok(Command::Away(None)));
+        assert_eq!(
+            parse_command("/away at  lunch "),
+            Ok(Command::Away(Some("at  lunch")))
+        );
+        assert_eq!(parse_command("/whois bob"), Ok(Command::Whois("bob")));
         assert_eq!(
             parse_command("/confirm ON"),
             Ok(Command::Confirm(Some(true)))
@@ -345,6 +372,8 @@ mod tests {
             ("/me", "usage: /me ACTION"),
             ("/say", "usage: /say TEXT"),
             ("/confirm maybe", "usage: /confirm [on|off]"),
+            ("/whois", "usage: /whois USER"),
+            ("/whois bob carol", "usage: /whois USER"),
         ] {
             let e = parse_command(line).unwrap_err();
             assert_eq!(e.to_string(), usage, "{line}");

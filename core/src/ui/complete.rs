@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn commands_after_a_slash() {
         assert_eq!(c("/m", 2), (0, v(&["/me", "/more", "/msg"])));
-        assert_eq!(c("/W", 2), (0, v(&["/who"])));
+        assert_eq!(c("/WHOI", 5), (0, v(&["/whois"])));
+        assert_eq!(c("/w", 2), (0, v(&["/who", "/whois"])));
         assert_eq!(c("  /q", 4), (2, v(&["/quit"])));
         assert_eq!(c("/", 1).1.len(), {
             COMMANDS.iter().map(|c| 1 + c.aliases.len()).sum::<usize>()

@@ -57,6 +57,34 @@ pub enum ChatEvent {
         /// How many are online, when that is more than `users` lists.
         #[serde(skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
+        /// Those of `users` who are away (`/whois` tells why).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        away: Vec<String>,
+    },
+    /// `/away`: the server took this user's away text (`None`: back).
+    Away {
+        /// The away text, or `None` when back.
+        text: Option<String>,
+    },
+    /// A direct message this user sent went to someone who is away.
+    AwayReply {
+        /// The recipient.
+        user: String,
+        /// Its away text.
+        text: String,
+    },
+    /// The answer to `/whois`.
+    Whois {
+        /// The username, as registered.
+        user: String,
+        /// Whether the user is online.
+        online: bool,
+        /// When online: for how many seconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        online_secs: Option<u64>,
+        /// When online and away: the away text.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
     },
     /// A public message from someone else.
     Public {
@@ -262,11 +290,37 @@ pub struct ClockTime {
 }
 
 fn list(users: &[String]) -> String {
+    list_marked(users, &[])
+}
+
+/// The names, each of `away` followed by ` (away)`.
+fn list_marked(users: &[String], away: &[String]) -> String {
     if users.is_empty() {
         return "nobody".to_string();
     }
-    let v: Vec<String> = users.iter().map(|u| sanitize(u)).collect();
+    let v: Vec<String> = users
+        .iter()
+        .map(|u| {
+            if away.contains(u) {
+                format!("{} (away)", sanitize(u))
+            } else {
+                sanitize(u)
+            }
+        })
+        .collect();
     v.join(", ")
+}
+
+/// A duration in seconds for people: `45 s`, `12 min`, `3 h 5 min`,
+/// `2 d 4 h`.
+fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 if secs % 3600 < 60 => format!("{} h", secs / 3600),
+        3600..86_400 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
 }
 
 /// ` and N more` when the server cut the list at `shown` names of `count`.
@@ -313,9 +367,39 @@ pub fn render_plain(event: &ChatEvent) -> String {
             list(online),
             more(online.len(), *count)
         ),
-        ChatEvent::Online { users, count } => {
-            format!("online: {}{}", list(users), more(users.len(), *count))
+        ChatEvent::Online { users, count, away } => {
+            format!(
+                "online: {}{}",
+                list_marked(users, away),
+                more(users.len(), *count)
+            )
         }
+        ChatEvent::Away { text: Some(text) } => {
+            format!(
+                "you are away: {} (/away alone to come back)",
+                sanitize(text)
+            )
+        }
+        ChatEvent::Away { text: None } => "you are back".to_string(),
+        ChatEvent::AwayReply { user, text } => {
+            format!("{} is away: {}", sanitize(user), sanitize(text))
+        }
+        ChatEvent::Whois {
+            user,
+            online: true,
+            online_secs,
+            away,
+        } => format!(
+            "{} is online{}{}",
+            sanitize(user),
+            online_secs
+                .map(|s| format!(" (for {})", span(s)))
+                .unwrap_or_default(),
+            away.as_deref()
+                .map(|a| format!("; away: {}", sanitize(a)))
+                .unwrap_or_default()
+        ),
+        ChatEvent::Whois { user, .. } => format!("{} is not online", sanitize(user)),
         ChatEvent::Public {
             from,
             text,
@@ -449,6 +533,10 @@ impl Painter {
     }
 
     fn nicks(&mut self, names: &[String]) {
+        self.nicks_marked(names, &[]);
+    }
+
+    fn nicks_marked(&mut self, names: &[String], away: &[String]) {
         if names.is_empty() {
             self.plain("nobody");
         }
@@ -457,6 +545,9 @@ impl Painter {
                 self.plain(", ");
             }
             self.nick(name);
+            if away.contains(name) {
+                self.paint(sgr::DIM, " (away)");
+            }
         }
     }
 }
@@ -647,10 +738,17 @@ fn styled(event: &ChatEvent, time: Option<ClockTime>, color: bool, whole: bool) 
         }
         ChatEvent::Queued { .. } => p.paint(sgr::DIM, &render_plain(event)),
         ChatEvent::NotSent { .. } => p.paint(sgr::ERROR, &render_plain(event)),
-        ChatEvent::Online { users, count } => {
+        ChatEvent::Online { users, count, away } => {
             p.paint(sgr::INFO, "online: ");
-            p.nicks(users);
+            p.nicks_marked(users, away);
             p.paint(sgr::INFO, &more(users.len(), *count));
+        }
+        ChatEvent::Away { .. } | ChatEvent::Whois { .. } => {
+            p.paint(sgr::INFO, &render_plain(event));
+        }
+        ChatEvent::AwayReply { user, text } => {
+            p.nick(user);
+            p.paint(sgr::INFO, &format!(" is away: {}", sanitize(text)));
         }
         ChatEvent::LoggedIn {
             user,
@@ -747,6 +845,7 @@ mod tests {
                 ChatEvent::Online {
                     users: vec![],
                     count: None,
+                    away: vec![],
                 },
                 "online: nobody",
             ),
@@ -754,8 +853,58 @@ mod tests {
                 ChatEvent::Online {
                     users: vec![s("a"), s("b")],
                     count: Some(3),
+                    away: vec![],
                 },
                 "online: a, b and 1 more",
+            ),
+            (
+                ChatEvent::Online {
+                    users: vec![s("a"), s("b"), s("c")],
+                    count: None,
+                    away: vec![s("b")],
+                },
+                "online: a, b (away), c",
+            ),
+            (
+                ChatEvent::Away {
+                    text: Some(s("lunch")),
+                },
+                "you are away: lunch (/away alone to come back)",
+            ),
+            (ChatEvent::Away { text: None }, "you are back"),
+            (
+                ChatEvent::AwayReply {
+                    user: s("bob"),
+                    text: s("lunch"),
+                },
+                "bob is away: lunch",
+            ),
+            (
+                ChatEvent::Whois {
+                    user: s("bob"),
+                    online: true,
+                    online_secs: Some(3725),
+                    away: Some(s("lunch")),
+                },
+                "bob is online (for 1 h 2 min); away: lunch",
+            ),
+            (
+                ChatEvent::Whois {
+                    user: s("bob"),
+                    online: true,
+                    online_secs: Some(42),
+                    away: None,
+                },
+                "bob is online (for 42 s)",
+            ),
+            (
+                ChatEvent::Whois {
+                    user: s("carol"),
+                    online: false,
+                    online_secs: None,
+                    away: None,
+                },
+                "carol is not online",
             ),
             (
                 ChatEvent::Public {
@@ -1067,6 +1216,10 @@ mod tests {
         assert!(json.contains(&text));
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
+        assert_eq!(span(59), "59 s");
+        assert_eq!(span(600), "10 min");
+        assert_eq!(span(7200), "2 h");
+        assert_eq!(span(90_000), "1 d 1 h");
     }
 
     #[test]
