@@ -92,8 +92,7 @@ pub use complete::complete;
 pub use mention::mentions;
 pub use render::{
     CONTINUATION, ChatEvent, ClockTime, Delivery, SHOWN_CHARS, escape_json_invisibles, is_cut,
-    render_json,
-    render_plain, render_styled, rings_bell, user_color, wrap_rows,
+    render_json, render_plain, render_styled, rings_bell, user_color, wrap_rows,
 };
 
 /// The menu prompt.

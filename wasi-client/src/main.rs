@@ -29,7 +29,7 @@ use udpchat_core::Instant;
 use udpchat_core::client::StartError;
 use udpchat_core::ui::{
     ChatEvent, ClockTime, Console, ConsoleConfig, Output, render_json, render_plain, render_styled,
-    wrap_rows,
+    rings_bell, wrap_rows,
 };
 use wasi_client::host::{self, Display, Event, NetError, PasswordSource, SessionInfo};
 
@@ -61,6 +61,8 @@ fn run() -> u8 {
     let mut config = ConsoleConfig {
         password_from_lines: session.password_source == PasswordSource::InputLines,
         reconnect: session.reconnect,
+        // As chatclient: on a terminal, your own messages shown as chat.
+        show_sent: session.display == Display::Styled,
         ..ConsoleConfig::default()
     };
     config.client.device_token = session.device_token.clone();
@@ -125,10 +127,16 @@ fn render(event: &ChatEvent, session: &SessionInfo) -> String {
     };
     // On a terminal, long messages are cut into rows that the terminal
     // does not wrap again, each continuation marked.
-    match host::terminal_width() {
+    let mut text = match host::terminal_width() {
         Some(width) => wrap_rows(&text, width as usize),
         None => text,
+    };
+    // A message that names you, or a direct message, rings the terminal's
+    // bell, as in chatclient.
+    if session.display == Display::Styled && rings_bell(event) {
+        text.push('\x07');
     }
+    text
 }
 
 /// The driving loop: outputs out, then wait for one event, then timers.
