@@ -1,7 +1,32 @@
-//! Admission: Initials, stateless address cookies and Retry, the
-//! per-address and handshake limits, and the Noise responder.
+//! Admission: Initials, stateless address cookies and Retry, the queue of
+//! Initials and its handshake budget, the per-address and handshake
+//! limits, and the Noise responder.
+//!
+//! An Initial costs the server little until its cookie is valid: size and
+//! decoding checks, a BLAKE2s MAC, at most a 32-byte Retry. Those are
+//! answered at once. What costs is the handshake that follows a valid
+//! cookie (three X25519 operations), so those Initials are budgeted: at
+//! most [`ServerConfig::handshakes_per_turn`] per turn (a turn ends with
+//! each [`Server::handle_timeout`]). One that arrives while the budget
+//! lasts and none waits is answered at once, within
+//! [`Server::handle_datagram`]; any other waits, in order of arrival, in a
+//! queue of at most [`ServerConfig::max_queued_initials`], for the next
+//! turn, after the datagrams the driver reads meanwhile. An Initial that a
+//! limit refuses (per address, sessions, rate) spends nothing of the
+//! budget: the limits are checked when its turn comes, just before the
+//! handshake.
 
 use super::*;
+
+/// An Initial whose cookie proved its address, waiting for its handshake.
+#[derive(Debug)]
+pub(super) struct QueuedInitial {
+    from: SocketAddr,
+    /// The Initial's connection id.
+    id: u64,
+    msg1: [u8; MSG1_LEN],
+    issue_id: bool,
+}
 
 impl Server {
     pub(super) fn on_initial(
@@ -27,24 +52,7 @@ impl Server {
             }
         };
         let id = header.connection_id;
-        // The session this Initial's connection id already names, if any.
-        let existing = if initial.issue_id {
-            self.issued.get(&id).copied()
-        } else {
-            Some(id)
-        };
-        if let Some(s) = existing.and_then(|conn| self.sessions.get(&conn)) {
-            // A retransmitted Initial: the Handshake answer was lost.
-            match &s.handshake_reply {
-                Some(reply) if s.addr == from => {
-                    let reply = reply.clone();
-                    self.send_direct(from, reply);
-                }
-                _ => {
-                    self.stats.dropped_spoofed += 1;
-                    self.drop_event(from, DropReason::AddressMismatch);
-                }
-            }
+        if self.answer_existing(from, id, initial.issue_id) {
             return;
         }
         let cookie_ok = initial
@@ -56,6 +64,89 @@ impl Server {
             let cookie = self.cookies.cookie(now, &from, id);
             self.stats.retries_sent += 1;
             self.send_direct(from, encode_simple(PacketKind::Retry, id, &cookie));
+            return;
+        }
+        let Ok(msg1) = <[u8; MSG1_LEN]>::try_from(initial.msg1) else {
+            self.stats.dropped_malformed += 1;
+            self.drop_event(from, DropReason::Malformed(DecodeError::MalformedFrame));
+            return;
+        };
+        let queued = QueuedInitial {
+            from,
+            id,
+            msg1,
+            issue_id: initial.issue_id,
+        };
+        if self.initials.is_empty() && self.handshake_budget > 0 {
+            self.admit(now, queued);
+        } else if self.initials.len() < self.config.max_queued_initials {
+            self.initials.push_back(queued);
+        } else {
+            // As a full socket buffer would: the client sends its Initial
+            // again.
+            self.stats.dropped_queue_full += 1;
+            self.drop_event(from, DropReason::InitialQueueFull);
+        }
+    }
+
+    /// Starts a turn: renews the handshake budget and spends it on the
+    /// Initials that wait, oldest first.
+    pub(super) fn admit_queued(&mut self, now: Instant) {
+        self.handshake_budget = self.config.handshakes_per_turn.max(1);
+        while self.handshake_budget > 0 {
+            let Some(queued) = self.initials.pop_front() else {
+                break;
+            };
+            self.admit(now, queued);
+        }
+    }
+
+    /// Drops every Initial that waits: the server is shutting down.
+    pub(super) fn refuse_queued_initials(&mut self) {
+        for queued in core::mem::take(&mut self.initials) {
+            self.stats.dropped_refused += 1;
+            self.drop_event(queued.from, DropReason::Refused);
+        }
+    }
+
+    /// Handles an Initial whose connection id names an existing session:
+    /// a retransmission (the Handshake answer was lost) is answered again,
+    /// anything else dropped. False when there is no such session.
+    fn answer_existing(&mut self, from: SocketAddr, id: u64, issue_id: bool) -> bool {
+        // The session this Initial's connection id already names, if any.
+        let existing = if issue_id {
+            self.issued.get(&id).copied()
+        } else {
+            Some(id)
+        };
+        let Some(s) = existing.and_then(|conn| self.sessions.get(&conn)) else {
+            return false;
+        };
+        match &s.handshake_reply {
+            Some(reply) if s.addr == from => {
+                let reply = reply.clone();
+                self.send_direct(from, reply);
+            }
+            _ => {
+                self.stats.dropped_spoofed += 1;
+                self.drop_event(from, DropReason::AddressMismatch);
+            }
+        }
+        true
+    }
+
+    /// Creates the session of an Initial with a valid cookie, unless a
+    /// limit refuses it; spends one handshake of the turn's budget when it
+    /// gets as far as the X25519 work.
+    fn admit(&mut self, now: Instant, queued: QueuedInitial) {
+        let QueuedInitial {
+            from,
+            id,
+            msg1,
+            issue_id,
+        } = queued;
+        // A retransmission of an Initial that waited behind its first copy.
+        if self.answer_existing(from, id, issue_id) {
             return;
         }
         // The client receives at its address: state may be kept from here.
@@ -91,11 +182,13 @@ impl Server {
         if self.handshake_buckets.len() > MAX_TRACKED_SOURCES {
             prune(&mut self.handshake_buckets, now, limits);
         }
+        self.handshake_budget = self.handshake_budget.saturating_sub(1);
+        self.stats.handshakes += 1;
         let seed = self.rng.seed();
         // The session's id: the client's, or (when it asks) one the server
         // draws now and tells only inside msg2, so that no one could have
         // asked for its reset token before the session existed.
-        let conn = if initial.issue_id {
+        let conn = if issue_id {
             loop {
                 let c = self.rng.next_u64();
                 if c != 0 && !self.sessions.contains_key(&c) {
@@ -105,9 +198,8 @@ impl Server {
         } else {
             id
         };
-        let issued_id = initial.issue_id.then_some(conn);
-        let (transport, msg2) = match crypto::respond(&self.key, id, seed, initial.msg1, issued_id)
-        {
+        let issued_id = issue_id.then_some(conn);
+        let (transport, msg2) = match crypto::respond(&self.key, id, seed, &msg1, issued_id) {
             Ok(r) => r,
             Err(_) => {
                 self.stats.dropped_malformed += 1;
@@ -116,7 +208,7 @@ impl Server {
             }
         };
         let reply = encode_simple(PacketKind::Handshake, id, &msg2);
-        if initial.issue_id {
+        if issue_id {
             self.issued.insert(id, conn);
         }
         self.sessions.insert(
@@ -148,7 +240,7 @@ impl Server {
                 urgent: false,
                 login_seq: 0,
                 wants_device_token: false,
-                initial_id: initial.issue_id.then_some(id),
+                initial_id: issue_id.then_some(id),
             },
         );
         *self.per_ip.entry(ip).or_insert(0) += 1;
@@ -221,6 +313,215 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::Initiator;
+    use core::net::{Ipv4Addr, SocketAddrV4};
+
+    const NOW: Instant = Instant::from_micros(3_600_000_000);
+
+    fn server(max_queued_initials: usize, handshakes_per_turn: usize) -> Server {
+        let config = ServerConfig {
+            max_queued_initials,
+            handshakes_per_turn,
+            ..ServerConfig::default()
+        };
+        Server::new(config, [], StaticKey::from_private([7; 32]), [9; 32])
+    }
+
+    /// Client `n`'s address: one IP address each, so that no per-address
+    /// limit applies.
+    fn client(n: u32) -> SocketAddr {
+        let ip = Ipv4Addr::from(0xC633_6400 + n);
+        SocketAddr::V4(SocketAddrV4::new(ip, 40_000))
+    }
+
+    /// Client `n`'s Initial with a valid cookie (connection id `n`).
+    fn initial(s: &Server, n: u32) -> Vec<u8> {
+        let id = u64::from(n);
+        let init = Initiator::new(id, [n as u8; 32]).unwrap();
+        let cookie = s.cookies.cookie(NOW, &client(n), id);
+        Initial {
+            cookie: Some(&cookie),
+            msg1: init.msg1(),
+            issue_id: false,
+        }
+        .encode(id)
+    }
+
+    /// Every datagram the server has to send: (to, kind).
+    fn sent(s: &mut Server) -> Vec<(SocketAddr, PacketKind)> {
+        core::iter::from_fn(|| s.poll_transmit(NOW))
+            .map(|t| (t.to, Header::decode(&t.bytes).unwrap().kind))
+            .collect()
+    }
+
+    /// Drives `s` as its driver would while Initials wait.
+    fn turns_until_none_waits(s: &mut Server) {
+        while s.poll_timeout().is_some_and(|t| t <= NOW) {
+            s.handle_timeout(NOW);
+            let _ = sent(s);
+        }
+    }
+
+    fn handshakes_to(sent: &[(SocketAddr, PacketKind)]) -> Vec<SocketAddr> {
+        sent.iter()
+            .filter(|(_, k)| *k == PacketKind::Handshake)
+            .map(|(to, _)| *to)
+            .collect()
+    }
+
+    #[test]
+    fn handshakes_within_the_budget_are_answered_at_once() {
+        let mut s = server(1024, 3);
+        for n in 1..=3 {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+            assert_eq!(
+                handshakes_to(&sent(&mut s)),
+                [client(n)],
+                "Initial {n} is answered within handle_datagram"
+            );
+        }
+        assert_eq!(s.queued_initials(), 0);
+        assert!(s.poll_timeout().is_some_and(|t| t > NOW), "nothing waits");
+        assert_eq!(s.stats().handshakes, 3);
+    }
+
+    #[test]
+    fn a_turn_does_at_most_its_budget_of_handshakes_in_order_of_arrival() {
+        let mut s = server(1024, 3);
+        for n in 1..=10 {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+        }
+        // The first three spent this turn's budget; the rest wait.
+        assert_eq!(
+            handshakes_to(&sent(&mut s)),
+            [client(1), client(2), client(3)]
+        );
+        assert_eq!(s.queued_initials(), 7);
+        assert_eq!(s.poll_timeout(), Some(NOW), "the driver comes back at once");
+        let mut answered = Vec::new();
+        let mut turns = 0;
+        while s.poll_timeout().is_some_and(|t| t <= NOW) {
+            s.handle_timeout(NOW);
+            let this_turn = handshakes_to(&sent(&mut s));
+            assert!(this_turn.len() <= 3, "{this_turn:?}");
+            answered.extend(this_turn);
+            turns += 1;
+        }
+        assert_eq!(turns, 3, "7 waiting Initials take three turns of 3");
+        assert_eq!(answered, (4..=10).map(client).collect::<Vec<_>>());
+        assert_eq!(s.session_count(), 10);
+        assert_eq!(s.poll_timeout().filter(|&t| t <= NOW), None);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_a_full_queue_drops_with_a_reason() {
+        let mut s = server(4, 1);
+        for n in 1..=8 {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+        }
+        // One answered at once, four wait, three dropped.
+        assert_eq!(s.stats().handshakes, 1);
+        assert_eq!(s.queued_initials(), 4);
+        assert_eq!(s.stats().dropped_queue_full, 3);
+        let dropped: Vec<SocketAddr> = core::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                ServerEvent::Dropped {
+                    from,
+                    reason: DropReason::InitialQueueFull,
+                } => Some(from),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dropped, [client(6), client(7), client(8)]);
+        // The dropped client sends its Initial again and gets its turn.
+        turns_until_none_waits(&mut s);
+        let bytes = initial(&s, 7);
+        s.handle_datagram(NOW, client(7), &bytes);
+        turns_until_none_waits(&mut s);
+        assert_eq!(s.session_count(), 6);
+    }
+
+    #[test]
+    fn initials_that_cost_little_are_answered_at_once_even_while_others_wait() {
+        let mut s = server(1024, 1);
+        for n in 1..=3 {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+        }
+        let _ = sent(&mut s);
+        assert_eq!(s.queued_initials(), 2);
+        // No cookie: a Retry, without waiting.
+        let init = Initiator::new(99, [99; 32]).unwrap();
+        let first = Initial {
+            cookie: None,
+            msg1: init.msg1(),
+            issue_id: false,
+        }
+        .encode(99);
+        s.handle_datagram(NOW, client(99), &first);
+        // A retransmitted Initial of a session: its Handshake again.
+        let again = initial(&s, 1);
+        s.handle_datagram(NOW, client(1), &again);
+        assert_eq!(
+            sent(&mut s),
+            [
+                (client(99), PacketKind::Retry),
+                (client(1), PacketKind::Handshake)
+            ]
+        );
+        assert_eq!(s.queued_initials(), 2);
+        assert_eq!(s.stats().handshakes, 1);
+    }
+
+    #[test]
+    fn a_refused_initial_spends_nothing_of_the_budget() {
+        let mut s = server(1024, 2);
+        s.config.max_handshaking_per_ip = 1;
+        // Two spend this turn's budget; then five from one address (one to
+        // be admitted, four refused) and two from others wait.
+        for n in [10, 11] {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+        }
+        let same = client(1);
+        for id in 1..=5u64 {
+            let init = Initiator::new(id, [id as u8; 32]).unwrap();
+            let cookie = s.cookies.cookie(NOW, &same, id);
+            let bytes = Initial {
+                cookie: Some(&cookie),
+                msg1: init.msg1(),
+                issue_id: false,
+            }
+            .encode(id);
+            s.handle_datagram(NOW, same, &bytes);
+        }
+        for n in [20, 21] {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+        }
+        assert_eq!(handshakes_to(&sent(&mut s)), [client(10), client(11)]);
+        assert_eq!(s.queued_initials(), 7);
+        s.handle_timeout(NOW);
+        // One turn: the four refusals cost nothing of its two handshakes.
+        assert_eq!(handshakes_to(&sent(&mut s)), [same, client(20)]);
+        assert_eq!(s.stats().dropped_refused, 4);
+        assert_eq!(s.queued_initials(), 1);
+    }
+
+    #[test]
+    fn shutting_down_drops_the_initials_that_wait() {
+        let mut s = server(1024, 1);
+        for n in 1..=3 {
+            let bytes = initial(&s, n);
+            s.handle_datagram(NOW, client(n), &bytes);
+        }
+        s.shutdown(NOW);
+        assert_eq!(s.queued_initials(), 0);
+        assert_eq!(s.stats().dropped_refused, 2);
+    }
 
     #[test]
     fn an_ipv6_slash_64_counts_as_one_address() {

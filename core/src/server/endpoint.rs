@@ -6,6 +6,15 @@ use super::*;
 
 impl Server {
     /// Handles one received datagram.
+    ///
+    /// Data datagrams and Initials that cost little (a Retry, a repeated
+    /// Handshake, a drop) are handled at once. An Initial with a valid
+    /// cookie needs a handshake (X25519 work): it is done at once while
+    /// the turn's budget lasts ([`ServerConfig::handshakes_per_turn`]) and
+    /// no other Initial waits; otherwise the Initial waits for
+    /// [`Server::handle_timeout`] in a bounded queue
+    /// ([`ServerConfig::max_queued_initials`]; when full it is dropped,
+    /// [`DropReason::InitialQueueFull`]).
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.now = self.now.max(now);
         self.stats.datagrams_received += 1;

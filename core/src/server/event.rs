@@ -20,6 +20,9 @@ pub enum DropReason {
     Refused,
     /// The source sent new sessions faster than its rate limit.
     RateLimited,
+    /// An Initial with a valid cookie found the queue of Initials waiting
+    /// for their handshake full ([`ServerConfig::max_queued_initials`]).
+    InitialQueueFull,
     /// A kind a client never sends (Retry, Handshake, Reset).
     UnexpectedKind,
     /// The first handshake message was invalid.
@@ -119,12 +122,19 @@ pub struct ServerStats {
     pub dropped_refused: u64,
     /// Dropped: a source over its handshake rate.
     pub dropped_rate_limited: u64,
+    /// Dropped: an Initial with a valid cookie, with the queue of Initials
+    /// waiting for their handshake full.
+    pub dropped_queue_full: u64,
     /// Dropped: did not authenticate.
     pub dropped_unauthenticated: u64,
     /// Dropped: replayed.
     pub dropped_replay: u64,
     /// Retry datagrams sent (cookies to unproven addresses).
     pub retries_sent: u64,
+    /// Handshakes done: the X25519 work of answering an Initial with a
+    /// valid cookie (at most [`ServerConfig::handshakes_per_turn`] per
+    /// turn).
+    pub handshakes: u64,
     /// Reset datagrams sent (unknown connections).
     pub resets_sent: u64,
     /// Public or direct messages refused by the per-session rate limit.

@@ -9,10 +9,18 @@
 //!     while let Some(r) = server.poll_request() { workers.submit(r) }        // password work
 //!     while let Some(e) = server.poll_event() { log(e) }
 //!     wait for a datagram, a worker result, or server.poll_timeout()
-//!     server.handle_datagram(now, from, bytes) | server.handle_response(now, r)
-//!         | server.handle_timeout(now)
+//!     for each datagram read { server.handle_datagram(now, from, bytes) }
+//!     for each worker result { server.handle_response(now, r) }
+//!     if server.poll_timeout() <= now { server.handle_timeout(now) }
 //! }
 //! ```
+//!
+//! One pass of this loop is a *turn*. Handshakes cost X25519 work, so a
+//! turn does at most [`ServerConfig::handshakes_per_turn`] of them: an
+//! Initial with a valid cookie that finds the turn's budget spent waits in
+//! a bounded queue, and `poll_timeout` returns `now` while any waits, so
+//! that the driver reads its socket (established sessions' datagrams
+//! first) and comes back at once.
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::format;
@@ -32,7 +40,7 @@ use crate::session::{
 use crate::time::{Duration, Instant};
 use crate::wire::{
     BASE_DATAGRAM, CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MAX_DATAGRAM,
-    MIN_INITIAL_LEN, Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
+    MIN_INITIAL_LEN, MSG1_LEN, Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
 };
 
 mod admission;
@@ -43,6 +51,7 @@ mod login;
 mod relay;
 mod schedule;
 
+use admission::QueuedInitial;
 pub use event::{DropReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
@@ -79,6 +88,18 @@ pub struct ServerConfig {
     /// New sessions per source IP address: a burst of 20, then 5 per
     /// second.
     pub handshakes: RateLimit,
+    /// Initials with a valid cookie that wait for their handshake, at most:
+    /// 1,024 (about 80 KB). One more is dropped
+    /// ([`DropReason::InitialQueueFull`]); its client sends it again
+    /// 500 ms later, as after a loss.
+    pub max_queued_initials: usize,
+    /// Handshakes per turn: 8 (0 counts as 1). Each costs the server
+    /// three X25519 operations, roughly 50 to 100 µs, so a turn spends at
+    /// most about 0.5 ms on them; a flood of handshakes then waits in the
+    /// queue of Initials while established sessions' datagrams go on. A
+    /// turn ends with each [`Server::handle_timeout`]; see
+    /// [`Server::handle_datagram`].
+    pub handshakes_per_turn: usize,
     /// Public and direct messages per session: a burst of 10, then 5 per
     /// second.
     pub messages: RateLimit,
@@ -113,6 +134,8 @@ impl Default for ServerConfig {
             user_timeout: Duration::from_secs(10),
             max_message_before_login: 4096,
             handshakes: RateLimit::per_second(20, 5),
+            max_queued_initials: 1024,
+            handshakes_per_turn: 8,
             messages: RateLimit::per_second(10, 5),
             login_failures: RateLimit::per_minute(5, 5),
             login_timeout: Duration::from_secs(60),
@@ -343,6 +366,12 @@ pub struct Server {
     /// Sessions that have not logged in, per address (IPv6: per /64).
     handshaking_per_prefix: BTreeMap<IpAddr, u32>,
     handshake_buckets: BTreeMap<IpAddr, TokenBucket>,
+    /// Initials with a valid cookie waiting for their handshake, oldest
+    /// first (at most [`ServerConfig::max_queued_initials`]).
+    initials: VecDeque<QueuedInitial>,
+    /// Handshakes this turn may still do (see
+    /// [`ServerConfig::handshakes_per_turn`]).
+    handshake_budget: usize,
     failures_by_account: BTreeMap<String, TokenBucket>,
     failures_by_ip: BTreeMap<IpAddr, TokenBucket>,
     users: BTreeMap<String, UserRecord>,
@@ -390,6 +419,7 @@ impl Server {
     ) -> Self {
         let mut rng = Rng::from_seed(random);
         let cookies = CookieKeys::new(rng.seed());
+        let handshake_budget = config.handshakes_per_turn.max(1);
         let mut server = Server {
             config,
             key,
@@ -400,6 +430,8 @@ impl Server {
             unauthenticated: BTreeMap::new(),
             handshaking_per_prefix: BTreeMap::new(),
             handshake_buckets: BTreeMap::new(),
+            initials: VecDeque::new(),
+            handshake_budget,
             failures_by_account: BTreeMap::new(),
             failures_by_ip: BTreeMap::new(),
             users: users
@@ -471,6 +503,12 @@ impl Server {
         self.sessions.len()
     }
 
+    /// Initials with a valid cookie waiting for their handshake (see
+    /// [`ServerConfig::handshakes_per_turn`]).
+    pub fn queued_initials(&self) -> usize {
+        self.initials.len()
+    }
+
     /// Users online, in case-insensitive order.
     pub fn online_users(&self) -> impl Iterator<Item = &str> {
         self.online.values().map(|(_, n)| n.as_str())
@@ -492,6 +530,7 @@ impl Server {
     pub fn shutdown(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.shutting_down = true;
+        self.refuse_queued_initials();
         let conns: Vec<u64> = self.sessions.keys().copied().collect();
         for conn in conns {
             self.send(conn, &ServerMessage::Shutdown);

@@ -112,7 +112,9 @@ impl Server {
         self.reschedule(conn);
     }
 
-    /// Handles expired timers.
+    /// Handles expired timers, then ends the turn: renews the handshake
+    /// budget ([`ServerConfig::handshakes_per_turn`]) and spends it on the
+    /// Initials that wait, oldest first.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         if self
@@ -136,25 +138,32 @@ impl Server {
             s.channel.handle_timeout(now);
             self.process(now, conn);
         }
+        // Established sessions' timers first, then the handshakes that
+        // wait: this ends the turn and starts the next one.
+        self.admit_queued(now);
     }
 
-    /// The next instant [`Server::handle_timeout`] has work, if any.
+    /// The next instant [`Server::handle_timeout`] has work, if any: the
+    /// latest `now` given while Initials wait for their handshake.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let presence = match self.last_presence {
+        let mut soonest = match self.last_presence {
             Some(t) if !self.presence.is_empty() => Some(t + PRESENCE_INTERVAL),
             _ => None,
         };
+        if !self.initials.is_empty() {
+            soonest = Some(soonest.map_or(self.now, |p| p.min(self.now)));
+        }
         while let Some(&Reverse((t, conn))) = self.timers.peek() {
             match self.sessions.get(&conn) {
                 Some(s) if s.scheduled == Some(t) => {
-                    return Some(presence.map_or(t, |p| p.min(t)));
+                    return Some(soonest.map_or(t, |p| p.min(t)));
                 }
                 _ => {
                     self.timers.pop();
                 }
             }
         }
-        presence
+        soonest
     }
 
     /// The next datagram to send. Call until `None` after every input.

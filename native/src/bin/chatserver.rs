@@ -1,7 +1,7 @@
 //! `chatserver`: the udpchat server. One UDP socket, accounts in a JSON
 //! file, password hashing on worker threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,6 +118,15 @@ struct Args {
     /// ...and then per second.
     #[arg(long, default_value_t = per_second(defaults().handshakes))]
     handshakes_per_sec: u32,
+    /// Handshakes (X25519 work, roughly 50-100 µs each) per turn of the
+    /// event loop; more wait while established sessions' datagrams go on.
+    #[arg(long, default_value_t = defaults().handshakes_per_turn,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    handshakes_per_turn: usize,
+    /// New sessions' Initials (with a valid cookie) that may wait for their
+    /// handshake; more are dropped, and their clients send them again.
+    #[arg(long, default_value_t = defaults().max_queued_initials)]
+    max_queued_initials: usize,
     /// Public or direct messages one session may send at once...
     #[arg(long, default_value_t = defaults().messages.burst)]
     message_burst: u32,
@@ -222,6 +231,8 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
         max_presence: args.max_presence,
         max_listed: args.max_listed,
         handshakes: RateLimit::per_second(args.handshake_burst, args.handshakes_per_sec),
+        handshakes_per_turn: args.handshakes_per_turn,
+        max_queued_initials: args.max_queued_initials,
         messages: RateLimit::per_second(args.message_burst, args.messages_per_sec),
         login_failures: RateLimit::per_minute(
             args.login_failures_per_min,
@@ -342,10 +353,13 @@ fn run(args: Args) -> Result<()> {
     // Whether the socket may still hold datagrams (the last read stopped
     // at its budget rather than at an empty socket).
     let mut more_to_read = false;
-    // Handshakes wait here while datagrams of established sessions go
-    // first: each costs three Diffie-Hellman operations, and a storm of
-    // them must not hold up the chat of users already logged in.
-    let mut initials: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
+    // One pass of this loop is one turn of the server's: it does at most
+    // --handshakes-per-turn handshakes (three Diffie-Hellman operations
+    // each) per turn, and lets the rest wait in its queue of Initials, so
+    // that a storm of them does not hold up the chat of users already
+    // logged in. While Initials wait, poll_timeout() is now: the socket is
+    // read (established sessions' datagrams first) and the loop comes back
+    // without sleeping.
     loop {
         driver.flush(&mut server, &clock);
         if let Some(deadline) = shutdown_deadline
@@ -354,7 +368,7 @@ fn run(args: Args) -> Result<()> {
             info!("shut down; user store is on disk");
             return Ok(());
         }
-        let wait = if more_to_read || driver.backlog || !initials.is_empty() {
+        let wait = if more_to_read || driver.backlog {
             StdDuration::ZERO
         } else {
             server
@@ -378,7 +392,8 @@ fn run(args: Args) -> Result<()> {
         // it (or reports it late) from stalling every send.
         driver.blocked = false;
         // Everything the socket holds first (up to a budget, so that timers
-        // and workers still get their turn), then timers.
+        // and workers still get their turn), then timers and the handshakes
+        // that wait (handle_timeout).
         more_to_read = true;
         for _ in 0..READ_BUDGET / udp::BATCH {
             match received.recv(&socket) {
@@ -394,17 +409,7 @@ fn run(args: Args) -> Result<()> {
                             debug!(%from, len = bytes.len(), "dropped oversized datagram");
                             continue;
                         }
-                        let initial = wire::Header::decode(bytes)
-                            .is_ok_and(|h| h.kind == wire::PacketKind::Initial);
-                        if !initial {
-                            server.handle_datagram(now, from, bytes);
-                        } else if initials.len() < MAX_QUEUED_INITIALS {
-                            initials.push_back((from, bytes.to_vec()));
-                        } else {
-                            // As a full socket buffer would: the client
-                            // sends its Initial again.
-                            debug!(%from, "dropped an Initial: too many waiting");
-                        }
+                        server.handle_datagram(now, from, bytes);
                     }
                     // Answers go out as they are produced, in batches.
                     driver.flush(&mut server, &clock);
@@ -414,13 +419,6 @@ fn run(args: Args) -> Result<()> {
                     more_to_read = false;
                     break;
                 }
-            }
-        }
-        let slice = std::time::Instant::now();
-        while let Some((from, bytes)) = initials.pop_front() {
-            server.handle_datagram(clock.now(), from, &bytes);
-            if slice.elapsed() >= HANDSHAKE_SLICE {
-                break;
             }
         }
         while let Ok((id, result)) = stored_rx.try_recv() {
@@ -465,6 +463,7 @@ fn run(args: Args) -> Result<()> {
                 dropped_spoofed = s.dropped_spoofed - last_stats.dropped_spoofed,
                 dropped_refused = s.dropped_refused - last_stats.dropped_refused,
                 dropped_rate_limited = s.dropped_rate_limited - last_stats.dropped_rate_limited,
+                dropped_queue_full = s.dropped_queue_full - last_stats.dropped_queue_full,
                 dropped_unauthenticated =
                     s.dropped_unauthenticated - last_stats.dropped_unauthenticated,
                 dropped_replay = s.dropped_replay - last_stats.dropped_replay,
@@ -488,12 +487,6 @@ const BLOCKED_RETRY: StdDuration = StdDuration::from_millis(1);
 
 /// Datagrams sent in one go before the socket is read again.
 const SEND_BUDGET: usize = 256;
-
-/// Initials waiting for their turn, at most (1.2 MB); more are dropped.
-const MAX_QUEUED_INITIALS: usize = 1024;
-
-/// Time spent on waiting Initials before the socket is read again.
-const HANDSHAKE_SLICE: StdDuration = StdDuration::from_micros(500);
 
 /// Hands the password workers' results to the event loop, waking it.
 fn forward_results(
@@ -796,6 +789,8 @@ mod tests {
                 (d.channel.idle_timeout.as_millis() / 1000).to_string(),
             ),
             ("--handshakes-per-sec", per_second(d.handshakes).to_string()),
+            ("--handshakes-per-turn", d.handshakes_per_turn.to_string()),
+            ("--max-queued-initials", d.max_queued_initials.to_string()),
             (
                 "--login-failures-per-min",
                 per_minute(d.login_failures).to_string(),

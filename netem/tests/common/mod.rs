@@ -187,6 +187,12 @@ pub struct WorldConfig {
     pub accounts: Vec<UserRecord>,
     /// Where the clock starts.
     pub start: Instant,
+    /// The server's processor time per handshake (its X25519 work): after
+    /// a call in which it did handshakes, the server is busy that long for
+    /// each and handles nothing meanwhile; datagrams for it wait, in order
+    /// of arrival, as in a socket's buffer. Zero (the default): the server
+    /// takes no time.
+    pub handshake_cost: Duration,
 }
 
 impl WorldConfig {
@@ -202,6 +208,7 @@ impl WorldConfig {
             record_datagrams: false,
             accounts: Vec::new(),
             start: Instant::ZERO,
+            handshake_cost: Duration::ZERO,
         }
     }
 
@@ -214,6 +221,12 @@ impl WorldConfig {
     /// This configuration with `server` for the server.
     pub fn with_server(mut self, server: ServerConfig) -> Self {
         self.server = server;
+        self
+    }
+
+    /// This configuration, with the server busy for `cost` per handshake.
+    pub fn with_handshake_cost(mut self, cost: Duration) -> Self {
+        self.handshake_cost = cost;
         self
     }
 
@@ -669,6 +682,20 @@ pub struct World {
     pub dropped_by_filter: u64,
     /// Servers started so far (1, plus one per restart).
     pub server_generation: u64,
+    /// The server's turns in which it did a handshake (a turn starts with
+    /// each `handle_timeout` call, the first with the server).
+    pub handshake_turns: u64,
+    /// The most handshakes the server did in one turn.
+    pub max_handshakes_in_a_turn: u64,
+    /// Handshakes in the server's current turn.
+    handshakes_this_turn: u64,
+    /// Until then the server is busy with handshakes
+    /// ([`WorldConfig::handshake_cost`]).
+    pub server_busy_until: Instant,
+    /// Datagrams that reached the server while it was busy, oldest first.
+    server_inbox: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The server's handshake count when last looked at.
+    server_handshakes: u64,
     config: WorldConfig,
     ids: SplitMix,
     responses: BTreeMap<(Instant, u64), Response>,
@@ -706,6 +733,12 @@ impl World {
             drop_filter: None,
             dropped_by_filter: 0,
             server_generation: 1,
+            handshake_turns: 0,
+            max_handshakes_in_a_turn: 0,
+            handshakes_this_turn: 0,
+            server_busy_until: config.start,
+            server_inbox: std::collections::VecDeque::new(),
+            server_handshakes: 0,
             server_vanished: false,
             peers: Vec::new(),
             server_events: Vec::new(),
@@ -839,15 +872,60 @@ impl World {
     /// The earliest instant at which anything happens, if anything will.
     pub fn next_wakeup(&mut self) -> Option<Instant> {
         let mut next = self.net.next_delivery();
+        // What the server has to do waits while it is busy.
+        let busy = self.server_busy_until;
         if !self.server_vanished {
-            next = earliest(next, self.server.poll_timeout());
+            next = earliest(next, self.server.poll_timeout().map(|t| t.max(busy)));
+            if !self.server_inbox.is_empty() {
+                next = earliest(next, Some(busy));
+            }
         }
         for p in &self.peers {
             if !p.vanished {
                 next = earliest(next, p.poll_timeout());
             }
         }
-        earliest(next, self.responses.keys().next().map(|k| k.0))
+        earliest(next, self.responses.keys().next().map(|k| k.0.max(busy)))
+    }
+
+    /// Whether the server is free to handle its next input at `now`.
+    fn server_free(&self) -> bool {
+        !self.server_vanished && self.server_busy_until <= self.now
+    }
+
+    /// Counts the handshakes the server did in its last call, in its turn
+    /// and in the time it is busy.
+    fn charge_server(&mut self) {
+        let done = self.server.stats().handshakes;
+        let new = done.saturating_sub(self.server_handshakes);
+        self.server_handshakes = done;
+        if new > 0 {
+            if self.handshakes_this_turn == 0 {
+                self.handshake_turns += 1;
+            }
+            self.handshakes_this_turn += new;
+            self.max_handshakes_in_a_turn =
+                self.max_handshakes_in_a_turn.max(self.handshakes_this_turn);
+            let cost = Duration::from_micros(self.config.handshake_cost.as_micros() * new);
+            self.server_busy_until = self.server_busy_until.max(self.now) + cost;
+        }
+    }
+
+    /// Hands the server the datagrams that wait for it, while it is free.
+    fn serve_inbox(&mut self) -> bool {
+        let mut served = false;
+        while self.server_free() {
+            let Some((from, bytes)) = self.server_inbox.pop_front() else {
+                break;
+            };
+            served = true;
+            let now = self.now;
+            self.server_heard.insert(from, now);
+            self.server.handle_datagram(now, from, &bytes);
+            self.charge_server();
+            self.flush();
+        }
+        served
     }
 
     /// Moves the clock to the next wakeup and handles everything due then.
@@ -1038,6 +1116,10 @@ impl World {
         );
         self.wiretap.server_restarted(random);
         self.server_vanished = false;
+        self.server_inbox.clear();
+        self.server_handshakes = 0;
+        self.handshakes_this_turn = 0;
+        self.server_busy_until = self.now;
         self.record("server restarts".to_string());
     }
 
@@ -1122,8 +1204,9 @@ impl World {
                 }
                 if d.to == SERVER {
                     if !self.server_vanished {
-                        self.server_heard.insert(d.from, now);
-                        self.server.handle_datagram(now, d.from, &d.bytes);
+                        self.server_inbox.push_back((d.from, d.bytes));
+                        self.serve_inbox();
+                        continue;
                     }
                 } else if let Some(p) = self
                     .peers
@@ -1135,7 +1218,11 @@ impl World {
                 }
                 self.flush();
             }
-            while let Some(entry) = self.responses.first_entry() {
+            progressed |= self.serve_inbox();
+            while self.server_vanished || self.server_free() {
+                let Some(entry) = self.responses.first_entry() else {
+                    break;
+                };
                 if entry.key().0 > now {
                     break;
                 }
@@ -1143,14 +1230,17 @@ impl World {
                 progressed = true;
                 if !self.server_vanished {
                     self.server.handle_response(now, response);
+                    self.charge_server();
                 }
                 self.flush();
             }
-            if !self.server_vanished && self.server.poll_timeout().is_some_and(|t| t <= now) {
+            if self.server_free() && self.server.poll_timeout().is_some_and(|t| t <= now) {
                 progressed = true;
                 self.timeouts += 1;
                 self.server_timeouts += 1;
+                self.handshakes_this_turn = 0;
                 self.server.handle_timeout(now);
+                self.charge_server();
                 let sent = self.drain_server();
                 let next = self.server.poll_timeout();
                 self.check_timer("server", now, sent, next);
