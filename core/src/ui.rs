@@ -365,6 +365,8 @@ pub struct Console {
     /// The users known to be online, by lowercased name (from `login_ok`,
     /// online lists, arrivals and departures), for completion.
     online: BTreeMap<String, String>,
+    /// Counts the changes of `online` (see [`Console::online_names`]).
+    online_changes: u64,
     /// The last message shown cut, for `/more`.
     last_cut: Option<ChatEvent>,
     /// The away text the server took last (sent again after a
@@ -391,6 +393,7 @@ impl Console {
             client,
             confirmations: !config.show_sent,
             online: BTreeMap::new(),
+            online_changes: 0,
             last_cut: None,
             away: None,
             config,
@@ -602,9 +605,20 @@ impl Console {
         complete(line, cursor, self.online.values().map(String::as_str))
     }
 
+    /// The users known to be online (what [`Console::complete`] completes),
+    /// and a number that changes whenever they do: a line editor on another
+    /// thread copies them only when it changed.
+    pub fn online_names(&self) -> (u64, impl Iterator<Item = &str>) {
+        (
+            self.online_changes,
+            self.online.values().map(String::as_str),
+        )
+    }
+
     /// Replaces the known online users with `users` (a list cut by the
     /// server is all the console knows).
     fn set_online(&mut self, users: &[String]) {
+        self.online_changes += 1;
         self.online = users
             .iter()
             .map(|u| (u.to_ascii_lowercase(), u.clone()))
@@ -1148,6 +1162,7 @@ impl Console {
             }
             ClientEvent::Direct { from, text } => self.emit(ChatEvent::Direct { from, text }),
             ClientEvent::Joined(user) => {
+                self.online_changes += 1;
                 self.online.insert(user.to_ascii_lowercase(), user.clone());
                 self.emit(ChatEvent::Join { user });
             }
@@ -1156,6 +1171,7 @@ impl Console {
                 reason,
                 message,
             } => {
+                self.online_changes += 1;
                 self.online.remove(&user.to_ascii_lowercase());
                 self.emit(ChatEvent::Leave {
                     user,

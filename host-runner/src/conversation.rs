@@ -23,6 +23,8 @@ pub const PASSWORD_WAIT: Duration = Duration::from_secs(5 * 60);
 const MAX_PROMPT_CHARS: usize = 200;
 /// Longest text one `show` prints, in bytes.
 const MAX_SHOW: usize = 1 << 20;
+/// Most usernames kept for Tab completion.
+const MAX_NAMES: usize = 10_000;
 
 /// Where passwords come from, decided once at start-up like `chatclient`
 /// does.
@@ -264,6 +266,13 @@ impl conversation::Host for Conversation {
                     let _ = out.flush();
                 }
             }
+        }
+        self.touch();
+    }
+
+    fn completion_names(&mut self, names: Vec<String>) {
+        if let Some(editor) = &self.editor {
+            editor.set_names(names.iter().take(MAX_NAMES).map(String::as_str));
         }
         self.touch();
     }

@@ -126,3 +126,23 @@ fn colours_as_chatclient_shows_them() {
     alice.keys("\x04");
     assert_eq!(alice.wait_exit(), 0);
 }
+
+#[test]
+fn tab_completes_commands_and_online_users() {
+    let server = ChatServer::start();
+    let mut bob = native_client(server.port, "bobby", "b");
+    bob.expect("logged in as bobby");
+    let mut alice = spawn(server.port, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    bob.expect("* alice joined");
+    alice.keys("/conn\t");
+    alice.wait_editing("alice> /connect");
+    alice.keys("\x15");
+    alice.wait_editing("alice> ");
+    alice.keys("hi bo\t");
+    alice.wait_editing("alice> hi bobby");
+    alice.keys("\r");
+    bob.expect("[alice] hi bobby");
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0);
+}

@@ -385,3 +385,23 @@ fn input_history_is_kept_across_runs() {
     again.keys("\x15\x04");
     assert_eq!(again.wait_exit(), 0);
 }
+
+#[test]
+fn tab_completes_commands_and_online_users() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bobby", "b");
+    let mut alice = spawn(server.addr, "alice", "a", &[("NO_COLOR", "1")]);
+    alice.wait_editing("alice> ");
+    bob.expect_line("* alice joined", TIMEOUT);
+    alice.keys("/conn\t");
+    alice.wait_editing("alice> /connect");
+    alice.keys("\x15");
+    alice.wait_editing("alice> ");
+    alice.keys("hi bo\t");
+    alice.wait_editing("alice> hi bobby");
+    alice.keys("\r");
+    bob.expect_line("[alice] hi bobby", TIMEOUT);
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0);
+    exit_cleanly(&mut bob);
+}

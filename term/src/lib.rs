@@ -6,14 +6,19 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
+use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor, ExternalPrinter};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper};
 use serde::Deserialize;
 use udpchat_core::ui::ClockTime;
 
@@ -100,6 +105,46 @@ const PROMPT_WAIT: Duration = Duration::from_millis(500);
 /// How long leaving waits for the lines queued for the screen.
 const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
+/// The editor the client's thread runs: rustyline with Tab completion.
+type ChatEditor = Editor<Completion, DefaultHistory>;
+
+/// Tab completion (`udpchat_core::ui::complete`): command names after `/`,
+/// and the users the client knows to be online, which the client's thread
+/// keeps up to date with [`LineEditor::set_names`].
+struct Completion {
+    names: Arc<Mutex<Vec<String>>>,
+}
+
+impl Completer for Completion {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, found) =
+            udpchat_core::ui::complete(line, pos, names.iter().map(String::as_str));
+        let pairs = found
+            .into_iter()
+            .map(|word| Pair {
+                display: word.clone(),
+                replacement: word,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for Completion {
+    type Hint = String;
+}
+impl Highlighter for Completion {}
+impl Validator for Completion {}
+impl Helper for Completion {}
+
 /// A rustyline editor on its own thread, and a way to print above it.
 pub struct LineEditor {
     /// Lines for the printer thread, which hands them to rustyline's
@@ -110,7 +155,9 @@ pub struct LineEditor {
     printed: Receiver<()>,
     prompts: Sender<String>,
     prompt_rx: Option<Receiver<String>>,
-    editor: Option<DefaultEditor>,
+    editor: Option<ChatEditor>,
+    /// What Tab completes besides commands: the users known to be online.
+    names: Arc<Mutex<Vec<String>>>,
     editing: Arc<AtomicBool>,
     saved: SavedMode,
     /// Where the input history is kept across runs, if anywhere.
@@ -126,8 +173,13 @@ impl LineEditor {
             .auto_add_history(true)
             .max_history_size(1000)?
             .history_ignore_space(true)
+            .completion_type(CompletionType::List)
             .build();
-        let mut editor = DefaultEditor::with_config(config)?;
+        let names = Arc::new(Mutex::new(Vec::new()));
+        let mut editor = ChatEditor::with_config(config)?;
+        editor.set_helper(Some(Completion {
+            names: Arc::clone(&names),
+        }));
         let mut printer = editor.create_external_printer()?;
         let (to_print, print_rx) = unbounded::<String>();
         let (done, printed) = unbounded::<()>();
@@ -148,10 +200,18 @@ impl LineEditor {
             prompts,
             prompt_rx: Some(prompt_rx),
             editor: Some(editor),
+            names,
             editing: Arc::new(AtomicBool::new(false)),
             saved,
             history,
         })
+    }
+
+    /// The usernames Tab completes (the users known to be online).
+    pub fn set_names<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut kept = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        kept.clear();
+        kept.extend(names.into_iter().map(str::to_string));
     }
 
     /// Prints `text` (one or more lines) above the line being edited, or
@@ -281,7 +341,7 @@ fn split_lines(line: &str) -> Vec<String> {
 
 /// Appends the newest history entry to the file, created private to the
 /// user (history may hold direct messages).
-fn save_history(editor: &mut rustyline::DefaultEditor, path: &Path) {
+fn save_history(editor: &mut ChatEditor, path: &Path) {
     if !path.exists() {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);

@@ -147,6 +147,7 @@ fn drive(
     max_wait_ms: u32,
     notes: &mut Notes,
 ) -> u8 {
+    let mut completion_names = 0;
     loop {
         send_all(console, clock, notes);
         while let Some(output) = console.poll() {
@@ -179,6 +180,14 @@ fn drive(
                 // The host keeps it for the next run.
                 Output::DeviceToken(token) => host::remember_device_token(&token),
                 _ => {}
+            }
+        }
+        // The host's editor completes the users known to be online.
+        {
+            let (names_version, names) = console.online_names();
+            if session.show_prompts && names_version != completion_names {
+                completion_names = names_version;
+                host::completion_names(&names.map(str::to_string).collect::<Vec<_>>());
             }
         }
         if let Some(code) = console.exit_code() {

@@ -343,6 +343,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
     }
     let mut quits = 0;
     let mut cancel_hint_shown = false;
+    let mut completion_names = 0;
     // Whether a login ever succeeded: until then a server that cannot be
     // reached ends the client, after it the client reconnects.
     let mut logged_in = false;
@@ -399,6 +400,16 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 }
                 Output::Reconnect => console.reconnect(clock.now(), rand::random()),
                 _ => {}
+            }
+        }
+        // Tab completes the users known to be online.
+        {
+            let (names_version, names) = console.online_names();
+            if names_version != completion_names {
+                completion_names = names_version;
+                if let Some(editor) = &screen.editor {
+                    editor.set_names(names);
+                }
             }
         }
         if let Some(code) = console.exit_code() {
