@@ -69,7 +69,7 @@
 //!     }
 //!     while let Some(out) = console.poll_output() {
 //!         match out {
-//!             ConsoleOutput::NeedPassword { .. } => console.submit_password(now, "secret"),
+//!             ConsoleOutput::NeedPassword { .. } => console.submit_password(now, "a long secret"),
 //!             ConsoleOutput::Line(l) => screen.push(l),
 //!             ConsoleOutput::Prompt(_) | ConsoleOutput::ServerKey(_) => {}
 //!         }

@@ -433,6 +433,9 @@ pub enum LoginFailure {
     Busy,
     /// Too many failed logins for this account or from this address; wait.
     Throttled,
+    /// The last wrong password this connection may try: the server closes
+    /// it (a new connection may try again, within the limits).
+    TooManyAttempts,
     /// A reason this version does not know, from a newer server: the
     /// `message` says what happened; the login failed all the same.
     #[serde(other)]

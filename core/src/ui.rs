@@ -78,7 +78,9 @@ use alloc::vec::Vec;
 use core::fmt::Display;
 
 use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError, StartError};
-use crate::session::{ErrorCode, MessageRate, Operation, validate_text, validate_username};
+use crate::session::{
+    ErrorCode, LoginFailure, MessageRate, Operation, validate_text, validate_username,
+};
 use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
 
@@ -1048,10 +1050,15 @@ impl Console {
                 });
                 self.ask_password(new_user);
             }
-            ClientEvent::LoginFailed { message, .. } => {
+            ClientEvent::LoginFailed { message, reason } => {
                 let event = ChatEvent::Error {
                     message: alloc::format!("login failed: {message}"),
                 };
+                if reason == LoginFailure::TooManyAttempts {
+                    // The server closes this connection: said plainly, not
+                    // as a closed connection.
+                    return self.finish(1, Some(event));
+                }
                 if self.logged_in_once {
                     // The password that worked is refused now: nothing
                     // to retry with.
@@ -1459,6 +1466,15 @@ mod tests {
         assert!(Console::new(Instant::ZERO, ConsoleConfig::default(), [1; 32], "a b").is_err());
     }
 
+    /// The server of these tests: the defaults, but any password length
+    /// (the users register with one-letter passwords).
+    fn test_config() -> ServerConfig {
+        ServerConfig {
+            min_password_chars: 1,
+            ..ServerConfig::default()
+        }
+    }
+
     /// One user's console and what it showed.
     struct User {
         addr: SocketAddr,
@@ -1505,12 +1521,7 @@ mod tests {
             Net {
                 now: Instant::ZERO,
                 key: [7; 32],
-                server: Server::new(
-                    ServerConfig::default(),
-                    [],
-                    StaticKey::from_private([7; 32]),
-                    [1; 32],
-                ),
+                server: Server::new(test_config(), [], StaticKey::from_private([7; 32]), [1; 32]),
                 accounts: Vec::new(),
                 users: Vec::new(),
                 down: false,
@@ -1521,7 +1532,7 @@ mod tests {
         fn restart(&mut self, key: [u8; 32], seed: u8) {
             self.key = key;
             self.server = Server::new(
-                ServerConfig::default(),
+                test_config(),
                 self.accounts.clone(),
                 StaticKey::from_private(key),
                 [seed; 32],
@@ -2108,6 +2119,36 @@ mod tests {
             "no reconnection that would replace the new one in turn"
         );
         assert!(net.users[second].console.is_ready());
+    }
+
+    #[test]
+    fn the_last_wrong_password_says_too_many_attempts() {
+        let mut net = Net::new();
+        let first = net.join("alice", "right", false);
+        net.users[first].console.handle_eof(net.now);
+        net.run_until(|n| n.users[first].console.exit_code().is_some(), 500);
+        // A console that keeps offering a wrong password.
+        let console = Console::new(net.now, ConsoleConfig::default(), [77; 32], "alice").unwrap();
+        net.users.push(User {
+            addr: SocketAddr::new([127, 0, 0, 1].into(), 41_000),
+            console,
+            password: "wrong".to_string(),
+            seen: Vec::new(),
+            reconnects: 0,
+        });
+        let i = net.users.len() - 1;
+        net.run_until(|n| n.users[i].console.exit_code().is_some(), 5000);
+        assert_eq!(net.users[i].console.exit_code(), Some(1));
+        let lines = net.users[i].lines();
+        let last = lines.last().map(String::as_str).unwrap_or_default();
+        assert!(
+            last.starts_with("! login failed: ") && last.contains("too many attempts (5)"),
+            "{lines:#?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("(Normal)")),
+            "not a bare closed connection: {lines:#?}"
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn login(server: &mut Server, name: &str, a: SocketAddr, seed: u8, now: Instant)
             .any(|e| matches!(e, ClientEvent::PasswordRequired { .. })),
         "{ev:?}"
     );
-    c.submit_password("pw").unwrap();
+    c.submit_password("pw-secret").unwrap();
     run(server, &mut [(&mut c, a)], now);
     assert!(c.is_logged_in(), "{:?}", events(&mut c));
     c
@@ -456,13 +456,13 @@ fn failed_logins_are_throttled_per_account() {
     // Even the right password waits until the account cools down.
     let mut c = Client::new(now, ClientConfig::default(), [50; 32], "alice").unwrap();
     run(&mut s, &mut [(&mut c, addr(40))], now);
-    c.submit_password("pw").unwrap();
+    c.submit_password("pw-secret").unwrap();
     run(&mut s, &mut [(&mut c, addr(40))], now);
     assert!(!c.is_logged_in());
     let later = now + Duration::from_secs(13);
     let mut c = Client::new(later, ClientConfig::default(), [51; 32], "alice").unwrap();
     run(&mut s, &mut [(&mut c, addr(41))], later);
-    c.submit_password("pw").unwrap();
+    c.submit_password("pw-secret").unwrap();
     run(&mut s, &mut [(&mut c, addr(41))], later);
     assert!(c.is_logged_in());
 }
@@ -597,7 +597,7 @@ fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> (usize, bool
     };
     let mut alice = Client::new(start, config, [1; 32], "alice").unwrap();
     run(&mut s, &mut [(&mut alice, addr(1))], start);
-    alice.submit_password("pw").unwrap();
+    alice.submit_password("pw-secret").unwrap();
     run(&mut s, &mut [(&mut alice, addr(1))], start);
     let token = events(&mut alice)
         .into_iter()
@@ -633,7 +633,7 @@ fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> (usize, bool
                 let home = addr(2 + u16::from(k));
                 let mut owner = Client::new(now, config, [200 + k; 32], "alice").unwrap();
                 run(&mut s, &mut [(&mut owner, home)], now);
-                owner.submit_password("pw").unwrap();
+                owner.submit_password("pw-secret").unwrap();
                 run(&mut s, &mut [(&mut owner, home)], now);
                 if device_token.is_some() {
                     with_token = owner.is_logged_in();
@@ -800,7 +800,7 @@ fn reset_token_attack(issued_connection_id: bool) -> (bool, bool) {
     // The client's handshake and login go on undisturbed.
     s.handle_datagram(now, addr(1), &first);
     run(&mut s, &mut [(&mut c, addr(1))], now);
-    c.submit_password("pw").unwrap();
+    c.submit_password("pw-secret").unwrap();
     run(&mut s, &mut [(&mut c, addr(1))], now);
     assert!(c.is_logged_in());
     // The session's id is in the clear in every Data header: the attacker
@@ -839,4 +839,32 @@ fn a_reset_token_asked_for_before_the_session_exists_does_not_end_it() {
     let (alive, answered_live) = reset_token_attack(false);
     assert!(!alive, "a version-1 client's own id can be reset this way");
     assert!(!answered_live);
+}
+
+#[test]
+fn a_new_account_needs_a_password_of_eight_characters() {
+    let mut s = server();
+    let now = Instant::from_micros(1_000_000);
+    let mut c = Client::new(now, ClientConfig::default(), [90; 32], "zed").unwrap();
+    run(&mut s, &mut [(&mut c, addr(9))], now);
+    events(&mut c);
+    c.submit_password("1234567").unwrap();
+    run(&mut s, &mut [(&mut c, addr(9))], now);
+    let ev = events(&mut c);
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            ClientEvent::LoginFailed {
+                reason: LoginFailure::InvalidPassword,
+                message,
+            } if message.contains("at least 8 characters")
+        )),
+        "{ev:?}"
+    );
+    assert!(!s.has_user("zed"));
+    // Eight characters will do; the session may try again.
+    c.submit_password("12345678").unwrap();
+    run(&mut s, &mut [(&mut c, addr(9))], now);
+    assert!(c.is_logged_in());
+    assert!(s.has_user("zed"));
 }

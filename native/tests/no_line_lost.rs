@@ -67,3 +67,48 @@ fn a_line_that_could_not_be_sent_makes_the_exit_status_1() {
     alice.expect_prefix("! not sent to nobody: \"are you there?\"", TIMEOUT);
     alice.expect_exit(1, TIMEOUT);
 }
+
+#[test]
+fn with_log_every_event_is_kept_in_the_chat_log() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    let logs = temp_dir();
+    let mut cmd = command(CHATCLIENT);
+    cmd.arg("--log")
+        .args([
+            &server.addr.ip().to_string(),
+            &server.addr.port().to_string(),
+        ])
+        .arg("alice")
+        .env("CHAT_PASSWORD", "a")
+        .env("CHAT_KNOWN_SERVERS", NULL_FILE)
+        .env("CHAT_LOG_DIR", logs.path());
+    let mut alice = Proc::spawn("chatclient alice", cmd);
+    alice.expect_prefix("registered and logged in as alice", TIMEOUT);
+    bob.send("for the record");
+    alice.expect_line("[bob] for the record", TIMEOUT);
+    exit_cleanly(&mut alice);
+    exit_cleanly(&mut bob);
+    let path = logs
+        .path()
+        .join(format!("127.0.0.1_{}-alice.log", server.addr.port()));
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let line = log
+        .lines()
+        .find(|l| l.ends_with(" [bob] for the record"))
+        .unwrap_or_else(|| panic!("not logged: {log}"));
+    assert!(
+        line.starts_with("20") && line.contains('T'),
+        "a UTC time first: {line}"
+    );
+    assert!(log.lines().any(|l| l.ends_with(" bye")), "{log}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("the log")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "private to the user: {mode:o}");
+    }
+}

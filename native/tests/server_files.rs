@@ -116,7 +116,7 @@ fn by_default_the_files_go_to_a_private_data_directory() {
         assert_eq!(mode(&data.join("chat_server.key")), 0o600, "the key");
     }
 
-    let mut alice = login(addr, "alice", "a");
+    let mut alice = login(addr, "alice", "a good password");
     exit_cleanly(&mut alice);
     assert_eq!(entries(&data), ["chat_server.key", "chat_users.json"]);
 

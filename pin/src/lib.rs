@@ -140,6 +140,16 @@ pub fn device_tokens_path() -> Option<PathBuf> {
     config_dir().map(|d| d.join("device_tokens"))
 }
 
+/// Where a client keeps chat logs (`--log`): `CHAT_LOG_DIR` if set, else
+/// `udpchat/logs` in the platform's data directory (`~/.local/share` on
+/// Linux).
+pub fn log_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHAT_LOG_DIR") {
+        return Some(PathBuf::from(p));
+    }
+    dirs::data_dir().map(|d| d.join("udpchat").join("logs"))
+}
+
 /// The input history of the clients' line editors: `CHAT_HISTORY` if set
 /// (empty: keep none), else `history` in [`config_dir`].
 pub fn history_path() -> Option<PathBuf> {

@@ -111,7 +111,7 @@ fn main() {
     let warm_cache = scratch.path().join("cache-0");
     let mut peer = spawn(
         bins.chatclient_login(port, "peer")
-            .env("CHAT_PASSWORD", "peer-pw")
+            .env("CHAT_PASSWORD", "peer-secret")
             .env("CHAT_KNOWN_SERVERS", NULL_FILE),
     );
     peer.expect("logged in as peer");
@@ -119,7 +119,7 @@ fn main() {
     let mut wasm = spawn(
         bins.host_runner_cmd(&warm_cache)
             .args(["127.0.0.1", &port.to_string(), "wasm"])
-            .env("CHAT_PASSWORD", "wasm-pw")
+            .env("CHAT_PASSWORD", "wasm-secret")
             .env("CHAT_KNOWN_SERVERS", NULL_FILE),
     );
     wasm.expect("logged in as wasm");
@@ -128,7 +128,7 @@ fn main() {
 
     let mut nat = spawn(
         bins.chatclient_login(port, "native")
-            .env("CHAT_PASSWORD", "native-pw")
+            .env("CHAT_PASSWORD", "native-secret")
             .env("CHAT_KNOWN_SERVERS", NULL_FILE),
     );
     nat.expect("logged in as native");

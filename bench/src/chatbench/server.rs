@@ -308,7 +308,9 @@ impl OwnServer {
             .args(["--handshakes-per-sec", "100000"])
             .args(["--message-burst", "1000000"])
             .args(["--messages-per-sec", "1000000"])
-            .args(["--max-queued-bytes", "8388608"]);
+            .args(["--max-queued-bytes", "8388608"])
+            // Simulated users have short passwords.
+            .args(["--min-password-chars", "1"]);
         if let Some(n) = o.hash_workers {
             cmd.args(["--hash-workers", &n.to_string()]);
         }

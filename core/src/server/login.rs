@@ -114,14 +114,23 @@ impl Server {
             }
             Response::Verified { ok: false, .. } => {
                 let failures = failures + 1;
-                self.login_failed(
-                    conn,
-                    addr,
-                    &pending.name,
-                    LoginFailure::WrongPassword,
-                    format!("wrong password for {}; try again", pending.name),
-                );
-                if failures >= self.config.max_login_failures {
+                let last = failures >= self.config.max_login_failures;
+                let (reason, message) = if last {
+                    (
+                        LoginFailure::TooManyAttempts,
+                        format!(
+                            "wrong password for {}: too many attempts ({failures}) on this connection, which is now closed",
+                            pending.name
+                        ),
+                    )
+                } else {
+                    (
+                        LoginFailure::WrongPassword,
+                        format!("wrong password for {}; try again", pending.name),
+                    )
+                };
+                self.login_failed(conn, addr, &pending.name, reason, message);
+                if last {
                     self.set_state(
                         conn,
                         SessionState::Closing {
@@ -365,6 +374,19 @@ impl Server {
                 &name,
                 LoginFailure::InvalidPassword,
                 format!("the password must be 1 to {MAX_PASSWORD} bytes"),
+            );
+            return;
+        }
+        // A new account's password must not be trivially short; existing
+        // accounts log in with whatever they registered.
+        let min = self.config.min_password_chars;
+        if new_user && password.chars().count() < min {
+            self.login_failed(
+                conn,
+                Some(addr),
+                &name,
+                LoginFailure::InvalidPassword,
+                format!("a new account's password needs at least {min} characters"),
             );
             return;
         }

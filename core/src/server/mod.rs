@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub max_pending_checks: usize,
     /// Failed password attempts before a session is closed: 5.
     pub max_login_failures: u32,
+    /// Fewest characters in a new account's password: 8 (existing accounts
+    /// are not affected).
+    pub min_password_chars: usize,
     /// How long a session lingers after `Bye` or `Shutdown` so that its last
     /// messages are acknowledged: 3 s.
     pub linger: Duration,
@@ -127,6 +130,7 @@ impl Default for ServerConfig {
             max_sessions: 10_000,
             max_pending_checks: 256,
             max_login_failures: 5,
+            min_password_chars: 8,
             linger: Duration::from_secs(3),
             max_sessions_per_ip: 64,
             max_handshaking: 1000,

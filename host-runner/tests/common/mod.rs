@@ -348,6 +348,8 @@ impl ChatServer {
             .arg("127.0.0.1")
             .arg("--users")
             .arg(dir.path().join("users.json"))
+            // Test users register with short passwords.
+            .args(["--min-password-chars", "1"])
             .arg("0");
         let mut proc = Proc::spawn("chatserver", cmd);
         let line = proc.expect("listening on");
@@ -377,6 +379,7 @@ impl ChatServer {
             .arg("127.0.0.1")
             .arg("--users")
             .arg(self._dir.path().join("users.json"))
+            .args(["--min-password-chars", "1"])
             .arg(self.port.to_string());
         self.proc = Proc::spawn("chatserver", cmd);
         self.proc.expect("listening on");

@@ -168,6 +168,8 @@ struct Screen {
     /// Prompts without a line editor (a terminal rustyline cannot drive).
     plain_prompts: bool,
     stdout: std::io::Stdout,
+    /// The chat log (`--log`), if kept.
+    log: Option<std::fs::File>,
 }
 
 impl Screen {
@@ -182,6 +184,14 @@ impl Screen {
     }
 
     fn event(&mut self, event: &ChatEvent) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            // A log that cannot be written is given up, with a warning.
+            let line = format!("{} {}\n", terminal::utc_timestamp(), render_plain(event));
+            if let Err(e) = log.write_all(line.as_bytes()) {
+                eprintln!("chatclient: the chat log stops: {e}");
+                self.log = None;
+            }
+        }
         let text = match self.display {
             Display::Json => render_json(event, &terminal::utc_timestamp()),
             Display::Styled { color } => render_styled(event, Some(terminal::local_time()), color),
@@ -253,6 +263,10 @@ fn run(settings: Settings) -> Result<u8> {
     };
     let plain_prompts = use_editor && editor.is_none();
     let mut screen = Screen {
+        log: match settings.log {
+            true => Some(open_log(&settings)?),
+            false => None,
+        },
         display,
         editor,
         plain_prompts,
@@ -476,6 +490,38 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
             console.handle_timeout(clock.now());
         }
     }
+}
+
+/// Opens (creating it private to the user) the chat log of this server and
+/// user, for appending.
+fn open_log(settings: &Settings) -> Result<std::fs::File> {
+    let dir = udpchat_pin::log_dir().ok_or_else(|| anyhow!("no data directory for the log"))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    let name: String = format!(
+        "{}_{}-{}.log",
+        settings.host, settings.port, settings.username
+    )
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || "._-".contains(c) {
+            c
+        } else {
+            '_'
+        }
+    })
+    .collect();
+    let path = dir.join(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(&path)
+        .with_context(|| format!("cannot open the chat log {}", path.display()))
 }
 
 /// How long one receive waits before it starts again.

@@ -79,6 +79,10 @@ struct Args {
     /// Failed password attempts before a session is closed.
     #[arg(long, default_value_t = defaults().max_login_failures)]
     max_login_failures: u32,
+    /// Fewest characters in a new account's password (existing accounts
+    /// are not affected).
+    #[arg(long, default_value_t = defaults().min_password_chars)]
+    min_password_chars: usize,
     /// Seconds without hearing from a client before it is dropped.
     #[arg(long, default_value_t = defaults().channel.idle_timeout.as_millis() / 1000)]
     idle_timeout: u64,
@@ -223,6 +227,7 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
         max_sessions: args.max_sessions,
         max_pending_checks: args.max_pending_checks,
         max_login_failures: args.max_login_failures,
+        min_password_chars: args.min_password_chars,
         max_sessions_per_ip: args.max_sessions_per_ip,
         max_handshaking: args.max_handshaking,
         max_handshaking_per_ip: args.max_handshaking_per_ip,
@@ -796,6 +801,7 @@ mod tests {
                 per_minute(d.login_failures).to_string(),
             ),
             ("--max-listed", d.max_listed.to_string()),
+            ("--min-password-chars", d.min_password_chars.to_string()),
         ] {
             let at = help
                 .find(flag)

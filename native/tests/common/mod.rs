@@ -456,6 +456,11 @@ impl Server {
         if !extra.iter().any(|a| a.starts_with("--message")) {
             cmd.args(["--message-burst", "10000", "--messages-per-sec", "10000"]);
         }
+        // Test users register with one-letter passwords, unless the test is
+        // about the minimum.
+        if !extra.iter().any(|a| a.starts_with("--min-password")) {
+            cmd.args(["--min-password-chars", "1"]);
+        }
         cmd.args(extra)
             .arg(port.to_string())
             .env("RUST_LOG", "info");

@@ -155,6 +155,11 @@ pub struct Cli {
     /// End with status 1 when the server goes away.
     #[arg(long, overrides_with = "reconnect")]
     pub no_reconnect: bool,
+    /// Keep a log of the chat: every event as a plain line with its UTC
+    /// time, appended to HOST_PORT-USER.log in the log directory (see
+    /// Files below; mode 0600).
+    #[arg(long)]
+    pub log: bool,
     /// The config file [default: udpchat/config.toml in your config
     /// directory].
     #[arg(long, env = "CHAT_CONFIG", value_name = "FILE")]
@@ -205,9 +210,11 @@ fn files_here() -> String {
          config file       {config}\n  \
          known servers     {}\n  \
          device tokens     {}\n  \
-         input history     {history}",
+         input history     {history}\n  \
+         chat logs (--log) {}",
         show(known_servers_path()),
         show(device_tokens_path()),
+        show(udpchat_pin::log_dir()),
     )
 }
 
@@ -241,6 +248,7 @@ pub struct Settings {
     pub json: bool,
     pub color: ColorChoice,
     pub reconnect: Option<bool>,
+    pub log: bool,
 }
 
 fn usage_error(message: impl std::fmt::Display) -> clap::Error {
@@ -321,6 +329,7 @@ pub fn settings(cli: Cli) -> Result<Settings, clap::Error> {
         json: cli.json || file.json.unwrap_or(false),
         color: config::pick(cli.color, file.color, Some(ColorChoice::Auto)).unwrap_or_default(),
         reconnect: config::pick(flag_reconnect, file.reconnect, None),
+        log: cli.log,
     })
 }
 
