@@ -100,7 +100,7 @@ pub fn peer_name(i: usize) -> String {
 
 /// The password the harness uses for `name`.
 pub fn password_of(name: &str) -> String {
-    format!("pw-{name}")
+    format!("password of {name}")
 }
 
 /// The fake password hash of the simulated user store (no argon2 here).
