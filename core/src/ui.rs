@@ -2299,6 +2299,37 @@ mod tests {
     /// The server restarts (same key, same accounts): the console says so,
     /// waits, reconnects, logs in again by itself, and then works.
     #[test]
+    fn a_line_unconfirmed_when_the_server_went_away_is_shown_by_its_text() {
+        let mut net = Net::new();
+        let alice = net.join("alice", "a", true);
+        // The server is gone (nothing gets through) as alice sends.
+        net.down = true;
+        net.line(alice, "did this arrive?");
+        net.run_until(
+            |n| {
+                n.users[alice]
+                    .events()
+                    .iter()
+                    .any(|e| matches!(e, ChatEvent::Disconnect { .. }))
+            },
+            3000,
+        );
+        let lines = net.users[alice].lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("! not sent: \"did this arrive?\" (the connection was lost")),
+            "{lines:#?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("may not have been delivered\"")),
+            "by its text, not a count: {lines:#?}"
+        );
+    }
+
+    #[test]
     fn reconnects_and_logs_in_again_after_a_restart() {
         let mut net = Net::new();
         let alice = net.join("alice", "a", true);
