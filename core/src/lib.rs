@@ -24,6 +24,8 @@
 //! * [`crypto`]: the Noise handshake, sealed datagrams, replay window,
 //!   address cookies.
 //! * [`reliable`]: per-peer reliable, ordered, exactly-once messages.
+//! * [`connection`]: one live connection (keys, replay window, channel,
+//!   path), which both endpoints use after the handshake.
 //! * [`session`]: the JSON messages of login, PM, DM, EX and presence.
 //! * [`server`], [`client`]: the two endpoints; [`ui`]: the line console.
 //!
@@ -94,6 +96,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod connection;
 pub mod crypto;
 pub mod reliable;
 pub mod server;

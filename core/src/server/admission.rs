@@ -215,25 +215,25 @@ impl Server {
             conn,
             Session {
                 addr: from,
-                channel: Channel::new(
-                    ChannelConfig {
-                        max_message: self
-                            .config
-                            .max_message_before_login
-                            .min(self.config.channel.max_message),
-                        ..self.config.channel.clone()
-                    },
-                    conn,
-                    now,
+                connection: Connection::new(
+                    transport,
+                    Channel::new(
+                        ChannelConfig {
+                            max_message: self
+                                .config
+                                .max_message_before_login
+                                .min(self.config.channel.max_message),
+                            ..self.config.channel.clone()
+                        },
+                        conn,
+                        now,
+                    ),
                 ),
-                transport,
-                replay: ReplayWindow::default(),
                 handshake_reply: Some(reply.clone()),
                 messages: TokenBucket::full(now, self.config.messages),
                 logged_in_once: false,
                 login_deadline: now + self.config.user_timeout.min(self.config.login_timeout),
                 created: now,
-                unvalidated: None,
                 state: SessionState::AwaitUser,
                 scheduled: None,
                 ready: false,
@@ -289,7 +289,7 @@ impl Server {
         };
         self.stats.evicted_before_login += 1;
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.channel.close(CloseCode::Normal);
+            s.connection.channel_mut().close(CloseCode::Normal);
         }
         self.remove(now, conn, None);
         true

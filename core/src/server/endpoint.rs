@@ -52,62 +52,56 @@ impl Server {
             }
             return;
         };
-        let Ok(plain) = s.transport.open(bytes) else {
-            self.stats.dropped_unauthenticated += 1;
-            self.drop_event(from, DropReason::Unauthenticated);
-            return;
-        };
-        let pn = header.packet_number;
-        if !s.replay.is_fresh(pn) {
-            self.stats.dropped_replay += 1;
-            self.drop_event(from, DropReason::Replay);
-            return;
-        }
-        let newest = s.replay.is_newest(pn);
-        if from != s.addr
-            && newest
-            && self.per_ip.get(&from.ip()).copied().unwrap_or(0) as usize
-                >= self.config.max_sessions_per_ip
-        {
+        let source = if from == s.addr {
+            Source::Current
+        } else {
             // A move to an address that already has its share of sessions
             // is not followed (the session stays at its old address).
-            self.stats.dropped_refused += 1;
-            self.drop_event(from, DropReason::Refused);
-            return;
-        }
-        s.replay.record(pn);
-        s.handshake_reply = None;
-        let Ok(datagram) = Datagram::decode(&plain) else {
-            self.stats.dropped_malformed += 1;
-            self.drop_event(from, DropReason::Malformed(DecodeError::MalformedFrame));
-            return;
-        };
-        s.channel.handle_frames(now, datagram.frames());
-        if from == s.addr {
-            if let Some(u) = &mut s.unvalidated {
-                u.budget = u.budget.saturating_add(3 * bytes.len());
-                if s.channel.latest_acked_sent().is_some_and(|t| t >= u.since) {
-                    s.unvalidated = None;
-                }
+            Source::NewAddress {
+                may_migrate: (self.per_ip.get(&from.ip()).copied().unwrap_or(0) as usize)
+                    < self.config.max_sessions_per_ip,
             }
-        } else if newest {
-            // An authenticated datagram from a new address: the client's
-            // NAT rebound or it moved. Follow it, but send little there
-            // until the client shows it receives there.
-            s.unvalidated = Some(Unvalidated {
-                budget: BASE_DATAGRAM + 3 * bytes.len(),
-                since: now,
-            });
-            // A new path: what the old one carried says nothing of it.
-            s.channel.reset_path();
-            let old = core::mem::replace(&mut s.addr, from);
-            self.events.push_back(ServerEvent::Migrated {
-                connection_id: id,
-                from: old,
-                to: from,
-            });
-            self.count_ip(old.ip(), false);
-            self.count_ip(from.ip(), true);
+        };
+        let result = s.connection.handle_datagram(now, source, bytes);
+        if result.is_ok() || result.as_ref().is_err_and(DatagramError::was_authenticated) {
+            // The client's first authenticated datagram shows that it has
+            // the handshake's answer.
+            s.handshake_reply = None;
+        }
+        match result {
+            Ok(Received::Delivered) => {}
+            Ok(Received::Migrated) => {
+                let old = core::mem::replace(&mut s.addr, from);
+                self.events.push_back(ServerEvent::Migrated {
+                    connection_id: id,
+                    from: old,
+                    to: from,
+                });
+                self.count_ip(old.ip(), false);
+                self.count_ip(from.ip(), true);
+            }
+            Err(e) => {
+                let reason = match e {
+                    DatagramError::Unauthenticated => {
+                        self.stats.dropped_unauthenticated += 1;
+                        DropReason::Unauthenticated
+                    }
+                    DatagramError::Replay => {
+                        self.stats.dropped_replay += 1;
+                        DropReason::Replay
+                    }
+                    DatagramError::MigrationRefused => {
+                        self.stats.dropped_refused += 1;
+                        DropReason::Refused
+                    }
+                    DatagramError::Malformed(_) => {
+                        self.stats.dropped_malformed += 1;
+                        DropReason::Malformed(DecodeError::MalformedFrame)
+                    }
+                };
+                self.drop_event(from, reason);
+                return;
+            }
         }
         self.process(now, id);
     }

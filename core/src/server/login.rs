@@ -208,7 +208,7 @@ impl Server {
                 s.logged_in_once = true;
                 // Whole messages from here on (the limit before login is
                 // small: nothing then needs more).
-                s.channel.set_max_message(max_message);
+                s.connection.channel_mut().set_max_message(max_message);
                 first = Some(s.created);
             }
         }

@@ -30,7 +30,8 @@ use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::net::{IpAddr, SocketAddr};
 
-use crate::crypto::{self, CookieKeys, ReplayWindow, Rng, StaticKey, Transport};
+use crate::connection::{Connection, DatagramError, Received, Source};
+use crate::crypto::{self, CookieKeys, Rng, StaticKey};
 use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
 use crate::session::{
     self, ClientMessage, ErrorCode, LoginFailure, MAX_AWAY, MAX_LISTED, MAX_PASSWORD,
@@ -39,8 +40,8 @@ use crate::session::{
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    BASE_DATAGRAM, CloseCode, Datagram, DecodeError, HEADER_LEN, Header, Initial, MAX_DATAGRAM,
-    MIN_INITIAL_LEN, MSG1_LEN, Marker, PacketKind, RESET_TOKEN_LEN, encode_simple,
+    CloseCode, DecodeError, HEADER_LEN, Header, Initial, MIN_INITIAL_LEN, MSG1_LEN, Marker,
+    PacketKind, RESET_TOKEN_LEN, encode_simple,
 };
 
 mod admission;
@@ -269,9 +270,8 @@ enum SessionState {
 #[derive(Debug)]
 struct Session {
     addr: SocketAddr,
-    channel: Channel,
-    transport: Transport,
-    replay: ReplayWindow,
+    /// The keys, replay window, channel and path state.
+    connection: Connection,
     /// The Handshake datagram, kept until the client's first Data datagram
     /// shows it arrived.
     handshake_reply: Option<Vec<u8>>,
@@ -279,9 +279,6 @@ struct Session {
     logged_in_once: bool,
     /// Until then the session must log in.
     login_deadline: Instant,
-    /// Set when the client moved to an address that has not yet shown it
-    /// receives there: bytes the server may still send to it.
-    unvalidated: Option<Unvalidated>,
     state: SessionState,
     scheduled: Option<Instant>,
     ready: bool,
@@ -323,17 +320,6 @@ fn encode_shared(message: &ServerMessage) -> Arc<[u8]> {
 /// logins costs each online user one datagram per round rather than one
 /// per login.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Anti-amplification toward an address a session moved to: until the
-/// client acknowledges a segment sent there, the server sends it at most
-/// three times what it received from it, plus one datagram.
-#[derive(Debug, Clone, Copy)]
-struct Unvalidated {
-    budget: usize,
-    /// When the session moved: an acknowledgement of a segment sent since
-    /// then (so, sent to the new address) validates it.
-    since: Instant,
-}
 
 #[derive(Debug)]
 struct Pending {

@@ -30,7 +30,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return false;
         };
-        match s.channel.send_shared(marker, bytes) {
+        match s.connection.channel_mut().send_shared(marker, bytes) {
             Ok(()) => {
                 if marker == Marker::Data {
                     if !s.urgent {
@@ -48,7 +48,7 @@ impl Server {
                 let Some(s) = self.sessions.get_mut(&conn) else {
                     return false;
                 };
-                s.channel.close(CloseCode::Refused);
+                s.connection.channel_mut().close(CloseCode::Refused);
                 if !s.ready {
                     s.ready = true;
                     self.ready.push_back(conn);

@@ -10,7 +10,7 @@ impl Server {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 return;
             };
-            let Some(msg) = s.channel.recv() else {
+            let Some(msg) = s.connection.channel_mut().recv() else {
                 break;
             };
             self.handle_message(now, conn, &msg);
@@ -18,7 +18,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if let Some(error) = s.channel.error() {
+        if let Some(error) = s.connection.channel().error() {
             let reason = match error {
                 ChannelError::IdleTimeout | ChannelError::Unacknowledged => "timeout",
                 ChannelError::PeerClosed(_) => "exit",
@@ -36,19 +36,19 @@ impl Server {
             // Logging in takes seconds; a session that idles before login
             // only holds a slot.
             self.stats.login_timeouts += 1;
-            s.channel.close(CloseCode::Normal);
+            s.connection.channel_mut().close(CloseCode::Normal);
             self.remove(now, conn, None);
             return;
         }
         if let SessionState::Closing { until } = s.state
-            && (s.channel.is_flushed() || now >= until)
+            && (s.connection.channel().is_flushed() || now >= until)
         {
             // Tell the client, in case it did not end the session itself.
-            s.channel.close(CloseCode::Normal);
+            s.connection.channel_mut().close(CloseCode::Normal);
             self.remove(now, conn, None);
             return;
         }
-        if !s.ready && s.channel.wants_transmit() {
+        if !s.ready && s.connection.channel().wants_transmit() {
             s.ready = true;
             self.ready.push_back(conn);
         }
@@ -58,10 +58,8 @@ impl Server {
     /// Removes a session, sending its channel's last datagrams first.
     pub(super) fn remove(&mut self, now: Instant, conn: u64, error: Option<ChannelError>) {
         if let Some(mut s) = self.sessions.remove(&conn) {
-            while let Some(plain) = s.channel.poll_transmit(now) {
-                if let Ok(bytes) = s.transport.seal(&plain) {
-                    self.direct.push_back(Transmit { to: s.addr, bytes });
-                }
+            while let Some(bytes) = s.connection.poll_transmit_final(now) {
+                self.direct.push_back(Transmit { to: s.addr, bytes });
             }
             if !s.logged_in_once {
                 self.forget_unauthenticated(conn, s.created);
@@ -84,7 +82,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let mut next = s.channel.poll_timeout();
+        let mut next = s.connection.channel().poll_timeout();
         if let SessionState::Closing { until } = s.state {
             next = Some(next.map_or(until, |n| n.min(until)));
         } else if !s.logged_in_once {
@@ -135,7 +133,7 @@ impl Server {
                 continue;
             }
             s.scheduled = None;
-            s.channel.handle_timeout(now);
+            s.connection.channel_mut().handle_timeout(now);
             self.process(now, conn);
         }
         // Established sessions' timers first, then the handshakes that
@@ -182,21 +180,11 @@ impl Server {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 continue;
             };
-            let limit = s
-                .unvalidated
-                .map_or(MAX_DATAGRAM, |u| u.budget.min(MAX_DATAGRAM))
-                .saturating_sub(crypto::SEAL_OVERHEAD);
-            if let Some(plain) = s.channel.poll_transmit_within(now, limit) {
+            if let Some(bytes) = s.connection.poll_transmit(now) {
                 if urgent {
                     self.urgent.push_front(conn);
                 } else {
                     self.ready.push_front(conn);
-                }
-                let Ok(bytes) = s.transport.seal(&plain) else {
-                    continue;
-                };
-                if let Some(u) = &mut s.unvalidated {
-                    u.budget = u.budget.saturating_sub(bytes.len());
                 }
                 self.stats.datagrams_sent += 1;
                 self.stats.bytes_sent += bytes.len() as u64;
@@ -208,7 +196,7 @@ impl Server {
                 s.ready = false;
             }
             // A channel closed for a full queue ends here, after its CLOSE.
-            if s.channel.error().is_some() {
+            if s.connection.channel().error().is_some() {
                 self.process(now, conn);
             } else {
                 self.reschedule(conn);

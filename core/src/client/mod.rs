@@ -7,20 +7,22 @@
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt;
 
-use crate::crypto::{self, Initiator, KEY_LEN, ReplayWindow, Rng, Transport};
-use crate::reliable::{Channel, ChannelConfig, ChannelError, SendError};
+use crate::connection::{Connection, Source};
+use crate::crypto::{self, Initiator, KEY_LEN, Rng};
+use crate::reliable::{Channel, ChannelConfig, ChannelError};
 use crate::session::{
-    self, ClientMessage, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE,
-    MessageRate, Operation, ServerMessage, TextError, UsernameError, validate_text,
-    validate_username,
+    self, ClientMessage, ErrorCode, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, Operation,
+    ServerMessage, validate_text, validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    COOKIE_LEN, CloseCode, Datagram, HEADER_LEN, Header, Initial, Marker, PacketKind,
-    RESET_TOKEN_LEN,
+    COOKIE_LEN, CloseCode, HEADER_LEN, Header, Initial, Marker, PacketKind, RESET_TOKEN_LEN,
 };
+
+mod event;
+
+pub use event::{ClientEvent, CloseReason, CommandError, StartError};
 
 /// How often a client sends its Initial until the handshake is done: two
 /// round trips must get through, so the interval is short and fixed; the
@@ -77,243 +79,6 @@ impl Default for ClientConfig {
     }
 }
 
-/// Why a client's session ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The server confirmed EX.
-    Exit,
-    /// The server is shutting down.
-    ServerShutdown,
-    /// The user logged in again from another place, which replaced this
-    /// session.
-    Replaced,
-    /// The server closed the connection with this code.
-    ServerClosed(CloseCode),
-    /// The server stopped answering.
-    ServerLost(ChannelError),
-    /// The server never answered the handshake within
-    /// [`ClientConfig::handshake_timeout`].
-    NoAnswer,
-    /// The server proved a different key than the pinned one.
-    ServerKeyMismatch {
-        /// The pinned key.
-        expected: [u8; KEY_LEN],
-        /// The key the server proved.
-        actual: [u8; KEY_LEN],
-    },
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CloseReason::Exit => f.write_str("session ended"),
-            CloseReason::ServerShutdown => f.write_str("the server is shutting down"),
-            CloseReason::Replaced => {
-                f.write_str("you logged in from another place; this session is over")
-            }
-            CloseReason::ServerClosed(CloseCode::UnknownConnection) => {
-                f.write_str("the server does not know this session (it may have restarted)")
-            }
-            CloseReason::ServerClosed(CloseCode::Refused) => {
-                f.write_str("the server dropped this session: it was not keeping up")
-            }
-            CloseReason::ServerClosed(code) => {
-                write!(f, "the server closed the connection ({code:?})")
-            }
-            CloseReason::ServerLost(e) => write!(f, "lost the server: {e}"),
-            CloseReason::NoAnswer => f.write_str("no answer from the server"),
-            CloseReason::ServerKeyMismatch { expected, actual } => write!(
-                f,
-                "THE SERVER'S KEY HAS CHANGED: expected {}, got {}. Someone may be \
-                 impersonating the server, or it was reinstalled; refusing to connect",
-                crypto::Hex(expected),
-                crypto::Hex(actual)
-            ),
-        }
-    }
-}
-
-/// Something that happened, for the user interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// The handshake proved the server holds this key (the pinned one, if
-    /// any); a driver that trusts on first use remembers it.
-    ServerKey([u8; KEY_LEN]),
-    /// The server asks for the password; `new_user` says whether it will
-    /// register a new account.
-    PasswordRequired {
-        /// The username.
-        name: String,
-        /// True for a new account.
-        new_user: bool,
-    },
-    /// Logged in.
-    LoggedIn {
-        /// The username.
-        name: String,
-        /// True when the account was just created.
-        new_user: bool,
-        /// Who is online: the first 1,000 names at most.
-        online: Vec<String>,
-        /// How many are online, when that is more than `online` lists.
-        count: Option<u32>,
-        /// A device token for this account: keep it (private to the user)
-        /// and set it as [`ClientConfig::device_token`] next time.
-        device: Option<String>,
-        /// The session's limit on public and direct messages, if the
-        /// server states it: pace sends to it rather than have them
-        /// refused.
-        rate: Option<MessageRate>,
-    },
-    /// The login failed; submit the password again to retry.
-    LoginFailed {
-        /// Why.
-        reason: LoginFailure,
-        /// A sentence for the user.
-        message: String,
-    },
-    /// The server acknowledged an operation: the message may follow.
-    OperationReady(Operation),
-    /// The online list.
-    Online {
-        /// The names: the first 1,000 at most.
-        users: Vec<String>,
-        /// How many are online, when that is more than `users` lists.
-        count: Option<u32>,
-        /// Those of `users` who are away.
-        away: Vec<String>,
-    },
-    /// The server took the user's away text ([`Client::set_away`]):
-    /// `None` when the user is back.
-    Away(Option<String>),
-    /// A direct message was delivered to a user who is away.
-    AwayReply {
-        /// The recipient.
-        user: String,
-        /// Its away text.
-        text: String,
-    },
-    /// The answer to [`Client::request_whois`].
-    Whois {
-        /// The username, as registered.
-        name: String,
-        /// Whether the user is online.
-        online: bool,
-        /// When online: for how many seconds.
-        online_secs: Option<u64>,
-        /// When online and away: the away text.
-        away: Option<String>,
-    },
-    /// A public message.
-    Public {
-        /// The sender.
-        from: String,
-        /// The text.
-        text: String,
-    },
-    /// A direct message.
-    Direct {
-        /// The sender.
-        from: String,
-        /// The text.
-        text: String,
-    },
-    /// A user logged in.
-    Joined(String),
-    /// A user left.
-    Left {
-        /// Who.
-        user: String,
-        /// Why.
-        reason: String,
-        /// What the user said when leaving, if anything.
-        message: Option<String>,
-    },
-    /// A PM or DM was delivered.
-    Confirmed {
-        /// Which operation.
-        op: Operation,
-        /// For a DM, the recipient.
-        to: Option<String>,
-        /// How many users got it.
-        recipients: u32,
-    },
-    /// The server refused a request.
-    Error {
-        /// What went wrong.
-        code: ErrorCode,
-        /// A sentence for the user.
-        message: String,
-    },
-    /// The session is over.
-    Closed(CloseReason),
-}
-
-/// Why a client could not start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartError {
-    /// The username breaks the username rules.
-    Username(UsernameError),
-    /// The handshake's first message could not be built.
-    Handshake,
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Username(e) => write!(f, "invalid username: {e}"),
-            StartError::Handshake => f.write_str("the handshake could not be started"),
-        }
-    }
-}
-
-/// Why a command was not sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CommandError {
-    /// Needs a login first.
-    NotLoggedIn,
-    /// The text breaks the text rules.
-    InvalidText(TextError),
-    /// The recipient's name breaks the username rules.
-    InvalidUsername(UsernameError),
-    /// The password is empty or longer than [`MAX_PASSWORD`].
-    InvalidPassword,
-    /// A reason for leaving longer than [`MAX_QUIT_MESSAGE`] bytes.
-    ReasonTooLong(usize),
-    /// An away text longer than [`MAX_AWAY`] bytes.
-    AwayTooLong(usize),
-    /// The channel refused it.
-    Send(SendError),
-    /// The session is over.
-    Closed,
-}
-
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CommandError::NotLoggedIn => f.write_str("not logged in yet"),
-            CommandError::InvalidText(e) => e.fmt(f),
-            CommandError::InvalidUsername(e) => e.fmt(f),
-            CommandError::InvalidPassword => {
-                write!(f, "the password must be 1 to {MAX_PASSWORD} bytes")
-            }
-            CommandError::ReasonTooLong(n) => write!(
-                f,
-                "the reason is {n} bytes; at most {MAX_QUIT_MESSAGE} are shown to the others"
-            ),
-            CommandError::AwayTooLong(n) => {
-                write!(
-                    f,
-                    "the away text is {n} bytes; at most {MAX_AWAY} are allowed"
-                )
-            }
-            CommandError::Send(e) => e.fmt(f),
-            CommandError::Closed => f.write_str("the session is over"),
-        }
-    }
-}
-
 #[derive(Debug)]
 enum Phase {
     Handshaking {
@@ -322,10 +87,12 @@ enum Phase {
         send_at: Instant,
         interval: Duration,
         deadline: Instant,
+        /// Holds what the user sends before the handshake is done; it
+        /// becomes the connection's channel.
+        channel: Channel,
     },
     Established {
-        transport: Transport,
-        replay: ReplayWindow,
+        connection: Connection,
         reset_token: [u8; RESET_TOKEN_LEN],
     },
 }
@@ -345,7 +112,6 @@ pub struct Client {
     config: ClientConfig,
     connection_id: u64,
     phase: Phase,
-    channel: Channel,
     state: State,
     name: String,
     events: VecDeque<ClientEvent>,
@@ -386,10 +152,10 @@ impl Client {
                 send_at: now,
                 interval: HANDSHAKE_INTERVAL,
                 deadline: now + handshake_timeout,
+                channel,
             },
             config,
             connection_id,
-            channel,
             state: State::Connecting,
             name: username.to_string(),
             events: VecDeque::new(),
@@ -399,7 +165,7 @@ impl Client {
     /// The largest datagram the client sends now, in bytes: 1200 until a
     /// probe showed the path carries more (`PROTOCOL.md` §3.9).
     pub fn path_max(&self) -> usize {
-        self.channel.path_max()
+        self.channel().path_max()
     }
 
     /// The connection id: random, chosen at start, then (once established)
@@ -433,12 +199,26 @@ impl Client {
 
     /// Whether everything sent was acknowledged by the server.
     pub fn is_flushed(&self) -> bool {
-        self.channel.is_flushed()
+        self.channel().is_flushed()
     }
 
     /// The channel's smoothed round-trip time, once measured.
     pub fn rtt(&self) -> Option<Duration> {
-        self.channel.srtt()
+        self.channel().srtt()
+    }
+
+    fn channel(&self) -> &Channel {
+        match &self.phase {
+            Phase::Handshaking { channel, .. } => channel,
+            Phase::Established { connection, .. } => connection.channel(),
+        }
+    }
+
+    fn channel_mut(&mut self) -> &mut Channel {
+        match &mut self.phase {
+            Phase::Handshaking { channel, .. } => channel,
+            Phase::Established { connection, .. } => connection.channel_mut(),
+        }
     }
 
     fn send(&mut self, message: &ClientMessage) -> Result<(), CommandError> {
@@ -449,7 +229,7 @@ impl Client {
             ClientMessage::Pm { .. } | ClientMessage::Dm { .. } => Marker::Data,
             _ => Marker::Command,
         };
-        self.channel
+        self.channel_mut()
             .send(marker, &session::encode(message))
             .map_err(CommandError::Send)
     }
@@ -585,7 +365,12 @@ impl Client {
                     *send_at = now;
                 }
             }
-            (Phase::Handshaking { initiator, .. }, PacketKind::Handshake) => {
+            (
+                Phase::Handshaking {
+                    initiator, channel, ..
+                },
+                PacketKind::Handshake,
+            ) => {
                 let Ok(est) = initiator.finish(body) else {
                     return;
                 };
@@ -607,35 +392,31 @@ impl Client {
                 }
                 self.events
                     .push_back(ClientEvent::ServerKey(est.server_key));
-                self.phase = Phase::Established {
-                    transport: est.transport,
-                    replay: ReplayWindow::default(),
-                    reset_token: est.reset_token,
-                };
+                // The channel moves into the connection; the empty one left
+                // in its place (which allocates nothing) goes with the
+                // handshake's state.
+                let mut channel = core::mem::replace(
+                    channel,
+                    Channel::new(self.config.channel.clone(), self.connection_id, now),
+                );
                 if let Some(id) = est.issued_id {
                     self.connection_id = id;
-                    self.channel.set_connection_id(id);
+                    channel.set_connection_id(id);
                 }
-                self.channel.restart(now);
+                channel.restart(now);
+                self.phase = Phase::Established {
+                    connection: Connection::new(est.transport, channel),
+                    reset_token: est.reset_token,
+                };
             }
-            (
-                Phase::Established {
-                    transport, replay, ..
-                },
-                PacketKind::Data,
-            ) => {
-                let Ok(plain) = transport.open(bytes) else {
-                    return;
-                };
-                if !replay.is_fresh(header.packet_number) {
-                    return;
+            (Phase::Established { connection, .. }, PacketKind::Data) => {
+                // The server's address is the driver's business: every
+                // datagram comes from the current path. A dropped one
+                // (unauthenticated, replayed, malformed) changes nothing.
+                let received = connection.handle_datagram(now, Source::Current, bytes);
+                if received.is_ok() {
+                    self.process();
                 }
-                replay.record(header.packet_number);
-                let Ok(datagram) = Datagram::decode(&plain) else {
-                    return;
-                };
-                self.channel.handle_frames(now, datagram.frames());
-                self.process();
             }
             (Phase::Established { reset_token, .. }, PacketKind::Reset)
                 if crypto::ct_eq(reset_token, body) =>
@@ -648,14 +429,14 @@ impl Client {
 
     /// Handles expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        match &self.phase {
+        match &mut self.phase {
             Phase::Handshaking { deadline, .. } => {
                 if now >= *deadline {
                     self.close(CloseReason::NoAnswer);
                 }
             }
-            Phase::Established { .. } => {
-                self.channel.handle_timeout(now);
+            Phase::Established { connection, .. } => {
+                connection.channel_mut().handle_timeout(now);
                 self.process();
             }
         }
@@ -686,10 +467,7 @@ impl Client {
                 };
                 Some(initial.encode(self.connection_id))
             }
-            Phase::Established { transport, .. } => {
-                let plain = self.channel.poll_transmit(now)?;
-                transport.seal(&plain).ok()
-            }
+            Phase::Established { connection, .. } => connection.poll_transmit(now),
         }
     }
 
@@ -702,7 +480,7 @@ impl Client {
             Phase::Handshaking {
                 send_at, deadline, ..
             } => Some((*send_at).min(*deadline)),
-            Phase::Established { .. } => self.channel.poll_timeout(),
+            Phase::Established { connection, .. } => connection.channel().poll_timeout(),
         }
     }
 
@@ -713,7 +491,7 @@ impl Client {
 
     /// Ends the session without EX (for example on a fatal local error).
     pub fn abort(&mut self) {
-        self.channel.close(CloseCode::Normal);
+        self.channel_mut().close(CloseCode::Normal);
         self.close(CloseReason::Exit);
     }
 
@@ -735,7 +513,7 @@ impl Client {
     }
 
     fn process(&mut self) {
-        while let Some(bytes) = self.channel.recv() {
+        while let Some(bytes) = self.channel_mut().recv() {
             let Ok(msg) = session::decode_server(&bytes) else {
                 // A newer server may send messages this client does not
                 // know: skip them.
@@ -743,7 +521,7 @@ impl Client {
             };
             self.on_message(msg);
         }
-        if let Some(e) = self.channel.error() {
+        if let Some(e) = self.channel().error() {
             let reason = match e {
                 ChannelError::PeerClosed(CloseCode::ServerShutdown) => CloseReason::ServerShutdown,
                 ChannelError::PeerClosed(code) => CloseReason::ServerClosed(code),

@@ -1,0 +1,254 @@
+//! What a client reports: its events, why a session ended, and why a
+//! start or a command was refused.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::crypto::{self, KEY_LEN};
+use crate::reliable::{ChannelError, SendError};
+use crate::session::{
+    ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MessageRate, Operation,
+    TextError, UsernameError,
+};
+use crate::wire::CloseCode;
+
+#[cfg(doc)]
+use super::{Client, ClientConfig};
+
+/// Why a client's session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server confirmed EX.
+    Exit,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The user logged in again from another place, which replaced this
+    /// session.
+    Replaced,
+    /// The server closed the connection with this code.
+    ServerClosed(CloseCode),
+    /// The server stopped answering.
+    ServerLost(ChannelError),
+    /// The server never answered the handshake within
+    /// [`ClientConfig::handshake_timeout`].
+    NoAnswer,
+    /// The server proved a different key than the pinned one.
+    ServerKeyMismatch {
+        /// The pinned key.
+        expected: [u8; KEY_LEN],
+        /// The key the server proved.
+        actual: [u8; KEY_LEN],
+    },
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Exit => f.write_str("session ended"),
+            CloseReason::ServerShutdown => f.write_str("the server is shutting down"),
+            CloseReason::Replaced => {
+                f.write_str("you logged in from another place; this session is over")
+            }
+            CloseReason::ServerClosed(CloseCode::UnknownConnection) => {
+                f.write_str("the server does not know this session (it may have restarted)")
+            }
+            CloseReason::ServerClosed(CloseCode::Refused) => {
+                f.write_str("the server dropped this session: it was not keeping up")
+            }
+            CloseReason::ServerClosed(code) => {
+                write!(f, "the server closed the connection ({code:?})")
+            }
+            CloseReason::ServerLost(e) => write!(f, "lost the server: {e}"),
+            CloseReason::NoAnswer => f.write_str("no answer from the server"),
+            CloseReason::ServerKeyMismatch { expected, actual } => write!(
+                f,
+                "THE SERVER'S KEY HAS CHANGED: expected {}, got {}. Someone may be \
+                 impersonating the server, or it was reinstalled; refusing to connect",
+                crypto::Hex(expected),
+                crypto::Hex(actual)
+            ),
+        }
+    }
+}
+
+/// Something that happened, for the user interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The handshake proved the server holds this key (the pinned one, if
+    /// any); a driver that trusts on first use remembers it.
+    ServerKey([u8; KEY_LEN]),
+    /// The server asks for the password; `new_user` says whether it will
+    /// register a new account.
+    PasswordRequired {
+        /// The username.
+        name: String,
+        /// True for a new account.
+        new_user: bool,
+    },
+    /// Logged in.
+    LoggedIn {
+        /// The username.
+        name: String,
+        /// True when the account was just created.
+        new_user: bool,
+        /// Who is online: the first 1,000 names at most.
+        online: Vec<String>,
+        /// How many are online, when that is more than `online` lists.
+        count: Option<u32>,
+        /// A device token for this account: keep it (private to the user)
+        /// and set it as [`ClientConfig::device_token`] next time.
+        device: Option<String>,
+        /// The session's limit on public and direct messages, if the
+        /// server states it: pace sends to it rather than have them
+        /// refused.
+        rate: Option<MessageRate>,
+    },
+    /// The login failed; submit the password again to retry.
+    LoginFailed {
+        /// Why.
+        reason: LoginFailure,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// The server acknowledged an operation: the message may follow.
+    OperationReady(Operation),
+    /// The online list.
+    Online {
+        /// The names: the first 1,000 at most.
+        users: Vec<String>,
+        /// How many are online, when that is more than `users` lists.
+        count: Option<u32>,
+        /// Those of `users` who are away.
+        away: Vec<String>,
+    },
+    /// The server took the user's away text ([`Client::set_away`]):
+    /// `None` when the user is back.
+    Away(Option<String>),
+    /// A direct message was delivered to a user who is away.
+    AwayReply {
+        /// The recipient.
+        user: String,
+        /// Its away text.
+        text: String,
+    },
+    /// The answer to [`Client::request_whois`].
+    Whois {
+        /// The username, as registered.
+        name: String,
+        /// Whether the user is online.
+        online: bool,
+        /// When online: for how many seconds.
+        online_secs: Option<u64>,
+        /// When online and away: the away text.
+        away: Option<String>,
+    },
+    /// A public message.
+    Public {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A direct message.
+    Direct {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A user logged in.
+    Joined(String),
+    /// A user left.
+    Left {
+        /// Who.
+        user: String,
+        /// Why.
+        reason: String,
+        /// What the user said when leaving, if anything.
+        message: Option<String>,
+    },
+    /// A PM or DM was delivered.
+    Confirmed {
+        /// Which operation.
+        op: Operation,
+        /// For a DM, the recipient.
+        to: Option<String>,
+        /// How many users got it.
+        recipients: u32,
+    },
+    /// The server refused a request.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A sentence for the user.
+        message: String,
+    },
+    /// The session is over.
+    Closed(CloseReason),
+}
+
+/// Why a client could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The username breaks the username rules.
+    Username(UsernameError),
+    /// The handshake's first message could not be built.
+    Handshake,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Username(e) => write!(f, "invalid username: {e}"),
+            StartError::Handshake => f.write_str("the handshake could not be started"),
+        }
+    }
+}
+
+/// Why a command was not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// Needs a login first.
+    NotLoggedIn,
+    /// The text breaks the text rules.
+    InvalidText(TextError),
+    /// The recipient's name breaks the username rules.
+    InvalidUsername(UsernameError),
+    /// The password is empty or longer than [`MAX_PASSWORD`].
+    InvalidPassword,
+    /// A reason for leaving longer than [`MAX_QUIT_MESSAGE`] bytes.
+    ReasonTooLong(usize),
+    /// An away text longer than [`MAX_AWAY`] bytes.
+    AwayTooLong(usize),
+    /// The channel refused it.
+    Send(SendError),
+    /// The session is over.
+    Closed,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::NotLoggedIn => f.write_str("not logged in yet"),
+            CommandError::InvalidText(e) => e.fmt(f),
+            CommandError::InvalidUsername(e) => e.fmt(f),
+            CommandError::InvalidPassword => {
+                write!(f, "the password must be 1 to {MAX_PASSWORD} bytes")
+            }
+            CommandError::ReasonTooLong(n) => write!(
+                f,
+                "the reason is {n} bytes; at most {MAX_QUIT_MESSAGE} are shown to the others"
+            ),
+            CommandError::AwayTooLong(n) => {
+                write!(
+                    f,
+                    "the away text is {n} bytes; at most {MAX_AWAY} are allowed"
+                )
+            }
+            CommandError::Send(e) => e.fmt(f),
+            CommandError::Closed => f.write_str("the session is over"),
+        }
+    }
+}
