@@ -10,7 +10,7 @@ mod common;
 use common::{SERVER, SentDatagram, World, WorldConfig, ms, secs};
 use udpchat_core::client::{ClientEvent, CloseReason};
 use udpchat_core::reliable::{ChannelConfig, ChannelError};
-use udpchat_core::server::ServerEvent;
+use udpchat_core::server::{LeaveReason, ServerEvent};
 use udpchat_core::time::{Duration, Instant};
 use udpchat_netem::LinkConfig;
 
@@ -79,7 +79,7 @@ fn closed_at(w: &World, i: usize) -> Option<(Instant, CloseReason)> {
     })
 }
 
-fn logged_out_at(w: &World, user: &str) -> Option<(Instant, &'static str)> {
+fn logged_out_at(w: &World, user: &str) -> Option<(Instant, LeaveReason)> {
     w.server_events.iter().find_map(|(t, e)| match e {
         ServerEvent::LoggedOut { user: u, reason } if u == user => Some((*t, *reason)),
         _ => None,
@@ -142,7 +142,7 @@ fn blackholed_client_both_ends_back_off_and_give_up_in_time() {
     // last heard from her: not later, and not earlier either.
     let heard = w.server_heard[&alice_addr];
     let (lost_at, reason) = logged_out_at(&w, "alice").unwrap();
-    assert_eq!(reason, "timeout");
+    assert_eq!(reason, LeaveReason::Timeout);
     assert_eq!(
         lost_at - heard,
         idle_timeout(),
@@ -193,7 +193,7 @@ fn vanished_client_leaves_the_online_list_within_the_idle_timeout() {
     let heard = w.server_heard[&alice_addr];
     assert!(heard <= gone + ms(100));
     let (lost_at, reason) = logged_out_at(&w, "alice").unwrap();
-    assert_eq!(reason, "timeout");
+    assert_eq!(reason, LeaveReason::Timeout);
     assert!(
         lost_at - heard <= idle_timeout(),
         "removed {:?} after the last datagram",

@@ -33,6 +33,55 @@ pub enum DropReason {
     Replay,
 }
 
+/// Why a user went offline: the `reason` of `left` (PROTOCOL.md §5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LeaveReason {
+    /// `exit`: the user said `op EX`, or the client sent CLOSE.
+    Exit,
+    /// `timeout`: the idle timeout or the acknowledgement deadline passed.
+    Timeout,
+    /// `replaced`: the same user logged in on another connection.
+    Replaced,
+    /// `too slow`: the send queue to the user overflowed.
+    TooSlow,
+    /// `error`: the client broke the protocol.
+    Error,
+    /// `shutdown`: the server is shutting down.
+    Shutdown,
+}
+
+impl LeaveReason {
+    /// The reason as `left` carries it on the wire.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Exit => "exit",
+            Self::Timeout => "timeout",
+            Self::Replaced => "replaced",
+            Self::TooSlow => "too slow",
+            Self::Error => "error",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// Why a failed channel takes its user offline.
+    #[must_use]
+    pub const fn from_channel_error(error: &ChannelError) -> Self {
+        match error {
+            ChannelError::IdleTimeout | ChannelError::Unacknowledged => Self::Timeout,
+            ChannelError::PeerClosed(_) => Self::Exit,
+            ChannelError::LocallyClosed => Self::Replaced,
+            ChannelError::MessageTooLarge | ChannelError::SequenceExhausted => Self::Error,
+        }
+    }
+}
+
+impl core::fmt::Display for LeaveReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something for the operator's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerEvent {
@@ -65,9 +114,8 @@ pub enum ServerEvent {
     LoggedOut {
         /// The username.
         user: String,
-        /// `"exit"`, `"timeout"`, `"replaced"`, `"too slow"`, `"error"` or
-        /// `"shutdown"`.
-        reason: &'static str,
+        /// Why.
+        reason: LeaveReason,
     },
     /// A session ended.
     SessionClosed {
@@ -162,5 +210,34 @@ pub struct ServerStats {
 impl Server {
     pub(super) fn drop_event(&mut self, from: SocketAddr, reason: DropReason) {
         self.events.push_back(ServerEvent::Dropped { from, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leave_reasons_are_the_strings_of_the_protocol() {
+        let all = [
+            (LeaveReason::Exit, "exit"),
+            (LeaveReason::Timeout, "timeout"),
+            (LeaveReason::Replaced, "replaced"),
+            (LeaveReason::TooSlow, "too slow"),
+            (LeaveReason::Error, "error"),
+            (LeaveReason::Shutdown, "shutdown"),
+        ];
+        for (reason, wire) in all {
+            assert_eq!(reason.as_str(), wire);
+            assert_eq!(reason.to_string(), wire);
+        }
+        assert_eq!(
+            LeaveReason::from_channel_error(&ChannelError::SequenceExhausted),
+            LeaveReason::Error
+        );
+        assert_eq!(
+            LeaveReason::from_channel_error(&ChannelError::IdleTimeout),
+            LeaveReason::Timeout
+        );
     }
 }

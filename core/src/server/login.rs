@@ -189,7 +189,7 @@ impl Server {
                 ErrorCode::Replaced,
                 "you logged in from another place; this session is over".to_string(),
             );
-            self.logout(old, "replaced");
+            self.logout(old, LeaveReason::Replaced);
             self.set_state(
                 old,
                 SessionState::Closing {
@@ -267,7 +267,7 @@ impl Server {
     }
 
     /// Takes a user offline and tells the others; the session stays.
-    pub(super) fn logout(&mut self, conn: u64, reason: &'static str) {
+    pub(super) fn logout(&mut self, conn: u64, reason: LeaveReason) {
         self.logout_saying(conn, reason, None);
     }
 
@@ -275,7 +275,7 @@ impl Server {
     pub(super) fn logout_saying(
         &mut self,
         conn: u64,
-        reason: &'static str,
+        reason: LeaveReason,
         message: Option<String>,
     ) {
         let Some(s) = self.sessions.get_mut(&conn) else {
@@ -299,7 +299,7 @@ impl Server {
                 conn,
                 &ServerMessage::Left {
                     user: name,
-                    reason: reason.to_string(),
+                    reason: reason.as_str().to_string(),
                     message,
                 },
             );

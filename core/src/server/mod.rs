@@ -53,7 +53,7 @@ mod relay;
 mod schedule;
 
 use admission::QueuedInitial;
-pub use event::{DropReason, ServerEvent, ServerStats};
+pub use event::{DropReason, LeaveReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
 
@@ -524,7 +524,7 @@ impl Server {
         let conns: Vec<u64> = self.sessions.keys().copied().collect();
         for conn in conns {
             self.send(conn, &ServerMessage::Shutdown);
-            self.logout(conn, "shutdown");
+            self.logout(conn, LeaveReason::Shutdown);
             self.set_state(
                 conn,
                 SessionState::Closing {

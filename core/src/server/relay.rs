@@ -44,7 +44,7 @@ impl Server {
                 true
             }
             Err(SendError::QueueFull) => {
-                self.logout(conn, "too slow");
+                self.logout(conn, LeaveReason::TooSlow);
                 let Some(s) = self.sessions.get_mut(&conn) else {
                     return false;
                 };
@@ -215,7 +215,7 @@ impl Server {
                         let message = reason.filter(|r| {
                             !r.is_empty() && r.len() <= MAX_QUIT_MESSAGE && validate_text(r).is_ok()
                         });
-                        self.logout_saying(conn, "exit", message);
+                        self.logout_saying(conn, LeaveReason::Exit, message);
                         self.set_state(
                             conn,
                             SessionState::Closing {

@@ -19,13 +19,7 @@ impl Server {
             return;
         };
         if let Some(error) = s.connection.channel().error() {
-            let reason = match error {
-                ChannelError::IdleTimeout | ChannelError::Unacknowledged => "timeout",
-                ChannelError::PeerClosed(_) => "exit",
-                ChannelError::LocallyClosed => "replaced",
-                _ => "error",
-            };
-            self.logout(conn, reason);
+            self.logout(conn, LeaveReason::from_channel_error(&error));
             self.remove(now, conn, Some(error));
             return;
         }

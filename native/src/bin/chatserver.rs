@@ -670,7 +670,9 @@ fn log_event(event: ServerEvent) {
         ServerEvent::LoginFailed { user, addr, reason } => {
             info!(%user, %addr, ?reason, "login failed")
         }
-        ServerEvent::LoggedOut { user, reason } => info!(%user, reason, "logged out"),
+        ServerEvent::LoggedOut { user, reason } => {
+            info!(%user, reason = reason.as_str(), "logged out")
+        }
         ServerEvent::SessionClosed {
             connection_id,
             error,
