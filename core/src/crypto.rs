@@ -43,25 +43,19 @@ use snow::types::{Cipher, Dh, Hash, Random};
 use snow::{Builder, HandshakeState, StatelessTransportState};
 
 use crate::time::{Duration, Instant};
-use crate::wire::HEADER_LEN;
+use crate::wire::{HEADER_LEN, HeaderView};
 
 /// The Noise protocol name.
 pub const NOISE_PARAMS: &str = "Noise_NX_25519_ChaChaPoly_BLAKE2s";
 /// Length of keys (X25519).
 pub const KEY_LEN: usize = 32;
-/// Length of an authentication tag.
-pub const TAG_LEN: usize = 16;
-/// Length of an address cookie.
-pub const COOKIE_LEN: usize = 16;
-/// Length of a reset token.
-pub const RESET_TOKEN_LEN: usize = 16;
-/// The header bytes (marker, version, kind, flags) copied into the sealed
-/// plaintext so that they are authenticated.
-pub const SEALED_HEADER_COPY: usize = 4;
-/// Bytes sealing adds to a datagram's frames: the header copy and the tag.
-pub const SEAL_OVERHEAD: usize = SEALED_HEADER_COPY + TAG_LEN;
-/// The first handshake message: the client's ephemeral key.
-pub const MSG1_LEN: usize = KEY_LEN;
+pub use crate::wire::{
+    COOKIE_LEN, MSG1_LEN, RESET_TOKEN_LEN, SEAL_OVERHEAD, SEALED_HEADER_COPY, TAG_LEN,
+};
+const _: () = assert!(
+    MSG1_LEN == KEY_LEN,
+    "the first handshake message is one key"
+);
 /// The second handshake message: ephemeral key, encrypted static key, and
 /// the encrypted reset token.
 pub const MSG2_LEN: usize = KEY_LEN + KEY_LEN + TAG_LEN + RESET_TOKEN_LEN + TAG_LEN;
@@ -288,7 +282,7 @@ impl Initiator {
         let n = hs
             .write_message(&[], &mut buf)
             .map_err(|_| CryptoError::Handshake)?;
-        i.msg1 = buf[..n].to_vec();
+        i.msg1 = buf.get(..n).ok_or(CryptoError::Handshake)?.to_vec();
         Ok(i)
     }
 
@@ -310,12 +304,10 @@ impl Initiator {
         let n = hs
             .read_message(msg2, &mut payload)
             .map_err(|_| CryptoError::Handshake)?;
-        let (issued_id, token) = match n {
-            RESET_TOKEN_LEN => (None, &payload[..RESET_TOKEN_LEN]),
-            ISSUED_PAYLOAD_LEN => {
-                let mut id = [0u8; 8];
-                id.copy_from_slice(&payload[..8]);
-                (Some(u64::from_be_bytes(id)), &payload[8..n])
+        let (issued_id, token) = match payload.get(..n) {
+            Some(token) if n == RESET_TOKEN_LEN => (None, token),
+            Some(&[a, b, c, d, e, f, g, h, ref token @ ..]) if n == ISSUED_PAYLOAD_LEN => {
+                (Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])), token)
             }
             _ => return Err(CryptoError::Handshake),
         };
@@ -327,8 +319,8 @@ impl Initiator {
             Some(k) if k.len() == KEY_LEN => server_key.copy_from_slice(k),
             _ => return Err(CryptoError::Handshake),
         }
-        let mut reset_token = [0u8; RESET_TOKEN_LEN];
-        reset_token.copy_from_slice(token);
+        let reset_token: [u8; RESET_TOKEN_LEN] =
+            token.try_into().map_err(|_| CryptoError::Handshake)?;
         let transport = hs
             .into_stateless_transport_mode()
             .map_err(|_| CryptoError::Handshake)?;
@@ -405,47 +397,59 @@ impl Transport {
     /// ChaCha20-Poly1305 of header bytes 0..4 and the frames, nonce = packet
     /// number.
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if plain.len() < HEADER_LEN {
-            return Err(CryptoError::Decrypt);
-        }
-        let nonce = u64::from(packet_number(plain));
-        let mut inner = Vec::with_capacity(plain.len() + SEALED_HEADER_COPY - HEADER_LEN);
-        inner.extend_from_slice(&plain[..SEALED_HEADER_COPY]);
-        inner.extend_from_slice(&plain[HEADER_LEN..]);
-        let mut out = vec![0u8; HEADER_LEN + inner.len() + TAG_LEN];
-        out[..HEADER_LEN].copy_from_slice(&plain[..HEADER_LEN]);
+        let (header, frames) = plain
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(CryptoError::Decrypt)?;
+        let view = HeaderView::from_array(header);
+        let nonce = u64::from(view.packet_number());
+        let mut inner = Vec::with_capacity(frames.len().saturating_add(SEALED_HEADER_COPY));
+        inner.extend_from_slice(&view.sealed_copy());
+        inner.extend_from_slice(frames);
+        let len = inner
+            .len()
+            .checked_add(HEADER_LEN + TAG_LEN)
+            .ok_or(CryptoError::Decrypt)?;
+        let mut out = vec![0u8; len];
+        let (out_header, out_body) = out
+            .split_first_chunk_mut::<HEADER_LEN>()
+            .ok_or(CryptoError::Decrypt)?;
+        *out_header = *header;
         let n = self
             .0
-            .write_message(nonce, &inner, &mut out[HEADER_LEN..])
+            .write_message(nonce, &inner, out_body)
             .map_err(|_| CryptoError::Decrypt)?;
-        out.truncate(HEADER_LEN + n);
+        out.truncate(n.saturating_add(HEADER_LEN));
         Ok(out)
     }
 
     /// Opens a sealed datagram; returns the plaintext datagram (header
     /// followed by frames).
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < HEADER_LEN + SEAL_OVERHEAD {
+        let (header, body) = sealed
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(CryptoError::Decrypt)?;
+        if body.len() < SEAL_OVERHEAD {
             return Err(CryptoError::Decrypt);
         }
-        let nonce = u64::from(packet_number(sealed));
-        let mut inner = vec![0u8; sealed.len() - HEADER_LEN];
+        let view = HeaderView::from_array(header);
+        let nonce = u64::from(view.packet_number());
+        let mut inner = vec![0u8; body.len()];
         let n = self
             .0
-            .read_message(nonce, &sealed[HEADER_LEN..], &mut inner)
+            .read_message(nonce, body, &mut inner)
             .map_err(|_| CryptoError::Decrypt)?;
-        if n < SEALED_HEADER_COPY || inner[..SEALED_HEADER_COPY] != sealed[..SEALED_HEADER_COPY] {
+        inner.truncate(n);
+        let (copy, frames) = inner
+            .split_first_chunk::<SEALED_HEADER_COPY>()
+            .ok_or(CryptoError::Decrypt)?;
+        if *copy != view.sealed_copy() {
             return Err(CryptoError::Decrypt);
         }
-        let mut plain = Vec::with_capacity(HEADER_LEN + n - SEALED_HEADER_COPY);
-        plain.extend_from_slice(&sealed[..HEADER_LEN]);
-        plain.extend_from_slice(&inner[SEALED_HEADER_COPY..n]);
+        let mut plain = Vec::with_capacity(frames.len().saturating_add(HEADER_LEN));
+        plain.extend_from_slice(header);
+        plain.extend_from_slice(frames);
         Ok(plain)
     }
-}
-
-fn packet_number(datagram: &[u8]) -> u32 {
-    u32::from_be_bytes([datagram[12], datagram[13], datagram[14], datagram[15]])
 }
 
 /// Which packet numbers were already received: the newest, and a bitmap of

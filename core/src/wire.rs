@@ -36,9 +36,13 @@ pub const VERSION: u8 = 1;
 /// A client's [`PacketKind::Initial`] datagrams are padded to at least this
 /// many bytes, so a server's answer is never larger than what provoked it.
 pub const MIN_INITIAL_LEN: usize = 1200;
-/// Bytes that sealing adds to a Data datagram (header copy and tag); see
-/// [`crate::crypto`].
-pub const SEAL_OVERHEAD: usize = 20;
+/// Length of an authentication tag (ChaCha20-Poly1305).
+pub const TAG_LEN: usize = 16;
+/// The header bytes (marker, version, kind, flags) copied into the sealed
+/// plaintext so that they are authenticated; see [`crate::crypto`].
+pub const SEALED_HEADER_COPY: usize = 4;
+/// Bytes that sealing adds to a Data datagram: the header copy and the tag.
+pub const SEAL_OVERHEAD: usize = SEALED_HEADER_COPY + TAG_LEN;
 /// Largest plaintext Data datagram (header and frames), so that it is at
 /// most [`MAX_DATAGRAM`] once sealed.
 pub const MAX_PLAINTEXT: usize = MAX_DATAGRAM - SEAL_OVERHEAD;
@@ -170,19 +174,16 @@ impl Header {
         if bytes.len() > MAX_DATAGRAM {
             return Err(DecodeError::TooLarge);
         }
-        let h: &[u8; HEADER_LEN] = bytes
-            .get(..HEADER_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(DecodeError::Truncated)?;
-        let marker = match h[0] {
+        let h = HeaderView::new(bytes).ok_or(DecodeError::Truncated)?;
+        let marker = match h.marker() {
             b'C' => Marker::Command,
             b'D' => Marker::Data,
             other => return Err(DecodeError::UnknownMarker(other)),
         };
-        if h[1] != VERSION {
-            return Err(DecodeError::UnknownVersion(h[1]));
+        if h.version() != VERSION {
+            return Err(DecodeError::UnknownVersion(h.version()));
         }
-        let kind = match h[2] {
+        let kind = match h.kind() {
             0x01 => PacketKind::Initial,
             0x02 => PacketKind::Data,
             0x03 => PacketKind::Retry,
@@ -190,19 +191,87 @@ impl Header {
             0x05 => PacketKind::Reset,
             other => return Err(DecodeError::UnknownKind(other)),
         };
-        if h[3] != 0 {
-            return Err(DecodeError::ReservedFlags(h[3]));
+        if h.flags() != 0 {
+            return Err(DecodeError::ReservedFlags(h.flags()));
         }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&h[4..12]);
-        let mut pn = [0u8; 4];
-        pn.copy_from_slice(&h[12..16]);
         Ok(Header {
             marker,
             kind,
-            connection_id: u64::from_be_bytes(id),
-            packet_number: u32::from_be_bytes(pn),
+            connection_id: h.connection_id(),
+            packet_number: h.packet_number(),
         })
+    }
+}
+
+/// The raw fields of a header, read from its 16 bytes without checking
+/// them: obtaining a view checks the length, after which no accessor can
+/// panic. [`Header::decode`] validates the fields; sealing and opening read
+/// the packet number and the authenticated prefix through a view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderView<'a>(&'a [u8; HEADER_LEN]);
+
+impl<'a> HeaderView<'a> {
+    /// The view of the header at the start of `bytes`, or `None` when
+    /// `bytes` is shorter than [`HEADER_LEN`].
+    #[must_use]
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        bytes.first_chunk::<HEADER_LEN>().map(Self)
+    }
+
+    /// The view of exactly a header's bytes.
+    #[must_use]
+    pub const fn from_array(bytes: &'a [u8; HEADER_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Byte 0: the marker.
+    #[must_use]
+    pub const fn marker(self) -> u8 {
+        let [marker, ..] = *self.0;
+        marker
+    }
+
+    /// Byte 1: the version.
+    #[must_use]
+    pub const fn version(self) -> u8 {
+        let [_, version, ..] = *self.0;
+        version
+    }
+
+    /// Byte 2: the kind.
+    #[must_use]
+    pub const fn kind(self) -> u8 {
+        let [_, _, kind, ..] = *self.0;
+        kind
+    }
+
+    /// Byte 3: the flags.
+    #[must_use]
+    pub const fn flags(self) -> u8 {
+        let [_, _, _, flags, ..] = *self.0;
+        flags
+    }
+
+    /// Bytes 0..4 (marker, version, kind, flags): the part of the header
+    /// that sealing copies into the plaintext.
+    #[must_use]
+    pub const fn sealed_copy(self) -> [u8; SEALED_HEADER_COPY] {
+        let [a, b, c, d, ..] = *self.0;
+        [a, b, c, d]
+    }
+
+    /// Bytes 4..12: the connection id.
+    #[must_use]
+    pub const fn connection_id(self) -> u64 {
+        let [_, _, _, _, a, b, c, d, e, f, g, h, ..] = *self.0;
+        u64::from_be_bytes([a, b, c, d, e, f, g, h])
+    }
+
+    /// Bytes 12..16: the packet number.
+    #[must_use]
+    pub const fn packet_number(self) -> u32 {
+        let [.., a, b, c, d] = *self.0;
+        u32::from_be_bytes([a, b, c, d])
     }
 }
 
@@ -557,7 +626,8 @@ impl DatagramBuilder {
 
 /// Length of a cookie in an [`Initial`] or a Retry.
 pub const COOKIE_LEN: usize = 16;
-/// Length of the first handshake message.
+/// Length of the first handshake message: the client's ephemeral key
+/// (X25519, [`crate::crypto::KEY_LEN`]).
 pub const MSG1_LEN: usize = 32;
 /// Length of a reset token.
 pub const RESET_TOKEN_LEN: usize = 16;
@@ -664,6 +734,28 @@ mod tests {
             kind: PacketKind::Data,
             connection_id: 0x0102_0304_0506_0708,
             packet_number: 9,
+        }
+    }
+
+    #[test]
+    fn a_header_view_reads_the_fields_and_needs_sixteen_bytes() {
+        let mut bytes = Vec::new();
+        Header {
+            packet_number: 0x0A0B_0C0D,
+            ..header()
+        }
+        .encode(&mut bytes);
+        bytes.push(0xEE);
+        let v = HeaderView::new(&bytes).unwrap();
+        assert_eq!(v.marker(), b'C');
+        assert_eq!(v.version(), VERSION);
+        assert_eq!(v.kind(), PacketKind::Data.byte());
+        assert_eq!(v.flags(), 0);
+        assert_eq!(v.sealed_copy(), [b'C', VERSION, PacketKind::Data.byte(), 0]);
+        assert_eq!(v.connection_id(), 0x0102_0304_0506_0708);
+        assert_eq!(v.packet_number(), 0x0A0B_0C0D);
+        for n in 0..HEADER_LEN {
+            assert_eq!(HeaderView::new(&bytes[..n]), None);
         }
     }
 

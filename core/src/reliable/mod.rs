@@ -414,6 +414,13 @@ impl Channel {
                             self.close_pending = Some(CloseCode::ProtocolViolation);
                             return;
                         }
+                        Arrival::SequenceExhausted => {
+                            // A reference sender ends its connection before
+                            // numbering this far (`PROTOCOL.md` §3.1).
+                            self.fail(ChannelError::SequenceExhausted);
+                            self.close_pending = Some(CloseCode::ProtocolViolation);
+                            return;
+                        }
                     }
                 }
                 Frame::Ping => {

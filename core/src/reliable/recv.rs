@@ -29,6 +29,9 @@ pub(crate) enum Arrival {
     BeyondWindow,
     /// The message it belongs to grew over the limit.
     TooLarge,
+    /// It was the last sequence number (`u32::MAX`), taken in order: the
+    /// next expected one cannot be represented, so the connection ends.
+    SequenceExhausted,
 }
 
 /// Reordering buffer, reassembly, messages ready, and the acknowledgement
@@ -105,12 +108,12 @@ impl Receiver {
         window: u32,
         max_message: usize,
     ) -> Arrival {
-        self.unacked_segments += 1;
+        self.unacked_segments = self.unacked_segments.saturating_add(1);
         self.received_any_segment = true;
-        if seq < self.next {
+        let Some(ahead) = seq.checked_sub(self.next) else {
             return Arrival::Duplicate;
-        }
-        if seq - self.next >= window {
+        };
+        if ahead >= window {
             return Arrival::BeyondWindow;
         }
         if self.buf.contains_key(&seq) {
@@ -120,12 +123,16 @@ impl Receiver {
         if in_order {
             // The common case: nothing buffered ahead, so no detour
             // through the reordering buffer.
-            self.next += 1;
+            if !self.advance() {
+                return Arrival::SequenceExhausted;
+            }
             return self.reassemble(end, data.to_vec(), max_message);
         }
         self.buf.insert(seq, (end, data.to_vec()));
         while let Some((end, data)) = self.buf.remove(&self.next) {
-            self.next += 1;
+            if !self.advance() {
+                return Arrival::SequenceExhausted;
+            }
             if self.reassemble(end, data, max_message) == Arrival::TooLarge {
                 return Arrival::TooLarge;
             }
@@ -133,9 +140,21 @@ impl Receiver {
         Arrival::Reordered
     }
 
+    /// Moves the next expected sequence number past one taken in order;
+    /// false when it was the last one.
+    fn advance(&mut self) -> bool {
+        match self.next.checked_add(1) {
+            Some(next) => {
+                self.next = next;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Appends the next in-order segment to the message being reassembled.
     fn reassemble(&mut self, end: bool, data: Vec<u8>, max_message: usize) -> Arrival {
-        if self.reassembly.len() + data.len() > max_message {
+        if self.reassembly.len().saturating_add(data.len()) > max_message {
             return Arrival::TooLarge;
         }
         if self.reassembly.is_empty() && end {
@@ -163,7 +182,7 @@ impl Receiver {
             self.ack_pending = true;
             self.ack_since = now;
         }
-        self.unacked_datagrams += 1;
+        self.unacked_datagrams = self.unacked_datagrams.saturating_add(1);
         if self.unacked_datagrams >= ack_every
             || self.unacked_segments >= ACK_EVERY_SEGMENTS
             || max_ack_delay == Duration::ZERO
@@ -204,16 +223,26 @@ impl Receiver {
     pub(crate) fn ack_frame<'a>(&self, sack: &'a mut [u8; MAX_SACK_BYTES]) -> Frame<'a> {
         let mut len = 0;
         for &seq in self.buf.keys() {
-            let bit = (seq - self.next - 1) as usize;
-            if bit / 8 >= MAX_SACK_BYTES {
+            // Buffered segments lie beyond the next expected one, which is
+            // missing: bit 0 stands for the one after it.
+            let Some(bit) = seq
+                .checked_sub(self.next)
+                .and_then(|d| d.checked_sub(1))
+                .and_then(|b| usize::try_from(b).ok())
+            else {
+                continue;
+            };
+            let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
+            let Some(b) = sack.get_mut(byte) else {
                 break;
-            }
-            sack[bit / 8] |= 1 << (bit % 8);
-            len = bit / 8 + 1;
+            };
+            *b |= mask;
+            len = byte + 1;
         }
+        let (sack, _) = sack.split_at(len.min(MAX_SACK_BYTES));
         Frame::Ack {
             next_expected: self.next,
-            sack: &sack[..len],
+            sack,
         }
     }
 
@@ -340,5 +369,42 @@ mod tests {
         }
         assert_eq!(b.recv(), Some(msg));
         assert!(a.is_flushed());
+    }
+
+    #[test]
+    fn the_last_sequence_number_taken_in_order_ends_the_connection() {
+        use super::{Arrival, Receiver};
+        let t = Instant::ZERO;
+        let mut r = Receiver::new(t);
+        r.next = u32::MAX - 1;
+        assert_eq!(
+            r.on_segment(u32::MAX - 1, true, b"a", 64, 100),
+            Arrival::InOrder
+        );
+        assert_eq!(r.recv(), Some(b"a".to_vec()));
+        assert_eq!(
+            r.on_segment(u32::MAX, true, b"b", 64, 100),
+            Arrival::SequenceExhausted
+        );
+        // The same through the reordering buffer.
+        let mut r = Receiver::new(t);
+        r.next = u32::MAX - 1;
+        assert_eq!(
+            r.on_segment(u32::MAX, true, b"b", 64, 100),
+            Arrival::Reordered
+        );
+        let mut sack = [0; crate::wire::MAX_SACK_BYTES];
+        assert_eq!(
+            r.ack_frame(&mut sack),
+            crate::wire::Frame::Ack {
+                next_expected: u32::MAX - 1,
+                sack: &[0x01],
+            }
+        );
+        assert_eq!(
+            r.on_segment(u32::MAX - 1, true, b"a", 64, 100),
+            Arrival::SequenceExhausted
+        );
+        assert_eq!(r.recv(), Some(b"a".to_vec()));
     }
 }
