@@ -24,6 +24,10 @@
 //!
 //! Randomness comes from the driver as seeds; nothing here reads the OS.
 
+// Bytes from the network are read through checked accessors, and lengths
+// are added with checked or saturating arithmetic: nothing here can panic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
@@ -65,6 +69,7 @@ pub const MSG2_LEN: usize = KEY_LEN + KEY_LEN + TAG_LEN + RESET_TOKEN_LEN + TAG_
 pub const MSG2_ISSUED_LEN: usize = MSG2_LEN + 8;
 /// How long one cookie secret is used.
 pub const COOKIE_WINDOW: Duration = Duration::from_secs(60);
+const COOKIE_WINDOW_MICROS: u64 = COOKIE_WINDOW.as_micros();
 /// How far behind the newest packet number a datagram is still accepted.
 pub const REPLAY_WINDOW: u32 = 1024;
 
@@ -111,7 +116,9 @@ impl StaticKey {
         let mut public = [0u8; KEY_LEN];
         if let Some(mut dh) = DefaultResolver.resolve_dh(&DHChoice::Curve25519) {
             dh.set(&private);
-            public.copy_from_slice(&dh.pubkey()[..KEY_LEN]);
+            if let Some(k) = dh.pubkey().first_chunk::<KEY_LEN>() {
+                public = *k;
+            }
         }
         StaticKey { private, public }
     }
@@ -150,8 +157,8 @@ pub fn parse_key(s: &str) -> Option<[u8; KEY_LEN]> {
         return None;
     }
     let mut out = [0u8; KEY_LEN];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (b, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *b = u8::from_str_radix(core::str::from_utf8(pair).ok()?, 16).ok()?;
     }
     Some(out)
 }
@@ -468,8 +475,10 @@ impl ReplayWindow {
             None => true,
             Some(newest) if pn > newest => true,
             Some(newest) => {
-                let back = newest - pn;
-                back < REPLAY_WINDOW && !self.bit(pn)
+                newest
+                    .checked_sub(pn)
+                    .is_some_and(|back| back < REPLAY_WINDOW)
+                    && !self.bit(pn)
             }
         }
     }
@@ -480,16 +489,24 @@ impl ReplayWindow {
     }
 
     fn bit(&self, pn: u32) -> bool {
-        let i = (pn % REPLAY_WINDOW) as usize;
-        self.seen[i / 64] & (1 << (i % 64)) != 0
+        let (word, mask) = Self::slot(pn);
+        self.seen.get(word).is_some_and(|w| w & mask != 0)
+    }
+
+    /// The word of the bitmap that holds `pn`, and its bit there.
+    fn slot(pn: u32) -> (usize, u64) {
+        let i = pn % REPLAY_WINDOW;
+        ((i / 64) as usize, 1 << (i % 64))
     }
 
     fn set_bit(&mut self, pn: u32, on: bool) {
-        let i = (pn % REPLAY_WINDOW) as usize;
-        if on {
-            self.seen[i / 64] |= 1 << (i % 64);
-        } else {
-            self.seen[i / 64] &= !(1 << (i % 64));
+        let (word, mask) = Self::slot(pn);
+        if let Some(w) = self.seen.get_mut(word) {
+            if on {
+                *w |= mask;
+            } else {
+                *w &= !mask;
+            }
         }
     }
 
@@ -499,7 +516,7 @@ impl ReplayWindow {
             Some(newest) if pn <= newest => {}
             Some(newest) => {
                 // Forget the slots that the window slides past.
-                let steps = (pn - newest).min(REPLAY_WINDOW);
+                let steps = pn.saturating_sub(newest).min(REPLAY_WINDOW);
                 for k in 1..=steps {
                     self.set_bit(newest.wrapping_add(k), false);
                 }
@@ -562,7 +579,7 @@ impl CookieKeys {
     }
 
     fn window(now: Instant) -> u64 {
-        now.as_micros() / COOKIE_WINDOW.as_micros()
+        now.as_micros() / COOKIE_WINDOW_MICROS
     }
 
     fn cookie_in(&self, window: u64, addr: &SocketAddr, connection_id: u64) -> [u8; COOKIE_LEN] {
@@ -588,7 +605,7 @@ impl CookieKeys {
     ) -> bool {
         let w = Self::window(now);
         let ok = |win: u64| ct_eq(&self.cookie_in(win, addr, connection_id), cookie);
-        ok(w) | (w > 0 && ok(w - 1))
+        ok(w) | w.checked_sub(1).is_some_and(ok)
     }
 }
 
@@ -605,7 +622,7 @@ pub const DEVICE_TOKEN_LEN: usize = 24;
 
 fn device_mac(key: &StaticKey, account_key: &str, id: &[u8; 8]) -> [u8; 16] {
     let k = derive(&[b"udpchat device token", key.private()]);
-    let mut data = Vec::with_capacity(8 + account_key.len());
+    let mut data = Vec::with_capacity(account_key.len().saturating_add(8));
     data.extend_from_slice(id);
     data.extend_from_slice(account_key.as_bytes());
     mac16(&k, &data)
@@ -634,11 +651,15 @@ pub fn check_device_token(key: &StaticKey, account_key: &str, token: &str) -> bo
     let mut bytes = [0u8; DEVICE_TOKEN_LEN];
     for (i, pair) in text.chunks_exact(2).enumerate() {
         let hex = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'0'..=b'9' | b'a'..=b'f' => char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok()),
             _ => None,
         };
-        match (hex(pair[0]), hex(pair[1]), bytes.get_mut(i)) {
+        let &[hi, lo] = pair else {
+            return false;
+        };
+        match (hex(hi), hex(lo), bytes.get_mut(i)) {
             (Some(h), Some(l), Some(b)) => *b = (h << 4) | l,
             _ => return false,
         }
@@ -658,6 +679,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+// In tests an out-of-range index is a failing test, not a crash.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use crate::wire::{Header, Marker, PacketKind};

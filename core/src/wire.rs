@@ -17,6 +17,10 @@
 //! reset token), or Data: frames, sealed by [`crate::crypto::Transport`].
 //! Frames are parsed by [`Datagram::decode`] from the opened plaintext.
 
+// Bytes from the network are read through checked accessors, and lengths
+// are added with checked or saturating arithmetic: nothing here can panic.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -412,8 +416,11 @@ impl Frame<'_> {
     /// Bytes this frame takes on the wire.
     pub fn encoded_len(&self) -> usize {
         match self {
-            Frame::Ack { sack, .. } => 6 + sack.len(),
-            Frame::Segment { data, .. } => SEGMENT_OVERHEAD + data.len(),
+            // Both are bounded (MAX_SACK_BYTES, MAX_SEGMENT_DATA) when
+            // decoded; a frame built from larger slices saturates, and does
+            // not fit any datagram.
+            Frame::Ack { sack, .. } => sack.len().saturating_add(6),
+            Frame::Segment { data, .. } => data.len().saturating_add(SEGMENT_OVERHEAD),
             Frame::Ping => 1,
             Frame::Close(_) => 2,
             Frame::Probe(_) | Frame::ProbeAck(_) => 3,
@@ -437,17 +444,19 @@ impl<'a> Datagram<'a> {
     /// [`Datagram::frames`] afterwards cannot fail.
     pub fn decode(bytes: &'a [u8]) -> Result<Datagram<'a>, DecodeError> {
         let header = Header::decode(bytes)?;
-        let frames = &bytes[HEADER_LEN..];
+        let frames = bytes.get(HEADER_LEN..).unwrap_or_default();
         let mut n = 0usize;
         let mut rest = frames;
         while !rest.is_empty() {
             let (frame, tail) = parse_frame(rest)?;
             match frame {
                 // A probe states the sealed length of its own datagram.
-                Some(Frame::Probe(size)) if size as usize != bytes.len() + SEAL_OVERHEAD => {
+                Some(Frame::Probe(size))
+                    if Some(usize::from(size)) != bytes.len().checked_add(SEAL_OVERHEAD) =>
+                {
                     return Err(DecodeError::MalformedFrame);
                 }
-                Some(_) => n += 1,
+                Some(_) => n = n.saturating_add(1),
                 None => {}
             }
             rest = tail;
@@ -489,23 +498,18 @@ impl<'a> Iterator for Frames<'a> {
 }
 
 fn take(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), DecodeError> {
-    if bytes.len() < n {
-        Err(DecodeError::Truncated)
-    } else {
-        Ok(bytes.split_at(n))
-    }
+    bytes.split_at_checked(n).ok_or(DecodeError::Truncated)
 }
 
-fn be32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_be_bytes(a)
+/// The first `N` bytes as an array, and the rest.
+fn take_array<const N: usize>(bytes: &[u8]) -> Result<(&[u8; N], &[u8]), DecodeError> {
+    bytes.split_first_chunk::<N>().ok_or(DecodeError::Truncated)
 }
 
 /// Parses one frame; `None` stands for padding (which runs to the end).
 fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> {
-    let (t, rest) = take(bytes, 1)?;
-    match t[0] {
+    let (&[t], rest) = take_array::<1>(bytes)?;
+    match t {
         frame_type::PADDING => {
             if rest.iter().any(|&b| b != 0) {
                 return Err(DecodeError::MalformedFrame);
@@ -513,34 +517,33 @@ fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> 
             Ok((None, &[]))
         }
         frame_type::ACK => {
-            let (fixed, rest) = take(rest, 5)?;
-            let len = fixed[4] as usize;
+            let (&[a, b, c, d, len], rest) = take_array::<5>(rest)?;
+            let len = usize::from(len);
             if len > MAX_SACK_BYTES {
                 return Err(DecodeError::MalformedFrame);
             }
             let (sack, rest) = take(rest, len)?;
             Ok((
                 Some(Frame::Ack {
-                    next_expected: be32(fixed),
+                    next_expected: u32::from_be_bytes([a, b, c, d]),
                     sack,
                 }),
                 rest,
             ))
         }
         frame_type::SEGMENT => {
-            let (fixed, rest) = take(rest, 7)?;
-            let flags = fixed[4];
+            let (&[a, b, c, d, flags, l0, l1], rest) = take_array::<7>(rest)?;
             if flags & !SEGMENT_END != 0 {
                 return Err(DecodeError::MalformedFrame);
             }
-            let len = u16::from_be_bytes([fixed[5], fixed[6]]) as usize;
+            let len = usize::from(u16::from_be_bytes([l0, l1]));
             if len > MAX_SEGMENT_DATA {
                 return Err(DecodeError::MalformedFrame);
             }
             let (data, rest) = take(rest, len)?;
             Ok((
                 Some(Frame::Segment {
-                    seq: be32(fixed),
+                    seq: u32::from_be_bytes([a, b, c, d]),
                     end: flags & SEGMENT_END != 0,
                     data,
                 }),
@@ -549,16 +552,16 @@ fn parse_frame(bytes: &[u8]) -> Result<(Option<Frame<'_>>, &[u8]), DecodeError> 
         }
         frame_type::PING => Ok((Some(Frame::Ping), rest)),
         frame_type::CLOSE => {
-            let (code, rest) = take(rest, 1)?;
-            Ok((Some(Frame::Close(CloseCode::from_byte(code[0]))), rest))
+            let (&[code], rest) = take_array::<1>(rest)?;
+            Ok((Some(Frame::Close(CloseCode::from_byte(code))), rest))
         }
         frame_type::PROBE | frame_type::PROBE_ACK => {
-            let (size, rest) = take(rest, 2)?;
-            let size = u16::from_be_bytes([size[0], size[1]]);
+            let (&size, rest) = take_array::<2>(rest)?;
+            let size = u16::from_be_bytes(size);
             if !(BASE_DATAGRAM as u16..=MAX_DATAGRAM as u16).contains(&size) {
                 return Err(DecodeError::MalformedFrame);
             }
-            let frame = if t[0] == frame_type::PROBE {
+            let frame = if t == frame_type::PROBE {
                 Frame::Probe(size)
             } else {
                 Frame::ProbeAck(size)
@@ -587,7 +590,7 @@ impl DatagramBuilder {
     /// (never more than [`MAX_PLAINTEXT`]).
     pub fn with_limit(header: Header, limit: usize) -> Self {
         let limit = limit.min(MAX_PLAINTEXT);
-        let mut buf = Vec::with_capacity(limit + SEAL_OVERHEAD);
+        let mut buf = Vec::with_capacity(limit.saturating_add(SEAL_OVERHEAD));
         header.encode(&mut buf);
         DatagramBuilder { buf, limit }
     }
@@ -609,7 +612,9 @@ impl DatagramBuilder {
     }
     /// Sets the type marker.
     pub fn set_marker(&mut self, marker: Marker) {
-        self.buf[0] = marker.byte();
+        if let Some(b) = self.buf.first_mut() {
+            *b = marker.byte();
+        }
     }
     /// Pads with a padding frame to at least `len` bytes.
     pub fn pad_to(&mut self, len: usize) {
@@ -684,26 +689,26 @@ impl<'a> Initial<'a> {
 
     /// Reads the body of an Initial (the bytes after the header).
     pub fn decode(body: &'a [u8]) -> Result<Initial<'a>, DecodeError> {
-        let (len, rest) = take(body, 1)?;
-        let cookie_len = len[0] as usize;
+        let (&[cookie_len], rest) = take_array::<1>(body)?;
+        let cookie_len = usize::from(cookie_len);
         if cookie_len != 0 && cookie_len != COOKIE_LEN {
             return Err(DecodeError::MalformedFrame);
         }
         let (cookie, rest) = take(rest, cookie_len)?;
-        let (len, rest) = take(rest, 2)?;
-        let msg1_len = u16::from_be_bytes([len[0], len[1]]) as usize;
+        let (&len, rest) = take_array::<2>(rest)?;
+        let msg1_len = usize::from(u16::from_be_bytes(len));
         if msg1_len != MSG1_LEN {
             return Err(DecodeError::MalformedFrame);
         }
         let (msg1, rest) = take(rest, msg1_len)?;
-        let (options, rest) = take(rest, 1)?;
-        if options[0] & !INITIAL_ISSUE_ID != 0 || rest.iter().any(|&b| b != 0) {
+        let (&[options], rest) = take_array::<1>(rest)?;
+        if options & !INITIAL_ISSUE_ID != 0 || rest.iter().any(|&b| b != 0) {
             return Err(DecodeError::MalformedFrame);
         }
         Ok(Initial {
             cookie: (cookie_len > 0).then_some(cookie),
             msg1,
-            issue_id: options[0] & INITIAL_ISSUE_ID != 0,
+            issue_id: options & INITIAL_ISSUE_ID != 0,
         })
     }
 }
@@ -711,7 +716,7 @@ impl<'a> Initial<'a> {
 /// A server-to-client datagram with a fixed body: Retry (cookie),
 /// Handshake (second message) or Reset (token).
 pub fn encode_simple(kind: PacketKind, connection_id: u64, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    let mut out = Vec::with_capacity(body.len().saturating_add(HEADER_LEN));
     Header {
         marker: Marker::Command,
         kind,
@@ -724,6 +729,8 @@ pub fn encode_simple(kind: PacketKind, connection_id: u64, body: &[u8]) -> Vec<u
 }
 
 #[cfg(test)]
+// In tests an out-of-range index is a failing test, not a crash.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use alloc::vec;

@@ -27,6 +27,11 @@
 //! acknowledge), `rtt` (the RTT estimate and retransmission timeout of
 //! RFC 6298) and `mtud` (path MTU discovery, `PROTOCOL.md` §3.9).
 
+// No index can panic. Arithmetic is not linted: it is on sequence numbers
+// bounded by the sender's checks, on counters, and on `Instant`/`Duration`
+// sums, which saturate.
+#![deny(clippy::indexing_slicing)]
+
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -636,6 +641,8 @@ impl Channel {
 }
 
 #[cfg(test)]
+// In tests an out-of-range index is a failing test, not a crash.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::testing::{deliver, drain, pair};
     use super::*;
