@@ -78,6 +78,8 @@ use alloc::vec::Vec;
 use core::fmt::Display;
 
 use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError, StartError};
+use crate::server::RateLimit;
+use crate::server::limits::TokenBucket;
 use crate::session::{
     ErrorCode, LoginFailure, MessageRate, Operation, validate_text, validate_username,
 };
@@ -262,17 +264,14 @@ struct Outgoing {
     text: String,
 }
 
-/// The client's copy of the server's limit on its messages: a token bucket
-/// a little slower and smaller than the server's, so that delays on the
-/// way (a retransmission that lets two messages arrive together) do not
-/// make the server refuse what the client paced.
+/// The client's copy of the server's limit on its messages: the server's
+/// own token bucket, a little slower and smaller than the server's, so that
+/// delays on the way (a retransmission that lets two messages arrive
+/// together) do not make the server refuse what the client paced.
 #[derive(Clone, Copy, Debug)]
 struct Pacer {
-    burst: u64,
-    interval_us: u64,
-    /// Millionths of a message.
-    micro: u64,
-    last: Instant,
+    limit: RateLimit,
+    bucket: TokenBucket,
 }
 
 /// Messages the client keeps in hand below the server's burst.
@@ -286,45 +285,29 @@ const FALLBACK_RATE: MessageRate = MessageRate {
 
 impl Pacer {
     fn new(now: Instant, rate: MessageRate) -> Pacer {
-        let burst = u64::from(rate.burst.saturating_sub(PACER_MARGIN).max(1));
-        Pacer {
-            burst,
+        let limit = RateLimit {
+            burst: rate.burst.saturating_sub(PACER_MARGIN).max(1),
             // 10% slower than the server refills.
-            interval_us: (u64::from(rate.interval_ms) * 1100).max(1),
-            micro: burst * 1_000_000,
-            last: now,
+            interval: Duration::from_micros(u64::from(rate.interval_ms) * 1100),
+        };
+        Pacer {
+            limit,
+            bucket: TokenBucket::full(now, limit),
         }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_since(self.last).as_micros();
-        self.micro = self
-            .micro
-            .saturating_add(elapsed.saturating_mul(1_000_000) / self.interval_us)
-            .min(self.burst * 1_000_000);
-        self.last = now;
     }
 
     fn take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.micro >= 1_000_000 {
-            self.micro -= 1_000_000;
-            true
-        } else {
-            false
-        }
+        self.bucket.take(now, self.limit)
     }
 
     /// Forgets the tokens: the server said it had none.
     fn empty(&mut self, now: Instant) {
-        self.micro = 0;
-        self.last = now;
+        self.bucket.empty(now);
     }
 
     /// When the next message may go.
     fn next_at(&self) -> Instant {
-        let missing = 1_000_000u64.saturating_sub(self.micro);
-        self.last + Duration::from_micros((missing * self.interval_us).div_ceil(1_000_000))
+        self.bucket.next_at(self.limit)
     }
 }
 

@@ -47,20 +47,20 @@ pub(super) const TOKEN: u64 = 1_000_000;
 
 /// A token bucket, in millionths of a token.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct TokenBucket {
+pub(crate) struct TokenBucket {
     micro_tokens: u64,
     last: Instant,
 }
 
 impl TokenBucket {
-    pub(super) fn full(now: Instant, limit: RateLimit) -> Self {
+    pub(crate) fn full(now: Instant, limit: RateLimit) -> Self {
         TokenBucket {
             micro_tokens: u64::from(limit.burst) * TOKEN,
             last: now,
         }
     }
 
-    pub(super) fn refill(&mut self, now: Instant, limit: RateLimit) {
+    pub(crate) fn refill(&mut self, now: Instant, limit: RateLimit) {
         let elapsed = now.saturating_since(self.last).as_micros();
         let add = elapsed.saturating_mul(TOKEN) / limit.interval.as_micros().max(1);
         self.micro_tokens = self
@@ -70,12 +70,12 @@ impl TokenBucket {
         self.last = now;
     }
 
-    pub(super) fn has(&mut self, now: Instant, limit: RateLimit) -> bool {
+    pub(crate) fn has(&mut self, now: Instant, limit: RateLimit) -> bool {
         self.refill(now, limit);
         self.micro_tokens >= TOKEN
     }
 
-    pub(super) fn take(&mut self, now: Instant, limit: RateLimit) -> bool {
+    pub(crate) fn take(&mut self, now: Instant, limit: RateLimit) -> bool {
         if self.has(now, limit) {
             self.micro_tokens -= TOKEN;
             true
@@ -85,18 +85,35 @@ impl TokenBucket {
     }
 
     /// Returns one token taken earlier (never above the burst).
-    pub(super) fn give_back(&mut self, now: Instant, limit: RateLimit) {
+    pub(crate) fn give_back(&mut self, now: Instant, limit: RateLimit) {
         self.refill(now, limit);
         self.micro_tokens = (self.micro_tokens + TOKEN).min(u64::from(limit.burst) * TOKEN);
     }
 
-    pub(super) fn is_full(&mut self, now: Instant, limit: RateLimit) -> bool {
+    pub(crate) fn is_full(&mut self, now: Instant, limit: RateLimit) -> bool {
         self.refill(now, limit);
         self.micro_tokens >= u64::from(limit.burst) * TOKEN
     }
 
+    /// Takes every token (the other side said it has none).
+    pub(crate) fn empty(&mut self, now: Instant) {
+        self.micro_tokens = 0;
+        self.last = now;
+    }
+
+    /// When one whole token is there.
+    pub(crate) fn next_at(&self, limit: RateLimit) -> Instant {
+        let missing = TOKEN.saturating_sub(self.micro_tokens);
+        self.last
+            + Duration::from_micros(
+                missing
+                    .saturating_mul(limit.interval.as_micros())
+                    .div_ceil(TOKEN),
+            )
+    }
+
     /// Whole seconds until one token is back (at least 1).
-    pub(super) fn wait_secs(&self, limit: RateLimit) -> u64 {
+    pub(crate) fn wait_secs(&self, limit: RateLimit) -> u64 {
         let missing = TOKEN.saturating_sub(self.micro_tokens);
         let micros = (missing as u128 * limit.interval.as_micros() as u128 / TOKEN as u128) as u64;
         micros.div_ceil(1_000_000).max(1)
@@ -178,7 +195,7 @@ impl Server {
         }
     }
 
-    pub(super) fn take_message_token(&mut self, now: Instant, conn: u64) -> bool {
+    pub(crate) fn take_message_token(&mut self, now: Instant, conn: u64) -> bool {
         let limit = self.config.messages;
         self.sessions
             .get_mut(&conn)

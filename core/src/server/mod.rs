@@ -47,7 +47,7 @@ use crate::wire::{
 mod admission;
 mod endpoint;
 mod event;
-mod limits;
+pub(crate) mod limits;
 mod login;
 mod relay;
 mod schedule;
