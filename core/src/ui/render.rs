@@ -632,7 +632,7 @@ pub fn render_json(event: &ChatEvent, time: &str) -> String {
 pub fn escape_json_invisibles(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if super::is_hidden(c) {
+        if super::sanitize::is_hidden(c) {
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
                 let _ = core::fmt::Write::write_fmt(&mut out, format_args!("\\u{:04x}", u));
