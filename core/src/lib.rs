@@ -57,6 +57,9 @@
 //!     }
 //!     while let Some(r) = server.poll_request() {
 //!         let response = match r {
+//!             // Rooms and history (an in-memory store would answer these).
+//!             Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
+//!             Request::History { id, .. } => Response::History { id, result: Ok((Vec::new(), false)) },
 //!             Request::Register { id, password, .. } => {
 //!                 Response::Registered { id, result: Ok(format!("fake:{password}")) }
 //!             }

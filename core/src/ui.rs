@@ -1072,6 +1072,7 @@ impl Console {
                 count,
                 device,
                 rate,
+                ..
             } => {
                 // A new session's bucket starts full.
                 self.pacer = rate.map(|r| Pacer::new(now, r));
@@ -1139,7 +1140,7 @@ impl Console {
                     self.prompt(PromptKind::Recipient);
                 }
             }
-            ClientEvent::Public { from, text } => {
+            ClientEvent::Public { from, text, .. } => {
                 let (text, action) = match text.strip_prefix("/me ") {
                     Some(action) => (action.to_string(), true),
                     None => (text, false),
@@ -1152,7 +1153,7 @@ impl Console {
                     mention,
                 });
             }
-            ClientEvent::Direct { from, text } => self.emit(ChatEvent::Direct { from, text }),
+            ClientEvent::Direct { from, text, .. } => self.emit(ChatEvent::Direct { from, text }),
             ClientEvent::Joined(user) => {
                 self.online_changes += 1;
                 self.online.insert(user.to_ascii_lowercase(), user.clone());
@@ -1171,7 +1172,9 @@ impl Console {
                     message,
                 });
             }
-            ClientEvent::Confirmed { op, to, recipients } => {
+            ClientEvent::Confirmed {
+                op, to, recipients, ..
+            } => {
                 let sent = match self.unanswered.pop_front() {
                     Some(Unanswered::Message(m)) => Some(m),
                     _ => None,
@@ -1259,6 +1262,18 @@ impl Console {
                     reconnect_in: None,
                 }),
             ),
+            // Rooms are not shown by this console yet.
+            ClientEvent::RoomJoined { .. }
+            | ClientEvent::Parted(_)
+            | ClientEvent::MemberJoined { .. }
+            | ClientEvent::MemberLeft { .. }
+            | ClientEvent::RoomMessage { .. }
+            | ClientEvent::Said { .. }
+            | ClientEvent::RoomList { .. }
+            | ClientEvent::Names { .. }
+            | ClientEvent::Topic { .. }
+            | ClientEvent::HistoryEnd { .. }
+            | ClientEvent::Resumed { .. } => {}
         }
     }
 

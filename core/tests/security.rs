@@ -30,6 +30,11 @@ fn addr(n: u16) -> SocketAddr {
 fn answer(server: &mut Server, now: Instant) {
     while let Some(r) = server.poll_request() {
         let response = match r {
+            Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
+            Request::History { id, .. } => Response::History {
+                id,
+                result: Ok((Vec::new(), false)),
+            },
             Request::Register { id, password, .. } => Response::Registered {
                 id,
                 result: Ok(format!("fake:{password}")),
@@ -273,10 +278,11 @@ fn spoofed_ex_and_pm_from_another_socket_change_nothing() {
         &mut [(&mut alice, addr(1)), (&mut bob, addr(2))],
         now,
     );
-    assert!(events(&mut bob).contains(&ClientEvent::Public {
-        from: "alice".into(),
-        text: "still here".into()
-    }));
+    assert!(
+        events(&mut bob)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Public { from, text, .. } if from == "alice" && text == "still here"))
+    );
 }
 
 #[test]
@@ -362,10 +368,11 @@ fn an_authenticated_client_may_change_address() {
         sent.iter().any(|t| t.to == addr(11)),
         "server follows alice"
     );
-    assert!(events(&mut bob).contains(&ClientEvent::Public {
-        from: "alice".into(),
-        text: "from my new port".into()
-    }));
+    assert!(
+        events(&mut bob)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Public { from, text, .. } if from == "alice" && text == "from my new port"))
+    );
 }
 
 #[test]

@@ -460,11 +460,17 @@ struct World {
 
 const HOP: Duration = Duration::from_millis(5);
 
+/// The Unix time (ms) at the worked example's start: 2026-06-01T00:00:00Z.
+const WALL_CLOCK: u64 = 1_780_272_000_000;
+
 impl World {
     fn new() -> World {
+        let mut server = Server::new(ServerConfig::default(), [], server_key(), SERVER_RANDOM);
+        // The worked example's wall clock: 2026-06-01T00:00:00Z.
+        server.set_unix_time(Instant::ZERO, WALL_CLOCK);
         World {
             now: Instant::ZERO,
-            server: Server::new(ServerConfig::default(), [], server_key(), SERVER_RANDOM),
+            server,
             alice: None,
             bob: None,
             wiretap: Wiretap::new(&[ALICE_RANDOM, BOB_RANDOM]),
@@ -485,6 +491,11 @@ impl World {
     fn answer_requests(&mut self) {
         while let Some(r) = self.server.poll_request() {
             let response = match r {
+                Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
+                Request::History { id, .. } => Response::History {
+                    id,
+                    result: Ok((Vec::new(), false)),
+                },
                 Request::Register { id, .. } => Response::Registered {
                     id,
                     result: Ok("$argon2id$v=19$fake".to_string()),
@@ -668,14 +679,16 @@ fn run_example() -> Vec<Captured> {
         [ClientEvent::Confirmed {
             op: Operation::PM,
             to: None,
-            recipients: 1
+            recipients: 1,
+            stored: false,
         }]
     );
     assert_eq!(
         w.events("bob"),
         [ClientEvent::Public {
             from: "alice".into(),
-            text: "hello everyone".into()
+            text: "hello everyone".into(),
+            time: Some(WALL_CLOCK + 270),
         }]
     );
     w.pause();
@@ -699,14 +712,17 @@ fn run_example() -> Vec<Captured> {
         [ClientEvent::Confirmed {
             op: Operation::DM,
             to: Some("bob".into()),
-            recipients: 1
+            recipients: 1,
+            stored: false,
         }]
     );
     assert_eq!(
         w.events("bob"),
         [ClientEvent::Direct {
             from: "alice".into(),
-            text: "hi bob".into()
+            text: "hi bob".into(),
+            time: Some(WALL_CLOCK + 360),
+            offline: false,
         }]
     );
     w.pause();
@@ -971,12 +987,13 @@ const FIRST_SEALED_PLAIN: &str = concat!(
 /// #17 server → bob: `public`, a sealed 'D' datagram.
 const PUBLIC_SEALED: &str = concat!(
     "44 01 02 00 df d6 f1 65 26 b0 d8 96 00 00 00 03 ", // 'D' v1 Data flags 0, conn dfd6f16526b0d896, pn 3
-    "03 47 71 94 14 91 8c de b1 22 ad a2 53 09 a8 ac ", // ciphertext (71 bytes)
-    "49 1e 62 ec 5f ff 23 49 ef 15 db 2c ef bd c0 4e ",
+    "03 47 71 94 14 91 8c de b1 22 ad a2 53 09 a8 ac ", // ciphertext (92 bytes)
+    "49 61 62 ec 5f ff 23 49 ef 15 db 2c ef bd c0 4e ",
     "40 99 87 3f 62 89 9d 44 71 81 ac 1d 29 e4 0f fe ",
     "ec 41 1b 9f b5 de c0 17 4b 71 76 c6 45 da 64 f3 ",
-    "e4 61 b9 e6 86 04 7b ",
-    "08 11 17 a4 b4 b6 f9 bf 0d b9 bf 2d 45 0e 3f 31 ", // tag
+    "e4 61 b9 e6 86 04 2a 82 7d 7d 00 e6 ce c9 be 09 ",
+    "f7 28 54 b7 9a 72 95 0d 61 1b 93 a1 ",
+    "74 36 74 c1 68 c0 4f 9a 59 00 7f 40 b7 cf 86 96 ", // tag
 );
 
 /// #36 server → alice: Reset.
@@ -1144,6 +1161,11 @@ impl Raw {
         self.server.handle_datagram(self.now, from, bytes);
         while let Some(r) = self.server.poll_request() {
             let response = match r {
+                Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
+                Request::History { id, .. } => Response::History {
+                    id,
+                    result: Ok((Vec::new(), false)),
+                },
                 Request::Register { id, password, .. } => Response::Registered {
                     id,
                     result: Ok(format!("fake:{password}")),
@@ -1188,6 +1210,14 @@ impl Raw {
         let est = init.finish(&hs[0][HEADER_LEN..]).unwrap();
         assert_eq!(&est.server_key, self.server.public_key());
         self.transport = Some(est.transport);
+    }
+
+    /// Lets the session's linger time pass, so that the server forgets it
+    /// (and sends nothing more to it).
+    fn finish(&mut self) {
+        self.now += Duration::from_secs(10);
+        self.server.handle_timeout(self.now);
+        while self.server.poll_transmit(self.now).is_some() {}
     }
 
     fn seal(&self, plain: &[u8]) -> Vec<u8> {
@@ -1448,6 +1478,7 @@ fn session_rules() {
                 count: None,
                 device: Some(device),
                 rate: Some(rate),
+                ..
             },
         ] => {
             // The session's message limit: a burst of 10, then 5 a second.
@@ -1474,7 +1505,8 @@ fn session_rules() {
         [ServerMessage::Confirm {
             op: Operation::PM,
             to: None,
-            recipients: 0
+            recipients: 0,
+            stored: false,
         }]
     );
     assert_eq!(
@@ -1499,7 +1531,8 @@ fn session_rules() {
         [ServerMessage::Confirm {
             op: Operation::PM,
             to: None,
-            recipients: 0
+            recipients: 0,
+            stored: false,
         }]
     );
     raw.say(r#"{"t":"op","op":"DM"}"#);
@@ -1507,11 +1540,23 @@ fn session_rules() {
         error_code(&raw.say(r#"{"t":"dm","to":"nobody","text":"hi"}"#)),
         ErrorCode::UnknownUser
     );
+    // A DM to a registered user who is offline is stored: confirmed with
+    // `stored`, delivered at the next login (§5.11).
     raw.say(r#"{"t":"op","op":"DM"}"#);
+    let stored = raw.say(r#"{"t":"dm","to":"dave","text":"hi"}"#);
     assert_eq!(
-        error_code(&raw.say(r#"{"t":"dm","to":"dave","text":"hi"}"#)),
-        ErrorCode::NotOnline
+        stored,
+        [ServerMessage::Confirm {
+            op: Operation::DM,
+            to: Some("Dave".into()),
+            recipients: 0,
+            stored: true,
+        }]
     );
+    for m in &stored {
+        let json = String::from_utf8(session::encode(m)).unwrap();
+        assert_documented(&format!("`{json}`"), "confirm stored");
+    }
 
     // Message rate: once the bucket is full (2 s later), a burst of 10
     // `pm` passes and the 11th and 12th are refused with `rate_limited`
@@ -1614,12 +1659,16 @@ fn away_and_whois_rules() {
         [
             ServerMessage::Direct {
                 from: "bob".into(),
-                text: "note to self".into()
+                text: "note to self".into(),
+                time: Some(3_600_090),
+                id: None,
+                offline: false,
             },
             ServerMessage::Confirm {
                 op: Operation::DM,
                 to: Some("bob".into()),
-                recipients: 1
+                recipients: 1,
+                stored: false,
             },
             ServerMessage::AwayReply {
                 user: "bob".into(),
@@ -1696,4 +1745,249 @@ fn away_and_whois_rules() {
     );
     // No away_reply once back.
     assert_eq!(raw.say(r#"{"t":"dm","to":"bob","text":"x"}"#).len(), 2);
+}
+
+/// Rooms, history, resume and offline messages (PROTOCOL.md §5.9 to
+/// §5.11): every message as the reference server writes it, and the
+/// examples of §5.3 and §5.4.
+#[test]
+fn room_history_and_offline_vectors() {
+    let documented = |messages: &[ServerMessage], what: &str| {
+        for m in messages {
+            let json = String::from_utf8(session::encode(m)).unwrap();
+            assert_documented(&format!("`{json}`"), what);
+        }
+    };
+    let dave = UserRecord {
+        name: "Dave".into(),
+        password_hash: "fake:pw".into(),
+    };
+    let mut server = Server::new(raw_config(), [dave], server_key(), SERVER_RANDOM);
+    server.set_unix_time(Instant::from_micros(3_600_000_000), WALL_CLOCK);
+    let mut raw = Raw::new(server);
+    raw.connect([9; 32]);
+    raw.say(r##"{"t":"user","name":"alice"}"##);
+    raw.say(r##"{"t":"password","password":"pw"}"##);
+    assert_eq!(
+        error_code(&raw.say(r##"{"t":"join","room":"Rust"}"##)),
+        ErrorCode::InvalidRoom
+    );
+    let joined = raw.say(r##"{"t":"join","room":"#rust"}"##);
+    let [ServerMessage::Room { epoch, .. }] = joined.as_slice() else {
+        panic!("expected `room`, got {joined:?}");
+    };
+    let epoch = epoch.clone();
+    documented(&joined, "room");
+    assert_eq!(
+        error_code(&raw.say(r##"{"t":"say","room":"#go","text":"hi"}"##)),
+        ErrorCode::NoSuchRoom
+    );
+    let said = raw.say(r##"{"t":"say","room":"#rust","text":"hello room"}"##);
+    assert!(matches!(
+        said.as_slice(),
+        [ServerMessage::Said { offset: 1, .. }]
+    ));
+    documented(&said, "said");
+    let topic = raw.say(r##"{"t":"topic","room":"#rust","text":"Rust and UDP"}"##);
+    documented(&topic, "topic");
+    for _ in 0..3 {
+        raw.say(r##"{"t":"say","room":"#rust","text":"more"}"##);
+    }
+    let names = raw.say(r##"{"t":"names","room":"#rust"}"##);
+    assert!(
+        matches!(names.as_slice(), [ServerMessage::Names { users, .. }] if users == &["alice"])
+    );
+    let rooms = raw.say(r##"{"t":"rooms"}"##);
+    assert!(
+        matches!(rooms.as_slice(), [ServerMessage::RoomList { rooms, .. }] if rooms.len() == 1)
+    );
+    // A page: the two messages below offset 4, and the end saying more
+    // remain below them.
+    let page = raw.say(r##"{"t":"history","room":"#rust","before":4,"limit":2}"##);
+    assert_eq!(
+        page.iter()
+            .map(|m| match m {
+                ServerMessage::RoomMsg {
+                    offset,
+                    history: true,
+                    ..
+                } => *offset,
+                ServerMessage::HistoryEnd {
+                    count: 2,
+                    more: true,
+                    offset: 4,
+                    ..
+                } => 0,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        [2, 3, 0]
+    );
+    // Offline: Dave is registered and offline, so the DM is stored.
+    let stored = raw.say(r##"{"t":"dm","to":"dave","text":"call me"}"##);
+    assert!(matches!(
+        stored.as_slice(),
+        [ServerMessage::Confirm { stored: true, .. }]
+    ));
+    raw.say(r##"{"t":"op","op":"EX"}"##);
+
+    // Dave logs in (another connection): the stored DM follows login_ok.
+    let now = raw.now;
+    let mut dave = Raw::new(raw.server);
+    dave.now = now + Duration::from_secs(5);
+    dave.conn = RAW_CONN + 1;
+    dave.addr = SocketAddr::from(([198, 51, 100, 8], 50_002));
+    dave.connect([10; 32]);
+    dave.say(r##"{"t":"user","name":"dave"}"##);
+    let login = dave.say(r##"{"t":"password","password":"pw"}"##);
+    let offline: Vec<ServerMessage> = login
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Direct { .. }))
+        .cloned()
+        .collect();
+    assert!(
+        matches!(offline.as_slice(), [ServerMessage::Direct { offline: true, id: Some(_), time: Some(_), from, .. }] if from == "alice"),
+        "{login:?}"
+    );
+    // Dave joins #rust and gets the backlog; alice's resume is tried on
+    // the next login of alice.
+    let join = dave.say(r##"{"t":"join","room":"#rust"}"##);
+    assert!(matches!(
+        join.first(),
+        Some(ServerMessage::Room { backlog: 4, .. })
+    ));
+    assert_eq!(join.len(), 5, "room and four room_msg with history");
+    dave.say(r#"{"t":"op","op":"EX"}"#);
+    dave.finish();
+
+    // Alice again, resuming from offset 2 of #rust: offsets 3 and 4 come
+    // back, then room_resume; from another epoch, only the gap.
+    let now = dave.now;
+    let mut alice = Raw::new(dave.server);
+    alice.now = now + Duration::from_secs(5);
+    alice.conn = RAW_CONN + 2;
+    alice.connect([11; 32]);
+    alice.say(r##"{"t":"user","name":"alice"}"##);
+    let resume = alice.say(&format!(
+        r##"{{"t":"password","password":"pw","resume":[{{"room":"#rust","epoch":"{epoch}","offset":2}}]}}"##
+    ));
+    let tail: Vec<&ServerMessage> = resume.iter().skip(1).collect();
+    assert!(
+        matches!(resume.first(), Some(ServerMessage::LoginOk { rooms, .. }) if rooms == &["#rust"])
+    );
+    assert!(
+        matches!(
+            tail.as_slice(),
+            [
+                ServerMessage::RoomMsg {
+                    offset: 3,
+                    history: true,
+                    ..
+                },
+                ServerMessage::RoomMsg {
+                    offset: 4,
+                    history: true,
+                    ..
+                },
+                ServerMessage::RoomResume {
+                    recovered: true,
+                    missed: 2,
+                    offset: 4,
+                    ..
+                },
+            ]
+        ),
+        "{resume:?}"
+    );
+    let parted = alice.say(r##"{"t":"part","room":"#rust","reason":"bye"}"##);
+    documented(&parted, "parted");
+
+    // The rest, as the types encode them (the examples in §5.3 and §5.4).
+    let t = WALL_CLOCK + 80;
+    let e = "50cbfb708602880c".to_string();
+    documented(
+        &[
+            ServerMessage::Room {
+                room: "#rust".into(),
+                epoch: e.clone(),
+                offset: 0,
+                topic: String::new(),
+                owner: "alice".into(),
+                members: vec!["alice".into()],
+                count: None,
+                backlog: 0,
+            },
+            ServerMessage::MemberJoined {
+                room: "#rust".into(),
+                user: "bob".into(),
+            },
+            ServerMessage::MemberLeft {
+                room: "#rust".into(),
+                user: "bob".into(),
+                reason: Some("bye".into()),
+            },
+            ServerMessage::RoomMsg {
+                room: "#rust".into(),
+                offset: 1,
+                from: "alice".into(),
+                text: "hello room".into(),
+                time: t,
+                history: false,
+            },
+            ServerMessage::Said {
+                room: "#rust".into(),
+                offset: 1,
+                time: t,
+            },
+            ServerMessage::RoomList {
+                rooms: vec![session::RoomInfo {
+                    room: "#rust".into(),
+                    members: 2,
+                    topic: "Rust and UDP".into(),
+                }],
+                count: None,
+            },
+            ServerMessage::Names {
+                room: "#rust".into(),
+                users: vec!["alice".into(), "bob".into()],
+                count: None,
+            },
+            ServerMessage::HistoryEnd {
+                room: "#rust".into(),
+                epoch: e.clone(),
+                offset: 41,
+                count: 20,
+                more: true,
+            },
+            ServerMessage::RoomResume {
+                room: "#rust".into(),
+                recovered: true,
+                missed: 2,
+                epoch: e,
+                offset: 43,
+            },
+            ServerMessage::Direct {
+                from: "alice".into(),
+                text: "call me".into(),
+                time: Some(WALL_CLOCK + 360),
+                id: Some(7),
+                offline: true,
+            },
+        ],
+        "room messages",
+    );
+    for json in [
+        r##"{"t":"join","room":"#rust"}"##,
+        r##"{"t":"part","room":"#rust","reason":"bye"}"##,
+        r##"{"t":"say","room":"#rust","text":"hello room"}"##,
+        r##"{"t":"rooms"}"##,
+        r##"{"t":"names","room":"#rust"}"##,
+        r##"{"t":"topic","room":"#rust","text":"Rust and UDP"}"##,
+        r##"{"t":"history","room":"#rust","before":41,"limit":20}"##,
+        r##"{"t":"password","password":"correct horse","resume":[{"room":"#rust","epoch":"50cbfb708602880c","offset":41}]}"##,
+    ] {
+        let m: session::ClientMessage = session::decode(json.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(session::encode(&m)).unwrap(), json);
+        assert_documented(&format!("`{json}`"), "client room messages");
+    }
 }

@@ -93,13 +93,15 @@ fn sixty_thousand_bytes_cross_thirty_percent_loss_intact() {
         == ClientEvent::Confirmed {
             op: Operation::PM,
             to: None,
-            recipients: 2
+            recipients: 2,
+            stored: false,
         }));
     assert!(w.peers[carol].events.iter().any(|(_, e)| *e
         == ClientEvent::Confirmed {
             op: Operation::DM,
             to: Some("bob".into()),
-            recipients: 1
+            recipients: 1,
+            stored: false,
         }));
     // It went as many segments, none of them in an oversized datagram, and
     // some of them had to be sent again.

@@ -80,6 +80,7 @@ struct Counted {
 struct World {
     now: Instant,
     server: Server,
+    store: udpchat_core::server::store::MemoryStore,
     clients: Vec<Client>,
     addrs: Vec<SocketAddr>,
     by_addr: HashMap<SocketAddr, usize>,
@@ -129,6 +130,7 @@ impl World {
         Ok(World {
             now,
             server,
+            store: Default::default(),
             received: vec![0; users],
             clients,
             addrs,
@@ -165,7 +167,12 @@ impl World {
             }
         }
         while let Some(request) = self.on_server(|s| s.poll_request()) {
+            if let Some(response) = self.store.answer(&request) {
+                self.on_server(|s| s.handle_response(now, response));
+                continue;
+            }
             let response = match request {
+                Request::Store { .. } | Request::History { .. } => continue,
                 Request::Register { id, password, .. } => Response::Registered {
                     id,
                     result: Ok(fake_hash(&password)),

@@ -1013,8 +1013,25 @@ impl Worker {
                     }
                 }
             }
-            ClientEvent::Public { text, .. } | ClientEvent::Direct { text, .. } => {
-                self.delivery(li, &text, now)
+            ClientEvent::Public { text, .. }
+            | ClientEvent::Direct { text, .. }
+            | ClientEvent::RoomMessage {
+                text,
+                history: false,
+                ..
+            } => self.delivery(li, &text, now),
+            ClientEvent::RoomJoined { .. }
+            | ClientEvent::Parted(_)
+            | ClientEvent::MemberJoined { .. }
+            | ClientEvent::MemberLeft { .. }
+            | ClientEvent::RoomMessage { history: true, .. }
+            | ClientEvent::RoomList { .. }
+            | ClientEvent::Names { .. }
+            | ClientEvent::Topic { .. }
+            | ClientEvent::HistoryEnd { .. }
+            | ClientEvent::Resumed { .. } => {}
+            ClientEvent::Said { .. } => {
+                self.report.counters.confirmed += 1;
             }
             ClientEvent::Joined(_) => self.report.counters.joined += 1,
             ClientEvent::Left { .. } => self.report.counters.left += 1,

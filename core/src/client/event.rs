@@ -8,8 +8,8 @@ use core::fmt;
 use crate::crypto::{self, KEY_LEN};
 use crate::reliable::{ChannelError, SendError};
 use crate::session::{
-    ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MessageRate, Operation,
-    TextError, UsernameError,
+    ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MAX_TOPIC, MessageRate,
+    Operation, RoomError, TextError, UsernameError,
 };
 use crate::wire::CloseCode;
 
@@ -103,6 +103,8 @@ pub enum ClientEvent {
         /// server states it: pace sends to it rather than have them
         /// refused.
         rate: Option<MessageRate>,
+        /// The rooms the account is a member of.
+        rooms: Vec<String>,
     },
     /// The login failed; submit the password again to retry.
     LoginFailed {
@@ -149,6 +151,9 @@ pub enum ClientEvent {
         from: String,
         /// The text.
         text: String,
+        /// When the server accepted it (ms since the Unix epoch), if it
+        /// said.
+        time: Option<u64>,
     },
     /// A direct message.
     Direct {
@@ -156,6 +161,11 @@ pub enum ClientEvent {
         from: String,
         /// The text.
         text: String,
+        /// When the server accepted it (ms since the Unix epoch), if it
+        /// said.
+        time: Option<u64>,
+        /// True for a message stored while the user was offline.
+        offline: bool,
     },
     /// A user logged in.
     Joined(String),
@@ -176,6 +186,8 @@ pub enum ClientEvent {
         to: Option<String>,
         /// How many users got it.
         recipients: u32,
+        /// A DM to an offline user was stored for later delivery.
+        stored: bool,
     },
     /// The server refused a request.
     Error {
@@ -186,6 +198,112 @@ pub enum ClientEvent {
     },
     /// The session is over.
     Closed(CloseReason),
+    /// Answers a join: the user is a member of `room`; `backlog` messages
+    /// of history follow as [`ClientEvent::RoomMessage`]s.
+    RoomJoined {
+        /// The room.
+        room: String,
+        /// Its epoch.
+        epoch: String,
+        /// The offset of its latest message.
+        offset: u64,
+        /// Its topic (empty: none).
+        topic: String,
+        /// Who made it.
+        owner: String,
+        /// Its members (the first [`crate::session::MAX_LISTED`]).
+        members: Vec<String>,
+        /// How many members, when more than `members` lists.
+        count: Option<u32>,
+        /// Messages of history that follow.
+        backlog: u32,
+    },
+    /// The user left a room.
+    Parted(String),
+    /// Another user joined a room the user is in.
+    MemberJoined {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+    },
+    /// Another user left a room the user is in.
+    MemberLeft {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// What they said, if anything.
+        reason: Option<String>,
+    },
+    /// A message in a room.
+    RoomMessage {
+        /// The room.
+        room: String,
+        /// Its offset.
+        offset: u64,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+        /// When the server accepted it (ms since the Unix epoch).
+        time: u64,
+        /// True for a message of the room's history.
+        history: bool,
+    },
+    /// The user's room message was stored and relayed.
+    Said {
+        /// The room.
+        room: String,
+        /// Its offset.
+        offset: u64,
+        /// When the server accepted it.
+        time: u64,
+    },
+    /// The rooms that exist.
+    RoomList {
+        /// The rooms (the first [`crate::session::MAX_LISTED`]).
+        rooms: Vec<crate::session::RoomInfo>,
+        /// How many, when more than `rooms` lists.
+        count: Option<u32>,
+    },
+    /// A room's members.
+    Names {
+        /// The room.
+        room: String,
+        /// Members (the first [`crate::session::MAX_LISTED`]).
+        users: Vec<String>,
+        /// How many, when more than `users` lists.
+        count: Option<u32>,
+    },
+    /// A room's topic was set.
+    Topic {
+        /// The room.
+        room: String,
+        /// Who set it.
+        by: String,
+        /// The topic (empty: cleared).
+        text: String,
+    },
+    /// The end of a page of history.
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// How many messages the page had.
+        count: u32,
+        /// Whether the server holds more in that direction.
+        more: bool,
+    },
+    /// The answer to a resume position: with `recovered`, the `missed`
+    /// messages came just before; without, the room's history has a gap.
+    Resumed {
+        /// The room.
+        room: String,
+        /// Whether every missed message came.
+        recovered: bool,
+        /// How many were missed (0 when unknown).
+        missed: u64,
+    },
 }
 
 /// Why a client could not start.
@@ -222,6 +340,10 @@ pub enum CommandError {
     ReasonTooLong(usize),
     /// An away text longer than [`MAX_AWAY`] bytes.
     AwayTooLong(usize),
+    /// The room name breaks the room rules.
+    InvalidRoom(RoomError),
+    /// A topic longer than [`MAX_TOPIC`] bytes.
+    TopicTooLong(usize),
     /// The channel refused it.
     Send(SendError),
     /// The session is over.
@@ -246,6 +368,10 @@ impl fmt::Display for CommandError {
                     f,
                     "the away text is {n} bytes; at most {MAX_AWAY} are allowed"
                 )
+            }
+            CommandError::InvalidRoom(e) => e.fmt(f),
+            CommandError::TopicTooLong(n) => {
+                write!(f, "the topic is {n} bytes; at most {MAX_TOPIC} are allowed")
             }
             CommandError::Send(e) => e.fmt(f),
             CommandError::Closed => f.write_str("the session is over"),

@@ -203,6 +203,11 @@ pub struct ChannelStats {
     pub path_fallbacks: u64,
 }
 
+/// A point in the stream of messages a channel sends (see
+/// [`Channel::mark`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SendMark(u32);
+
 /// One side of a reliable connection. See the [module docs](self).
 #[derive(Debug)]
 pub struct Channel {
@@ -309,6 +314,18 @@ impl Channel {
     /// peer received something sent then.
     pub fn latest_acked_sent(&self) -> Option<Instant> {
         self.sent.latest_acked_sent()
+    }
+
+    /// A mark of every message queued so far: [`Channel::is_acknowledged`]
+    /// tells when the peer has acknowledged all of them.
+    pub fn mark(&self) -> SendMark {
+        SendMark(self.sent.next_seq())
+    }
+
+    /// Whether the peer acknowledged every message queued before `mark`
+    /// was taken.
+    pub fn is_acknowledged(&self, mark: SendMark) -> bool {
+        self.sent.first_unacknowledged() >= mark.0
     }
 
     /// Whether every queued message was sent and acknowledged.

@@ -121,6 +121,21 @@ impl SendQueue {
         self.queued_bytes += message.len();
     }
 
+    /// The sequence number the next queued segment gets.
+    pub(crate) fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// The lowest sequence number not yet acknowledged (every segment
+    /// below it was).
+    pub(crate) fn first_unacknowledged(&self) -> u32 {
+        self.in_flight
+            .iter()
+            .find(|o| !o.acked)
+            .or_else(|| self.unsent.front())
+            .map_or(self.next_seq, |o| o.seq)
+    }
+
     /// Whether every queued segment was sent and acknowledged.
     pub(crate) fn is_flushed(&self) -> bool {
         self.unsent.is_empty() && self.in_flight.is_empty()

@@ -241,6 +241,8 @@ impl Server {
                 login_seq: 0,
                 wants_device_token: false,
                 initial_id: issue_id.then_some(id),
+                resume: Vec::new(),
+                delivering: Vec::new(),
             },
         );
         *self.per_ip.entry(ip).or_insert(0) += 1;

@@ -147,6 +147,11 @@ pub enum ServerEvent {
         /// What was wrong.
         code: ErrorCode,
     },
+    /// A store request failed (the user was told, and nothing changed).
+    StoreFailed {
+        /// What the driver reported.
+        error: String,
+    },
 }
 
 /// Counters of a server, for the status line and benchmarks.
@@ -196,6 +201,10 @@ pub struct ServerStats {
     /// Messages queued to recipients (a public message counts once per
     /// recipient).
     pub deliveries: u64,
+    /// Room messages stored and relayed.
+    pub room_messages: u64,
+    /// Direct messages stored for offline users.
+    pub offline_stored: u64,
     /// Successful logins.
     pub logins: u64,
     /// Failed logins.

@@ -8,6 +8,16 @@ impl Server {
     pub fn handle_response(&mut self, now: Instant, response: Response) {
         self.now = self.now.max(now);
         let id = match &response {
+            Response::Stored { .. } | Response::History { .. } => {
+                self.handle_store_response(now, response);
+                return;
+            }
+            Response::Unavailable { id }
+                if self.writes.contains_key(id) || self.reads.contains_key(id) =>
+            {
+                self.handle_store_response(now, response);
+                return;
+            }
             Response::Registered { id, .. }
             | Response::Verified { id, .. }
             | Response::Unavailable { id } => *id,
@@ -92,6 +102,8 @@ impl Server {
             Response::Verified { ok: true, .. } => {
                 self.login_success(now, conn, pending.name, new_user);
             }
+            // Answered above, never pending here.
+            Response::Stored { .. } | Response::History { .. } => {}
             Response::Unavailable { .. } => {
                 if new_user {
                     self.registering.remove(&key);
@@ -252,6 +264,7 @@ impl Server {
                 online,
                 count,
                 device,
+                rooms: self.rooms_of(&name),
                 rate: Some(MessageRate {
                     burst: self.config.messages.burst,
                     interval_ms: u32::try_from(
@@ -262,8 +275,9 @@ impl Server {
             },
         );
         if self.online.len() <= self.config.max_presence {
-            self.announce(conn, &ServerMessage::Joined { user: name });
+            self.announce(conn, &ServerMessage::Joined { user: name.clone() });
         }
+        self.after_login(conn, &name);
     }
 
     /// Takes a user offline and tells the others; the session stays.

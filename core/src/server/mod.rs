@@ -50,12 +50,16 @@ mod event;
 pub(crate) mod limits;
 mod login;
 mod relay;
+mod rooms;
 mod schedule;
+pub mod store;
 
 use admission::QueuedInitial;
 pub use event::{DropReason, LeaveReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
+use rooms::{Room, Waiting, Write};
+use store::{OfflineMessage, Page, RoomMessage, Snapshot, StoreOp};
 
 /// Limits and timers of a server. Each default is stated on its field.
 #[derive(Clone, Debug)]
@@ -120,8 +124,24 @@ pub struct ServerConfig {
     /// this many users are online, the user in question included: 1,000
     /// (as many as an online list holds). In a larger
     /// crowd a notice to everyone for every arrival would cost the server
-    /// more than the chat itself.
+    /// more than the chat itself. The same bound holds for a room's
+    /// `member_joined` and `member_left`, counting the room's members.
     pub max_presence: usize,
+    /// Rooms one user may be a member of: 100.
+    pub max_rooms_per_user: usize,
+    /// Members one room may have: 10,000.
+    pub max_room_members: usize,
+    /// Rooms on the server: 10,000.
+    pub max_rooms: usize,
+    /// Messages of history sent with the answer to `join`: 50.
+    pub history_on_join: usize,
+    /// Most messages a resume replays: 300. A client that missed more is
+    /// told of a gap instead (and none is replayed).
+    pub max_replay: usize,
+    /// Direct messages waiting for one offline user: 1,000.
+    pub max_offline_per_user: usize,
+    /// Direct messages from one sender waiting for one offline user: 100.
+    pub max_offline_per_sender: usize,
 }
 
 impl Default for ServerConfig {
@@ -146,6 +166,13 @@ impl Default for ServerConfig {
             login_timeout: Duration::from_secs(60),
             max_listed: MAX_LISTED,
             max_presence: MAX_LISTED,
+            max_rooms_per_user: 100,
+            max_room_members: 10_000,
+            max_rooms: 10_000,
+            history_on_join: 50,
+            max_replay: 300,
+            max_offline_per_user: 1000,
+            max_offline_per_sender: 100,
         }
     }
 }
@@ -196,6 +223,26 @@ pub enum Request {
         /// The stored PHC string.
         password_hash: String,
     },
+    /// Make a change durable; answer with [`Response::Stored`] once it is
+    /// (see [`store`]). Answers come in the order of the requests.
+    Store {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The change.
+        op: StoreOp,
+    },
+    /// Read a page of a room's history older than the server keeps in
+    /// memory; answer with [`Response::History`].
+    History {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The room.
+        room: String,
+        /// Which messages.
+        page: Page,
+        /// At most this many.
+        limit: u32,
+    },
 }
 
 impl core::fmt::Debug for Request {
@@ -212,6 +259,23 @@ impl core::fmt::Debug for Request {
                 .field("id", id)
                 .field("username", username)
                 .finish_non_exhaustive(),
+            Request::Store { id, op } => f
+                .debug_struct("Store")
+                .field("id", id)
+                .field("op", op)
+                .finish(),
+            Request::History {
+                id,
+                room,
+                page,
+                limit,
+            } => f
+                .debug_struct("History")
+                .field("id", id)
+                .field("room", room)
+                .field("page", page)
+                .field("limit", limit)
+                .finish(),
         }
     }
 }
@@ -232,6 +296,21 @@ pub enum Response {
         id: RequestId,
         /// True when it matched.
         ok: bool,
+    },
+    /// A [`Request::Store`] is durable, or failed (nothing was changed).
+    Stored {
+        /// The request's id.
+        id: RequestId,
+        /// `Err` says why it failed.
+        result: Result<(), String>,
+    },
+    /// The page a [`Request::History`] asked for.
+    History {
+        /// The request's id.
+        id: RequestId,
+        /// The messages, oldest first, and whether the store holds more in
+        /// the direction asked; or why it could not be read.
+        result: Result<(Vec<RoomMessage>, bool), String>,
     },
     /// The driver could not take the job (its queue is full): the client is
     /// told to try again; no failure is counted.
@@ -295,6 +374,12 @@ struct Session {
     /// The connection id of the client's Initials, when the server issued
     /// the session's id (a key of [`Server::issued`]).
     initial_id: Option<u64>,
+    /// The room positions the client sent with its password, answered
+    /// after `login_ok`.
+    resume: Vec<session::RoomPosition>,
+    /// Offline direct messages sent on this session and not yet
+    /// acknowledged: their ids, and the channel's mark after each.
+    delivering: Vec<(u64, crate::reliable::SendMark)>,
 }
 
 /// A presence notice (`joined`, `left`) waiting for the next round.
@@ -396,6 +481,21 @@ pub struct Server {
     logins: u64,
     presence: Vec<Notice>,
     last_presence: Option<Instant>,
+    /// Rooms by name.
+    rooms: BTreeMap<String, Room>,
+    /// The rooms of each account (by [`username_key`]).
+    memberships: BTreeMap<String, BTreeSet<String>>,
+    /// Direct messages waiting for each offline account (by
+    /// [`username_key`]), oldest first.
+    offline: BTreeMap<String, VecDeque<Waiting>>,
+    /// The id of the next offline message.
+    next_offline_id: u64,
+    /// Store writes in flight, and what to do once each is durable.
+    writes: BTreeMap<RequestId, Write>,
+    /// History reads in flight: the session that asked, and its room.
+    reads: BTreeMap<RequestId, (u64, String)>,
+    /// The wall clock: an instant and the Unix time in milliseconds then.
+    wall: (Instant, u64),
 }
 
 impl Server {
@@ -448,6 +548,13 @@ impl Server {
             logins: 0,
             presence: Vec::new(),
             last_presence: None,
+            rooms: BTreeMap::new(),
+            memberships: BTreeMap::new(),
+            offline: BTreeMap::new(),
+            next_offline_id: 1,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            wall: (Instant::ZERO, 0),
         };
         server.skeletons = server
             .users

@@ -179,9 +179,15 @@ impl Server {
                     new_user,
                     failures,
                 },
-                ClientMessage::Password { password, device },
+                ClientMessage::Password {
+                    password,
+                    device,
+                    mut resume,
+                },
             ) => {
                 let (name, new_user, failures) = (name.clone(), *new_user, *failures);
+                resume.truncate(session::MAX_RESUME);
+                s.resume = resume;
                 self.on_password(now, conn, addr, name, new_user, failures, password, device);
             }
             (SessionState::AwaitUser, ClientMessage::Password { .. }) => self.error(
@@ -252,7 +258,15 @@ impl Server {
                 } else {
                     self.stats.public_messages += 1;
                     self.presence_before(&name);
-                    let n = self.broadcast(conn, &ServerMessage::Public { from: name, text });
+                    let time = Some(self.unix_time());
+                    let n = self.broadcast(
+                        conn,
+                        &ServerMessage::Public {
+                            from: name,
+                            text,
+                            time,
+                        },
+                    );
                     self.stats.deliveries += u64::from(n);
                     self.send(
                         conn,
@@ -260,9 +274,23 @@ impl Server {
                             op: Operation::PM,
                             to: None,
                             recipients: n,
+                            stored: false,
                         },
                     );
                 }
+            }
+            (
+                SessionState::LoggedIn { name, .. },
+                room_message @ (ClientMessage::Join { .. }
+                | ClientMessage::Part { .. }
+                | ClientMessage::Say { .. }
+                | ClientMessage::Rooms
+                | ClientMessage::Names { .. }
+                | ClientMessage::Topic { .. }
+                | ClientMessage::History { .. }),
+            ) => {
+                let name = name.clone();
+                self.handle_room_message(now, conn, name, room_message);
             }
             (SessionState::LoggedIn { op, name, .. }, ClientMessage::Dm { to, text }) => {
                 *op = None;
@@ -355,18 +383,21 @@ impl Server {
         };
         let to_name = user.name.clone();
         let Some(&(target, _)) = self.online.get(&key) else {
-            self.error(
-                conn,
-                ErrorCode::NotOnline,
-                format!("{to_name} is not online"),
-            );
+            self.store_offline(conn, from, to_name, text);
             return;
         };
         self.presence_before(&from);
+        let time = Some(self.unix_time());
         let delivered = u32::from(self.send_bytes(
             target,
             Marker::Data,
-            &encode_shared(&ServerMessage::Direct { from, text }),
+            &encode_shared(&ServerMessage::Direct {
+                from,
+                text,
+                time,
+                id: None,
+                offline: false,
+            }),
         ));
         self.stats.direct_messages += u64::from(delivered);
         self.stats.deliveries += u64::from(delivered);
@@ -377,6 +408,7 @@ impl Server {
                 op: Operation::DM,
                 to: Some(to_name.clone()),
                 recipients: delivered,
+                stored: false,
             },
         );
         if let Some(text) = away {

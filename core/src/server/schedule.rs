@@ -15,6 +15,7 @@ impl Server {
             };
             self.handle_message(now, conn, &msg);
         }
+        self.check_offline_acks(conn);
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::crypto::StaticKey;
+use crate::server::store::MemoryStore;
 use crate::server::{Request, Response, Server, ServerConfig, UserRecord};
 use alloc::format;
 use alloc::vec;
@@ -104,6 +105,7 @@ struct Net {
     now: Instant,
     key: [u8; 32],
     server: Server,
+    store: MemoryStore,
     accounts: Vec<UserRecord>,
     users: Vec<User>,
     /// Drop every datagram (the server is down).
@@ -116,6 +118,7 @@ impl Net {
             now: Instant::ZERO,
             key: [7; 32],
             server: Server::new(test_config(), [], StaticKey::from_private([7; 32]), [1; 32]),
+            store: MemoryStore::default(),
             accounts: Vec::new(),
             users: Vec::new(),
             down: false,
@@ -131,6 +134,8 @@ impl Net {
             StaticKey::from_private(key),
             [seed; 32],
         );
+        self.server
+            .restore(self.store.snapshot(test_config().room_memory()));
     }
 
     fn join(&mut self, name: &str, password: &str, reconnect: bool) -> usize {
@@ -165,7 +170,12 @@ impl Net {
             }
         }
         while let Some(r) = self.server.poll_request() {
+            if let Some(response) = self.store.answer(&r) {
+                self.server.handle_response(self.now, response);
+                continue;
+            }
             let response = match r {
+                Request::Store { .. } | Request::History { .. } => continue,
                 Request::Register {
                     id,
                     username,

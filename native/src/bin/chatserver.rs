@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use tracing::{debug, info, warn};
 use udpchat_core::crypto::Hex;
 use udpchat_core::reliable::ChannelConfig;
+use udpchat_core::server::store::MemoryStore;
 use udpchat_core::server::{
     DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, Transmit,
     UserRecord,
@@ -344,6 +345,7 @@ fn run(args: Args) -> Result<()> {
         workers: &workers,
         store_tx: &store_tx,
         registering: HashMap::new(),
+        rooms: MemoryStore::default(),
         unsent: Vec::with_capacity(udp::BATCH),
         blocked: false,
         backlog: false,
@@ -518,6 +520,9 @@ struct Driver<'a> {
     store_tx: &'a Sender<(u64, String, String)>,
     /// Registrations being hashed: request id to username.
     registering: HashMap<u64, String>,
+    /// Rooms, history and offline messages (in memory until the store
+    /// file exists).
+    rooms: MemoryStore,
     /// Datagrams taken from the server and not yet accepted by the socket.
     unsent: Vec<Transmit>,
     /// The socket's send buffer was full: wait until it is writable.
@@ -616,7 +621,12 @@ impl Driver<'_> {
             let mut progress = self.send(server, clock) && !self.backlog;
             while let Some(request) = server.poll_request() {
                 progress = true;
+                if let Some(response) = self.rooms.answer(&request) {
+                    server.handle_response(clock.now(), response);
+                    continue;
+                }
                 let (id, job) = match request {
+                    Request::Store { .. } | Request::History { .. } => continue,
                     Request::Register {
                         id,
                         username,
@@ -690,6 +700,7 @@ fn log_event(event: ServerEvent) {
             from,
             to,
         } => info!(conn = format!("{connection_id:016x}"), %from, %to, "client moved"),
+        ServerEvent::StoreFailed { error } => warn!(%error, "store write failed"),
         ServerEvent::ClientError {
             connection_id,
             code,

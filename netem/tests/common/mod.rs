@@ -43,7 +43,7 @@ use udpchat_core::client::{Client, ClientConfig, ClientEvent, CommandError};
 use udpchat_core::crypto::{self, Initiator, ReplayWindow, Rng, StaticKey, Transport};
 use udpchat_core::reliable::{Channel, ChannelConfig};
 use udpchat_core::server::{
-    RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
+    RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord, store::MemoryStore,
 };
 use udpchat_core::session::{self, ClientMessage, Operation, ServerMessage};
 use udpchat_core::time::{Duration, Instant};
@@ -633,6 +633,9 @@ pub struct World {
     pub net: Network<SocketAddr>,
     /// The server.
     pub server: Server,
+    /// The server's store of rooms, history and offline messages: it
+    /// survives [`World::restart_server`], as a file would.
+    pub store: MemoryStore,
     /// Once set, the server is no longer driven: it has vanished.
     pub server_vanished: bool,
     /// The peers, by index.
@@ -729,6 +732,7 @@ impl World {
                 server_key(),
                 random,
             ),
+            store: MemoryStore::default(),
             wiretap: Wiretap::new(random),
             drop_filter: None,
             dropped_by_filter: 0,
@@ -1114,6 +1118,8 @@ impl World {
             server_key(),
             random,
         );
+        self.server
+            .restore(self.store.snapshot(self.config.server.room_memory()));
         self.wiretap.server_restarted(random);
         self.server_vanished = false;
         self.server_inbox.clear();
@@ -1145,7 +1151,7 @@ impl World {
             .events
             .iter()
             .filter_map(|(t, e)| match e {
-                ClientEvent::Public { from, text } => Some((
+                ClientEvent::Public { from, text, .. } => Some((
                     *t,
                     Received {
                         direct: false,
@@ -1153,7 +1159,7 @@ impl World {
                         text: text.clone(),
                     },
                 )),
-                ClientEvent::Direct { from, text } => Some((
+                ClientEvent::Direct { from, text, .. } => Some((
                     *t,
                     Received {
                         direct: true,
@@ -1294,7 +1300,12 @@ impl World {
             self.transmit(SERVER, t.to, t.bytes);
         }
         while let Some(r) = self.server.poll_request() {
+            if let Some(response) = self.store.answer(&r) {
+                self.server.handle_response(self.now, response);
+                continue;
+            }
             let response = match r {
+                Request::Store { .. } | Request::History { .. } => continue,
                 Request::Register { id, password, .. } => Response::Registered {
                     id,
                     result: Ok(fake_hash(&password)),
@@ -1381,6 +1392,7 @@ impl World {
                             r.send(&ClientMessage::Password {
                                 device: None,
                                 password: password_of(&name),
+                                resume: Vec::new(),
                             });
                             acted = true;
                         }
@@ -1643,9 +1655,9 @@ impl Plan {
                 .events
                 .iter()
                 .filter_map(|(_, e)| match e {
-                    ClientEvent::Confirmed { op, to, recipients } => {
-                        Some((*op, to.clone(), *recipients))
-                    }
+                    ClientEvent::Confirmed {
+                        op, to, recipients, ..
+                    } => Some((*op, to.clone(), *recipients)),
                     _ => None,
                 })
                 .collect();

@@ -59,6 +59,11 @@ pub enum ClientMessage {
         /// failed logins (PROTOCOL.md §5.8).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
+        /// Where the client left each room it follows (optional): after
+        /// `login_ok` the server answers each with `room_resume`
+        /// (PROTOCOL.md §5.10).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resume: Vec<RoomPosition>,
     },
     /// Starts an operation (PM, DM or EX).
     Op {
@@ -98,7 +103,99 @@ pub enum ClientMessage {
         /// The username (case-insensitive).
         name: String,
     },
+    /// Joins a room, making it if it does not exist: answered by
+    /// [`ServerMessage::Room`] and the room's latest messages.
+    Join {
+        /// The room (see [`validate_room`]).
+        room: String,
+    },
+    /// Leaves a room: answered by [`ServerMessage::Parted`].
+    Part {
+        /// The room.
+        room: String,
+        /// Why, shown to the other members (optional; text of at most
+        /// [`MAX_QUIT_MESSAGE`] bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A message to a room the user is a member of: answered by
+    /// [`ServerMessage::Said`] once it is stored.
+    Say {
+        /// The room.
+        room: String,
+        /// The text.
+        text: String,
+    },
+    /// Asks for the rooms that exist: answered by
+    /// [`ServerMessage::RoomList`].
+    Rooms,
+    /// Asks for a room's members: answered by [`ServerMessage::Names`].
+    Names {
+        /// The room.
+        room: String,
+    },
+    /// Sets a room's topic (members only; empty clears it): every online
+    /// member gets [`ServerMessage::Topic`].
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic: text of at most [`MAX_TOPIC`] bytes, or empty.
+        text: String,
+    },
+    /// Asks for a page of a room's history (members only): answered by
+    /// `room_msg`s marked `history` and then [`ServerMessage::HistoryEnd`].
+    /// With `before`, the latest messages below that offset; with `after`,
+    /// the first ones above it; with neither, the latest.
+    History {
+        /// The room.
+        room: String,
+        /// Messages with an offset below this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// Messages with an offset above this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// How many, at most [`MAX_HISTORY_PAGE`] (the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
 }
+
+/// Where a client left a room: the room's epoch and the offset of the last
+/// message it saw (0: none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPosition {
+    /// The room.
+    pub room: String,
+    /// The room's epoch when the client saw that message.
+    pub epoch: String,
+    /// The offset of the last message the client saw.
+    pub offset: u64,
+}
+
+/// A room as [`ServerMessage::RoomList`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The room.
+    pub room: String,
+    /// How many members it has.
+    pub members: u32,
+    /// Its topic (absent when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub topic: String,
+}
+
+/// Longest room name, `#` included: 33 bytes.
+pub const MAX_ROOM: usize = 33;
+
+/// Longest topic, in bytes: 300.
+pub const MAX_TOPIC: usize = 300;
+
+/// Most messages in one page of history: 200.
+pub const MAX_HISTORY_PAGE: u32 = 200;
+
+/// Most positions a `password` message may carry in `resume`: 1,000.
+pub const MAX_RESUME: usize = 1000;
 
 /// Longest away text (`away`'s `text`), in bytes: 200.
 pub const MAX_AWAY: usize = 200;
@@ -155,6 +252,9 @@ pub enum ServerMessage {
         /// refused (PROTOCOL.md §5.6).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate: Option<MessageRate>,
+        /// The rooms the account is a member of (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rooms: Vec<String>,
     },
     /// The login failed; the client may send `Password` (or `User`) again.
     LoginFailed {
@@ -187,6 +287,10 @@ pub enum ServerMessage {
         from: String,
         /// The text.
         text: String,
+        /// When the server accepted it, in milliseconds since the Unix
+        /// epoch (servers before rooms did not send it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time: Option<u64>,
     },
     /// A direct message from another user.
     Direct {
@@ -194,6 +298,17 @@ pub enum ServerMessage {
         from: String,
         /// The text.
         text: String,
+        /// When the server accepted it, in milliseconds since the Unix
+        /// epoch (servers before rooms did not send it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time: Option<u64>,
+        /// For a message stored while the recipient was offline: its id
+        /// (a client drops one whose id it has already seen).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// True for a message stored while the recipient was offline.
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        offline: bool,
     },
     /// A user logged in.
     Joined {
@@ -221,6 +336,10 @@ pub enum ServerMessage {
         to: Option<String>,
         /// How many users the message was delivered to.
         recipients: u32,
+        /// For a DM to an offline user: the message was stored, and will be
+        /// delivered when the recipient next logs in.
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        stored: bool,
     },
     /// A request was refused.
     Error {
@@ -260,6 +379,138 @@ pub enum ServerMessage {
     Bye,
     /// The server is shutting down; the session is over.
     Shutdown,
+    /// Answers `join`: the user is a member of the room. Its latest
+    /// `backlog` messages follow as `room_msg`s marked `history`.
+    Room {
+        /// The room.
+        room: String,
+        /// The room's epoch.
+        epoch: String,
+        /// The offset of its latest message (0: none yet).
+        offset: u64,
+        /// Its topic (absent when none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        topic: String,
+        /// Who made it.
+        owner: String,
+        /// Its members, sorted case-insensitively: the first
+        /// [`MAX_LISTED`].
+        members: Vec<String>,
+        /// How many members it has, when that is more than `members` lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        /// How many messages of history follow.
+        backlog: u32,
+    },
+    /// Answers `part`: the user is no longer a member.
+    Parted {
+        /// The room.
+        room: String,
+    },
+    /// Another user joined a room the user is in.
+    MemberJoined {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+    },
+    /// Another user left a room the user is in.
+    MemberLeft {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// What they said when leaving, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A message in a room.
+    RoomMsg {
+        /// The room.
+        room: String,
+        /// Its offset in the room.
+        offset: u64,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+        /// When the server accepted it, in milliseconds since the Unix
+        /// epoch.
+        time: u64,
+        /// True for a message from the room's history (after `join`,
+        /// `history` or a resume) rather than one just sent.
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        history: bool,
+    },
+    /// Answers `say`: the message is stored and relayed.
+    Said {
+        /// The room.
+        room: String,
+        /// The message's offset.
+        offset: u64,
+        /// When the server accepted it.
+        time: u64,
+    },
+    /// Answers `rooms`.
+    RoomList {
+        /// The rooms, sorted by name: the first [`MAX_LISTED`].
+        rooms: Vec<RoomInfo>,
+        /// How many exist, when that is more than `rooms` lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+    /// Answers `names`.
+    Names {
+        /// The room.
+        room: String,
+        /// Its members, sorted case-insensitively: the first
+        /// [`MAX_LISTED`].
+        users: Vec<String>,
+        /// How many members it has, when that is more than `users` lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+    /// A room's topic was set (sent to every online member, the setter
+    /// included).
+    Topic {
+        /// The room.
+        room: String,
+        /// Who set it.
+        by: String,
+        /// The topic (empty: cleared).
+        text: String,
+    },
+    /// Ends the answer to `history`.
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// The room's epoch.
+        epoch: String,
+        /// The offset of the room's latest message.
+        offset: u64,
+        /// How many `room_msg`s the answer had.
+        count: u32,
+        /// True when the store holds more in the asked direction.
+        more: bool,
+    },
+    /// Answers a `resume` position after `login_ok`. With `recovered`, the
+    /// `missed` messages came just before, as `room_msg`s marked
+    /// `history`, and nothing was missed; without it none came (the
+    /// epoch changed, or more were missed than the server replays) and the
+    /// client has a gap in the room's history up to `offset`.
+    RoomResume {
+        /// The room.
+        room: String,
+        /// Whether every missed message was sent.
+        recovered: bool,
+        /// How many messages the client missed (0 when unknown: another
+        /// epoch).
+        missed: u64,
+        /// The room's epoch.
+        epoch: String,
+        /// The offset of the room's latest message.
+        offset: u64,
+    },
 }
 
 /// The `t` of a [`ServerMessage`].
@@ -282,6 +533,17 @@ enum ServerTag {
     Whois,
     Bye,
     Shutdown,
+    Room,
+    Parted,
+    MemberJoined,
+    MemberLeft,
+    RoomMsg,
+    Said,
+    RoomList,
+    Names,
+    Topic,
+    HistoryEnd,
+    RoomResume,
 }
 
 /// A field that is one type in some messages and another in others
@@ -336,6 +598,24 @@ struct FlatServerMessage {
     rate: Option<MessageRate>,
     away: Option<Either<Vec<String>, String>>,
     online_secs: Option<u64>,
+    /// `login_ok`: names; `room_list`: [`RoomInfo`]s.
+    rooms: Option<Either<Vec<RoomInfo>, Vec<String>>>,
+    time: Option<u64>,
+    id: Option<u64>,
+    offline: Option<bool>,
+    stored: Option<bool>,
+    room: Option<String>,
+    epoch: Option<String>,
+    offset: Option<u64>,
+    topic: Option<String>,
+    owner: Option<String>,
+    members: Option<Vec<String>>,
+    backlog: Option<u32>,
+    history: Option<bool>,
+    by: Option<String>,
+    more: Option<bool>,
+    recovered: Option<bool>,
+    missed: Option<u64>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -357,6 +637,10 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 count: f.count,
                 device: f.device,
                 rate: f.rate,
+                rooms: match f.rooms {
+                    Some(Either::B(names)) => names,
+                    _ => Vec::new(),
+                },
             },
             ServerTag::LoginFailed => {
                 let reason = need(f.reason, "reason")?;
@@ -380,10 +664,14 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::Public => ServerMessage::Public {
                 from: need(f.from, "from")?,
                 text: need(f.text, "text")?,
+                time: f.time,
             },
             ServerTag::Direct => ServerMessage::Direct {
                 from: need(f.from, "from")?,
                 text: need(f.text, "text")?,
+                time: f.time,
+                id: f.id,
+                offline: f.offline.unwrap_or(false),
             },
             ServerTag::Joined => ServerMessage::Joined {
                 user: need(f.user, "user")?,
@@ -397,6 +685,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 op: need(f.op, "op")?,
                 to: f.to,
                 recipients: need(f.recipients, "recipients")?,
+                stored: f.stored.unwrap_or(false),
             },
             ServerTag::Error => ServerMessage::Error {
                 code: need(f.code, "code")?,
@@ -415,6 +704,73 @@ impl<'de> Deserialize<'de> for ServerMessage {
             },
             ServerTag::Bye => ServerMessage::Bye,
             ServerTag::Shutdown => ServerMessage::Shutdown,
+            ServerTag::Room => ServerMessage::Room {
+                room: need(f.room, "room")?,
+                epoch: need(f.epoch, "epoch")?,
+                offset: need(f.offset, "offset")?,
+                topic: f.topic.unwrap_or_default(),
+                owner: need(f.owner, "owner")?,
+                members: need(f.members, "members")?,
+                count: f.count,
+                backlog: need(f.backlog, "backlog")?,
+            },
+            ServerTag::Parted => ServerMessage::Parted {
+                room: need(f.room, "room")?,
+            },
+            ServerTag::MemberJoined => ServerMessage::MemberJoined {
+                room: need(f.room, "room")?,
+                user: need(f.user, "user")?,
+            },
+            ServerTag::MemberLeft => ServerMessage::MemberLeft {
+                room: need(f.room, "room")?,
+                user: need(f.user, "user")?,
+                reason: f.reason,
+            },
+            ServerTag::RoomMsg => ServerMessage::RoomMsg {
+                room: need(f.room, "room")?,
+                offset: need(f.offset, "offset")?,
+                from: need(f.from, "from")?,
+                text: need(f.text, "text")?,
+                time: need(f.time, "time")?,
+                history: f.history.unwrap_or(false),
+            },
+            ServerTag::Said => ServerMessage::Said {
+                room: need(f.room, "room")?,
+                offset: need(f.offset, "offset")?,
+                time: need(f.time, "time")?,
+            },
+            ServerTag::RoomList => ServerMessage::RoomList {
+                rooms: match f.rooms {
+                    Some(Either::A(rooms)) => rooms,
+                    Some(Either::B(names)) if names.is_empty() => Vec::new(),
+                    _ => return Err(D::Error::missing_field("rooms")),
+                },
+                count: f.count,
+            },
+            ServerTag::Names => ServerMessage::Names {
+                room: need(f.room, "room")?,
+                users: need(f.users, "users")?,
+                count: f.count,
+            },
+            ServerTag::Topic => ServerMessage::Topic {
+                room: need(f.room, "room")?,
+                by: need(f.by, "by")?,
+                text: need(f.text, "text")?,
+            },
+            ServerTag::HistoryEnd => ServerMessage::HistoryEnd {
+                room: need(f.room, "room")?,
+                epoch: need(f.epoch, "epoch")?,
+                offset: need(f.offset, "offset")?,
+                count: need(f.count, "count")?,
+                more: need(f.more, "more")?,
+            },
+            ServerTag::RoomResume => ServerMessage::RoomResume {
+                room: need(f.room, "room")?,
+                recovered: need(f.recovered, "recovered")?,
+                missed: need(f.missed, "missed")?,
+                epoch: need(f.epoch, "epoch")?,
+                offset: need(f.offset, "offset")?,
+            },
         })
     }
 }
@@ -463,7 +819,8 @@ pub enum ErrorCode {
     InvalidText,
     /// DM to a name with no account.
     UnknownUser,
-    /// DM to a user who is not online.
+    /// DM to a user who is not online. Sent by servers before offline
+    /// messages were stored; this one stores them instead.
     NotOnline,
     /// Too many requests; slow down.
     RateLimited,
@@ -473,10 +830,69 @@ pub enum ErrorCode {
     /// The user logged in again from another place: this session is over
     /// (the server closes it after this message).
     Replaced,
+    /// The room name breaks the rules of [`validate_room`].
+    InvalidRoom,
+    /// The request is about a room the user is not a member of.
+    NotMember,
+    /// No room has that name.
+    NoSuchRoom,
+    /// The user is in as many rooms as a user may be, or the server has as
+    /// many rooms as it keeps.
+    TooManyRooms,
+    /// The room has as many members as a room may have.
+    RoomFull,
+    /// The topic is too long or has control characters.
+    InvalidTopic,
+    /// The recipient is offline and has as many waiting messages as the
+    /// server keeps (in all, or from this sender).
+    InboxFull,
+    /// The server could not store the change; nothing happened. Try again
+    /// later.
+    StoreFailed,
     /// A code this version does not know, from a newer server: the
     /// `message` says what happened.
     #[serde(other)]
     Unknown,
+}
+
+/// Why a room name was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomError {
+    /// It does not start with `#`.
+    NoHash,
+    /// Nothing after the `#`, or more than 32 bytes.
+    BadLength,
+    /// A byte other than `a-z`, `0-9`, `_`, `-`, `.` after the `#`.
+    BadCharacter,
+}
+
+impl fmt::Display for RoomError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoomError::NoHash => "a room name starts with '#'",
+            RoomError::BadLength => "a room name has 1 to 32 characters after the '#'",
+            RoomError::BadCharacter => {
+                "a room name has only lowercase letters, digits, '_', '-' and '.' after the '#'"
+            }
+        })
+    }
+}
+
+/// Checks a room name: `#`, then 1 to 32 of lowercase ASCII letters,
+/// digits, `_`, `-` and `.`. Names are compared as bytes (there is no
+/// uppercase to fold).
+pub fn validate_room(room: &str) -> Result<(), RoomError> {
+    let rest = room.strip_prefix('#').ok_or(RoomError::NoHash)?;
+    if rest.is_empty() || rest.len() > MAX_ROOM - 1 {
+        return Err(RoomError::BadLength);
+    }
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(RoomError::BadCharacter);
+    }
+    Ok(())
 }
 
 /// Why a username was refused.
@@ -672,370 +1088,39 @@ fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
     };
     let (from, rest) = plain(rest)?;
     let (text, rest) = plain(rest.strip_prefix(br#","text":""#)?)?;
-    if rest != b"}" {
-        return None;
-    }
+    let time = match rest {
+        b"}" => None,
+        _ => Some(plain_u64(
+            rest.strip_prefix(br#","time":"#)?.strip_suffix(b"}")?,
+        )?),
+    };
     let (from, text) = (String::from(from), String::from(text));
     Some(if public {
-        ServerMessage::Public { from, text }
+        ServerMessage::Public { from, text, time }
     } else {
-        ServerMessage::Direct { from, text }
+        ServerMessage::Direct {
+            from,
+            text,
+            time,
+            id: None,
+            offline: false,
+        }
+    })
+}
+
+/// A JSON integer in plain digits (no sign, no leading zero but for 0
+/// itself), if it fits a `u64`.
+fn plain_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::ToString;
-    use alloc::vec;
-
-    #[test]
-    fn messages_round_trip_as_documented() {
-        let m = ClientMessage::Op {
-            op: Operation::PM,
-            reason: None,
-        };
-        assert_eq!(encode(&m), br#"{"t":"op","op":"PM"}"#.to_vec());
-        assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
-        let m = ClientMessage::Dm {
-            to: "bob".to_string(),
-            text: "hi".to_string(),
-        };
-        assert_eq!(encode(&m), br#"{"t":"dm","to":"bob","text":"hi"}"#.to_vec());
-        let m = ServerMessage::Confirm {
-            op: Operation::PM,
-            to: None,
-            recipients: 2,
-        };
-        assert_eq!(
-            encode(&m),
-            br#"{"t":"confirm","op":"PM","recipients":2}"#.to_vec()
-        );
-        assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
-        let m = ServerMessage::LoginOk {
-            name: "alice".to_string(),
-            new_user: true,
-            online: vec!["alice".to_string()],
-            count: None,
-            device: None,
-            rate: None,
-        };
-        assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
-        assert_eq!(
-            encode(&m),
-            br#"{"t":"login_ok","name":"alice","new_user":true,"online":["alice"]}"#.to_vec()
-        );
-        let m = ServerMessage::Online {
-            users: vec!["alice".to_string()],
-            count: Some(1001),
-            away: vec![],
-        };
-        assert_eq!(
-            encode(&m),
-            br#"{"t":"online","users":["alice"],"count":1001}"#.to_vec()
-        );
-        assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
-        assert_eq!(encode(&ClientMessage::Who), br#"{"t":"who"}"#.to_vec());
-        for (m, json) in [
-            (
-                ClientMessage::Away {
-                    text: Some("lunch".to_string()),
-                },
-                &br#"{"t":"away","text":"lunch"}"#[..],
-            ),
-            (ClientMessage::Away { text: None }, br#"{"t":"away"}"#),
-            (
-                ClientMessage::Whois {
-                    name: "bob".to_string(),
-                },
-                br#"{"t":"whois","name":"bob"}"#,
-            ),
-        ] {
-            assert_eq!(encode(&m), json.to_vec());
-            assert_eq!(decode::<ClientMessage>(json).unwrap(), m);
-        }
-        let m = ClientMessage::Op {
-            op: Operation::EX,
-            reason: Some("lunch".to_string()),
-        };
-        assert_eq!(
-            encode(&m),
-            br#"{"t":"op","op":"EX","reason":"lunch"}"#.to_vec()
-        );
-        assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
-        // Without a reason, as version 1 clients send it.
-        assert_eq!(
-            decode::<ClientMessage>(br#"{"t":"op","op":"EX"}"#).unwrap(),
-            ClientMessage::Op {
-                op: Operation::EX,
-                reason: None
-            }
-        );
-    }
-
-    #[test]
-    fn look_alike_names_share_a_skeleton() {
-        let same = [
-            ("alice", "aIice"),
-            ("alice", "ALICE"),
-            ("alice", "a1ice"),
-            ("bob", "bob."),
-            ("bob", "b0b"),
-            ("bob", "bob__"),
-            ("a.b", "a-b"),
-            ("a_b", "a..b"),
-            ("modem", "rnodem"),
-            ("wendy", "vvendy"),
-        ];
-        for (a, b) in same {
-            assert_eq!(username_skeleton(a), username_skeleton(b), "{a} ~ {b}");
-        }
-        let different = [
-            ("alice", "alicia"),
-            ("bob", "bobby"),
-            ("ab", "a.b"),
-            ("bob", "rob"),
-        ];
-        for (a, b) in different {
-            assert_ne!(username_skeleton(a), username_skeleton(b), "{a} !~ {b}");
-        }
-    }
-
-    #[test]
-    fn rejects_unknown_and_malformed() {
-        assert!(decode::<ClientMessage>(br#"{"t":"nuke"}"#).is_err());
-        assert!(decode::<ClientMessage>(br#"{"t":"op","op":"XX"}"#).is_err());
-        assert!(decode::<ClientMessage>(br#"{"t":"pm"}"#).is_err());
-        assert!(decode::<ClientMessage>(b"\xff\xfe").is_err());
-        // A lone surrogate is not Unicode (PROTOCOL.md §5.1).
-        assert!(decode::<ClientMessage>(br#"{"t":"pm","text":"\ud800"}"#).is_err());
-        assert!(decode::<ClientMessage>(br#"{"t":"pm","text":"\ud83d\ude00"}"#).is_ok());
-    }
-
-    #[test]
-    fn every_server_message_decodes_as_it_encodes() {
-        use alloc::string::ToString;
-        let s = |v: &str| v.to_string();
-        let all = [
-            ServerMessage::PasswordRequired {
-                name: s("a"),
-                new_user: true,
-            },
-            ServerMessage::LoginOk {
-                name: s("a"),
-                new_user: false,
-                online: vec![s("a"), s("b")],
-                count: None,
-                device: Some(s("00112233445566778899aabbccddeeff0011223344556677")),
-                rate: Some(MessageRate {
-                    burst: 10,
-                    interval_ms: 200,
-                }),
-            },
-            ServerMessage::LoginOk {
-                name: s("a"),
-                new_user: false,
-                online: vec![s("a")],
-                count: Some(5000),
-                device: None,
-                rate: None,
-            },
-            ServerMessage::LoginFailed {
-                reason: LoginFailure::Throttled,
-                message: s("wait"),
-            },
-            ServerMessage::OpOk { op: Operation::DM },
-            ServerMessage::Online {
-                users: vec![],
-                count: Some(3),
-                away: vec![],
-            },
-            ServerMessage::Online {
-                users: vec![s("a"), s("b")],
-                count: None,
-                away: vec![s("b")],
-            },
-            ServerMessage::AwayOk {
-                text: Some(s("lunch")),
-            },
-            ServerMessage::AwayOk { text: None },
-            ServerMessage::AwayReply {
-                user: s("b"),
-                text: s("lunch"),
-            },
-            ServerMessage::Whois {
-                name: s("b"),
-                online: true,
-                online_secs: Some(125),
-                away: Some(s("lunch")),
-            },
-            ServerMessage::Whois {
-                name: s("c"),
-                online: false,
-                online_secs: None,
-                away: None,
-            },
-            ServerMessage::Public {
-                from: s("a"),
-                text: s("hi \"there\" \u{e9}"),
-            },
-            ServerMessage::Direct {
-                from: s("b"),
-                text: s("x"),
-            },
-            ServerMessage::Joined { user: s("c") },
-            ServerMessage::Left {
-                user: s("c"),
-                reason: s("too slow"),
-                message: None,
-            },
-            ServerMessage::Left {
-                user: s("c"),
-                reason: s("exit"),
-                message: Some(s("lunch")),
-            },
-            ServerMessage::Confirm {
-                op: Operation::DM,
-                to: Some(s("b")),
-                recipients: 1,
-            },
-            ServerMessage::Confirm {
-                op: Operation::PM,
-                to: None,
-                recipients: 0,
-            },
-            ServerMessage::Error {
-                code: ErrorCode::NotOnline,
-                message: s("no"),
-            },
-            ServerMessage::Bye,
-            ServerMessage::Shutdown,
-        ];
-        for m in all {
-            assert_eq!(decode::<ServerMessage>(&encode(&m)).unwrap(), m);
-        }
-        // The tag may come anywhere; unknown fields are ignored.
-        assert_eq!(
-            decode::<ServerMessage>(br#"{"text":"x","later":[1,{}],"from":"a","t":"public"}"#)
-                .unwrap(),
-            ServerMessage::Public {
-                from: s("a"),
-                text: s("x")
-            }
-        );
-        // A reason or code a newer server may add: the message still counts.
-        assert_eq!(
-            decode::<ServerMessage>(br#"{"t":"login_failed","reason":"bad luck","message":"m"}"#)
-                .unwrap(),
-            ServerMessage::LoginFailed {
-                reason: LoginFailure::Unknown,
-                message: s("m")
-            }
-        );
-        assert_eq!(
-            decode::<ServerMessage>(br#"{"t":"error","code":"on_fire","message":"m"}"#).unwrap(),
-            ServerMessage::Error {
-                code: ErrorCode::Unknown,
-                message: s("m")
-            }
-        );
-        // A missing field, a wrong type, an unknown tag: errors.
-        for bad in [
-            &br#"{"t":"public","from":"a"}"#[..],
-            br#"{"t":"public","from":"a","text":7}"#,
-            br#"{"t":"teleport"}"#,
-            br#"{"from":"a","text":"x"}"#,
-            br#"{"t":"left","user":"a"}"#,
-            br#"{"t":"whois","name":"a","online":[]}"#,
-            br#"{"t":"login_ok","name":"a","new_user":false,"online":true}"#,
-            br#"{"t":"away_reply","user":"a"}"#,
-        ] {
-            assert!(decode::<ServerMessage>(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn the_chat_fast_path_agrees_with_serde() {
-        let cases: &[&[u8]] = &[
-            br#"{"t":"public","from":"alice","text":"hello"}"#,
-            br#"{"t":"direct","from":"bob","text":"h\u00e9 \"x\""}"#,
-            br#"{"t":"public","from":"a","text":""}"#,
-            br#"{"t":"public","from":"","text":"x"}"#,
-            br#"{"t":"public","from":"a","text":"x"} "#,
-            br#"{"t":"public","from":"a","text":"x"}}"#,
-            br#"{"t":"public","from":"a","text":"x","extra":1}"#,
-            br#"{"t":"public","text":"x","from":"a"}"#,
-            br#"{"t":"public","from":"a","text":"x"#,
-            br#"{"t":"public","from":"a","text":"x\"}"#,
-            br#"{"t":"public","from":"a","text":"tab	here"}"#,
-            b"{\"t\":\"public\",\"from\":\"a\",\"text\":\"ctl\x01\"}",
-            b"{\"t\":\"public\",\"from\":\"a\",\"text\":\"bad \xff utf8\"}",
-            "{\"t\":\"direct\",\"from\":\"a\",\"text\":\"caf\u{e9} \u{1f600}\"}".as_bytes(),
-            br#"{"t":"joined","user":"a"}"#,
-            br#"{"t":"public","from":"a","text":"x"}"#,
-        ];
-        for &c in cases {
-            let fast = decode_server(c).ok();
-            let slow = decode::<ServerMessage>(c).ok();
-            assert_eq!(fast, slow, "{:?}", core::str::from_utf8(c));
-        }
-        // Every prefix and every one-byte change of a chat message too.
-        let base = br#"{"t":"direct","from":"alice","text":"hi there"}"#;
-        assert!(decode_chat(base).is_some(), "the fast path reads it");
-        assert!(decode_chat(cases[1]).is_none(), "escapes go to serde");
-        for n in 0..=base.len() {
-            assert_eq!(
-                decode_server(&base[..n]).ok(),
-                decode::<ServerMessage>(&base[..n]).ok()
-            );
-        }
-        for i in 0..base.len() {
-            for b in [0u8, b'"', b'\\', b' ', b'}', 0x80, b'x'] {
-                let mut m = base.to_vec();
-                m[i] = b;
-                assert_eq!(
-                    decode_server(&m).ok(),
-                    decode::<ServerMessage>(&m).ok(),
-                    "{m:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn username_rules() {
-        assert!(validate_username("momodou").is_ok());
-        assert!(validate_username("a.b-c_9").is_ok());
-        assert_eq!(validate_username(""), Err(UsernameError::Empty));
-        assert_eq!(
-            validate_username(&"x".repeat(33)),
-            Err(UsernameError::TooLong)
-        );
-        assert_eq!(
-            validate_username("a b"),
-            Err(UsernameError::BadCharacter(' '))
-        );
-        assert_eq!(
-            validate_username("a\u{7}"),
-            Err(UsernameError::BadCharacter('\u{7}'))
-        );
-        assert_eq!(validate_username("_x"), Err(UsernameError::BadStart));
-        assert_eq!(username_key("AlIcE"), "alice");
-    }
-
-    #[test]
-    fn text_rules() {
-        assert!(validate_text("héllo wörld").is_ok());
-        assert_eq!(validate_text(""), Err(TextError::Empty));
-        assert_eq!(
-            validate_text("a\u{1b}[2J"),
-            Err(TextError::ControlCharacter)
-        );
-        assert_eq!(validate_text("a\u{9b}"), Err(TextError::ControlCharacter));
-        assert_eq!(
-            validate_text(&"x".repeat(MAX_TEXT + 1)),
-            Err(TextError::TooLong(MAX_TEXT + 1))
-        );
-        assert!(validate_text(&"x".repeat(MAX_TEXT)).is_ok());
-    }
-}
+mod tests;

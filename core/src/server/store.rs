@@ -1,0 +1,326 @@
+//! What the server keeps beyond a session: rooms, their members and
+//! history, and direct messages waiting for an offline user.
+//!
+//! The server never touches a database. It keeps rooms, memberships, the
+//! most recent messages of each room and the waiting direct messages in
+//! memory, and every change leaves it as a [`StoreOp`] inside a
+//! [`Request::Store`](super::Request::Store); the driver writes it (the
+//! native server: one writer thread, one transaction for everything
+//! waiting, `redb`) and answers [`Response::Stored`](super::Response::Stored)
+//! once it is durable. Only then is the change confirmed to the user: a
+//! confirmed room message or stored direct message is never lost.
+//!
+//! Answers come back in the order the requests were made; the server
+//! relies on it (room messages are relayed in offset order).
+//!
+//! At start the driver loads a [`Snapshot`] from the store and hands it to
+//! [`Server::restore`](super::Server::restore). Messages older than those
+//! in memory are read with [`Request::History`](super::Request::History).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// One message of a room, as stored and as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomMessage {
+    /// Its place in the room: 1 for the first message, then one more for
+    /// each (it only grows; a message lost to a failed write leaves a gap).
+    pub offset: u64,
+    /// The sender's name, as registered.
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub time: u64,
+}
+
+/// A room as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// The name (`#` and 1 to 32 of `a-z0-9_-.`).
+    pub name: String,
+    /// Changes only when the room's history is lost (the room was emptied
+    /// and made again): a client's position under another epoch means
+    /// nothing.
+    pub epoch: String,
+    /// Who made the room.
+    pub owner: String,
+    /// The topic (empty: none).
+    pub topic: String,
+    /// When the room was made, in milliseconds since the Unix epoch.
+    pub created: u64,
+    /// Its members' names, as registered.
+    pub members: Vec<String>,
+    /// The offset of the latest message (0: none yet).
+    pub last_offset: u64,
+    /// The latest messages, oldest first: at most as many as
+    /// [`Snapshot`]'s loader was asked for.
+    pub recent: Vec<RoomMessage>,
+}
+
+/// A direct message stored for a user who was offline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineMessage {
+    /// Unique on this server, and growing: the client drops a message
+    /// whose id it has seen (one redelivered after a crash).
+    pub id: u64,
+    /// The sender's name, as registered.
+    pub from: String,
+    /// The recipient's name, as registered.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub time: u64,
+}
+
+/// Everything the store holds, as the server needs it at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Every room.
+    pub rooms: Vec<RoomRecord>,
+    /// Every waiting direct message, oldest first.
+    pub offline: Vec<OfflineMessage>,
+}
+
+/// One change to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Make a room, with its owner as its only member.
+    CreateRoom {
+        /// The room's name.
+        room: String,
+        /// Its epoch.
+        epoch: String,
+        /// The owner's name.
+        owner: String,
+        /// When, in milliseconds since the Unix epoch.
+        time: u64,
+    },
+    /// Add a member.
+    Join {
+        /// The room.
+        room: String,
+        /// The user's name, as registered.
+        user: String,
+    },
+    /// Remove a member.
+    Part {
+        /// The room.
+        room: String,
+        /// The user's name, as registered.
+        user: String,
+    },
+    /// Remove a room and its whole history (its last member left).
+    DeleteRoom {
+        /// The room.
+        room: String,
+    },
+    /// Set a room's topic.
+    SetTopic {
+        /// The room.
+        room: String,
+        /// The new topic (empty: none).
+        topic: String,
+    },
+    /// Add a message to a room's history; the store then drops what its
+    /// retention rules no longer keep.
+    Append {
+        /// The room.
+        room: String,
+        /// The message.
+        message: RoomMessage,
+    },
+    /// Store a direct message for an offline user.
+    PutOffline(OfflineMessage),
+    /// Remove a delivered direct message.
+    RemoveOffline {
+        /// The recipient's name, as registered.
+        to: String,
+        /// The message's id.
+        id: u64,
+    },
+}
+
+/// Which page of a room's history a [`Request::History`](super::Request::History)
+/// asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// The latest `limit` messages with an offset below this one.
+    Before(u64),
+    /// The first `limit` messages with an offset above this one.
+    After(u64),
+}
+
+/// Retention of a room's history: the store keeps the latest
+/// `max_messages`, none older than `max_age_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Messages kept per room: 10,000.
+    pub max_messages: u64,
+    /// Age of the oldest message kept, in milliseconds: 30 days.
+    pub max_age_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_messages: 10_000,
+            max_age_ms: 30 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// A store in memory: what a simulation, an example or a fuzz target
+/// answers the server's store requests with. It applies every change at
+/// once and keeps nothing across processes.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    rooms: BTreeMap<String, RoomRecord>,
+    offline: BTreeMap<u64, OfflineMessage>,
+    retention: Retention,
+    /// Every change applied, in order (for tests that check the order).
+    pub applied: u64,
+}
+
+impl MemoryStore {
+    /// An empty store with these retention rules.
+    pub fn new(retention: Retention) -> Self {
+        MemoryStore {
+            retention,
+            ..MemoryStore::default()
+        }
+    }
+
+    /// Applies one change.
+    pub fn apply(&mut self, op: &StoreOp) {
+        self.applied += 1;
+        match op {
+            StoreOp::CreateRoom {
+                room,
+                epoch,
+                owner,
+                time,
+            } => {
+                self.rooms.insert(
+                    room.clone(),
+                    RoomRecord {
+                        name: room.clone(),
+                        epoch: epoch.clone(),
+                        owner: owner.clone(),
+                        topic: String::new(),
+                        created: *time,
+                        members: alloc::vec![owner.clone()],
+                        last_offset: 0,
+                        recent: Vec::new(),
+                    },
+                );
+            }
+            StoreOp::Join { room, user } => {
+                if let Some(r) = self.rooms.get_mut(room)
+                    && !r.members.contains(user)
+                {
+                    r.members.push(user.clone());
+                }
+            }
+            StoreOp::Part { room, user } => {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.members.retain(|m| m != user);
+                }
+            }
+            StoreOp::DeleteRoom { room } => {
+                self.rooms.remove(room);
+            }
+            StoreOp::SetTopic { room, topic } => {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.topic.clone_from(topic);
+                }
+            }
+            StoreOp::Append { room, message } => {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.last_offset = r.last_offset.max(message.offset);
+                    r.recent.push(message.clone());
+                    let keep = usize::try_from(self.retention.max_messages).unwrap_or(usize::MAX);
+                    let oldest = message.time.saturating_sub(self.retention.max_age_ms);
+                    let over = r.recent.len().saturating_sub(keep);
+                    let old = r.recent.iter().take_while(|m| m.time < oldest).count();
+                    r.recent.drain(..over.max(old));
+                }
+            }
+            StoreOp::PutOffline(m) => {
+                self.offline.insert(m.id, m.clone());
+            }
+            StoreOp::RemoveOffline { id, .. } => {
+                self.offline.remove(id);
+            }
+        }
+    }
+
+    /// A page of a room's history, oldest first, and whether there is more
+    /// in that direction.
+    pub fn page(&self, room: &str, page: Page, limit: u32) -> (Vec<RoomMessage>, bool) {
+        let Some(r) = self.rooms.get(room) else {
+            return (Vec::new(), false);
+        };
+        let limit = limit as usize;
+        match page {
+            Page::Before(b) => {
+                let below: Vec<&RoomMessage> = r.recent.iter().filter(|m| m.offset < b).collect();
+                let skip = below.len().saturating_sub(limit);
+                (
+                    below[skip..].iter().map(|m| (*m).clone()).collect(),
+                    skip > 0,
+                )
+            }
+            Page::After(a) => {
+                let above: Vec<&RoomMessage> = r.recent.iter().filter(|m| m.offset > a).collect();
+                let more = above.len() > limit;
+                (above.into_iter().take(limit).cloned().collect(), more)
+            }
+        }
+    }
+
+    /// Answers a store request ([`Request::Store`](super::Request::Store)
+    /// or [`Request::History`](super::Request::History)); `None` for
+    /// password work.
+    pub fn answer(&mut self, request: &super::Request) -> Option<super::Response> {
+        match request {
+            super::Request::Store { id, op } => {
+                self.apply(op);
+                Some(super::Response::Stored {
+                    id: *id,
+                    result: Ok(()),
+                })
+            }
+            super::Request::History {
+                id,
+                room,
+                page,
+                limit,
+            } => Some(super::Response::History {
+                id: *id,
+                result: Ok(self.page(room, *page, *limit)),
+            }),
+            _ => None,
+        }
+    }
+
+    /// What a restarted server loads: every room with its latest `keep`
+    /// messages, and every waiting direct message.
+    pub fn snapshot(&self, keep: usize) -> Snapshot {
+        Snapshot {
+            rooms: self
+                .rooms
+                .values()
+                .map(|r| {
+                    let mut r = r.clone();
+                    let skip = r.recent.len().saturating_sub(keep);
+                    r.recent.drain(..skip);
+                    r
+                })
+                .collect(),
+            offline: self.offline.values().cloned().collect(),
+        }
+    }
+}
