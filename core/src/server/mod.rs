@@ -496,6 +496,8 @@ pub struct Server {
     reads: BTreeMap<RequestId, (u64, String)>,
     /// The wall clock: an instant and the Unix time in milliseconds then.
     wall: (Instant, u64),
+    /// Rooms made by this process (for their epochs).
+    rooms_made: u64,
 }
 
 impl Server {
@@ -555,6 +557,7 @@ impl Server {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             wall: (Instant::ZERO, 0),
+            rooms_made: 0,
         };
         server.skeletons = server
             .users

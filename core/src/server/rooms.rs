@@ -231,7 +231,13 @@ impl Server {
     }
 
     /// Sends `message` to the room's online members but `except`.
-    fn send_to_room(&mut self, room: &str, except: u64, marker: Marker, message: &ServerMessage) -> u32 {
+    fn send_to_room(
+        &mut self,
+        room: &str,
+        except: u64,
+        marker: Marker,
+        message: &ServerMessage,
+    ) -> u32 {
         let Some(r) = self.rooms.get(room) else {
             return 0;
         };
@@ -377,9 +383,14 @@ impl Server {
                     );
                     return;
                 }
-                let mut seed = [0u8; 8];
-                seed.copy_from_slice(&self.rng.seed()[..8]);
-                let epoch = crypto::Hex(&seed).to_string();
+                // Unique rather than secret: the clock and a counter, mixed
+                // (the handshake keys' generator is left alone).
+                self.rooms_made += 1;
+                let epoch = format!(
+                    "{:016x}",
+                    (self.unix_time() ^ self.rooms_made.rotate_left(48))
+                        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                );
                 let mut members = BTreeMap::new();
                 members.insert(key.clone(), name.clone());
                 self.rooms.insert(
@@ -909,7 +920,8 @@ impl Server {
                 }
                 self.stats.room_messages += 1;
                 self.presence_before(&message.from);
-                let n = self.send_to_room(&room, conn, Marker::Data, &room_msg(&room, &message, false));
+                let n =
+                    self.send_to_room(&room, conn, Marker::Data, &room_msg(&room, &message, false));
                 self.stats.deliveries += u64::from(n);
                 self.send(
                     conn,
