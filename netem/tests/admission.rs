@@ -2,15 +2,13 @@
 //! hold a slot without logging in, oversized messages before login, moves
 //! to an address at its limit.
 
-mod common;
-
-use common::{World, WorldConfig, ms, secs};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use udpchat_core::client::ClientConfig;
 use udpchat_core::reliable::ChannelError;
 use udpchat_core::server::{DropReason, ServerConfig, ServerEvent};
 use udpchat_core::session::ClientMessage;
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{World, WorldConfig, ms, secs};
 
 fn attacker(a: u8, port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, a), port))

@@ -5,14 +5,12 @@
 //! others see it leave; a client whose server vanished is told
 //! `ClientEvent::Closed(CloseReason::ServerLost(..))`.
 
-mod common;
-
-use common::{SERVER, SentDatagram, World, WorldConfig, ms, secs};
 use udpchat_core::client::{ClientEvent, CloseReason};
 use udpchat_core::reliable::{ChannelConfig, ChannelError};
 use udpchat_core::server::{LeaveReason, ServerEvent};
 use udpchat_core::time::{Duration, Instant};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{SERVER, SentDatagram, World, WorldConfig, ms, secs};
 
 fn idle_timeout() -> Duration {
     ChannelConfig::default().idle_timeout

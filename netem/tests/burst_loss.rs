@@ -1,10 +1,8 @@
 //! Acceptance: Gilbert-Elliott burst loss (runs of consecutive losses, not
 //! independent drops) still delivers every message exactly once, in order.
 
-mod common;
-
-use common::{Plan, World, WorldConfig, ms, secs};
 use udpchat_netem::{GilbertElliott, LinkConfig};
+use udpchat_sim::{Plan, World, WorldConfig, ms, secs};
 
 fn bursty(ge: GilbertElliott) -> LinkConfig {
     LinkConfig::default()

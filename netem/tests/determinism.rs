@@ -1,10 +1,8 @@
 //! Acceptance: the same seed gives the same transcript twice, down to the
 //! bytes of every datagram; another seed gives another run.
 
-mod common;
-
-use common::{Plan, World, WorldConfig, ms, secs};
 use udpchat_netem::{GilbertElliott, LinkConfig};
+use udpchat_sim::{Plan, World, WorldConfig, ms, secs};
 
 /// A run with every impairment: loss, bursts, duplication, jitter,
 /// reordering, a client that vanishes and one that joins late.

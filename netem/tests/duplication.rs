@@ -1,10 +1,8 @@
 //! Acceptance: with every datagram duplicated, the deliveries are the same
 //! as in a clean run.
 
-mod common;
-
-use common::{Plan, PlanRun, World, WorldConfig, ms, secs};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{Plan, PlanRun, World, WorldConfig, ms, secs};
 
 const SEED: u64 = 0xD0_0B1E;
 

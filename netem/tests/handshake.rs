@@ -4,9 +4,6 @@
 //! protocol alone; no state on the server before the cookie came back; keys
 //! pinned or learned; the handshake limit per source address.
 
-mod common;
-
-use common::{SERVER, World, WorldConfig, ms, password_of, secs, server_key};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use udpchat_core::client::{ClientConfig, ClientEvent, CloseReason};
 use udpchat_core::crypto::MSG2_ISSUED_LEN;
@@ -14,6 +11,7 @@ use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::{DropReason, ServerConfig, ServerEvent};
 use udpchat_core::wire::{COOKIE_LEN, HEADER_LEN, Header, MIN_INITIAL_LEN, PacketKind};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{SERVER, World, WorldConfig, ms, password_of, secs, server_key};
 
 fn logged_in_at(w: &World, i: usize) -> Option<udpchat_core::time::Instant> {
     w.peers[i].events.iter().find_map(|(t, e)| match e {
@@ -52,7 +50,7 @@ fn the_handshake_takes_two_round_trips_and_then_everything_is_sealed() {
     let alice = w.peers[0].addr;
     let up = w.sent_between(alice, SERVER);
     let down = w.sent_between(SERVER, alice);
-    let kinds = |ds: &[&common::SentDatagram]| -> Vec<(PacketKind, usize)> {
+    let kinds = |ds: &[&udpchat_sim::SentDatagram]| -> Vec<(PacketKind, usize)> {
         ds.iter()
             .take(2)
             .map(|d| (d.kind(), d.bytes.len()))
@@ -76,7 +74,7 @@ fn the_handshake_takes_two_round_trips_and_then_everything_is_sealed() {
     assert!(down[2..].iter().all(|d| d.kind() == PacketKind::Data));
     // The session's Data datagrams use the connection id the server issued
     // inside msg2, not the one the Initials showed.
-    let id = |d: &common::SentDatagram| Header::decode(&d.bytes).unwrap().connection_id;
+    let id = |d: &udpchat_sim::SentDatagram| Header::decode(&d.bytes).unwrap().connection_id;
     let initial_id = id(up[0]);
     assert_eq!(id(down[1]), initial_id);
     let issued = id(up[2]);

@@ -5,13 +5,11 @@
 //! most `handshakes_per_turn` (8) per turn, so the chat's datagrams wait
 //! for at most one turn's handshakes, never for the whole flood.
 
-mod common;
-
-use common::{World, WorldConfig, ms, percentile};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use udpchat_core::server::{RateLimit, ServerConfig};
 use udpchat_core::time::{Duration, Instant};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{World, WorldConfig, ms, percentile};
 
 /// One way through the network.
 const DELAY: Duration = ms(5);

@@ -3,9 +3,6 @@
 //! a clear error, by the client before sending and by the server when a
 //! peer sends one anyway.
 
-mod common;
-
-use common::{World, WorldConfig, ms, secs};
 use udpchat_core::client::{ClientEvent, CommandError};
 use udpchat_core::reliable::{ChannelConfig, ChannelError};
 use udpchat_core::server::ServerEvent;
@@ -14,6 +11,7 @@ use udpchat_core::session::{
 };
 use udpchat_core::wire::{BASE_DATAGRAM, CloseCode};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{World, WorldConfig, ms, secs};
 
 /// A text of exactly `len` bytes, mixing ASCII, multi-byte characters and
 /// characters JSON escapes, different at every position.

@@ -3,15 +3,13 @@
 //! silent, a server restarting (its old clients are reset), and a client's
 //! address changing under it (the session follows).
 
-mod common;
-
-use common::{Plan, World, WorldConfig, ms, secs};
 use udpchat_core::client::{ClientEvent, CloseReason};
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::ServerEvent;
 use udpchat_core::session::Operation;
 use udpchat_core::wire::CloseCode;
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{Plan, World, WorldConfig, ms, secs};
 
 fn lossy() -> LinkConfig {
     LinkConfig::lossy(0.3)
@@ -219,7 +217,7 @@ fn an_exit_whose_bye_is_lost_still_ends_as_an_exit() {
     w.with_client(0, |c| c.request_operation(Operation::EX))
         .unwrap();
     w.net
-        .set_link(common::SERVER, alice, LinkConfig::blackholed());
+        .set_link(udpchat_sim::SERVER, alice, LinkConfig::blackholed());
     let t = w.now;
     w.run_until(t + secs(4));
     assert_eq!(
@@ -227,7 +225,7 @@ fn an_exit_whose_bye_is_lost_still_ends_as_an_exit() {
         1,
         "only bob's session is left: the server forgot alice"
     );
-    w.net.clear_link(&common::SERVER, &alice);
+    w.net.clear_link(&udpchat_sim::SERVER, &alice);
     assert!(w.run_until_cond(t + secs(20), |w| w.client(0).closed().is_some()));
     assert_eq!(w.client(0).closed(), Some(&CloseReason::Exit));
 }

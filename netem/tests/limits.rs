@@ -3,13 +3,11 @@
 //! datagrams never cost a token, and every message is either relayed and
 //! confirmed or refused with an error, exactly once.
 
-mod common;
-
-use common::{World, WorldConfig, ms, secs};
 use udpchat_core::client::ClientEvent;
 use udpchat_core::server::ServerConfig;
 use udpchat_core::session::ErrorCode;
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{World, WorldConfig, ms, secs};
 
 fn confirmed(w: &World, i: usize) -> usize {
     w.peers[i]

@@ -4,14 +4,12 @@
 //! sender's order, every sender gets one confirmation per message, and it
 //! all takes less than 60 virtual seconds.
 
-mod common;
-
-use common::{Plan, World, WorldConfig, ms, secs};
 use udpchat_core::time::Duration;
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{Plan, World, WorldConfig, ms, secs};
 
 fn harsh() -> LinkConfig {
-    common::harsh_link()
+    udpchat_sim::harsh_link()
 }
 
 #[test]

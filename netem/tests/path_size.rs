@@ -4,11 +4,9 @@
 //! when a route change stops large datagrams mid-session, the channels fall
 //! back to 1200 bytes and nothing is lost.
 
-mod common;
-
-use common::{SERVER, SentDatagram, World, WorldConfig, ms, secs};
 use udpchat_core::wire::{BASE_DATAGRAM, Datagram, Frame, MAX_DATAGRAM};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{SERVER, SentDatagram, World, WorldConfig, ms, secs};
 
 /// Every endpoint probes, up to the protocol's largest datagram.
 fn probing(seed: u64, link: LinkConfig) -> WorldConfig {

@@ -2,13 +2,11 @@
 //! most `max_presence` users are online, and online lists stop at
 //! `max_listed` names with the whole count beside them.
 
-mod common;
-
-use common::{World, WorldConfig, load_server_config, peer_name, secs};
 use udpchat_core::client::ClientEvent;
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::ServerConfig;
 use udpchat_core::session::{ClientMessage, MAX_LISTED, Operation, ServerMessage};
+use udpchat_sim::{World, WorldConfig, load_server_config, peer_name, secs};
 
 fn joined_seen(w: &World, i: usize) -> Vec<String> {
     w.peers[i]

@@ -1,10 +1,8 @@
 //! Loss recovery of the reliable channel in detail, with losses the test
 //! chooses (the harness's drop filter) on an otherwise perfect 20 ms link.
 
-mod common;
-
-use common::{SERVER, World, WorldConfig, ms, secs};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{SERVER, World, WorldConfig, ms, secs};
 
 /// A message of three segments goes out as three datagrams at one instant
 /// (a driver calls `poll_transmit` in a loop with one `now`). The first is

@@ -3,11 +3,9 @@
 //! Each run checks the same properties as the acceptance tests (exactly
 //! once, in order, confirmations, the harness's timer checks).
 
-mod common;
-
-use common::{Plan, SplitMix, World, WorldConfig, ms, secs};
 use udpchat_core::time::Duration;
 use udpchat_netem::{GilbertElliott, LinkConfig};
+use udpchat_sim::{Plan, SplitMix, World, WorldConfig, ms, secs};
 
 fn seeds() -> u64 {
     std::env::var("SEEDS")
@@ -48,10 +46,10 @@ fn random_links() {
         config.password_delay = ms(rng.next_u64() % 1_500);
         let mut w = World::new(config);
         for i in 0..clients {
-            w.add_client(&common::peer_name(i));
+            w.add_client(&udpchat_sim::peer_name(i));
             let a = w.peers[i].addr;
-            w.net.set_link(a, common::SERVER, up);
-            w.net.set_link(common::SERVER, a, down);
+            w.net.set_link(a, udpchat_sim::SERVER, up);
+            w.net.set_link(udpchat_sim::SERVER, a, down);
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             w.login_all(secs(60));

@@ -5,14 +5,12 @@
 //! exercised hard, and check the other side of it: a wakeup before a
 //! deadline does nothing, and idle sessions wake rarely.
 
-mod common;
-
-use common::{Plan, World, WorldConfig, ms, secs};
 use udpchat_core::time::Instant;
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{Plan, World, WorldConfig, ms, secs};
 
 fn lossy() -> LinkConfig {
-    common::harsh_link()
+    udpchat_sim::harsh_link()
 }
 
 #[test]

@@ -13,14 +13,10 @@
 //! steady load); *bulk* queues every message at once (what the window and
 //! the retransmission logic can move).
 
-// The simulation World of netem's tests: the one in-memory driver.
-#[path = "../../../netem/tests/common/mod.rs"]
-mod common;
-
-use common::{World, WorldConfig, ms, percentile, secs};
 use udpchat_core::client::ClientEvent;
 use udpchat_core::time::{Duration, Instant};
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{World, WorldConfig, ms, percentile, secs};
 
 const PAYLOAD: usize = 500;
 
