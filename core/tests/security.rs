@@ -26,33 +26,6 @@ fn addr(n: u16) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 1], 40_000 + n))
 }
 
-/// Answers password requests at once, with a fake "hash".
-fn answer(server: &mut Server, now: Instant) {
-    while let Some(r) = server.poll_request() {
-        let response = match r {
-            Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
-            Request::History { id, .. } => Response::History {
-                id,
-                result: Ok((Vec::new(), false)),
-            },
-            Request::Register { id, password, .. } => Response::Registered {
-                id,
-                result: Ok(format!("fake:{password}")),
-            },
-            Request::Verify {
-                id,
-                password,
-                password_hash,
-                ..
-            } => Response::Verified {
-                id,
-                ok: password_hash == format!("fake:{password}"),
-            },
-        };
-        server.handle_response(now, response);
-    }
-}
-
 /// Runs the server and the clients over a perfect network until quiet;
 /// returns every datagram the server sent.
 fn run(
@@ -69,7 +42,7 @@ fn run(
                 progress = true;
             }
         }
-        answer(server, now);
+        udpchat_sim::answer_all(server, now);
         while let Some(t) = server.poll_transmit(now) {
             progress = true;
             for (c, a) in clients.iter_mut() {

@@ -16,17 +16,18 @@
 //! the code. Print them with
 //! `cargo test -p udpchat-core --test vectors -- --nocapture`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+
+use udpchat_sim::Wiretap;
 
 use udpchat_core::client::{Client, ClientConfig, ClientEvent};
 use udpchat_core::crypto::{
     self, CookieKeys, Initiator, MSG2_LEN, Rng, StaticKey, TAG_LEN, Transport,
 };
 use udpchat_core::reliable::ChannelConfig;
-use udpchat_core::server::{Request, Response, Server, ServerConfig, Transmit, UserRecord};
+use udpchat_core::server::{Server, ServerConfig, Transmit, UserRecord};
 use udpchat_core::session::{self, ErrorCode, LoginFailure, Operation, ServerMessage};
 use udpchat_core::wire::{
     COOKIE_LEN, Datagram, Frame, HEADER_LEN, Header, Initial, MAX_DATAGRAM, MAX_PLAINTEXT,
@@ -378,71 +379,19 @@ struct Captured {
     plain: Option<Vec<u8>>,
 }
 
-/// Opens sealed datagrams with keys re-derived from the endpoints' seeds.
-struct Wiretap {
-    key: StaticKey,
-    /// The server's generator, past the cookie secret: one handshake seed
-    /// per session, in the order the sessions are created.
-    server_rng: Rng,
-    initiators: BTreeMap<u64, Initiator>,
-    /// Per connection: the client's transport (opens server → client) and
-    /// the server's (opens client → server).
-    keys: BTreeMap<u64, (Transport, Transport)>,
-}
-
-impl Wiretap {
-    fn new(clients: &[[u8; 32]]) -> Wiretap {
-        let mut server_rng = Rng::from_seed(SERVER_RANDOM);
-        let _cookie_secret = server_rng.seed();
-        let initiators = clients
-            .iter()
-            .map(|&r| {
-                let (conn, seed) = client_draws(r);
-                (conn, Initiator::new(conn, seed).unwrap())
-            })
-            .collect();
-        Wiretap {
-            key: server_key(),
-            server_rng,
-            initiators,
-            keys: BTreeMap::new(),
-        }
+/// The wiretap's view of `d`: it learns keys from a Handshake, and
+/// returns the plaintext of a Data datagram (every one opens).
+fn observe(wiretap: &mut Wiretap, d: &Captured) -> Option<Vec<u8>> {
+    let from_server = d.from == "server";
+    if from_server {
+        wiretap.server_sent(&d.bytes);
     }
-
-    /// Learns keys from a Handshake; returns the plaintext of a Data
-    /// datagram.
-    fn observe(&mut self, d: &Captured) -> Option<Vec<u8>> {
-        let h = Header::decode(&d.bytes).unwrap();
-        let conn = h.connection_id;
-        match h.kind {
-            PacketKind::Handshake if !self.keys.contains_key(&conn) => {
-                let init = &self.initiators[&conn];
-                let msg2 = &d.bytes[HEADER_LEN..];
-                let client = init
-                    .finish(msg2)
-                    .expect("the wiretap's initiator")
-                    .transport;
-                let seed = self.server_rng.seed();
-                let (server, again) =
-                    crypto::respond(&self.key, conn, seed, init.msg1(), None).unwrap();
-                assert_eq!(
-                    again, msg2,
-                    "the server's handshake seeds are drawn in order"
-                );
-                self.keys.insert(conn, (client, server));
-                None
-            }
-            PacketKind::Data => {
-                let (client, server) = &self.keys[&conn];
-                let view = if d.from == "server" { client } else { server };
-                Some(
-                    view.open(&d.bytes)
-                        .expect("the wiretap opens every datagram"),
-                )
-            }
-            _ => None,
-        }
-    }
+    let plain = wiretap.open(from_server, &d.bytes);
+    assert!(
+        plain.is_some() || kind_of(&d.bytes) != PacketKind::Data,
+        "the wiretap opens every datagram"
+    );
+    plain
 }
 
 /// Two clients and a server on a lossless in-memory network where every
@@ -473,7 +422,14 @@ impl World {
             server,
             alice: None,
             bob: None,
-            wiretap: Wiretap::new(&[ALICE_RANDOM, BOB_RANDOM]),
+            wiretap: {
+                let mut w = Wiretap::new(server_key(), SERVER_RANDOM);
+                for random in [ALICE_RANDOM, BOB_RANDOM] {
+                    let (conn, seed) = client_draws(random);
+                    w.client_started(conn, seed);
+                }
+                w
+            },
             log: Vec::new(),
             replay: Vec::new(),
         }
@@ -483,26 +439,6 @@ impl World {
         match who {
             "alice" => self.alice.as_mut().expect("alice"),
             _ => self.bob.as_mut().expect("bob"),
-        }
-    }
-
-    /// Answers the server's password work at once, as a driver's worker
-    /// pool would (the hash is fake; it never travels).
-    fn answer_requests(&mut self) {
-        while let Some(r) = self.server.poll_request() {
-            let response = match r {
-                Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
-                Request::History { id, .. } => Response::History {
-                    id,
-                    result: Ok((Vec::new(), false)),
-                },
-                Request::Register { id, .. } => Response::Registered {
-                    id,
-                    result: Ok("$argon2id$v=19$fake".to_string()),
-                },
-                Request::Verify { id, .. } => Response::Verified { id, ok: true },
-            };
-            self.server.handle_response(self.now, response);
         }
     }
 
@@ -523,7 +459,9 @@ impl World {
                 }
             }
         }
-        self.answer_requests();
+        // The password work is answered at once, as a driver's worker pool
+        // would (the hash is fake; it never travels).
+        udpchat_sim::answer_all(&mut self.server, now);
         while let Some(Transmit { to, bytes }) = self.server.poll_transmit(now) {
             let to = if to == alice_addr() { "alice" } else { "bob" };
             out.push(Captured {
@@ -572,7 +510,7 @@ impl World {
             }
             self.now += HOP;
             for mut d in batch {
-                d.plain = self.wiretap.observe(&d);
+                d.plain = observe(&mut self.wiretap, &d);
                 self.deliver(&d);
                 self.log.push(d);
             }
@@ -1154,34 +1092,12 @@ impl Raw {
     }
 
     /// Sends `bytes` from `from`, answers the server's password work (the
-    /// fake hash of `pw` is `fake:pw`), and returns the datagrams the
+    /// simulation's fake password service: the hash of `pw` is `fake:pw`), and returns the datagrams the
     /// server sends back.
     fn exchange(&mut self, from: SocketAddr, bytes: &[u8]) -> Vec<Vec<u8>> {
         self.now += self.step;
         self.server.handle_datagram(self.now, from, bytes);
-        while let Some(r) = self.server.poll_request() {
-            let response = match r {
-                Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
-                Request::History { id, .. } => Response::History {
-                    id,
-                    result: Ok((Vec::new(), false)),
-                },
-                Request::Register { id, password, .. } => Response::Registered {
-                    id,
-                    result: Ok(format!("fake:{password}")),
-                },
-                Request::Verify {
-                    id,
-                    password,
-                    password_hash,
-                    ..
-                } => Response::Verified {
-                    id,
-                    ok: password_hash == format!("fake:{password}"),
-                },
-            };
-            self.server.handle_response(self.now, response);
-        }
+        udpchat_sim::answer_all(&mut self.server, self.now);
         let mut out = Vec::new();
         while let Some(t) = self.server.poll_transmit(self.now) {
             assert_eq!(t.to, from, "answers go to the sender's address");
