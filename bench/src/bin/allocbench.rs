@@ -33,8 +33,9 @@ use clap::Parser;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use udpchat_core::client::{Client, ClientConfig, ClientEvent};
 use udpchat_core::crypto::StaticKey;
-use udpchat_core::server::{RateLimit, Request, Response, Server, ServerConfig, UserRecord};
+use udpchat_core::server::{RateLimit, Server, ServerConfig, UserRecord};
 use udpchat_core::{Duration, Instant, wire};
+use udpchat_sim::fake_hash;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -59,11 +60,6 @@ struct Args {
     /// Bytes of each message's text.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(16..=1000))]
     size: u64,
-}
-
-/// The fake password service's hash of `password`.
-fn fake_hash(password: &str) -> String {
-    format!("fake:{password}")
 }
 
 const PASSWORD: &str = "bench password";
@@ -171,22 +167,7 @@ impl World {
                 self.on_server(|s| s.handle_response(now, response));
                 continue;
             }
-            let response = match request {
-                Request::Store { .. } | Request::History { .. } => continue,
-                Request::Register { id, password, .. } => Response::Registered {
-                    id,
-                    result: Ok(fake_hash(&password)),
-                },
-                Request::Verify {
-                    id,
-                    password,
-                    password_hash,
-                    ..
-                } => Response::Verified {
-                    id,
-                    ok: password_hash == fake_hash(&password),
-                },
-            };
+            let response = udpchat_sim::answer(request);
             self.on_server(|s| s.handle_response(now, response));
         }
         while let Some(t) = self.on_server(|s| s.poll_transmit(now)) {
