@@ -1,10 +1,10 @@
 //! A deterministic simulation of one udpchat server and its clients on a
 //! virtual clock, connected through the seeded network emulator.
 //!
-//! [`World`] owns a [`Server`] at [`SERVER`], any number of peers (real
-//! [`Client`]s, or [`RawPeer`]s that do the handshake with the public crypto
+//! [`World`] owns a [`Server`](udpchat_core::server::Server) at [`SERVER`], any number of peers (real
+//! [`Client`](udpchat_core::client::Client)s, or [`RawPeer`]s that do the handshake with the public crypto
 //! API and then speak the session protocol over a bare reliable channel, for
-//! input a `Client` refuses to send), and a [`Network`] between them.
+//! input a `Client` refuses to send), and a [`Network`](udpchat_netem::Network) between them.
 //! Addresses are labels inside the emulator: nothing touches a real network
 //! or a real clock. The server's key is fixed ([`SERVER_PRIVATE_KEY`]); its
 //! random seed and every client's follow from the test seed.
@@ -41,6 +41,8 @@
 //! * [`Wiretap`]: opens every sealed datagram of a simulation.
 //! * [`password`]: the fake password service ([`fake_hash`], [`answer`]).
 //! * [`Plan`]: a deterministic workload of public and direct messages.
+//! * [`Consoles`]: consoles (the line interface over a `Client`) and one
+//!   server in lock-step, for the console's tests.
 
 #![forbid(unsafe_code)]
 
@@ -50,13 +52,15 @@ use udpchat_core::crypto::StaticKey;
 use udpchat_core::server::{RateLimit, ServerConfig};
 use udpchat_core::time::Duration;
 
+mod console;
 pub mod password;
 mod plan;
 mod raw;
 mod wiretap;
 mod world;
 
-pub use password::{answer, answer_all, fake_hash};
+pub use console::{Consoles, User};
+pub use password::{answer, answer_all, answer_recording, fake_hash};
 pub use plan::{Msg, Plan, PlanRun, harsh_link, percentile};
 pub use raw::RawPeer;
 pub use wiretap::Wiretap;

@@ -6,7 +6,7 @@
 //! of a password is [`fake_hash`] (`fake:` and the password): it never
 //! travels, so the datagrams are those of a real server.
 
-use udpchat_core::server::{Request, Response, Server};
+use udpchat_core::server::{Request, Response, Server, UserRecord};
 use udpchat_core::time::Instant;
 
 /// The fake hash of `password` that the simulated user store keeps.
@@ -49,4 +49,19 @@ pub fn answer_all(server: &mut Server, now: Instant) {
     while let Some(r) = server.poll_request() {
         server.handle_response(now, answer(r));
     }
+}
+
+/// [`answer`], and a registration is also added to `accounts`, as a user
+/// store would keep it (a restarted server starts with them).
+pub fn answer_recording(request: Request, accounts: &mut Vec<UserRecord>) -> Response {
+    if let Request::Register {
+        username, password, ..
+    } = &request
+    {
+        accounts.push(UserRecord {
+            name: username.clone(),
+            password_hash: fake_hash(password),
+        });
+    }
+    answer(request)
 }
