@@ -39,6 +39,8 @@ pub struct Stats {
     pub too_large: u64,
     /// Datagrams that were given a second copy.
     pub duplicated: u64,
+    /// Copies held back by the link's `reorder` (counted when sent).
+    pub reordered: u64,
 }
 
 impl Stats {
@@ -54,6 +56,7 @@ impl Stats {
         self.lost += other.lost;
         self.too_large += other.too_large;
         self.duplicated += other.duplicated;
+        self.reordered += other.reordered;
     }
 }
 
@@ -188,12 +191,15 @@ impl<A: Ord + Clone> Network<A> {
             return;
         }
         let twice = rng.chance(cfg.duplicate);
-        if twice {
+        // Each copy draws its own delay, the duplicate's first.
+        let duplicate = twice.then(|| copy_delay(rng, &cfg));
+        let (delay, held) = copy_delay(rng, &cfg);
+        dir.stats.reordered += u64::from(held);
+        if let Some((dup_delay, dup_held)) = duplicate {
             dir.stats.duplicated += 1;
-            let delay = copy_delay(rng, &cfg);
-            self.enqueue(now, delay, from.clone(), to.clone(), bytes.clone());
+            dir.stats.reordered += u64::from(dup_held);
+            self.enqueue(now, dup_delay, from.clone(), to.clone(), bytes.clone());
         }
-        let delay = copy_delay(&mut self.rng, &cfg);
         self.enqueue(now, delay, from, to, bytes);
     }
 
@@ -267,12 +273,13 @@ impl<A: Ord + Clone> Network<A> {
 }
 
 /// The delay of one copy on a link: base, jitter and maybe a hold-back.
-fn copy_delay(rng: &mut Rng, cfg: &LinkConfig) -> Duration {
+fn copy_delay(rng: &mut Rng, cfg: &LinkConfig) -> (Duration, bool) {
     let mut delay = cfg.delay + Duration::from_micros(rng.up_to(cfg.jitter.as_micros()));
-    if rng.chance(cfg.reorder) {
+    let held = rng.chance(cfg.reorder);
+    if held {
         delay = delay + Duration::from_micros(rng.up_to(cfg.reorder_extra.as_micros()));
     }
-    delay
+    (delay, held)
 }
 
 #[cfg(test)]
@@ -412,6 +419,28 @@ mod tests {
         assert_eq!(s.sent, n);
         assert_eq!(drain(&mut net).len() as u64, n - s.lost);
         assert_eq!(net.stats(&addr(1), &addr(2)).delivered, n - s.lost);
+    }
+
+    #[test]
+    fn reordered_counts_the_copies_held_back() {
+        let mut net = Network::new(11);
+        net.set_default_link(
+            LinkConfig::perfect()
+                .with_reorder(0.25, ms(40))
+                .with_duplicate(0.5),
+        );
+        let n = 10_000;
+        for _ in 0..n {
+            net.send(Instant::ZERO, addr(1), addr(2), vec![0]);
+        }
+        let s = net.stats(&addr(1), &addr(2));
+        let copies = s.sent + s.duplicated;
+        let rate = s.reordered as f64 / copies as f64;
+        assert!((rate - 0.25).abs() < 0.02, "reordered {rate}");
+        net.set_default_link(LinkConfig::perfect());
+        net.send(Instant::ZERO, addr(1), addr(3), vec![0]);
+        assert_eq!(net.stats(&addr(1), &addr(3)).reordered, 0);
+        assert_eq!(net.total().reordered, s.reordered);
     }
 
     #[test]
