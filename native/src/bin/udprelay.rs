@@ -4,12 +4,13 @@
 //! datagram to the upstream (the chatserver) from a socket of its own per
 //! client address, so the server sees as many distinct peers as there are
 //! clients, and forwards the answers back. In both directions every datagram
-//! may be lost, duplicated, delayed and reordered, with the same model as the
-//! simulation emulator (`udpchat-netem`): loss first; a datagram not lost is
-//! sent twice with probability `--duplicate`; each copy is delayed by
-//! `--delay-ms` plus a uniform `0..=--jitter-ms`, plus, with probability
-//! `--reorder`, a uniform `0..=--reorder-extra-ms`. Copies with different
-//! delays overtake each other.
+//! may be lost, duplicated, delayed and reordered by the simulation's own
+//! network emulator (`udpchat-netem`'s [`Network`], its link model driven by
+//! the real clock): loss first; a datagram not lost is sent twice with
+//! probability `--duplicate`; each copy is delayed by `--delay-ms` plus a
+//! uniform `0..=--jitter-ms`, plus, with probability `--reorder`, a uniform
+//! `0..=--reorder-extra-ms`. Copies with different delays overtake each
+//! other. Each direction of each client has its own link state.
 //!
 //! Safety rails, so a test harness can never turn it into a nuisance: it
 //! only binds and sends to loopback addresses, keeps at most
@@ -19,7 +20,7 @@
 //! Its first line on stdout is `relaying on ADDR`; a summary goes to stderr
 //! when it stops.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
@@ -31,9 +32,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tracing::{debug, info, warn};
+use udpchat_netem::{LinkConfig, Network};
 
 const AFTER_HELP: &str = "\
 Example (20% loss, 5% duplicates, 25% reordered, 20 ms one-way delay):
@@ -98,15 +98,28 @@ fn probability(s: &str) -> Result<f64, String> {
 
 /// Where a delayed datagram goes.
 enum Dest {
-    /// Back to a client, from the listening socket.
-    Client(SocketAddr),
+    /// Back to the client, from the listening socket.
+    Client,
     /// To the upstream, from the client's own upstream socket.
     Upstream(Arc<UdpSocket>),
 }
 
+/// A datagram received, for the client at `client` or from it.
 struct Datagram {
+    client: SocketAddr,
     dest: Dest,
     bytes: Vec<u8>,
+}
+
+/// An end of a relayed path, as the emulator's address: each client's two
+/// directions (client to upstream, upstream to client) are links of their
+/// own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Hop {
+    /// The client at this address.
+    Client(SocketAddr),
+    /// The upstream, as seen from the socket of the client at this address.
+    Upstream(SocketAddr),
 }
 
 #[derive(Default)]
@@ -123,17 +136,6 @@ impl Stats {
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// The impairments applied to each direction.
-#[derive(Clone, Copy, Debug)]
-struct Impairment {
-    loss: f64,
-    duplicate: f64,
-    reorder: f64,
-    delay: Duration,
-    jitter: Duration,
-    reorder_extra: Duration,
 }
 
 fn main() -> ExitCode {
@@ -173,14 +175,14 @@ fn run(args: Args) -> Result<()> {
         writeln!(out, "relaying on {local}")?;
         out.flush()?;
     }
-    let impairment = Impairment {
-        loss: args.loss,
-        duplicate: args.duplicate,
-        reorder: args.reorder,
-        delay: Duration::from_millis(args.delay_ms),
-        jitter: Duration::from_millis(args.jitter_ms),
-        reorder_extra: Duration::from_millis(args.reorder_extra_ms),
-    };
+    let impairment = LinkConfig::lossy(args.loss)
+        .with_duplicate(args.duplicate)
+        .with_delay(udpchat_core::Duration::from_millis(args.delay_ms))
+        .with_jitter(udpchat_core::Duration::from_millis(args.jitter_ms))
+        .with_reorder(
+            args.reorder,
+            udpchat_core::Duration::from_millis(args.reorder_extra_ms),
+        );
     info!(%local, upstream = %args.upstream, seed, ?impairment, "relaying");
 
     let stats = Arc::new(Stats::default());
@@ -279,6 +281,7 @@ fn receive_clients(
         };
         Stats::bump(&stats.received);
         let d = Datagram {
+            client: from,
             dest: Dest::Upstream(socket),
             bytes: buf[..n].to_vec(),
         };
@@ -314,7 +317,8 @@ fn open_upstream(
                     Ok(n) => {
                         Stats::bump(&stats.received);
                         let d = Datagram {
-                            dest: Dest::Client(client),
+                            client,
+                            dest: Dest::Client,
                             bytes: buf[..n].to_vec(),
                         };
                         match tx.try_send(d) {
@@ -333,76 +337,66 @@ fn open_upstream(
     Ok(socket)
 }
 
-/// Applies the impairments and sends each copy when its delay is over.
-/// Delayed datagrams wait in a map ordered by due time, then arrival order.
+/// Hands each datagram to the emulator and sends each copy it delivers
+/// when its delay is over. The emulator's clock is the time since the
+/// scheduler started, to the microsecond.
 fn schedule(
     rx: Receiver<Datagram>,
     listen: Arc<UdpSocket>,
-    imp: Impairment,
+    link: LinkConfig,
     seed: u64,
     max_queue: usize,
     stats: &Stats,
 ) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut queue: BTreeMap<(Instant, u64), Arc<Datagram>> = BTreeMap::new();
-    let mut enqueued: u64 = 0;
+    let start = Instant::now();
+    let clock = |t: Instant| {
+        let micros = u64::try_from(t.saturating_duration_since(start).as_micros());
+        udpchat_core::Instant::from_micros(micros.unwrap_or(u64::MAX))
+    };
+    let mut net: Network<Hop> = Network::new(seed);
+    net.set_default_link(link);
+    let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     loop {
-        let now = Instant::now();
-        while let Some(entry) = queue.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let d = entry.remove();
-            let result = match &d.dest {
-                Dest::Client(addr) => listen.send_to(&d.bytes, addr),
-                Dest::Upstream(socket) => socket.send(&d.bytes),
+        let now = clock(Instant::now());
+        while let Some(d) = net.poll_deliver(now) {
+            let result = match d.to {
+                Hop::Client(addr) => listen.send_to(&d.bytes, addr),
+                Hop::Upstream(client) => match upstreams.get(&client) {
+                    Some(socket) => socket.send(&d.bytes),
+                    None => continue,
+                },
             };
             match result {
                 Ok(_) => Stats::bump(&stats.sent),
                 Err(e) => debug!(error = %e, "send failed"),
             }
         }
-        let wait = queue
-            .first_key_value()
-            .map(|((at, _), _)| at.saturating_duration_since(now))
-            .unwrap_or(Duration::from_secs(1));
+        let wait = net.next_delivery().map_or(Duration::from_secs(1), |at| {
+            Duration::from_micros(at.saturating_since(now).as_micros())
+        });
         let d = match rx.recv_timeout(wait) {
             Ok(d) => d,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        if rng.gen_bool(imp.loss) {
-            Stats::bump(&stats.lost);
+        if net.in_flight() >= max_queue {
+            Stats::bump(&stats.overflowed);
             continue;
         }
-        let copies = if rng.gen_bool(imp.duplicate) {
-            Stats::bump(&stats.duplicated);
-            2
-        } else {
-            1
+        let client = d.client;
+        let (from, to) = match d.dest {
+            Dest::Upstream(socket) => {
+                upstreams.entry(client).or_insert(socket);
+                (Hop::Client(client), Hop::Upstream(client))
+            }
+            Dest::Client => (Hop::Upstream(client), Hop::Client(client)),
         };
-        let d = Arc::new(d);
-        let arrived = Instant::now();
-        for _ in 0..copies {
-            if queue.len() >= max_queue {
-                Stats::bump(&stats.overflowed);
-                continue;
-            }
-            let mut delay = imp.delay + uniform(&mut rng, imp.jitter);
-            if rng.gen_bool(imp.reorder) {
-                Stats::bump(&stats.reordered);
-                delay += uniform(&mut rng, imp.reorder_extra);
-            }
-            queue.insert((arrived + delay, enqueued), d.clone());
-            enqueued += 1;
-        }
+        net.send(clock(Instant::now()), from, to, d.bytes);
+        let total = net.total();
+        stats.lost.store(total.lost, Ordering::Relaxed);
+        stats.duplicated.store(total.duplicated, Ordering::Relaxed);
+        stats.reordered.store(total.reordered, Ordering::Relaxed);
     }
-}
-
-/// A duration drawn uniformly from `0..=max`, to the microsecond.
-fn uniform(rng: &mut StdRng, max: Duration) -> Duration {
-    let max = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(rng.gen_range(0..=max))
 }
 
 #[cfg(test)]
@@ -416,14 +410,5 @@ mod tests {
         assert!(probability("-0.1").is_err());
         assert!(probability("NaN").is_err());
         assert!(probability("lots").is_err());
-    }
-
-    #[test]
-    fn uniform_stays_in_range() {
-        let mut rng = StdRng::seed_from_u64(7);
-        assert_eq!(uniform(&mut rng, Duration::ZERO), Duration::ZERO);
-        for _ in 0..1000 {
-            assert!(uniform(&mut rng, Duration::from_millis(3)) <= Duration::from_millis(3));
-        }
     }
 }
