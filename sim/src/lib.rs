@@ -1,10 +1,10 @@
 //! A deterministic simulation of one udpchat server and its clients on a
 //! virtual clock, connected through the seeded network emulator.
 //!
-//! [`World`] owns a [`Server`](udpchat_core::server::Server) at [`SERVER`], any number of peers (real
-//! [`Client`](udpchat_core::client::Client)s, or [`RawPeer`]s that do the handshake with the public crypto
+//! [`World`] owns a [`Server`] at [`SERVER`], any number of peers (real
+//! [`Client`]s, or [`RawPeer`]s that do the handshake with the public crypto
 //! API and then speak the session protocol over a bare reliable channel, for
-//! input a `Client` refuses to send), and a [`Network`](udpchat_netem::Network) between them.
+//! input a `Client` refuses to send), and a [`Network`] between them.
 //! Addresses are labels inside the emulator: nothing touches a real network
 //! or a real clock. The server's key is fixed ([`SERVER_PRIVATE_KEY`]); its
 //! random seed and every client's follow from the test seed.
@@ -32,9 +32,9 @@
 //! every session, both ways. Segment counts, retransmission counts and the
 //! per-segment timing of the tests are taken from these plaintexts.
 //!
-//! The crate is the one in-memory driver of udpchat: the netem simulation
-//! tests, core's integration tests and the benchmarks that run a server in
-//! memory all build on it.
+//! The crate is udpchat's in-memory driver: netem's simulation tests,
+//! core's integration tests (`vectors`, `security`, `console`) and the
+//! benchmarks that run a server in memory build on it.
 //!
 //! * [`World`], [`WorldConfig`]: the server, its peers and the network.
 //! * [`RawPeer`]: a hand-driven peer for what a `Client` refuses to send.
@@ -43,6 +43,10 @@
 //! * [`Plan`]: a deterministic workload of public and direct messages.
 //! * [`Consoles`]: consoles (the line interface over a `Client`) and one
 //!   server in lock-step, for the console's tests.
+//!
+//! [`Server`]: udpchat_core::server::Server
+//! [`Client`]: udpchat_core::client::Client
+//! [`Network`]: udpchat_netem::Network
 
 #![forbid(unsafe_code)]
 
