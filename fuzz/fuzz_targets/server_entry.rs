@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
 use udpchat_core::crypto::{Initiator, StaticKey};
-use udpchat_core::server::{Request, Response, Server, ServerConfig};
+use udpchat_core::server::{Server, ServerConfig};
 use udpchat_core::wire::{HEADER_LEN, Header, Initial, PacketKind};
 use udpchat_core::{Duration, Instant};
 
@@ -64,16 +64,7 @@ fuzz_target!(|data: &[u8]| {
             server.handle_datagram(now, from, chunk);
         }
         server.handle_timeout(now);
-        while let Some(r) = server.poll_request() {
-            let response = match r {
-                Request::Register { id, .. } => Response::Registered {
-                    id,
-                    result: Ok("hash".into()),
-                },
-                Request::Verify { id, .. } => Response::Verified { id, ok: true },
-            };
-            server.handle_response(now, response);
-        }
+        udpchat_sim::answer_all(&mut server, now);
         while let Some(t) = server.poll_transmit(now) {
             if t.to != client {
                 // Never more to an unproven address than it sent.
