@@ -3,14 +3,12 @@
 //! delivery and its acknowledgement, and the limits (PROTOCOL.md §5.9 to
 //! §5.11).
 
-mod common;
-
-use common::{World, WorldConfig, load_server_config, peer_name, secs};
 use udpchat_core::client::{ClientConfig, ClientEvent};
 use udpchat_core::server::ServerConfig;
 use udpchat_core::server::store::StoreOp;
 use udpchat_core::session::ErrorCode;
 use udpchat_netem::LinkConfig;
+use udpchat_sim::{World, WorldConfig, load_server_config, ms, peer_name, secs};
 
 /// The room messages peer `i` received live (not from history): (room,
 /// offset, from, text).
@@ -124,7 +122,7 @@ fn room_messages_reach_every_member_once_in_offset_order_under_loss() {
             let text = format!("{}-{k}", peer_name(i));
             w.with_client(i, |c| c.say("#lobby", &text)).unwrap();
         }
-        w.run_for(common::ms(100));
+        w.run_for(ms(100));
     }
     w.run_for(secs(30));
     let mut all_offsets = Vec::new();

@@ -188,9 +188,9 @@ impl Plan {
                 .events
                 .iter()
                 .filter_map(|(_, e)| match e {
-                    ClientEvent::Confirmed { op, to, recipients } => {
-                        Some((*op, to.clone(), *recipients))
-                    }
+                    ClientEvent::Confirmed {
+                        op, to, recipients, ..
+                    } => Some((*op, to.clone(), *recipients)),
                     _ => None,
                 })
                 .collect();

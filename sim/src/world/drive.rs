@@ -350,6 +350,7 @@ impl World {
                             r.send(&ClientMessage::Password {
                                 device: None,
                                 password: password_of(&name),
+                                resume: Vec::new(),
                             });
                             acted = true;
                         }
