@@ -404,6 +404,15 @@ impl Transport {
     /// ChaCha20-Poly1305 of header bytes 0..4 and the frames, nonce = packet
     /// number.
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::new();
+        self.seal_into(plain, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Transport::seal`] into `out`, which is cleared first and then
+    /// holds the sealed datagram; returns its length. A buffer kept from
+    /// one datagram to the next allocates nothing once it is large enough.
+    pub fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) -> Result<usize, CryptoError> {
         let (header, frames) = plain
             .split_first_chunk::<HEADER_LEN>()
             .ok_or(CryptoError::Decrypt)?;
@@ -416,7 +425,8 @@ impl Transport {
             .len()
             .checked_add(HEADER_LEN + TAG_LEN)
             .ok_or(CryptoError::Decrypt)?;
-        let mut out = vec![0u8; len];
+        out.clear();
+        out.resize(len, 0);
         let (out_header, out_body) = out
             .split_first_chunk_mut::<HEADER_LEN>()
             .ok_or(CryptoError::Decrypt)?;
@@ -425,8 +435,9 @@ impl Transport {
             .0
             .write_message(nonce, &inner, out_body)
             .map_err(|_| CryptoError::Decrypt)?;
-        out.truncate(n.saturating_add(HEADER_LEN));
-        Ok(out)
+        let n = n.saturating_add(HEADER_LEN);
+        out.truncate(n);
+        Ok(n)
     }
 
     /// Opens a sealed datagram; returns the plaintext datagram (header
