@@ -197,20 +197,23 @@ impl Connection {
     /// an address not yet validated (what does not fit waits). Call until
     /// `None` after every input.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+    ///
+    /// The datagram is written into `buf` (cleared first); returns its
+    /// length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         let limit = self
             .unvalidated
             .map_or(MAX_DATAGRAM, |u| u.budget.min(MAX_DATAGRAM))
             .saturating_sub(SEAL_OVERHEAD);
         loop {
             let plain = self.channel.poll_transmit_within(now, limit)?;
-            let Ok(bytes) = self.transport.seal(&plain) else {
+            let Ok(len) = self.transport.seal_into(&plain, buf) else {
                 continue;
             };
             if let Some(u) = &mut self.unvalidated {
-                u.budget = u.budget.saturating_sub(bytes.len());
+                u.budget = u.budget.saturating_sub(len);
             }
-            return Some(bytes);
+            return Some(len);
         }
     }
 
@@ -253,8 +256,9 @@ mod tests {
 
     fn send(from: &mut Connection, now: Instant, text: &[u8]) -> Vec<u8> {
         from.channel_mut().send(Marker::Data, text).unwrap();
-        let d = from.poll_transmit(now).unwrap();
-        assert!(from.poll_transmit(now).is_none());
+        let mut d = Vec::new();
+        from.poll_transmit(now, &mut d).unwrap();
+        assert!(from.poll_transmit(now, &mut Vec::new()).is_none());
         d
     }
 
@@ -328,7 +332,8 @@ mod tests {
                 .unwrap();
         }
         let mut sent = 0;
-        while let Some(d) = server.poll_transmit(now) {
+        let mut d = Vec::new();
+        while server.poll_transmit(now, &mut d).is_some() {
             sent += d.len();
             let _ = client.handle_datagram(now, Source::Current, &d);
         }
@@ -339,10 +344,10 @@ mod tests {
         while !server.is_validated() {
             server.channel_mut().handle_timeout(now);
             client.channel_mut().handle_timeout(now);
-            while let Some(d) = server.poll_transmit(now) {
+            while server.poll_transmit(now, &mut d).is_some() {
                 let _ = client.handle_datagram(now, Source::Current, &d);
             }
-            while let Some(d) = client.poll_transmit(now) {
+            while client.poll_transmit(now, &mut d).is_some() {
                 let _ = server.handle_datagram(now, Source::Current, &d);
                 acked = true;
             }

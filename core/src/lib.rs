@@ -4,19 +4,26 @@
 //! No sockets, no clock, no threads, no randomness, no files: this crate is
 //! `#![no_std]` (with `alloc`) and builds for `wasm32-unknown-unknown`. A
 //! driver (the native `chatserver` and `chatclient`, the WebAssembly client,
-//! a test) feeds it inputs and performs its outputs:
+//! a test) feeds each endpoint one input enum and performs what its output
+//! enum says, in the manner of str0m:
 //!
-//! * inputs: a datagram ([`server::Server::handle_datagram`]), a timer
-//!   ([`server::Server::handle_timeout`]), a finished slow job
-//!   ([`server::Server::handle_response`]), a line the user typed
-//!   ([`ui::Console::handle_line`]);
-//! * outputs: datagrams to send (`poll_transmit`), events for the log or the
-//!   screen (`poll_event`, [`ui::Console::poll_output`]), slow jobs such as
-//!   password hashing ([`server::Server::poll_request`]), and the next
-//!   deadline (`poll_timeout`).
+//! * [`server::Server::handle_input`] takes a [`server::Input`]: a datagram,
+//!   a timeout, or a finished slow job (a password checked, an account
+//!   stored); [`client::Client::handle_input`] takes a [`client::Input`]: a
+//!   datagram or a timeout. What the user does are the client's other
+//!   methods ([`client::Client::send_public`], …), or lines typed into a
+//!   [`ui::Console`].
+//! * [`server::Server::poll_output`] and [`client::Client::poll_output`]
+//!   return the next thing to do: a datagram to send (written into the
+//!   caller's buffer), an event for the log or the screen, slow work for the
+//!   server's driver (password hashing), and, once nothing else is left, a
+//!   timeout: the deadline of the next input. Drain the outputs until that
+//!   timeout after every input, then wait for a datagram or the deadline.
 //!
-//! Every time-dependent call takes `now`; the same inputs give the same
-//! outputs, byte for byte.
+//! The `poll_*` and `handle_*` methods the enums are made of stay public
+//! for drivers that need them one at a time (the native server sends in
+//! batches and within a budget per turn). Every time-dependent call takes
+//! `now`; the same inputs give the same outputs, byte for byte.
 //!
 //! # Layers
 //!
@@ -31,66 +38,74 @@
 //!
 //! # The driving loop
 //!
-//! A server and a client connected in memory, with a fake password hasher:
+//! A server and a client connected in memory by a perfect network, with a
+//! fake password hasher: alice registers, says hello, and the server
+//! confirms it. Each endpoint's outputs are drained until its timeout; when
+//! nothing is in flight, the clock jumps to the earlier deadline.
 //!
 //! ```
+//! use udpchat_core::client::{self, Client, ClientConfig, ClientEvent};
 //! use udpchat_core::crypto::StaticKey;
-//! use udpchat_core::server::{Request, Response, Server, ServerConfig};
-//! use udpchat_core::ui::{Console, ConsoleConfig, ConsoleOutput};
-//! use udpchat_core::{Duration, Instant};
+//! use udpchat_core::server::{self, Request, Response, Server, ServerConfig};
+//! use udpchat_core::Instant;
 //!
 //! use core::net::SocketAddr;
 //!
-//! let _server_addr: SocketAddr = "127.0.0.1:65015".parse().unwrap();
-//! let client_addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+//! let alice_addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
 //! let mut now = Instant::ZERO;
 //! // Keys and randomness come from the driver (here: fixed bytes).
 //! let key = StaticKey::from_private([7; 32]);
 //! let mut server = Server::new(ServerConfig::default(), [], key, [1; 32]);
-//! let mut console = Console::new(now, ConsoleConfig::default(), [2; 32], "alice").unwrap();
-//! let mut screen = Vec::new();
+//! let mut alice = Client::new(now, ClientConfig::default(), [2; 32], "alice").unwrap();
+//! // One buffer for every datagram, and the datagrams on their way.
+//! let mut buf = Vec::new();
+//! let (mut to_server, mut to_alice) = (Vec::new(), Vec::new());
+//! let mut confirmed = false;
 //!
-//! for step in 0..50 {
-//!     // Client to server, server to client.
-//!     while let Some(d) = console.poll_transmit(now) {
-//!         server.handle_datagram(now, client_addr, &d);
-//!     }
-//!     while let Some(r) = server.poll_request() {
-//!         let response = match r {
-//!             // Rooms and history (an in-memory store would answer these).
-//!             Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
-//!             Request::History { id, .. } => Response::History { id, result: Ok((Vec::new(), false)) },
-//!             Request::Register { id, password, .. } => {
-//!                 Response::Registered { id, result: Ok(format!("fake:{password}")) }
+//! while !confirmed {
+//!     let alice_deadline = loop {
+//!         match alice.poll_output(now, &mut buf) {
+//!             client::Output::Transmit { len } => to_server.push(buf[..len].to_vec()),
+//!             client::Output::Event(ClientEvent::PasswordRequired { .. }) => {
+//!                 alice.submit_password("a long secret").unwrap();
 //!             }
-//!             Request::Verify { id, password, password_hash, .. } => {
-//!                 Response::Verified { id, ok: password_hash == format!("fake:{password}") }
+//!             client::Output::Event(ClientEvent::LoggedIn { .. }) => {
+//!                 alice.send_public("hello").unwrap();
 //!             }
-//!         };
-//!         server.handle_response(now, response);
-//!     }
-//!     while let Some(t) = server.poll_transmit(now) {
-//!         console.handle_datagram(now, &t.bytes);
-//!     }
-//!     while let Some(out) = console.poll_output() {
-//!         match out {
-//!             ConsoleOutput::NeedPassword { .. } => console.submit_password(now, "a long secret"),
-//!             ConsoleOutput::Line(l) => screen.push(l),
-//!             ConsoleOutput::Prompt(_) | ConsoleOutput::ServerKey(_) => {}
+//!             client::Output::Event(ClientEvent::Confirmed { .. }) => confirmed = true,
+//!             client::Output::Event(_) => {}
+//!             client::Output::Timeout(deadline) => break deadline,
 //!         }
+//!     };
+//!     for bytes in to_server.drain(..) {
+//!         server.handle_input(server::Input::Datagram { now, from: alice_addr, bytes: &bytes });
 //!     }
-//!     if step == 10 {
-//!         console.handle_line(now, "EX");
+//!     let server_deadline = loop {
+//!         match server.poll_output(now, &mut buf) {
+//!             server::Output::Transmit(t) => to_alice.push(buf[..t.len].to_vec()),
+//!             // Slow work: a real driver hands it to a worker thread and
+//!             // gives the answer back as an input when it is done.
+//!             server::Output::Request(Request::Register { id, password, .. }) => {
+//!                 let result = Ok(format!("fake:{password}"));
+//!                 server.handle_input(server::Input::Response(now, Response::Registered { id, result }));
+//!             }
+//!             server::Output::Request(r) => panic!("unexpected {r:?}"),
+//!             server::Output::Event(_event) => {} // for the log
+//!             server::Output::Timeout(deadline) => break deadline,
+//!         }
+//!     };
+//!     if to_alice.is_empty() {
+//!         // Nothing in flight: wait for the earlier deadline.
+//!         let next = [alice_deadline, server_deadline].into_iter().flatten().min();
+//!         now = next.expect("someone waits for something").max(now);
+//!         alice.handle_input(client::Input::Timeout(now));
+//!         server.handle_input(server::Input::Timeout(now));
 //!     }
-//!     if console.exit_code().is_some() {
-//!         break;
+//!     for bytes in to_alice.drain(..) {
+//!         alice.handle_input(client::Input::Datagram { now, bytes: &bytes });
 //!     }
-//!     now += Duration::from_millis(10);
-//!     server.handle_timeout(now);
-//!     console.handle_timeout(now);
 //! }
-//! assert_eq!(console.exit_code(), Some(0));
-//! assert!(screen.iter().any(|l| l.starts_with("registered and logged in as alice")));
+//! assert!(alice.is_logged_in());
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]

@@ -467,10 +467,11 @@ impl Console {
         }
     }
 
-    /// The next datagram for the server.
+    /// The next datagram for the server, written into `buf` (cleared
+    /// first); returns its length. Call until `None` after every input.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.client.poll_transmit(now)
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        self.client.poll_transmit(now, buf)
     }
 
     /// The next thing to show or do, structured. Call until `None` after

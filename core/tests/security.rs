@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use udpchat_core::client::{Client, ClientConfig, ClientEvent, CloseReason};
 use udpchat_core::crypto::StaticKey;
-use udpchat_core::server::{Request, Response, Server, ServerConfig, Transmit};
+use udpchat_core::server::{Request, Response, Server, ServerConfig};
 use udpchat_core::session::{ErrorCode, LoginFailure, Operation};
 use udpchat_core::wire::{HEADER_LEN, Header, MIN_INITIAL_LEN, PacketKind};
 use udpchat_core::{Duration, Instant};
+
+use udpchat_sim::{PollDatagram, Sent};
 
 const SERVER_KEY: [u8; 32] = [0x5a; 32];
 
@@ -28,22 +30,18 @@ fn addr(n: u16) -> SocketAddr {
 
 /// Runs the server and the clients over a perfect network until quiet;
 /// returns every datagram the server sent.
-fn run(
-    server: &mut Server,
-    clients: &mut [(&mut Client, SocketAddr)],
-    now: Instant,
-) -> Vec<Transmit> {
+fn run(server: &mut Server, clients: &mut [(&mut Client, SocketAddr)], now: Instant) -> Vec<Sent> {
     let mut sent = Vec::new();
     for _ in 0..100 {
         let mut progress = false;
         for (c, a) in clients.iter_mut() {
-            while let Some(d) = c.poll_transmit(now) {
+            while let Some(d) = c.poll_datagram(now) {
                 server.handle_datagram(now, *a, &d);
                 progress = true;
             }
         }
         udpchat_sim::answer_all(server, now);
-        while let Some(t) = server.poll_transmit(now) {
+        while let Some(t) = server.poll_datagram(now) {
             progress = true;
             for (c, a) in clients.iter_mut() {
                 if *a == t.to {
@@ -102,11 +100,11 @@ fn handshake_needs_a_cookie_and_never_amplifies() {
     let mut s = server();
     let now = Instant::from_micros(5_000_000);
     let mut c = Client::new(now, ClientConfig::default(), [1; 32], "alice").unwrap();
-    let first = c.poll_transmit(now).unwrap();
+    let first = c.poll_datagram(now).unwrap();
     assert_eq!(first.len(), MIN_INITIAL_LEN);
     s.handle_datagram(now, addr(1), &first);
-    let retry = s.poll_transmit(now).expect("a retry");
-    assert!(s.poll_transmit(now).is_none());
+    let retry = s.poll_datagram(now).expect("a retry");
+    assert!(s.poll_datagram(now).is_none());
     assert_eq!(
         Header::decode(&retry.bytes).unwrap().kind,
         PacketKind::Retry
@@ -119,15 +117,15 @@ fn handshake_needs_a_cookie_and_never_amplifies() {
     );
     // The same cookie is useless from another address.
     c.handle_datagram(now, &retry.bytes);
-    let second = c.poll_transmit(now).unwrap();
+    let second = c.poll_datagram(now).unwrap();
     s.handle_datagram(now, addr(2), &second);
-    let t = s.poll_transmit(now).unwrap();
+    let t = s.poll_datagram(now).unwrap();
     assert_eq!(Header::decode(&t.bytes).unwrap().kind, PacketKind::Retry);
     assert_eq!(s.session_count(), 0);
     // From the right address it completes.
     s.handle_datagram(now, addr(1), &second);
     assert_eq!(s.session_count(), 1);
-    let hs = s.poll_transmit(now).unwrap();
+    let hs = s.poll_datagram(now).unwrap();
     assert_eq!(
         Header::decode(&hs.bytes).unwrap().kind,
         PacketKind::Handshake
@@ -148,7 +146,7 @@ fn garbage_and_spoofed_first_datagrams_leave_no_state() {
     let initials: Vec<Vec<u8>> = (0..8u8)
         .map(|k| {
             let mut c = Client::new(now, ClientConfig::default(), [k; 32], "x").unwrap();
-            c.poll_transmit(now).unwrap()
+            c.poll_datagram(now).unwrap()
         })
         .collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -181,7 +179,7 @@ fn garbage_and_spoofed_first_datagrams_leave_no_state() {
         }
         *received.entry(from).or_default() += bytes.len();
         s.handle_datagram(now, from, &bytes);
-        while let Some(t) = s.poll_transmit(now) {
+        while let Some(t) = s.poll_datagram(now) {
             let got = received.get(&t.to).copied().unwrap_or(0);
             let sent = received_sent(&mut received, t.to, t.bytes.len());
             assert!(
@@ -239,7 +237,7 @@ fn spoofed_ex_and_pm_from_another_socket_change_nothing() {
         s.handle_datagram(now, addr(66), &forged);
         s.handle_datagram(now, addr(1), &forged);
     }
-    assert!(s.poll_transmit(now).is_none(), "no answer to forgeries");
+    assert!(s.poll_datagram(now).is_none(), "no answer to forgeries");
     assert_eq!(s.stats().dropped_unauthenticated, before + 400);
     let online: Vec<_> = s.online_users().collect();
     assert_eq!(online, vec!["alice", "bob"]);
@@ -264,7 +262,7 @@ fn replayed_datagrams_are_ignored() {
     let (mut alice, mut bob, now) = pair(&mut s, Instant::from_micros(1_000_000));
     alice.request_operation(Operation::PM).unwrap();
     alice.send_public("once").unwrap();
-    let captured: Vec<Vec<u8>> = std::iter::from_fn(|| alice.poll_transmit(now)).collect();
+    let captured: Vec<Vec<u8>> = std::iter::from_fn(|| alice.poll_datagram(now)).collect();
     for d in &captured {
         s.handle_datagram(now, addr(1), d);
     }
@@ -512,7 +510,7 @@ fn a_copied_datagram_cannot_aim_the_session_at_a_victim() {
         bob.send_public(&format!("{i}{}", "x".repeat(1000)))
             .unwrap();
     }
-    while let Some(d) = bob.poll_transmit(now) {
+    while let Some(d) = bob.poll_datagram(now) {
         s.handle_datagram(now, addr(2), &d);
     }
     // An on-path attacker races alice's next datagram to the server from a
@@ -521,13 +519,13 @@ fn a_copied_datagram_cannot_aim_the_session_at_a_victim() {
     let victim = addr(99);
     let mut received_from_victim = 0;
     let mut sent_to_victim = 0;
-    while let Some(d) = alice.poll_transmit(now) {
+    while let Some(d) = alice.poll_datagram(now) {
         received_from_victim += d.len();
         s.handle_datagram(now, victim, &d);
         // The genuine copy arrives second and is a replay.
         s.handle_datagram(now, addr(1), &d);
     }
-    while let Some(t) = s.poll_transmit(now) {
+    while let Some(t) = s.poll_datagram(now) {
         if t.to == victim {
             sent_to_victim += t.bytes.len();
         }
@@ -634,7 +632,7 @@ fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> (usize, bool
         for _ in 0..20 {
             let mut progress = false;
             for (c, a) in attackers.iter_mut() {
-                while let Some(d) = c.poll_transmit(now) {
+                while let Some(d) = c.poll_datagram(now) {
                     s.handle_datagram(now, *a, &d);
                     progress = true;
                 }
@@ -642,7 +640,7 @@ fn concurrent_guessing(addresses: u16, sessions_per_address: u8) -> (usize, bool
             while let Some(r) = s.poll_request() {
                 held.push(r);
             }
-            while let Some(t) = s.poll_transmit(now) {
+            while let Some(t) = s.poll_datagram(now) {
                 progress = true;
                 for (c, a) in attackers.iter_mut() {
                     if *a == t.to {
@@ -692,18 +690,18 @@ fn an_initial_longer_than_1200_bytes_is_dropped() {
     let mut s = server();
     let now = Instant::from_micros(5_000_000);
     let mut c = Client::new(now, ClientConfig::default(), [1; 32], "alice").unwrap();
-    let mut long = c.poll_transmit(now).unwrap();
+    let mut long = c.poll_datagram(now).unwrap();
     assert_eq!(long.len(), MIN_INITIAL_LEN);
     long.resize(MIN_INITIAL_LEN + 100, 0);
     s.handle_datagram(now, addr(1), &long);
     assert!(
-        s.poll_transmit(now).is_none(),
+        s.poll_datagram(now).is_none(),
         "no Retry for a long Initial"
     );
     long.truncate(MIN_INITIAL_LEN);
     s.handle_datagram(now, addr(1), &long);
     assert!(
-        s.poll_transmit(now).is_some(),
+        s.poll_datagram(now).is_some(),
         "a Retry for a 1200-byte one"
     );
 }
@@ -753,7 +751,7 @@ fn reset_token_attack(issued_connection_id: bool) -> (bool, bool) {
         ..ClientConfig::default()
     };
     let mut c = Client::new(now, config, [41; 32], "alice").unwrap();
-    let first = c.poll_transmit(now).unwrap();
+    let first = c.poll_datagram(now).unwrap();
     let initial_id = Header::decode(&first).unwrap().connection_id;
     // The question: a Data datagram for the Initial's id, longer than a
     // Reset, from the attacker's own address.
@@ -771,7 +769,7 @@ fn reset_token_attack(issued_connection_id: bool) -> (bool, bool) {
     };
     s.handle_datagram(now, attacker, &question(initial_id));
     let mut tokens = Vec::new();
-    while let Some(t) = s.poll_transmit(now) {
+    while let Some(t) = s.poll_datagram(now) {
         assert_eq!(t.to, attacker);
         assert_eq!(Header::decode(&t.bytes).unwrap().kind, PacketKind::Reset);
         tokens.push(t.bytes[HEADER_LEN..].to_vec());
@@ -787,7 +785,7 @@ fn reset_token_attack(issued_connection_id: bool) -> (bool, bool) {
     // asks again, for that id, now that the session exists.
     let live = c.connection_id();
     s.handle_datagram(now, attacker, &question(live));
-    let answered_live = std::iter::from_fn(|| s.poll_transmit(now))
+    let answered_live = std::iter::from_fn(|| s.poll_datagram(now))
         .inspect(|t| tokens.push(t.bytes[HEADER_LEN..].to_vec()))
         .count()
         > 0;

@@ -27,13 +27,15 @@ use udpchat_core::crypto::{
     self, CookieKeys, Initiator, MSG2_LEN, Rng, StaticKey, TAG_LEN, Transport,
 };
 use udpchat_core::reliable::ChannelConfig;
-use udpchat_core::server::{Server, ServerConfig, Transmit, UserRecord};
+use udpchat_core::server::{Server, ServerConfig, UserRecord};
 use udpchat_core::session::{self, ErrorCode, LoginFailure, Operation, ServerMessage};
 use udpchat_core::wire::{
     COOKIE_LEN, Datagram, Frame, HEADER_LEN, Header, Initial, MAX_DATAGRAM, MAX_PLAINTEXT,
     MIN_INITIAL_LEN, PacketKind, encode_simple,
 };
 use udpchat_core::{Duration, Instant};
+
+use udpchat_sim::{PollDatagram, Sent};
 
 // --- Fixed keys and randomness ------------------------------------------------
 
@@ -448,7 +450,7 @@ impl World {
         let now = self.now;
         for (name, client) in [("alice", &mut self.alice), ("bob", &mut self.bob)] {
             if let Some(c) = client {
-                while let Some(bytes) = c.poll_transmit(now) {
+                while let Some(bytes) = c.poll_datagram(now) {
                     out.push(Captured {
                         at: now,
                         from: name,
@@ -462,7 +464,7 @@ impl World {
         // The password work is answered at once, as a driver's worker pool
         // would (the hash is fake; it never travels).
         udpchat_sim::answer_all(&mut self.server, now);
-        while let Some(Transmit { to, bytes }) = self.server.poll_transmit(now) {
+        while let Some(Sent { to, bytes }) = self.server.poll_datagram(now) {
             let to = if to == alice_addr() { "alice" } else { "bob" };
             out.push(Captured {
                 at: now,
@@ -1099,7 +1101,7 @@ impl Raw {
         self.server.handle_datagram(self.now, from, bytes);
         udpchat_sim::answer_all(&mut self.server, self.now);
         let mut out = Vec::new();
-        while let Some(t) = self.server.poll_transmit(self.now) {
+        while let Some(t) = self.server.poll_datagram(self.now) {
             assert_eq!(t.to, from, "answers go to the sender's address");
             assert!(
                 t.bytes.len() <= bytes.len() || self.transport.is_some(),
@@ -1133,7 +1135,7 @@ impl Raw {
     fn finish(&mut self) {
         self.now += Duration::from_secs(10);
         self.server.handle_timeout(self.now);
-        while self.server.poll_transmit(self.now).is_some() {}
+        while self.server.poll_datagram(self.now).is_some() {}
     }
 
     fn seal(&self, plain: &[u8]) -> Vec<u8> {

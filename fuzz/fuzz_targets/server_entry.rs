@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
 use udpchat_core::crypto::{Initiator, StaticKey};
-use udpchat_core::server::{Server, ServerConfig};
+use udpchat_core::server::{Input, Output, Server, ServerConfig};
 use udpchat_core::wire::{HEADER_LEN, Header, Initial, PacketKind};
 use udpchat_core::{Duration, Instant};
 
@@ -21,13 +21,14 @@ fuzz_target!(|data: &[u8]| {
     // A genuine handshake, so that fuzzed frames can be sealed in-session.
     let init = Initiator::new(99, [4; 32]).unwrap();
     let first = Initial { cookie: None, msg1: init.msg1(), issue_id: true }.encode(99);
+    let mut buf = Vec::new();
     server.handle_datagram(now, client, &first);
-    let retry = server.poll_transmit(now).unwrap();
-    let cookie = &retry.bytes[HEADER_LEN..];
-    let second = Initial { cookie: Some(cookie), msg1: init.msg1(), issue_id: true }.encode(99);
+    let retry = server.poll_transmit(now, &mut buf).unwrap();
+    let cookie = buf[HEADER_LEN..retry.len].to_vec();
+    let second = Initial { cookie: Some(&cookie[..]), msg1: init.msg1(), issue_id: true }.encode(99);
     server.handle_datagram(now, client, &second);
-    let hs = server.poll_transmit(now).unwrap();
-    let est = init.finish(&hs.bytes[HEADER_LEN..]).unwrap();
+    let hs = server.poll_transmit(now, &mut buf).unwrap();
+    let est = init.finish(&buf[HEADER_LEN..hs.len]).unwrap();
     // The session's id, issued by the server.
     let conn = est.issued_id.expect("an issued connection id");
     let mut pn = 0u32;
@@ -58,20 +59,26 @@ fuzz_target!(|data: &[u8]| {
             pn += 1;
             plain.extend_from_slice(chunk);
             if let Ok(sealed) = est.transport.seal(&plain) {
-                server.handle_datagram(now, client, &sealed);
+                server.handle_input(Input::Datagram { now, from: client, bytes: &sealed });
             }
         } else {
-            server.handle_datagram(now, from, chunk);
+            server.handle_input(Input::Datagram { now, from, bytes: chunk });
         }
-        server.handle_timeout(now);
-        udpchat_sim::answer_all(&mut server, now);
-        while let Some(t) = server.poll_transmit(now) {
-            if t.to != client {
-                // Never more to an unproven address than it sent.
-                assert!(t.bytes.len() <= chunk.len());
+        server.handle_input(Input::Timeout(now));
+        loop {
+            match server.poll_output(now, &mut buf) {
+                Output::Transmit(t) => {
+                    if t.to != client {
+                        // Never more to an unproven address than it sent.
+                        assert!(t.len <= chunk.len());
+                    }
+                }
+                Output::Request(r) => {
+                    server.handle_input(Input::Response(now, udpchat_sim::answer(r)));
+                }
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
             }
         }
-        while server.poll_event().is_some() {}
-        let _ = server.poll_timeout();
     }
 });

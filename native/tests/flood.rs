@@ -146,7 +146,9 @@ fn a_client_logs_in_during_a_flood_and_no_address_gets_more_than_it_sent() {
     let initials: Vec<Vec<u8>> = (0..SOURCES as u8)
         .map(|k| {
             let mut c = Client::new(now, ClientConfig::default(), [k; 32], "x").unwrap();
-            c.poll_transmit(now).unwrap()
+            let mut d = Vec::new();
+            c.poll_transmit(now, &mut d).unwrap();
+            d
         })
         .collect();
     let mut sources: Vec<Source> = (0..SOURCES).map(|_| Source::new()).collect();

@@ -74,7 +74,8 @@ fn drive(
                     _ => {}
                 }
             }
-            while let Some(d) = p.client.poll_transmit(t) {
+            let mut d = Vec::new();
+            while p.client.poll_transmit(t, &mut d).is_some() {
                 let _ = p.socket.send_to(&d, server);
             }
         }

@@ -54,7 +54,11 @@ fn poke_early(w: &mut World) -> usize {
             continue;
         }
         c.handle_timeout(now);
-        assert_eq!(c.poll_transmit(now), None, "an early wakeup sent something");
+        assert_eq!(
+            c.poll_transmit(now, &mut Vec::new()),
+            None,
+            "an early wakeup sent something"
+        );
         assert_eq!(c.poll_event(), None, "an early wakeup made an event");
         assert_eq!(
             c.poll_timeout(),
@@ -67,7 +71,7 @@ fn poke_early(w: &mut World) -> usize {
         && deadline > now
     {
         w.server.handle_timeout(now);
-        assert_eq!(w.server.poll_transmit(now), None);
+        assert_eq!(w.server.poll_transmit(now, &mut Vec::new()), None);
         assert_eq!(w.server.poll_event(), None);
         assert_eq!(w.server.poll_timeout(), Some(deadline));
         poked += 1;

@@ -140,10 +140,11 @@ impl Consoles {
     /// outputs taken (passwords given, reconnections made), then the clock
     /// moves 10 ms and the timers due fire.
     pub fn step(&mut self) {
+        let mut buf = Vec::new();
         for u in &mut self.users {
-            while let Some(d) = u.console.poll_transmit(self.now) {
+            while let Some(len) = u.console.poll_transmit(self.now, &mut buf) {
                 if !self.down {
-                    self.server.handle_datagram(self.now, u.addr, &d);
+                    self.server.handle_datagram(self.now, u.addr, &buf[..len]);
                 }
             }
         }
@@ -155,12 +156,12 @@ impl Consoles {
             let response = password::answer_recording(r, &mut self.accounts);
             self.server.handle_response(self.now, response);
         }
-        while let Some(t) = self.server.poll_transmit(self.now) {
+        while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
             if self.down {
                 continue;
             }
             if let Some(u) = self.users.iter_mut().find(|u| u.addr == t.to) {
-                u.console.handle_datagram(self.now, &t.bytes);
+                u.console.handle_datagram(self.now, &buf[..t.len]);
             }
         }
         for u in &mut self.users {

@@ -63,7 +63,9 @@ mod raw;
 mod wiretap;
 mod world;
 
+pub mod datagrams;
 pub use console::{Consoles, User};
+pub use datagrams::{PollDatagram, Sent};
 pub use password::{answer, answer_all, answer_recording, fake_hash};
 pub use plan::{Msg, Plan, PlanRun, harsh_link, percentile};
 pub use raw::RawPeer;

@@ -223,7 +223,8 @@ fn drive(
 
 /// Sends every datagram the console has ready.
 fn send_all(console: &mut Console, clock: &Clock, notes: &mut Notes) {
-    while let Some(datagram) = console.poll_transmit(clock.now()) {
+    let mut datagram = Vec::new();
+    while console.poll_transmit(clock.now(), &mut datagram).is_some() {
         if let Err(e) = host::send(&datagram) {
             // Loss is the reliable channel's business: it retransmits, and
             // declares the server lost if nothing gets through.

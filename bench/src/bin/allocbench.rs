@@ -80,6 +80,8 @@ struct World {
     clients: Vec<Client>,
     addrs: Vec<SocketAddr>,
     by_addr: HashMap<SocketAddr, usize>,
+    /// The buffer the server writes its datagrams into.
+    buf: Vec<u8>,
     /// Public messages each client received.
     received: Vec<u64>,
     logged_in: usize,
@@ -131,6 +133,7 @@ impl World {
             clients,
             addrs,
             by_addr,
+            buf: Vec::new(),
             logged_in: 0,
             counting: false,
             counted: Counted::default(),
@@ -156,8 +159,9 @@ impl World {
     /// moves.
     fn step(&mut self) -> Result<()> {
         let now = self.now;
+        let mut d = Vec::new();
         for i in 0..self.clients.len() {
-            while let Some(d) = self.clients[i].poll_transmit(now) {
+            while self.clients[i].poll_transmit(now, &mut d).is_some() {
                 let from = self.addrs[i];
                 self.on_server(|s| s.handle_datagram(now, from, &d));
             }
@@ -170,16 +174,19 @@ impl World {
             let response = udpchat_sim::answer(request);
             self.on_server(|s| s.handle_response(now, response));
         }
-        while let Some(t) = self.on_server(|s| s.poll_transmit(now)) {
+        // The driver's one buffer, kept from datagram to datagram.
+        let mut buf = core::mem::take(&mut self.buf);
+        while let Some(t) = self.on_server(|s| s.poll_transmit(now, &mut buf)) {
             if self.counting {
                 self.datagrams += 1;
-                self.datagram_bytes += t.bytes.len() as u64;
+                self.datagram_bytes += t.len as u64;
             }
             let Some(&i) = self.by_addr.get(&t.to) else {
                 bail!("a datagram to an unknown address {}", t.to);
             };
-            self.clients[i].handle_datagram(now, &t.bytes);
+            self.clients[i].handle_datagram(now, &buf[..t.len]);
         }
+        self.buf = buf;
         while self.on_server(|s| s.poll_event()).is_some() {}
         for i in 0..self.clients.len() {
             while let Some(event) = self.clients[i].poll_event() {

@@ -954,7 +954,8 @@ impl Worker {
             return;
         };
         let t = Instant::from_micros(now);
-        while let Some(d) = c.poll_transmit(t) {
+        let mut d = Vec::new();
+        while c.poll_transmit(t, &mut d).is_some() {
             self.report.counters.datagrams_out += 1;
             if u.socket.send_to(&d, server).is_err() {
                 // The client retransmits what mattered.

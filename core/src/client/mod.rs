@@ -20,8 +20,10 @@ use crate::wire::{
     COOKIE_LEN, CloseCode, HEADER_LEN, Header, Initial, Marker, PacketKind, RESET_TOKEN_LEN,
 };
 
+mod endpoint;
 mod event;
 
+pub use endpoint::{Input, Output};
 pub use event::{ClientEvent, CloseReason, CommandError, StartError};
 
 /// How often a client sends its Initial until the handshake is done: two
@@ -609,10 +611,10 @@ impl Client {
         }
     }
 
-    /// The next datagram for the server. Call until `None` after every
-    /// input.
+    /// The next datagram for the server, written into `buf` (cleared
+    /// first); returns its length. Call until `None` after every input.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         match &mut self.phase {
             Phase::Handshaking {
                 initiator,
@@ -632,13 +634,16 @@ impl Client {
                     msg1: initiator.msg1(),
                     issue_id: self.config.issued_connection_id,
                 };
-                Some(initial.encode(self.connection_id))
+                buf.clear();
+                buf.extend_from_slice(&initial.encode(self.connection_id));
+                Some(buf.len())
             }
-            Phase::Established { connection, .. } => connection.poll_transmit(now),
+            Phase::Established { connection, .. } => connection.poll_transmit(now, buf),
         }
     }
 
     /// The next deadline for [`Client::handle_timeout`].
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if matches!(self.state, State::Closed(_)) {
             return None;
@@ -652,6 +657,7 @@ impl Client {
     }
 
     /// The next event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
@@ -916,7 +922,7 @@ mod tests {
         let mut now = Instant::ZERO;
         let mut sent = 0;
         while let Some(at) = client.poll_timeout() {
-            while client.poll_transmit(now).is_some() {
+            while client.poll_transmit(now, &mut Vec::new()).is_some() {
                 sent += 1;
             }
             now = at.max(now);

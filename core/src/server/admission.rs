@@ -351,9 +351,12 @@ mod tests {
 
     /// Every datagram the server has to send: (to, kind).
     fn sent(s: &mut Server) -> Vec<(SocketAddr, PacketKind)> {
-        core::iter::from_fn(|| s.poll_transmit(NOW))
-            .map(|t| (t.to, Header::decode(&t.bytes).unwrap().kind))
-            .collect()
+        let mut buf = Vec::new();
+        core::iter::from_fn(|| {
+            s.poll_transmit(NOW, &mut buf)
+                .map(|t| (t.to, Header::decode(&buf).unwrap().kind))
+        })
+        .collect()
     }
 
     /// Drives `s` as its driver would while Initials wait.

@@ -1,8 +1,44 @@
-//! The endpoint's entry points: demultiplexing datagrams by connection
-//! id, established sessions' datagrams, and the queues of requests and
-//! events the driver drains.
+//! The endpoint's entry points: one [`Input`] in ([`Server::handle_input`]),
+//! one [`Output`] out ([`Server::poll_output`]); demultiplexing datagrams by
+//! connection id, established sessions' datagrams, and the queues of
+//! requests and events the driver drains.
 
 use super::*;
+
+/// Everything that happens to a server: what [`Server::handle_input`] takes.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram arrived from `from` ([`Server::handle_datagram`]).
+    Datagram {
+        /// When it was read.
+        now: Instant,
+        /// Who sent it.
+        from: SocketAddr,
+        /// The datagram.
+        bytes: &'a [u8],
+    },
+    /// The deadline of the last [`Output::Timeout`] passed
+    /// ([`Server::handle_timeout`]).
+    Timeout(Instant),
+    /// A [`Request`] is done ([`Server::handle_response`]).
+    Response(Instant, Response),
+}
+
+/// What a server asks of its driver: what [`Server::poll_output`] returns.
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    /// Send the first `len` bytes of the buffer given to
+    /// [`Server::poll_output`] to `to`.
+    Transmit(Transmit),
+    /// Something for the operator's log.
+    Event(ServerEvent),
+    /// Slow work, off the datagram loop: answer with [`Input::Response`].
+    Request(Request),
+    /// Nothing more to do until this deadline (`None`: until the next
+    /// datagram or response): then give [`Input::Timeout`].
+    Timeout(Option<Instant>),
+}
 
 impl Server {
     /// Handles one received datagram.
@@ -118,15 +154,44 @@ impl Server {
     }
 
     pub(super) fn send_direct(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        self.direct.push_back(Transmit { to, bytes });
+        self.direct.push_back((to, bytes));
+    }
+
+    /// Hands the server one input. Then drain [`Server::poll_output`] until
+    /// it returns [`Output::Timeout`].
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        match input {
+            Input::Datagram { now, from, bytes } => self.handle_datagram(now, from, bytes),
+            Input::Timeout(now) => self.handle_timeout(now),
+            Input::Response(now, response) => self.handle_response(now, response),
+        }
+    }
+
+    /// The next thing to do: datagrams to send first (written into `buf`,
+    /// which is cleared first), then slow work, then events, and, once all
+    /// are drained, the next deadline. Call until [`Output::Timeout`] after
+    /// every input.
+    pub fn poll_output(&mut self, now: Instant, buf: &mut Vec<u8>) -> Output {
+        if let Some(t) = self.poll_transmit(now, buf) {
+            return Output::Transmit(t);
+        }
+        if let Some(r) = self.poll_request() {
+            return Output::Request(r);
+        }
+        if let Some(e) = self.poll_event() {
+            return Output::Event(e);
+        }
+        Output::Timeout(self.poll_timeout())
     }
 
     /// The next slow job for the driver.
+    #[must_use]
     pub fn poll_request(&mut self) -> Option<Request> {
         self.requests.pop_front()
     }
 
     /// The next event for the operator's log.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }

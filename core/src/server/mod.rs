@@ -5,13 +5,18 @@
 //!
 //! ```text
 //! loop {
-//!     while let Some(t) = server.poll_transmit(now) { socket.send_to(&t.bytes, t.to) }
-//!     while let Some(r) = server.poll_request() { workers.submit(r) }        // password work
-//!     while let Some(e) = server.poll_event() { log(e) }
-//!     wait for a datagram, a worker result, or server.poll_timeout()
-//!     for each datagram read { server.handle_datagram(now, from, bytes) }
-//!     for each worker result { server.handle_response(now, r) }
-//!     if server.poll_timeout() <= now { server.handle_timeout(now) }
+//!     let deadline = loop {
+//!         match server.poll_output(now, &mut buf) {
+//!             Output::Transmit(t) => socket.send_to(&buf[..t.len], t.to),
+//!             Output::Request(r) => workers.submit(r),                     // password work
+//!             Output::Event(e) => log(e),
+//!             Output::Timeout(deadline) => break deadline,
+//!         }
+//!     };
+//!     wait for a datagram, a worker result, or the deadline
+//!     for each datagram read { server.handle_input(Input::Datagram { now, from, bytes }) }
+//!     for each worker result { server.handle_input(Input::Response(now, r)) }
+//!     if deadline <= now { server.handle_input(Input::Timeout(now)) }
 //! }
 //! ```
 //!
@@ -55,6 +60,7 @@ mod schedule;
 pub mod store;
 
 use admission::QueuedInitial;
+pub use endpoint::{Input, Output};
 pub use event::{DropReason, LeaveReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
@@ -186,13 +192,14 @@ pub struct UserRecord {
     pub password_hash: String,
 }
 
-/// A datagram to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A datagram to send: its bytes are the first `len` of the buffer given
+/// to [`Server::poll_transmit`] or [`Server::poll_output`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// Where to.
     pub to: SocketAddr,
-    /// The datagram.
-    pub bytes: Vec<u8>,
+    /// The datagram's length in the caller's buffer.
+    pub len: usize,
 }
 
 /// Identifies a [`Request`] and its [`Response`].
@@ -466,7 +473,9 @@ pub struct Server {
     next_request: RequestId,
     requests: VecDeque<Request>,
     events: VecDeque<ServerEvent>,
-    direct: VecDeque<Transmit>,
+    /// Datagrams made ahead of time (Retry, Handshake, Reset, a removed
+    /// session's last ones), and where they go.
+    direct: VecDeque<(SocketAddr, Vec<u8>)>,
     ready: VecDeque<u64>,
     /// Sessions with chat data (`public`, `direct`) to send: served before
     /// [`Server::ready`], so that a burst of notices or handshakes does not

@@ -54,7 +54,7 @@ impl Server {
     pub(super) fn remove(&mut self, now: Instant, conn: u64, error: Option<ChannelError>) {
         if let Some(mut s) = self.sessions.remove(&conn) {
             while let Some(bytes) = s.connection.poll_transmit_final(now) {
-                self.direct.push_back(Transmit { to: s.addr, bytes });
+                self.direct.push_back((s.addr, bytes));
             }
             if !s.logged_in_once {
                 self.forget_unauthenticated(conn, s.created);
@@ -138,6 +138,7 @@ impl Server {
 
     /// The next instant [`Server::handle_timeout`] has work, if any: the
     /// latest `now` given while Initials wait for their handshake.
+    #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mut soonest = match self.last_presence {
             Some(t) if !self.presence.is_empty() => Some(t + PRESENCE_INTERVAL),
@@ -159,14 +160,20 @@ impl Server {
         soonest
     }
 
-    /// The next datagram to send. Call until `None` after every input.
+    /// The next datagram to send, written into `buf` (cleared first). Call
+    /// until `None` after every input.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         loop {
-            if let Some(t) = self.direct.pop_front() {
+            if let Some((to, bytes)) = self.direct.pop_front() {
                 self.stats.datagrams_sent += 1;
-                self.stats.bytes_sent += t.bytes.len() as u64;
-                return Some(t);
+                self.stats.bytes_sent += bytes.len() as u64;
+                buf.clear();
+                buf.extend_from_slice(&bytes);
+                return Some(Transmit {
+                    to,
+                    len: bytes.len(),
+                });
             }
             let (conn, urgent) = match self.urgent.pop_front() {
                 Some(conn) => (conn, true),
@@ -175,15 +182,15 @@ impl Server {
             let Some(s) = self.sessions.get_mut(&conn) else {
                 continue;
             };
-            if let Some(bytes) = s.connection.poll_transmit(now) {
+            if let Some(len) = s.connection.poll_transmit(now, buf) {
                 if urgent {
                     self.urgent.push_front(conn);
                 } else {
                     self.ready.push_front(conn);
                 }
                 self.stats.datagrams_sent += 1;
-                self.stats.bytes_sent += bytes.len() as u64;
-                return Some(Transmit { to: s.addr, bytes });
+                self.stats.bytes_sent += len as u64;
+                return Some(Transmit { to: s.addr, len });
             }
             if urgent {
                 s.urgent = false;

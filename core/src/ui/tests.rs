@@ -55,7 +55,7 @@ fn lines_wait_until_login() {
     c.handle_eof(Instant::ZERO);
     assert_eq!(c.exit_code(), None, "waits for the server, does not exit");
     assert_eq!(c.lines.len(), 2);
-    assert!(c.poll_transmit(Instant::ZERO).is_some());
+    assert!(c.poll_transmit(Instant::ZERO, &mut Vec::new()).is_some());
 }
 
 #[test]
@@ -131,9 +131,10 @@ impl Net {
     /// One step of 10 ms; passwords are checked against the fake hash
     /// `fake:` and the password.
     fn step(&mut self) {
+        let mut buf = Vec::new();
         for u in &mut self.users {
-            while let Some(d) = u.console.poll_transmit(self.now) {
-                self.server.handle_datagram(self.now, u.addr, &d);
+            while let Some(len) = u.console.poll_transmit(self.now, &mut buf) {
+                self.server.handle_datagram(self.now, u.addr, &buf[..len]);
             }
         }
         while let Some(r) = self.server.poll_request() {
@@ -159,9 +160,9 @@ impl Net {
             };
             self.server.handle_response(self.now, response);
         }
-        while let Some(t) = self.server.poll_transmit(self.now) {
+        while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
             if let Some(u) = self.users.iter_mut().find(|u| u.addr == t.to) {
-                u.console.handle_datagram(self.now, &t.bytes);
+                u.console.handle_datagram(self.now, &buf[..t.len]);
             }
         }
         for u in &mut self.users {

@@ -17,8 +17,7 @@ use udpchat_core::crypto::Hex;
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::store::MemoryStore;
 use udpchat_core::server::{
-    DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, Transmit,
-    UserRecord,
+    DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
 };
 use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
@@ -347,6 +346,7 @@ fn run(args: Args) -> Result<()> {
         registering: HashMap::new(),
         rooms: MemoryStore::default(),
         unsent: Vec::with_capacity(udp::BATCH),
+        spare: Vec::with_capacity(udp::BATCH),
         blocked: false,
         backlog: false,
     };
@@ -524,7 +524,9 @@ struct Driver<'a> {
     /// file exists).
     rooms: MemoryStore,
     /// Datagrams taken from the server and not yet accepted by the socket.
-    unsent: Vec<Transmit>,
+    unsent: Vec<(SocketAddr, Vec<u8>)>,
+    /// Buffers of datagrams the socket took, for the next ones.
+    spare: Vec<Vec<u8>>,
     /// The socket's send buffer was full: wait until it is writable.
     blocked: bool,
     /// The last flush stopped at its budget with datagrams left to send.
@@ -578,9 +580,13 @@ impl Driver<'_> {
             }
             let now = clock.now();
             while self.unsent.len() < udp::BATCH {
-                match server.poll_transmit(now) {
-                    Some(t) => self.unsent.push(t),
-                    None => break,
+                let mut buf = self.spare.pop().unwrap_or_default();
+                match server.poll_transmit(now, &mut buf) {
+                    Some(t) => self.unsent.push((t.to, buf)),
+                    None => {
+                        self.spare.push(buf);
+                        break;
+                    }
                 }
             }
             if self.unsent.is_empty() {
@@ -589,15 +595,12 @@ impl Driver<'_> {
             let batch: Vec<udp::Outgoing<'_>> = self
                 .unsent
                 .iter()
-                .map(|t| udp::Outgoing {
-                    to: t.to,
-                    bytes: &t.bytes,
-                })
+                .map(|(to, bytes)| udp::Outgoing { to: *to, bytes })
                 .collect();
             match udp::send_batch(self.socket, &batch) {
                 Ok(n) => {
                     drop(batch);
-                    self.unsent.drain(..n);
+                    self.spare.extend(self.unsent.drain(..n).map(|(_, b)| b));
                     budget = budget.saturating_sub(n);
                     progress = true;
                 }
@@ -607,7 +610,7 @@ impl Driver<'_> {
                     // the socket itself failing.
                     warn!(error = %e, "send failed");
                     drop(batch);
-                    self.unsent.clear();
+                    self.spare.extend(self.unsent.drain(..).map(|(_, b)| b));
                 }
             }
         }

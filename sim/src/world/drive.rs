@@ -3,6 +3,7 @@
 //! timer and busy-loop checks.
 
 use std::net::SocketAddr;
+use udpchat_core::server::Output;
 
 use udpchat_core::client::ClientEvent;
 use udpchat_core::session::{ClientMessage, ServerMessage};
@@ -268,25 +269,32 @@ impl World {
             return 0;
         }
         let mut n = 0;
-        while let Some(t) = self.server.poll_transmit(self.now) {
-            n += 1;
-            self.transmit(SERVER, t.to, t.bytes);
-        }
-        while let Some(r) = self.server.poll_request() {
-            if let Some(response) = self.store.answer(&r) {
-                self.server.handle_response(self.now, response);
-                continue;
+        let mut buf = Vec::new();
+        loop {
+            match self.server.poll_output(self.now, &mut buf) {
+                Output::Transmit(t) => {
+                    n += 1;
+                    self.transmit(SERVER, t.to, buf[..t.len].to_vec());
+                }
+                Output::Request(r) => {
+                    // The store answers at once; passwords take their time.
+                    if let Some(response) = self.store.answer(&r) {
+                        self.server.handle_response(self.now, response);
+                        continue;
+                    }
+                    let response = password::answer(r);
+                    self.responses_queued += 1;
+                    self.responses.insert(
+                        (self.now + self.config.password_delay, self.responses_queued),
+                        response,
+                    );
+                }
+                Output::Event(e) => {
+                    self.record(format!("server {e:?}"));
+                    self.server_events.push((self.now, e));
+                }
+                Output::Timeout(_) => break,
             }
-            let response = password::answer(r);
-            self.responses_queued += 1;
-            self.responses.insert(
-                (self.now + self.config.password_delay, self.responses_queued),
-                response,
-            );
-        }
-        while let Some(e) = self.server.poll_event() {
-            self.record(format!("server {e:?}"));
-            self.server_events.push((self.now, e));
         }
         n
     }

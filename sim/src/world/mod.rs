@@ -161,7 +161,10 @@ impl Peer {
 
     fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         match &mut self.endpoint {
-            Endpoint::Client(c) => c.poll_transmit(now),
+            Endpoint::Client(c) => {
+                let mut buf = Vec::new();
+                c.poll_transmit(now, &mut buf).map(|_| buf)
+            }
             Endpoint::Raw(r) => r.poll_transmit(now),
         }
     }

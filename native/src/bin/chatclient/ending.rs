@@ -16,7 +16,8 @@ use crate::server_key::{self, PinSource};
 /// show up later as a server that does not answer.
 pub fn transmit(console: &mut Console, socket: &UdpSocket, now: Instant) -> bool {
     let mut refused = false;
-    while let Some(d) = console.poll_transmit(now) {
+    let mut d = Vec::new();
+    while console.poll_transmit(now, &mut d).is_some() {
         if let Err(e) = socket.send(&d) {
             refused |= is_port_unreachable(&e);
         }
