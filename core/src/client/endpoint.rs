@@ -62,3 +62,39 @@ impl Client {
         Output::Timeout(self.poll_timeout())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{MIN_INITIAL_LEN, PacketKind};
+
+    #[test]
+    fn outputs_drain_to_a_timeout_and_a_timeout_brings_the_next_initial() {
+        let mut now = Instant::ZERO;
+        let mut client = Client::new(now, ClientConfig::default(), [7; 32], "alice").unwrap();
+        let mut buf = Vec::new();
+        let Output::Transmit { len } = client.poll_output(now, &mut buf) else {
+            panic!("the Initial first");
+        };
+        assert_eq!((len, buf.len()), (MIN_INITIAL_LEN, MIN_INITIAL_LEN));
+        assert_eq!(Header::decode(&buf).unwrap().kind, PacketKind::Initial);
+        let Output::Timeout(Some(deadline)) = client.poll_output(now, &mut buf) else {
+            panic!("then the deadline");
+        };
+        assert!(deadline > now);
+        // An early wakeup does nothing; the deadline sends the Initial again.
+        client.handle_input(Input::Timeout(now));
+        assert!(matches!(
+            client.poll_output(now, &mut buf),
+            Output::Timeout(_)
+        ));
+        now = deadline;
+        client.handle_input(Input::Timeout(now));
+        assert!(matches!(
+            client.poll_output(now, &mut buf),
+            Output::Transmit {
+                len: MIN_INITIAL_LEN
+            }
+        ));
+    }
+}

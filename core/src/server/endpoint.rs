@@ -196,3 +196,41 @@ impl Server {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Initiator, StaticKey};
+    use crate::wire::{Header, Initial, PacketKind};
+
+    #[test]
+    fn an_initial_in_brings_a_retry_out_then_the_timeout() {
+        let now = Instant::ZERO;
+        let key = StaticKey::from_private([7; 32]);
+        let mut server = Server::new(ServerConfig::default(), [], key, [1; 32]);
+        let from: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let init = Initiator::new(9, [4; 32]).unwrap();
+        let first = Initial {
+            cookie: None,
+            msg1: init.msg1(),
+            issue_id: false,
+        }
+        .encode(9);
+        server.handle_input(Input::Datagram {
+            now,
+            from,
+            bytes: &first,
+        });
+        let mut buf = Vec::new();
+        let Output::Transmit(t) = server.poll_output(now, &mut buf) else {
+            panic!("a Retry first");
+        };
+        assert_eq!((t.to, t.len), (from, buf.len()));
+        assert_eq!(Header::decode(&buf).unwrap().kind, PacketKind::Retry);
+        // A Retry keeps no state: nothing is left to do.
+        assert!(matches!(
+            server.poll_output(now, &mut buf),
+            Output::Timeout(None)
+        ));
+    }
+}

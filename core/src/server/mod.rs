@@ -1,7 +1,8 @@
 //! The server endpoint: one socket, a table of sessions keyed by connection
 //! id, the online list, relaying.
 //!
-//! Drive it like this (the native `chatserver` does exactly this):
+//! Drive it like this (the native `chatserver` does the same with the
+//! `poll_*` and `handle_*` methods the enums are made of, to send in batches):
 //!
 //! ```text
 //! loop {
