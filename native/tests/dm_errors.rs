@@ -1,7 +1,7 @@
-//! DM to a name with no account, or to a registered user who is not online,
-//! is refused with a clear message naming the text that was not sent, and
-//! the client carries on; at the end its exit status says a line was not
-//! sent.
+//! DM to a name with no account is refused with a clear message naming the
+//! text that was not sent, and the client carries on; at the end its exit
+//! status says a line was not sent. A DM to a registered user who is not
+//! online is stored for them, and the sender is told so.
 
 mod common;
 
@@ -17,7 +17,7 @@ fn alice_and_offline_carol() -> (Server, Proc) {
 }
 
 #[test]
-fn dm_to_unknown_and_offline_users_is_refused() {
+fn dm_to_an_unknown_user_is_refused_and_to_an_offline_one_stored() {
     let (_server, mut alice) = alice_and_offline_carol();
 
     alice.send("DM");
@@ -35,7 +35,7 @@ fn dm_to_unknown_and_offline_users_is_refused() {
     alice.send("carol");
     alice.send("are you there?");
     alice.expect_line(
-        "! not sent to carol: \"are you there?\" (carol is not online)",
+        "ok: direct message stored for carol (offline); delivered when they log in",
         TIMEOUT,
     );
 
@@ -46,7 +46,7 @@ fn dm_to_unknown_and_offline_users_is_refused() {
     );
     alice.send("/msg carol hello");
     alice.expect_line(
-        "! not sent to carol: \"hello\" (carol is not online)",
+        "ok: direct message stored for carol (offline); delivered when they log in",
         TIMEOUT,
     );
 
@@ -58,10 +58,27 @@ fn dm_to_unknown_and_offline_users_is_refused() {
     alice.expect_line("bye", TIMEOUT);
     alice.expect_exit(1, TIMEOUT);
     assert!(
-        !alice.out.seen().iter().any(|l| l.starts_with("ok: direct")),
-        "no DM was confirmed: {:?}",
+        !alice
+            .out
+            .seen()
+            .iter()
+            .any(|l| l.starts_with("ok: direct message delivered")),
+        "no DM was delivered: {:?}",
         alice.out.seen()
     );
+    // Carol logs in and finds both, marked as sent while she was away.
+    let mut carol = login(_server.addr, "carol", "c");
+    carol.expect_with(
+        &|l| l.contains("alice") && l.ends_with("are you there?"),
+        "the first stored DM",
+        TIMEOUT,
+    );
+    carol.expect_with(
+        &|l| l.contains("alice") && l.ends_with("hello"),
+        "the second stored DM",
+        TIMEOUT,
+    );
+    exit_cleanly(&mut carol);
 }
 
 #[test]
@@ -94,11 +111,11 @@ fn piped_script_continues_after_a_refused_dm() {
     let mut bob = login(server.addr, "bob", "b");
 
     let mut alice = spawn_client(server.addr, "alice", Password::Stdin("a"));
-    for line in ["/msg carol are you there?", "PM", "after the refusal", "EX"] {
+    for line in ["/msg zed are you there?", "PM", "after the refusal", "EX"] {
         alice.send(line);
     }
     alice.expect_line(
-        "! not sent to carol: \"are you there?\" (carol is not online)",
+        "! not sent to zed: \"are you there?\" (there is no user named zed)",
         TIMEOUT,
     );
     alice.expect_line("ok: public message delivered to 1 user", TIMEOUT);

@@ -176,18 +176,22 @@ impl Console {
                 });
             }
             ClientEvent::Confirmed {
-                op, to, recipients, ..
+                op,
+                to,
+                recipients,
+                stored,
             } => {
                 let sent = match self.unanswered.pop_front() {
                     Some(Unanswered::Message(m)) => Some(m),
                     _ => None,
                 };
                 let kind = match op {
+                    Operation::DM if stored => Delivery::Stored,
                     Operation::DM => Delivery::Direct,
                     _ => Delivery::Public,
                 };
                 let to = match kind {
-                    Delivery::Direct => Some(to.unwrap_or_default()),
+                    Delivery::Direct | Delivery::Stored => Some(to.unwrap_or_default()),
                     Delivery::Public => None,
                 };
                 let (text, action) = match sent.map(|m| m.text) {

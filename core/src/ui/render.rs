@@ -268,6 +268,9 @@ pub enum Delivery {
     Public,
     /// A direct message (DM).
     Direct,
+    /// A direct message to an offline user, stored by the server until
+    /// they log in.
+    Stored,
 }
 
 /// Whether the terminal's bell should ring for this event: a public
@@ -444,6 +447,14 @@ pub fn render_plain(event: &ChatEvent) -> String {
             ),
             None => format!("! not sent: \"{}\" ({})", sanitize(text), sanitize(reason)),
         },
+        ChatEvent::Confirmation {
+            kind: Delivery::Stored,
+            to,
+            ..
+        } => format!(
+            "ok: direct message stored for {} (offline); delivered when they log in",
+            sanitize(to.as_deref().unwrap_or_default())
+        ),
         ChatEvent::Confirmation {
             kind: Delivery::Direct,
             to,
