@@ -53,20 +53,25 @@ use crate::wire::{
 mod admission;
 mod endpoint;
 mod event;
+mod history;
 pub(crate) mod limits;
 mod login;
+mod offline;
 mod relay;
 mod rooms;
 mod schedule;
 pub mod store;
+mod writes;
 
 use admission::QueuedInitial;
 pub use endpoint::{Input, Output};
 pub use event::{DropReason, LeaveReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
-use rooms::{Room, Waiting, Write};
+use offline::Waiting;
+use rooms::Room;
 use store::{OfflineMessage, Page, RoomMessage, Snapshot, StoreOp};
+use writes::Write;
 
 /// Limits and timers of a server. Each default is stated on its field.
 #[derive(Clone, Debug)]

@@ -1,0 +1,153 @@
+//! Direct messages for offline users: stored, delivered after the next
+//! login, and removed once the recipient's channel acknowledged them
+//! (PROTOCOL.md §5.11).
+
+use super::writes::Write;
+use super::*;
+/// A direct message waiting for an offline user.
+#[derive(Debug)]
+pub(super) struct Waiting {
+    pub(super) message: OfflineMessage,
+    pub(super) state: Delivery,
+}
+
+/// Where a waiting message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Not sent, or sent on a session that ended before acknowledging it.
+    Waiting,
+    /// Sent on this session, not yet acknowledged.
+    Sent(u64),
+    /// Acknowledged; its removal from the store is in flight.
+    Removing,
+}
+
+impl Server {
+    /// Direct messages waiting for offline users.
+    pub fn offline_count(&self) -> usize {
+        self.offline.values().map(VecDeque::len).sum()
+    }
+
+    /// Sends the waiting direct messages of `key` not yet sent on `conn`.
+    pub(super) fn deliver_offline(&mut self, conn: u64, key: &str) {
+        let Some(queue) = self.offline.get_mut(key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        for w in queue.iter_mut() {
+            if w.state == Delivery::Removing || w.state == Delivery::Sent(conn) {
+                continue;
+            }
+            w.state = Delivery::Sent(conn);
+            out.push(w.message.clone());
+        }
+        for m in out {
+            let bytes = encode_shared(&ServerMessage::Direct {
+                from: m.from,
+                text: m.text,
+                time: Some(m.time),
+                id: Some(m.id),
+                offline: true,
+            });
+            if !self.send_bytes(conn, Marker::Data, &bytes) {
+                break;
+            }
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                let mark = s.connection.channel().mark();
+                s.delivering.push((m.id, mark));
+            }
+            self.stats.deliveries += 1;
+        }
+    }
+
+    /// Removes the offline messages `conn`'s client acknowledged.
+    pub(super) fn check_offline_acks(&mut self, conn: u64) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if s.delivering.is_empty() {
+            return;
+        }
+        let SessionState::LoggedIn { name, .. } = &s.state else {
+            return;
+        };
+        let name = name.clone();
+        let channel = s.connection.channel();
+        let done: Vec<u64> = s
+            .delivering
+            .iter()
+            .filter(|(_, mark)| channel.is_acknowledged(*mark))
+            .map(|(id, _)| *id)
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        s.delivering.retain(|(id, _)| !done.contains(id));
+        let key = username_key(&name);
+        if let Some(queue) = self.offline.get_mut(&key) {
+            for w in queue.iter_mut().filter(|w| done.contains(&w.message.id)) {
+                w.state = Delivery::Removing;
+            }
+        }
+        for id in done {
+            self.store(
+                StoreOp::RemoveOffline {
+                    to: name.clone(),
+                    id,
+                },
+                Some(Write::Removed {
+                    to: key.clone(),
+                    id,
+                }),
+            );
+        }
+    }
+
+    /// A direct message to an offline user: stored, then confirmed.
+    pub(super) fn store_offline(&mut self, conn: u64, from: String, to: String, text: String) {
+        let key = username_key(&to);
+        let from_key = username_key(&from);
+        let queue = self.offline.get(&key);
+        let waiting = queue.map_or(0, VecDeque::len)
+            + self
+                .writes
+                .values()
+                .filter(|w| matches!(w, Write::Offline { message, .. } if username_key(&message.to) == key))
+                .count();
+        if waiting >= self.config.max_offline_per_user {
+            self.error(
+                conn,
+                ErrorCode::InboxFull,
+                format!("{to} is offline and has as many waiting messages as the server keeps"),
+            );
+            return;
+        }
+        let from_sender = queue.map_or(0, |q| {
+            q.iter()
+                .filter(|w| username_key(&w.message.from) == from_key)
+                .count()
+        });
+        if from_sender >= self.config.max_offline_per_sender {
+            self.error(
+                conn,
+                ErrorCode::InboxFull,
+                format!(
+                    "{to} is offline and has {from_sender} messages from you waiting; wait until they are read"
+                ),
+            );
+            return;
+        }
+        let message = OfflineMessage {
+            id: self.next_offline_id,
+            from,
+            to,
+            text,
+            time: self.unix_time(),
+        };
+        self.next_offline_id += 1;
+        self.store(
+            StoreOp::PutOffline(message.clone()),
+            Some(Write::Offline { conn, message }),
+        );
+    }
+}

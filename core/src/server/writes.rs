@@ -1,0 +1,254 @@
+//! Store writes in flight, and what the server does once each is durable
+//! (or failed): confirmations and relaying wait for the disk.
+
+use super::offline::{Delivery, Waiting};
+use super::rooms::room_msg;
+use super::*;
+/// What to do once a store write is durable.
+#[derive(Debug)]
+pub(super) enum Write {
+    /// Answer `join` (the membership is already in memory).
+    Joined {
+        conn: u64,
+        room: String,
+        user: String,
+    },
+    /// Answer `part`.
+    Parted {
+        conn: u64,
+        room: String,
+        user: String,
+        reason: Option<String>,
+    },
+    /// Relay a room message and answer `say`.
+    Said {
+        conn: u64,
+        room: String,
+        message: Arc<RoomMessage>,
+    },
+    /// Tell the room of its new topic.
+    Topic {
+        conn: u64,
+        room: String,
+        by: String,
+        text: String,
+    },
+    /// Confirm a direct message stored for an offline user.
+    Offline { conn: u64, message: OfflineMessage },
+    /// Forget a delivered offline message.
+    Removed { to: String, id: u64 },
+}
+
+impl Server {
+    pub(super) fn store(&mut self, op: StoreOp, then: Option<Write>) {
+        let id = self.next_request;
+        self.next_request += 1;
+        if let Some(w) = then {
+            self.writes.insert(id, w);
+        }
+        self.requests.push_back(Request::Store { id, op });
+    }
+
+    /// Handles [`Response::Stored`], [`Response::History`], and
+    /// [`Response::Unavailable`] for a store request.
+    pub(super) fn handle_store_response(&mut self, now: Instant, response: Response) {
+        match response {
+            Response::Stored { id, result } => {
+                let Some(write) = self.writes.remove(&id) else {
+                    return;
+                };
+                match result {
+                    Ok(()) => self.stored(write),
+                    Err(e) => self.store_failed(write, e),
+                }
+            }
+            Response::History { id, result } => {
+                let Some((conn, room)) = self.reads.remove(&id) else {
+                    return;
+                };
+                match result {
+                    Ok((messages, more)) => self.send_history(conn, &room, &messages, more),
+                    Err(e) => {
+                        self.events.push_back(ServerEvent::StoreFailed { error: e });
+                        self.error(
+                            conn,
+                            ErrorCode::StoreFailed,
+                            "the server could not read the room's history".to_string(),
+                        );
+                    }
+                }
+                self.process_later(conn);
+            }
+            Response::Unavailable { id } => {
+                if let Some(write) = self.writes.remove(&id) {
+                    self.store_failed(write, "the store is busy".to_string());
+                } else if let Some((conn, _)) = self.reads.remove(&id) {
+                    self.error(
+                        conn,
+                        ErrorCode::Busy,
+                        "the server is busy; try again".to_string(),
+                    );
+                }
+            }
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    pub(super) fn stored(&mut self, write: Write) {
+        match write {
+            Write::Joined { conn, room, user } => {
+                self.send_room(conn, &room);
+                if self
+                    .rooms
+                    .get(&room)
+                    .is_some_and(|r| r.members.len() <= self.config.max_presence)
+                {
+                    self.send_to_room(
+                        &room,
+                        conn,
+                        Marker::Command,
+                        &ServerMessage::MemberJoined {
+                            room: room.clone(),
+                            user,
+                        },
+                    );
+                }
+                self.process_later(conn);
+            }
+            Write::Parted {
+                conn,
+                room,
+                user,
+                reason,
+            } => {
+                self.send(conn, &ServerMessage::Parted { room: room.clone() });
+                if self
+                    .rooms
+                    .get(&room)
+                    .is_some_and(|r| r.members.len() < self.config.max_presence)
+                {
+                    self.send_to_room(
+                        &room,
+                        conn,
+                        Marker::Command,
+                        &ServerMessage::MemberLeft {
+                            room: room.clone(),
+                            user,
+                            reason,
+                        },
+                    );
+                }
+                self.process_later(conn);
+            }
+            Write::Said {
+                conn,
+                room,
+                message,
+            } => {
+                let keep = self.room_memory();
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                r.last_offset = r.last_offset.max(message.offset);
+                r.recent.push_back(message.clone());
+                while r.recent.len() > keep {
+                    r.recent.pop_front();
+                    r.complete = false;
+                }
+                self.stats.room_messages += 1;
+                self.presence_before(&message.from);
+                let n =
+                    self.send_to_room(&room, conn, Marker::Data, &room_msg(&room, &message, false));
+                self.stats.deliveries += u64::from(n);
+                self.send(
+                    conn,
+                    &ServerMessage::Said {
+                        room,
+                        offset: message.offset,
+                        time: message.time,
+                    },
+                );
+                self.process_later(conn);
+            }
+            Write::Topic {
+                conn,
+                room,
+                by,
+                text,
+            } => {
+                let m = ServerMessage::Topic {
+                    room: room.clone(),
+                    by,
+                    text,
+                };
+                self.send_to_room(&room, u64::MAX, Marker::Command, &m);
+                self.process_later(conn);
+            }
+            Write::Offline { conn, message } => {
+                let key = username_key(&message.to);
+                let to = message.to.clone();
+                self.offline
+                    .entry(key.clone())
+                    .or_default()
+                    .push_back(Waiting {
+                        message,
+                        state: Delivery::Waiting,
+                    });
+                self.stats.offline_stored += 1;
+                self.send(
+                    conn,
+                    &ServerMessage::Confirm {
+                        op: Operation::DM,
+                        to: Some(to),
+                        recipients: 0,
+                        stored: true,
+                    },
+                );
+                self.process_later(conn);
+                // The recipient logged in while it was being written.
+                if let Some(&(target, _)) = self.online.get(&key) {
+                    self.deliver_offline(target, &key);
+                    self.process_later(target);
+                }
+            }
+            Write::Removed { to, id } => {
+                if let Some(queue) = self.offline.get_mut(&to) {
+                    queue.retain(|w| w.message.id != id);
+                    if queue.is_empty() {
+                        self.offline.remove(&to);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn store_failed(&mut self, write: Write, error: String) {
+        self.events.push_back(ServerEvent::StoreFailed { error });
+        let conn = match write {
+            Write::Joined { conn, .. }
+            | Write::Parted { conn, .. }
+            | Write::Said { conn, .. }
+            | Write::Topic { conn, .. }
+            | Write::Offline { conn, .. } => conn,
+            Write::Removed { to, id } => {
+                // Still stored: delivered again at the next login (the
+                // client drops the copy by its id).
+                if let Some(w) = self
+                    .offline
+                    .get_mut(&to)
+                    .and_then(|q| q.iter_mut().find(|w| w.message.id == id))
+                {
+                    w.state = Delivery::Waiting;
+                }
+                return;
+            }
+        };
+        self.error(
+            conn,
+            ErrorCode::StoreFailed,
+            "the server could not store that; try again later".to_string(),
+        );
+        self.process_later(conn);
+    }
+}
