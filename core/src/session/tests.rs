@@ -1,3 +1,4 @@
+use super::decode::decode_chat;
 use super::*;
 use alloc::string::ToString;
 use alloc::vec;
