@@ -107,18 +107,22 @@ fn by_default_the_files_go_to_a_private_data_directory() {
         .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
     let data = dir.path().join("data");
     assert_eq!(entries(dir.path()), ["data"]);
-    assert_eq!(entries(&data), ["chat_server.key"]);
+    assert_eq!(entries(&data), ["chat_data.redb", "chat_server.key"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700, "data/");
         assert_eq!(mode(&data.join("chat_server.key")), 0o600, "the key");
+        assert_eq!(mode(&data.join("chat_data.redb")), 0o600, "the chat store");
     }
 
     let mut alice = login(addr, "alice", "a good password");
     exit_cleanly(&mut alice);
-    assert_eq!(entries(&data), ["chat_server.key", "chat_users.json"]);
+    assert_eq!(
+        entries(&data),
+        ["chat_data.redb", "chat_server.key", "chat_users.json"]
+    );
 
     // --print-key in the same directory prints the key the server uses.
     let mut print = Proc::spawn(

@@ -1,5 +1,6 @@
 //! `chatserver`: the udpchat server. One UDP socket, accounts in a JSON
-//! file, password hashing on worker threads.
+//! file, password hashing on worker threads, rooms, history and offline
+//! direct messages in a redb file written by one thread.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -15,12 +16,13 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use tracing::{debug, info, warn};
 use udpchat_core::crypto::Hex;
 use udpchat_core::reliable::ChannelConfig;
-use udpchat_core::server::store::MemoryStore;
+use udpchat_core::server::store::Retention;
 use udpchat_core::server::{
     DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
 };
 use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
+use udpchat_native::chatstore::{self, ChatStore, RedbStore, StoreJob, StoreWriter};
 use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
@@ -40,9 +42,11 @@ Examples:
   chatserver --print-key              # the public key clients pin (the first start creates it)
   RUST_LOG=debug chatserver           # verbose log on stderr
 
-Files: the user store and the server's key are data/chat_users.json and
-data/chat_server.key under the current directory; data/ is created (mode 0700 on
-Unix) when missing. Any other directory given with --users or --key must exist.
+Files: the user store, the server's key and the chat store (rooms, history,
+offline direct messages) are data/chat_users.json, data/chat_server.key and
+data/chat_data.redb under the current directory; data/ is created (mode 0700 on
+Unix) when missing. Any other directory given with --users, --key or --data must
+exist. A chat store that is not a readable redb database stops the server.
 
 Ctrl-C, SIGTERM or SIGHUP: online clients are told the server is going away, and it
 exits 0.";
@@ -66,6 +70,11 @@ struct Args {
     /// Default: chat_server.key beside the user store.
     #[arg(long, env = "CHAT_SERVER_KEY_FILE")]
     key: Option<PathBuf>,
+    /// The chat store: rooms, memberships, history and offline direct
+    /// messages (redb, created when missing, mode 0600). Default:
+    /// chat_data.redb beside the user store.
+    #[arg(long, env = "CHAT_DATA", value_name = "PATH")]
+    data: Option<PathBuf>,
     /// Print the server's public key (hex) and exit; fails if the server
     /// has not created its key yet.
     #[arg(long)]
@@ -149,6 +158,34 @@ struct Args {
     /// (at once, and then earned back over the minute).
     #[arg(long, default_value_t = per_minute(defaults().login_failures))]
     login_failures_per_min: u32,
+    /// Rooms one user may be a member of.
+    #[arg(long, default_value_t = defaults().max_rooms_per_user)]
+    max_rooms_per_user: usize,
+    /// Members one room may have.
+    #[arg(long, default_value_t = defaults().max_room_members)]
+    max_room_members: usize,
+    /// Rooms on the server.
+    #[arg(long, default_value_t = defaults().max_rooms)]
+    max_rooms: usize,
+    /// Messages of history sent with the answer to `join`.
+    #[arg(long, default_value_t = defaults().history_on_join)]
+    history_on_join: usize,
+    /// Most messages a resume replays (a client that missed more is told
+    /// of a gap).
+    #[arg(long, default_value_t = defaults().max_replay)]
+    max_replay: usize,
+    /// Direct messages waiting for one offline user.
+    #[arg(long, default_value_t = defaults().max_offline_per_user)]
+    max_offline_per_user: usize,
+    /// Direct messages from one sender waiting for one offline user.
+    #[arg(long, default_value_t = defaults().max_offline_per_sender)]
+    max_offline_per_sender: usize,
+    /// Messages of history kept per room (the oldest go first).
+    #[arg(long, default_value_t = Retention::default().max_messages)]
+    history_max_messages: u64,
+    /// Days of history kept per room, counted back from its latest message.
+    #[arg(long, default_value_t = Retention::default().max_age_ms / MS_PER_DAY)]
+    history_max_days: u64,
     /// Bytes of the socket's receive and send buffers asked of the OS
     /// (which may cap them: Linux at net.core.rmem_max/wmem_max); bursts of
     /// acknowledgements and logins overflow the usual 208 KiB default.
@@ -203,6 +240,25 @@ fn defaults() -> ServerConfig {
     ServerConfig::default()
 }
 
+/// Milliseconds in a day.
+const MS_PER_DAY: u64 = 24 * 3600 * 1000;
+
+/// The history's retention rules from the flags.
+fn retention(args: &Args) -> Retention {
+    Retention {
+        max_messages: args.history_max_messages,
+        max_age_ms: args.history_max_days.saturating_mul(MS_PER_DAY),
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the system's clock.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// How many tokens `limit` earns back per second.
 fn per_second(limit: RateLimit) -> u32 {
     u32::try_from(1_000_000 / limit.interval.as_micros().max(1)).unwrap_or(u32::MAX)
@@ -243,6 +299,13 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
             args.login_failures_per_min,
             args.login_failures_per_min,
         ),
+        max_rooms_per_user: args.max_rooms_per_user,
+        max_room_members: args.max_room_members,
+        max_rooms: args.max_rooms,
+        history_on_join: args.history_on_join,
+        max_replay: args.max_replay,
+        max_offline_per_user: args.max_offline_per_user,
+        max_offline_per_sender: args.max_offline_per_sender,
         ..defaults()
     }
 }
@@ -270,6 +333,10 @@ fn run(args: Args) -> Result<()> {
         .key
         .clone()
         .unwrap_or_else(|| state::parent_dir(&args.users).join(state::KEY_FILE));
+    let data_path = args
+        .data
+        .clone()
+        .unwrap_or_else(|| state::parent_dir(&args.users).join(chatstore::DATA_FILE));
     if args.print_key {
         return print_key(&key_path);
     }
@@ -277,7 +344,7 @@ fn run(args: Args) -> Result<()> {
     // or user store behind.
     let addr = SocketAddr::new(args.bind, args.port);
     let socket = bind(addr, args.socket_buffer).map_err(|e| bind_error(addr, e))?;
-    for path in [&args.users, &key_path] {
+    for path in [&args.users, &key_path, &data_path] {
         if state::in_default_dir(path) {
             let dir = state::parent_dir(path);
             state::create_private_dir(dir)
@@ -287,7 +354,19 @@ fn run(args: Args) -> Result<()> {
     // Then the store: a server that cannot use it must not leave a key file
     // behind. Its errors name the file and the problem once.
     let store = UserStore::open(&args.users).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = load_or_create_server_key(&key_path).map_err(anyhow::Error::msg)?;
+    let data_existed = data_path.exists();
+    let chat_store = RedbStore::open(&data_path, retention(&args))?;
+    let key = match load_or_create_server_key(&key_path) {
+        Ok(key) => key,
+        Err(e) => {
+            // Nothing is left behind: not a chat store made a moment ago.
+            if !data_existed {
+                drop(chat_store);
+                let _ = std::fs::remove_file(&data_path);
+            }
+            anyhow::bail!(e)
+        }
+    };
     let users: Vec<UserRecord> = store
         .users()
         .iter()
@@ -301,7 +380,18 @@ fn run(args: Args) -> Result<()> {
     let max_datagram = udp::max_datagram(&socket).min(args.max_datagram as usize);
     let config = server_config(&args, max_datagram);
     info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
+    let room_memory = config.room_memory();
     let mut server = Server::new(config, users, key, rand::random());
+    let clock = Clock::new();
+    server.set_unix_time(clock.now(), unix_ms());
+    let snapshot = chat_store.load(room_memory)?;
+    info!(
+        rooms = snapshot.rooms.len(),
+        offline_messages = snapshot.offline.len(),
+        path = %data_path.display(),
+        "chat store loaded"
+    );
+    server.restore(snapshot);
 
     let local = socket.local_addr()?;
 
@@ -315,6 +405,11 @@ fn run(args: Args) -> Result<()> {
 
     let (stored_tx, stored_rx) = bounded::<(u64, Result<String, String>)>(1024);
     let store_tx = spawn_store(store, stored_tx, waker.clone())?;
+    let chat_waker = waker.clone();
+    let mut chat = StoreWriter::spawn(chat_store, STORE_QUEUE, move || {
+        let _ = chat_waker.wake();
+    })
+    .context("cannot start the chat store's thread")?;
     // By default one core is left to the datagram loop: a storm of logins
     // must not take every core from the users already chatting.
     let hash_workers = args
@@ -338,13 +433,12 @@ fn run(args: Args) -> Result<()> {
     println!("listening on {local}");
     info!(%local, max_datagram, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
 
-    let clock = Clock::new();
     let mut driver = Driver {
         socket: &socket,
         workers: &workers,
         store_tx: &store_tx,
         registering: HashMap::new(),
-        rooms: MemoryStore::default(),
+        chat: &chat,
         unsent: Vec::with_capacity(udp::BATCH),
         spare: Vec::with_capacity(udp::BATCH),
         blocked: false,
@@ -372,7 +466,17 @@ fn run(args: Args) -> Result<()> {
         if let Some(deadline) = shutdown_deadline
             && (server.is_shut_down() || std::time::Instant::now() >= deadline)
         {
-            info!("shut down; user store is on disk");
+            drop(driver);
+            let stats = chat.finish();
+            info!(
+                commits = stats.commits,
+                writes = stats.writes,
+                mean_commit_us = (stats.commit_time.as_micros() as u64)
+                    .checked_div(stats.commits)
+                    .unwrap_or(0),
+                max_commit_us = stats.max_commit.as_micros() as u64,
+                "shut down; user store and chat store are on disk"
+            );
             return Ok(());
         }
         let wait = if more_to_read || driver.backlog {
@@ -427,6 +531,10 @@ fn run(args: Args) -> Result<()> {
                     break;
                 }
             }
+        }
+        server.set_unix_time(clock.now(), unix_ms());
+        while let Ok(response) = driver.chat.answers().try_recv() {
+            server.handle_response(clock.now(), response);
         }
         while let Ok((id, result)) = stored_rx.try_recv() {
             server.handle_response(clock.now(), Response::Registered { id, result });
@@ -486,6 +594,10 @@ fn run(args: Args) -> Result<()> {
 const SOCKET: mio::Token = mio::Token(0);
 const WAKE: mio::Token = mio::Token(1);
 
+/// Chat store requests waiting for the store's thread; more are answered
+/// "unavailable" at once.
+const STORE_QUEUE: usize = 16_384;
+
 /// Datagrams read in one go before timers and workers get their turn.
 const READ_BUDGET: usize = 1024;
 
@@ -520,9 +632,8 @@ struct Driver<'a> {
     store_tx: &'a Sender<(u64, String, String)>,
     /// Registrations being hashed: request id to username.
     registering: HashMap<u64, String>,
-    /// Rooms, history and offline messages (in memory until the store
-    /// file exists).
-    rooms: MemoryStore,
+    /// The chat store's thread: rooms, history and offline messages.
+    chat: &'a StoreWriter,
     /// Datagrams taken from the server and not yet accepted by the socket.
     unsent: Vec<(SocketAddr, Vec<u8>)>,
     /// Buffers of datagrams the socket took, for the next ones.
@@ -561,6 +672,15 @@ impl Driver<'_> {
                         .handle_response(clock.now(), Response::Registered { id, result: Err(e) }),
                 }
             }
+        }
+    }
+
+    /// Hands a request to the chat store's thread; a full queue is
+    /// answered at once.
+    fn submit_to_store(&self, server: &mut Server, clock: &Clock, job: StoreJob) {
+        if let Err(id) = self.chat.submit(job) {
+            warn!("chat store queue full; refusing a change or a read");
+            server.handle_response(clock.now(), Response::Unavailable { id });
         }
     }
 
@@ -624,12 +744,29 @@ impl Driver<'_> {
             let mut progress = self.send(server, clock) && !self.backlog;
             while let Some(request) = server.poll_request() {
                 progress = true;
-                if let Some(response) = self.rooms.answer(&request) {
-                    server.handle_response(clock.now(), response);
-                    continue;
-                }
                 let (id, job) = match request {
-                    Request::Store { .. } | Request::History { .. } => continue,
+                    Request::Store { id, op } => {
+                        self.submit_to_store(server, clock, StoreJob::Write { id, op });
+                        continue;
+                    }
+                    Request::History {
+                        id,
+                        room,
+                        page,
+                        limit,
+                    } => {
+                        self.submit_to_store(
+                            server,
+                            clock,
+                            StoreJob::Read {
+                                id,
+                                room,
+                                page,
+                                limit,
+                            },
+                        );
+                        continue;
+                    }
                     Request::Register {
                         id,
                         username,
@@ -818,9 +955,21 @@ mod tests {
             ),
             ("--max-listed", d.max_listed.to_string()),
             ("--min-password-chars", d.min_password_chars.to_string()),
+            ("--max-rooms-per-user", d.max_rooms_per_user.to_string()),
+            ("--max-room-members", d.max_room_members.to_string()),
+            ("--max-rooms", d.max_rooms.to_string()),
+            ("--history-on-join", d.history_on_join.to_string()),
+            ("--max-replay", d.max_replay.to_string()),
+            ("--max-offline-per-user", d.max_offline_per_user.to_string()),
+            (
+                "--max-offline-per-sender",
+                d.max_offline_per_sender.to_string(),
+            ),
+            ("--history-max-messages", "10000".to_string()),
+            ("--history-max-days", "30".to_string()),
         ] {
             let at = help
-                .find(flag)
+                .find(&format!("{flag} <"))
                 .unwrap_or_else(|| panic!("{flag} in {help}"));
             let rest = &help[at..];
             let next = rest[2..].find("\n  -").map_or(rest.len(), |i| i + 2);

@@ -38,6 +38,7 @@ const CHAT_ENV: &[&str] = &[
     "CHAT_USERS",
     "CHAT_BIND",
     "CHAT_SERVER_KEY_FILE",
+    "CHAT_DATA",
     "RUST_LOG",
 ];
 

@@ -1,0 +1,293 @@
+use super::*;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use udpchat_core::server::store::MemoryStore;
+
+fn msg(offset: u64, time: u64, text: &str) -> RoomMessage {
+    RoomMessage {
+        offset,
+        from: "alice".into(),
+        text: text.into(),
+        time,
+    }
+}
+
+fn create(room: &str, owner: &str) -> StoreOp {
+    StoreOp::CreateRoom {
+        room: room.into(),
+        epoch: format!("{:016x}", room.len() as u64 * 77 + owner.len() as u64),
+        owner: owner.into(),
+        time: 1_000,
+    }
+}
+
+/// A snapshot with members sorted (their order is not kept).
+fn sorted(mut s: Snapshot) -> Snapshot {
+    for r in &mut s.rooms {
+        r.members.sort();
+    }
+    s
+}
+
+#[test]
+fn it_does_what_the_memory_store_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let retention = Retention {
+        max_messages: 20,
+        max_age_ms: 5_000,
+    };
+    let mut db = RedbStore::open(&path, retention).unwrap();
+    let mut mem = MemoryStore::new(retention);
+    let mut rng = StdRng::seed_from_u64(7);
+    let rooms = ["#a", "#b", "#c"];
+    let users = ["alice", "bob", "carol", "dave"];
+    let mut offsets = [0u64; 3];
+    let mut time = 10_000u64;
+    let mut next_id = 1;
+    for _round in 0..60 {
+        let mut batch = Vec::new();
+        for _ in 0..rng.gen_range(1..12) {
+            let r = rng.gen_range(0..rooms.len());
+            let room = rooms[r].to_string();
+            let user = users[rng.gen_range(0..users.len())].to_string();
+            time += rng.gen_range(0..700);
+            let op = match rng.gen_range(0..20) {
+                0 => {
+                    offsets[r] = 0;
+                    create(&room, &user)
+                }
+                1 => StoreOp::DeleteRoom { room },
+                2 => StoreOp::Join { room, user },
+                3 => StoreOp::Part { room, user },
+                4 => StoreOp::SetTopic {
+                    room,
+                    topic: format!("topic {time}"),
+                },
+                5 => {
+                    let id = next_id;
+                    next_id += 1;
+                    StoreOp::PutOffline(OfflineMessage {
+                        id,
+                        from: user,
+                        to: "bob".into(),
+                        text: format!("dm {id}"),
+                        time,
+                    })
+                }
+                6 if next_id > 1 => StoreOp::RemoveOffline {
+                    to: "bob".into(),
+                    id: rng.gen_range(1..next_id),
+                },
+                _ => {
+                    offsets[r] += rng.gen_range(1..3);
+                    StoreOp::Append {
+                        room,
+                        message: msg(offsets[r], time, &format!("m{time}")),
+                    }
+                }
+            };
+            batch.push(op);
+        }
+        for op in &batch {
+            mem.apply(op);
+        }
+        db.apply(&batch).unwrap();
+        for keep in [1, 7, 1000] {
+            assert_eq!(
+                sorted(db.load(keep).unwrap()),
+                sorted(mem.snapshot(keep)),
+                "keep {keep}"
+            );
+        }
+        for room in rooms {
+            for page in [
+                Page::Before(u64::MAX),
+                Page::Before(0),
+                Page::Before(offsets[0] / 2 + 1),
+                Page::After(0),
+                Page::After(offsets[1] / 2),
+                Page::After(u64::MAX),
+            ] {
+                for limit in [0, 1, 3, 200] {
+                    assert_eq!(
+                        db.page(room, page, limit).unwrap(),
+                        mem.page(room, page, limit),
+                        "{room} {page:?} {limit}"
+                    );
+                }
+            }
+        }
+    }
+    let before = sorted(db.load(1000).unwrap());
+    drop(db);
+    let db = RedbStore::open(&path, retention).unwrap();
+    assert_eq!(sorted(db.load(1000).unwrap()), before, "reopened");
+}
+
+#[test]
+fn a_room_and_its_first_message_in_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let mut db = RedbStore::open(&path, Retention::default()).unwrap();
+    db.apply(&[
+        create("#a", "alice"),
+        StoreOp::Append {
+            room: "#a".into(),
+            message: msg(1, 5, "one"),
+        },
+    ])
+    .unwrap();
+    let snap = db.load(10).unwrap();
+    assert_eq!(snap.rooms.len(), 1);
+    assert_eq!(snap.rooms[0].last_offset, 1);
+    assert_eq!(snap.rooms[0].recent, vec![msg(1, 5, "one")]);
+}
+
+#[test]
+fn garbage_and_other_versions_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    for garbage in [
+        &b"not a database at all, but long enough to look like one"[..],
+        &b"r"[..],
+    ] {
+        std::fs::write(&path, garbage).unwrap();
+        let e = RedbStore::open(&path, Retention::default()).unwrap_err();
+        assert!(e.0.contains(&path.display().to_string()), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), garbage, "left as it was");
+    }
+    // A redb file whose header is damaged.
+    std::fs::remove_file(&path).unwrap();
+    drop(RedbStore::open(&path, Retention::default()).unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[9..512] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let e = RedbStore::open(&path, Retention::default()).unwrap_err();
+    assert!(e.0.contains(&path.display().to_string()), "{e}");
+    // Another format version.
+    std::fs::remove_file(&path).unwrap();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert("version", 9).unwrap();
+        txn.commit().unwrap();
+    }
+    let e = RedbStore::open(&path, Retention::default()).unwrap_err();
+    assert!(e.0.contains("format version 9"), "{e}");
+    // A missing directory.
+    let e = RedbStore::open(&dir.path().join("no/such.redb"), Retention::default()).unwrap_err();
+    assert!(e.0.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn the_writer_answers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = RedbStore::open(&dir.path().join(DATA_FILE), Retention::default()).unwrap();
+    let mut writer = StoreWriter::spawn(db, 10_000, || {}).unwrap();
+    writer
+        .submit(StoreJob::Write {
+            id: 1,
+            op: create("#a", "alice"),
+        })
+        .unwrap();
+    let mut id = 2;
+    for offset in 1..=500 {
+        writer
+            .submit(StoreJob::Write {
+                id,
+                op: StoreOp::Append {
+                    room: "#a".into(),
+                    message: msg(offset, offset, "x"),
+                },
+            })
+            .unwrap();
+        id += 1;
+        if offset.is_multiple_of(100) {
+            writer
+                .submit(StoreJob::Read {
+                    id,
+                    room: "#a".into(),
+                    page: Page::Before(u64::MAX),
+                    limit: 1,
+                })
+                .unwrap();
+            id += 1;
+        }
+    }
+    let mut expected = 1;
+    while expected < id {
+        let r = writer
+            .answers()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap();
+        match r {
+            Response::Stored { id, result } => {
+                assert_eq!(id, expected);
+                assert_eq!(result, Ok(()));
+            }
+            Response::History { id, result } => {
+                assert_eq!(id, expected);
+                // A read sees every write made before it.
+                let (page, more) = result.unwrap();
+                assert_eq!(page.len(), 1);
+                assert_eq!(page[0].offset % 100, 0);
+                assert!(more);
+            }
+            other => panic!("{other:?}"),
+        }
+        expected += 1;
+    }
+    let stats = writer.finish();
+    assert_eq!(stats.writes, 501);
+    assert!(stats.commits <= 501);
+}
+
+/// Prints the file's size per 1,000 room messages and the time a commit
+/// takes (`cargo test -p udpchat-native chatstore -- --nocapture`).
+#[test]
+fn size_and_commit_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let mut db = RedbStore::open(&path, Retention::default()).unwrap();
+    db.apply(&[create("#room", "alice")]).unwrap();
+    let empty = std::fs::metadata(&path).unwrap().len();
+    let text = "a typical chat line of about sixty bytes, give or take a few";
+    // One message per transaction: what a lone user's `say` costs.
+    let n_single = 200u64;
+    let started = Instant::now();
+    for offset in 1..=n_single {
+        db.apply(&[StoreOp::Append {
+            room: "#room".into(),
+            message: msg(offset, 1_700_000_000_000 + offset, text),
+        }])
+        .unwrap();
+    }
+    let single = started.elapsed() / n_single as u32;
+    // Then in groups of 100, as under load.
+    let total = 10_000u64;
+    let started = Instant::now();
+    let mut offset = n_single;
+    while offset < total {
+        let batch: Vec<StoreOp> = (offset + 1..=offset + 100)
+            .map(|o| StoreOp::Append {
+                room: "#room".into(),
+                message: msg(o, 1_700_000_000_000 + o, text),
+            })
+            .collect();
+        db.apply(&batch).unwrap();
+        offset += 100;
+    }
+    let grouped = started.elapsed() / ((total - n_single) / 100) as u32;
+    drop(db);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let per_thousand = (size - empty) * 1000 / total;
+    println!(
+        "chat store: {total} messages of {} bytes: {size} bytes on disk \
+         ({per_thousand} bytes per 1,000 messages, empty {empty}); \
+         commit of 1 message {single:?}, of 100 messages {grouped:?}",
+        text.len()
+    );
+    assert!(size > 0);
+}
