@@ -244,7 +244,15 @@ impl RedbStore {
                 ));
             }
         }
-        let db = Database::builder().create_file(file).map_err(|e| {
+        let mut builder = Database::builder();
+        let repaired = path.display().to_string();
+        builder.set_repair_callback(move |session| {
+            // Once per open that follows a crash, before the first page.
+            if session.progress() == 0.0 {
+                tracing::info!(path = %repaired, "the chat store was not closed cleanly: checking it");
+            }
+        });
+        let db = builder.create_file(file).map_err(|e| {
             named(format!(
                 "{} (move it away or restore it from a backup)",
                 redb::Error::from(e)

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -221,7 +220,7 @@ impl Raw {
 /// `kill -TERM`, and a clean exit.
 #[cfg(unix)]
 fn terminate(server: &mut Server) {
-    let status = Command::new("kill")
+    let status = std::process::Command::new("kill")
         .args(["-TERM", &server.proc.pid().to_string()])
         .status()
         .expect("run kill");
