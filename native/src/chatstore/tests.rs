@@ -291,3 +291,127 @@ fn size_and_commit_time() {
     );
     assert!(size > 0);
 }
+
+/// A store in memory that waits for a go-ahead before each batch, or
+/// fails: what another engine plugged into the writer looks like.
+struct Fake {
+    mem: MemoryStore,
+    /// Told when a batch starts.
+    entered: Sender<usize>,
+    gate: Receiver<()>,
+    fail: bool,
+}
+
+impl ChatStore for Fake {
+    fn load(&self, keep: usize) -> Result<Snapshot, StoreError> {
+        Ok(self.mem.snapshot(keep))
+    }
+
+    fn apply(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let _ = self.entered.send(ops.len());
+        // Bounded, so that a failing test does not hang in the writer's drop.
+        let _ = self.gate.recv_timeout(Duration::from_secs(10));
+        if self.fail {
+            return Err(StoreError("disk full".into()));
+        }
+        for op in ops {
+            self.mem.apply(op);
+        }
+        Ok(())
+    }
+
+    fn page(
+        &self,
+        room: &str,
+        page: Page,
+        limit: u32,
+    ) -> Result<(Vec<RoomMessage>, bool), StoreError> {
+        Ok(self.mem.page(room, page, limit))
+    }
+}
+
+fn write(id: u64) -> StoreJob {
+    StoreJob::Write {
+        id,
+        op: StoreOp::PutOffline(OfflineMessage {
+            id,
+            from: "alice".into(),
+            to: "bob".into(),
+            text: "hi".into(),
+            time: 1,
+        }),
+    }
+}
+
+#[test]
+fn a_full_queue_refuses_at_once_and_the_rest_is_one_transaction() {
+    let (go, gate) = bounded(16);
+    let (entered, batches) = unbounded();
+    let fake = Fake {
+        mem: MemoryStore::default(),
+        entered,
+        gate,
+        fail: false,
+    };
+    let mut writer = StoreWriter::spawn(fake, 3, || {}).unwrap();
+    writer.submit(write(1)).unwrap();
+    // The thread takes the first and waits at the gate; three more fill
+    // the queue, and the next is refused without waiting.
+    assert_eq!(batches.recv_timeout(Duration::from_secs(10)), Ok(1));
+    for id in 2..5 {
+        writer.submit(write(id)).unwrap();
+    }
+    let started = Instant::now();
+    assert_eq!(writer.submit(write(5)), Err(5));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    go.send(()).unwrap();
+    go.send(()).unwrap();
+    for expected in 1..5 {
+        match writer
+            .answers()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+        {
+            Response::Stored { id, result } => {
+                assert_eq!((id, result), (expected, Ok(())));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let stats = writer.finish();
+    assert_eq!(
+        (stats.commits, stats.writes),
+        (2, 4),
+        "1, then 2 to 4 together"
+    );
+}
+
+#[test]
+fn a_failed_commit_fails_every_change_in_it() {
+    let (go, gate) = bounded(16);
+    let (entered, _batches) = unbounded();
+    let fake = Fake {
+        mem: MemoryStore::default(),
+        entered,
+        gate,
+        fail: true,
+    };
+    let writer = StoreWriter::spawn(fake, 16, || {}).unwrap();
+    for id in 1..=3 {
+        writer.submit(write(id)).unwrap();
+    }
+    go.send(()).unwrap();
+    go.send(()).unwrap();
+    for expected in 1..=3 {
+        match writer
+            .answers()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+        {
+            Response::Stored { id, result } => {
+                assert_eq!((id, result), (expected, Err("disk full".to_string())));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
