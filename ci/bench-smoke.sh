@@ -54,9 +54,12 @@ run() {
 }
 
 run fanout fanout --senders 2
+run room room --senders 2
 run dm dm --rate 1000
 run login-storm login-storm --logins 6 --rate 500
 run idle idle
+# 4 users offline, 40 DMs stored for them (10 each), delivered at their login.
+run offline offline --messages 40
 
 # allocbench counts in memory: every message reaches every receiver, as
 # the server counted too.

@@ -82,6 +82,18 @@ pub struct Shared {
     pub window: AtomicU64,
     /// Whether senders send.
     pub sending: AtomicBool,
+    /// Messages confirmed to their senders (`confirm` or `said`).
+    pub confirmed: AtomicU64,
+    /// DMs confirmed as stored for an offline recipient.
+    pub stored: AtomicU64,
+    /// Messages the server refused (an error answering a sender).
+    pub refused: AtomicU64,
+    /// Users whose `join` of a room was answered.
+    pub rooms_joined: AtomicU64,
+    /// When the last delivery arrived, µs since the origin.
+    pub last_delivery_us: AtomicU64,
+    /// When the last login succeeded, µs since the origin.
+    pub last_login_us: AtomicU64,
 }
 
 impl Shared {
@@ -99,6 +111,12 @@ impl Shared {
             datagrams_in: AtomicU64::new(0),
             window: AtomicU64::new(0),
             sending: AtomicBool::new(false),
+            confirmed: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            rooms_joined: AtomicU64::new(0),
+            last_delivery_us: AtomicU64::new(0),
+            last_login_us: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +133,12 @@ pub enum Target {
     Public,
     /// DM to this user.
     Direct(String),
+    /// `say` in this room (which the sender joined).
+    Room(String),
+    /// DMs to these users in turn (message `i` to user `i % len`): with a
+    /// per-recipient sequence in the stamp, so that each recipient sees
+    /// every sender's messages numbered 0, 1, 2, ...
+    Spread(Arc<Vec<String>>),
 }
 
 /// One user's sending schedule.
@@ -133,6 +157,12 @@ pub struct SendPlan {
     pub start_us: u64,
     /// Message size in bytes.
     pub size: usize,
+    /// Messages to send in all (then the sender stops); `None`: until told.
+    pub count: Option<u64>,
+    /// Closed loop on the sender's own confirmations: at most this many
+    /// messages unconfirmed (instead of the shared delivery window; for
+    /// messages delivered later, such as DMs stored for offline users).
+    pub confirm_window: Option<u64>,
 }
 
 /// Orders for a worker.
@@ -149,6 +179,8 @@ pub enum Command {
     Send(Vec<SendPlan>),
     /// Stops all sending.
     StopSending,
+    /// Every logged-in user joins this room.
+    Join(String),
     /// Sends EX for every logged-in user.
     Exit,
     /// Local addresses of these users (global indices).
@@ -172,6 +204,10 @@ pub struct Counters {
     pub refused: u64,
     /// Confirmations of messages.
     pub confirmed: u64,
+    /// DMs confirmed as stored for an offline recipient.
+    pub stored: u64,
+    /// DMs delivered from the recipient's offline inbox.
+    pub offline_deliveries: u64,
     /// Deliveries the server claimed in its confirmations.
     pub confirmed_recipients: u64,
     /// Messages received twice.
@@ -207,6 +243,8 @@ pub struct Report {
     /// Sizes of the datagrams from the server that carried exactly one
     /// bench message, bytes.
     pub sizes: Histogram,
+    /// Offline DMs: from the recipient's `login_ok` to the DM, µs.
+    pub after_login: Histogram,
     /// The first few problems, for the operator.
     pub problems: Vec<String>,
 }
@@ -220,6 +258,8 @@ impl Report {
         a.missed_sends += b.missed_sends;
         a.refused += b.refused;
         a.confirmed += b.confirmed;
+        a.stored += b.stored;
+        a.offline_deliveries += b.offline_deliveries;
         a.confirmed_recipients += b.confirmed_recipients;
         a.duplicates += b.duplicates;
         a.gaps += b.gaps;
@@ -239,6 +279,7 @@ impl Report {
             x.merge(y);
         }
         self.sizes.merge(&o.sizes);
+        self.after_login.merge(&o.after_login);
         for p in &o.problems {
             if self.problems.len() < 8 && !self.problems.contains(p) {
                 self.problems.push(p.clone());
@@ -384,6 +425,14 @@ impl Fleet {
         Ok(())
     }
 
+    /// Every logged-in user joins `room` (see [`Shared::rooms_joined`]).
+    pub fn join(&self, room: &str) -> Result<()> {
+        for id in 0..self.txs.len() {
+            self.send(id, Command::Join(room.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// Stops sending.
     pub fn stop_sending(&self) -> Result<()> {
         self.shared.sending.store(false, Relaxed);
@@ -505,6 +554,10 @@ struct User {
     group: usize,
     /// Logins started again after a timeout.
     attempts: u32,
+    /// Its messages confirmed by the server (or refused).
+    answered: u64,
+    /// When it logged in, µs since the origin.
+    logged_in_us: u64,
 }
 
 struct Sending {
@@ -516,6 +569,8 @@ struct Sending {
     next_us: u64,
     seq: u64,
     size: usize,
+    count: Option<u64>,
+    confirm_window: Option<u64>,
 }
 
 struct Worker {
@@ -673,6 +728,8 @@ impl Worker {
                         queued_read: false,
                         group: group.min(LOGIN_GROUPS - 1),
                         attempts: 0,
+                        answered: 0,
+                        logged_in_us: 0,
                     });
                     self.waiting.push_back(li);
                 }
@@ -693,10 +750,27 @@ impl Worker {
                         next_us: p.start_us.max(now),
                         seq: 0,
                         size: p.size,
+                        count: p.count,
+                        confirm_window: p.confirm_window,
                     });
                 }
             }
             Command::StopSending => self.senders.clear(),
+            Command::Join(room) => {
+                let now = self.shared.now_us();
+                for li in 0..self.users.len() {
+                    let u = &mut self.users[li];
+                    if u.state != UserState::LoggedIn {
+                        continue;
+                    }
+                    if let Some(c) = u.client.as_mut()
+                        && let Err(e) = c.join(&room)
+                    {
+                        self.problem(format!("cannot join {room}: {e}"));
+                    }
+                    self.service(li, now);
+                }
+            }
             Command::Exit => {
                 let now = self.shared.now_us();
                 for li in 0..self.users.len() {
@@ -832,7 +906,15 @@ impl Worker {
                     next = Some(now);
                     break;
                 }
-                if sd.interval_us == 0 {
+                if sd.count.is_some_and(|c| sd.seq >= c) {
+                    break;
+                }
+                if let Some(w) = sd.confirm_window {
+                    if sd.seq.saturating_sub(self.users[li].answered) >= w {
+                        // Woken by the confirmations, read on this thread.
+                        break;
+                    }
+                } else if sd.interval_us == 0 {
                     let window = self.shared.window.load(Relaxed);
                     let outstanding = self
                         .shared
@@ -857,16 +939,23 @@ impl Worker {
                     sd.next_us += sd.interval_us;
                 }
                 let phase = self.shared.phase.load(Relaxed);
-                let text = payload(now, phase, sd.sender_id, sd.seq, sd.size);
+                let seq = match &sd.target {
+                    Target::Spread(to) => sd.seq / to.len().max(1) as u64,
+                    _ => sd.seq,
+                };
+                let text = payload(now, phase, sd.sender_id, seq, sd.size);
                 let receivers = sd.receivers;
                 let Some(c) = self.users[li].client.as_mut() else {
                     break;
                 };
                 // Straight to `pm`/`dm`, without `op` first (as chatclient
                 // sends one-line messages).
-                let r = match &self.senders[s].target {
+                let sd = &self.senders[s];
+                let r = match &sd.target {
                     Target::Public => c.send_public(&text),
                     Target::Direct(to) => c.send_direct(to, &text),
+                    Target::Room(room) => c.say(room, &text),
+                    Target::Spread(to) => c.send_direct(&to[sd.seq as usize % to.len()], &text),
                 };
                 match r {
                     Ok(()) => {
@@ -947,6 +1036,7 @@ impl Worker {
             self.shared
                 .delivered
                 .fetch_add(std::mem::take(&mut self.unpublished), Relaxed);
+            self.shared.last_delivery_us.fetch_max(now, Relaxed);
         }
         let server = self.server.addr;
         let u = &mut self.users[li];
@@ -994,9 +1084,11 @@ impl Worker {
                 let u = &mut self.users[li];
                 if u.state == UserState::LoggingIn {
                     u.state = UserState::LoggedIn;
+                    u.logged_in_us = now;
                     self.logging_in -= 1;
                     self.report.login[u.group].record(now.saturating_sub(u.started_us));
                     self.shared.logged_in.fetch_add(1, Relaxed);
+                    self.shared.last_login_us.fetch_max(now, Relaxed);
                 }
             }
             ClientEvent::LoginFailed { reason, message } => {
@@ -1014,6 +1106,16 @@ impl Worker {
                     }
                 }
             }
+            ClientEvent::Direct {
+                text,
+                offline: true,
+                ..
+            } => {
+                self.report.counters.offline_deliveries += 1;
+                let since_login = now.saturating_sub(self.users[li].logged_in_us);
+                self.report.after_login.record(since_login);
+                self.delivery(li, &text, now);
+            }
             ClientEvent::Public { text, .. }
             | ClientEvent::Direct { text, .. }
             | ClientEvent::RoomMessage {
@@ -1021,8 +1123,10 @@ impl Worker {
                 history: false,
                 ..
             } => self.delivery(li, &text, now),
-            ClientEvent::RoomJoined { .. }
-            | ClientEvent::Parted(_)
+            ClientEvent::RoomJoined { .. } => {
+                self.shared.rooms_joined.fetch_add(1, Relaxed);
+            }
+            ClientEvent::Parted(_)
             | ClientEvent::MemberJoined { .. }
             | ClientEvent::MemberLeft { .. }
             | ClientEvent::RoomMessage { history: true, .. }
@@ -1033,12 +1137,22 @@ impl Worker {
             | ClientEvent::Resumed { .. } => {}
             ClientEvent::Said { .. } => {
                 self.report.counters.confirmed += 1;
+                self.users[li].answered += 1;
+                self.shared.confirmed.fetch_add(1, Relaxed);
             }
             ClientEvent::Joined(_) => self.report.counters.joined += 1,
             ClientEvent::Left { .. } => self.report.counters.left += 1,
-            ClientEvent::Confirmed { recipients, .. } => {
+            ClientEvent::Confirmed {
+                recipients, stored, ..
+            } => {
                 self.report.counters.confirmed += 1;
                 self.report.counters.confirmed_recipients += u64::from(recipients);
+                self.users[li].answered += 1;
+                self.shared.confirmed.fetch_add(1, Relaxed);
+                if stored {
+                    self.report.counters.stored += 1;
+                    self.shared.stored.fetch_add(1, Relaxed);
+                }
             }
             ClientEvent::Error { code, message } => {
                 let u = &self.users[li];
@@ -1046,6 +1160,8 @@ impl Worker {
                     // A refused message: its deliveries will not come.
                     self.report.counters.refused += 1;
                     self.shared.expected.fetch_sub(u.per_message, Relaxed);
+                    self.shared.refused.fetch_add(1, Relaxed);
+                    self.users[li].answered += 1;
                 }
                 self.problem(format!("server error {code:?}: {message}"));
             }

@@ -30,6 +30,15 @@ const AFTER_HELP: &str = "\
 Workloads:
   fanout       one or several senders (--senders) broadcast public messages (PM) to
                everyone; closed loop (--window messages in flight) unless --rate is set
+  room         every user joins the room #bench, and one or several senders (--senders)
+               `say` to it, closed loop or --rate as fanout; the server stores each room
+               message (history) before relaying it; deliveries are the live room
+               messages at the other members
+  offline      --users registered users stay offline while --messages DMs spread over
+               them are stored (each confirmed `stored`; as many senders as the server's
+               100 messages per sender and recipient need, or --senders); then they all
+               log in at once: the time from the first login to the last waiting DM
+               delivered, and deliveries/s while they drain
   dm           users in pairs exchange direct messages (DM), --rate messages/s in all
   login-storm  pairs exchange DMs (--rate); after a baseline of --seconds, --logins new
                users log in at once; compares the DM latency before and during the storm
@@ -45,6 +54,8 @@ CHATBENCH_PASSWORD variable (default: a fixed bench password).
 
 Examples:
   chatbench fanout --users 1000 --seconds 5
+  chatbench room --users 100 --seconds 5
+  chatbench offline --users 100 --messages 1000
   chatbench dm --users 200 --rate 20000 --seconds 5 --json
   chatbench login-storm --users 100 --logins 200
   chatbench idle --users 10000 --seconds 10
@@ -56,8 +67,8 @@ Examples:
 struct Args {
     /// The workload.
     workload: Workload,
-    /// Users logged in for the workload [default: fanout 100, dm 200,
-    /// login-storm 100, idle 1000].
+    /// Users logged in for the workload [default: fanout 100, room 100,
+    /// dm 200, login-storm 100, idle 1000; offline: the recipients, 100].
     #[arg(long)]
     users: Option<usize>,
     /// Seconds measured (login-storm: of the baseline; idle: of idling).
@@ -77,16 +88,22 @@ struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// fanout: users sending.
-    #[arg(long, default_value_t = 1)]
-    senders: usize,
+    /// fanout, room: users sending [default: 1]; offline: extra users
+    /// sending the stored DMs [default: as few as the server's limit of 100
+    /// waiting messages per sender and recipient allows].
+    #[arg(long)]
+    senders: Option<usize>,
+    /// offline: DMs stored for the offline users, spread evenly over them.
+    #[arg(long, default_value_t = 1000)]
+    messages: u64,
     /// Messages per second in all [default: dm 20000, login-storm 1000;
     /// fanout: closed loop].
     #[arg(long)]
     rate: Option<f64>,
-    /// fanout without --rate: messages in flight in all (sent but not yet
-    /// received by every receiver). More in flight lets the server put more
-    /// messages in each datagram, and makes each wait longer.
+    /// fanout and room without --rate: messages in flight in all (sent but
+    /// not yet received by every receiver). More in flight lets the server
+    /// put more messages in each datagram, and makes each wait longer.
+    /// offline: DMs each sender has sent and not yet seen confirmed.
     #[arg(long, default_value_t = 128)]
     window: u64,
     /// Message size in bytes (the text of each PM or DM).
@@ -137,8 +154,10 @@ struct Args {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Workload {
     Fanout,
+    Room,
     Dm,
     LoginStorm,
+    Offline,
     Idle,
 }
 
@@ -146,6 +165,8 @@ impl Workload {
     fn name(self) -> &'static str {
         match self {
             Workload::Fanout => "fanout",
+            Workload::Room => "room",
+            Workload::Offline => "offline",
             Workload::Dm => "dm",
             Workload::LoginStorm => "login-storm",
             Workload::Idle => "idle",
@@ -156,6 +177,15 @@ impl Workload {
 /// The p99 DM latency a login storm may raise messages among logged-in
 /// users to, on loopback.
 const STORM_P99_TARGET_US: u64 = 5_000;
+
+/// The room of the room workload.
+const ROOM: &str = "#bench";
+
+/// The reference server's limits on DMs waiting for an offline user
+/// (PROTOCOL.md §5.11; chatserver has no flags for them yet): per
+/// recipient, and per sender and recipient.
+const MAX_OFFLINE_PER_USER: u64 = 1000;
+const MAX_OFFLINE_PER_SENDER: u64 = 100;
 
 /// Phases stamped in messages.
 const WARMUP: u32 = 0;
@@ -202,11 +232,35 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 
 fn run(args: &Args) -> Result<bool> {
     let users = args.users.unwrap_or(match args.workload {
-        Workload::Fanout => 100,
+        Workload::Fanout | Workload::Room | Workload::Offline => 100,
         Workload::Dm => 200,
         Workload::LoginStorm => 100,
         Workload::Idle => 1000,
     });
+    let senders = match args.workload {
+        Workload::Offline => {
+            if !(1..=100_000_000).contains(&args.messages) {
+                bail!("--messages must be 1 to 100000000");
+            }
+            let per_user = args.messages.div_ceil(users as u64);
+            if per_user > MAX_OFFLINE_PER_USER {
+                bail!(
+                    "{per_user} DMs per recipient: the server keeps at most {MAX_OFFLINE_PER_USER} waiting for one user (raise --users)"
+                );
+            }
+            let needed = args
+                .messages
+                .div_ceil(MAX_OFFLINE_PER_SENDER * users as u64) as usize;
+            let s = args.senders.unwrap_or(needed);
+            if !(needed..=1000).contains(&s) {
+                bail!(
+                    "--senders must be {needed} to 1000: the server keeps at most {MAX_OFFLINE_PER_SENDER} DMs from one sender waiting for one user"
+                );
+            }
+            s
+        }
+        _ => args.senders.unwrap_or(1),
+    };
     if !(1..=10_000).contains(&users) {
         bail!("--users must be 1 to 10000");
     }
@@ -219,7 +273,8 @@ fn run(args: &Args) -> Result<bool> {
             args.workload.name()
         );
     }
-    if args.workload == Workload::Fanout && !(1..=users).contains(&args.senders) {
+    if matches!(args.workload, Workload::Fanout | Workload::Room) && !(1..=users).contains(&senders)
+    {
         bail!("--senders must be 1 to --users");
     }
     if args.workload == Workload::LoginStorm && !(1..=10_000).contains(&args.logins) {
@@ -255,10 +310,16 @@ fn run(args: &Args) -> Result<bool> {
         std::env::var("CHATBENCH_PASSWORD").unwrap_or_else(|_| "chatbench-password".into());
     let base = names(&args.prefix, users);
     let storm_prefix = format!("{}s", args.prefix);
-    let storm = if args.workload == Workload::LoginStorm {
-        names(&storm_prefix, args.logins)
-    } else {
-        Vec::new()
+    let (base, storm) = match args.workload {
+        Workload::LoginStorm => (base, names(&storm_prefix, args.logins)),
+        // The senders log in first; the recipients (the users) later.
+        Workload::Offline => {
+            if args.storm_register {
+                bail!("--storm-register is for login-storm");
+            }
+            (names(&format!("{}tx", args.prefix), senders), base)
+        }
+        _ => (base, Vec::new()),
     };
 
     let mut info = match &args.server {
@@ -336,7 +397,7 @@ fn run(args: &Args) -> Result<bool> {
             password,
         },
     )?;
-    let result = workload(args, &mut fleet, &mut info, &base, &storm);
+    let result = workload(args, senders, &mut fleet, &mut info, &base, &storm);
     // Leave cleanly, whatever happened: a shared server keeps no ghosts.
     let _ = fleet.exit_all(Duration::from_secs(3));
     fleet.shutdown();
@@ -409,6 +470,29 @@ struct Outcome {
     lost_sessions: u64,
     storm: Option<Storm>,
     idle: Option<Idle>,
+    offline: Option<Offline>,
+}
+
+/// What the offline workload found.
+struct Offline {
+    senders: usize,
+    messages: u64,
+    /// DMs confirmed `stored`.
+    stored: u64,
+    /// From the first DM sent to the last confirmed, seconds.
+    store_seconds: f64,
+    /// The recipients' logins, all started at once.
+    logins: Logins,
+    /// From the first login started to the last waiting DM delivered.
+    drain_seconds: f64,
+    /// From the last login to the last waiting DM delivered.
+    after_last_login_seconds: f64,
+    /// DMs that came as `direct` with `offline`.
+    offline_deliveries: u64,
+    /// Time the DMs waited, from their send to their delivery, µs.
+    waited: Histogram,
+    /// From each recipient's login to each of its DMs, µs.
+    after_login: Histogram,
 }
 
 struct Storm {
@@ -467,6 +551,17 @@ impl Outcome {
             && s.logins.failed > 0
         {
             fail(format!("{} storm logins failed", s.logins.failed));
+        }
+        if let Some(o) = &self.offline {
+            if o.logins.failed > 0 {
+                fail(format!("{} recipient logins failed", o.logins.failed));
+            }
+            if o.stored != o.messages || o.offline_deliveries != o.messages {
+                fail(format!(
+                    "{} DMs, {} confirmed stored, {} delivered as offline DMs",
+                    o.messages, o.stored, o.offline_deliveries
+                ));
+            }
         }
         if self.workload != "idle" && self.delivered_total == 0 {
             fail("no message was delivered".into());
@@ -596,6 +691,25 @@ impl Outcome {
                 "p99_within_target": s.during.quantile(0.99).map(|p| p <= STORM_P99_TARGET_US),
             });
         }
+        if let Some(o) = &self.offline {
+            v["offline"] = json!({
+                "recipients": self.users,
+                "senders": o.senders,
+                "messages": o.messages,
+                "stored": o.stored,
+                "store_seconds": o.store_seconds,
+                "logins": o.logins.count,
+                "logins_failed": o.logins.failed,
+                "login_seconds": o.logins.seconds,
+                "login_latency_us": lat(&o.logins.latency),
+                "drain_seconds": o.drain_seconds,
+                "after_last_login_seconds": o.after_last_login_seconds,
+                "offline_deliveries": o.offline_deliveries,
+                "deliveries_per_sec": (o.offline_deliveries as f64 / o.drain_seconds.max(1e-9)).round(),
+                "waited_us": lat(&o.waited),
+                "after_login_us": lat(&o.after_login),
+            });
+        }
         if let Some(i) = &self.idle {
             v["idle"] = json!({
                 "server_rss_before_logins_kb": i.rss_before_kb,
@@ -674,7 +788,38 @@ impl Outcome {
                 group(self.deliveries_per_sec().round() as u64),
                 group((self.datagrams as f64 / self.seconds.max(1e-9)).round() as u64)
             );
-            let _ = writeln!(t, "  latency (one-way, us) {}", lat(&self.latency));
+            if let Some(o) = &self.offline {
+                let _ = writeln!(
+                    t,
+                    "  stored                {} DMs from {} sender(s) to {} offline users, {} confirmed stored, in {} s",
+                    group(o.messages),
+                    o.senders,
+                    self.users,
+                    group(o.stored),
+                    fmt_f(o.store_seconds, 2)
+                );
+                let _ = writeln!(
+                    t,
+                    "  logins at once        {} in {} s, {} failed; login time (us) {}",
+                    o.logins.count,
+                    fmt_f(o.logins.seconds, 2),
+                    o.logins.failed,
+                    lat(&o.logins.latency)
+                );
+                let _ = writeln!(
+                    t,
+                    "  waiting DMs delivered {} in {} s from the first login to the last DM ({} s after the last login), {}/s; {} of them as offline DMs",
+                    group(self.delivered_total),
+                    fmt_f(o.drain_seconds, 3),
+                    fmt_f(o.after_last_login_seconds, 3),
+                    group((o.offline_deliveries as f64 / o.drain_seconds.max(1e-9)).round() as u64),
+                    group(o.offline_deliveries)
+                );
+                let _ = writeln!(t, "  login_ok to DM (us)   {}", lat(&o.after_login));
+                let _ = writeln!(t, "  time stored (us)      {}", lat(&o.waited));
+            } else {
+                let _ = writeln!(t, "  latency (one-way, us) {}", lat(&self.latency));
+            }
             let _ = writeln!(
                 t,
                 "  sent / expected       {} messages, {} deliveries expected, {} delivered",
@@ -971,6 +1116,7 @@ impl Outcome {
 
 fn workload(
     args: &Args,
+    senders: usize,
     fleet: &mut Fleet,
     info: &mut ServerInfo,
     base: &[String],
@@ -1050,9 +1196,15 @@ fn workload(
     let warmup = (args.seconds / 5.0).min(1.0);
     let raw_receivers: Vec<usize>;
     match args.workload {
-        Workload::Fanout => {
+        Workload::Fanout | Workload::Room => {
             let receivers = (users - 1) as u64;
-            let k = args.senders;
+            let k = senders;
+            let target = if args.workload == Workload::Room {
+                join_room(fleet, users, login_timeout)?;
+                Target::Room(ROOM.into())
+            } else {
+                Target::Public
+            };
             let interval = args.rate.map(|r| (k as f64 / r * 1e6).max(1.0) as u64);
             out.mode = match interval {
                 Some(_) => format!(
@@ -1064,16 +1216,21 @@ fn workload(
                     args.window
                 ),
             };
+            if args.workload == Workload::Room {
+                out.mode = format!("{}; say in {ROOM}, history on", out.mode);
+            }
             fleet.shared.window.store(args.window * receivers, Relaxed);
             let now = fleet.shared.now_us();
             let plans = (0..k)
                 .map(|s| SendPlan {
                     user: ids[s],
-                    target: Target::Public,
+                    target: target.clone(),
                     receivers,
                     interval_us: interval.unwrap_or(0),
                     start_us: now + interval.map_or(0, |i| i * s as u64 / k as u64),
                     size: args.size,
+                    count: None,
+                    confirm_window: None,
                 })
                 .collect();
             measure_traffic(args, fleet, info, plans, warmup, &mut out)?;
@@ -1104,6 +1261,8 @@ fn workload(
                     interval_us: interval,
                     start_us: now + rand::random::<u64>() % interval,
                     size: args.size,
+                    count: None,
+                    confirm_window: None,
                 })
                 .collect();
             if args.workload == Workload::Dm {
@@ -1122,6 +1281,14 @@ fn workload(
                 measure_storm(args, fleet, info, plans, warmup, storm, &mut out)?;
             }
             raw_receivers = ids.clone();
+        }
+        Workload::Offline => {
+            out.mode = format!(
+                "{} DMs from {senders} sender(s) stored for {} offline users, then they log in at once",
+                args.messages,
+                storm.len()
+            );
+            raw_receivers = measure_offline(args, fleet, info, &ids, storm, &mut out)?;
         }
         Workload::Idle => {
             out.mode = "nothing sent".into();
@@ -1294,4 +1461,119 @@ fn measure_storm(
         machine_cpu: w2.machine_cpu,
     });
     Ok(())
+}
+
+/// Every user joins [`ROOM`]; waits for their `room` answers and the
+/// members' notices.
+fn join_room(fleet: &Fleet, users: usize, timeout: Duration) -> Result<()> {
+    let before = fleet.shared.rooms_joined.load(Relaxed);
+    fleet.join(ROOM)?;
+    let start = Instant::now();
+    while fleet.shared.rooms_joined.load(Relaxed) - before < users as u64 {
+        if start.elapsed() > timeout {
+            bail!(
+                "only {} of {users} users joined {ROOM} after {} s",
+                fleet.shared.rooms_joined.load(Relaxed) - before,
+                timeout.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    settle(fleet, Duration::from_secs(30));
+    Ok(())
+}
+
+/// The senders (`ids`, logged in) store `args.messages` DMs for the
+/// `recipients`, who are offline; then the recipients log in all at once
+/// and receive them. Returns the recipients' ids.
+fn measure_offline(
+    args: &Args,
+    fleet: &mut Fleet,
+    info: &ServerInfo,
+    ids: &[usize],
+    recipients: &[String],
+    out: &mut Outcome,
+) -> Result<Vec<usize>> {
+    let to = std::sync::Arc::new(recipients.to_vec());
+    let k = ids.len() as u64;
+    let now = fleet.shared.now_us();
+    let plans = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &user)| SendPlan {
+            user,
+            target: Target::Spread(to.clone()),
+            receivers: 1,
+            interval_us: 0,
+            start_us: now,
+            size: args.size,
+            count: Some(args.messages / k + u64::from((i as u64) < args.messages % k)),
+            confirm_window: Some(args.window),
+        })
+        .collect();
+    fleet.shared.phase.store(MEASURED, Relaxed);
+    let start = Instant::now();
+    fleet.start_sending(plans)?;
+    let answered = |f: &Fleet| f.shared.confirmed.load(Relaxed) + f.shared.refused.load(Relaxed);
+    while answered(fleet) < args.messages {
+        if start.elapsed() > Duration::from_secs(args.login_timeout) {
+            bail!(
+                "only {} of {} DMs were answered after {} s",
+                answered(fleet),
+                args.messages,
+                args.login_timeout
+            );
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let store_seconds = start.elapsed().as_secs_f64();
+    fleet.stop_sending()?;
+    fleet.shared.phase.store(TAIL, Relaxed);
+
+    // The recipients log in all at once; the waiting DMs follow login_ok.
+    let m = mark(fleet, info);
+    let first_login_us = fleet.shared.now_us();
+    let failed_before = fleet.shared.login_failed.load(Relaxed);
+    let (rids, login_seconds) = login(
+        fleet,
+        recipients,
+        recipients.len(),
+        STORM_GROUP,
+        Duration::from_secs(args.login_timeout),
+        false,
+    )?;
+    fleet.drain(Duration::from_secs(3), Duration::from_secs(120));
+    let w = since(&m, fleet, info);
+    let last = fleet.shared.last_delivery_us.load(Relaxed);
+    let last_login_us = fleet.shared.last_login_us.load(Relaxed);
+    let drain_seconds = last.saturating_sub(first_login_us) as f64 / 1e6;
+    let failed = fleet.shared.login_failed.load(Relaxed) - failed_before;
+
+    let r = fleet.report()?;
+    out.set_window(&w);
+    out.users = recipients.len();
+    out.seconds = drain_seconds;
+    out.latency = Histogram::default();
+    out.sent = r.counters.sent;
+    out.expected_total = fleet.shared.expected.load(Relaxed);
+    out.delivered_total = fleet.shared.delivered.load(Relaxed);
+    out.offline = Some(Offline {
+        senders: ids.len(),
+        messages: args.messages,
+        stored: r.counters.stored,
+        store_seconds,
+        logins: Logins {
+            count: recipients.len() as u64 - failed,
+            failed,
+            seconds: login_seconds,
+            latency: r.login[STORM_GROUP].clone(),
+            drops: w.drops,
+        },
+        drain_seconds,
+        after_last_login_seconds: last.saturating_sub(last_login_us) as f64 / 1e6,
+        offline_deliveries: r.counters.offline_deliveries,
+        waited: r.latency[MEASURED as usize].clone(),
+        after_login: r.after_login.clone(),
+    });
+    Ok(rids)
 }
