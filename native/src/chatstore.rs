@@ -248,7 +248,8 @@ impl RedbStore {
         let repaired = path.display().to_string();
         builder.set_repair_callback(move |session| {
             // Once per open that follows a crash, before the first page.
-            if session.progress() == 0.0 {
+            // (An empty file, just made, is initialized, not repaired.)
+            if len > 0 && session.progress() == 0.0 {
                 tracing::info!(path = %repaired, "the chat store was not closed cleanly: checking it");
             }
         });

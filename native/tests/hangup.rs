@@ -23,5 +23,8 @@ fn sighup_stops_the_server_gracefully() {
     alice.expect_exit(1, TIMEOUT);
     server.proc.expect_exit(0, Duration::from_secs(5));
     let log = server.proc.err.text();
-    assert!(log.contains("shut down; user store is on disk"), "{log}");
+    assert!(
+        log.contains("shut down; user store and chat store are on disk"),
+        "{log}"
+    );
 }

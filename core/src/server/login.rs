@@ -210,7 +210,8 @@ impl Server {
             );
             self.process(now, old);
         }
-        self.online.insert(key, (conn, name.clone()));
+        self.online.insert(key.clone(), (conn, name.clone()));
+        self.set_present(&key, conn, true);
         self.logins += 1;
         let max_message = self.config.channel.max_message;
         let mut first = None;
@@ -303,7 +304,10 @@ impl Server {
             until: Instant::ZERO,
         };
         let announce = self.online.len() <= self.config.max_presence;
-        self.online.remove(&username_key(&name));
+        let key = username_key(&name);
+        if let Some((online_conn, _)) = self.online.remove(&key) {
+            self.set_present(&key, online_conn, false);
+        }
         self.events.push_back(ServerEvent::LoggedOut {
             user: name.clone(),
             reason,

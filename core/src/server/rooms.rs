@@ -27,6 +27,9 @@ pub(super) struct Room {
     /// The latest durable messages, oldest first (at most
     /// [`Server::room_memory`]).
     pub(super) recent: VecDeque<Arc<RoomMessage>>,
+    /// The sessions of the members who are online: a room message goes to
+    /// these without a lookup per member.
+    pub(super) present: BTreeSet<u64>,
     /// Whether `recent` holds every message the store keeps (until the
     /// first is dropped from memory).
     pub(super) complete: bool,
@@ -88,6 +91,7 @@ impl Server {
                     last_offset: r.last_offset,
                     next_offset: r.last_offset + 1,
                     recent,
+                    present: BTreeSet::new(),
                     complete,
                 },
             );
@@ -175,12 +179,7 @@ impl Server {
         let Some(r) = self.rooms.get(room) else {
             return 0;
         };
-        let targets: Vec<u64> = r
-            .members
-            .keys()
-            .filter_map(|k| self.online.get(k).map(|(c, _)| *c))
-            .filter(|c| *c != except)
-            .collect();
+        let targets: Vec<u64> = r.present.iter().copied().filter(|c| *c != except).collect();
         let bytes = encode_shared(message);
         let mut n = 0;
         for conn in targets {
@@ -189,6 +188,23 @@ impl Server {
             }
         }
         n
+    }
+
+    /// Marks the session `conn` of the account `key` present (or not) in
+    /// each of its rooms, as it logs in or out.
+    pub(super) fn set_present(&mut self, key: &str, conn: u64, present: bool) {
+        let Some(rooms) = self.memberships.get(key) else {
+            return;
+        };
+        for room in rooms {
+            if let Some(r) = self.rooms.get_mut(room) {
+                if present {
+                    r.present.insert(conn);
+                } else {
+                    r.present.remove(&conn);
+                }
+            }
+        }
     }
 
     /// Handles `join`, `part`, `say`, `rooms`, `names`, `topic` and
@@ -303,6 +319,7 @@ impl Server {
                     return;
                 }
                 r.members.insert(key.clone(), name.clone());
+                r.present.insert(conn);
                 StoreOp::Join {
                     room: room.clone(),
                     user: name.clone(),
@@ -337,6 +354,7 @@ impl Server {
                         last_offset: 0,
                         next_offset: 1,
                         recent: VecDeque::new(),
+                        present: BTreeSet::from([conn]),
                         complete: true,
                     },
                 );
@@ -402,6 +420,7 @@ impl Server {
         let empty = match self.rooms.get_mut(&room) {
             Some(r) => {
                 r.members.remove(&key);
+                r.present.remove(&conn);
                 r.members.is_empty()
             }
             None => false,

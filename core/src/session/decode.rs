@@ -301,6 +301,9 @@ pub(super) fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
         }
         Some((core::str::from_utf8(s).ok()?, &b[end + 1..]))
     }
+    if let Some(rest) = bytes.strip_prefix(br#"{"t":"room_msg","room":""#) {
+        return decode_room_msg(rest, plain);
+    }
     let (public, rest) = if let Some(r) = bytes.strip_prefix(br#"{"t":"public","from":""#) {
         (true, r)
     } else {
@@ -325,6 +328,38 @@ pub(super) fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
             id: None,
             offline: false,
         }
+    })
+}
+
+/// The rest of a `room_msg` as the reference server writes it (after
+/// `{"t":"room_msg","room":"`): room, offset, from, text, time, and
+/// `history` only when true.
+fn decode_room_msg(
+    rest: &[u8],
+    plain: fn(&[u8]) -> Option<(&str, &[u8])>,
+) -> Option<ServerMessage> {
+    /// Digits up to the next byte that is not one.
+    fn number(b: &[u8]) -> Option<(u64, &[u8])> {
+        let end = b.iter().position(|c| !c.is_ascii_digit())?;
+        Some((plain_u64(&b[..end])?, &b[end..]))
+    }
+    let (room, rest) = plain(rest)?;
+    let (offset, rest) = number(rest.strip_prefix(br#","offset":"#)?)?;
+    let (from, rest) = plain(rest.strip_prefix(br#","from":""#)?)?;
+    let (text, rest) = plain(rest.strip_prefix(br#","text":""#)?)?;
+    let (time, rest) = number(rest.strip_prefix(br#","time":"#)?)?;
+    let history = match rest {
+        b"}" => false,
+        br#","history":true}"# => true,
+        _ => return None,
+    };
+    Some(ServerMessage::RoomMsg {
+        room: String::from(room),
+        offset,
+        from: String::from(from),
+        text: String::from(text),
+        time,
+        history,
     })
 }
 

@@ -303,25 +303,33 @@ fn the_chat_fast_path_agrees_with_serde() {
         let slow = decode::<ServerMessage>(c).ok();
         assert_eq!(fast, slow, "{:?}", core::str::from_utf8(c));
     }
-    // Every prefix and every one-byte change of a chat message too.
-    let base = br#"{"t":"direct","from":"alice","text":"hi there"}"#;
-    assert!(decode_chat(base).is_some(), "the fast path reads it");
+    // Every prefix and every one-byte change of the chat messages too.
     assert!(decode_chat(cases[1]).is_none(), "escapes go to serde");
-    for n in 0..=base.len() {
-        assert_eq!(
-            decode_server(&base[..n]).ok(),
-            decode::<ServerMessage>(&base[..n]).ok()
-        );
-    }
-    for i in 0..base.len() {
-        for b in [0u8, b'"', b'\\', b' ', b'}', 0x80, b'x'] {
-            let mut m = base.to_vec();
-            m[i] = b;
+    let bases: [&[u8]; 4] = [
+        br#"{"t":"direct","from":"alice","text":"hi there"}"#,
+        br#"{"t":"public","from":"alice","text":"hi","time":1780272000270}"#,
+        br##"{"t":"room_msg","room":"#rust","offset":17,"from":"bob","text":"hi","time":1780272000080}"##,
+        br##"{"t":"room_msg","room":"#r","offset":1,"from":"b","text":"x","time":5,"history":true}"##,
+    ];
+    for base in bases {
+        assert!(decode_chat(base).is_some(), "the fast path reads {base:?}");
+        assert_eq!(decode_chat(base), decode::<ServerMessage>(base).ok());
+        for n in 0..=base.len() {
             assert_eq!(
-                decode_server(&m).ok(),
-                decode::<ServerMessage>(&m).ok(),
-                "{m:?}"
+                decode_server(&base[..n]).ok(),
+                decode::<ServerMessage>(&base[..n]).ok()
             );
+        }
+        for i in 0..base.len() {
+            for b in [0u8, b'"', b'\\', b' ', b'}', 0x80, b'x', b'0', b'9'] {
+                let mut m = base.to_vec();
+                m[i] = b;
+                assert_eq!(
+                    decode_server(&m).ok(),
+                    decode::<ServerMessage>(&m).ok(),
+                    "{m:?}"
+                );
+            }
         }
     }
 }
