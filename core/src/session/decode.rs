@@ -289,20 +289,8 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
 }
 
 pub(super) fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
-    /// The bytes up to the closing quote, if none of them needs decoding.
-    fn plain(b: &[u8]) -> Option<(&str, &[u8])> {
-        let end = memchr::memchr(b'"', b)?;
-        let s = &b[..end];
-        // No early exit, so that the check runs many bytes at a time.
-        if s.iter()
-            .fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20))
-        {
-            return None;
-        }
-        Some((core::str::from_utf8(s).ok()?, &b[end + 1..]))
-    }
     if let Some(rest) = bytes.strip_prefix(br#"{"t":"room_msg","room":""#) {
-        return decode_room_msg(rest, plain);
+        return decode_room_msg(rest);
     }
     let (public, rest) = if let Some(r) = bytes.strip_prefix(br#"{"t":"public","from":""#) {
         (true, r)
@@ -334,10 +322,7 @@ pub(super) fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
 /// The rest of a `room_msg` as the reference server writes it (after
 /// `{"t":"room_msg","room":"`): room, offset, from, text, time, and
 /// `history` only when true.
-fn decode_room_msg(
-    rest: &[u8],
-    plain: fn(&[u8]) -> Option<(&str, &[u8])>,
-) -> Option<ServerMessage> {
+fn decode_room_msg(rest: &[u8]) -> Option<ServerMessage> {
     /// Digits up to the next byte that is not one.
     fn number(b: &[u8]) -> Option<(u64, &[u8])> {
         let end = b.iter().position(|c| !c.is_ascii_digit())?;
@@ -361,6 +346,19 @@ fn decode_room_msg(
         time,
         history,
     })
+}
+
+/// The bytes up to the closing quote, if none of them needs decoding.
+fn plain(b: &[u8]) -> Option<(&str, &[u8])> {
+    let end = memchr::memchr(b'"', b)?;
+    let s = &b[..end];
+    // No early exit, so that the check runs many bytes at a time.
+    if s.iter()
+        .fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20))
+    {
+        return None;
+    }
+    Some((core::str::from_utf8(s).ok()?, &b[end + 1..]))
 }
 
 /// A JSON integer in plain digits (no sign, no leading zero but for 0
