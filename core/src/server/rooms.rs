@@ -490,3 +490,123 @@ impl Server {
         self.send(conn, &ServerMessage::RoomList { rooms, count });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::StaticKey;
+    use crate::server::store::{OfflineMessage, RoomRecord};
+    use alloc::vec;
+
+    fn record(name: &str, members: &[&str], messages: u64) -> RoomRecord {
+        RoomRecord {
+            name: name.to_string(),
+            epoch: "e".to_string(),
+            owner: members[0].to_string(),
+            topic: String::new(),
+            created: 0,
+            members: members.iter().map(|m| m.to_string()).collect(),
+            last_offset: messages,
+            recent: (1..=messages)
+                .map(|o| RoomMessage {
+                    offset: o,
+                    from: members[0].to_string(),
+                    text: format!("m{o}"),
+                    time: o,
+                })
+                .collect(),
+        }
+    }
+
+    fn server() -> Server {
+        Server::new(
+            ServerConfig::default(),
+            [],
+            StaticKey::from_private([7; 32]),
+            [1; 32],
+        )
+    }
+
+    #[test]
+    fn a_restored_server_knows_rooms_members_and_waiting_messages() {
+        let mut s = server();
+        let keep = s.config.room_memory();
+        s.restore(Snapshot {
+            rooms: vec![
+                record("#a", &["Alice", "bob"], 3),
+                record("#b", &["bob"], keep as u64),
+            ],
+            offline: vec![OfflineMessage {
+                id: 41,
+                from: "bob".to_string(),
+                to: "Alice".to_string(),
+                text: "x".to_string(),
+                time: 0,
+            }],
+        });
+        assert_eq!(s.room_count(), 2);
+        assert_eq!(s.rooms_of("alice"), ["#a"]);
+        assert_eq!(s.rooms_of("BOB"), ["#a", "#b"]);
+        assert_eq!(s.offline_count(), 1);
+        assert_eq!(s.next_offline_id, 42, "ids go on growing");
+        let a = &s.rooms["#a"];
+        assert_eq!((a.last_offset, a.next_offset), (3, 4));
+        // Fewer than memory keeps: memory has them all; as many: maybe not.
+        assert!(a.complete);
+        assert!(!s.rooms["#b"].complete);
+    }
+
+    #[test]
+    fn a_room_knows_which_members_are_online() {
+        let mut s = server();
+        s.restore(Snapshot {
+            rooms: vec![
+                record("#a", &["alice", "bob"], 0),
+                record("#b", &["alice"], 0),
+            ],
+            offline: vec![],
+        });
+        s.set_present("alice", 7, true);
+        s.set_present("bob", 9, true);
+        assert_eq!(
+            s.rooms["#a"].present.iter().copied().collect::<Vec<_>>(),
+            [7, 9]
+        );
+        assert_eq!(
+            s.rooms["#b"].present.iter().copied().collect::<Vec<_>>(),
+            [7]
+        );
+        s.set_present("alice", 7, false);
+        assert_eq!(
+            s.rooms["#a"].present.iter().copied().collect::<Vec<_>>(),
+            [9]
+        );
+        assert!(s.rooms["#b"].present.is_empty());
+        // Someone in no room changes nothing.
+        s.set_present("carol", 11, true);
+        assert_eq!(s.rooms["#a"].present.len(), 1);
+    }
+
+    #[test]
+    fn member_lists_stop_at_the_limit_and_give_the_count() {
+        let members: BTreeMap<String, String> =
+            (0..5).map(|i| (format!("u{i}"), format!("U{i}"))).collect();
+        assert_eq!(
+            listed(&members, 10),
+            (
+                vec![
+                    "U0".into(),
+                    "U1".into(),
+                    "U2".into(),
+                    "U3".into(),
+                    "U4".into()
+                ],
+                None
+            )
+        );
+        assert_eq!(
+            listed(&members, 2),
+            (vec!["U0".into(), "U1".into()], Some(5))
+        );
+    }
+}

@@ -324,3 +324,132 @@ impl MemoryStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn message(offset: u64, time: u64) -> RoomMessage {
+        RoomMessage {
+            offset,
+            from: "alice".to_string(),
+            text: format!("m{offset}"),
+            time,
+        }
+    }
+
+    fn room_with(store: &mut MemoryStore, n: u64) {
+        store.apply(&StoreOp::CreateRoom {
+            room: "#r".to_string(),
+            epoch: "e".to_string(),
+            owner: "alice".to_string(),
+            time: 0,
+        });
+        for o in 1..=n {
+            store.apply(&StoreOp::Append {
+                room: "#r".to_string(),
+                message: message(o, o * 1000),
+            });
+        }
+    }
+
+    #[test]
+    fn retention_keeps_the_latest_and_none_too_old() {
+        let mut store = MemoryStore::new(Retention {
+            max_messages: 5,
+            max_age_ms: 1_000_000,
+        });
+        room_with(&mut store, 8);
+        let r = &store.snapshot(100).rooms[0];
+        assert_eq!(r.last_offset, 8);
+        assert_eq!(
+            r.recent.iter().map(|m| m.offset).collect::<Vec<_>>(),
+            [4, 5, 6, 7, 8]
+        );
+        // By age: at time 10,000 ms with a 3,500 ms limit, 7 and later stay.
+        let mut store = MemoryStore::new(Retention {
+            max_messages: 100,
+            max_age_ms: 3_500,
+        });
+        room_with(&mut store, 10);
+        let kept: Vec<u64> = store.snapshot(100).rooms[0]
+            .recent
+            .iter()
+            .map(|m| m.offset)
+            .collect();
+        assert_eq!(kept, [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn pages_go_backwards_and_forwards_and_say_whether_more_remain() {
+        let mut store = MemoryStore::default();
+        room_with(&mut store, 10);
+        let offsets = |(page, more): (Vec<RoomMessage>, bool)| {
+            (page.iter().map(|m| m.offset).collect::<Vec<_>>(), more)
+        };
+        assert_eq!(
+            offsets(store.page("#r", Page::Before(6), 3)),
+            (vec![3, 4, 5], true)
+        );
+        assert_eq!(
+            offsets(store.page("#r", Page::Before(3), 5)),
+            (vec![1, 2], false)
+        );
+        assert_eq!(
+            offsets(store.page("#r", Page::After(7), 2)),
+            (vec![8, 9], true)
+        );
+        assert_eq!(
+            offsets(store.page("#r", Page::After(8), 5)),
+            (vec![9, 10], false)
+        );
+        assert_eq!(
+            offsets(store.page("#none", Page::After(0), 5)),
+            (vec![], false)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_holds_what_a_restarted_server_needs() {
+        let mut store = MemoryStore::default();
+        room_with(&mut store, 4);
+        store.apply(&StoreOp::Join {
+            room: "#r".to_string(),
+            user: "bob".to_string(),
+        });
+        store.apply(&StoreOp::Join {
+            room: "#r".to_string(),
+            user: "bob".to_string(),
+        });
+        store.apply(&StoreOp::SetTopic {
+            room: "#r".to_string(),
+            topic: "t".to_string(),
+        });
+        for id in [3, 1, 2] {
+            store.apply(&StoreOp::PutOffline(OfflineMessage {
+                id,
+                from: "alice".to_string(),
+                to: "bob".to_string(),
+                text: "x".to_string(),
+                time: 0,
+            }));
+        }
+        store.apply(&StoreOp::RemoveOffline {
+            to: "bob".to_string(),
+            id: 2,
+        });
+        let s = store.snapshot(2);
+        assert_eq!(s.rooms[0].members, ["alice", "bob"]);
+        assert_eq!(s.rooms[0].topic, "t");
+        assert_eq!(s.rooms[0].recent.len(), 2, "only the latest `keep`");
+        assert_eq!(s.rooms[0].last_offset, 4);
+        assert_eq!(s.offline.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 3]);
+        store.apply(&StoreOp::DeleteRoom {
+            room: "#r".to_string(),
+        });
+        assert!(store.snapshot(2).rooms.is_empty());
+    }
+}
