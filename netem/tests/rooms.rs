@@ -10,77 +10,66 @@ use udpchat_core::session::ErrorCode;
 use udpchat_netem::LinkConfig;
 use udpchat_sim::{World, WorldConfig, load_server_config, ms, peer_name, secs};
 
-/// The room messages peer `i` received live (not from history): (room,
-/// offset, from, text).
-fn live(w: &World, i: usize) -> Vec<(String, u64, String, String)> {
+/// What peer `i`'s events say, through `pick`.
+fn seen<T>(w: &World, i: usize, pick: impl Fn(&ClientEvent) -> Option<T>) -> Vec<T> {
     w.peers[i]
         .events
         .iter()
-        .filter_map(|(_, e)| match e {
-            ClientEvent::RoomMessage {
-                room,
-                offset,
-                from,
-                text,
-                history: false,
-                ..
-            } => Some((room.clone(), *offset, from.clone(), text.clone())),
-            _ => None,
-        })
+        .filter_map(|(_, e)| pick(e))
         .collect()
+}
+
+/// The room messages peer `i` received live (not from history): (room,
+/// offset, from, text).
+fn live(w: &World, i: usize) -> Vec<(String, u64, String, String)> {
+    seen(w, i, |e| match e {
+        ClientEvent::RoomMessage {
+            room,
+            offset,
+            from,
+            text,
+            history: false,
+            ..
+        } => Some((room.clone(), *offset, from.clone(), text.clone())),
+        _ => None,
+    })
 }
 
 /// The offsets of the room messages peer `i` received from history.
 fn replayed(w: &World, i: usize) -> Vec<u64> {
-    w.peers[i]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            ClientEvent::RoomMessage {
-                offset,
-                history: true,
-                ..
-            } => Some(*offset),
-            _ => None,
-        })
-        .collect()
+    seen(w, i, |e| match e {
+        ClientEvent::RoomMessage {
+            offset,
+            history: true,
+            ..
+        } => Some(*offset),
+        _ => None,
+    })
 }
 
 fn said(w: &World, i: usize) -> Vec<u64> {
-    w.peers[i]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            ClientEvent::Said { offset, .. } => Some(*offset),
-            _ => None,
-        })
-        .collect()
+    seen(w, i, |e| match e {
+        ClientEvent::Said { offset, .. } => Some(*offset),
+        _ => None,
+    })
 }
 
 fn resumed(w: &World, i: usize) -> Vec<(String, bool, u64)> {
-    w.peers[i]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            ClientEvent::Resumed {
-                room,
-                recovered,
-                missed,
-            } => Some((room.clone(), *recovered, *missed)),
-            _ => None,
-        })
-        .collect()
+    seen(w, i, |e| match e {
+        ClientEvent::Resumed {
+            room,
+            recovered,
+            missed,
+        } => Some((room.clone(), *recovered, *missed)),
+        _ => None,
+    })
 }
 
 fn errors(w: &World, i: usize) -> Vec<ErrorCode> {
-    w.peers[i]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            ClientEvent::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
+    seen(w, i, |e| match e {
+        ClientEvent::Error { code, .. } => Some(*code),
+        _ => None,
+    })
 }
 
 /// Peers `0..n` log in and join `room`, one after the other.
