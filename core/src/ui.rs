@@ -93,16 +93,21 @@ mod input;
 mod mention;
 mod outgoing;
 mod render;
+mod room;
 mod sanitize;
 
 use outgoing::{FALLBACK_RATE, Outgoing, Pacer, Unanswered};
 
-pub use command::{COMMANDS, Command, CommandInfo, ParseError, find_command, help, parse_command};
+pub use command::{
+    COMMANDS, Command, CommandInfo, HISTORY_LINES, MAX_HISTORY_LINES, ParseError, find_command,
+    help, parse_command,
+};
 pub use complete::complete;
 pub use mention::mentions;
 pub use render::{
     CONTINUATION, ChatEvent, ClockTime, Delivery, SHOWN_CHARS, escape_json_invisibles, is_cut,
-    render_json, render_plain, render_styled, rings_bell, user_color, wrap_rows,
+    render_json, render_plain, render_styled, rfc3339, rings_bell, user_color, utc_clock,
+    wrap_rows,
 };
 pub use sanitize::sanitize;
 
@@ -204,6 +209,13 @@ pub enum PromptKind {
     },
     /// The line after a cancelled DM flow, which is not sent.
     CancelledText,
+    /// A command or a message to `room`, where plain lines go now
+    /// (after `/join` or `/go`); `PM`, `DM` and `EX` still enter their
+    /// flows.
+    Room {
+        /// The active room.
+        room: String,
+    },
 }
 
 impl PromptKind {
@@ -212,16 +224,17 @@ impl PromptKind {
     pub fn terminal_text(&self, user: &str) -> String {
         match self {
             PromptKind::Menu => alloc::format!("{user}> "),
+            PromptKind::Room { room } => alloc::format!("{}> ", sanitize(room)),
             PromptKind::DirectText { to } => alloc::format!("Message to {to}: "),
             other => other.text().to_string(),
         }
     }
 
-    /// The assignment's prompt text: [`MENU_PROMPT`], `To: ` or
-    /// `Message: `.
+    /// The assignment's prompt text: [`MENU_PROMPT`] (also with an active
+    /// room: see [`PromptKind::terminal_text`]), `To: ` or `Message: `.
     pub fn text(&self) -> &'static str {
         match self {
-            PromptKind::Menu => MENU_PROMPT,
+            PromptKind::Menu | PromptKind::Room { .. } => MENU_PROMPT,
             PromptKind::Recipient => "To: ",
             PromptKind::PublicText | PromptKind::DirectText { .. } => "Message: ",
             PromptKind::CancelledText => "Message (not sent: the DM has no recipient): ",
@@ -301,6 +314,14 @@ pub struct Console {
     /// The away text the server took last (sent again after a
     /// reconnection).
     away: Option<String>,
+    /// The rooms the user is in, with their topics when known.
+    rooms: BTreeMap<String, Option<String>>,
+    /// Where plain lines go: this room, or everyone online (`None`).
+    active: Option<String>,
+    /// `/join`s not yet answered: the room (active at once, so that the
+    /// lines after it go there) and the room active before, active again
+    /// if the join is refused.
+    joins: VecDeque<(String, Option<String>)>,
 }
 
 impl Console {
@@ -325,6 +346,9 @@ impl Console {
             online_changes: 0,
             last_cut: None,
             away: None,
+            rooms: BTreeMap::new(),
+            active: None,
+            joins: VecDeque::new(),
             config,
             username: username.to_string(),
             mode: Mode::Connecting,
@@ -453,6 +477,9 @@ impl Console {
         if !self.is_offline() {
             return;
         }
+        // The server resumes the rooms from where this session left them
+        // and drops offline messages shown already.
+        self.config.client.memory = self.client.memory().clone();
         match Client::new(now, self.config.client.clone(), random, &self.username) {
             Ok(client) => {
                 self.client = client;
@@ -529,20 +556,34 @@ impl Console {
 
     /// Tab completion for the line being typed: where the word before
     /// `cursor` (a byte offset) starts, and what it may become: command
-    /// names after `/`, the names of users known to be online elsewhere
-    /// (see [`complete`]).
+    /// names after `/`, the rooms the user is in where a room is expected,
+    /// the names of users known to be online elsewhere (see [`complete`]).
     pub fn complete(&self, line: &str, cursor: usize) -> (usize, Vec<String>) {
-        complete(line, cursor, self.online.values().map(String::as_str))
+        complete(line, cursor, self.online_names().1)
     }
 
-    /// The users known to be online (what [`Console::complete`] completes),
-    /// and a number that changes whenever they do: a line editor on another
-    /// thread copies them only when it changed.
+    /// The users known to be online and the rooms the user is in (what
+    /// [`Console::complete`] completes), and a number that changes
+    /// whenever they do: a line editor on another thread copies them only
+    /// when it changed.
     pub fn online_names(&self) -> (u64, impl Iterator<Item = &str>) {
         (
             self.online_changes,
-            self.online.values().map(String::as_str),
+            self.online
+                .values()
+                .map(String::as_str)
+                .chain(self.rooms.keys().map(String::as_str)),
         )
+    }
+
+    /// The room plain lines go to, if any (`/join`, `/go`).
+    pub fn active_room(&self) -> Option<&str> {
+        self.active.as_deref()
+    }
+
+    /// The rooms the user is in.
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
     }
 
     /// Replaces the known online users with `users` (a list cut by the
@@ -587,6 +628,8 @@ impl Console {
     fn emit(&mut self, event: ChatEvent) {
         if let ChatEvent::Public { text, .. }
         | ChatEvent::Direct { text, .. }
+        | ChatEvent::OfflineDirect { text, .. }
+        | ChatEvent::RoomMessage { text, .. }
         | ChatEvent::Sent { text, .. } = &event
             && is_cut(text)
         {
@@ -619,7 +662,10 @@ impl Console {
 
     fn enter_menu(&mut self) {
         self.mode = Mode::Menu;
-        self.prompt(PromptKind::Menu);
+        match self.active.clone() {
+            Some(room) => self.prompt(PromptKind::Room { room }),
+            None => self.prompt(PromptKind::Menu),
+        }
     }
 
     fn ask_password(&mut self, new_user: bool) {

@@ -75,7 +75,7 @@ impl Console {
                 count,
                 device,
                 rate,
-                ..
+                rooms,
             } => {
                 // A new session's bucket starts full.
                 self.pacer = rate.map(|r| Pacer::new(now, r));
@@ -91,12 +91,20 @@ impl Console {
                     self.password = Some(p);
                 }
                 self.set_online(&online);
+                self.logged_in_rooms(&rooms);
                 self.emit(ChatEvent::LoggedIn {
                     user: name,
                     new_user,
                     online,
                     count,
                 });
+                if !rooms.is_empty() {
+                    let mut text = alloc::format!("your rooms: {}", rooms.join(", "));
+                    if let Some(room) = &self.active {
+                        text.push_str(&alloc::format!("; plain lines go to {room}"));
+                    }
+                    self.emit(ChatEvent::Info { text });
+                }
                 if let Some(text) = self.away.clone() {
                     // Away before the connection was lost: still away.
                     if let Err(e) = self.request(|c| c.set_away(Some(&text))) {
@@ -156,6 +164,17 @@ impl Console {
                     mention,
                 });
             }
+            ClientEvent::Direct {
+                from,
+                text,
+                time,
+                offline: true,
+            } => self.emit(ChatEvent::OfflineDirect {
+                from,
+                text,
+                sent: time.unwrap_or_default(),
+                offline: true,
+            }),
             ClientEvent::Direct { from, text, .. } => self.emit(ChatEvent::Direct { from, text }),
             ClientEvent::Joined(user) => {
                 self.online_changes += 1;
@@ -181,7 +200,12 @@ impl Console {
                 recipients,
                 stored,
             } => {
-                let sent = match self.unanswered.pop_front() {
+                // Room messages are answered once stored, perhaps later.
+                let at = self
+                    .unanswered
+                    .iter()
+                    .position(|u| !matches!(u, Unanswered::Message(m) if m.is_room()));
+                let sent = match at.and_then(|i| self.unanswered.remove(i)) {
                     Some(Unanswered::Message(m)) => Some(m),
                     _ => None,
                 };
@@ -222,7 +246,9 @@ impl Console {
                 }
             }
             ClientEvent::Error { code, message } => {
-                if let Some(Unanswered::Request) = self.unanswered.front() {
+                if self.room_refused(code, &message) {
+                    // A room message or request refused: said.
+                } else if let Some(Unanswered::Request) = self.unanswered.front() {
                     // An away or whois request refused.
                     self.unanswered.pop_front();
                     self.emit(ChatEvent::Error { message });
@@ -269,7 +295,6 @@ impl Console {
                     reconnect_in: None,
                 }),
             ),
-            // Rooms are not shown by this console yet.
             ClientEvent::RoomJoined { .. }
             | ClientEvent::Parted(_)
             | ClientEvent::MemberJoined { .. }
@@ -280,7 +305,7 @@ impl Console {
             | ClientEvent::Names { .. }
             | ClientEvent::Topic { .. }
             | ClientEvent::HistoryEnd { .. }
-            | ClientEvent::Resumed { .. } => {}
+            | ClientEvent::Resumed { .. } => self.on_room_event(event),
         }
     }
 

@@ -47,7 +47,46 @@ pub enum Command<'a> {
     Away(Option<&'a str>),
     /// `/whois USER`: who USER is, whether online, for how long, away.
     Whois(&'a str),
+    /// `/join #ROOM`: join a room (making it if none has that name), and
+    /// make it where plain lines go.
+    Join(&'a str),
+    /// `/part [#ROOM] [REASON]`: leave a room (the active one without
+    /// `#ROOM`).
+    Part {
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// What the members see, if anything.
+        reason: Option<&'a str>,
+    },
+    /// `/go #ROOM`: plain lines go to that room; `/go` or `/go *`: to
+    /// everyone online again.
+    Go(Option<&'a str>),
+    /// `/rooms`: the rooms that exist.
+    Rooms,
+    /// `/names [#ROOM]`: a room's members (the active room's; with no
+    /// active room, who is online, as `/who`).
+    Names(Option<&'a str>),
+    /// `/topic [#ROOM] [TEXT]`: set a room's topic, or show it.
+    Topic {
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// The new topic; `None` shows the topic.
+        text: Option<&'a str>,
+    },
+    /// `/history [#ROOM] [N]`: the latest N messages of a room.
+    History {
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// How many: 1 to [`MAX_HISTORY_LINES`], [`HISTORY_LINES`] when
+        /// not given.
+        limit: u32,
+    },
 }
+
+/// How many messages `/history` shows when not told.
+pub const HISTORY_LINES: u32 = 20;
+/// The most messages one `/history` shows.
+pub const MAX_HISTORY_LINES: u32 = 200;
 
 /// Why a line is not a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,10 +149,59 @@ pub const COMMANDS: &[CommandInfo] = &[
     },
     CommandInfo {
         name: "who",
-        aliases: &["users", "names"],
+        aliases: &["users"],
         usage: "/who",
         description: "List who is online.",
         example: "/who",
+    },
+    CommandInfo {
+        name: "join",
+        aliases: &[],
+        usage: "/join #ROOM",
+        description: "Join a room (made if it does not exist; you see its latest messages); plain lines then go there.",
+        example: "/join #rust",
+    },
+    CommandInfo {
+        name: "part",
+        aliases: &["leave"],
+        usage: "/part [#ROOM] [REASON]",
+        description: "Leave a room (the active one when not named); its members see REASON.",
+        example: "/part #rust see you",
+    },
+    CommandInfo {
+        name: "go",
+        aliases: &[],
+        usage: "/go [#ROOM|*]",
+        description: "Choose where plain lines go: a room you are in, or (alone, or *) everyone online.",
+        example: "/go #rust",
+    },
+    CommandInfo {
+        name: "rooms",
+        aliases: &["list"],
+        usage: "/rooms",
+        description: "List the rooms, with their members and topics.",
+        example: "/rooms",
+    },
+    CommandInfo {
+        name: "names",
+        aliases: &[],
+        usage: "/names [#ROOM]",
+        description: "List a room's members (the active room's; with none active, who is online).",
+        example: "/names #rust",
+    },
+    CommandInfo {
+        name: "topic",
+        aliases: &[],
+        usage: "/topic [#ROOM] [TEXT]",
+        description: "Set a room's topic (the active room's when not named); without TEXT, show it.",
+        example: "/topic #rust release on Friday",
+    },
+    CommandInfo {
+        name: "history",
+        aliases: &[],
+        usage: "/history [#ROOM] [N]",
+        description: "Show the latest N messages of a room (20 when not given, at most 200).",
+        example: "/history #rust 50",
     },
     CommandInfo {
         name: "away",
@@ -226,6 +314,33 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "away" => Command::Away(Some(rest).filter(|r| !r.is_empty())),
         "whois" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
         "whois" => Command::Whois(rest),
+        "join" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
+        "join" => Command::Join(rest),
+        "part" => {
+            let (room, reason) = room_first(rest);
+            Command::Part { room, reason }
+        }
+        "go" if rest.contains(char::is_whitespace) => return usage,
+        "go" if rest.is_empty() || rest == "*" => Command::Go(None),
+        "go" => Command::Go(Some(rest)),
+        "rooms" => Command::Rooms,
+        "names" if rest.contains(char::is_whitespace) => return usage,
+        "names" => Command::Names(Some(rest).filter(|r| !r.is_empty())),
+        "topic" => {
+            let (room, text) = room_first(rest);
+            Command::Topic { room, text }
+        }
+        "history" => {
+            let (room, rest) = room_first(rest);
+            let limit = match rest {
+                None => HISTORY_LINES,
+                Some(n) => match n.parse::<u32>() {
+                    Ok(n) if n > 0 => n.min(MAX_HISTORY_LINES),
+                    _ => return usage,
+                },
+            };
+            Command::History { room, limit }
+        }
         "confirm" => match rest.to_ascii_lowercase().as_str() {
             "" => Command::Confirm(None),
             "on" => Command::Confirm(Some(true)),
@@ -236,11 +351,30 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
     })
 }
 
+/// A leading `#ROOM` word, if any, and the rest (`None` when empty).
+fn room_first(rest: &str) -> (Option<&str>, Option<&str>) {
+    let (room, rest) = match rest.strip_prefix('#') {
+        Some(_) => match rest.split_once(char::is_whitespace) {
+            Some((room, rest)) => (Some(room), rest.trim_start()),
+            None => (Some(rest), ""),
+        },
+        None => (None, rest),
+    };
+    (room, Some(rest).filter(|r| !r.is_empty()))
+}
+
 /// The lines `/help` shows: every command, or one command in detail.
 pub fn help(topic: Option<&str>) -> Vec<String> {
     let Some(topic) = topic else {
         let mut lines = Vec::new();
-        lines.push("A plain line is a public message to everyone online.".to_string());
+        lines.push(
+            "A plain line is a public message to everyone online, or after /join or /go #ROOM a message to that room."
+                .to_string(),
+        );
+        lines.push(
+            "/msg #ROOM TEXT sends to a room; /go alone sends plain lines to everyone online again."
+                .to_string(),
+        );
         lines.push("commands:".to_string());
         for c in COMMANDS {
             lines.push(format!("  {:<16} {}", c.usage, c.description));
@@ -328,9 +462,10 @@ mod tests {
         });
         assert_eq!(parse_command("/msg bob see you  at 5"), msg);
         assert_eq!(parse_command("/DM   bob   see you  at 5"), msg);
-        for who in ["/who", "/users", "/NAMES", "/who extra"] {
+        for who in ["/who", "/users", "/who extra"] {
             assert_eq!(parse_command(who), Ok(Command::Who), "{who}");
         }
+        assert_eq!(parse_command("/NAMES"), Ok(Command::Names(None)));
         assert_eq!(parse_command("/quit"), Ok(Command::Quit(None)));
         assert_eq!(parse_command("/exit  "), Ok(Command::Quit(None)));
         assert_eq!(
@@ -361,6 +496,84 @@ mod tests {
             parse_command("//etc/passwd"),
             Ok(Command::Say("/etc/passwd"))
         );
+    }
+
+    #[test]
+    fn room_commands() {
+        assert_eq!(parse_command("/join #rust"), Ok(Command::Join("#rust")));
+        assert_eq!(
+            parse_command("/part"),
+            Ok(Command::Part {
+                room: None,
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse_command("/part #rust gone  home"),
+            Ok(Command::Part {
+                room: Some("#rust"),
+                reason: Some("gone  home")
+            })
+        );
+        assert_eq!(
+            parse_command("/part bye all"),
+            Ok(Command::Part {
+                room: None,
+                reason: Some("bye all")
+            })
+        );
+        assert_eq!(parse_command("/go #rust"), Ok(Command::Go(Some("#rust"))));
+        assert_eq!(parse_command("/go"), Ok(Command::Go(None)));
+        assert_eq!(parse_command("/go *"), Ok(Command::Go(None)));
+        assert_eq!(parse_command("/rooms"), Ok(Command::Rooms));
+        assert_eq!(parse_command("/names #a"), Ok(Command::Names(Some("#a"))));
+        assert_eq!(
+            parse_command("/topic #rust new topic"),
+            Ok(Command::Topic {
+                room: Some("#rust"),
+                text: Some("new topic")
+            })
+        );
+        assert_eq!(
+            parse_command("/topic"),
+            Ok(Command::Topic {
+                room: None,
+                text: None
+            })
+        );
+        assert_eq!(
+            parse_command("/history"),
+            Ok(Command::History {
+                room: None,
+                limit: 20
+            })
+        );
+        assert_eq!(
+            parse_command("/history #rust 500"),
+            Ok(Command::History {
+                room: Some("#rust"),
+                limit: 200
+            })
+        );
+        assert_eq!(
+            parse_command("/history 5"),
+            Ok(Command::History {
+                room: None,
+                limit: 5
+            })
+        );
+        for bad in [
+            "/history x",
+            "/history #a 0",
+            "/join",
+            "/join #a #b",
+            "/go #a #b",
+        ] {
+            assert!(
+                matches!(parse_command(bad), Err(ParseError::Usage(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

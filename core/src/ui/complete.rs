@@ -14,8 +14,12 @@ use super::command::COMMANDS;
 /// * The first word of a line starting with `/`: command names and
 ///   aliases, with their slash (`/m` → `/me`, `/msg`).
 /// * The word after `/help`: command names, without the slash.
-/// * Any other word: the names in `users` (the users known to be online)
-///   that start with it.
+/// * A word starting with `#`, or the first word after a command that
+///   takes a room (`/join`, `/part`, `/go`, `/names`, `/topic`,
+///   `/history`): the names in `users` that start with `#` (the rooms the
+///   user is in) and with it.
+/// * Any other word: the other names in `users` (the users known to be
+///   online) that start with it.
 pub fn complete<'a>(
     line: &str,
     cursor: usize,
@@ -50,16 +54,33 @@ pub fn complete<'a>(
             .filter(|n| starts(n, word))
             .map(ToString::to_string)
             .collect()
+    } else if word.starts_with('#') || takes_room(leading) {
+        users
+            .into_iter()
+            .filter(|r| r.starts_with('#'))
+            .filter(|r| starts(r, word) || starts(&r[1..], word))
+            .map(ToString::to_string)
+            .collect()
     } else {
         users
             .into_iter()
-            .filter(|u| starts(u, word))
+            .filter(|u| !u.starts_with('#') && starts(u, word))
             .map(ToString::to_string)
             .collect()
     };
     out.sort_by_key(|n| n.to_ascii_lowercase());
     out.dedup();
     (start, out)
+}
+
+/// A command whose first argument is a room, and nothing else, before the
+/// word.
+fn takes_room(leading: &str) -> bool {
+    leading.trim_end().strip_prefix('/').is_some_and(|c| {
+        ["join", "part", "leave", "go", "names", "topic", "history"]
+            .iter()
+            .any(|name| c.eq_ignore_ascii_case(name))
+    })
 }
 
 /// `/help`, and nothing else, before the word.
@@ -113,5 +134,18 @@ mod tests {
         // A cursor inside a character moves back to its start.
         assert_eq!(c("é a", 1), c("", 0));
         assert_eq!(c("héllo al", 9), (7, v(&["Albert", "alice"])));
+    }
+
+    #[test]
+    fn rooms_where_a_room_is_expected() {
+        let names = ["alice", "#rust", "#rustc", "#go"];
+        let c = |line: &str| complete(line, line.len(), names);
+        assert_eq!(c("/join #ru"), (6, v(&["#rust", "#rustc"])));
+        assert_eq!(c("/go "), (4, v(&["#go", "#rust", "#rustc"])));
+        assert_eq!(c("/part g"), (6, v(&["#go"])));
+        assert_eq!(c("/msg #g"), (5, v(&["#go"])));
+        assert_eq!(c("hi a"), (3, v(&["alice"])));
+        assert_eq!(c("/msg "), (5, v(&["alice"])));
+        assert_eq!(c("/topic #rust a"), (13, v(&["alice"])));
     }
 }

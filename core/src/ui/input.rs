@@ -115,10 +115,18 @@ impl Console {
                 self.quit_reason = Some(reason.to_string());
                 return self.exit();
             }
-            Command::Say(text) => self.send_public(text),
-            Command::Me(action) => self.send_public(&alloc::format!("/me {action}")),
+            Command::Say(text) => self.send_plain(text),
+            Command::Me(action) => self.send_plain(&alloc::format!("/me {action}")),
+            Command::Msg { to, text } if to.starts_with('#') => self.send_room(to, text),
             Command::Msg { to, text } => self.send_direct(to, text),
             Command::Who => self.client.request_online(),
+            Command::Join(_)
+            | Command::Part { .. }
+            | Command::Go(_)
+            | Command::Rooms
+            | Command::Names(_)
+            | Command::Topic { .. }
+            | Command::History { .. } => self.room_command(command),
             Command::Help(topic) => {
                 self.show_help(topic);
                 Ok(())

@@ -12,10 +12,19 @@ pub(super) enum Unanswered {
     Request,
 }
 
-/// A public or direct message on its way.
+impl Outgoing {
+    /// A message to a room: answered (`said`) once stored, so perhaps
+    /// after the answers to later requests.
+    pub(super) fn is_room(&self) -> bool {
+        self.to.as_ref().is_some_and(|to| to.starts_with('#'))
+    }
+}
+
+/// A public, direct or room message on its way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Outgoing {
-    /// The recipient of a direct message.
+    /// The recipient of a direct message, or the room (`#rust`) of a room
+    /// message.
     pub(super) to: Option<String>,
     pub(super) text: String,
 }
@@ -123,6 +132,7 @@ impl Console {
     /// Hands a text to the client; it is then answered, in order.
     pub(super) fn transmit(&mut self, message: Outgoing) {
         let sent = match &message.to {
+            Some(room) if room.starts_with('#') => self.client.say(room, &message.text),
             Some(to) => self.client.send_direct(to, &message.text),
             None => self.client.send_public(&message.text),
         };

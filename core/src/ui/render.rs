@@ -196,10 +196,194 @@ pub enum ChatEvent {
     /// `/more`: a message that was shown cut (longer than [`SHOWN_CHARS`]),
     /// again, whole.
     More {
-        /// The message ([`ChatEvent::Public`], [`ChatEvent::Direct`] or
-        /// [`ChatEvent::Sent`]).
+        /// The message ([`ChatEvent::Public`], [`ChatEvent::Direct`],
+        /// [`ChatEvent::Sent`], [`ChatEvent::RoomMessage`] or
+        /// [`ChatEvent::OfflineDirect`]).
         message: Box<ChatEvent>,
     },
+    /// A direct message stored by the server while this user was offline,
+    /// delivered at login. Serialized as a `direct` event with
+    /// `offline: true` and the time it was sent.
+    #[serde(rename = "direct")]
+    OfflineDirect {
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+        /// When the server accepted it (ms since the Unix epoch), as RFC
+        /// 3339 UTC text in JSON.
+        #[serde(serialize_with = "as_rfc3339")]
+        sent: u64,
+        /// Always true: it waited for this user.
+        offline: bool,
+    },
+    /// A message in a room (one of this user's own, on a terminal, once
+    /// the server stored it).
+    RoomMessage {
+        /// The room.
+        room: String,
+        /// The sender.
+        from: String,
+        /// The text (for an action, without its `/me `).
+        text: String,
+        /// True for `/me ACTION`.
+        #[serde(skip_serializing_if = "is_false")]
+        action: bool,
+        /// True when the text names this user: highlighted, and the bell
+        /// rings.
+        #[serde(skip_serializing_if = "is_false")]
+        mention: bool,
+        /// True for a message of the room's history (the backlog of a
+        /// join, `/history`, or what was missed while away).
+        #[serde(skip_serializing_if = "is_false")]
+        history: bool,
+        /// Its offset in the room's history.
+        offset: u64,
+        /// When the server accepted it (ms since the Unix epoch), as RFC
+        /// 3339 UTC text in JSON.
+        #[serde(serialize_with = "as_rfc3339")]
+        sent: u64,
+    },
+    /// This user is in a room now (`/join`): its members and topic; its
+    /// latest messages follow as history.
+    RoomJoined {
+        /// The room.
+        room: String,
+        /// Its topic (empty: none).
+        #[serde(skip_serializing_if = "String::is_empty")]
+        topic: String,
+        /// Its members (the first 1,000).
+        members: Vec<String>,
+        /// How many members, when more than `members` lists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        /// How many messages of history follow.
+        backlog: u32,
+    },
+    /// This user left a room (`/part`).
+    Parted {
+        /// The room.
+        room: String,
+    },
+    /// Another user joined a room this user is in.
+    MemberJoined {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+    },
+    /// Another user left a room this user is in.
+    MemberLeft {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// What they said when leaving, if anything.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The server stored a message this user sent to a room (shown with
+    /// `/confirm on`, like [`ChatEvent::Confirmation`]).
+    Said {
+        /// The room.
+        room: String,
+        /// The message's offset in the room's history.
+        offset: u64,
+        /// The text, when the console knows it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// The rooms that exist (`/rooms`).
+    RoomList {
+        /// The rooms (the first 1,000): `room`, `members`, `topic`.
+        rooms: Vec<crate::session::RoomInfo>,
+        /// How many rooms, when more than `rooms` lists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+    /// A room's members (`/names`).
+    Names {
+        /// The room.
+        room: String,
+        /// The members (the first 1,000).
+        users: Vec<String>,
+        /// How many members, when more than `users` lists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+    /// A room's topic: set by `by`, or (without `by`) as last known, for
+    /// `/topic` without text.
+    Topic {
+        /// The room.
+        room: String,
+        /// Who set it, when it was just set.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// The topic (empty: none).
+        text: String,
+    },
+    /// The end of a page of history (`/history`).
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// How many messages the page had.
+        count: u32,
+        /// Whether older messages exist.
+        more: bool,
+    },
+    /// After a reconnection: whether what a room said meanwhile came.
+    /// With `recovered`, the `missed` messages came just before (as
+    /// history); without, none came and the history has a gap of `missed`
+    /// messages (0: the room's history was reset).
+    Resumed {
+        /// The room.
+        room: String,
+        /// Whether every missed message came.
+        recovered: bool,
+        /// How many messages were missed.
+        missed: u64,
+    },
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC text.
+fn as_rfc3339<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+/// Days since 1970-01-01 as (year, month, day) of the proleptic
+/// Gregorian calendar (Howard Hinnant's `civil_from_days`).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Milliseconds since the Unix epoch as `2026-12-03T12:03:07.250Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (y, mo, d) = civil(i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2));
+    let rest = secs % 86_400;
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        ms % 1000
+    )
+}
+
+/// The UTC time of day of a message sent at `ms` (since the Unix epoch),
+/// as `12:03`.
+pub fn utc_clock(ms: u64) -> String {
+    let rest = ms / 1000 % 86_400;
+    format!("{:02}:{:02}", rest / 3600, rest % 3600 / 60)
 }
 
 /// Messages longer than this many characters (about 12 rows of an
@@ -279,7 +463,14 @@ pub enum Delivery {
 pub fn rings_bell(event: &ChatEvent) -> bool {
     matches!(
         event,
-        ChatEvent::Public { mention: true, .. } | ChatEvent::Direct { .. }
+        ChatEvent::Public { mention: true, .. }
+            | ChatEvent::RoomMessage {
+                mention: true,
+                history: false,
+                ..
+            }
+            | ChatEvent::Direct { .. }
+            | ChatEvent::OfflineDirect { .. }
     )
 }
 
@@ -482,6 +673,151 @@ pub fn render_plain(event: &ChatEvent) -> String {
         ChatEvent::Bye => "bye".to_string(),
         ChatEvent::Info { text } => sanitize(text),
         ChatEvent::More { message } => render_plain(message),
+        ChatEvent::OfflineDirect {
+            from, text, sent, ..
+        } => format!(
+            "[DM from {}] ({}, while you were away) {}",
+            sanitize(from),
+            utc_clock(*sent),
+            sanitize(text)
+        ),
+        ChatEvent::RoomMessage {
+            room,
+            from,
+            text,
+            action,
+            history,
+            sent,
+            ..
+        } => {
+            let stamp = if *history {
+                format!(" {}", utc_clock(*sent))
+            } else {
+                String::new()
+            };
+            if *action {
+                format!(
+                    "[{}{stamp}] * {} {}",
+                    sanitize(room),
+                    sanitize(from),
+                    sanitize(text)
+                )
+            } else {
+                format!(
+                    "[{}{stamp}] <{}> {}",
+                    sanitize(room),
+                    sanitize(from),
+                    sanitize(text)
+                )
+            }
+        }
+        ChatEvent::RoomJoined {
+            room,
+            topic,
+            members,
+            count,
+            ..
+        } => format!(
+            "* you joined {}; members: {}{}{}",
+            sanitize(room),
+            list(members),
+            more(members.len(), *count),
+            if topic.is_empty() {
+                String::new()
+            } else {
+                format!("; topic: {}", sanitize(topic))
+            }
+        ),
+        ChatEvent::Parted { room } => format!("* you left {}", sanitize(room)),
+        ChatEvent::MemberJoined { room, user } => {
+            format!("* {} joined {}", sanitize(user), sanitize(room))
+        }
+        ChatEvent::MemberLeft { room, user, reason } => match reason {
+            Some(r) => format!(
+                "* {} left {} ({})",
+                sanitize(user),
+                sanitize(room),
+                sanitize(r)
+            ),
+            None => format!("* {} left {}", sanitize(user), sanitize(room)),
+        },
+        ChatEvent::Said { room, offset, .. } => {
+            format!("ok: message stored in {} (#{offset})", sanitize(room))
+        }
+        ChatEvent::RoomList { rooms, count } => {
+            if rooms.is_empty() {
+                return "rooms: none (/join #name makes one)".to_string();
+            }
+            let v: Vec<String> = rooms
+                .iter()
+                .map(|r| {
+                    let topic = if r.topic.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", sanitize(&r.topic))
+                    };
+                    format!("{} ({}){topic}", sanitize(&r.room), r.members)
+                })
+                .collect();
+            format!("rooms: {}{}", v.join(", "), more(rooms.len(), *count))
+        }
+        ChatEvent::Names { room, users, count } => format!(
+            "members of {}: {}{}",
+            sanitize(room),
+            list(users),
+            more(users.len(), *count)
+        ),
+        ChatEvent::Topic {
+            room,
+            by: Some(by),
+            text,
+        } if text.is_empty() => {
+            format!("* {} cleared the topic of {}", sanitize(by), sanitize(room))
+        }
+        ChatEvent::Topic {
+            room,
+            by: Some(by),
+            text,
+        } => format!(
+            "* {} set the topic of {}: {}",
+            sanitize(by),
+            sanitize(room),
+            sanitize(text)
+        ),
+        ChatEvent::Topic { room, text, .. } if text.is_empty() => {
+            format!("{} has no topic", sanitize(room))
+        }
+        ChatEvent::Topic { room, text, .. } => {
+            format!("topic of {}: {}", sanitize(room), sanitize(text))
+        }
+        ChatEvent::HistoryEnd { room, count, more } => format!(
+            "(end of history of {}: {count} message{}{})",
+            sanitize(room),
+            plural(*count),
+            if *more { "; older ones exist" } else { "" }
+        ),
+        ChatEvent::Resumed {
+            room,
+            recovered: true,
+            missed,
+        } => format!(
+            "resumed {}: {missed} missed message{}",
+            sanitize(room),
+            if *missed == 1 { "" } else { "s" }
+        ),
+        ChatEvent::Resumed {
+            room, missed: 0, ..
+        } => format!(
+            "history gap in {} (its history was reset; /history {} shows what it has)",
+            sanitize(room),
+            sanitize(room)
+        ),
+        ChatEvent::Resumed { room, missed, .. } => format!(
+            "history gap in {}: {missed} message{} missed (/history {} shows the latest)",
+            sanitize(room),
+            if *missed == 1 { "" } else { "s" },
+            sanitize(room)
+        ),
     }
 }
 

@@ -19,6 +19,7 @@ mod sgr {
     pub const INFO: &str = "36";
     pub const DIM: &str = "2";
     pub const MENTION: &str = "1;93";
+    pub const ROOM: &str = "1;34";
 }
 
 /// Colours for usernames: the 16-colour palette without red (errors) and
@@ -277,6 +278,81 @@ fn styled(event: &ChatEvent, time: Option<ClockTime>, color: bool, whole: bool) 
         }
         ChatEvent::Info { text } => p.plain(&sanitize(text)),
         ChatEvent::More { message } => return styled(message, time, color, true),
+        ChatEvent::OfflineDirect {
+            from, text, sent, ..
+        } => {
+            p.paint(sgr::DIRECT, "*");
+            p.nick(from);
+            p.paint(sgr::DIRECT, "*");
+            p.paint(
+                sgr::DIM,
+                &format!(" ({} UTC, while you were away)", utc_clock(*sent)),
+            );
+            p.plain(" ");
+            p.paint(sgr::DIRECT, &body(text, whole));
+        }
+        ChatEvent::RoomMessage {
+            room,
+            from,
+            text,
+            action,
+            mention,
+            history,
+            sent,
+            ..
+        } => {
+            if *history {
+                p.paint(
+                    sgr::DIM,
+                    &format!("[{} {}]", sanitize(room), utc_clock(*sent)),
+                );
+            } else {
+                p.paint(sgr::ROOM, &format!("[{}]", sanitize(room)));
+            }
+            if *action {
+                p.plain(" * ");
+                p.nick(from);
+                p.plain(" ");
+            } else {
+                p.plain(" <");
+                p.nick(from);
+                p.plain("> ");
+            }
+            match (*mention, *history) {
+                (true, false) => p.paint(sgr::MENTION, &body(text, whole)),
+                (_, true) => p.paint(sgr::DIM, &body(text, whole)),
+                _ => p.plain(&body(text, whole)),
+            }
+        }
+        ChatEvent::MemberJoined { room, user } => {
+            p.paint(sgr::JOIN, "--> ");
+            p.nick(user);
+            p.paint(sgr::JOIN, &format!(" joined {}", sanitize(room)));
+        }
+        ChatEvent::MemberLeft { room, user, reason } => {
+            p.paint(sgr::LEAVE, "<-- ");
+            p.nick(user);
+            let why = reason
+                .as_deref()
+                .map(|r| format!(" ({})", sanitize(r)))
+                .unwrap_or_default();
+            p.paint(sgr::LEAVE, &format!(" left {}{why}", sanitize(room)));
+        }
+        ChatEvent::Names { room, users, count } => {
+            p.paint(sgr::INFO, &format!("members of {}: ", sanitize(room)));
+            p.nicks(users);
+            p.paint(sgr::INFO, &more(users.len(), *count));
+        }
+        ChatEvent::Said { .. } => p.paint(sgr::OK, &render_plain(event)),
+        ChatEvent::Resumed {
+            recovered: false, ..
+        } => p.paint(sgr::DISCONNECT, &render_plain(event)),
+        ChatEvent::RoomJoined { .. }
+        | ChatEvent::Parted { .. }
+        | ChatEvent::RoomList { .. }
+        | ChatEvent::Topic { .. }
+        | ChatEvent::HistoryEnd { .. }
+        | ChatEvent::Resumed { .. } => p.paint(sgr::INFO, &render_plain(event)),
     }
     p.out
 }
