@@ -5,10 +5,11 @@
 //! a [`Client`], and reports what happens as [`ChatEvent`]s, which a driver
 //! prints as text ([`render_plain`], [`render_styled`]) or as JSON.
 //!
-//! What a line means ([`parse_command`]): a plain line is a public message;
+//! What a line means ([`parse_command`]): a plain line is a public message
+//! (or a message to the active room, below);
 //! `/msg USER TEXT`, `/me ACTION`, `/who`, `/away [TEXT]`, `/whois USER`,
-//! `/more`, `/confirm on|off`, `/quit`, `/help [COMMAND]`, `/connect` and
-//! `/say TEXT` are commands ([`COMMANDS`]). The assignment's
+//! `/more`, `/confirm on|off`, `/quit`, `/help [COMMAND]`, `/connect`,
+//! `/say TEXT` and the room commands are commands ([`COMMANDS`]). The assignment's
 //! menu stays: `PM`, `DM` or `EX` alone on a line enter that flow (`PM` asks
 //! for the message; `DM` shows who is online, asks for the recipient, then
 //! the message). A line that should literally be "PM" is sent with
@@ -16,6 +17,24 @@
 //! message whose text starts with `/me `, which clients show as an action.
 //! `/quit REASON` sends the reason with EX; the others see
 //! `left (exit: REASON)`.
+//!
+//! # Rooms
+//!
+//! `/join #room` joins a room and makes it the active room at once (the
+//! lines typed after it go there; a refused join makes the room active
+//! before it active again). Plain lines, `/say` and `/me` go to the active
+//! room, and the prompt says which ([`PromptKind::Room`]: `#rust> `);
+//! `/go #room` picks another room the user is in, `/go` or `/go *` sends
+//! plain lines to everyone online again. `PM`, `DM` and `EX` keep their
+//! flows whatever room is active. `/msg #room TEXT` sends to a room (a `#`
+//! target is a room), `/part`, `/names`, `/topic` and `/history` take the
+//! active room when none is named. Room messages are paced with the
+//! others and shown on a terminal once stored ([`ChatEvent::RoomMessage`]);
+//! the history that comes with a join, `/history` or a resume is marked
+//! (`history`). After a reconnection the new client gets the old one's
+//! [`ClientConfig::memory`], so the server replays what the rooms said
+//! meanwhile ([`ChatEvent::Resumed`]) and drops offline direct messages
+//! shown already; the active room stays active while the user is in it.
 //!
 //! # Nothing typed is lost
 //!

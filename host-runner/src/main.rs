@@ -44,9 +44,9 @@ const EXIT_HOST_FAILURE: u8 = 2;
 /// Same usage as `chatclient`: the password comes from CHAT_PASSWORD if set,
 /// else from a prompt without echo on a terminal, else from the next line of
 /// standard input. Commands are read from standard input, one per line (PM,
-/// DM, EX, /msg, /who, /quit, /help); end of input behaves like EX. On a
-/// terminal the line is edited as in chatclient (arrows, history, Ctrl-C
-/// throws it away) and incoming messages are printed above it.
+/// DM, EX, /msg, /who, /join, /quit, /help); end of input behaves like EX.
+/// On a terminal the line is edited as in chatclient (arrows, history,
+/// Ctrl-C throws it away) and incoming messages are printed above it.
 ///
 /// Exit status: the guest's own (0 after EX or end of input, 1 on failure),
 /// or 2 when the host ended it (bad usage, no module, trap, limit).

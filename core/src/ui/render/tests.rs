@@ -540,3 +540,123 @@ fn events_serialize_with_a_type_tag() {
         r#"{"type":"queued","waiting":2}"#
     );
 }
+
+/// 2026-12-03 12:03:07.250 UTC, in ms since the Unix epoch.
+const NOON_MS: u64 = 1_764_720_000_000 + 31_536_000_000 + 43_387_250;
+
+#[test]
+fn times_of_stored_messages() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    assert_eq!(rfc3339(NOON_MS), "2026-12-03T12:03:07.250Z");
+    assert_eq!(utc_clock(NOON_MS), "12:03");
+}
+
+#[test]
+fn room_events_as_lines() {
+    let room_message = |history, action| ChatEvent::RoomMessage {
+        room: s("#rust"),
+        from: s("alice"),
+        text: s("hi"),
+        action,
+        mention: false,
+        history,
+        offset: 7,
+        sent: NOON_MS,
+    };
+    for (event, line) in [
+        (room_message(false, false), "[#rust] <alice> hi"),
+        (room_message(true, false), "[#rust 12:03] <alice> hi"),
+        (room_message(false, true), "[#rust] * alice hi"),
+        (
+            ChatEvent::OfflineDirect {
+                from: s("alice"),
+                text: s("call me"),
+                sent: NOON_MS,
+                offline: true,
+            },
+            "[DM from alice] (12:03, while you were away) call me",
+        ),
+        (
+            ChatEvent::RoomJoined {
+                room: s("#rust"),
+                topic: s("crabs"),
+                members: vec![s("alice"), s("bob")],
+                count: Some(5),
+                backlog: 2,
+            },
+            "* you joined #rust; members: alice, bob and 3 more; topic: crabs",
+        ),
+        (ChatEvent::Parted { room: s("#rust") }, "* you left #rust"),
+        (
+            ChatEvent::MemberLeft {
+                room: s("#rust"),
+                user: s("bob"),
+                reason: Some(s("later")),
+            },
+            "* bob left #rust (later)",
+        ),
+        (
+            ChatEvent::Topic {
+                room: s("#rust"),
+                by: Some(s("bob")),
+                text: s(""),
+            },
+            "* bob cleared the topic of #rust",
+        ),
+        (
+            ChatEvent::Topic {
+                room: s("#rust"),
+                by: None,
+                text: s(""),
+            },
+            "#rust has no topic",
+        ),
+        (
+            ChatEvent::RoomList {
+                rooms: vec![],
+                count: None,
+            },
+            "rooms: none (/join #name makes one)",
+        ),
+        (
+            ChatEvent::Resumed {
+                room: s("#rust"),
+                recovered: true,
+                missed: 3,
+            },
+            "resumed #rust: 3 missed messages",
+        ),
+        (
+            ChatEvent::Resumed {
+                room: s("#rust"),
+                recovered: false,
+                missed: 1,
+            },
+            "history gap in #rust: 1 message missed (/history #rust shows the latest)",
+        ),
+    ] {
+        assert_eq!(render_plain(&event), line, "{event:?}");
+        let styled = render_styled(&event, None, false);
+        assert!(!styled.contains('\x1b'), "{styled:?}");
+        assert!(
+            render_styled(&event, None, true).contains('\x1b'),
+            "{event:?}"
+        );
+    }
+    // On a terminal, history is dim and an offline DM says so.
+    let dim = render_styled(&room_message(true, false), None, true);
+    assert!(dim.starts_with("\x1b[2m[#rust 12:03]"), "{dim:?}");
+    let offline = ChatEvent::OfflineDirect {
+        from: s("alice"),
+        text: s("call me"),
+        sent: NOON_MS,
+        offline: true,
+    };
+    assert_eq!(
+        render_styled(&offline, None, false),
+        "*alice* (12:03 UTC, while you were away) call me"
+    );
+    assert!(rings_bell(&offline));
+    assert!(!rings_bell(&room_message(false, false)));
+}

@@ -28,7 +28,10 @@ Where to connect:
 
 Typing:
   A plain line is a public message. Commands: /msg USER TEXT (/dm), /me ACTION,
-  /who (/users, /names), /quit [REASON] (/exit), /connect, /say TEXT, /help [COMMAND].
+  /who (/users), /quit [REASON] (/exit), /connect, /say TEXT, /help [COMMAND].
+  Rooms: /join #ROOM (plain lines then go there; the prompt says #ROOM> ),
+  /go #ROOM or /go alone (everyone online), /msg #ROOM TEXT, /part [#ROOM],
+  /rooms, /names [#ROOM], /topic [#ROOM] [TEXT], /history [#ROOM] [N].
   The assignment's menu stays: PM, DM or EX (exactly so, in capitals) alone
   on a line enter that flow (/say PM sends the text \"PM\"). Ctrl-C throws
   away the line being typed; Ctrl-D on an empty line or the end of input
