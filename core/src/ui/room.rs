@@ -46,8 +46,31 @@ impl Console {
         Ok(())
     }
 
+    /// Whether a room request counted in the server's message limit
+    /// (`join`, `part`, `topic`, `history`) may go now. Refused by the
+    /// server, it could not be told from a message's refusal, so it is
+    /// refused here instead, and said.
+    fn within_rate(&mut self) -> bool {
+        let now = self.now;
+        if self.pacer.as_mut().is_none_or(|p| p.take(now)) {
+            return true;
+        }
+        self.error("too fast for the server's limit: try again in a moment");
+        false
+    }
+
     /// The room commands (see [`Command`]).
     pub(super) fn room_command(&mut self, command: Command<'_>) -> Result<(), CommandError> {
+        let limited = matches!(
+            command,
+            Command::Join(_)
+                | Command::Part { .. }
+                | Command::History { .. }
+                | Command::Topic { text: Some(_), .. }
+        );
+        if limited && !self.within_rate() {
+            return Ok(());
+        }
         match command {
             Command::Join(room) => {
                 // Active at once: the lines after it go to the room (the
