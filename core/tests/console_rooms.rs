@@ -126,7 +126,7 @@ fn history_comes_with_a_join_and_with_history() {
         net.line(alice, &format!("line {i}"));
     }
     wait_line(&mut net, alice, |l| {
-        l.starts_with("ok: message stored in #rust (#3)")
+        l.starts_with("ok: message stored in #rust (offset 3)")
     });
     let bob = net.join("bob", "b", false);
     net.line(bob, "/join #rust");
@@ -288,4 +288,56 @@ fn each_new_kind_of_event_is_a_json_line() {
         missed: 400,
     };
     assert!(render_plain(&gap).starts_with("history gap in #rust: 400 messages missed"));
+}
+
+#[test]
+fn on_a_terminal_your_room_message_shows_once_stored() {
+    let mut net = Consoles::new(test_config());
+    let terminal = udpchat_core::ui::ConsoleConfig {
+        show_sent: true,
+        ..Default::default()
+    };
+    let alice = net.join_with("alice", "a", terminal);
+    net.line(alice, "/join #rust");
+    net.line(alice, "mine");
+    wait_line(&mut net, alice, |l| l == "[#rust] <alice> mine");
+    assert!(
+        !net.users[alice]
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("ok: message stored")),
+        "confirmations only with /confirm on"
+    );
+    net.line(alice, "/confirm on");
+    net.line(alice, "again");
+    wait_line(&mut net, alice, |l| {
+        l == "ok: message stored in #rust (offset 2)"
+    });
+}
+
+#[test]
+fn a_refused_join_leaves_the_room_that_was_active() {
+    let mut net = Consoles::new(ServerConfig {
+        max_rooms_per_user: 1,
+        ..test_config()
+    });
+    let alice = net.join("alice", "a", false);
+    net.line(alice, "/join #one");
+    net.line(alice, "/join #two");
+    net.line(alice, "where does this go?");
+    wait_line(&mut net, alice, |l| l.starts_with("! "));
+    net.run_until(
+        |n| n.users[alice].console.active_room() == Some("#one"),
+        500,
+    );
+    assert_eq!(
+        last_prompt(&net, alice),
+        Some(PromptKind::Room {
+            room: "#one".to_string()
+        })
+    );
+    // Typed while #two was active: refused by the server, shown by its text.
+    wait_line(&mut net, alice, |l| {
+        l.starts_with("! not sent to #two: \"where does this go?\"")
+    });
 }

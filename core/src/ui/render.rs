@@ -742,7 +742,7 @@ pub fn render_plain(event: &ChatEvent) -> String {
             None => format!("* {} left {}", sanitize(user), sanitize(room)),
         },
         ChatEvent::Said { room, offset, .. } => {
-            format!("ok: message stored in {} (#{offset})", sanitize(room))
+            format!("ok: message stored in {} (offset {offset})", sanitize(room))
         }
         ChatEvent::RoomList { rooms, count } => {
             if rooms.is_empty() {

@@ -189,8 +189,16 @@ impl Console {
             }
             return true;
         }
+        // The join the message names, or else the latest: a refusal comes
+        // at once, an accepted join only once stored.
+        let named = self.joins.iter().position(|(room, _)| {
+            message
+                .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
+                .any(|word| word == room)
+        });
         if join_refused
-            && let Some((room, previous)) = self.joins.pop_front()
+            && let Some(i) = named.or(self.joins.len().checked_sub(1))
+            && let Some((room, previous)) = self.joins.remove(i)
             && self.active.as_ref() == Some(&room)
         {
             self.active = previous;
