@@ -96,7 +96,9 @@ impl Console {
             }
             Command::Go(Some(room)) => {
                 let room = room_name(room);
-                if self.rooms.contains_key(&room) {
+                // A room joined, or being joined (`/join` then `/go` in a
+                // script).
+                if self.rooms.contains_key(&room) || self.joins.iter().any(|(r, _)| *r == room) {
                     self.emit(ChatEvent::Info {
                         text: alloc::format!(
                             "plain lines go to {} (/go alone: to everyone online)",
