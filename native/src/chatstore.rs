@@ -38,6 +38,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -545,6 +546,25 @@ pub struct WriterStats {
     pub commit_time: Duration,
     /// The longest commit.
     pub max_commit: Duration,
+    /// The time of each commit.
+    pub commit_durations: crate::metrics::Histogram,
+}
+
+/// The writer's [`WriterStats`] as they stand, updated after each batch;
+/// for `chatserver --metrics`.
+#[derive(Debug, Default, Clone)]
+pub struct LiveStats(Arc<Mutex<WriterStats>>);
+
+impl LiveStats {
+    /// A copy of the counters.
+    #[must_use]
+    pub fn get(&self) -> WriterStats {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, stats: &WriterStats) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = *stats;
+    }
 }
 
 /// The store's thread: one writer, group commit, answers in order.
@@ -552,6 +572,7 @@ pub struct StoreWriter {
     tx: Option<Sender<StoreJob>>,
     rx: Receiver<Response>,
     handle: Option<thread::JoinHandle<WriterStats>>,
+    live: LiveStats,
 }
 
 /// Most changes in one transaction.
@@ -567,6 +588,8 @@ impl StoreWriter {
     ) -> std::io::Result<StoreWriter> {
         let (tx, jobs) = bounded::<StoreJob>(capacity);
         let (answers, rx) = unbounded::<Response>();
+        let live = LiveStats::default();
+        let shared = live.clone();
         let handle = thread::Builder::new()
             .name("chat-store".into())
             .spawn(move || {
@@ -580,7 +603,9 @@ impl StoreWriter {
                             Err(_) => break,
                         }
                     }
-                    if !run_batch(&mut store, &mut batch, &answers, &mut stats) {
+                    let go_on = run_batch(&mut store, &mut batch, &answers, &mut stats);
+                    shared.set(&stats);
+                    if !go_on {
                         break;
                     }
                     wake();
@@ -591,6 +616,7 @@ impl StoreWriter {
             tx: Some(tx),
             rx,
             handle: Some(handle),
+            live,
         })
     }
 
@@ -612,6 +638,11 @@ impl StoreWriter {
     /// The answers ready, in request order.
     pub fn answers(&self) -> &Receiver<Response> {
         &self.rx
+    }
+
+    /// The counters as they stand, shared with the thread.
+    pub fn live_stats(&self) -> LiveStats {
+        self.live.clone()
     }
 
     /// Waits for everything handed over to be written, and stops the
@@ -684,6 +715,7 @@ fn commit<S: ChatStore>(
     stats.writes += ops.len() as u64;
     stats.commit_time += took;
     stats.max_commit = stats.max_commit.max(took);
+    stats.commit_durations.observe(took);
     ops.clear();
     for id in ids.drain(..) {
         let response = Response::Stored {

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod keys;
 pub mod manpage;
+pub mod metrics;
 pub mod passwords;
 pub mod state;
 pub mod store;

@@ -27,7 +27,7 @@ use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::UserStore;
-use udpchat_native::{state, udp};
+use udpchat_native::{metrics, state, udp};
 
 const AFTER_HELP: &str = "\
 Usernames: 1 to 32 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit;
@@ -41,6 +41,23 @@ Examples:
   chatserver --bind 127.0.0.1 0       # a free port on loopback; the address is printed on stdout
   chatserver --print-key              # the public key clients pin (the first start creates it)
   RUST_LOG=debug chatserver           # verbose log on stderr
+  chatserver --metrics 9100           # Prometheus metrics at http://127.0.0.1:9100/metrics
+
+Metrics (--metrics ADDR, Prometheus text at GET /metrics; the README describes each):
+  gauges      udpchat_build_info{version} (1), udpchat_sessions, udpchat_users_online,
+              udpchat_rooms, udpchat_offline_messages, udpchat_queued_initials,
+              udpchat_store_commit_duration_max_seconds
+  counters    udpchat_messages_total{kind=public|direct|room|offline_stored},
+              udpchat_deliveries_total, udpchat_messages_rate_limited_total,
+              udpchat_logins_total{result=ok|failed}, udpchat_login_timeouts_total,
+              udpchat_handshakes_total, udpchat_datagrams_received_total,
+              udpchat_received_bytes_total, udpchat_datagrams_sent_total,
+              udpchat_sent_bytes_total, udpchat_retry_datagrams_sent_total,
+              udpchat_reset_datagrams_sent_total, udpchat_datagrams_dropped_total{reason=
+              malformed|oversized|unknown_connection|address_mismatch|refused|
+              rate_limited|initial_queue_full|unauthenticated|replay},
+              udpchat_store_commits_total, udpchat_store_writes_total
+  histograms  udpchat_loop_turn_duration_seconds, udpchat_store_commit_duration_seconds
 
 Files: the user store, the server's key and the chat store (rooms, history,
 offline direct messages) are data/chat_users.json, data/chat_server.key and
@@ -198,6 +215,12 @@ struct Args {
     /// Seconds between status lines in the log (0: never).
     #[arg(long, default_value_t = 60)]
     status_interval: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or a
+    /// bare PORT on 127.0.0.1; off when not given). The address is printed
+    /// on stdout ("metrics on ..."), port 0 picking a free one. The
+    /// metrics are listed in the README.
+    #[arg(long, env = "CHAT_METRICS", value_name = "ADDR", value_parser = metrics::parse_addr)]
+    metrics: Option<SocketAddr>,
     /// Writes the man page into DIR and exits (used by ci/man.sh).
     #[arg(long, hide = true, value_name = "DIR")]
     generate_man: Option<PathBuf>,
@@ -344,6 +367,13 @@ fn run(args: Args) -> Result<()> {
     // or user store behind.
     let addr = SocketAddr::new(args.bind, args.port);
     let socket = bind(addr, args.socket_buffer).map_err(|e| bind_error(addr, e))?;
+    let metrics_listener = match args.metrics {
+        Some(at) => Some(
+            std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot serve metrics on TCP {at}"))?,
+        ),
+        None => None,
+    };
     for path in [&args.users, &key_path, &data_path] {
         if state::in_default_dir(path) {
             let dir = state::parent_dir(path);
@@ -429,6 +459,18 @@ fn run(args: Args) -> Result<()> {
         let _ = sig_waker.wake();
     })
     .context("cannot install the Ctrl-C/SIGTERM/SIGHUP handler")?;
+    let published = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            let published = metrics::Published::default();
+            metrics::spawn(listener, published.clone(), Some(chat.live_stats()))
+                .context("cannot start the metrics thread")?;
+            println!("metrics on http://{at}/metrics");
+            info!(%at, "serving metrics");
+            Some(published)
+        }
+        None => None,
+    };
     // Only now: whoever waits for this line may signal the server at once.
     println!("listening on {local}");
     info!(%local, max_datagram, "listening; max message {MAX_TEXT} bytes, usernames up to {MAX_USERNAME}");
@@ -454,6 +496,11 @@ fn run(args: Args) -> Result<()> {
     // Whether the socket may still hold datagrams (the last read stopped
     // at its budget rather than at an empty socket).
     let mut more_to_read = false;
+    // What --metrics shows: the loop's own counters, copied to the metrics
+    // thread at most every PUBLISH_EVERY.
+    let mut snapshot = metrics::Snapshot::default();
+    let mut turn_started: Option<std::time::Instant> = None;
+    let mut last_publish: Option<std::time::Instant> = None;
     // One pass of this loop is one turn of the server's: it does at most
     // --handshakes-per-turn handshakes (three Diffie-Hellman operations
     // each) per turn, and lets the rest wait in its queue of Initials, so
@@ -479,6 +526,21 @@ fn run(args: Args) -> Result<()> {
             );
             return Ok(());
         }
+        if let Some(published) = &published {
+            if let Some(started) = turn_started.take() {
+                snapshot.turns.observe(started.elapsed());
+            }
+            if last_publish.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY) {
+                snapshot.stats = *server.stats();
+                snapshot.sessions = server.session_count() as u64;
+                snapshot.users_online = server.online_users().count() as u64;
+                snapshot.rooms = server.room_count() as u64;
+                snapshot.offline_messages = server.offline_count() as u64;
+                snapshot.queued_initials = server.queued_initials() as u64;
+                published.publish(&snapshot);
+                last_publish = Some(std::time::Instant::now());
+            }
+        }
         let wait = if more_to_read || driver.backlog {
             StdDuration::ZERO
         } else {
@@ -496,6 +558,9 @@ fn run(args: Args) -> Result<()> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e).context("waiting for the socket failed"),
+        }
+        if published.is_some() {
+            turn_started = Some(std::time::Instant::now());
         }
         // A full send buffer is tried again after every wait: the wait is
         // short while blocked, and a writable event ends it early. Not
@@ -518,6 +583,7 @@ fn run(args: Args) -> Result<()> {
                         let (from, bytes) = received.get(i);
                         if bytes.len() > wire::MAX_DATAGRAM {
                             debug!(%from, len = bytes.len(), "dropped oversized datagram");
+                            snapshot.dropped_oversized += 1;
                             continue;
                         }
                         server.handle_datagram(now, from, bytes);
@@ -597,6 +663,11 @@ const WAKE: mio::Token = mio::Token(1);
 /// Chat store requests waiting for the store's thread; more are answered
 /// "unavailable" at once.
 const STORE_QUEUE: usize = 16_384;
+
+/// How often, at most, the loop copies its counters for --metrics; it
+/// wakes at least once a second, so a scrape sees counters a second old
+/// at most.
+const PUBLISH_EVERY: StdDuration = StdDuration::from_millis(100);
 
 /// Datagrams read in one go before timers and workers get their turn.
 const READ_BUDGET: usize = 1024;
@@ -931,6 +1002,28 @@ mod tests {
             format!("{from_flags:?}"),
             format!("{:?}", ServerConfig::default())
         );
+    }
+
+    #[test]
+    fn the_help_and_the_readme_name_every_metric() {
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        let readme = include_str!("../../../README.md");
+        let text = metrics::render(
+            &metrics::Published::default(),
+            Some(&chatstore::LiveStats::default()),
+        );
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(names.len() > 20, "{text}");
+        for name in names {
+            assert!(help.contains(name), "{name} in --help");
+            assert!(readme.contains(&format!("| `{name}")), "{name} in README");
+        }
     }
 
     #[test]

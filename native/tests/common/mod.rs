@@ -39,6 +39,7 @@ const CHAT_ENV: &[&str] = &[
     "CHAT_BIND",
     "CHAT_SERVER_KEY_FILE",
     "CHAT_DATA",
+    "CHAT_METRICS",
     "RUST_LOG",
 ];
 
