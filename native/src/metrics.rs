@@ -86,6 +86,8 @@ pub struct Snapshot {
     pub offline_messages: u64,
     /// Initials waiting for their handshake.
     pub queued_initials: u64,
+    /// Segments the server sent again, over every session.
+    pub retransmissions: u64,
     /// Datagrams longer than the protocol allows, dropped before the
     /// server saw them.
     pub dropped_oversized: u64,
@@ -312,6 +314,13 @@ impl Collector for Exporter {
             "Bytes of the datagrams sent",
             Some(&Unit::Bytes),
             s.bytes_sent,
+        )?;
+        counter(
+            e,
+            "udpchat_retransmissions",
+            "Segments sent again to clients (lost or not acknowledged in time)",
+            None,
+            snap.retransmissions,
         )?;
         counter(
             e,

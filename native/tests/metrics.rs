@@ -169,7 +169,13 @@ fn a_scrape_counts_what_the_clients_did() {
         ),
         value(&samples, "udpchat_loop_turn_duration_seconds_count")
     );
-    assert!(samples.contains_key("udpchat_store_commit_duration_seconds_count"));
+    for series in [
+        "udpchat_retransmissions_total",
+        "udpchat_store_commits_total",
+        "udpchat_store_commit_duration_seconds_count",
+    ] {
+        assert!(samples.contains_key(series), "{series}");
+    }
 
     let (status, _) = http(at, "GET /other HTTP/1.1\r\nHost: test\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 404 Not Found");

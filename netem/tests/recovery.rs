@@ -53,3 +53,26 @@ fn a_datagram_lost_from_a_burst_is_repaired_by_the_acks_of_the_rest() {
          segments of its burst were acknowledged after one RTT ({srtt:?})"
     );
 }
+
+/// The server counts its retransmissions over every session: a delivery
+/// lost once is sent again, and counted.
+#[test]
+fn the_server_counts_a_retransmitted_delivery() {
+    let link = LinkConfig::default().with_delay(ms(20));
+    let mut w = World::with_clients(WorldConfig::new(0x2ACD).with_link(link).recording(), 2);
+    w.login_all(secs(5));
+    w.run_for(secs(3));
+    let bob = w.peers[1].addr;
+    let before = w.server.retransmissions();
+    let mut dropped = false;
+    w.drop_filter = Some(Box::new(move |d| {
+        let hit = !dropped && d.from == SERVER && d.to == bob && !d.segments().is_empty();
+        dropped |= hit;
+        hit
+    }));
+    w.send_pm(0, "hello bob").unwrap();
+    let until = w.now + secs(5);
+    assert!(w.run_until_cond(until, |w| w.deliveries == 1));
+    assert_eq!(w.dropped_by_filter, 1);
+    assert!(w.server.retransmissions() > before);
+}

@@ -470,6 +470,8 @@ pub struct Server {
     /// Accounts with a password check in flight (at most one each).
     checking: BTreeSet<String>,
     sessions: BTreeMap<u64, Session>,
+    /// Segments sent again by the channels of sessions that have ended.
+    retransmissions_ended: u64,
     /// For sessions whose id the server issued: the id of the client's
     /// Initials, and the session's id (so a retransmitted Initial finds
     /// its answer).
@@ -549,6 +551,7 @@ impl Server {
             registering: BTreeSet::new(),
             checking: BTreeSet::new(),
             sessions: BTreeMap::new(),
+            retransmissions_ended: 0,
             issued: BTreeMap::new(),
             online: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -611,6 +614,18 @@ impl Server {
     /// The server's public key, which clients pin.
     pub fn public_key(&self) -> &[u8; crypto::KEY_LEN] {
         self.key.public()
+    }
+
+    /// Segments sent again by every session's channel so far, sessions
+    /// that have ended included. It walks every session: call it for a
+    /// status line or a metrics scrape, not per datagram.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions_ended
+            + self
+                .sessions
+                .values()
+                .map(|s| s.connection.channel().stats().retransmissions)
+                .sum::<u64>()
     }
 
     /// Sessions open, logged in or not.

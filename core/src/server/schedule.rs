@@ -56,6 +56,7 @@ impl Server {
             while let Some(bytes) = s.connection.poll_transmit_final(now) {
                 self.direct.push_back((s.addr, bytes));
             }
+            self.retransmissions_ended += s.connection.channel().stats().retransmissions;
             if !s.logged_in_once {
                 self.forget_unauthenticated(conn, s.created);
             }

@@ -52,7 +52,8 @@ Metrics (--metrics ADDR, Prometheus text at GET /metrics; the README describes e
               udpchat_logins_total{result=ok|failed}, udpchat_login_timeouts_total,
               udpchat_handshakes_total, udpchat_datagrams_received_total,
               udpchat_received_bytes_total, udpchat_datagrams_sent_total,
-              udpchat_sent_bytes_total, udpchat_retry_datagrams_sent_total,
+              udpchat_sent_bytes_total, udpchat_retransmissions_total,
+              udpchat_retry_datagrams_sent_total,
               udpchat_reset_datagrams_sent_total, udpchat_datagrams_dropped_total{reason=
               malformed|oversized|unknown_connection|address_mismatch|refused|
               rate_limited|initial_queue_full|unauthenticated|replay},
@@ -537,6 +538,7 @@ fn run(args: Args) -> Result<()> {
                 snapshot.rooms = server.room_count() as u64;
                 snapshot.offline_messages = server.offline_count() as u64;
                 snapshot.queued_initials = server.queued_initials() as u64;
+                snapshot.retransmissions = server.retransmissions();
                 published.publish(&snapshot);
                 last_publish = Some(std::time::Instant::now());
             }
