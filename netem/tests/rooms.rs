@@ -338,6 +338,7 @@ fn the_limits_refuse_with_a_clear_code() {
         max_room_members: 2,
         max_offline_per_sender: 2,
         max_offline_per_user: 3,
+        max_topic: 5,
         ..load_server_config()
     };
     let mut w = World::new(WorldConfig::new(0x5006).with_server(server));
@@ -351,6 +352,14 @@ fn the_limits_refuse_with_a_clear_code() {
         w.run_for(secs(1));
     }
     assert_eq!(errors(&w, 0), [ErrorCode::TooManyRooms]);
+    // Topic length.
+    w.with_client(0, |c| c.set_topic("#a", "short")).unwrap();
+    w.with_client(0, |c| c.set_topic("#a", "too long")).unwrap();
+    w.run_for(secs(1));
+    assert_eq!(
+        errors(&w, 0),
+        [ErrorCode::TooManyRooms, ErrorCode::InvalidTopic]
+    );
     // Members per room.
     for i in [1, 2] {
         w.with_client(i, |c| c.join("#a")).unwrap();

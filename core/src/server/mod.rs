@@ -154,6 +154,9 @@ pub struct ServerConfig {
     pub max_offline_per_user: usize,
     /// Direct messages from one sender waiting for one offline user: 100.
     pub max_offline_per_sender: usize,
+    /// Longest room topic, in bytes: 300 ([`session::MAX_TOPIC`], which a
+    /// larger value does not raise).
+    pub max_topic: usize,
 }
 
 impl Default for ServerConfig {
@@ -185,6 +188,7 @@ impl Default for ServerConfig {
             max_replay: 300,
             max_offline_per_user: 1000,
             max_offline_per_sender: 100,
+            max_topic: session::MAX_TOPIC,
         }
     }
 }

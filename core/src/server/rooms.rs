@@ -252,11 +252,12 @@ impl Server {
                 if !self.member_of(conn, &name, &room) {
                     return;
                 }
-                if text.len() > MAX_TOPIC || (!text.is_empty() && validate_text(&text).is_err()) {
+                let max = self.config.max_topic.min(MAX_TOPIC);
+                if text.len() > max || (!text.is_empty() && validate_text(&text).is_err()) {
                     self.error(
                         conn,
                         ErrorCode::InvalidTopic,
-                        format!("a topic is text of at most {MAX_TOPIC} bytes"),
+                        format!("a topic is text of at most {max} bytes"),
                     );
                     return;
                 }

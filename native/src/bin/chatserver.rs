@@ -198,6 +198,9 @@ struct Args {
     /// Direct messages from one sender waiting for one offline user.
     #[arg(long, default_value_t = defaults().max_offline_per_sender)]
     max_offline_per_sender: usize,
+    /// Longest room topic, in bytes (a value above 300, the protocol's limit, means 300).
+    #[arg(long, default_value_t = defaults().max_topic)]
+    max_topic: usize,
     /// Messages of history kept per room (the oldest go first).
     #[arg(long, default_value_t = Retention::default().max_messages)]
     history_max_messages: u64,
@@ -330,6 +333,7 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
         max_replay: args.max_replay,
         max_offline_per_user: args.max_offline_per_user,
         max_offline_per_sender: args.max_offline_per_sender,
+        max_topic: args.max_topic,
         ..defaults()
     }
 }
@@ -1060,6 +1064,7 @@ mod tests {
                 "--max-offline-per-sender",
                 d.max_offline_per_sender.to_string(),
             ),
+            ("--max-topic", d.max_topic.to_string()),
             ("--history-max-messages", "10000".to_string()),
             ("--history-max-days", "30".to_string()),
         ] {
