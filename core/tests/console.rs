@@ -806,3 +806,35 @@ fn a_changed_server_key_is_never_reconnected_to() {
     );
     assert_eq!(net.users[alice].reconnects, 1);
 }
+
+#[test]
+fn a_line_refused_as_too_fast_is_sent_again() {
+    let mut net = Consoles::new(test_config());
+    let alice = net.join("alice", "a", false);
+    let bob = net.join("bob", "b", false);
+    // The path goes dark: alice's lines leave at her pace and are lost;
+    // when it comes back they arrive together, faster than the server's
+    // limit, and the ones it refuses are sent again.
+    net.down = true;
+    let sent: Vec<String> = (1..=20).map(|i| format!("line {i}")).collect();
+    for l in &sent {
+        net.line(alice, l);
+        for _ in 0..25 {
+            net.step();
+        }
+    }
+    net.down = false;
+    net.run_until(|n| texts_from(n, bob, "alice").len() == 20, 3000);
+    assert!(net.server.stats().messages_rate_limited > 0);
+    let mut got = texts_from(&net, bob, "alice");
+    got.sort();
+    let mut want = sent.clone();
+    want.sort();
+    assert_eq!(got, want, "every line arrives once");
+    assert!(
+        !net.users[alice]
+            .events()
+            .iter()
+            .any(|e| matches!(e, ChatEvent::NotSent { .. }))
+    );
+}
