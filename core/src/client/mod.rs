@@ -4,7 +4,7 @@
 //! describes it; [`crate::ui::Console`] puts a line-mode user interface on
 //! top of it.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -22,9 +22,11 @@ use crate::wire::{
 
 mod endpoint;
 mod event;
+mod rooms;
 
 pub use endpoint::{Input, Output};
 pub use event::{ClientEvent, CloseReason, CommandError, StartError};
+pub use rooms::{MAX_SEEN_OFFLINE, RoomMemory};
 
 /// How often a client sends its Initial until the handshake is done: two
 /// round trips must get through, so the interval is short and fixed; the
@@ -68,56 +70,6 @@ pub struct ClientConfig {
     /// seen, from an earlier session (see [`Client::memory`]): sent with
     /// the password so that the server replays what was missed.
     pub memory: RoomMemory,
-}
-
-/// What a client remembers from one session to the next on the same
-/// server: its place in each room, and the ids of the offline direct
-/// messages it has shown (so that one delivered again after a server crash
-/// is dropped).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RoomMemory {
-    /// Room to (epoch, offset of the last message seen).
-    pub positions: BTreeMap<String, (String, u64)>,
-    /// Ids of offline messages seen, the latest [`MAX_SEEN_OFFLINE`].
-    pub seen_offline: BTreeSet<u64>,
-}
-
-/// Ids of offline messages a client remembers: 10,000 (ids grow, so the
-/// lowest go first).
-pub const MAX_SEEN_OFFLINE: usize = 10_000;
-
-impl RoomMemory {
-    fn saw(&mut self, room: &str, epoch: Option<&str>, offset: u64) {
-        match self.positions.get_mut(room) {
-            Some((e, o)) => {
-                if let Some(epoch) = epoch
-                    && epoch != e
-                {
-                    *e = epoch.to_string();
-                    *o = offset;
-                } else if offset > *o {
-                    *o = offset;
-                }
-            }
-            None => {
-                if let Some(epoch) = epoch {
-                    self.positions
-                        .insert(room.to_string(), (epoch.to_string(), offset));
-                }
-            }
-        }
-    }
-
-    /// Records an offline message's id; false when it was seen before.
-    fn first_sight(&mut self, id: u64) -> bool {
-        if !self.seen_offline.insert(id) {
-            return false;
-        }
-        while self.seen_offline.len() > MAX_SEEN_OFFLINE {
-            self.seen_offline.pop_first();
-        }
-        true
-    }
 }
 
 impl Default for ClientConfig {
@@ -415,103 +367,6 @@ impl Client {
         })
     }
 
-    /// What this session learnt of rooms and offline messages, to hand to
-    /// the next session on this server ([`ClientConfig::memory`]).
-    pub fn memory(&self) -> &RoomMemory {
-        &self.config.memory
-    }
-
-    /// Joins a room, making it if none has that name (answered by
-    /// [`ClientEvent::RoomJoined`]).
-    pub fn join(&mut self, room: &str) -> Result<(), CommandError> {
-        self.require_login()?;
-        validate_room(room).map_err(CommandError::InvalidRoom)?;
-        self.send(&ClientMessage::Join {
-            room: room.to_string(),
-        })
-    }
-
-    /// Leaves a room, with an optional reason the members see (answered by
-    /// [`ClientEvent::Parted`]).
-    pub fn part(&mut self, room: &str, reason: Option<&str>) -> Result<(), CommandError> {
-        self.require_login()?;
-        validate_room(room).map_err(CommandError::InvalidRoom)?;
-        let reason = reason.filter(|r| !r.is_empty());
-        if let Some(r) = reason {
-            validate_text(r).map_err(CommandError::InvalidText)?;
-            if r.len() > MAX_QUIT_MESSAGE {
-                return Err(CommandError::ReasonTooLong(r.len()));
-            }
-        }
-        self.send(&ClientMessage::Part {
-            room: room.to_string(),
-            reason: reason.map(ToString::to_string),
-        })
-    }
-
-    /// Sends a message to a room the user is in (answered by
-    /// [`ClientEvent::Said`]).
-    pub fn say(&mut self, room: &str, text: &str) -> Result<(), CommandError> {
-        self.require_login()?;
-        validate_room(room).map_err(CommandError::InvalidRoom)?;
-        validate_text(text).map_err(CommandError::InvalidText)?;
-        self.send(&ClientMessage::Say {
-            room: room.to_string(),
-            text: text.to_string(),
-        })
-    }
-
-    /// Asks for the rooms that exist ([`ClientEvent::RoomList`]).
-    pub fn request_rooms(&mut self) -> Result<(), CommandError> {
-        self.require_login()?;
-        self.send(&ClientMessage::Rooms)
-    }
-
-    /// Asks for a room's members ([`ClientEvent::Names`]).
-    pub fn request_names(&mut self, room: &str) -> Result<(), CommandError> {
-        self.require_login()?;
-        validate_room(room).map_err(CommandError::InvalidRoom)?;
-        self.send(&ClientMessage::Names {
-            room: room.to_string(),
-        })
-    }
-
-    /// Sets a room's topic; empty clears it ([`ClientEvent::Topic`]).
-    pub fn set_topic(&mut self, room: &str, text: &str) -> Result<(), CommandError> {
-        self.require_login()?;
-        validate_room(room).map_err(CommandError::InvalidRoom)?;
-        if !text.is_empty() {
-            validate_text(text).map_err(CommandError::InvalidText)?;
-        }
-        if text.len() > session::MAX_TOPIC {
-            return Err(CommandError::TopicTooLong(text.len()));
-        }
-        self.send(&ClientMessage::Topic {
-            room: room.to_string(),
-            text: text.to_string(),
-        })
-    }
-
-    /// Asks for a page of a room's history: the latest `limit` messages
-    /// below `before` (or the latest of all without it), answered by
-    /// [`ClientEvent::RoomMessage`]s marked `history` and a
-    /// [`ClientEvent::HistoryEnd`].
-    pub fn request_history(
-        &mut self,
-        room: &str,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<(), CommandError> {
-        self.require_login()?;
-        validate_room(room).map_err(CommandError::InvalidRoom)?;
-        self.send(&ClientMessage::History {
-            room: room.to_string(),
-            before,
-            after: None,
-            limit: Some(limit.clamp(1, session::MAX_HISTORY_PAGE)),
-        })
-    }
-
     /// Handles a datagram from the server. Datagrams of other connections,
     /// malformed, unauthenticated or replayed ones are ignored.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
@@ -806,90 +661,20 @@ impl Client {
                 recipients,
                 stored,
             },
-            ServerMessage::Room {
-                room,
-                epoch,
-                offset,
-                topic,
-                owner,
-                members,
-                count,
-                backlog,
-            } => {
-                // The backlog that follows ends at `offset`.
-                self.config
-                    .memory
-                    .positions
-                    .insert(room.clone(), (epoch.clone(), offset));
-                ClientEvent::RoomJoined {
-                    room,
-                    epoch,
-                    offset,
-                    topic,
-                    owner,
-                    members,
-                    count,
-                    backlog,
-                }
-            }
-            ServerMessage::Parted { room } => {
-                self.config.memory.positions.remove(&room);
-                ClientEvent::Parted(room)
-            }
-            ServerMessage::MemberJoined { room, user } => ClientEvent::MemberJoined { room, user },
-            ServerMessage::MemberLeft { room, user, reason } => {
-                ClientEvent::MemberLeft { room, user, reason }
-            }
-            ServerMessage::RoomMsg {
-                room,
-                offset,
-                from,
-                text,
-                time,
-                history,
-            } => {
-                if !history {
-                    self.config.memory.saw(&room, None, offset);
-                }
-                ClientEvent::RoomMessage {
-                    room,
-                    offset,
-                    from,
-                    text,
-                    time,
-                    history,
-                }
-            }
-            ServerMessage::Said { room, offset, time } => {
-                self.config.memory.saw(&room, None, offset);
-                ClientEvent::Said { room, offset, time }
-            }
-            ServerMessage::RoomList { rooms, count } => ClientEvent::RoomList { rooms, count },
-            ServerMessage::Names { room, users, count } => {
-                ClientEvent::Names { room, users, count }
-            }
-            ServerMessage::Topic { room, by, text } => ClientEvent::Topic { room, by, text },
-            ServerMessage::HistoryEnd {
-                room, count, more, ..
-            } => ClientEvent::HistoryEnd { room, count, more },
-            ServerMessage::RoomResume {
-                room,
-                recovered,
-                missed,
-                epoch,
-                offset,
-            } => {
-                // Replayed or not, the client is now at the room's end.
-                self.config
-                    .memory
-                    .positions
-                    .insert(room.clone(), (epoch, offset));
-                ClientEvent::Resumed {
-                    room,
-                    recovered,
-                    missed,
-                }
-            }
+            room @ (ServerMessage::Room { .. }
+            | ServerMessage::Parted { .. }
+            | ServerMessage::MemberJoined { .. }
+            | ServerMessage::MemberLeft { .. }
+            | ServerMessage::RoomMsg { .. }
+            | ServerMessage::Said { .. }
+            | ServerMessage::RoomList { .. }
+            | ServerMessage::Names { .. }
+            | ServerMessage::Topic { .. }
+            | ServerMessage::HistoryEnd { .. }
+            | ServerMessage::RoomResume { .. }) => match self.on_room_message(room) {
+                Some(event) => event,
+                None => return,
+            },
             ServerMessage::Error {
                 code: ErrorCode::Replaced,
                 ..
@@ -912,44 +697,4 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Sends Initials every [`HANDSHAKE_INTERVAL`] to a server that never
-    /// answers; returns when the client gave up and what it had sent.
-    fn unanswered(config: ClientConfig) -> (Instant, Option<CloseReason>, usize) {
-        let mut client = Client::new(Instant::ZERO, config, [7; 32], "alice").unwrap();
-        let mut now = Instant::ZERO;
-        let mut sent = 0;
-        while let Some(at) = client.poll_timeout() {
-            while client.poll_transmit(now, &mut Vec::new()).is_some() {
-                sent += 1;
-            }
-            now = at.max(now);
-            client.handle_timeout(now);
-        }
-        (now, client.closed().cloned(), sent)
-    }
-
-    #[test]
-    fn a_silent_server_is_given_up_at_the_handshake_timeout() {
-        let (at, reason, sent) = unanswered(ClientConfig::default());
-        assert_eq!(
-            at,
-            Instant::ZERO + Duration::from_secs(12),
-            "the idle timeout"
-        );
-        assert_eq!(reason, Some(CloseReason::NoAnswer));
-        assert_eq!(sent, 24);
-
-        let config = ClientConfig {
-            handshake_timeout: Some(Duration::from_secs(5)),
-            ..ClientConfig::default()
-        };
-        let (at, reason, sent) = unanswered(config);
-        assert_eq!(at, Instant::ZERO + Duration::from_secs(5));
-        assert_eq!(reason, Some(CloseReason::NoAnswer));
-        assert_eq!(sent, 10);
-        assert_eq!(reason.unwrap().to_string(), "no answer from the server");
-    }
-}
+mod tests;
