@@ -26,7 +26,7 @@ use udpchat_native::chatstore::{self, ChatStore, RedbStore, StoreJob, StoreWrite
 use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
-use udpchat_native::store::UserStore;
+use udpchat_native::store::{NewUser, UserStore};
 use udpchat_native::{metrics, state, udp};
 
 const AFTER_HELP: &str = "\
@@ -963,8 +963,15 @@ fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// The thread that writes the user store: registrations are written one at a
-/// time, each durably before it is acknowledged.
+/// The most registrations the store thread writes with one rewrite of the
+/// user store.
+const STORE_BATCH: usize = 1024;
+
+/// The thread that writes the user store. Registrations are group-committed:
+/// after waiting for one, it takes every other already waiting (up to
+/// [`STORE_BATCH`]), writes them all with a single durable rewrite, then
+/// answers each in order, only once that write is durable. A failed write
+/// fails every registration of its batch.
 fn spawn_store(
     mut store: UserStore,
     tx: Sender<(u64, Result<String, String>)>,
@@ -974,22 +981,39 @@ fn spawn_store(
     thread::Builder::new()
         .name("user-store".into())
         .spawn(move || {
-            for (id, name, hash) in store_rx {
+            let mut batch = Vec::with_capacity(STORE_BATCH);
+            while let Ok(first) = store_rx.recv() {
+                batch.push(first);
+                while batch.len() < STORE_BATCH {
+                    match store_rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
                 let created = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                let result = store
-                    .add(&name, &hash, created)
-                    .map(|()| hash)
-                    .map_err(|e| {
+                let users: Vec<NewUser<'_>> = batch
+                    .iter()
+                    .map(|(_, name, hash)| NewUser {
+                        name,
+                        password_hash: hash,
+                        created,
+                    })
+                    .collect();
+                let results = store.add_many(&users);
+                drop(users);
+                for ((id, _, hash), result) in batch.drain(..).zip(results) {
+                    let result = result.map(|()| hash).map_err(|e| {
                         warn!(error = %e, "could not store a new account");
                         e.to_string()
                     });
-                if tx.send((id, result)).is_err() {
-                    return;
+                    if tx.send((id, result)).is_err() {
+                        return;
+                    }
+                    let _ = waker.wake();
                 }
-                let _ = waker.wake();
             }
         })?;
     Ok(store_tx)
