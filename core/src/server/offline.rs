@@ -106,14 +106,26 @@ impl Server {
     /// A direct message to an offline user: stored, then confirmed.
     pub(super) fn store_offline(&mut self, conn: u64, from: String, to: String, text: String) {
         let key = username_key(&to);
-        let from_key = username_key(&from);
-        let queue = self.offline.get(&key);
-        let waiting = queue.map_or(0, VecDeque::len)
-            + self
-                .writes
-                .values()
-                .filter(|w| matches!(w, Write::Offline { message, .. } if username_key(&message.to) == key))
-                .count();
+        // Waiting for `to`, and from `from` to `to`: those stored and
+        // those still being written, so a burst within one commit cannot
+        // pass either limit. (Names compare as their keys do: ASCII case
+        // folded.)
+        let stored = self
+            .offline
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|w| &w.message);
+        let writing = self.writes.values().filter_map(|w| match w {
+            Write::Offline { message, .. } if message.to.eq_ignore_ascii_case(&to) => Some(message),
+            _ => None,
+        });
+        let (waiting, from_sender) = stored.chain(writing).fold((0, 0), |(all, mine), m| {
+            (
+                all + 1,
+                mine + usize::from(m.from.eq_ignore_ascii_case(&from)),
+            )
+        });
         if waiting >= self.config.max_offline_per_user {
             self.error(
                 conn,
@@ -122,11 +134,6 @@ impl Server {
             );
             return;
         }
-        let from_sender = queue.map_or(0, |q| {
-            q.iter()
-                .filter(|w| username_key(&w.message.from) == from_key)
-                .count()
-        });
         if from_sender >= self.config.max_offline_per_sender {
             self.error(
                 conn,
