@@ -181,12 +181,6 @@ const STORM_P99_TARGET_US: u64 = 5_000;
 /// The room of the room workload.
 const ROOM: &str = "#bench";
 
-/// The reference server's limits on DMs waiting for an offline user
-/// (PROTOCOL.md §5.11; chatserver has no flags for them yet): per
-/// recipient, and per sender and recipient.
-const MAX_OFFLINE_PER_USER: u64 = 1000;
-const MAX_OFFLINE_PER_SENDER: u64 = 100;
-
 /// Phases stamped in messages.
 const WARMUP: u32 = 0;
 const MEASURED: u32 = 1;
@@ -242,19 +236,25 @@ fn run(args: &Args) -> Result<bool> {
             if !(1..=100_000_000).contains(&args.messages) {
                 bail!("--messages must be 1 to 100000000");
             }
+            // The server's limits on DMs waiting for an offline user
+            // (PROTOCOL.md §5.11): per recipient, and per sender and
+            // recipient; chatbench's own server runs with the defaults.
+            let limits = udpchat_core::server::ServerConfig::default();
+            let (max_per_user, max_per_sender) = (
+                limits.max_offline_per_user as u64,
+                limits.max_offline_per_sender as u64,
+            );
             let per_user = args.messages.div_ceil(users as u64);
-            if per_user > MAX_OFFLINE_PER_USER {
+            if per_user > max_per_user {
                 bail!(
-                    "{per_user} DMs per recipient: the server keeps at most {MAX_OFFLINE_PER_USER} waiting for one user (raise --users)"
+                    "{per_user} DMs per recipient: the server keeps at most {max_per_user} waiting for one user (raise --users)"
                 );
             }
-            let needed = args
-                .messages
-                .div_ceil(MAX_OFFLINE_PER_SENDER * users as u64) as usize;
+            let needed = args.messages.div_ceil(max_per_sender * users as u64) as usize;
             let s = args.senders.unwrap_or(needed);
             if !(needed..=1000).contains(&s) {
                 bail!(
-                    "--senders must be {needed} to 1000: the server keeps at most {MAX_OFFLINE_PER_SENDER} DMs from one sender waiting for one user"
+                    "--senders must be {needed} to 1000: the server keeps at most {max_per_sender} DMs from one sender waiting for one user"
                 );
             }
             s
