@@ -1330,6 +1330,7 @@ fn session_rules() {
     let dave = UserRecord {
         name: "Dave".into(),
         password_hash: "fake:dave's password".into(),
+        suspended: None,
     };
     let mut raw = Raw::new(Server::new(
         raw_config(),
@@ -1523,6 +1524,7 @@ fn away_and_whois_rules() {
     let dave = UserRecord {
         name: "Dave".into(),
         password_hash: "fake:dave's password".into(),
+        suspended: None,
     };
     let mut raw = Raw::new(Server::new(
         raw_config(),
@@ -1679,6 +1681,7 @@ fn room_history_and_offline_vectors() {
     let dave = UserRecord {
         name: "Dave".into(),
         password_hash: "fake:pw".into(),
+        suspended: None,
     };
     let mut server = Server::new(raw_config(), [dave], server_key(), SERVER_RANDOM);
     server.set_unix_time(Instant::from_micros(3_600_000_000), WALL_CLOCK);

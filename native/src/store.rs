@@ -84,6 +84,34 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Registration time, seconds since the Unix epoch.
     pub created: u64,
+    /// Set while the account is suspended (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<StoredSuspension>,
+}
+
+/// An account's suspension as the file keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredSuspension {
+    /// When it ends, milliseconds since the Unix epoch; absent: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// Why (may be empty).
+    #[serde(default)]
+    pub reason: String,
+    /// Who suspended the account.
+    pub by: String,
+}
+
+impl StoredSuspension {
+    /// The same suspension as the server's core sees it.
+    pub fn to_core(&self) -> udpchat_core::server::Suspension {
+        udpchat_core::server::Suspension {
+            until: self.until,
+            reason: self.reason.clone(),
+            by: self.by.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for UserRecord {
@@ -94,6 +122,7 @@ impl fmt::Debug for UserRecord {
             .field("name", &self.name)
             .field("password_hash", &"<redacted>")
             .field("created", &self.created)
+            .field("suspended", &self.suspended)
             .finish()
     }
 }
@@ -443,6 +472,7 @@ impl UserStore {
                 name: user.name.to_owned(),
                 password_hash: user.password_hash.to_owned(),
                 created: user.created,
+                suspended: None,
             });
             results.push(Ok(()));
         }
@@ -902,6 +932,7 @@ mod tests {
             name: format!("user{i:05}"),
             password_hash: HASH.to_owned(),
             created: 1_700_000_000,
+            suspended: None,
         };
         let users: Vec<UserRecord> = (0..N).map(record).collect();
         let len1 = encode(&users[..1]).len() as u64;

@@ -61,6 +61,7 @@ pub fn answer_recording(request: Request, accounts: &mut Vec<UserRecord>) -> Res
         accounts.push(UserRecord {
             name: username.clone(),
             password_hash: fake_hash(password),
+            suspended: None,
         });
     }
     answer(request)

@@ -99,6 +99,7 @@ impl World {
         let records = names.iter().map(|n| UserRecord {
             name: n.clone(),
             password_hash: fake_hash(PASSWORD),
+            suspended: None,
         });
         let mut config = ServerConfig {
             max_sessions: users + 16,

@@ -212,6 +212,7 @@ pub fn seed_accounts(path: &Path, names: &[String], password: &str) -> Result<us
             name: (*name).clone(),
             password_hash: hash.clone(),
             created,
+            suspended: None,
         });
     }
     let tmp = path.with_extension("json.tmp");

@@ -56,6 +56,7 @@ impl Server {
                         UserRecord {
                             name: pending.name,
                             password_hash: h,
+                            suspended: None,
                         },
                     );
                 } else {
@@ -77,6 +78,7 @@ impl Server {
                     UserRecord {
                         name: pending.name.clone(),
                         password_hash: h,
+                        suspended: None,
                     },
                 );
                 self.login_success(now, conn, pending.name, true);

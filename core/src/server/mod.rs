@@ -200,6 +200,21 @@ pub struct UserRecord {
     pub name: String,
     /// The argon2id hash of the password, as a PHC string.
     pub password_hash: String,
+    /// Set while the account is suspended: it cannot log in.
+    pub suspended: Option<Suspension>,
+}
+
+/// An account's suspension: while it lasts, the account cannot log in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspension {
+    /// When it ends, in milliseconds since the Unix epoch; `None`: until it
+    /// is lifted.
+    pub until: Option<u64>,
+    /// Why, as given by whoever suspended it (may be empty).
+    pub reason: String,
+    /// Who suspended it: an admin's name, or `"accounts"` for the
+    /// accounts tool.
+    pub by: String,
 }
 
 /// A datagram to send: its bytes are the first `len` of the buffer given

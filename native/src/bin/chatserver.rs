@@ -408,6 +408,7 @@ fn run(args: Args) -> Result<()> {
         .map(|u| UserRecord {
             name: u.name.clone(),
             password_hash: u.password_hash.clone(),
+            suspended: u.suspended.as_ref().map(|s| s.to_core()),
         })
         .collect();
     info!(accounts = users.len(), path = %args.users.display(), "user store loaded");
