@@ -1912,3 +1912,55 @@ fn room_history_and_offline_vectors() {
         assert_documented(&format!("`{json}`"), "client room messages");
     }
 }
+
+/// §5.12: a server admin's notice and the audit log, and a request refused
+/// to someone who is not an admin.
+#[test]
+fn moderation_vectors() {
+    let documented = |messages: &[ServerMessage], what: &str| {
+        for m in messages {
+            let json = String::from_utf8(session::encode(m)).unwrap();
+            assert_documented(&format!("`{json}`"), what);
+        }
+    };
+    let config = ServerConfig {
+        admins: ["alice".to_string()].into_iter().collect(),
+        ..raw_config()
+    };
+    let mut server = Server::new(config, [], server_key(), SERVER_RANDOM);
+    server.set_unix_time(Instant::from_micros(3_600_000_000), WALL_CLOCK);
+    let mut alice = Raw::new(server);
+    alice.connect([12; 32]);
+    alice.say(r##"{"t":"user","name":"alice"}"##);
+    alice.say(r##"{"t":"password","password":"pw"}"##);
+    let notice = alice.say(r##"{"t":"notice","text":"restart at 18:00 UTC"}"##);
+    assert!(
+        matches!(
+            notice.as_slice(),
+            [ServerMessage::Notice { .. }, ServerMessage::ModOk { .. }]
+        ),
+        "{notice:?}"
+    );
+    documented(&notice, "notice and mod_ok");
+    let audit = alice.say(r##"{"t":"audit","limit":20}"##);
+    assert!(
+        matches!(audit.as_slice(), [ServerMessage::AuditLog { entries }] if entries.len() == 1),
+        "{audit:?}"
+    );
+    documented(&audit, "audit_log");
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+
+    // Bob is no admin.
+    let now = alice.now;
+    let mut bob = Raw::new(alice.server);
+    bob.now = now + Duration::from_secs(1);
+    bob.conn = RAW_CONN + 1;
+    bob.addr = SocketAddr::from(([198, 51, 100, 9], 50_003));
+    bob.connect([13; 32]);
+    bob.say(r##"{"t":"user","name":"bob"}"##);
+    bob.say(r##"{"t":"password","password":"pw"}"##);
+    let refused = bob.say(r##"{"t":"audit"}"##);
+    assert_eq!(error_code(&refused), ErrorCode::NotPermitted);
+    documented(&refused, "not_permitted");
+}

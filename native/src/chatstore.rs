@@ -47,7 +47,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use udpchat_core::server::Response;
 use udpchat_core::server::store::{
-    OfflineMessage, Page, Retention, RoomMessage, RoomRecord, Snapshot, StoreOp,
+    AUDIT_MEMORY, AuditEntry, OfflineMessage, Page, Retention, RoomMessage, RoomRecord, Snapshot,
+    StoreOp,
 };
 
 /// The only format version this build reads and writes.
@@ -61,6 +62,8 @@ const MEMBERS: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("mem
 const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
 const OFFLINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("offline");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// The audit log: entry id → [`AuditRow`] as JSON.
+const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
 
 /// redb's magic number, the first bytes of every database file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -141,6 +144,19 @@ struct OfflineRow {
     to: String,
     text: String,
     time: u64,
+}
+
+/// An audit entry as stored (its id is the key).
+#[derive(Serialize, Deserialize)]
+struct AuditRow {
+    time: u64,
+    by: String,
+    action: String,
+    target: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
 }
 
 fn encode_message(m: &RoomMessage) -> Vec<u8> {
@@ -296,6 +312,7 @@ impl RedbStore {
             txn.open_table(MEMBERS)?;
             txn.open_table(MESSAGES)?;
             txn.open_table(OFFLINE)?;
+            txn.open_table(AUDIT)?;
         }
         txn.commit()?;
         Ok(())
@@ -412,6 +429,18 @@ impl RedbStore {
             StoreOp::RemoveOffline { id, .. } => {
                 txn.open_table(OFFLINE)?.remove(*id)?;
             }
+            StoreOp::Audit(e) => {
+                let row = AuditRow {
+                    time: e.time,
+                    by: e.by.clone(),
+                    action: e.action.clone(),
+                    target: e.target.clone(),
+                    reason: e.reason.clone(),
+                    until: e.until,
+                };
+                txn.open_table(AUDIT)?
+                    .insert(e.id, encode(&row).as_slice())?;
+            }
         }
         Ok(())
     }
@@ -468,6 +497,23 @@ impl ChatStore for RedbStore {
                 time: row.time,
             });
         }
+        let audit = txn.open_table(AUDIT)?;
+        for entry in audit.iter()?.rev().take(AUDIT_MEMORY) {
+            let (k, v) = entry?;
+            let id = k.value();
+            let row: AuditRow = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError(format!("the audit entry {id} is malformed: {e}")))?;
+            snapshot.audit.push(AuditEntry {
+                id,
+                time: row.time,
+                by: row.by,
+                action: row.action,
+                target: row.target,
+                reason: row.reason,
+                until: row.until,
+            });
+        }
+        snapshot.audit.reverse();
         Ok(snapshot)
     }
 

@@ -8,8 +8,8 @@ use core::fmt;
 use crate::crypto::{self, KEY_LEN};
 use crate::reliable::{ChannelError, SendError};
 use crate::session::{
-    ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MAX_TOPIC, MessageRate,
-    Operation, RoomError, TextError, UsernameError,
+    AuditItem, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MAX_TOPIC,
+    MessageRate, Operation, RoomError, TextError, UsernameError,
 };
 use crate::wire::CloseCode;
 
@@ -134,6 +134,22 @@ pub enum ClientEvent {
         /// Its away text.
         text: String,
     },
+    /// A moderation request was carried out (PROTOCOL.md §5.12).
+    ModOk {
+        /// The request's `t`.
+        action: String,
+        /// What it acted on.
+        target: String,
+    },
+    /// A notice from a server admin to everyone online.
+    Notice {
+        /// The admin.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// The answer to an `audit` request: the latest entries, oldest first.
+    AuditLog(Vec<AuditItem>),
     /// The answer to [`Client::request_whois`].
     Whois {
         /// The username, as registered.

@@ -367,6 +367,22 @@ impl Client {
         })
     }
 
+    /// Sends a notice to everyone online (server admins only).
+    pub fn send_notice(&mut self, text: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_text(text).map_err(CommandError::InvalidText)?;
+        self.send(&ClientMessage::Notice {
+            text: text.to_string(),
+        })
+    }
+
+    /// Asks for the latest `limit` entries of the audit log (server admins
+    /// only; others get `error not_permitted`).
+    pub fn request_audit(&mut self, limit: Option<u32>) -> Result<(), CommandError> {
+        self.require_login()?;
+        self.send(&ClientMessage::Audit { limit })
+    }
+
     /// Handles a datagram from the server. Datagrams of other connections,
     /// malformed, unauthenticated or replayed ones are ignored.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
@@ -683,6 +699,9 @@ impl Client {
                 return;
             }
             ServerMessage::Error { code, message } => ClientEvent::Error { code, message },
+            ServerMessage::ModOk { action, target } => ClientEvent::ModOk { action, target },
+            ServerMessage::AuditLog { entries } => ClientEvent::AuditLog(entries),
+            ServerMessage::Notice { from, text } => ClientEvent::Notice { from, text },
             ServerMessage::Bye => {
                 self.close(CloseReason::Exit);
                 return;

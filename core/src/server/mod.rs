@@ -51,6 +51,7 @@ use crate::wire::{
 };
 
 mod admission;
+mod audit;
 mod endpoint;
 mod event;
 mod history;
@@ -70,7 +71,7 @@ pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
 use offline::Waiting;
 use rooms::Room;
-use store::{OfflineMessage, Page, RoomMessage, Snapshot, StoreOp};
+use store::{AuditEntry, OfflineMessage, Page, RoomMessage, Snapshot, StoreOp};
 use writes::Write;
 
 /// Limits and timers of a server. Each default is stated on its field.
@@ -157,6 +158,11 @@ pub struct ServerConfig {
     /// Longest room topic, in bytes: 300 ([`session::MAX_TOPIC`], which a
     /// larger value does not raise).
     pub max_topic: usize,
+    /// The accounts that are server admins, by [`username_key`] (ASCII
+    /// lowercase): none by default. Admins may send the requests of
+    /// PROTOCOL.md §5.12 (suspend accounts, ban addresses, end sessions,
+    /// notices, registration, the audit log).
+    pub admins: BTreeSet<String>,
 }
 
 impl Default for ServerConfig {
@@ -189,6 +195,7 @@ impl Default for ServerConfig {
             max_offline_per_user: 1000,
             max_offline_per_sender: 100,
             max_topic: session::MAX_TOPIC,
+            admins: BTreeSet::new(),
         }
     }
 }
@@ -534,6 +541,11 @@ pub struct Server {
     wall: (Instant, u64),
     /// Rooms made by this process (for their epochs).
     rooms_made: u64,
+    /// The latest entries of the audit log, oldest first (at most
+    /// [`store::AUDIT_MEMORY`]).
+    audit: VecDeque<AuditEntry>,
+    /// The id of the next audit entry.
+    next_audit_id: u64,
 }
 
 impl Server {
@@ -595,6 +607,8 @@ impl Server {
             reads: BTreeMap::new(),
             wall: (Instant::ZERO, 0),
             rooms_made: 0,
+            audit: VecDeque::new(),
+            next_audit_id: 1,
         };
         server.skeletons = server
             .users

@@ -245,6 +245,14 @@ impl Server {
                     }
                 }
             }
+            (SessionState::LoggedIn { name, .. }, ClientMessage::Notice { text }) => {
+                let name = name.clone();
+                self.on_notice(conn, &name, text);
+            }
+            (SessionState::LoggedIn { name, .. }, ClientMessage::Audit { limit }) => {
+                let name = name.clone();
+                self.on_audit(conn, &name, limit);
+            }
             (SessionState::LoggedIn { .. }, ClientMessage::Whois { name }) => {
                 self.on_whois(now, conn, &name)
             }

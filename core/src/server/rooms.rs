@@ -96,6 +96,10 @@ impl Server {
                 },
             );
         }
+        for e in snapshot.audit {
+            self.next_audit_id = self.next_audit_id.max(e.id + 1);
+            self.remember_audit(e);
+        }
         for m in snapshot.offline {
             self.next_offline_id = self.next_offline_id.max(m.id + 1);
             self.offline
@@ -544,8 +548,19 @@ mod tests {
                 text: "x".to_string(),
                 time: 0,
             }],
+            audit: vec![AuditEntry {
+                id: 7,
+                time: 5,
+                by: "root".to_string(),
+                action: "notice".to_string(),
+                target: "*".to_string(),
+                reason: "hi".to_string(),
+                until: None,
+            }],
         });
         assert_eq!(s.room_count(), 2);
+        assert_eq!(s.audit_log().count(), 1);
+        assert_eq!(s.next_audit_id, 8, "audit ids go on growing");
         assert_eq!(s.rooms_of("alice"), ["#a"]);
         assert_eq!(s.rooms_of("BOB"), ["#a", "#b"]);
         assert_eq!(s.offline_count(), 1);
@@ -566,6 +581,7 @@ mod tests {
                 record("#b", &["alice"], 0),
             ],
             offline: vec![],
+            audit: vec![],
         });
         s.set_present("alice", 7, true);
         s.set_present("bob", 9, true);

@@ -75,6 +75,30 @@ pub struct OfflineMessage {
     pub time: u64,
 }
 
+/// One moderation action, as the audit log keeps it: who did what to
+/// whom, when and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Unique on this server, and growing.
+    pub id: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub time: u64,
+    /// Who acted: an account's name, as registered, or `"accounts"` for
+    /// the accounts tool.
+    pub by: String,
+    /// What was done (`suspend`, `ban_address`, `kick`, …; PROTOCOL.md
+    /// §5.12 lists them).
+    pub action: String,
+    /// To whom or what: an account, an address range, a room (and, for a
+    /// room action on a member, `#room user`).
+    pub target: String,
+    /// Why, as given (may be empty).
+    pub reason: String,
+    /// When the action's effect ends, in milliseconds since the Unix
+    /// epoch, for actions with an expiry.
+    pub until: Option<u64>,
+}
+
 /// Everything the store holds, as the server needs it at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -82,7 +106,14 @@ pub struct Snapshot {
     pub rooms: Vec<RoomRecord>,
     /// Every waiting direct message, oldest first.
     pub offline: Vec<OfflineMessage>,
+    /// The latest entries of the audit log, oldest first (at most
+    /// [`AUDIT_MEMORY`]).
+    pub audit: Vec<AuditEntry>,
 }
+
+/// Audit entries the server keeps in memory, and so the most an `audit`
+/// request can show: 1,000 (the store keeps every entry).
+pub const AUDIT_MEMORY: usize = 1000;
 
 /// One change to the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +172,8 @@ pub enum StoreOp {
         /// The message's id.
         id: u64,
     },
+    /// Append an entry to the audit log.
+    Audit(AuditEntry),
 }
 
 /// Which page of a room's history a [`Request::History`](super::Request::History)
@@ -179,6 +212,7 @@ impl Default for Retention {
 pub struct MemoryStore {
     rooms: BTreeMap<String, RoomRecord>,
     offline: BTreeMap<u64, OfflineMessage>,
+    audit: Vec<AuditEntry>,
     retention: Retention,
     /// Every change applied, in order (for tests that check the order).
     pub applied: u64,
@@ -254,6 +288,9 @@ impl MemoryStore {
             StoreOp::RemoveOffline { id, .. } => {
                 self.offline.remove(id);
             }
+            StoreOp::Audit(entry) => {
+                self.audit.push(entry.clone());
+            }
         }
     }
 
@@ -321,6 +358,7 @@ impl MemoryStore {
                 })
                 .collect(),
             offline: self.offline.values().cloned().collect(),
+            audit: self.audit[self.audit.len().saturating_sub(AUDIT_MEMORY)..].to_vec(),
         }
     }
 }

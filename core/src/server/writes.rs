@@ -37,6 +37,12 @@ pub(super) enum Write {
     Offline { conn: u64, message: OfflineMessage },
     /// Forget a delivered offline message.
     Removed { to: String, id: u64 },
+    /// A moderation action's audit entry is on disk: answer `mod_ok`.
+    Audited {
+        conn: u64,
+        action: String,
+        target: String,
+    },
 }
 
 impl Server {
@@ -212,6 +218,14 @@ impl Server {
                     self.process_later(target);
                 }
             }
+            Write::Audited {
+                conn,
+                action,
+                target,
+            } => {
+                self.send(conn, &ServerMessage::ModOk { action, target });
+                self.process_later(conn);
+            }
             Write::Removed { to, id } => {
                 if let Some(queue) = self.offline.get_mut(&to) {
                     queue.retain(|w| w.message.id != id);
@@ -230,7 +244,8 @@ impl Server {
             | Write::Parted { conn, .. }
             | Write::Said { conn, .. }
             | Write::Topic { conn, .. }
-            | Write::Offline { conn, .. } => conn,
+            | Write::Offline { conn, .. }
+            | Write::Audited { conn, .. } => conn,
             Write::Removed { to, id } => {
                 // Still stored: delivered again at the next login (the
                 // client drops the copy by its id).

@@ -40,6 +40,9 @@ enum ServerTag {
     Topic,
     HistoryEnd,
     RoomResume,
+    ModOk,
+    AuditLog,
+    Notice,
 }
 
 /// A field that is one type in some messages and another in others
@@ -112,6 +115,9 @@ struct FlatServerMessage {
     more: Option<bool>,
     recovered: Option<bool>,
     missed: Option<u64>,
+    action: Option<String>,
+    target: Option<String>,
+    entries: Option<Vec<AuditItem>>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -266,6 +272,17 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 missed: need(f.missed, "missed")?,
                 epoch: need(f.epoch, "epoch")?,
                 offset: need(f.offset, "offset")?,
+            },
+            ServerTag::ModOk => ServerMessage::ModOk {
+                action: need(f.action, "action")?,
+                target: need(f.target, "target")?,
+            },
+            ServerTag::Notice => ServerMessage::Notice {
+                from: need(f.from, "from")?,
+                text: need(f.text, "text")?,
+            },
+            ServerTag::AuditLog => ServerMessage::AuditLog {
+                entries: need(f.entries, "entries")?,
             },
         })
     }

@@ -159,6 +159,19 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// A notice to everyone online (server admins only): each gets
+    /// [`ServerMessage::Notice`]; answered by [`ServerMessage::ModOk`].
+    Notice {
+        /// The text (the rules of `pm`).
+        text: String,
+    },
+    /// Asks for the latest entries of the audit log (server admins only):
+    /// answered by [`ServerMessage::AuditLog`].
+    Audit {
+        /// How many, at most [`MAX_AUDIT_PAGE`] (the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
 }
 
 /// Where a client left a room: the room's epoch and the offset of the last
@@ -511,7 +524,53 @@ pub enum ServerMessage {
         /// The offset of the room's latest message.
         offset: u64,
     },
+    /// A moderation request was carried out (and written to the audit
+    /// log): answers `suspend`, `ban_address`, `kick`, … (PROTOCOL.md
+    /// §5.12).
+    ModOk {
+        /// The request's `t`.
+        action: String,
+        /// What it acted on: an account, an address range, a room.
+        target: String,
+    },
+    /// A notice from a server admin to everyone online.
+    Notice {
+        /// The admin.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// Answers `audit`: the latest entries of the audit log, oldest first.
+    AuditLog {
+        /// The entries.
+        entries: Vec<AuditItem>,
+    },
 }
+
+/// One entry of the audit log as [`ServerMessage::AuditLog`] sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditItem {
+    /// Its number: unique on the server, and growing.
+    pub id: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub time: u64,
+    /// Who acted.
+    pub by: String,
+    /// What was done (the request's `t`).
+    pub action: String,
+    /// To whom or what.
+    pub target: String,
+    /// Why (absent when no reason was given).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// When the effect ends, in milliseconds since the Unix epoch (absent:
+    /// no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+}
+
+/// Most entries one `audit_log` holds: 200 (also the default).
+pub const MAX_AUDIT_PAGE: u32 = 200;
 
 /// Why a login failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -587,6 +646,9 @@ pub enum ErrorCode {
     /// The server could not store the change; nothing happened. Try again
     /// later.
     StoreFailed,
+    /// The user may not do this: a moderation request from someone
+    /// without the role it needs.
+    NotPermitted,
     /// A code this version does not know, from a newer server: the
     /// `message` says what happened.
     #[serde(other)]

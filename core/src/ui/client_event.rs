@@ -143,6 +143,15 @@ impl Console {
                     away,
                 });
             }
+            ClientEvent::ModOk { action, target } => {
+                self.answered_request();
+                self.emit(ChatEvent::ModOk { action, target });
+            }
+            ClientEvent::Notice { from, text } => self.emit(ChatEvent::Notice { from, text }),
+            ClientEvent::AuditLog(entries) => {
+                self.answered_request();
+                self.emit(ChatEvent::Audit { entries });
+            }
             ClientEvent::Online { users, count, away } => {
                 self.set_online(&users);
                 self.emit(ChatEvent::Online { users, count, away });

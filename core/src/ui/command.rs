@@ -47,6 +47,10 @@ pub enum Command<'a> {
     Away(Option<&'a str>),
     /// `/whois USER`: who USER is, whether online, for how long, away.
     Whois(&'a str),
+    /// `/notice TEXT`: a notice to everyone online (admins only).
+    Notice(&'a str),
+    /// `/audit [N]`: the latest N entries of the audit log (admins only).
+    Audit(Option<u32>),
     /// `/join #ROOM`: join a room (making it if none has that name), and
     /// make it where plain lines go.
     Join(&'a str),
@@ -218,6 +222,20 @@ pub const COMMANDS: &[CommandInfo] = &[
         example: "/whois bob",
     },
     CommandInfo {
+        name: "notice",
+        aliases: &[],
+        usage: "/notice TEXT",
+        description: "Server admins: send TEXT to everyone online, marked as a notice.",
+        example: "/notice the server restarts at 18:00 UTC",
+    },
+    CommandInfo {
+        name: "audit",
+        aliases: &[],
+        usage: "/audit [N]",
+        description: "Server admins: show the latest N moderation actions (50 when not given, at most 200).",
+        example: "/audit 20",
+    },
+    CommandInfo {
         name: "quit",
         aliases: &["exit"],
         usage: "/quit [REASON]",
@@ -314,6 +332,13 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "away" => Command::Away(Some(rest).filter(|r| !r.is_empty())),
         "whois" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
         "whois" => Command::Whois(rest),
+        "notice" if rest.is_empty() => return usage,
+        "notice" => Command::Notice(rest),
+        "audit" if rest.is_empty() => Command::Audit(None),
+        "audit" => match rest.parse::<u32>() {
+            Ok(n) if (1..=crate::session::MAX_AUDIT_PAGE).contains(&n) => Command::Audit(Some(n)),
+            _ => return usage,
+        },
         "join" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
         "join" => Command::Join(rest),
         "part" => {
@@ -484,6 +509,15 @@ mod tests {
             Ok(Command::Away(Some("at  lunch")))
         );
         assert_eq!(parse_command("/whois bob"), Ok(Command::Whois("bob")));
+        assert_eq!(parse_command("/audit"), Ok(Command::Audit(None)));
+        assert_eq!(
+            parse_command("/notice hi all"),
+            Ok(Command::Notice("hi all"))
+        );
+        assert!(parse_command("/notice").is_err());
+        assert_eq!(parse_command("/audit 20"), Ok(Command::Audit(Some(20))));
+        assert!(parse_command("/audit 0").is_err());
+        assert!(parse_command("/audit many").is_err());
         assert_eq!(
             parse_command("/confirm ON"),
             Ok(Command::Confirm(Some(true)))

@@ -145,6 +145,8 @@ impl Console {
             }
             Command::Away(text) => self.request(|c| c.set_away(text)),
             Command::Whois(user) => self.request(|c| c.request_whois(user)),
+            Command::Notice(text) => self.request(|c| c.send_notice(text)),
+            Command::Audit(limit) => self.request(|c| c.request_audit(limit.or(Some(50)))),
         };
         if let Err(e) = result {
             self.error(e);

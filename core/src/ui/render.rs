@@ -201,6 +201,25 @@ pub enum ChatEvent {
         /// [`ChatEvent::OfflineDirect`]).
         message: Box<ChatEvent>,
     },
+    /// A moderation request was carried out.
+    ModOk {
+        /// The request (`suspend`, `kick`, …).
+        action: String,
+        /// What it acted on.
+        target: String,
+    },
+    /// A notice from a server admin to everyone online.
+    Notice {
+        /// The admin.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// The answer to `/audit`: entries of the audit log, oldest first.
+    Audit {
+        /// The entries.
+        entries: Vec<crate::session::AuditItem>,
+    },
     /// A direct message stored by the server while this user was offline,
     /// delivered at login. Serialized as a `direct` event with
     /// `offline: true` and the time it was sent.
@@ -644,6 +663,9 @@ pub fn render_plain(event: &ChatEvent) -> String {
         | ChatEvent::Topic { .. }
         | ChatEvent::HistoryEnd { .. }
         | ChatEvent::Resumed { .. } => room::plain(event),
+        ChatEvent::ModOk { .. } | ChatEvent::Audit { .. } | ChatEvent::Notice { .. } => {
+            moderation::plain(event)
+        }
     }
 }
 
@@ -682,6 +704,7 @@ pub fn escape_json_invisibles(json: &str) -> String {
     out
 }
 
+mod moderation;
 mod room;
 mod styled;
 

@@ -225,9 +225,23 @@ struct Args {
     /// metrics are listed in the README.
     #[arg(long, env = "CHAT_METRICS", value_name = "ADDR", value_parser = metrics::parse_addr)]
     metrics: Option<SocketAddr>,
+    /// An account that is a server admin (repeat the flag, or give a
+    /// comma-separated list in CHAT_ADMINS): it may suspend accounts, ban
+    /// addresses, end sessions, send notices, set registration and read
+    /// the audit log. None by default.
+    #[arg(long = "admin", env = "CHAT_ADMINS", value_name = "NAME", value_delimiter = ',',
+          value_parser = parse_admin)]
+    admins: Vec<String>,
     /// Writes the man page into DIR and exits (used by ci/man.sh).
     #[arg(long, hide = true, value_name = "DIR")]
     generate_man: Option<PathBuf>,
+}
+
+/// An admin's name: a valid username.
+fn parse_admin(name: &str) -> Result<String, String> {
+    udpchat_core::session::validate_username(name)
+        .map(|()| name.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -334,6 +348,11 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
         max_offline_per_user: args.max_offline_per_user,
         max_offline_per_sender: args.max_offline_per_sender,
         max_topic: args.max_topic,
+        admins: args
+            .admins
+            .iter()
+            .map(|a| udpchat_core::session::username_key(a))
+            .collect(),
         ..defaults()
     }
 }

@@ -415,3 +415,35 @@ fn a_failed_commit_fails_every_change_in_it() {
         }
     }
 }
+
+#[test]
+fn the_audit_log_is_kept_and_its_latest_entries_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let entry = |id: u64| AuditEntry {
+        id,
+        time: 1_000 + id,
+        by: "alice".into(),
+        action: "notice".into(),
+        target: "*".into(),
+        reason: if id.is_multiple_of(2) {
+            format!("n{id}")
+        } else {
+            String::new()
+        },
+        until: id.is_multiple_of(3).then_some(9_000 + id),
+    };
+    let total = AUDIT_MEMORY as u64 + 5;
+    {
+        let mut db = RedbStore::open(&path, Retention::default()).unwrap();
+        let ops: Vec<StoreOp> = (1..=total).map(|id| StoreOp::Audit(entry(id))).collect();
+        db.apply(&ops).unwrap();
+    }
+    let db = RedbStore::open(&path, Retention::default()).unwrap();
+    let loaded = db.load(10).unwrap().audit;
+    // The latest AUDIT_MEMORY, oldest first, each as written.
+    assert_eq!(loaded.len(), AUDIT_MEMORY);
+    assert_eq!(loaded[0], entry(6));
+    assert_eq!(loaded.last(), Some(&entry(total)));
+    assert!(loaded.windows(2).all(|p| p[0].id + 1 == p[1].id));
+}
