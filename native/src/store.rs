@@ -7,6 +7,7 @@
 //! ```json
 //! {
 //!   "version": 1,
+//!   "generation": 42,
 //!   "users": [
 //!     {
 //!       "name": "alice",
@@ -19,6 +20,9 @@
 //!
 //! * `version` — the format version, a JSON integer. This build reads and
 //!   writes only `1`; any other value (or none) is refused.
+//! * `generation` — a counter every rewrite increases by one, so that a
+//!   process that read the file can tell whether someone rewrote it since.
+//!   Optional: a file without it (written before it existed) is generation 0.
 //! * `users` — the registered users, in registration order.
 //! * `name` — the user name exactly as it was registered. Names are unique
 //!   *case-insensitively*, comparing ASCII letters without regard to case
@@ -28,6 +32,9 @@
 //!   (see [`crate::passwords`]). Passwords are never stored in clear.
 //! * `created` — when the user registered, in seconds since the Unix epoch, as
 //!   a JSON integer.
+//! * `suspended` — present only while the account is suspended: `by` (who
+//!   suspended it), `reason` (may be empty) and `until` (milliseconds since
+//!   the Unix epoch; absent: until lifted).
 //!
 //! Unknown fields are refused, both at the top level and in user records, so
 //! that a rewrite can never silently drop data this build does not understand;
@@ -61,6 +68,26 @@
 //!   batch fails and none is kept: the in-memory store always equals the
 //!   file.
 //! * On Unix the file is created with mode `0600` (owner read/write only).
+//!
+//! # Several writers
+//!
+//! The running server and `chatserver accounts` may change the same file at
+//! the same time. Every read-modify-write takes an exclusive lock on a
+//! sidecar file, `chat_users.json.lock` beside the store (created when
+//! missing, mode `0600`, never removed), with [`std::fs::File::lock`]: an
+//! advisory lock the OS releases when its holder exits, even by a crash.
+//! Under the lock a writer first checks whether the file changed since it
+//! last read or wrote it — its `generation`, and the file's length,
+//! modification time and (on Unix) device and inode — and if so reloads it,
+//! then applies its change to what is on disk now and writes the result
+//! with `generation` + 1. So two writers never lose each other's accounts.
+//! A writer waits at most [`LOCK_TIMEOUT`] (10 s) for the lock, then fails
+//! with [`StoreError::Lock`] and changes nothing.
+//!
+//! [`UserStore::refresh`] reloads the file if it changed, without writing;
+//! the server calls it about once a second ([`POLL_INTERVAL`]). Each
+//! reload records what changed ([`AccountChange`]) for
+//! [`UserStore::take_changes`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -68,11 +95,18 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 /// The only file format version this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
+
+/// The longest a change waits for another process's lock on the store: 10 s.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the server looks for changes made by another process: 1 s.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One registered user, as stored in the file.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +146,26 @@ impl StoredSuspension {
             by: self.by.clone(),
         }
     }
+}
+
+impl UserRecord {
+    /// The same account as the server's core sees it.
+    pub fn to_core(&self) -> udpchat_core::server::UserRecord {
+        udpchat_core::server::UserRecord {
+            name: self.name.clone(),
+            password_hash: self.password_hash.clone(),
+            suspended: self.suspended.as_ref().map(StoredSuspension::to_core),
+        }
+    }
+}
+
+/// A change another process made to the store, found when it was reloaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    /// An account was added, or its record changed (password, suspension).
+    Put(UserRecord),
+    /// An account was deleted: its name as it was registered.
+    Removed(String),
 }
 
 impl fmt::Debug for UserRecord {
@@ -186,6 +240,20 @@ pub enum StoreError {
         /// The underlying error.
         source: io::Error,
     },
+    /// No account has this name.
+    UnknownUser {
+        /// The name asked for.
+        name: String,
+    },
+    /// The lock file beside the store could not be created or locked, or
+    /// another process held the lock for longer than [`LOCK_TIMEOUT`].
+    /// Nothing changed.
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error (`TimedOut` when the wait was too long).
+        source: io::Error,
+    },
     /// A previous write failed after the new file was already in place, and
     /// restoring the previous content failed as well, so the file's content is
     /// unknown. The store refuses further changes; reopen it to recover.
@@ -239,6 +307,14 @@ impl fmt::Display for StoreError {
             Self::Write { path, source } => {
                 write!(f, "cannot write user store {}: {source}", path.display())
             }
+            Self::UnknownUser { name } => write!(f, "no account is named {name:?}"),
+            Self::Lock { path, source } => {
+                write!(
+                    f,
+                    "cannot lock the user store ({}): {source}",
+                    path.display()
+                )
+            }
             Self::Poisoned { path } => write!(
                 f,
                 "user store {} is in an unknown state after a failed write; \
@@ -252,12 +328,15 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Read { source, .. } | Self::Write { source, .. } => Some(source),
+            Self::Read { source, .. } | Self::Write { source, .. } | Self::Lock { source, .. } => {
+                Some(source)
+            }
             Self::Parse { source, .. } => Some(source),
             Self::NoDirectory { .. }
             | Self::UnsupportedVersion { .. }
             | Self::DuplicateInFile { .. }
             | Self::NameTaken { .. }
+            | Self::UnknownUser { .. }
             | Self::Poisoned { .. } => None,
         }
     }
@@ -265,18 +344,83 @@ impl std::error::Error for StoreError {
 
 /// The registered users, backed by a JSON file (see the [module docs](self)).
 ///
-/// All reads are served from memory; [`add`](Self::add) and
-/// [`add_many`](Self::add_many) block on disk I/O (including `fsync`), so an
-/// event loop should call them from a worker thread.
+/// All reads are served from memory; [`add`](Self::add),
+/// [`add_many`](Self::add_many) and the other changes take the store's
+/// lock and block on disk I/O (including `fsync`), so an event loop should
+/// call them from a worker thread.
 #[derive(Debug)]
 pub struct UserStore {
     path: PathBuf,
+    /// The sidecar file locked around every read-modify-write.
+    lock_path: PathBuf,
     users: Vec<UserRecord>,
     /// ASCII-lowercased name → index into `users`.
     index: HashMap<String, usize>,
     poisoned: bool,
     /// Bytes of the store files written in full since the store was opened.
     bytes_written: u64,
+    /// The file as `users` last matched it.
+    seen: Marker,
+    /// Changes found by reloads, not yet taken.
+    changes: Vec<AccountChange>,
+    /// Tests: make the next write fail, after replacing the file (`true`)
+    /// or before (`false`).
+    #[cfg(test)]
+    fail_next_write: Option<bool>,
+}
+
+/// What identifies one version of the store file: its `generation`, and
+/// what the file system says of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Marker {
+    generation: u64,
+    /// `None`: there is no file.
+    stamp: Option<Stamp>,
+}
+
+/// The file's length, modification time and identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Device and inode (Unix); every rewrite is a new file.
+    id: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt as _;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let id = (0, 0);
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            id,
+        }
+    }
+}
+
+/// The file as read: its users, and the marker of the bytes read.
+struct Loaded {
+    users: Vec<UserRecord>,
+    index: HashMap<String, usize>,
+    marker: Marker,
+}
+
+/// A failed [`UserStore::write_locked`].
+struct WriteFailed {
+    error: StoreError,
+    /// Whether the file had already been replaced by the new content.
+    replaced: bool,
+}
+
+/// The held lock of a store; released when dropped (the file is closed).
+struct StoreLock {
+    _file: fs::File,
 }
 
 /// A registration for [`UserStore::add_many`].
@@ -306,13 +450,23 @@ impl fmt::Debug for NewUser<'_> {
 struct FileV1 {
     #[allow(dead_code)] // checked before this is decoded
     version: u64,
+    #[serde(default)]
+    generation: u64,
     users: Vec<UserRecord>,
+}
+
+/// Only the `generation` of a file, the users skipped without being kept.
+#[derive(Deserialize)]
+struct GenerationOnly {
+    #[serde(default)]
+    generation: u64,
 }
 
 /// The whole file, version 1, as written.
 #[derive(Serialize)]
 struct FileV1Ref<'a> {
     version: u64,
+    generation: u64,
     users: &'a [UserRecord],
 }
 
@@ -322,72 +476,46 @@ impl UserStore {
     /// A missing file is an empty store (nothing is created until the first
     /// [`add`](Self::add)), if its directory exists. Any other problem — unreadable file, invalid JSON,
     /// unexpected layout, unknown version, duplicate names — is an error, and
-    /// the file is left as it is.
+    /// the file is left as it is. Opening takes no lock: every rewrite
+    /// replaces the file whole, so a read sees one version or the next.
     pub fn open(path: &Path) -> Result<UserStore, StoreError> {
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let dir = parent_dir(path);
-                if !dir.is_dir() {
-                    return Err(StoreError::NoDirectory {
-                        path: path.to_path_buf(),
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                return Ok(UserStore {
+        let loaded = load(path)?;
+        if loaded.marker.stamp.is_none() {
+            let dir = parent_dir(path);
+            if !dir.is_dir() {
+                return Err(StoreError::NoDirectory {
                     path: path.to_path_buf(),
-                    users: Vec::new(),
-                    index: HashMap::new(),
-                    poisoned: false,
-                    bytes_written: 0,
-                });
-            }
-            Err(source) => {
-                return Err(StoreError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        };
-        let parse_error = |source| StoreError::Parse {
-            path: path.to_path_buf(),
-            source,
-        };
-        // First the syntax and the version, so that a file of another version
-        // is reported as such rather than as a layout mismatch.
-        let probe: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&bytes).map_err(parse_error)?;
-        match probe.get("version") {
-            Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
-            other => {
-                return Err(StoreError::UnsupportedVersion {
-                    path: path.to_path_buf(),
-                    found: other.map(ToString::to_string),
-                });
-            }
-        }
-        let file: FileV1 = serde_json::from_slice(&bytes).map_err(parse_error)?;
-        let mut index = HashMap::with_capacity(file.users.len());
-        for (i, user) in file.users.iter().enumerate() {
-            if index.insert(fold(&user.name), i).is_some() {
-                return Err(StoreError::DuplicateInFile {
-                    path: path.to_path_buf(),
-                    name: user.name.clone(),
+                    dir: dir.to_path_buf(),
                 });
             }
         }
         Ok(UserStore {
             path: path.to_path_buf(),
-            users: file.users,
-            index,
+            lock_path: lock_path(path),
+            users: loaded.users,
+            index: loaded.index,
             poisoned: false,
             bytes_written: 0,
+            seen: loaded.marker,
+            changes: Vec::new(),
+            #[cfg(test)]
+            fail_next_write: None,
         })
     }
 
     /// The store file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The lock file beside the store.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The `generation` of the file as last read or written.
+    pub fn generation(&self) -> u64 {
+        self.seen.generation
     }
 
     /// All registered users, in registration order.
@@ -416,6 +544,28 @@ impl UserStore {
         self.bytes_written
     }
 
+    /// The changes found by reloads since the last call (oldest first):
+    /// accounts another process added, changed or deleted. The store's own
+    /// changes are not in it.
+    pub fn take_changes(&mut self) -> Vec<AccountChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Reloads the file if another process rewrote it since this store last
+    /// read or wrote it, recording what changed for
+    /// [`take_changes`](Self::take_changes). Returns whether it reloaded.
+    ///
+    /// When nothing changed this reads the file once, without the lock; a
+    /// reload takes the lock. On error (the file became unreadable or
+    /// invalid) the store keeps what it had.
+    pub fn refresh(&mut self) -> Result<bool, StoreError> {
+        if !self.changed_on_disk()? {
+            return Ok(false);
+        }
+        let _lock = self.lock()?;
+        self.sync_locked()
+    }
+
     /// Registers a user and makes it durable before returning.
     ///
     /// Fails with [`StoreError::NameTaken`] if the name is already registered
@@ -440,23 +590,21 @@ impl UserStore {
     /// Registers a batch of users with a single rewrite of the file, and makes
     /// them durable before returning: one result per registration, in order.
     ///
-    /// A name already registered, or registered earlier in the same batch
-    /// (case-insensitively), is refused with [`StoreError::NameTaken`]; the
-    /// others are unaffected. If the file could not be written, every other
-    /// registration fails with [`StoreError::Write`] and none is kept, in
-    /// memory or on disk. When every registration is refused nothing is
-    /// written. Blocks on disk I/O.
+    /// Under the store's lock, the file is first reloaded if another process
+    /// changed it. A name already registered, or registered earlier in the
+    /// same batch (case-insensitively), is refused with
+    /// [`StoreError::NameTaken`]; the others are unaffected. If the file
+    /// could not be locked, reloaded or written, every other registration
+    /// fails with that error and none is kept, in memory or on disk. When
+    /// every registration is refused nothing is written. Blocks on disk I/O.
     pub fn add_many(&mut self, batch: &[NewUser<'_>]) -> Vec<Result<(), StoreError>> {
-        if self.poisoned {
-            return batch
-                .iter()
-                .map(|_| {
-                    Err(StoreError::Poisoned {
-                        path: self.path.clone(),
-                    })
-                })
-                .collect();
+        if batch.is_empty() {
+            return Vec::new();
         }
+        let _lock = match self.begin() {
+            Ok(lock) => lock,
+            Err(e) => return batch.iter().map(|_| Err(copy_error(&e))).collect(),
+        };
         let before = self.users.len();
         let mut results = Vec::with_capacity(batch.len());
         for user in batch {
@@ -479,38 +627,371 @@ impl UserStore {
         if self.users.len() == before {
             return results;
         }
-        let bytes = encode(&self.users);
-        match write_atomically(&self.path, &bytes) {
+        if let Err(failed) = self.write_locked() {
+            for user in self.users.drain(before..) {
+                self.index.remove(&fold(&user.name));
+            }
+            self.restore_after(&failed);
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(copy_error(&failed.error));
+                }
+            }
+        }
+        results
+    }
+
+    /// Replaces the password hash of the account `name` (case-insensitive),
+    /// durably. [`StoreError::UnknownUser`] when there is none.
+    pub fn set_password(&mut self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.change(name, |user| {
+            user.password_hash = password_hash.to_owned();
+            Ok(())
+        })
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the suspension of the account `name`
+    /// (case-insensitive), durably. [`StoreError::UnknownUser`] when there is
+    /// none.
+    pub fn set_suspension(
+        &mut self,
+        name: &str,
+        suspension: Option<StoredSuspension>,
+    ) -> Result<(), StoreError> {
+        self.change(name, |user| {
+            user.suspended = suspension;
+            Ok(())
+        })
+    }
+
+    /// Deletes the account `name` (case-insensitive), durably, and returns
+    /// its record. [`StoreError::UnknownUser`] when there is none.
+    pub fn remove(&mut self, name: &str) -> Result<UserRecord, StoreError> {
+        let _lock = self.begin()?;
+        let Some(&i) = self.index.get(&fold(name)) else {
+            return Err(StoreError::UnknownUser {
+                name: name.to_owned(),
+            });
+        };
+        let removed = self.users.remove(i);
+        self.rebuild_index();
+        if let Err(failed) = self.write_locked() {
+            self.users.insert(i, removed);
+            self.rebuild_index();
+            self.restore_after(&failed);
+            return Err(failed.error);
+        }
+        Ok(removed)
+    }
+
+    /// Applies `f` to the record of `name` under the lock and writes the
+    /// result; the record is put back as it was if the write fails.
+    fn change(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut UserRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let _lock = self.begin()?;
+        let Some(&i) = self.index.get(&fold(name)) else {
+            return Err(StoreError::UnknownUser {
+                name: name.to_owned(),
+            });
+        };
+        let previous = self.users[i].clone();
+        f(&mut self.users[i])?;
+        if self.users[i] == previous {
+            return Ok(());
+        }
+        if let Err(failed) = self.write_locked() {
+            self.users[i] = previous;
+            self.restore_after(&failed);
+            return Err(failed.error);
+        }
+        Ok(())
+    }
+
+    /// Takes the lock for a change and brings memory up to date with the
+    /// file.
+    fn begin(&mut self) -> Result<StoreLock, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        let lock = self.lock()?;
+        if self.changed_on_disk()? {
+            self.sync_locked()?;
+        }
+        Ok(lock)
+    }
+
+    /// Takes the store's lock, waiting at most [`LOCK_TIMEOUT`].
+    fn lock(&self) -> Result<StoreLock, StoreError> {
+        let lock_error = |source| StoreError::Lock {
+            path: self.lock_path.clone(),
+            source,
+        };
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options.open(&self.lock_path).map_err(lock_error)?;
+        let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(lock_error(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process has held it for more than {} s",
+                        LOCK_TIMEOUT.as_secs()
+                    ),
+                )));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the file differs from the version `users` matches.
+    fn changed_on_disk(&self) -> Result<bool, StoreError> {
+        Ok(current_marker(&self.path)? != self.seen)
+    }
+
+    /// Reloads the file (the lock held) and records what changed. Returns
+    /// whether anything was read.
+    fn sync_locked(&mut self) -> Result<bool, StoreError> {
+        let loaded = load(&self.path)?;
+        let mut old: HashMap<String, UserRecord> =
+            self.users.drain(..).map(|u| (fold(&u.name), u)).collect();
+        for user in &loaded.users {
+            match old.remove(&fold(&user.name)) {
+                Some(before) if before == *user => {}
+                Some(before) if before.name != user.name => {
+                    // The same account under another spelling of its name.
+                    self.changes.push(AccountChange::Removed(before.name));
+                    self.changes.push(AccountChange::Put(user.clone()));
+                }
+                _ => self.changes.push(AccountChange::Put(user.clone())),
+            }
+        }
+        let mut gone: Vec<UserRecord> = old.into_values().collect();
+        gone.sort_by(|a, b| a.name.cmp(&b.name));
+        self.changes
+            .extend(gone.into_iter().map(|u| AccountChange::Removed(u.name)));
+        self.users = loaded.users;
+        self.index = loaded.index;
+        self.seen = loaded.marker;
+        self.poisoned = false;
+        Ok(true)
+    }
+
+    /// Writes memory to the file as the next generation (the lock held).
+    fn write_locked(&mut self) -> Result<(), WriteFailed> {
+        let generation = self.seen.generation + 1;
+        let bytes = encode(&self.users, generation);
+        #[cfg(test)]
+        let written = match self.fail_next_write.take() {
+            Some(replaced) => Err(WriteFailure {
+                error: io::Error::other("injected failure"),
+                replaced: replaced && write_atomically(&self.path, &bytes).is_ok(),
+            }),
+            None => write_atomically(&self.path, &bytes),
+        };
+        #[cfg(not(test))]
+        let written = write_atomically(&self.path, &bytes);
+        match written {
             Ok(()) => {
                 self.bytes_written += bytes.len() as u64;
-                results
+                self.seen = Marker {
+                    generation,
+                    // Unknown stamp: the next check reloads, finding no change.
+                    stamp: fs::metadata(&self.path).ok().map(|m| Stamp::of(&m)),
+                };
+                Ok(())
             }
             Err(failure) => {
-                for user in self.users.drain(before..) {
-                    self.index.remove(&fold(&user.name));
-                }
                 if failure.replaced {
-                    // The new file is in place but not known to be durable:
-                    // put the previous content back so disk matches memory.
-                    let previous = encode(&self.users);
-                    match write_atomically(&self.path, &previous) {
-                        Ok(()) => self.bytes_written += previous.len() as u64,
-                        Err(_) => self.poisoned = true,
-                    }
+                    self.seen = Marker {
+                        generation,
+                        stamp: None,
+                    };
                 }
-                let error = failure.error;
-                for result in &mut results {
-                    if result.is_ok() {
-                        *result = Err(StoreError::Write {
-                            path: self.path.clone(),
-                            source: io::Error::new(error.kind(), error.to_string()),
-                        });
-                    }
-                }
-                results
+                Err(WriteFailed {
+                    error: StoreError::Write {
+                        path: self.path.clone(),
+                        source: failure.error,
+                    },
+                    replaced: failure.replaced,
+                })
             }
         }
     }
+
+    /// After a failed write, with memory back as before the change: if the
+    /// failed write had already replaced the file, the previous content is
+    /// written over it (as the next generation) so that disk matches memory;
+    /// if that fails too, the store is poisoned.
+    fn restore_after(&mut self, failed: &WriteFailed) {
+        if !failed.replaced {
+            return;
+        }
+        let generation = self.seen.generation + 1;
+        let previous = encode(&self.users, generation);
+        match write_atomically(&self.path, &previous) {
+            Ok(()) => {
+                self.bytes_written += previous.len() as u64;
+                self.seen = Marker {
+                    generation,
+                    stamp: fs::metadata(&self.path).ok().map(|m| Stamp::of(&m)),
+                };
+            }
+            Err(_) => self.poisoned = true,
+        }
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (fold(&u.name), i))
+            .collect();
+    }
+}
+
+/// The lock file of the store at `path`: `<file name>.lock` beside it.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    parent_dir(path).join(name)
+}
+
+/// The same error again, for each registration of a failed batch.
+fn copy_error(e: &StoreError) -> StoreError {
+    let copy = |source: &io::Error| io::Error::new(source.kind(), source.to_string());
+    match e {
+        StoreError::Write { path, source } => StoreError::Write {
+            path: path.clone(),
+            source: copy(source),
+        },
+        StoreError::Read { path, source } => StoreError::Read {
+            path: path.clone(),
+            source: copy(source),
+        },
+        StoreError::Lock { path, source } => StoreError::Lock {
+            path: path.clone(),
+            source: copy(source),
+        },
+        StoreError::Poisoned { path } => StoreError::Poisoned { path: path.clone() },
+        StoreError::NoDirectory { path, dir } => StoreError::NoDirectory {
+            path: path.clone(),
+            dir: dir.clone(),
+        },
+        StoreError::UnsupportedVersion { path, found } => StoreError::UnsupportedVersion {
+            path: path.clone(),
+            found: found.clone(),
+        },
+        StoreError::DuplicateInFile { path, name } => StoreError::DuplicateInFile {
+            path: path.clone(),
+            name: name.clone(),
+        },
+        StoreError::NameTaken { existing } => StoreError::NameTaken {
+            existing: existing.clone(),
+        },
+        StoreError::UnknownUser { name } => StoreError::UnknownUser { name: name.clone() },
+        StoreError::Parse { path, source } => StoreError::Read {
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, source.to_string()),
+        },
+    }
+}
+
+/// Opens the file at `path`: its metadata and bytes, read from the same
+/// open file (`None`: there is none).
+fn read_file(path: &Path) -> Result<Option<(Stamp, Vec<u8>)>, StoreError> {
+    let read_error = |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_error(e)),
+    };
+    let meta = file.metadata().map_err(read_error)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    io::Read::read_to_end(&mut file, &mut bytes).map_err(read_error)?;
+    Ok(Some((Stamp::of(&meta), bytes)))
+}
+
+/// The marker of the file now (generation 0 when it has none or when it is
+/// not valid: the reload then reports the problem).
+fn current_marker(path: &Path) -> Result<Marker, StoreError> {
+    Ok(match read_file(path)? {
+        None => Marker::default(),
+        Some((stamp, bytes)) => Marker {
+            generation: serde_json::from_slice::<GenerationOnly>(&bytes)
+                .map_or(0, |g| g.generation),
+            stamp: Some(stamp),
+        },
+    })
+}
+
+/// Reads and checks the whole file (a missing one is empty).
+fn load(path: &Path) -> Result<Loaded, StoreError> {
+    let Some((stamp, bytes)) = read_file(path)? else {
+        return Ok(Loaded {
+            users: Vec::new(),
+            index: HashMap::new(),
+            marker: Marker::default(),
+        });
+    };
+    let parse_error = |source| StoreError::Parse {
+        path: path.to_path_buf(),
+        source,
+    };
+    // First the syntax and the version, so that a file of another version
+    // is reported as such rather than as a layout mismatch.
+    let probe: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(parse_error)?;
+    match probe.get("version") {
+        Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
+        other => {
+            return Err(StoreError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: other.map(ToString::to_string),
+            });
+        }
+    }
+    drop(probe);
+    let file: FileV1 = serde_json::from_slice(&bytes).map_err(parse_error)?;
+    let mut index = HashMap::with_capacity(file.users.len());
+    for (i, user) in file.users.iter().enumerate() {
+        if index.insert(fold(&user.name), i).is_some() {
+            return Err(StoreError::DuplicateInFile {
+                path: path.to_path_buf(),
+                name: user.name.clone(),
+            });
+        }
+    }
+    Ok(Loaded {
+        users: file.users,
+        index,
+        marker: Marker {
+            generation: file.generation,
+            stamp: Some(stamp),
+        },
+    })
 }
 
 /// The case-insensitive key of a name.
@@ -518,9 +999,10 @@ fn fold(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-fn encode(users: &[UserRecord]) -> Vec<u8> {
+fn encode(users: &[UserRecord], generation: u64) -> Vec<u8> {
     let file = FileV1Ref {
         version: FORMAT_VERSION,
+        generation,
         users,
     };
     // Serializing plain strings and integers into memory cannot fail.
@@ -650,7 +1132,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"version": 1, "users": [
+            serde_json::json!({"version": 1, "generation": 2, "users": [
                 {"name": "Alice", "password_hash": HASH, "created": 1_700_000_000u64},
                 {"name": "bob", "password_hash": "$argon2id$other", "created": 1_700_000_001u64},
             ]})
@@ -770,38 +1252,89 @@ mod tests {
         assert_eq!(reopened.users(), store.users());
         reopened.add("bob", HASH, 2).unwrap();
         assert_eq!(UserStore::open(&path).unwrap().len(), 2);
-        // No temporary file of ours is left behind.
+        // No temporary file of ours is left behind: the store, the
+        // leftover and the lock file.
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "chat_users.json.lock"),
+            "{names:?}"
+        );
     }
 
     #[test]
     fn failed_write_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("alice", HASH, 1).unwrap();
+        let before = fs::read(&path).unwrap();
+        for replaced in [false, true] {
+            store.fail_next_write = Some(replaced);
+            let err = store.add("bob", HASH, 2).unwrap_err();
+            assert!(matches!(err, StoreError::Write { .. }), "{err:?}");
+            assert_eq!(store.len(), 1);
+            assert!(store.get("bob").is_none());
+            // On disk: alice alone (put back when the new file was in place).
+            let on_disk = UserStore::open(&path).unwrap();
+            assert_eq!(on_disk.users(), store.users());
+            if !replaced {
+                assert_eq!(fs::read(&path).unwrap(), before);
+            }
+            // No temporary file left: the store and the lock file.
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        }
+        // The same change again succeeds, and other writers see it.
+        store.add("bob", HASH, 2).unwrap();
+        assert_eq!(UserStore::open(&path).unwrap().len(), 2);
+        // Each other change rolls back as well.
+        store.fail_next_write = Some(true);
+        assert!(store.set_password("bob", "$argon2id$new").is_err());
+        assert_eq!(store.get("bob").unwrap().password_hash, HASH);
+        store.fail_next_write = Some(false);
+        assert!(store.remove("alice").is_err());
+        assert!(store.get("alice").is_some());
+        assert_eq!(UserStore::open(&path).unwrap().users(), store.users());
+    }
+
+    /// A directory where the store should be: a read error for every
+    /// change, and nothing changes.
+    #[test]
+    fn unreadable_store_refuses_changes() {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("sub");
         fs::create_dir(&sub).unwrap();
         let path = sub.join("chat_users.json");
         let mut store = UserStore::open(&path).unwrap();
         store.add("alice", HASH, 1).unwrap();
-        // Make the rename impossible: the target becomes a non-empty directory.
         fs::remove_file(&path).unwrap();
         fs::create_dir(&path).unwrap();
         fs::write(path.join("keep"), b"x").unwrap();
-
-        let err = store.add("bob", HASH, 2).unwrap_err();
-        assert!(matches!(err, StoreError::Write { .. }), "{err:?}");
+        let results = store.add_many(&new_users(&["bob", "carol"]));
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(StoreError::Read { .. }))),
+            "{results:?}"
+        );
+        assert!(matches!(
+            store.remove("alice"),
+            Err(StoreError::Read { .. })
+        ));
         assert_eq!(store.len(), 1);
-        assert!(store.get("bob").is_none());
-        // The temporary file was cleaned up.
-        assert_eq!(fs::read_dir(&sub).unwrap().count(), 1);
-
-        // Once the obstacle is gone, the name is free again.
+        assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
+        // Once the obstacle is gone, the store is empty on disk: alice is
+        // gone (reported as a change), bob goes in.
         fs::remove_dir_all(&path).unwrap();
         store.add("bob", HASH, 2).unwrap();
-        assert_eq!(UserStore::open(&path).unwrap().len(), 2);
+        assert_eq!(
+            store.take_changes(),
+            [AccountChange::Removed("alice".into())]
+        );
+        assert_eq!(UserStore::open(&path).unwrap().len(), 1);
     }
 
     fn new_users<'a>(names: &'a [&'a str]) -> Vec<NewUser<'a>> {
@@ -876,17 +1409,13 @@ mod tests {
     #[test]
     fn a_failed_batch_write_keeps_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("sub");
-        fs::create_dir(&sub).unwrap();
-        let path = sub.join("chat_users.json");
+        let path = store_path(&dir);
         let mut store = UserStore::open(&path).unwrap();
         store.add("alice", HASH, 1).unwrap();
         let before_users = store.users().to_vec();
-        // Make the rename impossible: the target becomes a non-empty directory.
-        fs::remove_file(&path).unwrap();
-        fs::create_dir(&path).unwrap();
-        fs::write(path.join("keep"), b"x").unwrap();
+        let before = fs::read(&path).unwrap();
         let written = store.bytes_written();
+        store.fail_next_write = Some(false);
 
         let results = store.add_many(&new_users(&["bob", "Alice", "carol"]));
         assert!(
@@ -901,16 +1430,13 @@ mod tests {
             matches!(&results[2], Err(StoreError::Write { .. })),
             "{results:?}"
         );
-        // Memory is as before the batch, and so is the directory: the
-        // obstacle untouched, no temporary file left behind.
+        // Memory is as before the batch, and so is the file.
         assert_eq!(store.users(), &before_users[..]);
         assert!(store.get("bob").is_none() && store.get("carol").is_none());
         assert_eq!(store.bytes_written(), written);
-        assert_eq!(fs::read_dir(&sub).unwrap().count(), 1);
-        assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
+        assert_eq!(fs::read(&path).unwrap(), before);
 
-        // Once the obstacle is gone, the names are free again.
-        fs::remove_dir_all(&path).unwrap();
+        // The names are free again.
         let results = store.add_many(&new_users(&["bob", "carol"]));
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         let reopened = UserStore::open(&path).unwrap();
@@ -935,17 +1461,25 @@ mod tests {
             suspended: None,
         };
         let users: Vec<UserRecord> = (0..N).map(record).collect();
-        let len1 = encode(&users[..1]).len() as u64;
-        let per_user = encode(&users[..2]).len() as u64 - len1;
-        // The file's size after `n` registrations (n ≥ 1).
-        let file_len = |n: usize| len1 + per_user * (n as u64 - 1);
-        for n in [1, 2, 3, 17, 1_000, N] {
-            assert_eq!(encode(&users[..n]).len() as u64, file_len(n), "n = {n}");
+        // Generation 1 to 9 have one digit.
+        let len1 = encode(&users[..1], 1).len() as u64;
+        let per_user = encode(&users[..2], 1).len() as u64 - len1;
+        // The file's size after `n` registrations (n ≥ 1), written as
+        // generation `g`.
+        let digits = |g: usize| g.to_string().len() as u64;
+        let file_len = |n: usize, g: usize| len1 + per_user * (n as u64 - 1) + digits(g) - 1;
+        for (n, g) in [(1, 1), (2, 5), (3, 10), (17, 99), (1_000, 100), (N, 12_345)] {
+            assert_eq!(
+                encode(&users[..n], g as u64).len() as u64,
+                file_len(n, g),
+                "n = {n}"
+            );
         }
-        // Bytes written when the registrations arrive in batches of `batch`.
+        // Bytes written when the registrations arrive in batches of `batch`:
+        // the k-th write is generation k.
         let model = |count: usize, batch: usize| -> u64 {
             (1..=count.div_ceil(batch))
-                .map(|k| file_len((k * batch).min(count)))
+                .map(|k| file_len((k * batch).min(count), k))
                 .sum()
         };
 
@@ -971,7 +1505,7 @@ mod tests {
         let before = model(N, 1);
         println!(
             "user store, {N} registrations, final file {} bytes:",
-            file_len(N)
+            file_len(N, N)
         );
         println!("  one write per registration: {before:>14} bytes, {N} writes");
         for batch in [16, 64, 256, 1024] {
@@ -983,6 +1517,165 @@ mod tests {
             );
         }
         assert!(model(N, 64) * 60 < before);
+    }
+
+    #[test]
+    fn a_file_without_generation_loads_as_generation_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        fs::write(
+            &path,
+            format!(r#"{{"version":1,"users":[{{"name":"alice","password_hash":"{HASH}","created":5}}]}}"#),
+        )
+        .unwrap();
+        let mut store = UserStore::open(&path).unwrap();
+        assert_eq!(store.generation(), 0);
+        assert!(!store.refresh().unwrap(), "nothing changed");
+        store.add("bob", HASH, 6).unwrap();
+        assert_eq!(store.generation(), 1);
+        assert_eq!(UserStore::open(&path).unwrap().generation(), 1);
+    }
+
+    #[test]
+    fn two_writers_merge_instead_of_losing_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut a = UserStore::open(&path).unwrap();
+        let mut b = UserStore::open(&path).unwrap();
+        a.add("alice", HASH, 1).unwrap();
+        // b read the file before alice: its write keeps her.
+        b.add("bob", HASH, 2).unwrap();
+        assert_eq!(b.take_changes(), [AccountChange::Put(a.users()[0].clone())]);
+        let on_disk = UserStore::open(&path).unwrap();
+        let names: Vec<_> = on_disk.users().iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(on_disk.generation(), 2);
+        // A name the other writer took meanwhile is refused, case-insensitively.
+        assert!(matches!(
+            a.add("BOB", HASH, 3),
+            Err(StoreError::NameTaken { existing }) if existing == "bob"
+        ));
+        assert!(
+            a.take_changes()
+                .iter()
+                .any(|c| matches!(c, AccountChange::Put(u) if u.name == "bob"))
+        );
+    }
+
+    #[test]
+    fn refresh_reports_what_another_process_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut tool = UserStore::open(&path).unwrap();
+        tool.add("alice", HASH, 1).unwrap();
+        tool.add("bob", HASH, 2).unwrap();
+        let mut server = UserStore::open(&path).unwrap();
+        assert!(!server.refresh().unwrap());
+        assert!(server.take_changes().is_empty());
+
+        tool.set_password("ALICE", "$argon2id$new").unwrap();
+        let suspension = StoredSuspension {
+            until: Some(1_800_000_000_000),
+            reason: "spam".into(),
+            by: "accounts".into(),
+        };
+        tool.set_suspension("bob", Some(suspension.clone()))
+            .unwrap();
+        tool.add("carol", HASH, 3).unwrap();
+        tool.remove("carol").unwrap();
+        tool.add("dave", HASH, 4).unwrap();
+        assert!(server.refresh().unwrap());
+        let changes = server.take_changes();
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(changes.contains(&AccountChange::Put(tool.get("alice").unwrap().clone())));
+        assert!(changes.iter().any(
+            |c| matches!(c, AccountChange::Put(u) if u.name == "bob" && u.suspended == Some(suspension.clone()))
+        ));
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, AccountChange::Put(u) if u.name == "dave"))
+        );
+        assert_eq!(server.users(), tool.users());
+
+        tool.remove("Bob").unwrap();
+        assert!(matches!(
+            tool.remove("bob"),
+            Err(StoreError::UnknownUser { name }) if name == "bob"
+        ));
+        assert!(matches!(
+            tool.set_password("nobody", HASH),
+            Err(StoreError::UnknownUser { .. })
+        ));
+        assert!(server.refresh().unwrap());
+        assert_eq!(
+            server.take_changes(),
+            [AccountChange::Removed("bob".into())]
+        );
+        // Nothing new: no reload, no change.
+        assert!(!server.refresh().unwrap());
+        assert!(server.take_changes().is_empty());
+    }
+
+    #[test]
+    fn a_change_waits_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        let other = UserStore::open(&path).unwrap();
+        let held = other.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            store.add("alice", HASH, 1).unwrap();
+            tx.send(started.elapsed()).unwrap();
+            store
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(rx.try_recv().is_err(), "wrote while the lock was held");
+        assert!(!path.exists());
+        drop(held);
+        let waited = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert_eq!(writer.join().unwrap().len(), 1);
+        assert_eq!(UserStore::open(&path).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        const WRITERS: usize = 4;
+        const EACH: usize = 25;
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let threads: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut store = UserStore::open(&path).unwrap();
+                    for i in 0..EACH {
+                        store.add(&format!("w{w}u{i}"), HASH, 1).unwrap();
+                        if i % 5 == 0 {
+                            store
+                                .set_password(&format!("w{w}u{i}"), "$argon2id$x")
+                                .unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let store = UserStore::open(&path).unwrap();
+        assert_eq!(store.len(), WRITERS * EACH);
+        assert_eq!(store.generation(), (WRITERS * (EACH + EACH / 5)) as u64);
+        for w in 0..WRITERS {
+            for i in 0..EACH {
+                let user = store.get(&format!("w{w}u{i}")).unwrap();
+                let expected = if i % 5 == 0 { "$argon2id$x" } else { HASH };
+                assert_eq!(user.password_hash, expected);
+            }
+        }
     }
 
     #[cfg(unix)]
