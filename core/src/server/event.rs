@@ -48,6 +48,8 @@ pub enum LeaveReason {
     Error,
     /// `shutdown`: the server is shutting down.
     Shutdown,
+    /// `deleted`: the account was deleted (`chatserver accounts delete`).
+    Deleted,
 }
 
 impl LeaveReason {
@@ -61,6 +63,7 @@ impl LeaveReason {
             Self::TooSlow => "too slow",
             Self::Error => "error",
             Self::Shutdown => "shutdown",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -235,6 +238,7 @@ mod tests {
             (LeaveReason::TooSlow, "too slow"),
             (LeaveReason::Error, "error"),
             (LeaveReason::Shutdown, "shutdown"),
+            (LeaveReason::Deleted, "deleted"),
         ];
         for (reason, wire) in all {
             assert_eq!(reason.as_str(), wire);

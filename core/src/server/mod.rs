@@ -50,6 +50,7 @@ use crate::wire::{
     PacketKind, RESET_TOKEN_LEN, encode_simple,
 };
 
+mod accounts;
 mod admission;
 mod audit;
 mod endpoint;

@@ -333,8 +333,8 @@ pub enum ServerMessage {
         /// Who.
         user: String,
         /// Why: `"exit"`, `"timeout"`, `"replaced"` (logged in again
-        /// elsewhere), `"too slow"` (did not keep up), `"error"` or
-        /// `"shutdown"`.
+        /// elsewhere), `"too slow"` (did not keep up), `"error"`,
+        /// `"shutdown"` or `"deleted"` (the account was deleted).
         reason: String,
         /// With `exit`: what the user said when leaving, if anything.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -649,6 +649,10 @@ pub enum ErrorCode {
     /// The user may not do this: a moderation request from someone
     /// without the role it needs.
     NotPermitted,
+    /// The account was deleted: a logged-in session is over (the server
+    /// closes it after this message); one that was logging in is back in
+    /// AwaitUser.
+    AccountDeleted,
     /// A code this version does not know, from a newer server: the
     /// `message` says what happened.
     #[serde(other)]

@@ -1,0 +1,101 @@
+//! Accounts changed outside the server while it runs
+//! (`Server::put_account`, `Server::remove_account`): a deleted account's
+//! session ends and the others hear why; an added account logs in as an
+//! existing one; a replaced password applies to the next login only.
+
+use udpchat_core::client::ClientEvent;
+use udpchat_core::server::UserRecord;
+use udpchat_core::session::ErrorCode;
+use udpchat_sim::{World, WorldConfig, fake_hash, password_of, secs};
+
+fn record(name: &str, password: &str) -> UserRecord {
+    UserRecord {
+        name: name.to_string(),
+        password_hash: fake_hash(password),
+        suspended: None,
+    }
+}
+
+#[test]
+fn a_deleted_accounts_session_ends_and_the_others_hear_why() {
+    let mut w = World::with_clients(WorldConfig::new(0xacc0), 3);
+    w.login_all(secs(10));
+    let (alice, bob, carol) = (0, 1, 2);
+    let now = w.now;
+    w.server.remove_account(now, "BOB");
+    assert!(!w.server.has_user("bob"));
+    let deadline = w.now + secs(10);
+    assert!(
+        w.run_until_cond(deadline, |w| w.client(bob).closed().is_some()),
+        "bob's session did not end"
+    );
+    // Presence notices go out in rounds.
+    w.run_for(secs(3));
+    assert!(
+        w.peers[bob].events.iter().any(|(_, e)| matches!(
+            e,
+            ClientEvent::Error {
+                code: ErrorCode::AccountDeleted,
+                ..
+            }
+        )),
+        "{:?}",
+        w.peers[bob].events
+    );
+    for other in [alice, carol] {
+        assert!(
+            w.peers[other].events.iter().any(|(_, e)| matches!(
+                e,
+                ClientEvent::Left { user, reason, .. } if user == "bob" && reason == "deleted"
+            )),
+            "{:?}",
+            w.peers[other].events
+        );
+        assert!(w.client(other).is_logged_in());
+    }
+    assert_eq!(
+        w.server.online_users().collect::<Vec<_>>(),
+        ["alice", "carol"]
+    );
+    // Deleting it again, or an account that never was, does nothing.
+    w.server.remove_account(now, "bob");
+    w.server.remove_account(now, "nobody");
+}
+
+#[test]
+fn an_added_account_logs_in_and_a_new_password_applies_to_the_next_login() {
+    let mut w = World::with_clients(WorldConfig::new(0xacc1), 1);
+    w.login_all(secs(10));
+    let now = w.now;
+    w.server
+        .put_account(now, record("dave", &password_of("dave")));
+    assert!(w.server.has_user("DAVE"));
+    let dave = w.add_client("dave");
+    w.login_all(secs(10));
+    assert!(
+        w.peers[dave].events.iter().any(|(_, e)| matches!(
+            e,
+            ClientEvent::LoggedIn {
+                new_user: false,
+                ..
+            }
+        )),
+        "dave is an existing account: {:?}",
+        w.peers[dave].events
+    );
+    // alice's password changes: her session stays, her next login needs
+    // the new one (the World logs in with the old one, which now fails).
+    w.server
+        .put_account(w.now, record("alice", "another password"));
+    w.run_for(secs(1));
+    assert!(w.client(0).is_logged_in());
+    let again = w.add_client("alice");
+    let deadline = w.now + secs(10);
+    w.run_until_cond(deadline, |w| {
+        w.peers[again]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, ClientEvent::LoginFailed { .. }))
+    });
+    assert!(!w.client(again).is_logged_in());
+}
