@@ -2,6 +2,7 @@
 //! pieces shared by `chatserver` and `chatclient`.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod address;
 pub mod chatstore;
 pub mod clock;

@@ -82,7 +82,7 @@ struct Args {
     bind: IpAddr,
     /// The user store (JSON, argon2id password hashes). Its directory must
     /// exist, but for data/, which is created (mode 0700) when missing.
-    #[arg(long, default_value = state::DEFAULT_USERS, env = "CHAT_USERS")]
+    #[arg(long, default_value = state::DEFAULT_USERS, env = "CHAT_USERS", global = true)]
     users: PathBuf,
     /// The server's static key (created on first start, mode 0600).
     /// Default: chat_server.key beside the user store.
@@ -108,7 +108,7 @@ struct Args {
     max_login_failures: u32,
     /// Fewest characters in a new account's password (existing accounts
     /// are not affected).
-    #[arg(long, default_value_t = defaults().min_password_chars)]
+    #[arg(long, default_value_t = defaults().min_password_chars, global = true)]
     min_password_chars: usize,
     /// Seconds without hearing from a client before it is dropped.
     #[arg(long, default_value_t = defaults().channel.idle_timeout.as_millis() / 1000)]
@@ -235,6 +235,15 @@ struct Args {
     /// Writes the man page into DIR and exits (used by ci/man.sh).
     #[arg(long, hide = true, value_name = "DIR")]
     generate_man: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// List, add, suspend or delete accounts of the user store (--users),
+    /// safely while a server runs on it: it notices within a second.
+    Accounts(udpchat_native::accounts::AccountsArgs),
 }
 
 /// An admin's name: a valid username.
@@ -265,6 +274,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(Command::Accounts(accounts)) = args.command {
+        return udpchat_native::accounts::run(&args.users, args.min_password_chars, accounts);
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
