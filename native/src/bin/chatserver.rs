@@ -26,7 +26,7 @@ use udpchat_native::chatstore::{self, ChatStore, RedbStore, StoreJob, StoreWrite
 use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
-use udpchat_native::store::{NewUser, UserStore};
+use udpchat_native::store::{AccountChange, NewUser, POLL_INTERVAL, UserStore};
 use udpchat_native::{metrics, state, udp};
 
 const AFTER_HELP: &str = "\
@@ -433,15 +433,7 @@ fn run(args: Args) -> Result<()> {
             anyhow::bail!(e)
         }
     };
-    let users: Vec<UserRecord> = store
-        .users()
-        .iter()
-        .map(|u| UserRecord {
-            name: u.name.clone(),
-            password_hash: u.password_hash.clone(),
-            suspended: u.suspended.as_ref().map(|s| s.to_core()),
-        })
-        .collect();
+    let users: Vec<UserRecord> = store.users().iter().map(|u| u.to_core()).collect();
     info!(accounts = users.len(), path = %args.users.display(), "user store loaded");
 
     let max_datagram = udp::max_datagram(&socket).min(args.max_datagram as usize);
@@ -471,7 +463,8 @@ fn run(args: Args) -> Result<()> {
         .context("cannot watch the socket")?;
 
     let (stored_tx, stored_rx) = bounded::<(u64, Result<String, String>)>(1024);
-    let store_tx = spawn_store(store, stored_tx, waker.clone())?;
+    let (changes_tx, changes_rx) = bounded::<Vec<AccountChange>>(64);
+    let store_tx = spawn_store(store, stored_tx, changes_tx, waker.clone())?;
     let chat_waker = waker.clone();
     let mut chat = StoreWriter::spawn(chat_store, STORE_QUEUE, move || {
         let _ = chat_waker.wake();
@@ -642,6 +635,20 @@ fn run(args: Args) -> Result<()> {
         }
         while let Ok((id, result)) = stored_rx.try_recv() {
             server.handle_response(clock.now(), Response::Registered { id, result });
+        }
+        while let Ok(changes) = changes_rx.try_recv() {
+            for change in changes {
+                match change {
+                    AccountChange::Put(user) => {
+                        info!(user = %user.name, "account added or changed in the user store");
+                        server.put_account(clock.now(), user.to_core());
+                    }
+                    AccountChange::Removed(name) => {
+                        info!(user = %name, "account deleted from the user store");
+                        server.remove_account(clock.now(), &name);
+                    }
+                }
+            }
         }
         while let Ok(result) = hashed_rx.try_recv() {
             driver.job_done(&mut server, &clock, result);
@@ -1004,9 +1011,14 @@ const STORE_BATCH: usize = 1024;
 /// [`STORE_BATCH`]), writes them all with a single durable rewrite, then
 /// answers each in order, only once that write is durable. A failed write
 /// fails every registration of its batch.
+///
+/// It also looks for changes another process (`chatserver accounts`) made
+/// to the file, at least every [`POLL_INTERVAL`] and before every write, and
+/// sends what changed to the event loop on `changes`.
 fn spawn_store(
     mut store: UserStore,
     tx: Sender<(u64, Result<String, String>)>,
+    changes: Sender<Vec<AccountChange>>,
     waker: Arc<mio::Waker>,
 ) -> Result<Sender<(u64, String, String)>> {
     let (store_tx, store_rx): (Sender<(u64, String, String)>, Receiver<_>) = bounded(1024);
@@ -1014,34 +1026,45 @@ fn spawn_store(
         .name("user-store".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(STORE_BATCH);
-            while let Ok(first) = store_rx.recv() {
-                batch.push(first);
-                while batch.len() < STORE_BATCH {
-                    match store_rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
+            let mut last_check = std::time::Instant::now();
+            // The last reload error logged, so that a broken file is
+            // reported once, not every second.
+            let mut last_error = None;
+            loop {
+                let wait = POLL_INTERVAL.saturating_sub(last_check.elapsed());
+                match store_rx.recv_timeout(wait) {
+                    Ok(first) => batch.push(first),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                }
+                if !batch.is_empty() {
+                    while batch.len() < STORE_BATCH {
+                        match store_rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    if !commit(&mut store, &mut batch, &tx, &waker) {
+                        return;
                     }
                 }
-                let created = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let users: Vec<NewUser<'_>> = batch
-                    .iter()
-                    .map(|(_, name, hash)| NewUser {
-                        name,
-                        password_hash: hash,
-                        created,
-                    })
-                    .collect();
-                let results = store.add_many(&users);
-                drop(users);
-                for ((id, _, hash), result) in batch.drain(..).zip(results) {
-                    let result = result.map(|()| hash).map_err(|e| {
-                        warn!(error = %e, "could not store a new account");
-                        e.to_string()
-                    });
-                    if tx.send((id, result)).is_err() {
+                if last_check.elapsed() >= POLL_INTERVAL {
+                    last_check = std::time::Instant::now();
+                    match store.refresh() {
+                        Ok(_) => last_error = None,
+                        Err(e) => {
+                            let error = e.to_string();
+                            if last_error.as_ref() != Some(&error) {
+                                warn!(%error, "cannot reload the user store; keeping the accounts already loaded");
+                                last_error = Some(error);
+                            }
+                        }
+                    }
+                }
+                let found = store.take_changes();
+                if !found.is_empty() {
+                    info!(changes = found.len(), "the user store was changed by another process");
+                    if changes.send(found).is_err() {
                         return;
                     }
                     let _ = waker.wake();
@@ -1049,6 +1072,41 @@ fn spawn_store(
             }
         })?;
     Ok(store_tx)
+}
+
+/// Writes a batch of registrations with one rewrite and answers each; false
+/// once the event loop is gone.
+fn commit(
+    store: &mut UserStore,
+    batch: &mut Vec<(u64, String, String)>,
+    tx: &Sender<(u64, Result<String, String>)>,
+    waker: &mio::Waker,
+) -> bool {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let users: Vec<NewUser<'_>> = batch
+        .iter()
+        .map(|(_, name, hash)| NewUser {
+            name,
+            password_hash: hash,
+            created,
+        })
+        .collect();
+    let results = store.add_many(&users);
+    drop(users);
+    for ((id, _, hash), result) in batch.drain(..).zip(results) {
+        let result = result.map(|()| hash).map_err(|e| {
+            warn!(error = %e, "could not store a new account");
+            e.to_string()
+        });
+        if tx.send((id, result)).is_err() {
+            return false;
+        }
+        let _ = waker.wake();
+    }
+    true
 }
 
 #[cfg(test)]
