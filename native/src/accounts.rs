@@ -202,12 +202,9 @@ fn execute(
             }
             let mut store = UserStore::open(users)?;
             let name = existing(&store, &name)?;
-            let until = match duration {
-                Some(d) => Some(
-                    unix_millis().saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                ),
-                None => None,
-            };
+            let until = duration.map(|d| {
+                unix_millis().saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            });
             store.set_suspension(
                 &name,
                 Some(StoredSuspension {
