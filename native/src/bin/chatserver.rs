@@ -42,6 +42,7 @@ Examples:
   chatserver --print-key              # the public key clients pin (the first start creates it)
   RUST_LOG=debug chatserver           # verbose log on stderr
   chatserver --metrics 9100           # Prometheus metrics at http://127.0.0.1:9100/metrics
+  chatserver accounts list           # the accounts; add, passwd, suspend, unsuspend, delete
 
 Metrics (--metrics ADDR, Prometheus text at GET /metrics; the README describes each):
   gauges      udpchat_build_info{version} (1), udpchat_sessions, udpchat_users_online,
