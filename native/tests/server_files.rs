@@ -119,10 +119,22 @@ fn by_default_the_files_go_to_a_private_data_directory() {
 
     let mut alice = login(addr, "alice", "a good password");
     exit_cleanly(&mut alice);
+    // The user store, and the lock file of its writers (mode 0600 too).
     assert_eq!(
         entries(&data),
-        ["chat_data.redb", "chat_server.key", "chat_users.json"]
+        [
+            "chat_data.redb",
+            "chat_server.key",
+            "chat_users.json",
+            "chat_users.json.lock"
+        ]
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join("chat_users.json.lock")), 0o600, "the lock");
+    }
 
     // --print-key in the same directory prints the key the server uses.
     let mut print = Proc::spawn(
