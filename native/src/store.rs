@@ -84,6 +84,10 @@
 //! A writer waits at most [`LOCK_TIMEOUT`] (10 s) for the lock, then fails
 //! with [`StoreError::Lock`] and changes nothing.
 //!
+//! A store file that disappears while a store has it open is not taken as
+//! every account deleted: the store keeps its accounts and writes them back
+//! with its next change.
+//!
 //! [`UserStore::refresh`] reloads the file if it changed, without writing;
 //! the server calls it about once a second ([`POLL_INTERVAL`]). Each
 //! reload records what changed ([`AccountChange`]) for
@@ -771,6 +775,13 @@ impl UserStore {
     /// whether anything was read.
     fn sync_locked(&mut self) -> Result<bool, StoreError> {
         let loaded = load(&self.path)?;
+        if loaded.marker.stamp.is_none() && self.seen.stamp.is_some() {
+            // The file vanished (moved or deleted by hand): not every
+            // account deleted. Memory is kept, and the next change writes
+            // it back.
+            self.seen = loaded.marker;
+            return Ok(false);
+        }
         let mut old: HashMap<String, UserRecord> =
             self.users.drain(..).map(|u| (fold(&u.name), u)).collect();
         for user in &loaded.users {
@@ -909,9 +920,9 @@ fn copy_error(e: &StoreError) -> StoreError {
             existing: existing.clone(),
         },
         StoreError::UnknownUser { name } => StoreError::UnknownUser { name: name.clone() },
-        StoreError::Parse { path, source } => StoreError::Read {
+        StoreError::Parse { path, source } => StoreError::Parse {
             path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, source.to_string()),
+            source: serde::de::Error::custom(source.to_string()),
         },
     }
 }
@@ -1326,15 +1337,13 @@ mod tests {
         ));
         assert_eq!(store.len(), 1);
         assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
-        // Once the obstacle is gone, the store is empty on disk: alice is
-        // gone (reported as a change), bob goes in.
+        // Once the obstacle is gone there is no file: alice is not taken
+        // as deleted, and goes back to disk with bob.
         fs::remove_dir_all(&path).unwrap();
         store.add("bob", HASH, 2).unwrap();
-        assert_eq!(
-            store.take_changes(),
-            [AccountChange::Removed("alice".into())]
-        );
-        assert_eq!(UserStore::open(&path).unwrap().len(), 1);
+        assert!(store.take_changes().is_empty());
+        assert_eq!(UserStore::open(&path).unwrap().users(), store.users());
+        assert_eq!(store.len(), 2);
     }
 
     fn new_users<'a>(names: &'a [&'a str]) -> Vec<NewUser<'a>> {
@@ -1615,6 +1624,28 @@ mod tests {
         // Nothing new: no reload, no change.
         assert!(!server.refresh().unwrap());
         assert!(server.take_changes().is_empty());
+    }
+
+    #[test]
+    fn a_vanished_file_is_written_back_not_taken_as_every_account_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let mut store = UserStore::open(&path).unwrap();
+        store.add("alice", HASH, 1).unwrap();
+        fs::rename(&path, dir.path().join("moved.json")).unwrap();
+        assert!(!store.refresh().unwrap());
+        assert!(store.take_changes().is_empty());
+        assert_eq!(store.len(), 1);
+        // Looking again finds nothing new either.
+        assert!(!store.refresh().unwrap());
+        store.add("bob", HASH, 2).unwrap();
+        let names: Vec<_> = UserStore::open(&path)
+            .unwrap()
+            .users()
+            .iter()
+            .map(|u| u.name.clone())
+            .collect();
+        assert_eq!(names, ["alice", "bob"]);
     }
 
     #[test]

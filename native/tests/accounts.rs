@@ -474,12 +474,17 @@ fn a_registration_storm_beside_the_tool_loses_nothing() {
     for i in 0..TOOL_ADDS {
         assert!(unique.contains(&format!("tool{i:02}")), "tool{i:02} lost");
     }
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&users).unwrap()).unwrap();
+    let generation = json["generation"].as_u64().expect("a generation");
+    // One write per tool run, and at least one per registration batch.
+    assert!(generation > TOOL_ADDS as u64, "{generation}");
     let mean_tool = took.iter().sum::<Duration>() / took.len() as u32;
     let max_tool = took.iter().max().copied().unwrap_or_default();
     println!(
         "storm: {STORM_CLIENTS} registrations from {CLIENT_THREADS} threads and {TOOL_ADDS} \
          `accounts add` at the same time: {:.2} s in all (registrations {:.2} s); \
-         accounts add mean {:.0} ms, max {:.0} ms; {} accounts in the file, none lost",
+         accounts add mean {:.0} ms, max {:.0} ms; {} accounts in the file, none lost, \
+         written {generation} times",
         storm.as_secs_f64(),
         clients_done.as_secs_f64(),
         mean_tool.as_secs_f64() * 1000.0,
