@@ -5,6 +5,8 @@
 //! deletion that ends the account's session).
 
 mod common;
+#[cfg(unix)]
+mod pty;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs;
@@ -529,4 +531,72 @@ fn a_registration_storm_beside_the_tool_loses_nothing() {
     let (_raw, login) = Raw::login(addr, "tool08", None, TIMEOUT);
     assert_eq!(login, Login::Asked { new_user: true });
     assert_eq!(stored_users(&users).len(), STORM_CLIENTS + TOOL_ADDS - 1);
+}
+
+/// `chatserver --users USERS accounts ARGS…` on a terminal.
+#[cfg(unix)]
+fn on_terminal(users: &Path, args: &[&str]) -> pty::Term {
+    let mut cmd = pty::CommandBuilder::new(CHATSERVER);
+    cmd.arg("--users");
+    cmd.arg(users);
+    cmd.arg("accounts");
+    cmd.args(args);
+    for var in ["CHAT_USERS", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("NO_COLOR", "1");
+    pty::Term::spawn(cmd)
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_passwords_are_asked_twice_unseen_and_delete_asks_first() {
+    let dir = temp_dir();
+    let users = dir.path().join("chat_users.json");
+
+    let mut add = on_terminal(&users, &["add", "alice"]);
+    add.row_of("New password for alice:");
+    add.keys("secret horse\r");
+    add.row_of("Repeat it:");
+    add.keys("secret horse\r");
+    add.row_of("added alice");
+    assert_eq!(add.wait_exit(), 0);
+    assert!(
+        !add.rows().iter().any(|r| r.contains("secret")),
+        "the password was echoed: {:?}",
+        add.rows()
+    );
+    let hash = stored_user(&users, "alice").unwrap()["password_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(verify_password("secret horse", &hash));
+
+    // Two different passwords: nothing changes.
+    let mut passwd = on_terminal(&users, &["passwd", "alice"]);
+    passwd.row_of("New password for alice:");
+    passwd.keys("first password\r");
+    passwd.row_of("Repeat it:");
+    passwd.keys("second password\r");
+    passwd.row_of("the two passwords differ");
+    assert_eq!(passwd.wait_exit(), 2);
+    assert_eq!(
+        stored_user(&users, "alice").unwrap()["password_hash"],
+        hash.as_str()
+    );
+
+    // delete asks; anything but yes keeps the account.
+    let mut delete = on_terminal(&users, &["delete", "alice"]);
+    delete.row_of("Delete the account alice?");
+    delete.keys("n\r");
+    delete.row_of("not deleting alice");
+    assert_eq!(delete.wait_exit(), 1);
+    assert!(stored_user(&users, "alice").is_some());
+    let mut delete = on_terminal(&users, &["delete", "alice"]);
+    delete.row_of("Delete the account alice?");
+    delete.keys("y\r");
+    delete.row_of("deleted alice");
+    assert_eq!(delete.wait_exit(), 0);
+    assert!(stored_user(&users, "alice").is_none());
 }
