@@ -96,10 +96,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -373,58 +372,11 @@ pub struct UserStore {
     fail_next_write: Option<bool>,
 }
 
-/// What identifies one version of the store file: its `generation`, and
-/// what the file system says of it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Marker {
-    generation: u64,
-    /// `None`: there is no file.
-    stamp: Option<Stamp>,
-}
-
-/// The file's length, modification time and identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    /// Device and inode (Unix); every rewrite is a new file.
-    id: (u64, u64),
-}
-
-impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
-        #[cfg(unix)]
-        let id = {
-            use std::os::unix::fs::MetadataExt as _;
-            (meta.dev(), meta.ino())
-        };
-        #[cfg(not(unix))]
-        let id = (0, 0);
-        Stamp {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            id,
-        }
-    }
-}
-
-/// The file as read: its users, and the marker of the bytes read.
-struct Loaded {
-    users: Vec<UserRecord>,
-    index: HashMap<String, usize>,
-    marker: Marker,
-}
-
 /// A failed [`UserStore::write_locked`].
 struct WriteFailed {
     error: StoreError,
     /// Whether the file had already been replaced by the new content.
     replaced: bool,
-}
-
-/// The held lock of a store; released when dropped (the file is closed).
-struct StoreLock {
-    _file: fs::File,
 }
 
 /// A registration for [`UserStore::add_many`].
@@ -446,32 +398,6 @@ impl fmt::Debug for NewUser<'_> {
             .field("created", &self.created)
             .finish()
     }
-}
-
-/// The whole file, version 1, as read.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileV1 {
-    #[allow(dead_code)] // checked before this is decoded
-    version: u64,
-    #[serde(default)]
-    generation: u64,
-    users: Vec<UserRecord>,
-}
-
-/// Only the `generation` of a file, the users skipped without being kept.
-#[derive(Deserialize)]
-struct GenerationOnly {
-    #[serde(default)]
-    generation: u64,
-}
-
-/// The whole file, version 1, as written.
-#[derive(Serialize)]
-struct FileV1Ref<'a> {
-    version: u64,
-    generation: u64,
-    users: &'a [UserRecord],
 }
 
 impl UserStore {
@@ -566,7 +492,7 @@ impl UserStore {
         if !self.changed_on_disk()? {
             return Ok(false);
         }
-        let _lock = self.lock()?;
+        let _lock = lock(&self.lock_path)?;
         self.sync_locked()
     }
 
@@ -722,48 +648,11 @@ impl UserStore {
                 path: self.path.clone(),
             });
         }
-        let lock = self.lock()?;
+        let lock = lock(&self.lock_path)?;
         if self.changed_on_disk()? {
             self.sync_locked()?;
         }
         Ok(lock)
-    }
-
-    /// Takes the store's lock, waiting at most [`LOCK_TIMEOUT`].
-    fn lock(&self) -> Result<StoreLock, StoreError> {
-        let lock_error = |source| StoreError::Lock {
-            path: self.lock_path.clone(),
-            source,
-        };
-        let mut options = fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let file = options.open(&self.lock_path).map_err(lock_error)?;
-        let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(StoreLock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(e)) => return Err(lock_error(e)),
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Err(lock_error(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "another process has held it for more than {} s",
-                        LOCK_TIMEOUT.as_secs()
-                    ),
-                )));
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
     }
 
     /// Whether the file differs from the version `users` matches.
@@ -814,12 +703,12 @@ impl UserStore {
         let written = match self.fail_next_write.take() {
             Some(replaced) => Err(WriteFailure {
                 error: io::Error::other("injected failure"),
-                replaced: replaced && write_atomically(&self.path, &bytes).is_ok(),
+                replaced: replaced && write_file(&self.path, &bytes).is_ok(),
             }),
-            None => write_atomically(&self.path, &bytes),
+            None => write_file(&self.path, &bytes),
         };
         #[cfg(not(test))]
-        let written = write_atomically(&self.path, &bytes);
+        let written = write_file(&self.path, &bytes);
         match written {
             Ok(()) => {
                 self.bytes_written += bytes.len() as u64;
@@ -858,7 +747,7 @@ impl UserStore {
         }
         let generation = self.seen.generation + 1;
         let previous = encode(&self.users, generation);
-        match write_atomically(&self.path, &previous) {
+        match write_file(&self.path, &previous) {
             Ok(()) => {
                 self.bytes_written += previous.len() as u64;
                 self.seen = Marker {
@@ -878,13 +767,6 @@ impl UserStore {
             .map(|(i, u)| (fold(&u.name), i))
             .collect();
     }
-}
-
-/// The lock file of the store at `path`: `<file name>.lock` beside it.
-fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    parent_dir(path).join(name)
 }
 
 /// The same error again, for each registration of a failed batch.
@@ -927,181 +809,19 @@ fn copy_error(e: &StoreError) -> StoreError {
     }
 }
 
-/// Opens the file at `path`: its metadata and bytes, read from the same
-/// open file (`None`: there is none).
-fn read_file(path: &Path) -> Result<Option<(Stamp, Vec<u8>)>, StoreError> {
-    let read_error = |source| StoreError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = match fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(read_error(e)),
-    };
-    let meta = file.metadata().map_err(read_error)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    io::Read::read_to_end(&mut file, &mut bytes).map_err(read_error)?;
-    Ok(Some((Stamp::of(&meta), bytes)))
-}
-
-/// The marker of the file now (generation 0 when it has none or when it is
-/// not valid: the reload then reports the problem).
-fn current_marker(path: &Path) -> Result<Marker, StoreError> {
-    Ok(match read_file(path)? {
-        None => Marker::default(),
-        Some((stamp, bytes)) => Marker {
-            generation: serde_json::from_slice::<GenerationOnly>(&bytes)
-                .map_or(0, |g| g.generation),
-            stamp: Some(stamp),
-        },
-    })
-}
-
-/// Reads and checks the whole file (a missing one is empty).
-fn load(path: &Path) -> Result<Loaded, StoreError> {
-    let Some((stamp, bytes)) = read_file(path)? else {
-        return Ok(Loaded {
-            users: Vec::new(),
-            index: HashMap::new(),
-            marker: Marker::default(),
-        });
-    };
-    let parse_error = |source| StoreError::Parse {
-        path: path.to_path_buf(),
-        source,
-    };
-    // First the syntax and the version, so that a file of another version
-    // is reported as such rather than as a layout mismatch.
-    let probe: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes).map_err(parse_error)?;
-    match probe.get("version") {
-        Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
-        other => {
-            return Err(StoreError::UnsupportedVersion {
-                path: path.to_path_buf(),
-                found: other.map(ToString::to_string),
-            });
-        }
-    }
-    drop(probe);
-    let file: FileV1 = serde_json::from_slice(&bytes).map_err(parse_error)?;
-    let mut index = HashMap::with_capacity(file.users.len());
-    for (i, user) in file.users.iter().enumerate() {
-        if index.insert(fold(&user.name), i).is_some() {
-            return Err(StoreError::DuplicateInFile {
-                path: path.to_path_buf(),
-                name: user.name.clone(),
-            });
-        }
-    }
-    Ok(Loaded {
-        users: file.users,
-        index,
-        marker: Marker {
-            generation: file.generation,
-            stamp: Some(stamp),
-        },
-    })
-}
-
 /// The case-insensitive key of a name.
-fn fold(name: &str) -> String {
+pub(super) fn fold(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-fn encode(users: &[UserRecord], generation: u64) -> Vec<u8> {
-    let file = FileV1Ref {
-        version: FORMAT_VERSION,
-        generation,
-        users,
-    };
-    // Serializing plain strings and integers into memory cannot fail.
-    let mut bytes = serde_json::to_vec_pretty(&file).expect("user store serializes");
-    bytes.push(b'\n');
-    bytes
-}
+mod file;
 
-/// A failed [`write_atomically`].
-struct WriteFailure {
-    error: io::Error,
-    /// Whether the target had already been replaced by the new content when
-    /// the failure happened (only the directory flush failed).
-    replaced: bool,
-}
-
-/// Distinguishes the temporary files of concurrent writes within a process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new
-/// content, and returns once the new content is durable.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
-    let not_replaced = |error| WriteFailure {
-        error,
-        replaced: false,
-    };
-    let dir = parent_dir(path);
-    let file_name = path.file_name().ok_or_else(|| {
-        not_replaced(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the store path has no file name",
-        ))
-    })?;
-    let temp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = create_private(&temp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::rename(&temp, path));
-    if let Err(error) = written {
-        // Best effort: the temporary file may not exist at all.
-        let _ = fs::remove_file(&temp);
-        return Err(not_replaced(error));
-    }
-    sync_dir(dir).map_err(|error| WriteFailure {
-        error,
-        replaced: true,
-    })
-}
-
-/// The directory holding `path`; `.` for a bare file name.
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Creates a new file that only its owner can read and write.
-fn create_private(path: &Path) -> io::Result<fs::File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-/// Windows cannot open a directory as a file to flush it; the rename is as
-/// durable as NTFS makes it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
+use file::{
+    Marker, Stamp, StoreLock, current_marker, encode, load, lock, lock_path, parent_dir,
+    write_atomically as write_file,
+};
+#[cfg(test)]
+use file::{WriteFailure, write_atomically};
 
 #[cfg(test)]
 mod tests;

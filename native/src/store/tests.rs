@@ -554,7 +554,7 @@ fn a_change_waits_for_the_lock() {
     let path = store_path(&dir);
     let mut store = UserStore::open(&path).unwrap();
     let other = UserStore::open(&path).unwrap();
-    let held = other.lock().unwrap();
+    let held = lock(other.lock_path()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let writer = std::thread::spawn(move || {
         let started = std::time::Instant::now();
