@@ -99,3 +99,43 @@ fn an_added_account_logs_in_and_a_new_password_applies_to_the_next_login() {
     });
     assert!(!w.client(again).is_logged_in());
 }
+
+#[test]
+fn a_login_being_checked_for_a_deleted_account_is_told_and_never_completes() {
+    let mut config = WorldConfig::new(0xacc2);
+    config.password_delay = udpchat_sim::ms(500);
+    config.accounts = vec![record("alice", &password_of("alice"))];
+    let mut w = World::with_clients(config, 1);
+    // Until the password check is in flight.
+    let deadline = w.now + secs(10);
+    assert!(w.run_until_cond(deadline, |w| {
+        w.peers[0].events.iter().any(|(_, e)| {
+            matches!(
+                e,
+                ClientEvent::PasswordRequired {
+                    new_user: false,
+                    ..
+                }
+            )
+        })
+    }));
+    w.run_for(udpchat_sim::ms(100));
+    assert!(!w.client(0).is_logged_in());
+    let now = w.now;
+    w.server.remove_account(now, "alice");
+    // The check's answer comes and goes: no login.
+    w.run_for(secs(2));
+    assert!(!w.client(0).is_logged_in());
+    assert!(
+        w.peers[0].events.iter().any(|(_, e)| matches!(
+            e,
+            ClientEvent::Error {
+                code: ErrorCode::AccountDeleted,
+                ..
+            }
+        )),
+        "{:?}",
+        w.peers[0].events
+    );
+    assert_eq!(w.server.online_users().count(), 0);
+}
