@@ -480,7 +480,7 @@ fn a_registration_storm_beside_the_tool_loses_nothing() {
     let generation = json["generation"].as_u64().expect("a generation");
     // One write per tool run, and at least one per registration batch.
     assert!(generation > TOOL_ADDS as u64, "{generation}");
-    let mean_tool = took.iter().sum::<Duration>() / took.len() as u32;
+    let mean_tool = took.iter().sum::<Duration>() / took.len().max(1) as u32;
     let max_tool = took.iter().max().copied().unwrap_or_default();
     println!(
         "storm: {STORM_CLIENTS} registrations from {CLIENT_THREADS} threads and {TOOL_ADDS} \
