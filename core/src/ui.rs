@@ -108,6 +108,7 @@ use crate::wire::CloseCode;
 mod client_event;
 mod command;
 mod complete;
+mod duration;
 mod input;
 mod mention;
 mod outgoing;

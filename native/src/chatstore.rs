@@ -47,7 +47,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use udpchat_core::server::Response;
 use udpchat_core::server::store::{
-    AUDIT_MEMORY, AuditEntry, OfflineMessage, Page, Retention, RoomMessage, RoomRecord, Snapshot,
+    AUDIT_MEMORY, AddressBan, AuditEntry, OfflineMessage, Page, Retention, RoomMessage, RoomRecord, Snapshot,
     StoreOp,
 };
 
@@ -64,6 +64,8 @@ const OFFLINE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("offline")
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// The audit log: entry id → [`AuditRow`] as JSON.
 const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+/// Address bans: the normalised range → [`BanRow`] as JSON.
+const BANS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("bans");
 
 /// redb's magic number, the first bytes of every database file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -157,6 +159,17 @@ struct AuditRow {
     reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     until: Option<u64>,
+}
+
+/// An address ban as stored (its range is the key).
+#[derive(Serialize, Deserialize)]
+struct BanRow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    reason: String,
+    by: String,
+    time: u64,
 }
 
 fn encode_message(m: &RoomMessage) -> Vec<u8> {
@@ -313,6 +326,7 @@ impl RedbStore {
             txn.open_table(MESSAGES)?;
             txn.open_table(OFFLINE)?;
             txn.open_table(AUDIT)?;
+            txn.open_table(BANS)?;
         }
         txn.commit()?;
         Ok(())
@@ -441,6 +455,19 @@ impl RedbStore {
                 txn.open_table(AUDIT)?
                     .insert(e.id, encode(&row).as_slice())?;
             }
+            StoreOp::BanAddress(b) => {
+                let row = BanRow {
+                    until: b.until,
+                    reason: b.reason.clone(),
+                    by: b.by.clone(),
+                    time: b.time,
+                };
+                txn.open_table(BANS)?
+                    .insert(b.range.as_str(), encode(&row).as_slice())?;
+            }
+            StoreOp::UnbanAddress { range } => {
+                txn.open_table(BANS)?.remove(range.as_str())?;
+            }
         }
         Ok(())
     }
@@ -514,6 +541,19 @@ impl ChatStore for RedbStore {
             });
         }
         snapshot.audit.reverse();
+        for entry in txn.open_table(BANS)?.iter()? {
+            let (k, v) = entry?;
+            let range = k.value();
+            let row: BanRow = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError(format!("the ban of {range} is malformed: {e}")))?;
+            snapshot.bans.push(AddressBan {
+                range: range.to_string(),
+                until: row.until,
+                reason: row.reason,
+                by: row.by,
+                time: row.time,
+            });
+        }
         Ok(snapshot)
     }
 

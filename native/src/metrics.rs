@@ -351,6 +351,7 @@ impl Collector for Exporter {
                 ("initial_queue_full", s.dropped_queue_full),
                 ("unauthenticated", s.dropped_unauthenticated),
                 ("replay", s.dropped_replay),
+                ("banned", s.dropped_banned),
             ],
         )?;
         histogram(
@@ -572,6 +573,7 @@ mod tests {
         snap.stats.public_messages = 3;
         snap.stats.bytes_sent = 1200;
         snap.stats.dropped_replay = 4;
+        snap.stats.dropped_banned = 5;
         snap.turns.observe(Duration::from_micros(30));
         published.publish(&snap);
         let text = render(&published, Some(&LiveStats::default()));
@@ -581,6 +583,7 @@ mod tests {
             "udpchat_messages_total{kind=\"public\"} 3\n",
             "udpchat_sent_bytes_total 1200\n",
             "udpchat_datagrams_dropped_total{reason=\"replay\"} 4\n",
+            "udpchat_datagrams_dropped_total{reason=\"banned\"} 5\n",
             "udpchat_loop_turn_duration_seconds_bucket{le=\"5e-05\"} 1\n",
             "udpchat_loop_turn_duration_seconds_bucket{le=\"+Inf\"} 1\n",
             "udpchat_loop_turn_duration_seconds_count 1\n",

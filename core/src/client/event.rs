@@ -8,8 +8,8 @@ use core::fmt;
 use crate::crypto::{self, KEY_LEN};
 use crate::reliable::{ChannelError, SendError};
 use crate::session::{
-    AuditItem, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MAX_TOPIC,
-    MessageRate, Operation, RoomError, TextError, UsernameError,
+    AuditItem, BanItem, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MAX_TOPIC,
+    MessageRate, Operation, RangeError, RoomError, TextError, UsernameError,
 };
 use crate::wire::CloseCode;
 
@@ -150,6 +150,14 @@ pub enum ClientEvent {
     },
     /// The answer to an `audit` request: the latest entries, oldest first.
     AuditLog(Vec<AuditItem>),
+    /// The answer to [`Client::request_bans`]: the address bans in force.
+    BanList {
+        /// The bans, by range.
+        bans: Vec<BanItem>,
+        /// How many there are in all from the asked position, when the
+        /// list was cut.
+        count: Option<u32>,
+    },
     /// The answer to [`Client::request_whois`].
     Whois {
         /// The username, as registered.
@@ -364,6 +372,8 @@ pub enum CommandError {
     Send(SendError),
     /// The session is over.
     Closed,
+    /// An address range that is malformed or too broad.
+    InvalidRange(RangeError),
 }
 
 impl fmt::Display for CommandError {
@@ -391,6 +401,7 @@ impl fmt::Display for CommandError {
             }
             CommandError::Send(e) => e.fmt(f),
             CommandError::Closed => f.write_str("the session is over"),
+            CommandError::InvalidRange(e) => e.fmt(f),
         }
     }
 }

@@ -383,6 +383,49 @@ impl Client {
         self.send(&ClientMessage::Audit { limit })
     }
 
+    /// Bans an address range (server admins only): `range` is an address
+    /// or a network (`203.0.113.0/24`), `secs` how long (absent: until
+    /// lifted), `reason` why. Answered by `mod_ok` once the ban is on the
+    /// server's disk.
+    pub fn ban_address(
+        &mut self,
+        range: &str,
+        secs: Option<u64>,
+        reason: Option<&str>,
+    ) -> Result<(), CommandError> {
+        self.require_login()?;
+        let net = crate::session::parse_range(range).map_err(CommandError::InvalidRange)?;
+        if let Some(r) = reason {
+            validate_text(r).map_err(CommandError::InvalidText)?;
+            if r.len() > MAX_QUIT_MESSAGE {
+                return Err(CommandError::ReasonTooLong(r.len()));
+            }
+        }
+        self.send(&ClientMessage::BanAddress {
+            range: net.to_string(),
+            secs: secs.filter(|&s| s > 0),
+            reason: reason.map(str::to_string),
+        })
+    }
+
+    /// Lifts the ban of exactly `range` (server admins only).
+    pub fn unban_address(&mut self, range: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        let net = crate::session::parse_range(range).map_err(CommandError::InvalidRange)?;
+        self.send(&ClientMessage::UnbanAddress {
+            range: net.to_string(),
+        })
+    }
+
+    /// Asks for the address bans in force (server admins only), after
+    /// `after` when given (the next page).
+    pub fn request_bans(&mut self, after: Option<&str>) -> Result<(), CommandError> {
+        self.require_login()?;
+        self.send(&ClientMessage::Bans {
+            after: after.map(str::to_string),
+        })
+    }
+
     /// Handles a datagram from the server. Datagrams of other connections,
     /// malformed, unauthenticated or replayed ones are ignored.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
@@ -701,6 +744,7 @@ impl Client {
             ServerMessage::Error { code, message } => ClientEvent::Error { code, message },
             ServerMessage::ModOk { action, target } => ClientEvent::ModOk { action, target },
             ServerMessage::AuditLog { entries } => ClientEvent::AuditLog(entries),
+            ServerMessage::BanList { bans, count } => ClientEvent::BanList { bans, count },
             ServerMessage::Notice { from, text } => ClientEvent::Notice { from, text },
             ServerMessage::Bye => {
                 self.close(CloseReason::Exit);

@@ -21,7 +21,7 @@ use super::*;
 /// An Initial whose cookie proved its address, waiting for its handshake.
 #[derive(Debug)]
 pub(super) struct QueuedInitial {
-    from: SocketAddr,
+    pub(super) from: SocketAddr,
     /// The Initial's connection id.
     id: u64,
     msg1: [u8; MSG1_LEN],

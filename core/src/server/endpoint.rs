@@ -55,6 +55,14 @@ impl Server {
         self.now = self.now.max(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
+        // A banned source gets nothing, whatever it sends: no Retry, no
+        // Handshake, no Reset, and a session's datagrams moving there are
+        // not opened (PROTOCOL.md §4.5, §4.6, §5.12).
+        if self.is_banned(from.ip()) {
+            self.stats.dropped_banned += 1;
+            self.drop_event(from, DropReason::Banned);
+            return;
+        }
         let header = match Header::decode(bytes) {
             Ok(h) => h,
             Err(e) => {

@@ -31,6 +31,9 @@ pub enum DropReason {
     Unauthenticated,
     /// A Data datagram whose packet number was seen before.
     Replay,
+    /// Any datagram from a banned address (PROTOCOL.md §5.12): dropped
+    /// before anything else, unanswered.
+    Banned,
 }
 
 /// Why a user went offline: the `reason` of `left` (PROTOCOL.md §5.6).
@@ -50,6 +53,8 @@ pub enum LeaveReason {
     Shutdown,
     /// `deleted`: the account was deleted (`chatserver accounts delete`).
     Deleted,
+    /// `banned`: a server admin banned the session's address.
+    Banned,
 }
 
 impl LeaveReason {
@@ -64,6 +69,7 @@ impl LeaveReason {
             Self::Error => "error",
             Self::Shutdown => "shutdown",
             Self::Deleted => "deleted",
+            Self::Banned => "banned",
         }
     }
 
@@ -185,6 +191,8 @@ pub struct ServerStats {
     pub dropped_unauthenticated: u64,
     /// Dropped: replayed.
     pub dropped_replay: u64,
+    /// Dropped: from a banned address.
+    pub dropped_banned: u64,
     /// Retry datagrams sent (cookies to unproven addresses).
     pub retries_sent: u64,
     /// Handshakes done: the X25519 work of answering an Initial with a
@@ -239,6 +247,7 @@ mod tests {
             (LeaveReason::Error, "error"),
             (LeaveReason::Shutdown, "shutdown"),
             (LeaveReason::Deleted, "deleted"),
+            (LeaveReason::Banned, "banned"),
         ];
         for (reason, wire) in all {
             assert_eq!(reason.as_str(), wire);

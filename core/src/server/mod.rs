@@ -53,6 +53,7 @@ use crate::wire::{
 mod accounts;
 mod admission;
 mod audit;
+mod bans;
 mod endpoint;
 mod event;
 mod history;
@@ -547,6 +548,8 @@ pub struct Server {
     audit: VecDeque<AuditEntry>,
     /// The id of the next audit entry.
     next_audit_id: u64,
+    /// Address bans (PROTOCOL.md §5.12).
+    bans: bans::BanTable,
 }
 
 impl Server {
@@ -610,6 +613,7 @@ impl Server {
             rooms_made: 0,
             audit: VecDeque::new(),
             next_audit_id: 1,
+            bans: bans::BanTable::default(),
         };
         server.skeletons = server
             .users

@@ -253,6 +253,25 @@ impl Server {
                 let name = name.clone();
                 self.on_audit(conn, &name, limit);
             }
+            (
+                SessionState::LoggedIn { name, .. },
+                ClientMessage::BanAddress {
+                    range,
+                    secs,
+                    reason,
+                },
+            ) => {
+                let name = name.clone();
+                self.on_ban_address(conn, &name, &range, secs, reason);
+            }
+            (SessionState::LoggedIn { name, .. }, ClientMessage::UnbanAddress { range }) => {
+                let name = name.clone();
+                self.on_unban_address(conn, &name, &range);
+            }
+            (SessionState::LoggedIn { name, .. }, ClientMessage::Bans { after }) => {
+                let name = name.clone();
+                self.on_bans(conn, &name, after.as_deref());
+            }
             (SessionState::LoggedIn { .. }, ClientMessage::Whois { name }) => {
                 self.on_whois(now, conn, &name)
             }

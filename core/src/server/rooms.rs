@@ -96,6 +96,7 @@ impl Server {
                 },
             );
         }
+        self.restore_bans(snapshot.bans);
         for e in snapshot.audit {
             self.next_audit_id = self.next_audit_id.max(e.id + 1);
             self.remember_audit(e);
@@ -557,8 +558,26 @@ mod tests {
                 reason: "hi".to_string(),
                 until: None,
             }],
+            bans: vec![
+                store::AddressBan {
+                    range: "203.0.113.0/24".to_string(),
+                    until: None,
+                    reason: String::new(),
+                    by: "root".to_string(),
+                    time: 5,
+                },
+                store::AddressBan {
+                    range: "not a range".to_string(),
+                    until: None,
+                    reason: String::new(),
+                    by: "root".to_string(),
+                    time: 5,
+                },
+            ],
         });
         assert_eq!(s.room_count(), 2);
+        assert_eq!(s.address_bans().count(), 1, "a malformed range is skipped");
+        assert!(s.is_banned("203.0.113.200".parse().unwrap()));
         assert_eq!(s.audit_log().count(), 1);
         assert_eq!(s.next_audit_id, 8, "audit ids go on growing");
         assert_eq!(s.rooms_of("alice"), ["#a"]);
@@ -582,6 +601,7 @@ mod tests {
             ],
             offline: vec![],
             audit: vec![],
+            bans: vec![],
         });
         s.set_present("alice", 7, true);
         s.set_present("bob", 9, true);

@@ -99,6 +99,22 @@ pub struct AuditEntry {
     pub until: Option<u64>,
 }
 
+/// A ban of an address range (PROTOCOL.md §5.12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressBan {
+    /// The range, normalised (`203.0.113.0/24`): the key.
+    pub range: String,
+    /// When it ends, in milliseconds since the Unix epoch; `None`: when it
+    /// is lifted.
+    pub until: Option<u64>,
+    /// Why, as given (may be empty).
+    pub reason: String,
+    /// The admin who banned it.
+    pub by: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub time: u64,
+}
+
 /// Everything the store holds, as the server needs it at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -109,6 +125,9 @@ pub struct Snapshot {
     /// The latest entries of the audit log, oldest first (at most
     /// [`AUDIT_MEMORY`]).
     pub audit: Vec<AuditEntry>,
+    /// Every address ban (expired ones may be among them: the server
+    /// drops those).
+    pub bans: Vec<AddressBan>,
 }
 
 /// Audit entries the server keeps in memory, and so the most an `audit`
@@ -174,6 +193,13 @@ pub enum StoreOp {
     },
     /// Append an entry to the audit log.
     Audit(AuditEntry),
+    /// Ban an address range, or replace the ban of the same range.
+    BanAddress(AddressBan),
+    /// Lift the ban of a range (nothing when there is none).
+    UnbanAddress {
+        /// The range, as [`AddressBan::range`].
+        range: String,
+    },
 }
 
 /// Which page of a room's history a [`Request::History`](super::Request::History)
@@ -213,6 +239,7 @@ pub struct MemoryStore {
     rooms: BTreeMap<String, RoomRecord>,
     offline: BTreeMap<u64, OfflineMessage>,
     audit: Vec<AuditEntry>,
+    bans: BTreeMap<String, AddressBan>,
     retention: Retention,
     /// Every change applied, in order (for tests that check the order).
     pub applied: u64,
@@ -291,6 +318,12 @@ impl MemoryStore {
             StoreOp::Audit(entry) => {
                 self.audit.push(entry.clone());
             }
+            StoreOp::BanAddress(ban) => {
+                self.bans.insert(ban.range.clone(), ban.clone());
+            }
+            StoreOp::UnbanAddress { range } => {
+                self.bans.remove(range);
+            }
         }
     }
 
@@ -359,6 +392,7 @@ impl MemoryStore {
                 .collect(),
             offline: self.offline.values().cloned().collect(),
             audit: self.audit[self.audit.len().saturating_sub(AUDIT_MEMORY)..].to_vec(),
+            bans: self.bans.values().cloned().collect(),
         }
     }
 }

@@ -43,6 +43,13 @@ pub(super) enum Write {
         action: String,
         target: String,
     },
+    /// An address ban is on disk: it takes effect; answer `mod_ok`.
+    Banned {
+        conn: u64,
+        ban: store::AddressBan,
+    },
+    /// A lifted address ban is on disk: answer `mod_ok`.
+    Unbanned { conn: u64, range: String },
 }
 
 impl Server {
@@ -226,6 +233,8 @@ impl Server {
                 self.send(conn, &ServerMessage::ModOk { action, target });
                 self.process_later(conn);
             }
+            Write::Banned { conn, ban } => self.banned(conn, ban),
+            Write::Unbanned { conn, range } => self.unbanned(conn, range),
             Write::Removed { to, id } => {
                 if let Some(queue) = self.offline.get_mut(&to) {
                     queue.retain(|w| w.message.id != id);
@@ -245,7 +254,9 @@ impl Server {
             | Write::Said { conn, .. }
             | Write::Topic { conn, .. }
             | Write::Offline { conn, .. }
-            | Write::Audited { conn, .. } => conn,
+            | Write::Audited { conn, .. }
+            | Write::Banned { conn, .. }
+            | Write::Unbanned { conn, .. } => conn,
             Write::Removed { to, id } => {
                 // Still stored: delivered again at the next login (the
                 // client drops the copy by its id).

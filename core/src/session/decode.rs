@@ -43,6 +43,7 @@ enum ServerTag {
     ModOk,
     AuditLog,
     Notice,
+    BanList,
 }
 
 /// A field that is one type in some messages and another in others
@@ -118,6 +119,7 @@ struct FlatServerMessage {
     action: Option<String>,
     target: Option<String>,
     entries: Option<Vec<AuditItem>>,
+    bans: Option<Vec<BanItem>>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -283,6 +285,10 @@ impl<'de> Deserialize<'de> for ServerMessage {
             },
             ServerTag::AuditLog => ServerMessage::AuditLog {
                 entries: need(f.entries, "entries")?,
+            },
+            ServerTag::BanList => ServerMessage::BanList {
+                bans: need(f.bans, "bans")?,
+                count: f.count,
             },
         })
     }

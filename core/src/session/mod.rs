@@ -172,6 +172,33 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Bans an address range (server admins only): its datagrams are
+    /// dropped unanswered and its sessions end; answered by
+    /// [`ServerMessage::ModOk`] once the ban is on disk.
+    BanAddress {
+        /// An address or a network in CIDR notation ([`parse_range`]).
+        range: String,
+        /// How long the ban lasts, in seconds (at least 1); absent: until
+        /// it is lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secs: Option<u64>,
+        /// Why (text of at most [`MAX_QUIT_MESSAGE`] bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lifts the ban of exactly this range (server admins only).
+    UnbanAddress {
+        /// The range, as banned (any spelling of it).
+        range: String,
+    },
+    /// Asks for the address bans in force (server admins only): answered
+    /// by [`ServerMessage::BanList`], at most [`MAX_BAN_PAGE`] at a time.
+    Bans {
+        /// Only the ranges after this one, in the list's order (the next
+        /// page: the last range of the previous one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
 }
 
 /// Where a client left a room: the room's epoch and the offset of the last
@@ -545,6 +572,34 @@ pub enum ServerMessage {
         /// The entries.
         entries: Vec<AuditItem>,
     },
+    /// Answers `bans`: the address bans in force, by range.
+    BanList {
+        /// The bans, IPv4 ranges first, each family by address, at most
+        /// [`MAX_BAN_PAGE`].
+        bans: Vec<BanItem>,
+        /// How many bans there are after the asked position in all (only
+        /// when the list was cut): ask again with `after`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+}
+
+/// One address ban as [`ServerMessage::BanList`] sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanItem {
+    /// The range, normalised (`203.0.113.0/24`, `2001:db8::/64`).
+    pub range: String,
+    /// When it ends, in milliseconds since the Unix epoch (absent: when it
+    /// is lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// Why (absent when no reason was given).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The admin who banned it.
+    pub by: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub time: u64,
 }
 
 /// One entry of the audit log as [`ServerMessage::AuditLog`] sends it.
@@ -568,6 +623,14 @@ pub struct AuditItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<u64>,
 }
+
+/// Most address bans a server keeps: 10,000. A lookup costs one ordered
+/// map search per prefix length in use, whatever the number of bans.
+pub const MAX_BANS: usize = 10_000;
+
+/// Most bans one `ban_list` holds: 200 (each at most about 350 bytes, so
+/// the answer stays well below the largest message).
+pub const MAX_BAN_PAGE: usize = 200;
 
 /// Most entries one `audit_log` holds: 200 (also the default).
 pub const MAX_AUDIT_PAGE: u32 = 200;
@@ -653,6 +716,14 @@ pub enum ErrorCode {
     /// closes it after this message); one that was logging in is back in
     /// AwaitUser.
     AccountDeleted,
+    /// The session's address was banned by a server admin: the session is
+    /// over, and new ones from that address get no answer.
+    Banned,
+    /// A `ban_address` or `unban_address` range that is malformed, too
+    /// broad, not banned (unban), or covers the admin's own address.
+    InvalidRange,
+    /// A new address ban on a server that has [`MAX_BANS`] already.
+    TooManyBans,
     /// A code this version does not know, from a newer server: the
     /// `message` says what happened.
     #[serde(other)]
@@ -690,8 +761,10 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, MessageError
 }
 
 mod decode;
+mod range;
 mod rules;
 pub use decode::decode_server;
+pub use range::{IpNet, MAX_RANGE_TEXT, MIN_PREFIX_V4, MIN_PREFIX_V6, RangeError, parse_range};
 pub use rules::{
     RoomError, TextError, UsernameError, username_key, username_skeleton, validate_room,
     validate_text, validate_username,

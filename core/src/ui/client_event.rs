@@ -152,6 +152,10 @@ impl Console {
                 self.answered_request();
                 self.emit(ChatEvent::Audit { entries });
             }
+            ClientEvent::BanList { bans, count } => {
+                self.answered_request();
+                self.emit(ChatEvent::Bans { bans, count });
+            }
             ClientEvent::Online { users, count, away } => {
                 self.set_online(&users);
                 self.emit(ChatEvent::Online { users, count, away });

@@ -51,6 +51,21 @@ pub enum Command<'a> {
     Notice(&'a str),
     /// `/audit [N]`: the latest N entries of the audit log (admins only).
     Audit(Option<u32>),
+    /// `/banip RANGE [DURATION] [REASON]`: ban an address range (admins
+    /// only).
+    BanIp {
+        /// An address or a network (`203.0.113.0/24`).
+        range: &'a str,
+        /// How long, in seconds (none: until lifted).
+        secs: Option<u64>,
+        /// Why.
+        reason: Option<&'a str>,
+    },
+    /// `/unbanip RANGE`: lift an address ban (admins only).
+    UnbanIp(&'a str),
+    /// `/bans [AFTER]`: the address bans in force (admins only), after
+    /// the range AFTER when given.
+    Bans(Option<&'a str>),
     /// `/join #ROOM`: join a room (making it if none has that name), and
     /// make it where plain lines go.
     Join(&'a str),
@@ -236,6 +251,27 @@ pub const COMMANDS: &[CommandInfo] = &[
         example: "/audit 20",
     },
     CommandInfo {
+        name: "banip",
+        aliases: &[],
+        usage: "/banip RANGE [DURATION] [REASON]",
+        description: "Server admins: ban an address or network (203.0.113.7, 203.0.113.0/24, 2001:db8::/64; at least /8 or /16): its sessions end and it gets no answer. DURATION like 30m, 2h, 7d, 2w; none: until /unbanip.",
+        example: "/banip 203.0.113.0/24 7d spam bots",
+    },
+    CommandInfo {
+        name: "unbanip",
+        aliases: &[],
+        usage: "/unbanip RANGE",
+        description: "Server admins: lift the ban of RANGE, as /bans lists it.",
+        example: "/unbanip 203.0.113.0/24",
+    },
+    CommandInfo {
+        name: "bans",
+        aliases: &[],
+        usage: "/bans [AFTER]",
+        description: "Server admins: list the address bans in force, 200 at a time; AFTER: the last range shown, for the next ones.",
+        example: "/bans",
+    },
+    CommandInfo {
         name: "quit",
         aliases: &["exit"],
         usage: "/quit [REASON]",
@@ -271,6 +307,14 @@ pub const COMMANDS: &[CommandInfo] = &[
         example: "/help msg",
     },
 ];
+
+/// The first word of `text` and the rest, its leading blanks trimmed.
+fn split_word(text: &str) -> (&str, &str) {
+    match text.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest.trim_start()),
+        None => (text, ""),
+    }
+}
 
 /// The command called `name` (or one of its aliases), ASCII case ignored,
 /// with or without its leading slash.
@@ -339,6 +383,26 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             Ok(n) if (1..=crate::session::MAX_AUDIT_PAGE).contains(&n) => Command::Audit(Some(n)),
             _ => return usage,
         },
+        "banip" if rest.is_empty() => return usage,
+        "banip" => {
+            let (range, rest) = split_word(rest);
+            let (secs, reason) = match split_word(rest) {
+                ("", _) => (None, ""),
+                (word, after) => match super::duration::parse_duration(word) {
+                    Some(secs) => (Some(secs), after),
+                    None => (None, rest),
+                },
+            };
+            Command::BanIp {
+                range,
+                secs,
+                reason: Some(reason).filter(|r| !r.is_empty()),
+            }
+        }
+        "unbanip" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
+        "unbanip" => Command::UnbanIp(rest),
+        "bans" if rest.contains(char::is_whitespace) => return usage,
+        "bans" => Command::Bans(Some(rest).filter(|r| !r.is_empty())),
         "join" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
         "join" => Command::Join(rest),
         "part" => {
@@ -516,6 +580,50 @@ mod tests {
         );
         assert!(parse_command("/notice").is_err());
         assert_eq!(parse_command("/audit 20"), Ok(Command::Audit(Some(20))));
+        assert_eq!(
+            parse_command("/banip 203.0.113.0/24 7d spam  bots"),
+            Ok(Command::BanIp {
+                range: "203.0.113.0/24",
+                secs: Some(604_800),
+                reason: Some("spam  bots")
+            })
+        );
+        assert_eq!(
+            parse_command("/banip 2001:db8::/64 spam bots"),
+            Ok(Command::BanIp {
+                range: "2001:db8::/64",
+                secs: None,
+                reason: Some("spam bots")
+            })
+        );
+        assert_eq!(
+            parse_command("/banip 198.51.100.7 30m"),
+            Ok(Command::BanIp {
+                range: "198.51.100.7",
+                secs: Some(1800),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse_command("/banip 198.51.100.7"),
+            Ok(Command::BanIp {
+                range: "198.51.100.7",
+                secs: None,
+                reason: None
+            })
+        );
+        assert!(parse_command("/banip").is_err());
+        assert_eq!(
+            parse_command("/unbanip 198.51.100.7"),
+            Ok(Command::UnbanIp("198.51.100.7"))
+        );
+        assert!(parse_command("/unbanip").is_err());
+        assert!(parse_command("/unbanip a b").is_err());
+        assert_eq!(parse_command("/bans"), Ok(Command::Bans(None)));
+        assert_eq!(
+            parse_command("/bans 10.0.0.0/8"),
+            Ok(Command::Bans(Some("10.0.0.0/8")))
+        );
         assert!(parse_command("/audit 0").is_err());
         assert!(parse_command("/audit many").is_err());
         assert_eq!(

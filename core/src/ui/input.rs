@@ -147,6 +147,13 @@ impl Console {
             Command::Whois(user) => self.request(|c| c.request_whois(user)),
             Command::Notice(text) => self.request(|c| c.send_notice(text)),
             Command::Audit(limit) => self.request(|c| c.request_audit(limit.or(Some(50)))),
+            Command::BanIp {
+                range,
+                secs,
+                reason,
+            } => self.request(|c| c.ban_address(range, secs, reason)),
+            Command::UnbanIp(range) => self.request(|c| c.unban_address(range)),
+            Command::Bans(after) => self.request(|c| c.request_bans(after)),
         };
         if let Err(e) = result {
             self.error(e);

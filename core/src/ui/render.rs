@@ -220,6 +220,15 @@ pub enum ChatEvent {
         /// The entries.
         entries: Vec<crate::session::AuditItem>,
     },
+    /// The answer to `/bans`: the address bans in force, by range.
+    Bans {
+        /// The bans.
+        bans: Vec<crate::session::BanItem>,
+        /// How many there are in all from the asked position, when the
+        /// list was cut (absent otherwise).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
     /// A direct message stored by the server while this user was offline,
     /// delivered at login. Serialized as a `direct` event with
     /// `offline: true` and the time it was sent.
@@ -663,9 +672,10 @@ pub fn render_plain(event: &ChatEvent) -> String {
         | ChatEvent::Topic { .. }
         | ChatEvent::HistoryEnd { .. }
         | ChatEvent::Resumed { .. } => room::plain(event),
-        ChatEvent::ModOk { .. } | ChatEvent::Audit { .. } | ChatEvent::Notice { .. } => {
-            moderation::plain(event)
-        }
+        ChatEvent::ModOk { .. }
+        | ChatEvent::Audit { .. }
+        | ChatEvent::Notice { .. }
+        | ChatEvent::Bans { .. } => moderation::plain(event),
     }
 }
 

@@ -447,3 +447,40 @@ fn the_audit_log_is_kept_and_its_latest_entries_loaded() {
     assert_eq!(loaded.last(), Some(&entry(total)));
     assert!(loaded.windows(2).all(|p| p[0].id + 1 == p[1].id));
 }
+
+#[test]
+fn address_bans_are_kept_replaced_and_lifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let ban = |range: &str, until: Option<u64>, reason: &str| AddressBan {
+        range: range.into(),
+        until,
+        reason: reason.into(),
+        by: "alice".into(),
+        time: 1_000,
+    };
+    {
+        let mut db = RedbStore::open(&path, Retention::default()).unwrap();
+        db.apply(&[
+            StoreOp::BanAddress(ban("203.0.113.0/24", None, "")),
+            StoreOp::BanAddress(ban("2001:db8:1:2::/64", Some(9_000), "spam")),
+            StoreOp::BanAddress(ban("198.51.100.7/32", None, "")),
+            // Replaced, then another lifted.
+            StoreOp::BanAddress(ban("203.0.113.0/24", Some(5_000), "again")),
+            StoreOp::UnbanAddress {
+                range: "198.51.100.7/32".into(),
+            },
+        ])
+        .unwrap();
+    }
+    let db = RedbStore::open(&path, Retention::default()).unwrap();
+    let mut bans = db.load(10).unwrap().bans;
+    bans.sort_by(|a, b| a.range.cmp(&b.range));
+    assert_eq!(
+        bans,
+        [
+            ban("2001:db8:1:2::/64", Some(9_000), "spam"),
+            ban("203.0.113.0/24", Some(5_000), "again"),
+        ]
+    );
+}

@@ -1,4 +1,5 @@
-//! The plain text of moderation answers and of the audit log.
+//! The plain text of moderation answers, the audit log and the address
+//! bans.
 
 use alloc::format;
 use alloc::string::String;
@@ -6,7 +7,8 @@ use alloc::vec::Vec;
 
 use super::*;
 
-/// [`render_plain`] of [`ChatEvent::ModOk`] and [`ChatEvent::Audit`].
+/// [`render_plain`] of [`ChatEvent::ModOk`], [`ChatEvent::Notice`],
+/// [`ChatEvent::Audit`] and [`ChatEvent::Bans`].
 pub(super) fn plain(event: &ChatEvent) -> String {
     match event {
         ChatEvent::ModOk { action, target } => {
@@ -35,6 +37,35 @@ pub(super) fn plain(event: &ChatEvent) -> String {
                     line.push_str(&format!(": {}", sanitize(&e.reason)));
                 }
                 lines.push(line);
+            }
+            lines.join("\n")
+        }
+        ChatEvent::Bans { bans, .. } if bans.is_empty() => "no address is banned".into(),
+        ChatEvent::Bans { bans, count } => {
+            let mut lines = Vec::with_capacity(bans.len() + 2);
+            lines.push(format!("address bans: {}", bans.len()));
+            for b in bans {
+                let mut line = format!(
+                    "{} by {} at {}",
+                    sanitize(&b.range),
+                    sanitize(&b.by),
+                    rfc3339(b.time)
+                );
+                match b.until {
+                    Some(until) => line.push_str(&format!(", until {}", rfc3339(until))),
+                    None => line.push_str(", until lifted"),
+                }
+                if !b.reason.is_empty() {
+                    line.push_str(&format!(": {}", sanitize(&b.reason)));
+                }
+                lines.push(line);
+            }
+            if let (Some(total), Some(last)) = (count, bans.last()) {
+                lines.push(format!(
+                    "{} more: /bans {}",
+                    (*total as usize).saturating_sub(bans.len()),
+                    sanitize(&last.range)
+                ));
             }
             lines.join("\n")
         }

@@ -278,7 +278,9 @@ fn styled(event: &ChatEvent, time: Option<ClockTime>, color: bool, whole: bool) 
         }
         ChatEvent::Info { text } => p.plain(&sanitize(text)),
         ChatEvent::ModOk { .. } => p.paint(sgr::OK, &render_plain(event)),
-        ChatEvent::Audit { .. } => p.paint(sgr::INFO, &render_plain(event)),
+        ChatEvent::Audit { .. } | ChatEvent::Bans { .. } => {
+            p.paint(sgr::INFO, &render_plain(event))
+        }
         ChatEvent::Notice { .. } => p.paint(sgr::ERROR, &render_plain(event)),
         ChatEvent::More { message } => return styled(message, time, color, true),
         ChatEvent::OfflineDirect {
