@@ -11,6 +11,7 @@ pub mod keys;
 pub mod manpage;
 pub mod metrics;
 pub mod passwords;
+pub mod server_config;
 pub mod state;
 pub mod store;
 pub mod udp;

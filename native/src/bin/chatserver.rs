@@ -233,6 +233,11 @@ struct Args {
     #[arg(long = "admin", env = "CHAT_ADMINS", value_name = "NAME", value_delimiter = ',',
           value_parser = parse_admin)]
     admins: Vec<String>,
+    /// A TOML configuration file; it may hold `admins = ["alice"]`. A flag
+    /// or its environment variable, when given, wins over the file; a key
+    /// the file does not know is an error.
+    #[arg(long, env = "CHAT_SERVER_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     /// Writes the man page into DIR and exits (used by ci/man.sh).
     #[arg(long, hide = true, value_name = "DIR")]
     generate_man: Option<PathBuf>,
@@ -388,7 +393,14 @@ fn print_key(path: &Path) -> Result<()> {
     }
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(mut args: Args) -> Result<()> {
+    if let Some(path) = &args.config {
+        let file = udpchat_native::server_config::load(path)?;
+        // Flag, then environment (clap), then the file.
+        if args.admins.is_empty() {
+            args.admins = file.admins.unwrap_or_default();
+        }
+    }
     let key_path = args
         .key
         .clone()
