@@ -1964,3 +1964,61 @@ fn moderation_vectors() {
     assert_eq!(error_code(&refused), ErrorCode::NotPermitted);
     documented(&refused, "not_permitted");
 }
+
+/// §5.12: address bans — a ban with an expiry and a reason, one without,
+/// the list, lifting a ban, a refused range — and §4.5: a banned source's
+/// Initial gets no answer at all.
+#[test]
+fn address_ban_vectors() {
+    let documented = |messages: &[ServerMessage], what: &str| {
+        for m in messages {
+            let json = String::from_utf8(session::encode(m)).unwrap();
+            assert_documented(&format!("`{json}`"), what);
+        }
+    };
+    let config = ServerConfig {
+        admins: ["alice".to_string()].into_iter().collect(),
+        ..raw_config()
+    };
+    let mut server = Server::new(config, [], server_key(), SERVER_RANDOM);
+    server.set_unix_time(Instant::from_micros(3_600_000_000), WALL_CLOCK);
+    let mut alice = Raw::new(server);
+    alice.connect([14; 32]);
+    alice.say(r##"{"t":"user","name":"alice"}"##);
+    alice.say(r##"{"t":"password","password":"pw"}"##);
+    let requests = [
+        r#"{"t":"ban_address","range":"203.0.113.0/24","secs":86400,"reason":"spam"}"#,
+        r#"{"t":"ban_address","range":"2001:db8:1:2::/64"}"#,
+        r#"{"t":"bans"}"#,
+        r#"{"t":"unban_address","range":"2001:db8:1:2::/64"}"#,
+        r#"{"t":"ban_address","range":"10.0.0.0/7"}"#,
+    ];
+    for r in requests {
+        assert_documented(&format!("`{r}`"), "address ban requests");
+    }
+    let banned = alice.say(requests[0]);
+    assert!(
+        matches!(banned.as_slice(), [ServerMessage::ModOk { target, .. }] if target == "203.0.113.0/24"),
+        "{banned:?}"
+    );
+    documented(&banned, "mod_ok ban_address");
+    alice.say(requests[1]);
+    let list = alice.say(requests[2]);
+    assert!(
+        matches!(list.as_slice(), [ServerMessage::BanList { bans, count: None }] if bans.len() == 2),
+        "{list:?}"
+    );
+    documented(&list, "ban_list");
+    let lifted = alice.say(requests[3]);
+    documented(&lifted, "mod_ok unban_address");
+    let refused = alice.say(requests[4]);
+    assert_eq!(error_code(&refused), ErrorCode::InvalidRange);
+    documented(&refused, "invalid_range");
+
+    // An Initial from the banned range: nothing comes back.
+    let from = SocketAddr::from(([203, 0, 113, 5], 50_005));
+    let init = Initiator::new(RAW_CONN + 7, [15; 32]).unwrap();
+    let initial = raw_initial(RAW_CONN + 7, &[], init.msg1(), MIN_INITIAL_LEN);
+    assert!(alice.exchange(from, &initial).is_empty());
+    assert_eq!(alice.server.stats().dropped_banned, 1);
+}
