@@ -47,8 +47,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use udpchat_core::server::Response;
 use udpchat_core::server::store::{
-    AUDIT_MEMORY, AddressBan, AuditEntry, OfflineMessage, Page, Retention, RoomMessage, RoomRecord, Snapshot,
-    StoreOp,
+    AUDIT_MEMORY, AddressBan, AuditEntry, OfflineMessage, Page, Retention, RoomMessage, RoomRecord,
+    Snapshot, StoreOp,
 };
 
 /// The only format version this build reads and writes.

@@ -30,8 +30,7 @@ pub struct ServerFile {
 
 /// Reads the configuration file at `path` (it must exist: it was named).
 pub fn load(path: &Path) -> Result<ServerFile, ConfigError> {
-    let text =
-        fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+    let text = fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
     parse(&text).map_err(|m| ConfigError::Parse(path.to_path_buf(), m))
 }
 

@@ -81,7 +81,11 @@ fn nothing_sent_to(w: &World, addr: SocketAddr, since: udpchat_core::time::Insta
 #[test]
 fn an_admin_bans_an_address_its_session_ends_and_it_gets_no_answer() {
     let mut w = World::new(config(0xBA01));
-    let (alice, bob, carol) = (w.add_client("alice"), w.add_client("bob"), w.add_client("carol"));
+    let (alice, bob, carol) = (
+        w.add_client("alice"),
+        w.add_client("bob"),
+        w.add_client("carol"),
+    );
     w.login_all(secs(10));
     let bob_addr = peer_addr(bob);
 
@@ -93,15 +97,22 @@ fn an_admin_bans_an_address_its_session_ends_and_it_gets_no_answer() {
     assert_eq!(w.server.address_bans().count(), 0);
 
     // Alice bans bob's address.
-    w.with_client(alice, |c| c.ban_address("10.0.1.2", Some(3600), Some("spam")))
-        .unwrap();
+    w.with_client(alice, |c| {
+        c.ban_address("10.0.1.2", Some(3600), Some("spam"))
+    })
+    .unwrap();
     w.run_for(secs(2));
     let banned_at = w.now;
     assert_eq!(mod_oks(&w, alice), [ok("ban_address", "10.0.1.2/32")]);
-    assert_eq!(errors(&w, bob), [ErrorCode::NotPermitted, ErrorCode::Banned]);
+    assert_eq!(
+        errors(&w, bob),
+        [ErrorCode::NotPermitted, ErrorCode::Banned]
+    );
     assert_eq!(
         w.client(bob).closed(),
-        Some(&CloseReason::ServerClosed(udpchat_core::wire::CloseCode::Normal))
+        Some(&CloseReason::ServerClosed(
+            udpchat_core::wire::CloseCode::Normal
+        ))
     );
     assert_eq!(lefts(&w, carol), [ok("bob", "banned")]);
     assert_eq!(w.server.session_count(), 2);
@@ -155,8 +166,18 @@ fn bad_broad_and_self_covering_ranges_are_refused() {
     // Alice speaks raw JSON, past the client's own checks.
     let alice = w.add_raw_peer("alice", Default::default());
     w.login_all(secs(10));
-    assert!(w.with_client(bob, |c| c.ban_address("10.0.0.0/7", None, None)).is_err());
-    let ranges = ["300.1.2.3", "10.0.0.0/7", "2000::/15", "10.0.1.0/24", "alice", ""];
+    assert!(
+        w.with_client(bob, |c| c.ban_address("10.0.0.0/7", None, None))
+            .is_err()
+    );
+    let ranges = [
+        "300.1.2.3",
+        "10.0.0.0/7",
+        "2000::/15",
+        "10.0.1.0/24",
+        "alice",
+        "",
+    ];
     for range in ranges {
         w.raw_send(
             alice,
@@ -209,8 +230,10 @@ fn a_ban_expires_and_a_lifted_ban_lets_the_address_back() {
     let b: SocketAddr = "198.51.100.20:40000".parse().unwrap();
     w.with_client(alice, |c| c.ban_address("192.0.2.0/24", Some(30), None))
         .unwrap();
-    w.with_client(alice, |c| c.ban_address("198.51.100.0/24", None, Some("bots")))
-        .unwrap();
+    w.with_client(alice, |c| {
+        c.ban_address("198.51.100.0/24", None, Some("bots"))
+    })
+    .unwrap();
     w.run_for(secs(1));
     w.with_client(alice, |c| c.request_bans(None)).unwrap();
     w.run_for(secs(1));
@@ -221,7 +244,10 @@ fn a_ban_expires_and_a_lifted_ban_lets_the_address_back() {
         .collect();
     assert_eq!(
         listed,
-        [("192.0.2.0/24", true, ""), ("198.51.100.0/24", false, "bots")]
+        [
+            ("192.0.2.0/24", true, ""),
+            ("198.51.100.0/24", false, "bots")
+        ]
     );
     assert!(lists[0].iter().all(|b| b.by == "alice"));
 
@@ -250,7 +276,11 @@ fn a_ban_expires_and_a_lifted_ban_lets_the_address_back() {
     );
     let (_, logged_in) = try_login(&mut w, "frank", b, 10);
     assert!(logged_in, "the ban was lifted");
-    assert_eq!(w.store.snapshot(10).bans.len(), 0, "both gone from the store");
+    assert_eq!(
+        w.store.snapshot(10).bans.len(),
+        0,
+        "both gone from the store"
+    );
 }
 
 #[test]
@@ -258,8 +288,10 @@ fn a_ban_outlives_a_restart() {
     let mut w = World::new(config(0xBA04));
     let alice = w.add_client("alice");
     w.login_all(secs(10));
-    w.with_client(alice, |c| c.ban_address("203.0.113.0/24", None, Some("abuse")))
-        .unwrap();
+    w.with_client(alice, |c| {
+        c.ban_address("203.0.113.0/24", None, Some("abuse"))
+    })
+    .unwrap();
     w.run_for(secs(1));
     assert_eq!(mod_oks(&w, alice), [ok("ban_address", "203.0.113.0/24")]);
     w.vanish_peer(alice);

@@ -8,8 +8,8 @@ use core::fmt;
 use crate::crypto::{self, KEY_LEN};
 use crate::reliable::{ChannelError, SendError};
 use crate::session::{
-    AuditItem, BanItem, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, MAX_TOPIC,
-    MessageRate, Operation, RangeError, RoomError, TextError, UsernameError,
+    AuditItem, BanItem, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE,
+    MAX_TOPIC, MessageRate, Operation, RangeError, RoomError, TextError, UsernameError,
 };
 use crate::wire::CloseCode;
 

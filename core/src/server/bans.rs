@@ -303,7 +303,8 @@ impl Server {
         };
         let range = ban.range.clone();
         self.bans.insert(net, ban);
-        self.initials.retain(|q| !net.contains(&q.from.ip().to_canonical()));
+        self.initials
+            .retain(|q| !net.contains(&q.from.ip().to_canonical()));
         self.end_sessions_in(net);
         self.send(
             conn,
@@ -498,6 +499,10 @@ mod tests {
         }
         let ns = start.elapsed().as_nanos() / (rounds * probes.len() as u128);
         std::println!("ban lookup among 1,000 bans: {ns} ns per lookup ({hits} hits)");
-        assert_eq!(hits, rounds as u32 * 250, "each 198.x.y.0/24 banned holds one probe");
+        assert_eq!(
+            hits,
+            rounds as u32 * 250,
+            "each 198.x.y.0/24 banned holds one probe"
+        );
     }
 }

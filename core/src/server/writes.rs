@@ -44,10 +44,7 @@ pub(super) enum Write {
         target: String,
     },
     /// An address ban is on disk: it takes effect; answer `mod_ok`.
-    Banned {
-        conn: u64,
-        ban: store::AddressBan,
-    },
+    Banned { conn: u64, ban: store::AddressBan },
     /// A lifted address ban is on disk: answer `mod_ok`.
     Unbanned { conn: u64, range: String },
 }

@@ -140,7 +140,10 @@ mod tests {
         );
         assert_eq!(
             parse_range("2000::/15"),
-            Err(RangeError::TooBroad { prefix: 15, min: 16 })
+            Err(RangeError::TooBroad {
+                prefix: 15,
+                min: 16
+            })
         );
         let long = "1".repeat(MAX_RANGE_TEXT + 1);
         assert_eq!(parse_range(&long), Err(RangeError::Malformed));

@@ -660,3 +660,47 @@ fn room_events_as_lines() {
     assert!(rings_bell(&offline));
     assert!(!rings_bell(&room_message(false, false)));
 }
+
+#[test]
+fn address_bans_render_as_lines_and_json() {
+    use crate::session::BanItem;
+    let bans = vec![
+        BanItem {
+            range: s("203.0.113.0/24"),
+            until: Some(1_780_358_400_000),
+            reason: s("spam"),
+            by: s("alice"),
+            time: 1_780_272_000_000,
+        },
+        BanItem {
+            range: s("2001:db8:1:2::/64"),
+            until: None,
+            reason: String::new(),
+            by: s("alice"),
+            time: 1_780_272_000_000,
+        },
+    ];
+    let event = ChatEvent::Bans {
+        bans: bans.clone(),
+        count: Some(250),
+    };
+    assert_eq!(
+        render_plain(&event),
+        "address bans: 2\n\
+         203.0.113.0/24 by alice at 2026-06-01T00:00:00.000Z, until 2026-06-02T00:00:00.000Z: spam\n\
+         2001:db8:1:2::/64 by alice at 2026-06-01T00:00:00.000Z, until lifted\n\
+         248 more: /bans 2001:db8:1:2::/64"
+    );
+    assert_eq!(
+        render_plain(&ChatEvent::Bans {
+            bans: Vec::new(),
+            count: None
+        }),
+        "no address is banned"
+    );
+    let json = serde_json::to_string(&ChatEvent::Bans { bans, count: None }).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"bans","bans":[{"range":"203.0.113.0/24","until":1780358400000,"reason":"spam","by":"alice","time":1780272000000},{"range":"2001:db8:1:2::/64","by":"alice","time":1780272000000}]}"#
+    );
+}
