@@ -385,8 +385,8 @@ impl Client {
 
     /// Bans an address range (server admins only): `range` is an address
     /// or a network (`203.0.113.0/24`), `secs` how long (absent: until
-    /// lifted), `reason` why. Answered by `mod_ok` once the ban is on the
-    /// server's disk.
+    /// lifted; the server refuses 0 with `bad_message`), `reason` why.
+    /// Answered by `mod_ok` once the ban is on the server's disk.
     pub fn ban_address(
         &mut self,
         range: &str,
@@ -403,7 +403,7 @@ impl Client {
         }
         self.send(&ClientMessage::BanAddress {
             range: net.to_string(),
-            secs: secs.filter(|&s| s > 0),
+            secs,
             reason: reason.map(str::to_string),
         })
     }

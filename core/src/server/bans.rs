@@ -462,6 +462,40 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_new_ban_beyond_the_limit_is_refused_and_a_replacement_is_not() {
+        let config = ServerConfig {
+            admins: ["root".to_string()].into_iter().collect(),
+            ..ServerConfig::default()
+        };
+        let mut s = Server::new(config, [], StaticKey::from_private([7; 32]), [9; 32]);
+        for i in 0..MAX_BANS as u32 {
+            let net = IpNet::from(IpAddr::V4(core::net::Ipv4Addr::from((11u32 << 24) + i)));
+            s.bans.insert(net, ban(&net.to_string(), None));
+        }
+        s.on_ban_address(1, "root", "192.0.2.0/24", None, None);
+        let refused: Vec<ErrorCode> = core::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                ServerEvent::ClientError { code, .. } => Some(code),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, [ErrorCode::TooManyBans]);
+        assert!(s.poll_request().is_none(), "nothing written");
+        // A ban of a range already banned replaces it: no new entry.
+        s.on_ban_address(1, "root", "11.0.0.5", Some(60), Some("again".to_string()));
+        let ops: Vec<StoreOp> = core::iter::from_fn(|| s.poll_request())
+            .filter_map(|r| match r {
+                Request::Store { op, .. } => Some(op),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(ops.as_slice(), [StoreOp::Audit(_), StoreOp::BanAddress(b)] if b.range == "11.0.0.5/32" && b.reason == "again"),
+            "{ops:?}"
+        );
+    }
+
     /// Prints the cost of a lookup among 1,000 bans (not a timed assertion:
     /// `cargo test -p udpchat-core ban_lookup -- --nocapture`).
     #[test]
