@@ -252,6 +252,14 @@ enum Command {
     Accounts(udpchat_native::accounts::AccountsArgs),
 }
 
+/// Takes from the configuration file what neither a flag nor its
+/// environment variable set (clap has already preferred the flag).
+fn apply_file(args: &mut Args, file: udpchat_native::server_config::ServerFile) {
+    if args.admins.is_empty() {
+        args.admins = file.admins.unwrap_or_default();
+    }
+}
+
 /// An admin's name: a valid username.
 fn parse_admin(name: &str) -> Result<String, String> {
     udpchat_core::session::validate_username(name)
@@ -396,10 +404,7 @@ fn print_key(path: &Path) -> Result<()> {
 fn run(mut args: Args) -> Result<()> {
     if let Some(path) = &args.config {
         let file = udpchat_native::server_config::load(path)?;
-        // Flag, then environment (clap), then the file.
-        if args.admins.is_empty() {
-            args.admins = file.admins.unwrap_or_default();
-        }
+        apply_file(&mut args, file);
     }
     let key_path = args
         .key
@@ -1135,6 +1140,21 @@ mod tests {
             format!("{from_flags:?}"),
             format!("{:?}", ServerConfig::default())
         );
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_configuration_file() {
+        let file = || udpchat_native::server_config::ServerFile {
+            admins: Some(vec!["alice".to_string()]),
+        };
+        let mut args = Args::try_parse_from(["chatserver", "--admin", "bob"]).unwrap();
+        apply_file(&mut args, file());
+        assert_eq!(args.admins, ["bob"]);
+        let mut args = Args::try_parse_from(["chatserver"]).unwrap();
+        if std::env::var_os("CHAT_ADMINS").is_none() {
+            apply_file(&mut args, file());
+            assert_eq!(args.admins, ["alice"]);
+        }
     }
 
     #[test]
