@@ -230,6 +230,13 @@ impl Rng {
         self.0 = ChaCha20Rng::from_seed(derive(&[b"udpchat reseed", &current, &random]));
     }
 
+    /// A second generator from the same 32 bytes, for another purpose
+    /// (`label`): its output tells nothing of this one's, and making it
+    /// draws nothing from this one.
+    pub fn derived(seed: [u8; 32], label: &[u8]) -> Rng {
+        Rng::from_seed(derive(&[b"udpchat derived generator", label, &seed]))
+    }
+
     /// The next 32 random bytes.
     pub fn seed(&mut self) -> [u8; 32] {
         let mut s = [0u8; 32];

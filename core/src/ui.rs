@@ -396,6 +396,13 @@ impl Console {
         &self.client
     }
 
+    /// An invite code to register a new account with, on a server whose
+    /// registration is by invite (PROTOCOL.md §5.12); set it before the
+    /// password is given.
+    pub fn set_invite(&mut self, code: Option<String>) {
+        self.client.set_invite(code);
+    }
+
     /// Gives the password asked for by [`ConsoleOutput::NeedPassword`].
     pub fn submit_password(&mut self, _now: Instant, password: &str) {
         if self.mode != Mode::Password {

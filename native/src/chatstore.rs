@@ -25,6 +25,9 @@
 //! | `messages` | (room, offset) | time (u64, little-endian), sender's length (u8), sender, text (UTF-8) |
 //! | `offline` | id (u64) | JSON `{"from","to","text","time"}` |
 //! | `meta` | `"version"` | `1` (u64) |
+//! | `meta` | `"registration"` | who may register: 0 open (also when absent), 1 closed, 2 by invite |
+//! | `audit` | id (u64) | JSON `{"time","by","action","target","reason","until"}` |
+//! | `invites` | code (`&str`) | JSON `{"expires","by"}`: an unused invite code |
 //!
 //! `count` is the number of the room's messages in `messages`, so that
 //! retention (the latest `max_messages`, none older than `max_age_ms`
@@ -47,9 +50,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use udpchat_core::server::Response;
 use udpchat_core::server::store::{
-    AUDIT_MEMORY, AddressBan, AuditEntry, OfflineMessage, Page, Retention, RoomMessage, RoomRecord,
-    Snapshot, StoreOp,
+    AUDIT_MEMORY, AddressBan, AuditEntry, Invite, OfflineMessage, Page, Retention, RoomMessage,
+    RoomRecord, Snapshot, StoreOp,
 };
+use udpchat_core::session::RegistrationMode;
 
 /// The only format version this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
@@ -66,6 +70,24 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
 /// Address bans: the normalised range → [`BanRow`] as JSON.
 const BANS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("bans");
+/// Unused invite codes: code → [`InviteRow`] as JSON.
+const INVITES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("invites");
+
+/// An invite code's row (the code is the key).
+#[derive(Serialize, Deserialize)]
+struct InviteRow {
+    expires: u64,
+    by: String,
+}
+
+/// The registration mode as `meta` keeps it.
+fn registration_number(mode: RegistrationMode) -> u64 {
+    match mode {
+        RegistrationMode::Open => 0,
+        RegistrationMode::Closed => 1,
+        RegistrationMode::Invite => 2,
+    }
+}
 
 /// redb's magic number, the first bytes of every database file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -327,6 +349,7 @@ impl RedbStore {
             txn.open_table(OFFLINE)?;
             txn.open_table(AUDIT)?;
             txn.open_table(BANS)?;
+            txn.open_table(INVITES)?;
         }
         txn.commit()?;
         Ok(())
@@ -443,6 +466,21 @@ impl RedbStore {
             StoreOp::RemoveOffline { id, .. } => {
                 txn.open_table(OFFLINE)?.remove(*id)?;
             }
+            StoreOp::Registration(mode) => {
+                txn.open_table(META)?
+                    .insert("registration", registration_number(*mode))?;
+            }
+            StoreOp::AddInvite(i) => {
+                let row = InviteRow {
+                    expires: i.expires,
+                    by: i.by.clone(),
+                };
+                txn.open_table(INVITES)?
+                    .insert(i.code.as_str(), encode(&row).as_slice())?;
+            }
+            StoreOp::RemoveInvite { code } => {
+                txn.open_table(INVITES)?.remove(code.as_str())?;
+            }
             StoreOp::Audit(e) => {
                 let row = AuditRow {
                     time: e.time,
@@ -552,6 +590,30 @@ impl ChatStore for RedbStore {
                 reason: row.reason,
                 by: row.by,
                 time: row.time,
+            });
+        }
+        snapshot.registration = match txn.open_table(META)?.get("registration")? {
+            None => RegistrationMode::Open,
+            Some(v) => match v.value() {
+                0 => RegistrationMode::Open,
+                1 => RegistrationMode::Closed,
+                2 => RegistrationMode::Invite,
+                other => {
+                    return Err(StoreError(format!(
+                        "the registration mode {other} is unknown to this build"
+                    )));
+                }
+            },
+        };
+        for entry in txn.open_table(INVITES)?.iter()? {
+            let (k, v) = entry?;
+            let code = k.value().to_string();
+            let row: InviteRow = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError(format!("the invite {code} is malformed: {e}")))?;
+            snapshot.invites.push(Invite {
+                code,
+                expires: row.expires,
+                by: row.by,
             });
         }
         Ok(snapshot)

@@ -141,6 +141,15 @@ pub struct StoredSuspension {
 }
 
 impl StoredSuspension {
+    /// The file's form of the server core's suspension.
+    pub fn from_core(s: &udpchat_core::server::Suspension) -> Self {
+        StoredSuspension {
+            until: s.until,
+            reason: s.reason.clone(),
+            by: s.by.clone(),
+        }
+    }
+
     /// The same suspension as the server's core sees it.
     pub fn to_core(&self) -> udpchat_core::server::Suspension {
         udpchat_core::server::Suspension {

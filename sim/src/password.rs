@@ -6,7 +6,7 @@
 //! of a password is [`fake_hash`] (`fake:` and the password): it never
 //! travels, so the datagrams are those of a real server.
 
-use udpchat_core::server::{Request, Response, Server, UserRecord};
+use udpchat_core::server::{AccountOp, Request, Response, Server, UserRecord};
 use udpchat_core::time::Instant;
 
 /// The fake hash of `password` that the simulated user store keeps.
@@ -16,13 +16,16 @@ pub fn fake_hash(password: &str) -> String {
 
 /// The answer to one request: a registration is stored as [`fake_hash`]; a
 /// password checks when its fake hash is the stored one. Store requests
-/// (rooms, history, offline messages) are acknowledged and kept nowhere: a
+/// (rooms, history, offline messages) and account changes are acknowledged
+/// and kept nowhere ([`apply_account`] keeps the latter): a
 /// driver that needs them kept answers them from a
 /// [`MemoryStore`](udpchat_core::server::store::MemoryStore) first, as the
 /// [`World`](crate::World) does.
 pub fn answer(request: Request) -> Response {
     match request {
-        Request::Store { id, .. } => Response::Stored { id, result: Ok(()) },
+        Request::Store { id, .. } | Request::Account { id, .. } => {
+            Response::Stored { id, result: Ok(()) }
+        }
         Request::History { id, .. } => Response::History {
             id,
             result: Ok((Vec::new(), false)),
@@ -65,4 +68,20 @@ pub fn answer_recording(request: Request, accounts: &mut Vec<UserRecord>) -> Res
         });
     }
     answer(request)
+}
+
+/// Applies an account change ([`Request::Account`]) to `accounts`, as a
+/// user store would. An account not among them is left alone.
+pub fn apply_account(op: &AccountOp, accounts: &mut [UserRecord]) {
+    let (name, suspended) = match op {
+        AccountOp::Suspend { name, suspension } => (name, Some(suspension.clone())),
+        AccountOp::Unsuspend { name } => (name, None),
+    };
+    let key = udpchat_core::session::username_key(name);
+    if let Some(u) = accounts
+        .iter_mut()
+        .find(|u| udpchat_core::session::username_key(&u.name) == key)
+    {
+        u.suspended = suspended;
+    }
 }

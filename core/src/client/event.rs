@@ -9,7 +9,8 @@ use crate::crypto::{self, KEY_LEN};
 use crate::reliable::{ChannelError, SendError};
 use crate::session::{
     AuditItem, BanItem, ErrorCode, LoginFailure, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE,
-    MAX_TOPIC, MessageRate, Operation, RangeError, RoomError, TextError, UsernameError,
+    MAX_TOPIC, MessageRate, Operation, RangeError, RegistrationMode, RoomError, TextError,
+    UsernameError,
 };
 use crate::wire::CloseCode;
 
@@ -26,6 +27,14 @@ pub enum CloseReason {
     /// The user logged in again from another place, which replaced this
     /// session.
     Replaced,
+    /// The server ended the session on a server admin's word: the account
+    /// was suspended, or the session disconnected (PROTOCOL.md §5.12).
+    Ended {
+        /// `suspended` or `disconnected`.
+        code: ErrorCode,
+        /// The server's sentence: until when and why, or why.
+        message: String,
+    },
     /// The server closed the connection with this code.
     ServerClosed(CloseCode),
     /// The server stopped answering.
@@ -50,6 +59,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Replaced => {
                 f.write_str("you logged in from another place; this session is over")
             }
+            CloseReason::Ended { message, .. } => f.write_str(message),
             CloseReason::ServerClosed(CloseCode::UnknownConnection) => {
                 f.write_str("the server does not know this session (it may have restarted)")
             }
@@ -85,6 +95,10 @@ pub enum ClientEvent {
         name: String,
         /// True for a new account.
         new_user: bool,
+        /// For a new account on a server whose registration is not open:
+        /// `closed` (it will be refused) or `invite` (the password needs
+        /// an invite code, [`Client::set_invite`]).
+        registration: Option<RegistrationMode>,
     },
     /// Logged in.
     LoggedIn {
@@ -157,6 +171,13 @@ pub enum ClientEvent {
         /// How many there are in all from the asked position, when the
         /// list was cut.
         count: Option<u32>,
+    },
+    /// The answer to [`Client::request_invite`]: a single-use invite code.
+    InviteCode {
+        /// The code.
+        code: String,
+        /// When it expires, in milliseconds since the Unix epoch.
+        expires: u64,
     },
     /// The answer to [`Client::request_whois`].
     Whois {

@@ -13,7 +13,7 @@ use crate::crypto::{self, Initiator, KEY_LEN, Rng};
 use crate::reliable::{Channel, ChannelConfig, ChannelError};
 use crate::session::{
     self, ClientMessage, ErrorCode, MAX_AWAY, MAX_PASSWORD, MAX_QUIT_MESSAGE, Operation,
-    ServerMessage, validate_room, validate_text, validate_username,
+    RegistrationMode, ServerMessage, validate_room, validate_text, validate_username,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -124,6 +124,8 @@ pub struct Client {
     state: State,
     name: String,
     events: VecDeque<ClientEvent>,
+    /// The invite code sent with the password ([`Client::set_invite`]).
+    invite: Option<String>,
 }
 
 impl Client {
@@ -168,7 +170,20 @@ impl Client {
             state: State::Connecting,
             name: username.to_string(),
             events: VecDeque::new(),
+            invite: None,
         })
+    }
+
+    /// An invite code to send with the password, for registering a new
+    /// account on a server whose registration is by invite (PROTOCOL.md
+    /// §5.12); `None` sends none.
+    pub fn set_invite(&mut self, code: Option<String>) {
+        self.invite = code.filter(|c| !c.is_empty());
+    }
+
+    /// The invite code set with [`Client::set_invite`].
+    pub fn invite(&self) -> Option<&str> {
+        self.invite.as_deref()
     }
 
     /// The largest datagram the client sends now, in bytes: 1200 until a
@@ -267,6 +282,7 @@ impl Client {
             password: password.to_string(),
             device: self.config.device_token.clone(),
             resume,
+            invite: self.invite.clone(),
         })?;
         if self.state == State::Connecting {
             self.state = State::LoggingIn;
@@ -424,6 +440,61 @@ impl Client {
         self.send(&ClientMessage::Bans {
             after: after.map(str::to_string),
         })
+    }
+
+    /// Suspends the account `name` for `secs` seconds, or until lifted
+    /// (server admins only; answered by [`ClientEvent::ModOk`]).
+    pub fn suspend(
+        &mut self,
+        name: &str,
+        secs: Option<u64>,
+        reason: Option<&str>,
+    ) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_username(name).map_err(CommandError::InvalidUsername)?;
+        let reason = check_reason(reason)?;
+        self.send(&ClientMessage::Suspend {
+            name: name.to_string(),
+            secs,
+            reason,
+        })
+    }
+
+    /// Lifts the suspension of the account `name` (server admins only).
+    pub fn unsuspend(&mut self, name: &str) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_username(name).map_err(CommandError::InvalidUsername)?;
+        self.send(&ClientMessage::Unsuspend {
+            name: name.to_string(),
+        })
+    }
+
+    /// Ends the live session of `name` (server admins only).
+    pub fn disconnect_user(
+        &mut self,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<(), CommandError> {
+        self.require_login()?;
+        validate_username(name).map_err(CommandError::InvalidUsername)?;
+        let reason = check_reason(reason)?;
+        self.send(&ClientMessage::Disconnect {
+            name: name.to_string(),
+            reason,
+        })
+    }
+
+    /// Sets who may register new accounts (server admins only).
+    pub fn set_registration(&mut self, mode: RegistrationMode) -> Result<(), CommandError> {
+        self.require_login()?;
+        self.send(&ClientMessage::Registration { mode })
+    }
+
+    /// Asks for a new invite code (server admins only; answered by
+    /// [`ClientEvent::InviteCode`]).
+    pub fn request_invite(&mut self) -> Result<(), CommandError> {
+        self.require_login()?;
+        self.send(&ClientMessage::Invite)
     }
 
     /// Handles a datagram from the server. Datagrams of other connections,
@@ -623,10 +694,18 @@ impl Client {
             return;
         }
         let event = match msg {
-            ServerMessage::PasswordRequired { name, new_user } => {
+            ServerMessage::PasswordRequired {
+                name,
+                new_user,
+                registration,
+            } => {
                 self.name = name.clone();
                 self.state = State::LoggingIn;
-                ClientEvent::PasswordRequired { name, new_user }
+                ClientEvent::PasswordRequired {
+                    name,
+                    new_user,
+                    registration,
+                }
             }
             ServerMessage::LoginOk {
                 name,
@@ -741,7 +820,17 @@ impl Client {
                 self.close(CloseReason::Replaced);
                 return;
             }
+            ServerMessage::Error {
+                code: code @ (ErrorCode::Suspended | ErrorCode::Disconnected),
+                message,
+            } => {
+                self.close(CloseReason::Ended { code, message });
+                return;
+            }
             ServerMessage::Error { code, message } => ClientEvent::Error { code, message },
+            ServerMessage::InviteCode { code, expires } => {
+                ClientEvent::InviteCode { code, expires }
+            }
             ServerMessage::ModOk { action, target } => ClientEvent::ModOk { action, target },
             ServerMessage::AuditLog { entries } => ClientEvent::AuditLog(entries),
             ServerMessage::BanList { bans, count } => ClientEvent::BanList { bans, count },
@@ -761,3 +850,16 @@ impl Client {
 
 #[cfg(test)]
 mod tests;
+
+/// A reason for `suspend` or `disconnect`: text of at most
+/// [`session::MAX_REASON`] bytes; empty is none.
+fn check_reason(reason: Option<&str>) -> Result<Option<String>, CommandError> {
+    let Some(r) = reason.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    validate_text(r).map_err(CommandError::InvalidText)?;
+    if r.len() > session::MAX_REASON {
+        return Err(CommandError::ReasonTooLong(r.len()));
+    }
+    Ok(Some(r.to_string()))
+}

@@ -55,6 +55,10 @@ pub enum LeaveReason {
     Deleted,
     /// `banned`: a server admin banned the session's address.
     Banned,
+    /// `suspended`: a server admin suspended the account.
+    Suspended,
+    /// `disconnected`: a server admin ended the session.
+    Disconnected,
 }
 
 impl LeaveReason {
@@ -70,6 +74,8 @@ impl LeaveReason {
             Self::Shutdown => "shutdown",
             Self::Deleted => "deleted",
             Self::Banned => "banned",
+            Self::Suspended => "suspended",
+            Self::Disconnected => "disconnected",
         }
     }
 

@@ -27,6 +27,10 @@ impl Server {
         };
         let key = username_key(&pending.name);
         let conn = pending.connection_id;
+        if let Some(code) = pending.invite.clone() {
+            let stored = matches!(response, Response::Registered { result: Ok(_), .. });
+            self.settle_invite(code, stored);
+        }
         if let Some(r) = pending.reserved {
             if r.account {
                 self.checking.remove(&key);
@@ -102,7 +106,20 @@ impl Server {
                 );
             }
             Response::Verified { ok: true, .. } => {
-                self.login_success(now, conn, pending.name, new_user);
+                // Only someone who knows the password learns of a
+                // suspension.
+                if self.refuse_suspended(conn, addr, &pending.name) {
+                    self.set_state(
+                        conn,
+                        SessionState::AwaitPassword {
+                            name: pending.name,
+                            new_user,
+                            failures,
+                        },
+                    );
+                } else {
+                    self.login_success(now, conn, pending.name, new_user);
+                }
             }
             // Answered above, never pending here.
             Response::Stored { .. } | Response::History { .. } => {}
@@ -372,7 +389,15 @@ impl Server {
                 failures,
             },
         );
-        self.send(conn, &ServerMessage::PasswordRequired { name, new_user });
+        let registration = self.registration_hint(new_user);
+        self.send(
+            conn,
+            &ServerMessage::PasswordRequired {
+                name,
+                new_user,
+                registration,
+            },
+        );
     }
 
     #[allow(clippy::too_many_arguments)] // one call site, each argument distinct
@@ -386,6 +411,7 @@ impl Server {
         failures: u32,
         password: String,
         device: Option<String>,
+        invite: Option<String>,
     ) {
         if password.is_empty() || password.len() > MAX_PASSWORD {
             self.login_failed(
@@ -395,6 +421,9 @@ impl Server {
                 LoginFailure::InvalidPassword,
                 format!("the password must be 1 to {MAX_PASSWORD} bytes"),
             );
+            return;
+        }
+        if new_user && !self.may_register(conn, addr, &name, invite.as_deref()) {
             return;
         }
         // A new account's password must not be trivially short; existing
@@ -502,12 +531,18 @@ impl Server {
                 password_hash: user.password_hash.clone(),
             }
         };
+        let invite = if new_user {
+            self.claim_invite(invite)
+        } else {
+            None
+        };
         self.pending.insert(
             id,
             Pending {
                 connection_id: conn,
                 name: name.clone(),
                 reserved,
+                invite,
             },
         );
         self.requests.push_back(request);

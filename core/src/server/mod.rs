@@ -60,10 +60,12 @@ mod history;
 pub(crate) mod limits;
 mod login;
 mod offline;
+mod registration;
 mod relay;
 mod rooms;
 mod schedule;
 pub mod store;
+mod suspend;
 mod writes;
 
 use admission::QueuedInitial;
@@ -72,6 +74,8 @@ pub use event::{DropReason, LeaveReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
 use limits::{MAX_TRACKED_SOURCES, TokenBucket, prune};
 use offline::Waiting;
+use registration::Invites;
+pub use registration::{INVITE_LIFETIME_MS, MAX_INVITES};
 use rooms::Room;
 use store::{AuditEntry, OfflineMessage, Page, RoomMessage, Snapshot, StoreOp};
 use writes::Write;
@@ -272,6 +276,15 @@ pub enum Request {
         /// The change.
         op: StoreOp,
     },
+    /// Change an account in the user store (the store that answers
+    /// `Register`); answer with [`Response::Stored`] once the change is on
+    /// disk (or failed, leaving the account as it was).
+    Account {
+        /// Echo this in the response.
+        id: RequestId,
+        /// The change.
+        op: AccountOp,
+    },
     /// Read a page of a room's history older than the server keeps in
     /// memory; answer with [`Response::History`].
     History {
@@ -300,6 +313,11 @@ impl core::fmt::Debug for Request {
                 .field("id", id)
                 .field("username", username)
                 .finish_non_exhaustive(),
+            Request::Account { id, op } => f
+                .debug_struct("Account")
+                .field("id", id)
+                .field("op", op)
+                .finish(),
             Request::Store { id, op } => f
                 .debug_struct("Store")
                 .field("id", id)
@@ -319,6 +337,23 @@ impl core::fmt::Debug for Request {
                 .finish(),
         }
     }
+}
+
+/// A change to one account of the user store ([`Request::Account`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountOp {
+    /// Suspend the account `name` (replacing any suspension it has).
+    Suspend {
+        /// The account, as registered.
+        name: String,
+        /// The suspension.
+        suspension: Suspension,
+    },
+    /// Lift the suspension of the account `name`, if it has one.
+    Unsuspend {
+        /// The account, as registered.
+        name: String,
+    },
 }
 
 /// The result of a [`Request`].
@@ -454,6 +489,9 @@ struct Pending {
     /// For a password check: the failure tokens reserved when it was
     /// submitted, given back if the password was right.
     reserved: Option<Reservation>,
+    /// For a registration by invite: the code it claimed, used up once the
+    /// account is stored and given back if it is not.
+    invite: Option<String>,
 }
 
 /// Failure tokens taken from the account's and the address's buckets when
@@ -550,6 +588,15 @@ pub struct Server {
     next_audit_id: u64,
     /// Address bans (PROTOCOL.md §5.12).
     bans: bans::BanTable,
+    /// Who may register new accounts (PROTOCOL.md §5.12): open unless the
+    /// store says otherwise.
+    registration: session::RegistrationMode,
+    /// Invite codes not yet used, and those claimed by registrations in
+    /// flight.
+    invites: Invites,
+    /// Where invite codes come from: apart from `rng`, whose draws follow
+    /// the handshakes.
+    invite_rng: Rng,
 }
 
 impl Server {
@@ -614,6 +661,9 @@ impl Server {
             audit: VecDeque::new(),
             next_audit_id: 1,
             bans: bans::BanTable::default(),
+            registration: session::RegistrationMode::Open,
+            invites: Invites::default(),
+            invite_rng: Rng::derived(random, b"invite codes"),
         };
         server.skeletons = server
             .users
@@ -647,6 +697,7 @@ impl Server {
     /// the keys of later handshakes.
     pub fn add_entropy(&mut self, random: [u8; 32]) {
         self.rng.mix(random);
+        self.invite_rng.mix(random);
     }
 
     /// The server's public key, which clients pin.

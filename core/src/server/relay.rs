@@ -183,12 +183,15 @@ impl Server {
                     password,
                     device,
                     mut resume,
+                    invite,
                 },
             ) => {
                 let (name, new_user, failures) = (name.clone(), *new_user, *failures);
                 resume.truncate(session::MAX_RESUME);
                 s.resume = resume;
-                self.on_password(now, conn, addr, name, new_user, failures, password, device);
+                self.on_password(
+                    now, conn, addr, name, new_user, failures, password, device, invite,
+                );
             }
             (SessionState::AwaitUser, ClientMessage::Password { .. }) => self.error(
                 conn,
@@ -271,6 +274,32 @@ impl Server {
             (SessionState::LoggedIn { name, .. }, ClientMessage::Bans { after }) => {
                 let name = name.clone();
                 self.on_bans(conn, &name, after.as_deref());
+            }
+            (
+                SessionState::LoggedIn { name: by, .. },
+                ClientMessage::Suspend { name, secs, reason },
+            ) => {
+                let by = by.clone();
+                self.on_suspend(conn, &by, &name, secs, reason);
+            }
+            (SessionState::LoggedIn { name: by, .. }, ClientMessage::Unsuspend { name }) => {
+                let by = by.clone();
+                self.on_unsuspend(conn, &by, &name);
+            }
+            (
+                SessionState::LoggedIn { name: by, .. },
+                ClientMessage::Disconnect { name, reason },
+            ) => {
+                let by = by.clone();
+                self.on_disconnect(now, conn, &by, &name, reason);
+            }
+            (SessionState::LoggedIn { name, .. }, ClientMessage::Registration { mode }) => {
+                let name = name.clone();
+                self.on_registration(conn, &name, mode);
+            }
+            (SessionState::LoggedIn { name, .. }, ClientMessage::Invite) => {
+                let name = name.clone();
+                self.on_invite(conn, &name);
             }
             (SessionState::LoggedIn { .. }, ClientMessage::Whois { name }) => {
                 self.on_whois(now, conn, &name)

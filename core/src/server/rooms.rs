@@ -97,6 +97,7 @@ impl Server {
             );
         }
         self.restore_bans(snapshot.bans);
+        self.restore_registration(snapshot.registration, snapshot.invites);
         for e in snapshot.audit {
             self.next_audit_id = self.next_audit_id.max(e.id + 1);
             self.remember_audit(e);
@@ -574,6 +575,7 @@ mod tests {
                     time: 5,
                 },
             ],
+            ..Snapshot::default()
         });
         assert_eq!(s.room_count(), 2);
         assert_eq!(s.address_bans().count(), 1, "a malformed range is skipped");
@@ -602,6 +604,7 @@ mod tests {
             offline: vec![],
             audit: vec![],
             bans: vec![],
+            ..Snapshot::default()
         });
         s.set_present("alice", 7, true);
         s.set_present("bob", 9, true);

@@ -115,6 +115,18 @@ pub struct AddressBan {
     pub time: u64,
 }
 
+/// A single-use invite code that registers one new account while
+/// registration is by invite (PROTOCOL.md §5.12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    /// The code: 16 lowercase hexadecimal digits.
+    pub code: String,
+    /// When it expires, in milliseconds since the Unix epoch.
+    pub expires: u64,
+    /// The admin who asked for it.
+    pub by: String,
+}
+
 /// Everything the store holds, as the server needs it at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -128,6 +140,10 @@ pub struct Snapshot {
     /// Every address ban (expired ones may be among them: the server
     /// drops those).
     pub bans: Vec<AddressBan>,
+    /// Who may register new accounts (open when never set).
+    pub registration: crate::session::RegistrationMode,
+    /// The invite codes not used yet (expired ones may be among them).
+    pub invites: Vec<Invite>,
 }
 
 /// Audit entries the server keeps in memory, and so the most an `audit`
@@ -200,6 +216,15 @@ pub enum StoreOp {
         /// The range, as [`AddressBan::range`].
         range: String,
     },
+    /// Set who may register new accounts.
+    Registration(crate::session::RegistrationMode),
+    /// Keep a new invite code.
+    AddInvite(Invite),
+    /// Forget an invite code (used or expired).
+    RemoveInvite {
+        /// The code.
+        code: String,
+    },
 }
 
 /// Which page of a room's history a [`Request::History`](super::Request::History)
@@ -240,6 +265,8 @@ pub struct MemoryStore {
     offline: BTreeMap<u64, OfflineMessage>,
     audit: Vec<AuditEntry>,
     bans: BTreeMap<String, AddressBan>,
+    registration: crate::session::RegistrationMode,
+    invites: BTreeMap<String, Invite>,
     retention: Retention,
     /// Every change applied, in order (for tests that check the order).
     pub applied: u64,
@@ -324,6 +351,13 @@ impl MemoryStore {
             StoreOp::UnbanAddress { range } => {
                 self.bans.remove(range);
             }
+            StoreOp::Registration(mode) => self.registration = *mode,
+            StoreOp::AddInvite(invite) => {
+                self.invites.insert(invite.code.clone(), invite.clone());
+            }
+            StoreOp::RemoveInvite { code } => {
+                self.invites.remove(code);
+            }
         }
     }
 
@@ -393,6 +427,8 @@ impl MemoryStore {
             offline: self.offline.values().cloned().collect(),
             audit: self.audit[self.audit.len().saturating_sub(AUDIT_MEMORY)..].to_vec(),
             bans: self.bans.values().cloned().collect(),
+            registration: self.registration,
+            invites: self.invites.values().cloned().collect(),
         }
     }
 }

@@ -47,6 +47,14 @@ pub(super) enum Write {
     Banned { conn: u64, ban: store::AddressBan },
     /// A lifted address ban is on disk: answer `mod_ok`.
     Unbanned { conn: u64, range: String },
+    /// An account change (a suspension) is on disk: apply it, audit it.
+    Account {
+        conn: u64,
+        by: String,
+        op: AccountOp,
+    },
+    /// A new invite code is on disk: answer `invite_code`.
+    Invited { conn: u64, invite: store::Invite },
 }
 
 impl Server {
@@ -232,6 +240,8 @@ impl Server {
             }
             Write::Banned { conn, ban } => self.banned(conn, ban),
             Write::Unbanned { conn, range } => self.unbanned(conn, range),
+            Write::Account { conn, by, op } => self.account_stored(conn, &by, op),
+            Write::Invited { conn, invite } => self.invite_stored(conn, invite),
             Write::Removed { to, id } => {
                 if let Some(queue) = self.offline.get_mut(&to) {
                     queue.retain(|w| w.message.id != id);
@@ -254,6 +264,11 @@ impl Server {
             | Write::Audited { conn, .. }
             | Write::Banned { conn, .. }
             | Write::Unbanned { conn, .. } => conn,
+            Write::Account { conn, .. } => conn,
+            Write::Invited { conn, invite } => {
+                self.invite_failed(&invite);
+                conn
+            }
             Write::Removed { to, id } => {
                 // Still stored: delivered again at the next login (the
                 // client drops the copy by its id).

@@ -44,6 +44,7 @@ enum ServerTag {
     AuditLog,
     Notice,
     BanList,
+    InviteCode,
 }
 
 /// A field that is one type in some messages and another in others
@@ -93,7 +94,8 @@ struct FlatServerMessage {
     user: Option<String>,
     to: Option<String>,
     recipients: Option<u32>,
-    code: Option<ErrorCode>,
+    /// `error`: an [`ErrorCode`]; `invite_code`: the code.
+    code: Option<String>,
     device: Option<String>,
     rate: Option<MessageRate>,
     away: Option<Either<Vec<String>, String>>,
@@ -120,6 +122,9 @@ struct FlatServerMessage {
     target: Option<String>,
     entries: Option<Vec<AuditItem>>,
     bans: Option<Vec<BanItem>>,
+    /// A [`RegistrationMode`]; one this version does not know is ignored.
+    registration: Option<String>,
+    expires: Option<u64>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -133,6 +138,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::PasswordRequired => ServerMessage::PasswordRequired {
                 name: need(f.name, "name")?,
                 new_user: need(f.new_user, "new_user")?,
+                registration: f.registration.as_deref().and_then(RegistrationMode::parse),
             },
             ServerTag::LoginOk => ServerMessage::LoginOk {
                 name: need(f.name, "name")?,
@@ -192,7 +198,13 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 stored: f.stored.unwrap_or(false),
             },
             ServerTag::Error => ServerMessage::Error {
-                code: need(f.code, "code")?,
+                code: {
+                    use serde::de::IntoDeserializer as _;
+                    let code = need(f.code, "code")?;
+                    let de: serde::de::value::StrDeserializer<'_, D::Error> =
+                        code.as_str().into_deserializer();
+                    ErrorCode::deserialize(de)?
+                },
                 message: need(f.message, "message")?,
             },
             ServerTag::AwayOk => ServerMessage::AwayOk { text: f.text },
@@ -282,6 +294,10 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::Notice => ServerMessage::Notice {
                 from: need(f.from, "from")?,
                 text: need(f.text, "text")?,
+            },
+            ServerTag::InviteCode => ServerMessage::InviteCode {
+                code: need(f.code, "code")?,
+                expires: need(f.expires, "expires")?,
             },
             ServerTag::AuditLog => ServerMessage::AuditLog {
                 entries: need(f.entries, "entries")?,

@@ -64,6 +64,11 @@ pub enum ClientMessage {
         /// (PROTOCOL.md §5.10).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         resume: Vec<RoomPosition>,
+        /// An invite code (optional): registers a new account on a server
+        /// whose registration is by invite (PROTOCOL.md §5.12). Ignored
+        /// for an existing account and when registration is open.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invite: Option<String>,
     },
     /// Starts an operation (PM, DM or EX).
     Op {
@@ -199,7 +204,92 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
     },
+    /// Suspends an account (server admins only): its live session ends and
+    /// it cannot log in until the suspension ends or is lifted. Answered
+    /// by [`ServerMessage::ModOk`] once the suspension is on disk.
+    Suspend {
+        /// The account (any case).
+        name: String,
+        /// How long, in seconds: 1 to [`MAX_SUSPEND_SECS`]; absent: until
+        /// lifted. The server computes the end from its own clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secs: Option<u64>,
+        /// Why: text of at most [`MAX_REASON`] bytes, shown to the user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lifts an account's suspension (server admins only): answered by
+    /// [`ServerMessage::ModOk`] once that is on disk.
+    Unsuspend {
+        /// The account (any case).
+        name: String,
+    },
+    /// Ends a user's live session (server admins only): answered by
+    /// [`ServerMessage::ModOk`].
+    Disconnect {
+        /// The user (any case).
+        name: String,
+        /// Why: text of at most [`MAX_REASON`] bytes, shown to the user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Sets who may register new accounts (server admins only): answered
+    /// by [`ServerMessage::ModOk`] once the mode is on disk.
+    Registration {
+        /// The new mode.
+        mode: RegistrationMode,
+    },
+    /// Asks for a new single-use invite code (server admins only):
+    /// answered by [`ServerMessage::InviteCode`] once it is on disk.
+    Invite,
 }
+
+/// Who may register a new account (PROTOCOL.md §5.12).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// Anyone (the default).
+    #[default]
+    Open,
+    /// Nobody: only existing accounts log in.
+    Closed,
+    /// Whoever has an invite code from a server admin.
+    Invite,
+}
+
+impl RegistrationMode {
+    /// The mode as the protocol spells it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Invite => "invite",
+        }
+    }
+
+    /// The mode spelled `s` (`open`, `closed` or `invite`).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "closed" => Some(Self::Closed),
+            "invite" => Some(Self::Invite),
+            _ => None,
+        }
+    }
+}
+
+/// Longest reason of a `suspend` or `disconnect`, in bytes: 200.
+pub const MAX_REASON: usize = 200;
+
+/// Longest suspension a `suspend` may ask for, in seconds: 10 years
+/// (315,360,000 s). Longer: suspend without `secs` (until lifted).
+pub const MAX_SUSPEND_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Longest invite code a `password` may carry, in bytes: 64 (the server's
+/// codes are 16).
+pub const MAX_INVITE: usize = 64;
 
 /// Where a client left a room: the room's epoch and the offset of the last
 /// message it saw (0: none).
@@ -270,6 +360,11 @@ pub enum ServerMessage {
         name: String,
         /// True when the password will register a new account.
         new_user: bool,
+        /// For a new user on a server whose registration is not open: how
+        /// one registers there (`closed`: not at all; `invite`: `password`
+        /// must carry an invite code). Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registration: Option<RegistrationMode>,
     },
     /// The login succeeded.
     LoginOk {
@@ -582,6 +677,13 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
     },
+    /// Answers `invite`: a new single-use invite code, on disk.
+    InviteCode {
+        /// The code: 16 lowercase hexadecimal digits.
+        code: String,
+        /// When it expires, in milliseconds since the Unix epoch.
+        expires: u64,
+    },
 }
 
 /// One address ban as [`ServerMessage::BanList`] sends it.
@@ -652,6 +754,16 @@ pub enum LoginFailure {
     /// The last wrong password this connection may try: the server closes
     /// it (a new connection may try again, within the limits).
     TooManyAttempts,
+    /// The password is right, but the account is suspended: the `message`
+    /// says until when and why.
+    Suspended,
+    /// The server registers no new accounts (only existing ones log in).
+    RegistrationClosed,
+    /// A new account needs an invite code on this server, and `password`
+    /// carried none.
+    InviteRequired,
+    /// The invite code is unknown, expired or used.
+    InvalidInvite,
     /// A reason this version does not know, from a newer server: the
     /// `message` says what happened; the login failed all the same.
     #[serde(other)]
@@ -724,6 +836,15 @@ pub enum ErrorCode {
     InvalidRange,
     /// A new address ban on a server that has [`MAX_BANS`] already.
     TooManyBans,
+    /// A server admin suspended the account: this session is over (the
+    /// server closes it after this message).
+    Suspended,
+    /// A server admin ended this session (the server closes it after this
+    /// message).
+    Disconnected,
+    /// An `invite` while the server holds as many unused invite codes as
+    /// it keeps.
+    TooManyInvites,
     /// A code this version does not know, from a newer server: the
     /// `message` says what happened.
     #[serde(other)]

@@ -2,6 +2,7 @@
 //! and losing the server, then reconnecting with a backoff.
 
 use super::*;
+use crate::session::RegistrationMode;
 
 impl Console {
     pub(super) fn drain_events(&mut self, now: Instant) {
@@ -23,7 +24,11 @@ impl Console {
                     self.output.push_back(Output::ServerKey(key));
                 }
             }
-            ClientEvent::PasswordRequired { name, new_user } => {
+            ClientEvent::PasswordRequired {
+                name,
+                new_user,
+                registration,
+            } => {
                 if let (true, Some(password)) = (self.logged_in_once, self.password.clone()) {
                     // Logging in again after a reconnection.
                     match self.client.submit_password(&password) {
@@ -36,6 +41,20 @@ impl Console {
                     user: name,
                     new_user,
                 });
+                match registration {
+                    Some(RegistrationMode::Closed) => self.emit(ChatEvent::Info {
+                        text: "this server registers no new accounts: only existing ones log in"
+                            .to_string(),
+                    }),
+                    Some(RegistrationMode::Invite) if self.client.invite().is_none() => {
+                        self.emit(ChatEvent::Info {
+                            text: "this server registers new accounts by invite only: \
+                                   give the code a server admin made (--invite CODE or CHAT_INVITE)"
+                                .to_string(),
+                        })
+                    }
+                    _ => {}
+                }
                 self.ask_password(new_user);
             }
             ClientEvent::LoginFailed { message, reason } => {
@@ -148,6 +167,10 @@ impl Console {
                 self.emit(ChatEvent::ModOk { action, target });
             }
             ClientEvent::Notice { from, text } => self.emit(ChatEvent::Notice { from, text }),
+            ClientEvent::InviteCode { code, expires } => {
+                self.answered_request();
+                self.emit(ChatEvent::InviteCode { code, expires });
+            }
             ClientEvent::AuditLog(entries) => {
                 self.answered_request();
                 self.emit(ChatEvent::Audit { entries });

@@ -66,6 +66,29 @@ pub enum Command<'a> {
     /// `/bans [AFTER]`: the address bans in force (admins only), after
     /// the range AFTER when given.
     Bans(Option<&'a str>),
+    /// `/suspend USER [DURATION] [REASON]`: suspend an account for a
+    /// duration (seconds), or until lifted (admins only).
+    Suspend {
+        /// The account.
+        user: &'a str,
+        /// How long, in seconds; `None`: until lifted.
+        secs: Option<u64>,
+        /// Why, if given.
+        reason: Option<&'a str>,
+    },
+    /// `/unsuspend USER`: lift a suspension (admins only).
+    Unsuspend(&'a str),
+    /// `/disconnect USER [REASON]`: end a user's session (admins only).
+    Disconnect {
+        /// The user.
+        user: &'a str,
+        /// Why, if given.
+        reason: Option<&'a str>,
+    },
+    /// `/registration open|closed|invite`: who may register (admins only).
+    Registration(crate::session::RegistrationMode),
+    /// `/invite`: a new single-use invite code (admins only).
+    Invite,
     /// `/join #ROOM`: join a room (making it if none has that name), and
     /// make it where plain lines go.
     Join(&'a str),
@@ -272,6 +295,41 @@ pub const COMMANDS: &[CommandInfo] = &[
         example: "/bans",
     },
     CommandInfo {
+        name: "suspend",
+        aliases: &[],
+        usage: "/suspend USER [DURATION] [REASON]",
+        description: "Server admins: end USER's session and refuse its logins for DURATION (like 30m, 2h, 7d; a number alone is seconds), or until /unsuspend when none is given.",
+        example: "/suspend mallory 7d spamming the lobby",
+    },
+    CommandInfo {
+        name: "unsuspend",
+        aliases: &[],
+        usage: "/unsuspend USER",
+        description: "Server admins: lift USER's suspension.",
+        example: "/unsuspend mallory",
+    },
+    CommandInfo {
+        name: "disconnect",
+        aliases: &["kill"],
+        usage: "/disconnect USER [REASON]",
+        description: "Server admins: end USER's session now (USER may log in again).",
+        example: "/disconnect mallory calm down",
+    },
+    CommandInfo {
+        name: "registration",
+        aliases: &[],
+        usage: "/registration open|closed|invite",
+        description: "Server admins: who may register new accounts: anyone, nobody, or whoever has an invite code (/invite).",
+        example: "/registration invite",
+    },
+    CommandInfo {
+        name: "invite",
+        aliases: &[],
+        usage: "/invite",
+        description: "Server admins: make a single-use invite code that registers one new account within 7 days.",
+        example: "/invite",
+    },
+    CommandInfo {
         name: "quit",
         aliases: &["exit"],
         usage: "/quit [REASON]",
@@ -323,6 +381,37 @@ pub fn find_command(name: &str) -> Option<&'static CommandInfo> {
     COMMANDS.iter().find(|c| {
         c.name.eq_ignore_ascii_case(name) || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     })
+}
+
+/// The first word of `s` and the rest, its leading blanks trimmed.
+fn first_word(s: &str) -> (&str, &str) {
+    match s.split_once(char::is_whitespace) {
+        Some((w, rest)) => (w, rest.trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// A duration such as `90`, `90s`, `30m`, `2h` or `7d`, in seconds: a
+/// number (1 or more) and a unit (seconds when none). `None` when `word`
+/// is not one, or is longer than [`crate::session::MAX_SUSPEND_SECS`].
+pub fn parse_duration(word: &str) -> Option<u64> {
+    let (digits, unit) = match word.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => word.split_at(i),
+        None => (word, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    let secs = n.checked_mul(scale)?;
+    (1..=crate::session::MAX_SUSPEND_SECS)
+        .contains(&secs)
+        .then_some(secs)
 }
 
 /// Understands a line the user typed at the menu (without its line ending).
@@ -399,10 +488,47 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
                 reason: Some(reason).filter(|r| !r.is_empty()),
             }
         }
+        "suspend" => {
+            let (user, rest) = first_word(rest);
+            if user.is_empty() {
+                return usage;
+            }
+            let (word, after) = first_word(rest);
+            let (secs, reason) = match parse_duration(word) {
+                Some(secs) => (Some(secs), after),
+                None if !word.is_empty() && word.starts_with(|c: char| c.is_ascii_digit()) => {
+                    return usage;
+                }
+                None => (None, rest),
+            };
+            Command::Suspend {
+                user,
+                secs,
+                reason: Some(reason).filter(|r| !r.is_empty()),
+            }
+        }
         "unbanip" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
         "unbanip" => Command::UnbanIp(rest),
         "bans" if rest.contains(char::is_whitespace) => return usage,
         "bans" => Command::Bans(Some(rest).filter(|r| !r.is_empty())),
+        "unsuspend" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
+        "unsuspend" => Command::Unsuspend(rest),
+        "disconnect" => {
+            let (user, reason) = first_word(rest);
+            if user.is_empty() {
+                return usage;
+            }
+            Command::Disconnect {
+                user,
+                reason: Some(reason).filter(|r| !r.is_empty()),
+            }
+        }
+        "registration" => match crate::session::RegistrationMode::parse(rest) {
+            Some(mode) => Command::Registration(mode),
+            None => return usage,
+        },
+        "invite" if !rest.is_empty() => return usage,
+        "invite" => Command::Invite,
         "join" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
         "join" => Command::Join(rest),
         "part" => {
@@ -574,6 +700,57 @@ mod tests {
         );
         assert_eq!(parse_command("/whois bob"), Ok(Command::Whois("bob")));
         assert_eq!(parse_command("/audit"), Ok(Command::Audit(None)));
+        assert_eq!(
+            parse_command("/suspend bob 2h spam  links"),
+            Ok(Command::Suspend {
+                user: "bob",
+                secs: Some(7200),
+                reason: Some("spam  links")
+            })
+        );
+        assert_eq!(
+            parse_command("/suspend bob being rude"),
+            Ok(Command::Suspend {
+                user: "bob",
+                secs: None,
+                reason: Some("being rude")
+            })
+        );
+        assert_eq!(
+            parse_command("/suspend bob"),
+            Ok(Command::Suspend {
+                user: "bob",
+                secs: None,
+                reason: None
+            })
+        );
+        assert!(parse_command("/suspend").is_err());
+        assert!(parse_command("/suspend bob 3x").is_err());
+        assert!(parse_command("/suspend bob 0m").is_err());
+        assert_eq!(parse_duration("30m"), Some(1800));
+        assert_eq!(parse_duration("7d"), Some(604_800));
+        assert_eq!(parse_duration("45"), Some(45));
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(
+            parse_command("/unsuspend bob"),
+            Ok(Command::Unsuspend("bob"))
+        );
+        assert_eq!(
+            parse_command("/kill bob go away"),
+            Ok(Command::Disconnect {
+                user: "bob",
+                reason: Some("go away")
+            })
+        );
+        assert_eq!(
+            parse_command("/registration invite"),
+            Ok(Command::Registration(
+                crate::session::RegistrationMode::Invite
+            ))
+        );
+        assert!(parse_command("/registration maybe").is_err());
+        assert_eq!(parse_command("/invite"), Ok(Command::Invite));
         assert_eq!(
             parse_command("/notice hi all"),
             Ok(Command::Notice("hi all"))

@@ -154,6 +154,15 @@ impl Console {
             } => self.request(|c| c.ban_address(range, secs, reason)),
             Command::UnbanIp(range) => self.request(|c| c.unban_address(range)),
             Command::Bans(after) => self.request(|c| c.request_bans(after)),
+            Command::Suspend { user, secs, reason } => {
+                self.request(|c| c.suspend(user, secs, reason))
+            }
+            Command::Unsuspend(user) => self.request(|c| c.unsuspend(user)),
+            Command::Disconnect { user, reason } => {
+                self.request(|c| c.disconnect_user(user, reason))
+            }
+            Command::Registration(mode) => self.request(|c| c.set_registration(mode)),
+            Command::Invite => self.request(|c| c.request_invite()),
         };
         if let Err(e) = result {
             self.error(e);

@@ -215,6 +215,14 @@ pub enum ChatEvent {
         /// The text.
         text: String,
     },
+    /// The answer to `/invite`: a single-use invite code.
+    InviteCode {
+        /// The code.
+        code: String,
+        /// When it expires.
+        #[serde(serialize_with = "as_rfc3339")]
+        expires: u64,
+    },
     /// The answer to `/audit`: entries of the audit log, oldest first.
     Audit {
         /// The entries.
@@ -676,6 +684,7 @@ pub fn render_plain(event: &ChatEvent) -> String {
         | ChatEvent::Audit { .. }
         | ChatEvent::Notice { .. }
         | ChatEvent::Bans { .. } => moderation::plain(event),
+        ChatEvent::InviteCode { .. } => moderation::plain(event),
     }
 }
 

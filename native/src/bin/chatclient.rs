@@ -339,6 +339,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
             return Ok(2);
         }
     };
+    console.set_invite(settings.invite.clone());
 
     let (tx, rx) = unbounded::<Input>();
     spawn_socket_reader(socket.clone(), tx.clone())?;

@@ -18,7 +18,8 @@ use udpchat_core::crypto::Hex;
 use udpchat_core::reliable::ChannelConfig;
 use udpchat_core::server::store::Retention;
 use udpchat_core::server::{
-    DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent, UserRecord,
+    AccountOp, DropReason, RateLimit, Request, Response, Server, ServerConfig, ServerEvent,
+    UserRecord,
 };
 use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
@@ -27,6 +28,7 @@ use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::{AccountChange, NewUser, POLL_INTERVAL, UserStore};
+use udpchat_native::store::{NewUser, StoredSuspension, UserStore};
 use udpchat_native::{metrics, state, udp};
 
 const AFTER_HELP: &str = "\
@@ -483,6 +485,8 @@ fn run(mut args: Args) -> Result<()> {
     let (stored_tx, stored_rx) = bounded::<(u64, Result<String, String>)>(1024);
     let (changes_tx, changes_rx) = bounded::<Vec<AccountChange>>(64);
     let store_tx = spawn_store(store, stored_tx, changes_tx, waker.clone())?;
+    let (stored_tx, stored_rx) = bounded::<Response>(1024);
+    let store_tx = spawn_store(store, stored_tx, waker.clone())?;
     let chat_waker = waker.clone();
     let mut chat = StoreWriter::spawn(chat_store, STORE_QUEUE, move || {
         let _ = chat_waker.wake();
@@ -651,8 +655,8 @@ fn run(mut args: Args) -> Result<()> {
         while let Ok(response) = driver.chat.answers().try_recv() {
             server.handle_response(clock.now(), response);
         }
-        while let Ok((id, result)) = stored_rx.try_recv() {
-            server.handle_response(clock.now(), Response::Registered { id, result });
+        while let Ok(response) = stored_rx.try_recv() {
+            server.handle_response(clock.now(), response);
         }
         while let Ok(changes) = changes_rx.try_recv() {
             for change in changes {
@@ -763,7 +767,7 @@ fn forward_results(
 struct Driver<'a> {
     socket: &'a udp::ServerSocket,
     workers: &'a PasswordWorkers,
-    store_tx: &'a Sender<(u64, String, String)>,
+    store_tx: &'a Sender<UserJob>,
     /// Registrations being hashed: request id to username.
     registering: HashMap<u64, String>,
     /// The chat store's thread: rooms, history and offline messages.
@@ -792,7 +796,7 @@ impl Driver<'_> {
                     // The account is acknowledged only once it is on disk:
                     // the store thread answers with `Input::Stored`.
                     Ok(hash) => {
-                        if self.store_tx.send((id, name, hash)).is_err() {
+                        if self.store_tx.send(UserJob::Add { id, name, hash }).is_err() {
                             server.handle_response(
                                 clock.now(),
                                 Response::Registered {
@@ -881,6 +885,14 @@ impl Driver<'_> {
                 let (id, job) = match request {
                     Request::Store { id, op } => {
                         self.submit_to_store(server, clock, StoreJob::Write { id, op });
+                        continue;
+                    }
+                    Request::Account { id, op } => {
+                        // The user store's thread writes it and answers.
+                        if self.store_tx.try_send(UserJob::Account { id, op }).is_err() {
+                            warn!("user store queue full; refusing an account change");
+                            server.handle_response(clock.now(), Response::Unavailable { id });
+                        }
                         continue;
                     }
                     Request::History {
@@ -1024,6 +1036,15 @@ fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
 /// user store.
 const STORE_BATCH: usize = 1024;
 
+/// Work for the thread that owns the user store.
+enum UserJob {
+    /// Store a new account (its password hashed): answered with
+    /// `Response::Registered`.
+    Add { id: u64, name: String, hash: String },
+    /// Change an account: answered with `Response::Stored`.
+    Account { id: u64, op: AccountOp },
+}
+
 /// The thread that writes the user store. Registrations are group-committed:
 /// after waiting for one, it takes every other already waiting (up to
 /// [`STORE_BATCH`]), writes them all with a single durable rewrite, then
@@ -1037,9 +1058,14 @@ fn spawn_store(
     mut store: UserStore,
     tx: Sender<(u64, Result<String, String>)>,
     changes: Sender<Vec<AccountChange>>,
+/// fails every registration of its batch. An account change (a suspension)
+/// is one durable rewrite of its own, answered once it is on disk.
+fn spawn_store(
+    mut store: UserStore,
+    tx: Sender<Response>,
     waker: Arc<mio::Waker>,
-) -> Result<Sender<(u64, String, String)>> {
-    let (store_tx, store_rx): (Sender<(u64, String, String)>, Receiver<_>) = bounded(1024);
+) -> Result<Sender<UserJob>> {
+    let (store_tx, store_rx): (Sender<UserJob>, Receiver<UserJob>) = bounded(1024);
     thread::Builder::new()
         .name("user-store".into())
         .spawn(move || {
@@ -1083,6 +1109,63 @@ fn spawn_store(
                 if !found.is_empty() {
                     info!(changes = found.len(), "the user store was changed by another process");
                     if changes.send(found).is_err() {
+            let mut batch: Vec<(u64, String, String)> = Vec::with_capacity(STORE_BATCH);
+            let mut changes: Vec<(u64, AccountOp)> = Vec::new();
+            while let Ok(first) = store_rx.recv() {
+                let mut job = Some(first);
+                while let Some(j) = job.take() {
+                    match j {
+                        UserJob::Add { id, name, hash } => batch.push((id, name, hash)),
+                        UserJob::Account { id, op } => changes.push((id, op)),
+                    }
+                    if batch.len() < STORE_BATCH {
+                        job = store_rx.try_recv().ok();
+                    }
+                }
+                let created = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let users: Vec<NewUser<'_>> = batch
+                    .iter()
+                    .map(|(_, name, hash)| NewUser {
+                        name,
+                        password_hash: hash,
+                        created,
+                    })
+                    .collect();
+                let results = if users.is_empty() {
+                    Vec::new()
+                } else {
+                    store.add_many(&users)
+                };
+                drop(users);
+                let mut answers = Vec::with_capacity(batch.len() + changes.len());
+                for ((id, _, hash), result) in batch.drain(..).zip(results) {
+                    let result = result.map(|()| hash).map_err(|e| {
+                        warn!(error = %e, "could not store a new account");
+                        e.to_string()
+                    });
+                    answers.push(Response::Registered { id, result });
+                }
+                for (id, op) in changes.drain(..) {
+                    let (name, suspended) = match &op {
+                        AccountOp::Suspend { name, suspension } => {
+                            (name, Some(StoredSuspension::from_core(suspension)))
+                        }
+                        AccountOp::Unsuspend { name } => (name, None),
+                    };
+                    let result = match store.set_suspension(name, suspended) {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            warn!(error = %e, account = %name, "could not change an account");
+                            Err(e.to_string())
+                        }
+                    };
+                    answers.push(Response::Stored { id, result });
+                }
+                for answer in answers {
+                    if tx.send(answer).is_err() {
                         return;
                     }
                     let _ = waker.wake();

@@ -3,7 +3,7 @@
 //! timer and busy-loop checks.
 
 use std::net::SocketAddr;
-use udpchat_core::server::Output;
+use udpchat_core::server::{Output, Request};
 
 use udpchat_core::client::ClientEvent;
 use udpchat_core::session::{ClientMessage, ServerMessage};
@@ -282,6 +282,14 @@ impl World {
                         self.server.handle_response(self.now, response);
                         continue;
                     }
+                    // So does the user store, which keeps the configured
+                    // accounts (what a restarted server starts with).
+                    if let Request::Account { op, .. } = &r {
+                        password::apply_account(op, &mut self.config.accounts);
+                        let response = password::answer(r);
+                        self.server.handle_response(self.now, response);
+                        continue;
+                    }
                     let response = password::answer(r);
                     self.responses_queued += 1;
                     self.responses.insert(
@@ -359,6 +367,7 @@ impl World {
                                 device: None,
                                 password: password_of(&name),
                                 resume: Vec::new(),
+                                invite: None,
                             });
                             acted = true;
                         }

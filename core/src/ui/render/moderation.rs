@@ -17,6 +17,11 @@ pub(super) fn plain(event: &ChatEvent) -> String {
         ChatEvent::Notice { from, text } => {
             format!("-!- notice from {}: {}", sanitize(from), sanitize(text))
         }
+        ChatEvent::InviteCode { code, expires } => format!(
+            "invite code {} (single use, until {})",
+            sanitize(code),
+            rfc3339(*expires)
+        ),
         ChatEvent::Audit { entries } if entries.is_empty() => "the audit log is empty".into(),
         ChatEvent::Audit { entries } => {
             let mut lines = Vec::with_capacity(entries.len() + 1);

@@ -278,7 +278,7 @@ fn styled(event: &ChatEvent, time: Option<ClockTime>, color: bool, whole: bool) 
         }
         ChatEvent::Info { text } => p.plain(&sanitize(text)),
         ChatEvent::ModOk { .. } => p.paint(sgr::OK, &render_plain(event)),
-        ChatEvent::Audit { .. } | ChatEvent::Bans { .. } => {
+        ChatEvent::Audit { .. } | ChatEvent::Bans { .. } | ChatEvent::InviteCode { .. } => {
             p.paint(sgr::INFO, &render_plain(event))
         }
         ChatEvent::Notice { .. } => p.paint(sgr::ERROR, &render_plain(event)),

@@ -163,6 +163,11 @@ pub struct Cli {
     /// Files below; mode 0600).
     #[arg(long)]
     pub log: bool,
+    /// An invite code from a server admin, to register a new account on a
+    /// server whose registration is by invite (ignored for an existing
+    /// account).
+    #[arg(long, env = "CHAT_INVITE", value_name = "CODE")]
+    pub invite: Option<String>,
     /// The config file [default: udpchat/config.toml in your config
     /// directory].
     #[arg(long, env = "CHAT_CONFIG", value_name = "FILE")]
@@ -252,6 +257,7 @@ pub struct Settings {
     pub color: ColorChoice,
     pub reconnect: Option<bool>,
     pub log: bool,
+    pub invite: Option<String>,
 }
 
 fn usage_error(message: impl std::fmt::Display) -> clap::Error {
@@ -333,6 +339,7 @@ pub fn settings(cli: Cli) -> Result<Settings, clap::Error> {
         color: config::pick(cli.color, file.color, Some(ColorChoice::Auto)).unwrap_or_default(),
         reconnect: config::pick(flag_reconnect, file.reconnect, None),
         log: cli.log,
+        invite: cli.invite.filter(|c| !c.is_empty()),
     })
 }
 
