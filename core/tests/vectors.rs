@@ -2022,3 +2022,187 @@ fn address_ban_vectors() {
     assert!(alice.exchange(from, &initial).is_empty());
     assert_eq!(alice.server.stats().dropped_banned, 1);
 }
+
+/// The next raw session on `prev`'s server: another connection from
+/// another address, a second later.
+fn next_session(prev: Raw, k: u8) -> Raw {
+    let now = prev.now;
+    let mut r = Raw::new(prev.server);
+    r.now = now + Duration::from_secs(1);
+    r.conn = RAW_CONN + u64::from(k);
+    r.addr = SocketAddr::from(([198, 51, 100, 20 + k], 50_010));
+    r.connect([0x30 + k; 32]);
+    r
+}
+
+/// §5.12: suspending an account, ending a session, and closed and
+/// invite-only registration, as a server admin asks for them and as the
+/// users concerned see them.
+#[test]
+fn suspension_and_registration_vectors() {
+    let documented = |messages: &[ServerMessage], what: &str| {
+        for m in messages {
+            let json = String::from_utf8(session::encode(m)).unwrap();
+            assert_documented(&format!("`{json}`"), what);
+        }
+    };
+    let config = ServerConfig {
+        admins: ["alice".to_string()].into_iter().collect(),
+        ..raw_config()
+    };
+    let mut server = Server::new(config, [], server_key(), SERVER_RANDOM);
+    server.set_unix_time(Instant::from_micros(3_600_000_000), WALL_CLOCK);
+
+    // Bob registers and leaves.
+    let mut bob = Raw::new(server);
+    bob.connect([0x21; 32]);
+    bob.say(r#"{"t":"user","name":"bob"}"#);
+    bob.say(r#"{"t":"password","password":"pw"}"#);
+    bob.say(r#"{"t":"op","op":"EX"}"#);
+    bob.finish();
+
+    // Alice, an admin, suspends him for an hour, lifts it, suspends him
+    // again; and asks to end his session, which is not live.
+    let mut alice = next_session(bob, 1);
+    alice.say(r#"{"t":"user","name":"alice"}"#);
+    alice.say(r#"{"t":"password","password":"pw"}"#);
+    let requests = [
+        r#"{"t":"suspend","name":"bob","secs":3600,"reason":"spam"}"#,
+        r#"{"t":"unsuspend","name":"bob"}"#,
+        r#"{"t":"suspend","name":"bob"}"#,
+    ];
+    for (json, action) in requests.iter().zip(["suspend", "unsuspend", "suspend"]) {
+        assert_documented(&format!("`{json}`"), "a suspension request");
+        let answer = alice.say(json);
+        assert!(
+            matches!(answer.as_slice(), [ServerMessage::ModOk { action: a, target }]
+                if a == action && target == "bob"),
+            "{answer:?}"
+        );
+        documented(&answer, "mod_ok of a suspension");
+    }
+    let disconnect = r#"{"t":"disconnect","name":"bob","reason":"calm down"}"#;
+    assert_documented(&format!("`{disconnect}`"), "disconnect");
+    assert_eq!(error_code(&alice.say(disconnect)), ErrorCode::NotOnline);
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+
+    // Bob's right password is refused while he is suspended.
+    let mut bob = next_session(alice, 2);
+    bob.say(r#"{"t":"user","name":"bob"}"#);
+    let refused = bob.say(r#"{"t":"password","password":"pw"}"#);
+    assert!(
+        matches!(
+            refused.as_slice(),
+            [ServerMessage::LoginFailed {
+                reason: LoginFailure::Suspended,
+                ..
+            }]
+        ),
+        "{refused:?}"
+    );
+    documented(&refused, "login_failed suspended");
+    bob.finish();
+
+    // Registration by invite.
+    let mut alice = next_session(bob, 3);
+    alice.say(r#"{"t":"user","name":"alice"}"#);
+    alice.say(r#"{"t":"password","password":"pw"}"#);
+    let mode = alice.say(r#"{"t":"registration","mode":"invite"}"#);
+    documented(&mode, "mod_ok registration");
+    let invite = alice.say(r#"{"t":"invite"}"#);
+    let [ServerMessage::InviteCode { code, expires }] = invite.as_slice() else {
+        panic!("{invite:?}");
+    };
+    assert_eq!(code.len(), 16);
+    assert!(*expires > WALL_CLOCK + 7 * 24 * 3_600_000 - 60_000);
+    let code = code.clone();
+    documented(&invite, "invite_code");
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+
+    let mut dave = next_session(alice, 4);
+    let asked = dave.say(r#"{"t":"user","name":"dave"}"#);
+    documented(&asked, "password_required by invite");
+    for (json, reason) in [
+        (
+            r#"{"t":"password","password":"pw"}"#.to_string(),
+            LoginFailure::InviteRequired,
+        ),
+        (
+            r#"{"t":"password","password":"pw","invite":"0000000000000000"}"#.to_string(),
+            LoginFailure::InvalidInvite,
+        ),
+    ] {
+        let refused = dave.say(&json);
+        assert!(
+            matches!(refused.as_slice(), [ServerMessage::LoginFailed { reason: r, .. }] if *r == reason),
+            "{refused:?}"
+        );
+        documented(&refused, "login_failed of an invite");
+    }
+    let with_code = format!(r#"{{"t":"password","password":"pw","invite":"{code}"}}"#);
+    assert_documented(&format!("`{with_code}`"), "password with an invite");
+    let welcome = dave.say(&with_code);
+    assert!(
+        matches!(welcome.first(), Some(ServerMessage::LoginOk { new_user: true, .. })),
+        "{welcome:?}"
+    );
+    dave.say(r#"{"t":"op","op":"EX"}"#);
+    dave.finish();
+
+    // Closed.
+    let mut alice = next_session(dave, 5);
+    alice.say(r#"{"t":"user","name":"alice"}"#);
+    alice.say(r#"{"t":"password","password":"pw"}"#);
+    documented(
+        &alice.say(r#"{"t":"registration","mode":"closed"}"#),
+        "mod_ok registration",
+    );
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+    let mut erin = next_session(alice, 6);
+    documented(
+        &erin.say(r#"{"t":"user","name":"erin"}"#),
+        "password_required closed",
+    );
+    let refused = erin.say(r#"{"t":"password","password":"pw"}"#);
+    assert!(
+        matches!(
+            refused.as_slice(),
+            [ServerMessage::LoginFailed {
+                reason: LoginFailure::RegistrationClosed,
+                ..
+            }]
+        ),
+        "{refused:?}"
+    );
+    documented(&refused, "login_failed registration_closed");
+
+    // What a live session and the others see (the simulation tests drive
+    // these; here, their encoding).
+    documented(
+        &[
+            ServerMessage::Error {
+                code: ErrorCode::Suspended,
+                message: "the account bob is suspended until 2026-06-01T01:00:00.120Z (by alice): spam"
+                    .to_string(),
+            },
+            ServerMessage::Left {
+                user: "bob".to_string(),
+                reason: "suspended".to_string(),
+                message: None,
+            },
+            ServerMessage::Error {
+                code: ErrorCode::Disconnected,
+                message: "a server admin (alice) ended this session: calm down".to_string(),
+            },
+            ServerMessage::Left {
+                user: "bob".to_string(),
+                reason: "disconnected".to_string(),
+                message: None,
+            },
+        ],
+        "the end of a session",
+    );
+}
