@@ -2145,7 +2145,10 @@ fn suspension_and_registration_vectors() {
     assert_documented(&format!("`{with_code}`"), "password with an invite");
     let welcome = dave.say(&with_code);
     assert!(
-        matches!(welcome.first(), Some(ServerMessage::LoginOk { new_user: true, .. })),
+        matches!(
+            welcome.first(),
+            Some(ServerMessage::LoginOk { new_user: true, .. })
+        ),
         "{welcome:?}"
     );
     dave.say(r#"{"t":"op","op":"EX"}"#);
@@ -2185,8 +2188,9 @@ fn suspension_and_registration_vectors() {
         &[
             ServerMessage::Error {
                 code: ErrorCode::Suspended,
-                message: "the account bob is suspended until 2026-06-01T01:00:00.120Z (by alice): spam"
-                    .to_string(),
+                message:
+                    "the account bob is suspended until 2026-06-01T01:00:00.120Z (by alice): spam"
+                        .to_string(),
             },
             ServerMessage::Left {
                 user: "bob".to_string(),
