@@ -136,6 +136,20 @@ fn every_server_message_decodes_as_it_encodes() {
         ServerMessage::PasswordRequired {
             name: s("a"),
             new_user: true,
+            registration: None,
+        },
+        ServerMessage::PasswordRequired {
+            name: s("a"),
+            new_user: true,
+            registration: Some(RegistrationMode::Invite),
+        },
+        ServerMessage::InviteCode {
+            code: s("18d494c0ffd26e20"),
+            expires: 1_780_876_833_240,
+        },
+        ServerMessage::Error {
+            code: ErrorCode::Suspended,
+            message: s("the account a is suspended"),
         },
         ServerMessage::LoginOk {
             name: s("a"),
@@ -369,4 +383,58 @@ fn text_rules() {
         Err(TextError::TooLong(MAX_TEXT + 1))
     );
     assert!(validate_text(&"x".repeat(MAX_TEXT)).is_ok());
+}
+
+#[test]
+fn moderation_requests_decode_as_they_encode_and_unknown_modes_are_ignored() {
+    for m in [
+        ClientMessage::Suspend {
+            name: "bob".to_string(),
+            secs: Some(60),
+            reason: Some("spam".to_string()),
+        },
+        ClientMessage::Suspend {
+            name: "bob".to_string(),
+            secs: None,
+            reason: None,
+        },
+        ClientMessage::Unsuspend {
+            name: "bob".to_string(),
+        },
+        ClientMessage::Disconnect {
+            name: "bob".to_string(),
+            reason: None,
+        },
+        ClientMessage::Registration {
+            mode: RegistrationMode::Closed,
+        },
+        ClientMessage::Invite,
+    ] {
+        assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
+    }
+    assert!(
+        decode::<ClientMessage>(br#"{"t":"registration","mode":"sometimes"}"#).is_err(),
+        "an unknown mode is a bad message"
+    );
+    // A newer server's mode is not understood, and the rest still is.
+    let m: ServerMessage =
+        decode(br#"{"t":"password_required","name":"a","new_user":true,"registration":"vote"}"#)
+            .unwrap();
+    assert_eq!(
+        m,
+        ServerMessage::PasswordRequired {
+            name: "a".to_string(),
+            new_user: true,
+            registration: None,
+        }
+    );
+    // A newer server's error code is still an error.
+    let m: ServerMessage = decode(br#"{"t":"error","code":"frozen","message":"m"}"#).unwrap();
+    assert!(matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::Unknown,
+            ..
+        }
+    ));
 }

@@ -61,8 +61,19 @@ impl Console {
                 let event = ChatEvent::Error {
                     message: alloc::format!("login failed: {message}"),
                 };
-                if reason == LoginFailure::TooManyAttempts {
-                    // The server closes this connection: said plainly, not
+                if matches!(
+                    reason,
+                    LoginFailure::TooManyAttempts
+                        | LoginFailure::Suspended
+                        | LoginFailure::RegistrationClosed
+                        | LoginFailure::InviteRequired
+                        | LoginFailure::InvalidInvite
+                ) {
+                    // Another password would not change the answer (too
+                    // many attempts, the account is suspended, registering
+                    // needs what the server says): said plainly, and the
+                    // session ends. For too many attempts the server closes
+                    // the connection: said plainly, not
                     // as a closed connection.
                     return self.finish(1, Some(event));
                 }
