@@ -212,3 +212,62 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::StaticKey;
+    use alloc::vec;
+
+    fn invite(code: &str, expires: u64) -> Invite {
+        Invite {
+            code: code.to_string(),
+            expires,
+            by: "root".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_code_is_valid_until_it_expires_is_used_or_is_in_use() {
+        let mut s = Server::new(
+            ServerConfig::default(),
+            [],
+            StaticKey::from_private([7; 32]),
+            [1; 32],
+        );
+        s.restore(Snapshot {
+            registration: RegistrationMode::Invite,
+            invites: vec![invite("aaaa", 5_000), invite("bbbb", 20_000)],
+            ..Snapshot::default()
+        });
+        assert_eq!(s.registration(), RegistrationMode::Invite);
+        assert_eq!(s.unused_invites(), 2);
+        s.set_unix_time(Instant::ZERO, 10_000);
+        let addr: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        // No session 1: the answers go nowhere, the decisions stand.
+        assert!(!s.may_register(1, addr, "dave", None), "a code is needed");
+        assert!(!s.may_register(1, addr, "dave", Some("aaaa")), "expired");
+        assert!(!s.may_register(1, addr, "dave", Some("cccc")), "unknown");
+        assert!(s.may_register(1, addr, "dave", Some("bbbb")));
+        // Claimed by one registration: not by a second at the same time.
+        assert_eq!(s.claim_invite(Some("bbbb".into())), Some("bbbb".into()));
+        assert!(!s.may_register(2, addr, "erin", Some("bbbb")));
+        // That registration failed: the code is offered again.
+        s.settle_invite("bbbb".into(), false);
+        assert!(s.may_register(2, addr, "erin", Some("bbbb")));
+        // This one succeeded: used up, and the store forgets it.
+        s.claim_invite(Some("bbbb".into()));
+        s.settle_invite("bbbb".into(), true);
+        assert!(!s.may_register(3, addr, "fay", Some("bbbb")));
+        assert_eq!(s.unused_invites(), 1);
+        assert!(s.requests.iter().any(|r| matches!(
+            r,
+            Request::Store { op: StoreOp::RemoveInvite { code }, .. } if code == "bbbb"
+        )));
+        // Open registration needs no code; closed takes none.
+        s.registration = RegistrationMode::Open;
+        assert!(s.may_register(4, addr, "gil", None));
+        s.registration = RegistrationMode::Closed;
+        assert!(!s.may_register(4, addr, "gil", Some("bbbb")));
+    }
+}

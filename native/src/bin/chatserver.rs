@@ -27,8 +27,7 @@ use udpchat_native::chatstore::{self, ChatStore, RedbStore, StoreJob, StoreWrite
 use udpchat_native::clock::Clock;
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
-use udpchat_native::store::{AccountChange, NewUser, POLL_INTERVAL, UserStore};
-use udpchat_native::store::{NewUser, StoredSuspension, UserStore};
+use udpchat_native::store::{AccountChange, NewUser, POLL_INTERVAL, StoredSuspension, UserStore};
 use udpchat_native::{metrics, state, udp};
 
 const AFTER_HELP: &str = "\
@@ -482,11 +481,9 @@ fn run(mut args: Args) -> Result<()> {
     let socket = udp::ServerSocket::new(socket, poll.registry(), SOCKET, waker.clone())
         .context("cannot watch the socket")?;
 
-    let (stored_tx, stored_rx) = bounded::<(u64, Result<String, String>)>(1024);
+    let (stored_tx, stored_rx) = bounded::<Response>(1024);
     let (changes_tx, changes_rx) = bounded::<Vec<AccountChange>>(64);
     let store_tx = spawn_store(store, stored_tx, changes_tx, waker.clone())?;
-    let (stored_tx, stored_rx) = bounded::<Response>(1024);
-    let store_tx = spawn_store(store, stored_tx, waker.clone())?;
     let chat_waker = waker.clone();
     let mut chat = StoreWriter::spawn(chat_store, STORE_QUEUE, move || {
         let _ = chat_waker.wake();
@@ -1049,20 +1046,16 @@ enum UserJob {
 /// after waiting for one, it takes every other already waiting (up to
 /// [`STORE_BATCH`]), writes them all with a single durable rewrite, then
 /// answers each in order, only once that write is durable. A failed write
-/// fails every registration of its batch.
+/// fails every registration of its batch. An account change (a suspension)
+/// is one durable rewrite of its own, answered once it is on disk.
 ///
 /// It also looks for changes another process (`chatserver accounts`) made
 /// to the file, at least every [`POLL_INTERVAL`] and before every write, and
 /// sends what changed to the event loop on `changes`.
 fn spawn_store(
     mut store: UserStore,
-    tx: Sender<(u64, Result<String, String>)>,
-    changes: Sender<Vec<AccountChange>>,
-/// fails every registration of its batch. An account change (a suspension)
-/// is one durable rewrite of its own, answered once it is on disk.
-fn spawn_store(
-    mut store: UserStore,
     tx: Sender<Response>,
+    changes: Sender<Vec<AccountChange>>,
     waker: Arc<mio::Waker>,
 ) -> Result<Sender<UserJob>> {
     let (store_tx, store_rx): (Sender<UserJob>, Receiver<UserJob>) = bounded(1024);
@@ -1109,63 +1102,6 @@ fn spawn_store(
                 if !found.is_empty() {
                     info!(changes = found.len(), "the user store was changed by another process");
                     if changes.send(found).is_err() {
-            let mut batch: Vec<(u64, String, String)> = Vec::with_capacity(STORE_BATCH);
-            let mut changes: Vec<(u64, AccountOp)> = Vec::new();
-            while let Ok(first) = store_rx.recv() {
-                let mut job = Some(first);
-                while let Some(j) = job.take() {
-                    match j {
-                        UserJob::Add { id, name, hash } => batch.push((id, name, hash)),
-                        UserJob::Account { id, op } => changes.push((id, op)),
-                    }
-                    if batch.len() < STORE_BATCH {
-                        job = store_rx.try_recv().ok();
-                    }
-                }
-                let created = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let users: Vec<NewUser<'_>> = batch
-                    .iter()
-                    .map(|(_, name, hash)| NewUser {
-                        name,
-                        password_hash: hash,
-                        created,
-                    })
-                    .collect();
-                let results = if users.is_empty() {
-                    Vec::new()
-                } else {
-                    store.add_many(&users)
-                };
-                drop(users);
-                let mut answers = Vec::with_capacity(batch.len() + changes.len());
-                for ((id, _, hash), result) in batch.drain(..).zip(results) {
-                    let result = result.map(|()| hash).map_err(|e| {
-                        warn!(error = %e, "could not store a new account");
-                        e.to_string()
-                    });
-                    answers.push(Response::Registered { id, result });
-                }
-                for (id, op) in changes.drain(..) {
-                    let (name, suspended) = match &op {
-                        AccountOp::Suspend { name, suspension } => {
-                            (name, Some(StoredSuspension::from_core(suspension)))
-                        }
-                        AccountOp::Unsuspend { name } => (name, None),
-                    };
-                    let result = match store.set_suspension(name, suspended) {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            warn!(error = %e, account = %name, "could not change an account");
-                            Err(e.to_string())
-                        }
-                    };
-                    answers.push(Response::Stored { id, result });
-                }
-                for answer in answers {
-                    if tx.send(answer).is_err() {
                         return;
                     }
                     let _ = waker.wake();
@@ -1175,19 +1111,27 @@ fn spawn_store(
     Ok(store_tx)
 }
 
-/// Writes a batch of registrations with one rewrite and answers each; false
-/// once the event loop is gone.
+/// Writes a batch of registrations with one rewrite, then each account
+/// change, and answers each in order; false once the event loop is gone.
 fn commit(
     store: &mut UserStore,
-    batch: &mut Vec<(u64, String, String)>,
-    tx: &Sender<(u64, Result<String, String>)>,
+    batch: &mut Vec<UserJob>,
+    tx: &Sender<Response>,
     waker: &mio::Waker,
 ) -> bool {
+    let mut adds: Vec<(u64, String, String)> = Vec::with_capacity(batch.len());
+    let mut changes: Vec<(u64, AccountOp)> = Vec::new();
+    for job in batch.drain(..) {
+        match job {
+            UserJob::Add { id, name, hash } => adds.push((id, name, hash)),
+            UserJob::Account { id, op } => changes.push((id, op)),
+        }
+    }
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let users: Vec<NewUser<'_>> = batch
+    let users: Vec<NewUser<'_>> = adds
         .iter()
         .map(|(_, name, hash)| NewUser {
             name,
@@ -1195,14 +1139,35 @@ fn commit(
             created,
         })
         .collect();
-    let results = store.add_many(&users);
+    let results = if users.is_empty() {
+        Vec::new()
+    } else {
+        store.add_many(&users)
+    };
     drop(users);
-    for ((id, _, hash), result) in batch.drain(..).zip(results) {
+    let mut answers = Vec::with_capacity(adds.len() + changes.len());
+    for ((id, _, hash), result) in adds.into_iter().zip(results) {
         let result = result.map(|()| hash).map_err(|e| {
             warn!(error = %e, "could not store a new account");
             e.to_string()
         });
-        if tx.send((id, result)).is_err() {
+        answers.push(Response::Registered { id, result });
+    }
+    for (id, op) in changes {
+        let (name, suspended) = match &op {
+            AccountOp::Suspend { name, suspension } => {
+                (name, Some(StoredSuspension::from_core(suspension)))
+            }
+            AccountOp::Unsuspend { name } => (name, None),
+        };
+        let result = store.set_suspension(name, suspended).map_err(|e| {
+            warn!(error = %e, account = %name, "could not change an account");
+            e.to_string()
+        });
+        answers.push(Response::Stored { id, result });
+    }
+    for answer in answers {
+        if tx.send(answer).is_err() {
             return false;
         }
         let _ = waker.wake();

@@ -484,3 +484,43 @@ fn address_bans_are_kept_replaced_and_lifted() {
         ]
     );
 }
+
+#[test]
+fn the_registration_mode_and_the_unused_invites_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let invite = |code: &str| Invite {
+        code: code.into(),
+        expires: 1_000_000,
+        by: "alice".into(),
+    };
+    {
+        let mut db = RedbStore::open(&path, Retention::default()).unwrap();
+        // A new file: open, no codes.
+        let fresh = db.load(10).unwrap();
+        assert_eq!(fresh.registration, RegistrationMode::Open);
+        assert!(fresh.invites.is_empty());
+        db.apply(&[
+            StoreOp::Registration(RegistrationMode::Invite),
+            StoreOp::AddInvite(invite("0123456789abcdef")),
+            StoreOp::AddInvite(invite("fedcba9876543210")),
+            StoreOp::RemoveInvite {
+                code: "0123456789abcdef".into(),
+            },
+        ])
+        .unwrap();
+    }
+    let db = RedbStore::open(&path, Retention::default()).unwrap();
+    let loaded = db.load(10).unwrap();
+    assert_eq!(loaded.registration, RegistrationMode::Invite);
+    assert_eq!(loaded.invites, [invite("fedcba9876543210")]);
+    // The same as the memory store the simulation uses.
+    let mut memory = MemoryStore::default();
+    memory.apply(&StoreOp::Registration(RegistrationMode::Invite));
+    memory.apply(&StoreOp::AddInvite(invite("fedcba9876543210")));
+    let expected = memory.snapshot(10);
+    assert_eq!(
+        (expected.registration, expected.invites),
+        (loaded.registration, loaded.invites)
+    );
+}
