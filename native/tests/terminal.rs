@@ -405,3 +405,33 @@ fn tab_completes_commands_and_online_users() {
     assert_eq!(alice.wait_exit(), 0);
     exit_cleanly(&mut bob);
 }
+
+#[test]
+fn registration_by_invite_asks_for_the_code_before_the_password() {
+    let dir = temp_dir();
+    let users = dir.path().join("chat_users.json");
+    let server = Server::start_with(&users, &["--admin", "alice"]);
+    let mut alice = login(server.addr, "alice", "a");
+    alice.send("/registration invite");
+    alice.expect_line("done: registration invite", TIMEOUT);
+    alice.send("/invite");
+    let line = alice.expect_prefix("invite code ", TIMEOUT);
+    let code = line["invite code ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let mut dave = spawn_with(server.addr, "dave", None, &[("NO_COLOR", "1")]);
+    dave.row_of("this server registers new accounts by invite only");
+    dave.wait_editing("Invite code: ");
+    dave.keys(&format!("{code}\r"));
+    dave.wait_editing("New password: ");
+    dave.keys("dave-pass\r");
+    dave.wait_editing("Repeat the new password: ");
+    dave.keys("dave-pass\r");
+    dave.row_of("registered and logged in as dave; online: ");
+    dave.wait_editing("dave> ");
+    dave.keys("\x04");
+    assert_eq!(dave.wait_exit(), 0);
+    exit_cleanly(&mut alice);
+}

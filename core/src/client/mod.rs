@@ -126,6 +126,8 @@ pub struct Client {
     events: VecDeque<ClientEvent>,
     /// The invite code sent with the password ([`Client::set_invite`]).
     invite: Option<String>,
+    /// The latest `password_required`'s `registration`.
+    registration: Option<RegistrationMode>,
 }
 
 impl Client {
@@ -171,6 +173,7 @@ impl Client {
             name: username.to_string(),
             events: VecDeque::new(),
             invite: None,
+            registration: None,
         })
     }
 
@@ -184,6 +187,13 @@ impl Client {
     /// The invite code set with [`Client::set_invite`].
     pub fn invite(&self) -> Option<&str> {
         self.invite.as_deref()
+    }
+
+    /// How the server said a new account registers (the latest
+    /// [`ClientEvent::PasswordRequired`]'s `registration`): `None` when
+    /// registration is open or the account exists.
+    pub fn registration(&self) -> Option<RegistrationMode> {
+        self.registration
     }
 
     /// The largest datagram the client sends now, in bytes: 1200 until a
@@ -701,6 +711,7 @@ impl Client {
             } => {
                 self.name = name.clone();
                 self.state = State::LoggingIn;
+                self.registration = registration;
                 ClientEvent::PasswordRequired {
                     name,
                     new_user,

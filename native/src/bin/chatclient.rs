@@ -16,6 +16,7 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Sender, select, unbounded};
 use udpchat_core::client::StartError;
+use udpchat_core::session::RegistrationMode;
 use udpchat_core::time::Duration;
 use udpchat_core::ui::{
     ChatEvent, Console, ConsoleConfig, Output, PromptKind, render_json, render_plain,
@@ -59,6 +60,8 @@ enum Input {
     /// Ctrl-C in the line editor: the line was thrown away.
     Cancelled,
     Password(Option<String>),
+    /// An invite code typed at the prompt, before the password.
+    Invite(String),
     /// The system says nothing listens on the server's port (an ICMP port
     /// unreachable).
     Refused,
@@ -410,7 +413,13 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                             console.submit_password(clock.now(), p);
                         }
                     } else if interactive {
-                        spawn_password_prompt(tx.clone(), new_user)?;
+                        // A server that registers by invite only: the code
+                        // first, unless --invite gave it.
+                        let client = console.client();
+                        let ask_invite = new_user
+                            && client.registration() == Some(RegistrationMode::Invite)
+                            && client.invite().is_none();
+                        spawn_password_prompt(tx.clone(), new_user, ask_invite)?;
                     }
                 }
                 Output::Reconnect => console.reconnect(clock.now(), rand::random()),
@@ -467,6 +476,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 Input::Line(l) => console.handle_line(now, &l),
                 Input::Eof | Input::Password(None) => console.handle_eof(now),
                 Input::Password(Some(p)) => console.submit_password(now, &p),
+                Input::Invite(code) => console.set_invite(Some(code)),
                 Input::Refused => ending.refused(&mut console, logged_in),
                 Input::Cancelled => {
                     if !cancel_hint_shown {
@@ -592,10 +602,22 @@ fn spawn_stdin_reader(tx: Sender<Input>) -> Result<()> {
 
 /// Asks for the password without echo on the terminal, in a thread of its
 /// own; a new account's password twice, until both are the same.
-fn spawn_password_prompt(tx: Sender<Input>, new_user: bool) -> Result<()> {
+fn spawn_password_prompt(tx: Sender<Input>, new_user: bool, ask_invite: bool) -> Result<()> {
     thread::Builder::new()
         .name("password".into())
         .spawn(move || {
+            if ask_invite {
+                match rpassword::prompt_password("Invite code: ") {
+                    Ok(code) if !code.trim().is_empty() => {
+                        let _ = tx.send(Input::Invite(code.trim().to_string()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let _ = tx.send(Input::Password(None));
+                        return;
+                    }
+                }
+            }
             let p = if new_user {
                 new_password()
             } else {

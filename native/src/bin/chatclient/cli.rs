@@ -44,6 +44,9 @@ Password:
   Read from CHAT_PASSWORD if set; otherwise prompted for without echo on a
   terminal; otherwise the first line of standard input. Never a flag, never
   in the config file. After a reconnection the same password is used again.
+  A server that registers new accounts by invite only wants a code from a
+  server admin: --invite CODE (or CHAT_INVITE), else asked for before the
+  password on a terminal.
 
 Server key:
   Pinned on first use in known_servers in your config directory
