@@ -196,15 +196,14 @@ impl Server {
                 return;
             }
         };
-        let Some((target, name)) = self.online.get(&username_key(name)).cloned() else {
-            let message = match self.users.get(&username_key(name)) {
-                Some(u) => format!("{} is not online", u.name),
-                None => format!("no account is named {name}"),
-            };
-            let code = if self.users.contains_key(&username_key(name)) {
-                ErrorCode::NotOnline
-            } else {
-                ErrorCode::UnknownUser
+        let key = username_key(name);
+        let Some((target, name)) = self.online.get(&key).cloned() else {
+            let (code, message) = match self.users.get(&key) {
+                Some(u) => (ErrorCode::NotOnline, format!("{} is not online", u.name)),
+                None => (
+                    ErrorCode::UnknownUser,
+                    format!("no account is named {name}"),
+                ),
             };
             self.error(conn, code, message);
             return;
