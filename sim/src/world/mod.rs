@@ -39,7 +39,10 @@ pub struct WorldConfig {
     /// Keep every datagram sent (for byte-for-byte comparisons and gap
     /// analysis); the digest is kept either way.
     pub record_datagrams: bool,
-    /// Accounts the server knows from the start.
+    /// Accounts the server knows from the start: the simulated user store.
+    /// Account changes (suspensions) are applied to them as a user store
+    /// would, so a restarted server starts with them; accounts registered
+    /// during the run are not added.
     pub accounts: Vec<UserRecord>,
     /// Where the clock starts.
     pub start: Instant,
