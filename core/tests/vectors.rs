@@ -573,7 +573,8 @@ impl World {
                 ClientEvent::ServerKey(key),
                 ClientEvent::PasswordRequired {
                     name: who.into(),
-                    new_user: true
+                    new_user: true,
+                    registration: None,
                 }
             ]
         );
@@ -1363,7 +1364,8 @@ fn session_rules() {
         raw.say(r#"{"t":"user","name":"DAVE","x":[1,{"y":2}]}"#),
         [ServerMessage::PasswordRequired {
             name: "Dave".into(),
-            new_user: false
+            new_user: false,
+            registration: None,
         }]
     );
     assert!(matches!(
@@ -1377,7 +1379,8 @@ fn session_rules() {
         raw.say(r#"{"t":"user","name":"carol"}"#),
         [ServerMessage::PasswordRequired {
             name: "carol".into(),
-            new_user: true
+            new_user: true,
+            registration: None,
         }]
     );
     assert!(matches!(

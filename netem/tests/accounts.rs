@@ -139,3 +139,60 @@ fn a_login_being_checked_for_a_deleted_account_is_told_and_never_completes() {
     );
     assert_eq!(w.server.online_users().count(), 0);
 }
+
+#[test]
+fn a_suspension_made_by_the_accounts_tool_ends_the_session_and_is_audited() {
+    let mut w = World::with_clients(WorldConfig::new(0xacc5), 2);
+    w.login_all(secs(10));
+    let (alice, bob) = (0, 1);
+    let now = w.now;
+    let mut suspended = record("bob", &password_of("bob"));
+    suspended.suspended = Some(udpchat_core::server::Suspension {
+        until: None,
+        reason: "spam".to_string(),
+        by: "accounts".to_string(),
+    });
+    w.server.put_account(now, suspended);
+    let deadline = w.now + secs(10);
+    assert!(
+        w.run_until_cond(deadline, |w| w.client(bob).closed().is_some()),
+        "bob's session did not end"
+    );
+    w.run_for(secs(3));
+    assert!(
+        w.peers[bob].events.iter().any(|(_, e)| matches!(
+            e,
+            ClientEvent::Closed(udpchat_core::client::CloseReason::Ended {
+                code: ErrorCode::Suspended,
+                ..
+            })
+        )),
+        "{:?}",
+        w.peers[bob].events
+    );
+    assert!(w.client(alice).is_logged_in());
+    // Lifted by the tool, then the account deleted: each is audited.
+    let now = w.now;
+    w.server
+        .put_account(now, record("bob", &password_of("bob")));
+    w.server.remove_account(now, "bob");
+    let log: Vec<(String, String, String)> = w
+        .server
+        .audit_log()
+        .map(|e| (e.by.clone(), e.action.clone(), e.target.clone()))
+        .collect();
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        log,
+        [
+            (s("accounts"), s("suspend"), s("bob")),
+            (s("accounts"), s("unsuspend"), s("bob")),
+            (s("accounts"), s("delete"), s("bob")),
+        ]
+    );
+    // Putting the same record again changes nothing and logs nothing.
+    let now = w.now;
+    w.server.put_account(now, record("carol", "pw"));
+    w.server.put_account(now, record("carol", "pw"));
+    assert_eq!(w.server.audit_log().count(), 3);
+}

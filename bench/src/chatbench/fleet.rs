@@ -1134,7 +1134,12 @@ impl Worker {
             | ClientEvent::Names { .. }
             | ClientEvent::Topic { .. }
             | ClientEvent::HistoryEnd { .. }
-            | ClientEvent::Resumed { .. } => {}
+            | ClientEvent::Resumed { .. }
+            | ClientEvent::ModOk { .. }
+            | ClientEvent::Notice { .. }
+            | ClientEvent::AuditLog(_)
+            | ClientEvent::BanList { .. }
+            | ClientEvent::InviteCode { .. } => {}
             ClientEvent::Said { .. } => {
                 self.report.counters.confirmed += 1;
                 self.users[li].answered += 1;

@@ -8,11 +8,14 @@ impl Server {
     /// Adds the account `record`, or replaces the account of the same name
     /// (case-insensitive): the users and the look-alike names both learn it.
     /// A replaced password hash applies from the next login on; a session
-    /// already logged in stays. A suspension in `record` is stored as it
-    /// is.
+    /// already logged in stays. A suspension in force in `record` ends the
+    /// account's live session at once (as an admin's `suspend` does), and
+    /// a suspension set or lifted is written to the audit log, by whoever
+    /// the record names (`accounts` for the tool).
     pub fn put_account(&mut self, now: Instant, record: UserRecord) {
         self.now = self.now.max(now);
         let key = username_key(&record.name);
+        let before = self.users.get(&key).map(|old| old.suspended.clone());
         if let Some(old) = self.users.get(&key) {
             self.forget_skeleton(&old.name.clone());
         }
@@ -20,7 +23,34 @@ impl Server {
             session::username_skeleton(&record.name),
             record.name.clone(),
         );
+        let name = record.name.clone();
+        let after = record.suspended.clone();
         self.users.insert(key, record);
+        if before.flatten() != after {
+            match &after {
+                Some(s) => self.audit(
+                    audit::Action {
+                        by: &s.by,
+                        action: "suspend",
+                        target: &name,
+                        reason: &s.reason,
+                        until: s.until,
+                    },
+                    None,
+                ),
+                None => self.audit(
+                    audit::Action {
+                        by: "accounts",
+                        action: "unsuspend",
+                        target: &name,
+                        reason: "",
+                        until: None,
+                    },
+                    None,
+                ),
+            }
+        }
+        self.enforce_suspension(now, &name);
     }
 
     /// Forgets the account `name` (case-insensitive); nothing happens if
@@ -38,6 +68,16 @@ impl Server {
             return;
         };
         self.forget_skeleton(&record.name);
+        self.audit(
+            audit::Action {
+                by: "accounts",
+                action: "delete",
+                target: &record.name,
+                reason: "",
+                until: None,
+            },
+            None,
+        );
         let message = format!("the account {} was deleted", record.name);
         let mut logged_in = Vec::new();
         let mut logging_in = Vec::new();
