@@ -50,8 +50,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 use udpchat_core::server::Response;
 use udpchat_core::server::store::{
-    AUDIT_MEMORY, AddressBan, AuditEntry, Invite, OfflineMessage, Page, Retention, RoomMessage,
-    RoomRecord, Snapshot, StoreOp,
+    AUDIT_MEMORY, AddressBan, AuditEntry, Invite, OfflineMessage, Page, Retention, RoomBan,
+    RoomMessage, RoomRecord, RoomRoles, Snapshot, StoreOp,
 };
 use udpchat_core::session::RegistrationMode;
 
@@ -159,6 +159,26 @@ struct RoomRow {
     created: u64,
     last_offset: u64,
     count: u64,
+    /// Operators, in the order named (absent in files from before room
+    /// roles, as are the fields below).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ops: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bans: Vec<RoomBanRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    muted: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    topic_locked: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    moderated: bool,
+}
+
+/// A room ban as stored in its [`RoomRow`].
+#[derive(Serialize, Deserialize)]
+struct RoomBanRow {
+    user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
 }
 
 /// A waiting direct message in the `offline` table (the id is the key).
@@ -381,6 +401,11 @@ impl RedbStore {
                     created: *time,
                     last_offset: 0,
                     count: 0,
+                    ops: Vec::new(),
+                    bans: Vec::new(),
+                    muted: Vec::new(),
+                    topic_locked: false,
+                    moderated: false,
                 };
                 txn.open_table(ROOMS)?
                     .insert(room.as_str(), encode(&row).as_slice())?;
@@ -407,6 +432,27 @@ impl RedbStore {
                 if let Some(row) = row {
                     let mut row = decode_room(room, &row)?;
                     row.topic.clone_from(topic);
+                    rooms.insert(room.as_str(), encode(&row).as_slice())?;
+                }
+            }
+            StoreOp::SetRoles { room, owner, roles } => {
+                let mut rooms = txn.open_table(ROOMS)?;
+                let row = rooms.get(room.as_str())?.map(|v| v.value().to_vec());
+                if let Some(row) = row {
+                    let mut row = decode_room(room, &row)?;
+                    row.owner.clone_from(owner);
+                    row.ops.clone_from(&roles.ops);
+                    row.bans = roles
+                        .bans
+                        .iter()
+                        .map(|b| RoomBanRow {
+                            user: b.user.clone(),
+                            until: b.until,
+                        })
+                        .collect();
+                    row.muted.clone_from(&roles.muted);
+                    row.topic_locked = roles.topic_locked;
+                    row.moderated = roles.moderated;
                     rooms.insert(room.as_str(), encode(&row).as_slice())?;
                 }
             }
@@ -547,6 +593,20 @@ impl ChatStore for RedbStore {
                 members: names,
                 last_offset: row.last_offset,
                 recent,
+                roles: RoomRoles {
+                    ops: row.ops,
+                    bans: row
+                        .bans
+                        .into_iter()
+                        .map(|b| RoomBan {
+                            user: b.user,
+                            until: b.until,
+                        })
+                        .collect(),
+                    muted: row.muted,
+                    topic_locked: row.topic_locked,
+                    moderated: row.moderated,
+                },
             });
         }
         for entry in offline.iter()? {

@@ -179,6 +179,67 @@ pub enum ClientEvent {
         /// When it expires, in milliseconds since the Unix epoch.
         expires: u64,
     },
+    /// The user was removed from a room by its operator (PROTOCOL.md
+    /// §5.13).
+    Kicked {
+        /// The room.
+        room: String,
+        /// The operator.
+        by: String,
+        /// Why, if said.
+        reason: Option<String>,
+        /// Banned too.
+        banned: bool,
+        /// When the ban ends, in milliseconds since the Unix epoch.
+        until: Option<u64>,
+    },
+    /// A member's role in a room changed.
+    RoomRole {
+        /// The room.
+        room: String,
+        /// Whose.
+        user: String,
+        /// The new role.
+        role: crate::session::RoomRole,
+        /// Who changed it.
+        by: String,
+    },
+    /// A member was muted (`muted`) or may speak again.
+    MemberMuted {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+        /// Muted now.
+        muted: bool,
+    },
+    /// A room's modes changed.
+    RoomMode {
+        /// The room.
+        room: String,
+        /// By whom.
+        by: String,
+        /// Only operators may set the topic.
+        topic_locked: bool,
+        /// Only operators may speak.
+        moderated: bool,
+    },
+    /// A room's roles, after [`ClientEvent::RoomJoined`] or
+    /// [`ClientEvent::Names`] when any is set.
+    RoomRoles {
+        /// The room.
+        room: String,
+        /// Its operators (besides the owner).
+        ops: Vec<String>,
+        /// Its muted members.
+        muted: Vec<String>,
+        /// Only operators may set the topic.
+        topic_locked: bool,
+        /// Only operators may speak.
+        moderated: bool,
+    },
     /// The answer to [`Client::request_whois`].
     Whois {
         /// The username, as registered.
@@ -389,6 +450,9 @@ pub enum CommandError {
     InvalidRoom(RoomError),
     /// A topic longer than [`MAX_TOPIC`] bytes.
     TopicTooLong(usize),
+    /// A room ban of 0 seconds or longer than
+    /// [`crate::session::MAX_ROOM_BAN_SECS`].
+    BanTooLong(u64),
     /// The channel refused it.
     Send(SendError),
     /// The session is over.
@@ -420,6 +484,11 @@ impl fmt::Display for CommandError {
             CommandError::TopicTooLong(n) => {
                 write!(f, "the topic is {n} bytes; at most {MAX_TOPIC} are allowed")
             }
+            CommandError::BanTooLong(s) => write!(
+                f,
+                "a room ban lasts 1 to {} seconds (365 days), not {s}; leave the duration out for no end",
+                crate::session::MAX_ROOM_BAN_SECS
+            ),
             CommandError::Send(e) => e.fmt(f),
             CommandError::Closed => f.write_str("the session is over"),
             CommandError::InvalidRange(e) => e.fmt(f),

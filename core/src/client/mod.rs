@@ -22,6 +22,7 @@ use crate::wire::{
 
 mod endpoint;
 mod event;
+mod room_roles;
 mod rooms;
 
 pub use endpoint::{Input, Output};
@@ -846,6 +847,14 @@ impl Client {
             ServerMessage::AuditLog { entries } => ClientEvent::AuditLog(entries),
             ServerMessage::BanList { bans, count } => ClientEvent::BanList { bans, count },
             ServerMessage::Notice { from, text } => ClientEvent::Notice { from, text },
+            roles @ (ServerMessage::Kicked { .. }
+            | ServerMessage::RoomRole { .. }
+            | ServerMessage::MemberMuted { .. }
+            | ServerMessage::MemberUnmuted { .. }
+            | ServerMessage::RoomMode { .. }) => match self.on_roles_message(roles) {
+                Some(event) => event,
+                None => return,
+            },
             ServerMessage::Bye => {
                 self.close(CloseReason::Exit);
                 return;

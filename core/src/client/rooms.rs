@@ -168,14 +168,18 @@ impl Client {
                 members,
                 count,
                 backlog,
+                ops,
+                muted,
+                topic_locked,
+                moderated,
             } => {
                 // The backlog that follows ends at `offset`.
                 self.config
                     .memory
                     .positions
                     .insert(room.clone(), (epoch.clone(), offset));
-                ClientEvent::RoomJoined {
-                    room,
+                let joined = ClientEvent::RoomJoined {
+                    room: room.clone(),
                     epoch,
                     offset,
                     topic,
@@ -183,7 +187,8 @@ impl Client {
                     members,
                     count,
                     backlog,
-                }
+                };
+                self.with_roles(joined, &room, ops, muted, topic_locked, moderated)
             }
             ServerMessage::Parted { room } => {
                 self.config.memory.positions.remove(&room);
@@ -218,8 +223,20 @@ impl Client {
                 ClientEvent::Said { room, offset, time }
             }
             ServerMessage::RoomList { rooms, count } => ClientEvent::RoomList { rooms, count },
-            ServerMessage::Names { room, users, count } => {
-                ClientEvent::Names { room, users, count }
+            ServerMessage::Names {
+                room,
+                users,
+                count,
+                ops,
+                muted,
+                ..
+            } => {
+                let names = ClientEvent::Names {
+                    room: room.clone(),
+                    users,
+                    count,
+                };
+                self.with_roles(names, &room, ops, muted, false, false)
             }
             ServerMessage::Topic { room, by, text } => ClientEvent::Topic { room, by, text },
             ServerMessage::HistoryEnd {

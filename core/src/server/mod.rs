@@ -62,6 +62,7 @@ mod login;
 mod offline;
 mod registration;
 mod relay;
+mod room_roles;
 mod rooms;
 mod schedule;
 pub mod store;

@@ -343,7 +343,15 @@ impl Server {
                 | ClientMessage::Rooms
                 | ClientMessage::Names { .. }
                 | ClientMessage::Topic { .. }
-                | ClientMessage::History { .. }),
+                | ClientMessage::History { .. }
+                | ClientMessage::RoomKick { .. }
+                | ClientMessage::RoomBan { .. }
+                | ClientMessage::RoomUnban { .. }
+                | ClientMessage::RoomMute { .. }
+                | ClientMessage::RoomUnmute { .. }
+                | ClientMessage::RoomOp { .. }
+                | ClientMessage::RoomDeop { .. }
+                | ClientMessage::RoomMode { .. }),
             ) => {
                 let name = name.clone();
                 self.handle_room_message(now, conn, name, room_message);

@@ -11,6 +11,7 @@
 use super::offline::Delivery;
 use super::*;
 use crate::session::MAX_TOPIC;
+use store::RoomRoles;
 
 /// A room in memory.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub(super) struct Room {
     /// Whether `recent` holds every message the store keeps (until the
     /// first is dropped from memory).
     pub(super) complete: bool,
+    /// Operators, bans, mutes and modes (see [`room_roles`](super::room_roles)).
+    pub(super) roles: RoomRoles,
 }
 
 /// A room message as sent to clients.
@@ -93,6 +96,7 @@ impl Server {
                     recent,
                     present: BTreeSet::new(),
                     complete,
+                    roles: r.roles,
                 },
             );
         }
@@ -245,7 +249,15 @@ impl Server {
                     self.error(conn, ErrorCode::InvalidRoom, e.to_string());
                 } else if let Some(r) = self.rooms.get(&room) {
                     let (users, count) = listed(&r.members, self.config.max_listed);
-                    self.send(conn, &ServerMessage::Names { room, users, count });
+                    let names = ServerMessage::Names {
+                        room,
+                        users,
+                        count,
+                        owner: r.owner.clone(),
+                        ops: r.roles.ops.clone(),
+                        muted: r.roles.muted.clone(),
+                    };
+                    self.send(conn, &names);
                 } else {
                     self.error(
                         conn,
@@ -255,7 +267,7 @@ impl Server {
                 }
             }
             ClientMessage::Topic { room, text } => {
-                if !self.member_of(conn, &name, &room) {
+                if !self.member_of(conn, &name, &room) || !self.may_set_topic(conn, &name, &room) {
                     return;
                 }
                 let max = self.config.max_topic.min(MAX_TOPIC);
@@ -289,7 +301,7 @@ impl Server {
                 after,
                 limit,
             } => self.on_history(conn, &name, room, before, after, limit),
-            _ => {}
+            other => self.handle_room_roles(now, conn, name, other),
         }
     }
 
@@ -304,6 +316,9 @@ impl Server {
         {
             // Already a member: the answer again, as after a join.
             self.send_room(conn, &room);
+            return;
+        }
+        if !self.may_join(conn, &name, &room) {
             return;
         }
         let mine = self.memberships.get(&key).map_or(0, BTreeSet::len);
@@ -363,6 +378,7 @@ impl Server {
                         recent: VecDeque::new(),
                         present: BTreeSet::from([conn]),
                         complete: true,
+                        roles: RoomRoles::default(),
                     },
                 );
                 StoreOp::CreateRoom {
@@ -404,6 +420,10 @@ impl Server {
             members,
             count,
             backlog: u32::try_from(backlog.len()).unwrap_or(u32::MAX),
+            ops: r.roles.ops.clone(),
+            muted: r.roles.muted.clone(),
+            topic_locked: r.roles.topic_locked,
+            moderated: r.roles.moderated,
         };
         self.send(conn, &answer);
         for m in backlog {
@@ -443,12 +463,31 @@ impl Server {
             self.rooms.remove(&room);
             self.store(StoreOp::DeleteRoom { room }, Some(write));
         } else {
-            self.store(StoreOp::Part { room, user: name }, Some(write));
+            // An operator is one no longer; an owner hands the room on.
+            let roles = self.after_leaving(&room, &key, &name);
+            self.store(
+                StoreOp::Part {
+                    room: room.clone(),
+                    user: name,
+                },
+                Some(write),
+            );
+            if let Some((op, to_room)) = roles {
+                let change = room_roles::Change {
+                    conn: None,
+                    action: String::new(),
+                    target: String::new(),
+                    room,
+                    to_room,
+                    to_user: None,
+                };
+                self.store(op, Some(Write::RoomChange(alloc::boxed::Box::new(change))));
+            }
         }
     }
 
     fn on_say(&mut self, conn: u64, name: String, room: String, text: String) {
-        if !self.member_of(conn, &name, &room) {
+        if !self.member_of(conn, &name, &room) || !self.may_say(conn, &name, &room) {
             return;
         }
         if let Err(e) = validate_text(&text) {
@@ -514,6 +553,7 @@ mod tests {
             created: 0,
             members: members.iter().map(|m| m.to_string()).collect(),
             last_offset: messages,
+            roles: RoomRoles::default(),
             recent: (1..=messages)
                 .map(|o| RoomMessage {
                     offset: o,

@@ -57,6 +57,35 @@ pub struct RoomRecord {
     /// The latest messages, oldest first: at most as many as
     /// [`Snapshot`]'s loader was asked for.
     pub recent: Vec<RoomMessage>,
+    /// Its operators, bans, mutes and modes (PROTOCOL.md §5.13).
+    pub roles: RoomRoles,
+}
+
+/// A room's operators, bans, mutes and modes (PROTOCOL.md §5.13): kept
+/// whole, and written whole by [`StoreOp::SetRoles`] at each change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomRoles {
+    /// The operators the owner named, as registered, in the order they
+    /// were named (the first is the owner's successor).
+    pub ops: Vec<String>,
+    /// The accounts banned from the room.
+    pub bans: Vec<RoomBan>,
+    /// The accounts whose `say` is refused, as registered.
+    pub muted: Vec<String>,
+    /// Only operators may set the topic.
+    pub topic_locked: bool,
+    /// Only operators may speak.
+    pub moderated: bool,
+}
+
+/// An account banned from a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomBan {
+    /// The account, as registered.
+    pub user: String,
+    /// When the ban ends, in milliseconds since the Unix epoch (`None`:
+    /// never).
+    pub until: Option<u64>,
 }
 
 /// A direct message stored for a user who was offline.
@@ -225,6 +254,16 @@ pub enum StoreOp {
         /// The code.
         code: String,
     },
+    /// Set a room's owner and its operators, bans, mutes and modes (all
+    /// of them: the previous ones are replaced).
+    SetRoles {
+        /// The room.
+        room: String,
+        /// The owner (empty: none).
+        owner: String,
+        /// Everything else.
+        roles: RoomRoles,
+    },
 }
 
 /// Which page of a room's history a [`Request::History`](super::Request::History)
@@ -302,6 +341,7 @@ impl MemoryStore {
                         members: alloc::vec![owner.clone()],
                         last_offset: 0,
                         recent: Vec::new(),
+                        roles: RoomRoles::default(),
                     },
                 );
             }
@@ -357,6 +397,12 @@ impl MemoryStore {
             }
             StoreOp::RemoveInvite { code } => {
                 self.invites.remove(code);
+            }
+            StoreOp::SetRoles { room, owner, roles } => {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.owner.clone_from(owner);
+                    r.roles = roles.clone();
+                }
             }
         }
     }

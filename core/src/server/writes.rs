@@ -55,6 +55,8 @@ pub(super) enum Write {
     },
     /// A new invite code is on disk: answer `invite_code`.
     Invited { conn: u64, invite: store::Invite },
+    /// A room's roles changed (PROTOCOL.md §5.13).
+    RoomChange(alloc::boxed::Box<super::room_roles::Change>),
 }
 
 impl Server {
@@ -242,6 +244,7 @@ impl Server {
             Write::Unbanned { conn, range } => self.unbanned(conn, range),
             Write::Account { conn, by, op } => self.account_stored(conn, &by, op),
             Write::Invited { conn, invite } => self.invite_stored(conn, invite),
+            Write::RoomChange(change) => self.room_changed(*change),
             Write::Removed { to, id } => {
                 if let Some(queue) = self.offline.get_mut(&to) {
                     queue.retain(|w| w.message.id != id);
@@ -269,6 +272,11 @@ impl Server {
                 self.invite_failed(&invite);
                 conn
             }
+            Write::Audited { conn, .. } => conn,
+            Write::RoomChange(change) => match change.conn {
+                Some(conn) => conn,
+                None => return,
+            },
             Write::Removed { to, id } => {
                 // Still stored: delivered again at the next login (the
                 // client drops the copy by its id).

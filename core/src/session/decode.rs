@@ -45,6 +45,11 @@ enum ServerTag {
     Notice,
     BanList,
     InviteCode,
+    Kicked,
+    RoomRole,
+    MemberMuted,
+    MemberUnmuted,
+    RoomMode,
 }
 
 /// A field that is one type in some messages and another in others
@@ -125,6 +130,13 @@ struct FlatServerMessage {
     /// A [`RegistrationMode`]; one this version does not know is ignored.
     registration: Option<String>,
     expires: Option<u64>,
+    ops: Option<Vec<String>>,
+    muted: Option<Vec<String>>,
+    topic_locked: Option<bool>,
+    moderated: Option<bool>,
+    banned: Option<bool>,
+    until: Option<u64>,
+    role: Option<RoomRole>,
 }
 
 impl<'de> Deserialize<'de> for ServerMessage {
@@ -229,6 +241,10 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 members: need(f.members, "members")?,
                 count: f.count,
                 backlog: need(f.backlog, "backlog")?,
+                ops: f.ops.unwrap_or_default(),
+                muted: f.muted.unwrap_or_default(),
+                topic_locked: f.topic_locked.unwrap_or(false),
+                moderated: f.moderated.unwrap_or(false),
             },
             ServerTag::Parted => ServerMessage::Parted {
                 room: need(f.room, "room")?,
@@ -267,6 +283,9 @@ impl<'de> Deserialize<'de> for ServerMessage {
                 room: need(f.room, "room")?,
                 users: need(f.users, "users")?,
                 count: f.count,
+                owner: f.owner.unwrap_or_default(),
+                ops: f.ops.unwrap_or_default(),
+                muted: f.muted.unwrap_or_default(),
             },
             ServerTag::Topic => ServerMessage::Topic {
                 room: need(f.room, "room")?,
@@ -305,6 +324,35 @@ impl<'de> Deserialize<'de> for ServerMessage {
             ServerTag::BanList => ServerMessage::BanList {
                 bans: need(f.bans, "bans")?,
                 count: f.count,
+            },
+            ServerTag::Kicked => ServerMessage::Kicked {
+                room: need(f.room, "room")?,
+                by: need(f.by, "by")?,
+                reason: f.reason,
+                banned: f.banned.unwrap_or(false),
+                until: f.until,
+            },
+            ServerTag::RoomRole => ServerMessage::RoomRole {
+                room: need(f.room, "room")?,
+                user: need(f.user, "user")?,
+                role: need(f.role, "role")?,
+                by: need(f.by, "by")?,
+            },
+            ServerTag::MemberMuted => ServerMessage::MemberMuted {
+                room: need(f.room, "room")?,
+                user: need(f.user, "user")?,
+                by: need(f.by, "by")?,
+            },
+            ServerTag::MemberUnmuted => ServerMessage::MemberUnmuted {
+                room: need(f.room, "room")?,
+                user: need(f.user, "user")?,
+                by: need(f.by, "by")?,
+            },
+            ServerTag::RoomMode => ServerMessage::RoomMode {
+                room: need(f.room, "room")?,
+                by: need(f.by, "by")?,
+                topic_locked: need(f.topic_locked, "topic_locked")?,
+                moderated: need(f.moderated, "moderated")?,
             },
         })
     }

@@ -242,6 +242,104 @@ pub enum ClientMessage {
     /// Asks for a new single-use invite code (server admins only):
     /// answered by [`ServerMessage::InviteCode`] once it is on disk.
     Invite,
+    /// Removes a member from a room (the room's operators, PROTOCOL.md
+    /// §5.13): answered by [`ServerMessage::ModOk`].
+    RoomKick {
+        /// The room.
+        room: String,
+        /// The member.
+        user: String,
+        /// Why: text of at most [`MAX_QUIT_MESSAGE`] bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Bans an account from a room, for `secs` or for good (a member is
+    /// removed too).
+    RoomBan {
+        /// The room.
+        room: String,
+        /// The account.
+        user: String,
+        /// How long, in seconds: 1 to [`MAX_ROOM_BAN_SECS`] (absent: no
+        /// expiry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secs: Option<u64>,
+        /// Why: text of at most [`MAX_QUIT_MESSAGE`] bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lifts a room ban.
+    RoomUnban {
+        /// The room.
+        room: String,
+        /// The account.
+        user: String,
+    },
+    /// Refuses a member's `say` in a room until `room_unmute`.
+    RoomMute {
+        /// The room.
+        room: String,
+        /// The member.
+        user: String,
+    },
+    /// Lets a muted member speak again.
+    RoomUnmute {
+        /// The room.
+        room: String,
+        /// The account.
+        user: String,
+    },
+    /// Makes a member an operator of the room (the owner only).
+    RoomOp {
+        /// The room.
+        room: String,
+        /// The member.
+        user: String,
+    },
+    /// Makes an operator a plain member again (the owner only).
+    RoomDeop {
+        /// The room.
+        room: String,
+        /// The operator.
+        user: String,
+    },
+    /// Sets a room's modes; an absent one stays as it is.
+    RoomMode {
+        /// The room.
+        room: String,
+        /// Only operators may set the topic.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic_locked: Option<bool>,
+        /// Only operators may speak.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moderated: Option<bool>,
+    },
+}
+
+/// Most operators a room has besides its owner: 100.
+pub const MAX_ROOM_OPS: usize = 100;
+/// Most accounts banned from one room: 1,000 (expired bans are dropped
+/// first when it is reached).
+pub const MAX_ROOM_BANS: usize = 1000;
+/// Most accounts muted in one room: 1,000.
+pub const MAX_ROOM_MUTED: usize = 1000;
+/// Longest room ban with an expiry: 365 days, in seconds (a longer one is
+/// a ban without expiry).
+pub const MAX_ROOM_BAN_SECS: u64 = 365 * 24 * 3600;
+
+/// A member's role in a room (PROTOCOL.md §5.13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomRole {
+    /// The owner: may name and remove operators.
+    Owner,
+    /// An operator: may kick, ban, mute and set the modes.
+    Op,
+    /// A member.
+    Member,
+    /// A role this version does not know, from a newer server.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Who may register a new account (PROTOCOL.md §5.12).
@@ -536,6 +634,19 @@ pub enum ServerMessage {
         count: Option<u32>,
         /// How many messages of history follow.
         backlog: u32,
+        /// Its operators, besides the owner, in the order they were named
+        /// (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ops: Vec<String>,
+        /// Its muted members (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        muted: Vec<String>,
+        /// Only operators may set the topic (absent when not).
+        #[serde(default, skip_serializing_if = "is_false")]
+        topic_locked: bool,
+        /// Only operators may speak (absent when not).
+        #[serde(default, skip_serializing_if = "is_false")]
+        moderated: bool,
     },
     /// Answers `part`: the user is no longer a member.
     Parted {
@@ -604,6 +715,15 @@ pub enum ServerMessage {
         /// How many members it has, when that is more than `users` lists.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
+        /// Its owner (absent when it has none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        owner: String,
+        /// Its operators, as in [`ServerMessage::Room`].
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ops: Vec<String>,
+        /// Its muted members (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        muted: Vec<String>,
     },
     /// A room's topic was set (sent to every online member, the setter
     /// included).
@@ -684,6 +804,69 @@ pub enum ServerMessage {
         /// When it expires, in milliseconds since the Unix epoch.
         expires: u64,
     },
+    /// The user was removed from a room by an operator (and, with
+    /// `banned`, banned from it).
+    Kicked {
+        /// The room.
+        room: String,
+        /// The operator.
+        by: String,
+        /// Why (absent when no reason was given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Banned too (absent when not).
+        #[serde(default, skip_serializing_if = "is_false")]
+        banned: bool,
+        /// When the ban ends, in milliseconds since the Unix epoch (absent:
+        /// no expiry, or no ban).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+    },
+    /// A member's role in a room changed (to every online member).
+    RoomRole {
+        /// The room.
+        room: String,
+        /// Whose.
+        user: String,
+        /// The new role.
+        role: RoomRole,
+        /// Who changed it.
+        by: String,
+    },
+    /// A member was muted (to every online member).
+    MemberMuted {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+    },
+    /// A member may speak again (to every online member).
+    MemberUnmuted {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+    },
+    /// A room's modes changed (to every online member): both, as they now
+    /// are.
+    RoomMode {
+        /// The room.
+        room: String,
+        /// Who changed them.
+        by: String,
+        /// Only operators may set the topic.
+        topic_locked: bool,
+        /// Only operators may speak.
+        moderated: bool,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One address ban as [`ServerMessage::BanList`] sends it.
@@ -845,6 +1028,14 @@ pub enum ErrorCode {
     /// An `invite` while the server holds as many unused invite codes as
     /// it keeps.
     TooManyInvites,
+    /// `join` of a room the account is banned from.
+    BannedFromRoom,
+    /// `say` in a room where the user is muted.
+    Muted,
+    /// `say` from a member who is not an operator in a moderated room.
+    Moderated,
+    /// A room's operators, bans or mutes are as many as a room keeps.
+    ListFull,
     /// A code this version does not know, from a newer server: the
     /// `message` says what happened.
     #[serde(other)]

@@ -353,6 +353,74 @@ impl Console {
             | ClientEvent::Topic { .. }
             | ClientEvent::HistoryEnd { .. }
             | ClientEvent::Resumed { .. } => self.on_room_event(event),
+            ClientEvent::Kicked {
+                room,
+                by,
+                reason,
+                banned,
+                until,
+            } => {
+                // Out of the room, as after `/part`.
+                self.rooms.remove(&room);
+                self.online_changes += 1;
+                if self.active.as_ref() == Some(&room) {
+                    self.active = None;
+                    self.active_changed();
+                }
+                self.emit(ChatEvent::Kicked {
+                    room,
+                    by,
+                    reason,
+                    banned,
+                    until,
+                });
+            }
+            ClientEvent::RoomRole {
+                room,
+                user,
+                role,
+                by,
+            } => self.emit(ChatEvent::RoomRole {
+                room,
+                user,
+                role,
+                by,
+            }),
+            ClientEvent::MemberMuted {
+                room,
+                user,
+                by,
+                muted,
+            } => self.emit(ChatEvent::MemberMuted {
+                room,
+                user,
+                by,
+                muted,
+            }),
+            ClientEvent::RoomMode {
+                room,
+                by,
+                topic_locked,
+                moderated,
+            } => self.emit(ChatEvent::RoomMode {
+                room,
+                by,
+                topic_locked,
+                moderated,
+            }),
+            ClientEvent::RoomRoles {
+                room,
+                ops,
+                muted,
+                topic_locked,
+                moderated,
+            } => self.emit(ChatEvent::RoomRoles {
+                room,
+                ops,
+                muted,
+                topic_locked,
+                moderated,
+            }),
         }
     }
 

@@ -237,6 +237,78 @@ pub enum ChatEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
     },
+    /// This user was removed from a room by an operator (PROTOCOL.md
+    /// §5.13).
+    Kicked {
+        /// The room.
+        room: String,
+        /// The operator.
+        by: String,
+        /// Why, if said.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Banned too.
+        banned: bool,
+        /// When the ban ends (ms since the Unix epoch; RFC 3339 UTC text
+        /// in JSON); absent: no end, or no ban.
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "room::as_rfc3339_opt"
+        )]
+        until: Option<u64>,
+    },
+    /// A member's role in a room changed.
+    RoomRole {
+        /// The room.
+        room: String,
+        /// Whose.
+        user: String,
+        /// The new role.
+        role: crate::session::RoomRole,
+        /// Who changed it.
+        by: String,
+    },
+    /// A member was muted in a room (`muted`), or may speak again.
+    MemberMuted {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+        /// Muted now.
+        muted: bool,
+    },
+    /// A room's modes changed.
+    RoomMode {
+        /// The room.
+        room: String,
+        /// By whom.
+        by: String,
+        /// Only operators may set the topic.
+        topic_locked: bool,
+        /// Only operators may speak.
+        moderated: bool,
+    },
+    /// A room's operators, muted members and modes, as `/join` and
+    /// `/names` tell them (only when any is set).
+    RoomRoles {
+        /// The room.
+        room: String,
+        /// Its operators (besides the owner).
+        ops: Vec<String>,
+        /// Its muted members.
+        muted: Vec<String>,
+        /// Only operators may set the topic.
+        topic_locked: bool,
+        /// Only operators may speak.
+        moderated: bool,
+    },
+    /// The answer to `/ignore` alone: the users this client hides.
+    Ignored {
+        /// Their names, sorted.
+        users: Vec<String>,
+    },
     /// A direct message stored by the server while this user was offline,
     /// delivered at login. Serialized as a `direct` event with
     /// `offline: true` and the time it was sent.
@@ -685,6 +757,15 @@ pub fn render_plain(event: &ChatEvent) -> String {
         | ChatEvent::Notice { .. }
         | ChatEvent::Bans { .. } => moderation::plain(event),
         ChatEvent::InviteCode { .. } => moderation::plain(event),
+        ChatEvent::ModOk { .. } | ChatEvent::Audit { .. } | ChatEvent::Notice { .. } => {
+            moderation::plain(event)
+        }
+        ChatEvent::Kicked { .. }
+        | ChatEvent::RoomRole { .. }
+        | ChatEvent::MemberMuted { .. }
+        | ChatEvent::RoomMode { .. }
+        | ChatEvent::RoomRoles { .. }
+        | ChatEvent::Ignored { .. } => room_roles::plain(event),
     }
 }
 
@@ -725,6 +806,7 @@ pub fn escape_json_invisibles(json: &str) -> String {
 
 mod moderation;
 mod room;
+mod room_roles;
 mod styled;
 
 use room::as_rfc3339;

@@ -213,7 +213,7 @@ impl Console {
     }
 
     /// Shows the prompt again when the active room changed at the menu.
-    fn active_changed(&mut self) {
+    pub(super) fn active_changed(&mut self) {
         if self.mode == Mode::Menu {
             self.enter_menu();
         }

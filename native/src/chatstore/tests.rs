@@ -78,6 +78,28 @@ fn it_does_what_the_memory_store_does() {
                     to: "bob".into(),
                     id: rng.gen_range(1..next_id),
                 },
+                7 => StoreOp::SetRoles {
+                    room,
+                    owner: if rng.gen_bool(0.2) {
+                        String::new()
+                    } else {
+                        user.clone()
+                    },
+                    roles: RoomRoles {
+                        ops: vec![user.clone()],
+                        bans: vec![RoomBan {
+                            user: "dave".into(),
+                            until: rng.gen_bool(0.5).then_some(time),
+                        }],
+                        muted: if rng.gen_bool(0.5) {
+                            vec![user]
+                        } else {
+                            Vec::new()
+                        },
+                        topic_locked: rng.gen_bool(0.5),
+                        moderated: rng.gen_bool(0.5),
+                    },
+                },
                 _ => {
                     offsets[r] += rng.gen_range(1..3);
                     StoreOp::Append {
@@ -523,4 +545,14 @@ fn the_registration_mode_and_the_unused_invites_are_kept() {
         (expected.registration, expected.invites),
         (loaded.registration, loaded.invites)
     );
+}
+
+#[test]
+fn a_room_row_from_before_room_roles_loads_with_none() {
+    let old = br#"{"epoch":"e","owner":"alice","topic":"","created":1,"last_offset":0,"count":0}"#;
+    let row = decode_room("#r", old).unwrap();
+    assert!(row.ops.is_empty() && row.bans.is_empty() && row.muted.is_empty());
+    assert!(!row.topic_locked && !row.moderated);
+    // And a row without roles is written as before.
+    assert_eq!(encode(&row), old.to_vec());
 }

@@ -12,6 +12,17 @@ pub(super) fn as_rfc3339<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, 
     s.serialize_str(&rfc3339(*ms))
 }
 
+/// [`as_rfc3339`] of a time that may be absent (skipped then).
+pub(super) fn as_rfc3339_opt<S: serde::Serializer>(
+    ms: &Option<u64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Days since 1970-01-01 as (year, month, day) of the proleptic
 /// Gregorian calendar (Howard Hinnant's `civil_from_days`).
 fn civil(days: i64) -> (i64, u32, u32) {

@@ -282,6 +282,12 @@ fn styled(event: &ChatEvent, time: Option<ClockTime>, color: bool, whole: bool) 
             p.paint(sgr::INFO, &render_plain(event))
         }
         ChatEvent::Notice { .. } => p.paint(sgr::ERROR, &render_plain(event)),
+        ChatEvent::Kicked { .. } => p.paint(sgr::ERROR, &render_plain(event)),
+        ChatEvent::RoomRole { .. }
+        | ChatEvent::MemberMuted { .. }
+        | ChatEvent::RoomMode { .. }
+        | ChatEvent::RoomRoles { .. }
+        | ChatEvent::Ignored { .. } => p.paint(sgr::INFO, &render_plain(event)),
         ChatEvent::More { message } => return styled(message, time, color, true),
         ChatEvent::OfflineDirect {
             from, text, sent, ..
