@@ -1840,6 +1840,10 @@ fn room_history_and_offline_vectors() {
                 members: vec!["alice".into()],
                 count: None,
                 backlog: 0,
+                ops: Vec::new(),
+                muted: Vec::new(),
+                topic_locked: false,
+                moderated: false,
             },
             ServerMessage::MemberJoined {
                 room: "#rust".into(),
@@ -1875,6 +1879,9 @@ fn room_history_and_offline_vectors() {
                 room: "#rust".into(),
                 users: vec!["alice".into(), "bob".into()],
                 count: None,
+                owner: String::new(),
+                ops: Vec::new(),
+                muted: Vec::new(),
             },
             ServerMessage::HistoryEnd {
                 room: "#rust".into(),
@@ -2212,4 +2219,169 @@ fn suspension_and_registration_vectors() {
         ],
         "the end of a session",
     );
+}
+
+#[test]
+fn room_roles_vectors() {
+    let documented = |messages: &[ServerMessage], what: &str| {
+        for m in messages {
+            let json = String::from_utf8(session::encode(m)).unwrap();
+            println!("{what}: `{json}`");
+            assert_documented(&format!("`{json}`"), what);
+        }
+    };
+    let bob = UserRecord {
+        name: "bob".into(),
+        password_hash: "fake:pw".into(),
+        suspended: None,
+    };
+    let mut server = Server::new(raw_config(), [bob], server_key(), SERVER_RANDOM);
+    server.set_unix_time(Instant::from_micros(3_600_000_000), WALL_CLOCK);
+    // A session of `name` on `server`, `n` seconds on.
+    let session = |server: Server, now: Instant, n: u64, name: &str| {
+        let mut raw = Raw::new(server);
+        raw.now = now + Duration::from_secs(1);
+        raw.conn = RAW_CONN + n;
+        raw.addr = SocketAddr::from(([198, 51, 100, 20 + n as u8], 50_003));
+        raw.connect([20 + n as u8; 32]);
+        raw.say(&format!(r#"{{"t":"user","name":"{name}"}}"#));
+        raw.say(r#"{"t":"password","password":"pw"}"#);
+        raw
+    };
+    let mut alice = session(server, Instant::from_micros(3_600_000_000), 0, "alice");
+    alice.say(r##"{"t":"join","room":"#rust"}"##);
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+    let mut bob = session(alice.server, alice.now, 1, "bob");
+    bob.say(r##"{"t":"join","room":"#rust"}"##);
+    // Bob is no operator.
+    let refused = bob.say(r##"{"t":"room_kick","room":"#rust","user":"alice"}"##);
+    assert_eq!(error_code(&refused), ErrorCode::NotPermitted);
+    documented(&refused, "not_permitted for a room");
+    bob.say(r#"{"t":"op","op":"EX"}"#);
+    bob.finish();
+
+    let mut alice = session(bob.server, bob.now, 2, "alice");
+    let op = alice.say(r##"{"t":"room_op","room":"#rust","user":"bob"}"##);
+    assert!(
+        matches!(
+            op.as_slice(),
+            [ServerMessage::RoomRole { .. }, ServerMessage::ModOk { .. }]
+        ),
+        "{op:?}"
+    );
+    documented(&op, "room_role and mod_ok");
+    let deop = alice.say(r##"{"t":"room_deop","room":"#rust","user":"bob"}"##);
+    documented(&deop[..1], "room_role member");
+    let mute = alice.say(r##"{"t":"room_mute","room":"#rust","user":"bob"}"##);
+    assert!(matches!(mute[0], ServerMessage::MemberMuted { .. }), "{mute:?}");
+    documented(&mute[..1], "member_muted");
+    let mode = alice.say(r##"{"t":"room_mode","room":"#rust","topic_locked":true}"##);
+    assert!(matches!(mode[0], ServerMessage::RoomMode { .. }), "{mode:?}");
+    documented(&mode, "room_mode");
+    let names = alice.say(r##"{"t":"names","room":"#rust"}"##);
+    documented(&names, "names with roles");
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+
+    // Bob is muted, and the topic is locked.
+    let mut bob = session(alice.server, alice.now, 3, "bob");
+    let room = bob.say(r##"{"t":"join","room":"#rust"}"##);
+    assert!(
+        matches!(&room[..], [ServerMessage::Room { muted, topic_locked: true, .. }] if muted == &["bob"]),
+        "{room:?}"
+    );
+    documented(&room, "room with roles");
+    let muted = bob.say(r##"{"t":"say","room":"#rust","text":"hi"}"##);
+    assert_eq!(error_code(&muted), ErrorCode::Muted);
+    documented(&muted, "muted");
+    let locked = bob.say(r##"{"t":"topic","room":"#rust","text":"mine"}"##);
+    assert_eq!(error_code(&locked), ErrorCode::NotPermitted);
+    documented(&locked, "topic locked");
+    bob.say(r#"{"t":"op","op":"EX"}"#);
+    bob.finish();
+
+    let mut alice = session(bob.server, bob.now, 4, "alice");
+    let unmute = alice.say(r##"{"t":"room_unmute","room":"#rust","user":"bob"}"##);
+    documented(&unmute[..1], "member_unmuted");
+    alice.say(r##"{"t":"room_mode","room":"#rust","moderated":true}"##);
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+    let mut bob = session(alice.server, alice.now, 5, "bob");
+    let moderated = bob.say(r##"{"t":"say","room":"#rust","text":"hi"}"##);
+    assert_eq!(error_code(&moderated), ErrorCode::Moderated);
+    documented(&moderated, "moderated");
+    bob.say(r#"{"t":"op","op":"EX"}"#);
+    bob.finish();
+
+    let mut alice = session(bob.server, bob.now, 6, "alice");
+    let kick = alice.say(r##"{"t":"room_kick","room":"#rust","user":"bob","reason":"spam"}"##);
+    assert!(
+        matches!(
+            kick.as_slice(),
+            [ServerMessage::MemberLeft { .. }, ServerMessage::ModOk { .. }]
+        ),
+        "{kick:?}"
+    );
+    documented(&kick, "member_left after a kick, and mod_ok");
+    let ban = alice.say(r##"{"t":"room_ban","room":"#rust","user":"bob","secs":3600,"reason":"spam"}"##);
+    documented(&ban, "mod_ok of room_ban");
+    alice.say(r#"{"t":"op","op":"EX"}"#);
+    alice.finish();
+    let mut bob = session(alice.server, alice.now, 7, "bob");
+    let banned = bob.say(r##"{"t":"join","room":"#rust"}"##);
+    assert_eq!(error_code(&banned), ErrorCode::BannedFromRoom);
+    documented(&banned, "banned_from_room");
+
+    // What a kicked or banned member is told (to a session that is online
+    // as it happens).
+    let kicked = [
+        ServerMessage::Kicked {
+            room: "#rust".into(),
+            by: "alice".into(),
+            reason: Some("spam".into()),
+            banned: false,
+            until: None,
+        },
+        ServerMessage::Kicked {
+            room: "#rust".into(),
+            by: "alice".into(),
+            reason: Some("spam".into()),
+            banned: true,
+            until: Some(1_780_275_600_000),
+        },
+    ];
+    for k in &kicked {
+        let json = session::encode(k);
+        assert_eq!(&session::decode_server(&json).unwrap(), k);
+    }
+    documented(&kicked, "kicked");
+    // The requests, as the client sends them.
+    for m in [
+        session::ClientMessage::RoomKick {
+            room: "#rust".into(),
+            user: "bob".into(),
+            reason: Some("spam".into()),
+        },
+        session::ClientMessage::RoomBan {
+            room: "#rust".into(),
+            user: "bob".into(),
+            secs: Some(3600),
+            reason: Some("spam".into()),
+        },
+        session::ClientMessage::RoomUnban {
+            room: "#rust".into(),
+            user: "bob".into(),
+        },
+        session::ClientMessage::RoomMode {
+            room: "#rust".into(),
+            topic_locked: Some(true),
+            moderated: Some(false),
+        },
+    ] {
+        let json = String::from_utf8(session::encode(&m)).unwrap();
+        println!("request: `{json}`");
+        assert_documented(&format!("`{json}`"), "a room_roles request");
+        assert_eq!(session::decode::<session::ClientMessage>(json.as_bytes()).unwrap(), m);
+    }
 }
