@@ -114,13 +114,14 @@ mod mention;
 mod outgoing;
 mod render;
 mod room;
+mod room_roles;
 mod sanitize;
 
 use outgoing::{FALLBACK_RATE, Outgoing, Pacer, Unanswered};
 
 pub use command::{
-    COMMANDS, Command, CommandInfo, HISTORY_LINES, MAX_HISTORY_LINES, ParseError, find_command,
-    help, parse_command,
+    COMMANDS, Command, CommandInfo, HISTORY_LINES, MAX_HISTORY_LINES, ParseError, RoomUserAction,
+    find_command, help, parse_command,
 };
 pub use complete::complete;
 pub use mention::mentions;
@@ -129,6 +130,7 @@ pub use render::{
     render_json, render_plain, render_styled, rfc3339, rings_bell, user_color, utc_clock,
     wrap_rows,
 };
+pub use room_roles::MAX_IGNORED;
 pub use sanitize::sanitize;
 
 /// The menu prompt.
@@ -211,6 +213,10 @@ pub enum Output {
     /// [`ClientConfig::device_token`] next time. Reconnections of this
     /// console use it already.
     DeviceToken(String),
+    /// The users ignored (`/ignore`, `/unignore`) changed: a driver that
+    /// can keep files stores this list (private to the user) and gives it
+    /// to [`Console::set_ignored`] next time.
+    Ignored(Vec<String>),
 }
 
 /// What kind of line the console waits for.
@@ -338,6 +344,10 @@ pub struct Console {
     rooms: BTreeMap<String, Option<String>>,
     /// Where plain lines go: this room, or everyone online (`None`).
     active: Option<String>,
+    /// The users whose messages are hidden (`/ignore`), by
+    /// [`username_key`](crate::session::username_key), to the name as
+    /// typed.
+    ignored: BTreeMap<String, String>,
     /// `/join`s not yet answered: the room (active at once, so that the
     /// lines after it go there) and the room active before, active again
     /// if the join is refused.
@@ -368,6 +378,7 @@ impl Console {
             away: None,
             rooms: BTreeMap::new(),
             active: None,
+            ignored: BTreeMap::new(),
             joins: VecDeque::new(),
             config,
             username: username.to_string(),
@@ -547,7 +558,7 @@ impl Console {
                 Output::NeedPassword { new_user, failures } => {
                     ConsoleOutput::NeedPassword { new_user, failures }
                 }
-                Output::Reconnect | Output::DeviceToken(_) => continue,
+                Output::Reconnect | Output::DeviceToken(_) | Output::Ignored(_) => continue,
             });
         }
     }
@@ -653,6 +664,9 @@ impl Console {
     }
 
     fn emit(&mut self, event: ChatEvent) {
+        if self.hides(&event) {
+            return;
+        }
         if let ChatEvent::Public { text, .. }
         | ChatEvent::Direct { text, .. }
         | ChatEvent::OfflineDirect { text, .. }

@@ -2274,10 +2274,16 @@ fn room_roles_vectors() {
     let deop = alice.say(r##"{"t":"room_deop","room":"#rust","user":"bob"}"##);
     documented(&deop[..1], "room_role member");
     let mute = alice.say(r##"{"t":"room_mute","room":"#rust","user":"bob"}"##);
-    assert!(matches!(mute[0], ServerMessage::MemberMuted { .. }), "{mute:?}");
+    assert!(
+        matches!(mute[0], ServerMessage::MemberMuted { .. }),
+        "{mute:?}"
+    );
     documented(&mute[..1], "member_muted");
     let mode = alice.say(r##"{"t":"room_mode","room":"#rust","topic_locked":true}"##);
-    assert!(matches!(mode[0], ServerMessage::RoomMode { .. }), "{mode:?}");
+    assert!(
+        matches!(mode[0], ServerMessage::RoomMode { .. }),
+        "{mode:?}"
+    );
     documented(&mode, "room_mode");
     let names = alice.say(r##"{"t":"names","room":"#rust"}"##);
     documented(&names, "names with roles");
@@ -2319,12 +2325,16 @@ fn room_roles_vectors() {
     assert!(
         matches!(
             kick.as_slice(),
-            [ServerMessage::MemberLeft { .. }, ServerMessage::ModOk { .. }]
+            [
+                ServerMessage::MemberLeft { .. },
+                ServerMessage::ModOk { .. }
+            ]
         ),
         "{kick:?}"
     );
     documented(&kick, "member_left after a kick, and mod_ok");
-    let ban = alice.say(r##"{"t":"room_ban","room":"#rust","user":"bob","secs":3600,"reason":"spam"}"##);
+    let ban =
+        alice.say(r##"{"t":"room_ban","room":"#rust","user":"bob","secs":3600,"reason":"spam"}"##);
     documented(&ban, "mod_ok of room_ban");
     alice.say(r#"{"t":"op","op":"EX"}"#);
     alice.finish();
@@ -2382,6 +2392,9 @@ fn room_roles_vectors() {
         let json = String::from_utf8(session::encode(&m)).unwrap();
         println!("request: `{json}`");
         assert_documented(&format!("`{json}`"), "a room_roles request");
-        assert_eq!(session::decode::<session::ClientMessage>(json.as_bytes()).unwrap(), m);
+        assert_eq!(
+            session::decode::<session::ClientMessage>(json.as_bytes()).unwrap(),
+            m
+        );
     }
 }

@@ -272,7 +272,6 @@ impl Server {
                 self.invite_failed(&invite);
                 conn
             }
-            Write::Audited { conn, .. } => conn,
             Write::RoomChange(change) => match change.conn {
                 Some(conn) => conn,
                 None => return,

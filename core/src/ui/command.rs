@@ -123,6 +123,64 @@ pub enum Command<'a> {
         /// not given.
         limit: u32,
     },
+    /// `/kick [#ROOM] USER [REASON]`: remove a member from a room.
+    Kick {
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// The member.
+        user: &'a str,
+        /// Why, if said.
+        reason: Option<&'a str>,
+    },
+    /// `/ban [#ROOM] USER [DURATION] [REASON]`: ban an account from a room.
+    Ban {
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// The account.
+        user: &'a str,
+        /// How long, in seconds (`None`: no end).
+        secs: Option<u64>,
+        /// Why, if said.
+        reason: Option<&'a str>,
+    },
+    /// `/unban`, `/mute`, `/unmute`, `/op`, `/deop` `[#ROOM] USER`.
+    RoomUser {
+        /// Which.
+        action: RoomUserAction,
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// The account.
+        user: &'a str,
+    },
+    /// `/lock-topic [#ROOM] on|off` and `/moderated [#ROOM] on|off`.
+    RoomMode {
+        /// The room, if named.
+        room: Option<&'a str>,
+        /// Lock (or unlock) the topic.
+        topic_locked: Option<bool>,
+        /// Moderate the room, or not.
+        moderated: Option<bool>,
+    },
+    /// `/ignore [USER]`: hide USER's messages on this client; alone, list
+    /// the users ignored.
+    Ignore(Option<&'a str>),
+    /// `/unignore USER`: show USER's messages again.
+    Unignore(&'a str),
+}
+
+/// What `/unban`, `/mute`, `/unmute`, `/op` and `/deop` do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomUserAction {
+    /// Lift a room ban.
+    Unban,
+    /// Mute a member.
+    Mute,
+    /// Let a muted member speak.
+    Unmute,
+    /// Make a member an operator (the owner only).
+    Op,
+    /// Make an operator a member again (the owner only).
+    Deop,
 }
 
 /// How many messages `/history` shows when not told.
@@ -328,6 +386,83 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: "/invite",
         description: "Server admins: make a single-use invite code that registers one new account within 7 days.",
         example: "/invite",
+    },
+    CommandInfo {
+        name: "kick",
+        aliases: &[],
+        usage: "/kick [#ROOM] USER [REASON]",
+        description: "Room owners and operators: remove USER from the room (the active one without #ROOM).",
+        example: "/kick #rust bob flooding",
+    },
+    CommandInfo {
+        name: "ban",
+        aliases: &[],
+        usage: "/ban [#ROOM] USER [DURATION] [REASON]",
+        description: "Room owners and operators: ban USER from the room, for DURATION (90s, 30m, 2h, 7d, 1w; at most 365d) or for good.",
+        example: "/ban #rust bob 2h spam",
+    },
+    CommandInfo {
+        name: "unban",
+        aliases: &[],
+        usage: "/unban [#ROOM] USER",
+        description: "Room owners and operators: lift USER's ban from the room.",
+        example: "/unban #rust bob",
+    },
+    CommandInfo {
+        name: "mute",
+        aliases: &[],
+        usage: "/mute [#ROOM] USER",
+        description: "Room owners and operators: USER may no longer speak in the room.",
+        example: "/mute #rust bob",
+    },
+    CommandInfo {
+        name: "unmute",
+        aliases: &[],
+        usage: "/unmute [#ROOM] USER",
+        description: "Room owners and operators: USER may speak in the room again.",
+        example: "/unmute #rust bob",
+    },
+    CommandInfo {
+        name: "op",
+        aliases: &[],
+        usage: "/op [#ROOM] USER",
+        description: "Room owners: make USER an operator of the room.",
+        example: "/op #rust carol",
+    },
+    CommandInfo {
+        name: "deop",
+        aliases: &[],
+        usage: "/deop [#ROOM] USER",
+        description: "Room owners: make operator USER a plain member again.",
+        example: "/deop #rust carol",
+    },
+    CommandInfo {
+        name: "lock-topic",
+        aliases: &[],
+        usage: "/lock-topic [#ROOM] on|off",
+        description: "Room owners and operators: only operators may set the topic (on), or anyone (off).",
+        example: "/lock-topic #rust on",
+    },
+    CommandInfo {
+        name: "moderated",
+        aliases: &[],
+        usage: "/moderated [#ROOM] on|off",
+        description: "Room owners and operators: only operators may speak in the room (on), or everyone (off).",
+        example: "/moderated #rust on",
+    },
+    CommandInfo {
+        name: "ignore",
+        aliases: &[],
+        usage: "/ignore [USER]",
+        description: "Hide USER's public, room and direct messages on this client (kept for next time); alone, list who is ignored.",
+        example: "/ignore bob",
+    },
+    CommandInfo {
+        name: "unignore",
+        aliases: &[],
+        usage: "/unignore USER",
+        description: "Show USER's messages again.",
+        example: "/unignore bob",
     },
     CommandInfo {
         name: "quit",
@@ -556,6 +691,69 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             };
             Command::History { room, limit }
         }
+        "kick" => match room_and_user(rest) {
+            Some((room, user, reason)) => Command::Kick { room, user, reason },
+            None => return usage,
+        },
+        "ban" => match room_and_user(rest) {
+            Some((room, user, rest)) => {
+                let (first, after) = match rest.map(|r| r.split_once(char::is_whitespace)) {
+                    Some(Some((first, after))) => (Some(first), Some(after.trim_start())),
+                    Some(None) => (rest, None),
+                    None => (None, None),
+                };
+                match first.and_then(super::duration::parse_duration) {
+                    Some(secs) => Command::Ban {
+                        room,
+                        user,
+                        secs: Some(secs),
+                        reason: after.filter(|r| !r.is_empty()),
+                    },
+                    None => Command::Ban {
+                        room,
+                        user,
+                        secs: None,
+                        reason: rest,
+                    },
+                }
+            }
+            None => return usage,
+        },
+        "unban" | "mute" | "unmute" | "op" | "deop" => {
+            let action = match info.name {
+                "unban" => RoomUserAction::Unban,
+                "mute" => RoomUserAction::Mute,
+                "unmute" => RoomUserAction::Unmute,
+                "op" => RoomUserAction::Op,
+                _ => RoomUserAction::Deop,
+            };
+            match room_and_user(rest) {
+                Some((room, user, None)) => Command::RoomUser { action, room, user },
+                _ => return usage,
+            }
+        }
+        "lock-topic" | "moderated" => {
+            let (room, rest) = room_first(rest);
+            let on = match rest.map(str::to_ascii_lowercase).as_deref() {
+                Some("on") => true,
+                Some("off") => false,
+                _ => return usage,
+            };
+            let (topic_locked, moderated) = if info.name == "lock-topic" {
+                (Some(on), None)
+            } else {
+                (None, Some(on))
+            };
+            Command::RoomMode {
+                room,
+                topic_locked,
+                moderated,
+            }
+        }
+        "ignore" if rest.contains(char::is_whitespace) => return usage,
+        "ignore" => Command::Ignore(Some(rest).filter(|r| !r.is_empty())),
+        "unignore" if rest.is_empty() || rest.contains(char::is_whitespace) => return usage,
+        "unignore" => Command::Unignore(rest),
         "confirm" => match rest.to_ascii_lowercase().as_str() {
             "" => Command::Confirm(None),
             "on" => Command::Confirm(Some(true)),
@@ -576,6 +774,21 @@ fn room_first(rest: &str) -> (Option<&str>, Option<&str>) {
         None => (None, rest),
     };
     (room, Some(rest).filter(|r| !r.is_empty()))
+}
+
+/// A leading `#ROOM` word, if any, then a user's name, and the rest
+/// (`None` when empty); `None` without a name.
+fn room_and_user(rest: &str) -> Option<(Option<&str>, &str, Option<&str>)> {
+    let (room, rest) = room_first(rest);
+    let rest = rest?;
+    Some(match rest.split_once(char::is_whitespace) {
+        Some((user, more)) => (
+            room,
+            user,
+            Some(more.trim_start()).filter(|m| !m.is_empty()),
+        ),
+        None => (room, rest, None),
+    })
 }
 
 /// The lines `/help` shows: every command, or one command in detail.
@@ -751,6 +964,93 @@ mod tests {
         );
         assert!(parse_command("/registration maybe").is_err());
         assert_eq!(parse_command("/invite"), Ok(Command::Invite));
+        assert_eq!(
+            parse_command("/kick #rust bob too  loud"),
+            Ok(Command::Kick {
+                room: Some("#rust"),
+                user: "bob",
+                reason: Some("too  loud")
+            })
+        );
+        assert_eq!(
+            parse_command("/kick bob"),
+            Ok(Command::Kick {
+                room: None,
+                user: "bob",
+                reason: None
+            })
+        );
+        assert!(parse_command("/kick").is_err());
+        assert!(parse_command("/kick #rust").is_err());
+        assert_eq!(
+            parse_command("/ban bob 2h spam"),
+            Ok(Command::Ban {
+                room: None,
+                user: "bob",
+                secs: Some(7200),
+                reason: Some("spam")
+            })
+        );
+        assert_eq!(
+            parse_command("/ban #rust bob 30m"),
+            Ok(Command::Ban {
+                room: Some("#rust"),
+                user: "bob",
+                secs: Some(1800),
+                reason: None
+            })
+        );
+        // Not a duration: the reason, and no end.
+        assert_eq!(
+            parse_command("/ban bob 2 spammers"),
+            Ok(Command::Ban {
+                room: None,
+                user: "bob",
+                secs: None,
+                reason: Some("2 spammers")
+            })
+        );
+        assert_eq!(
+            parse_command("/op #rust carol"),
+            Ok(Command::RoomUser {
+                action: RoomUserAction::Op,
+                room: Some("#rust"),
+                user: "carol"
+            })
+        );
+        assert_eq!(
+            parse_command("/unmute bob"),
+            Ok(Command::RoomUser {
+                action: RoomUserAction::Unmute,
+                room: None,
+                user: "bob"
+            })
+        );
+        assert!(parse_command("/mute bob now").is_err());
+        assert_eq!(
+            parse_command("/moderated ON"),
+            Ok(Command::RoomMode {
+                room: None,
+                topic_locked: None,
+                moderated: Some(true)
+            })
+        );
+        assert_eq!(
+            parse_command("/lock-topic #rust off"),
+            Ok(Command::RoomMode {
+                room: Some("#rust"),
+                topic_locked: Some(false),
+                moderated: None
+            })
+        );
+        assert!(parse_command("/lock-topic maybe").is_err());
+        assert_eq!(parse_command("/ignore"), Ok(Command::Ignore(None)));
+        assert_eq!(
+            parse_command("/ignore bob"),
+            Ok(Command::Ignore(Some("bob")))
+        );
+        assert_eq!(parse_command("/unignore bob"), Ok(Command::Unignore("bob")));
+        assert!(parse_command("/unignore").is_err());
         assert_eq!(
             parse_command("/notice hi all"),
             Ok(Command::Notice("hi all"))

@@ -163,6 +163,12 @@ impl Console {
             }
             Command::Registration(mode) => self.request(|c| c.set_registration(mode)),
             Command::Invite => self.request(|c| c.request_invite()),
+            Command::Kick { .. }
+            | Command::Ban { .. }
+            | Command::RoomUser { .. }
+            | Command::RoomMode { .. }
+            | Command::Ignore(_)
+            | Command::Unignore(_) => self.room_role_command(command),
         };
         if let Err(e) = result {
             self.error(e);

@@ -757,9 +757,6 @@ pub fn render_plain(event: &ChatEvent) -> String {
         | ChatEvent::Notice { .. }
         | ChatEvent::Bans { .. } => moderation::plain(event),
         ChatEvent::InviteCode { .. } => moderation::plain(event),
-        ChatEvent::ModOk { .. } | ChatEvent::Audit { .. } | ChatEvent::Notice { .. } => {
-            moderation::plain(event)
-        }
         ChatEvent::Kicked { .. }
         | ChatEvent::RoomRole { .. }
         | ChatEvent::MemberMuted { .. }

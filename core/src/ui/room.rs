@@ -17,7 +17,7 @@ fn room_name(room: &str) -> String {
 
 impl Console {
     /// The room a command names, or else the active one.
-    fn target_room(&mut self, named: Option<&str>, usage: &str) -> Option<String> {
+    pub(super) fn target_room(&mut self, named: Option<&str>, usage: &str) -> Option<String> {
         match named.map(room_name).or_else(|| self.active.clone()) {
             Some(room) => Some(room),
             None => {
@@ -50,7 +50,7 @@ impl Console {
     /// (`join`, `part`, `topic`, `history`) may go now. Refused by the
     /// server, it could not be told from a message's refusal, so it is
     /// refused here instead, and said.
-    fn within_rate(&mut self) -> bool {
+    pub(super) fn within_rate(&mut self) -> bool {
         let now = self.now;
         if self.pacer.as_mut().is_none_or(|p| p.take(now)) {
             return true;
