@@ -7,6 +7,7 @@ pub mod address;
 pub mod chatstore;
 pub mod clock;
 pub mod config;
+pub mod ignored;
 pub mod keys;
 pub mod manpage;
 pub mod metrics;

@@ -24,6 +24,7 @@ use udpchat_core::ui::{
 };
 use udpchat_native::address::ServerName;
 use udpchat_native::clock::Clock;
+use udpchat_native::ignored::{IgnoreFile, ignored_path};
 use udpchat_native::manpage;
 use udpchat_native::terminal::{self, EditorInput, LineEditor};
 use udpchat_native::udp;
@@ -328,6 +329,7 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
             .unwrap_or_default()
             .to_string()
     });
+    let mut ignored = ignored_path().and_then(|p| IgnoreFile::open(p).ok());
     // Datagrams above 1200 bytes only where they cannot be fragmented.
     config.client.channel.max_datagram = udp::max_datagram(&socket);
     let mut console = match Console::new(clock.now(), config, rand::random(), &settings.username) {
@@ -343,6 +345,9 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         }
     };
     console.set_invite(settings.invite.clone());
+    if let Some(f) = &ignored {
+        console.set_ignored(f.get(&server_name, &settings.username));
+    }
 
     let (tx, rx) = unbounded::<Input>();
     spawn_socket_reader(socket.clone(), tx.clone())?;
@@ -402,6 +407,17 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                         eprintln!(
                             "chatclient: cannot keep the device token in {}: {e}",
                             d.path().display()
+                        );
+                    }
+                }
+                // The `/ignore` list, kept for the next run.
+                Output::Ignored(names) => {
+                    if let Some(f) = ignored.as_mut()
+                        && let Err(e) = f.set(&server_name, &settings.username, &names)
+                    {
+                        eprintln!(
+                            "chatclient: cannot keep the ignore list in {}: {e}",
+                            f.path().display()
                         );
                     }
                 }

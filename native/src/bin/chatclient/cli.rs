@@ -68,6 +68,11 @@ Device tokens:
   0600). With it this device logs in even while others guess your password
   and the account is throttled for them.
 
+Ignored users:
+  /ignore USER hides USER's messages on this client; the list is kept per
+  server and account in ignored in your config directory (CHAT_IGNORED
+  overrides its path; mode 0600).
+
 Settings:
   Each comes from the first of: flags and arguments, environment variables,
   the config file (TOML: server, port, user, server_key, color, json,
@@ -195,7 +200,7 @@ pub fn command(here: bool) -> clap::Command {
     } else {
         "  In udpchat/ in your config directory (~/.config/udpchat on Linux,\n  \
          ~/Library/Application Support/udpchat on macOS, %APPDATA%\\udpchat on\n  \
-         Windows): config.toml, known_servers, device_tokens, history."
+         Windows): config.toml, known_servers, device_tokens, ignored, history."
             .to_string()
     };
     Cli::command().after_help(AFTER_HELP.replace("{files}", &files))
@@ -221,10 +226,12 @@ fn files_here() -> String {
          config file       {config}\n  \
          known servers     {}\n  \
          device tokens     {}\n  \
+         ignored users     {}\n  \
          input history     {history}\n  \
          chat logs (--log) {}",
         show(known_servers_path()),
         show(device_tokens_path()),
+        show(udpchat_native::ignored::ignored_path()),
         show(udpchat_pin::log_dir()),
     )
 }
