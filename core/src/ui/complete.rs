@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn commands_after_a_slash() {
-        assert_eq!(c("/m", 2), (0, v(&["/me", "/more", "/msg"])));
+        assert_eq!(
+            c("/m", 2),
+            (0, v(&["/me", "/moderated", "/more", "/msg", "/mute"]))
+        );
         assert_eq!(c("/WHOI", 5), (0, v(&["/whois"])));
         assert_eq!(c("/w", 2), (0, v(&["/who", "/whois"])));
         assert_eq!(c("  /q", 4), (2, v(&["/quit"])));
@@ -118,7 +121,10 @@ mod tests {
         assert_eq!(c("/zz", 3), (0, vec![]));
         // A slash later in the line is not a command.
         assert_eq!(c("see /m", 6), (4, vec![]));
-        assert_eq!(c("/help m", 7), (6, v(&["me", "more", "msg"])));
+        assert_eq!(
+            c("/help mo", 8),
+            (6, v(&["moderated", "more"]))
+        );
     }
 
     #[test]
