@@ -121,10 +121,7 @@ mod tests {
         assert_eq!(c("/zz", 3), (0, vec![]));
         // A slash later in the line is not a command.
         assert_eq!(c("see /m", 6), (4, vec![]));
-        assert_eq!(
-            c("/help mo", 8),
-            (6, v(&["moderated", "more"]))
-        );
+        assert_eq!(c("/help mo", 8), (6, v(&["moderated", "more"])));
     }
 
     #[test]
