@@ -40,6 +40,7 @@ const CHAT_ENV: &[&str] = &[
     "CHAT_SERVER_KEY_FILE",
     "CHAT_DATA",
     "CHAT_METRICS",
+    "CHAT_IGNORED",
     "RUST_LOG",
 ];
 
@@ -67,6 +68,7 @@ pub fn command(program: &str) -> Command {
     // tokens kept there.
     cmd.env("CHAT_CONFIG", NULL_FILE);
     cmd.env("CHAT_DEVICE_TOKENS", NULL_FILE);
+    cmd.env("CHAT_IGNORED", NULL_FILE);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
