@@ -1071,7 +1071,15 @@ impl Worker {
             | ClientEvent::Online { .. }
             | ClientEvent::Away(_)
             | ClientEvent::AwayReply { .. }
-            | ClientEvent::Whois { .. } => {}
+            | ClientEvent::Whois { .. }
+            | ClientEvent::ModOk { .. }
+            | ClientEvent::Notice { .. }
+            | ClientEvent::AuditLog(_)
+            | ClientEvent::Kicked { .. }
+            | ClientEvent::RoomRole { .. }
+            | ClientEvent::MemberMuted { .. }
+            | ClientEvent::RoomMode { .. }
+            | ClientEvent::RoomRoles { .. } => {}
             ClientEvent::PasswordRequired { .. } => {
                 let pw = self.server.password.clone();
                 if let Some(c) = self.users[li].client.as_mut()
