@@ -168,7 +168,8 @@ pub struct ServerConfig {
     /// The accounts that are server admins, by [`username_key`] (ASCII
     /// lowercase): none by default. Admins may send the requests of
     /// PROTOCOL.md §5.12 (suspend accounts, ban addresses, end sessions,
-    /// notices, registration, the audit log).
+    /// notices, registration, the audit log), and moderate every room as
+    /// its owner would (§5.13).
     pub admins: BTreeSet<String>,
 }
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::session::{RoomInfo, validate_room};
 
 /// `#rust` as typed, and `rust` as `#rust`.
-fn room_name(room: &str) -> String {
+pub(super) fn room_name(room: &str) -> String {
     if room.starts_with('#') {
         room.to_string()
     } else {

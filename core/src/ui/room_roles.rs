@@ -2,20 +2,12 @@
 //! `/unmute`, `/op`, `/deop`, `/lock-topic`, `/moderated`), and the users
 //! this client ignores (`/ignore`, `/unignore`).
 
+use super::room::room_name;
 use super::*;
 use crate::session::{username_key, validate_username};
 
 /// Most users one client ignores: 1,000.
 pub const MAX_IGNORED: usize = 1000;
-
-/// `#rust` as typed, and `rust` as `#rust`.
-fn room_name(room: &str) -> String {
-    if room.starts_with('#') {
-        room.to_string()
-    } else {
-        alloc::format!("#{room}")
-    }
-}
 
 impl Console {
     /// The room-role and ignore commands (see [`Command`]).

@@ -116,3 +116,64 @@ pub(super) fn plain(event: &ChatEvent) -> String {
         _ => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    #[test]
+    fn each_event_is_one_line_of_plain_text() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            plain(&ChatEvent::Kicked {
+                room: "#r".into(),
+                by: "alice".into(),
+                reason: None,
+                banned: true,
+                until: None,
+            }),
+            "-!- alice banned you from #r"
+        );
+        assert_eq!(
+            plain(&ChatEvent::RoomRole {
+                room: "#r".into(),
+                user: "bob".into(),
+                role: RoomRole::Member,
+                by: "alice".into(),
+            }),
+            "-!- bob is no longer an operator of #r (by alice)"
+        );
+        assert_eq!(
+            plain(&ChatEvent::MemberMuted {
+                room: "#r".into(),
+                user: "bob".into(),
+                by: "alice".into(),
+                muted: false,
+            }),
+            "-!- alice unmuted bob in #r"
+        );
+        assert_eq!(
+            plain(&ChatEvent::RoomRoles {
+                room: "#r".into(),
+                ops: s(&["bob", "carol"]),
+                muted: vec![],
+                topic_locked: false,
+                moderated: true,
+            }),
+            "#r operators: bob, carol; moderated"
+        );
+        // Names are sanitized: no control characters reach the terminal.
+        assert_eq!(
+            plain(&ChatEvent::Ignored {
+                users: s(&["bob", "x\u{1b}[2J"]),
+            }),
+            "you ignore: bob, x\u{fffd}[2J"
+        );
+        assert_eq!(
+            plain(&ChatEvent::Ignored { users: vec![] }),
+            "you ignore nobody"
+        );
+    }
+}
