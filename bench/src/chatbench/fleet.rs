@@ -1143,9 +1143,6 @@ impl Worker {
             | ClientEvent::Topic { .. }
             | ClientEvent::HistoryEnd { .. }
             | ClientEvent::Resumed { .. }
-            | ClientEvent::ModOk { .. }
-            | ClientEvent::Notice { .. }
-            | ClientEvent::AuditLog(_)
             | ClientEvent::BanList { .. }
             | ClientEvent::InviteCode { .. } => {}
             ClientEvent::Said { .. } => {

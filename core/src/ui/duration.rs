@@ -28,7 +28,6 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::format;
 
     #[test]
     fn durations_have_a_number_and_a_unit() {
