@@ -109,6 +109,7 @@ mod client_event;
 mod command;
 mod complete;
 mod duration;
+mod editline;
 mod input;
 mod mention;
 mod outgoing;
@@ -116,6 +117,7 @@ mod render;
 mod room;
 mod room_roles;
 mod sanitize;
+mod windows;
 
 use outgoing::{FALLBACK_RATE, Outgoing, Pacer, Unanswered};
 
@@ -124,6 +126,7 @@ pub use command::{
     find_command, help, parse_command,
 };
 pub use complete::complete;
+pub use editline::{Edit, EditLine};
 pub use mention::mentions;
 pub use render::{
     CONTINUATION, ChatEvent, ClockTime, Delivery, SHOWN_CHARS, escape_json_invisibles, is_cut,
@@ -132,6 +135,10 @@ pub use render::{
 };
 pub use room_roles::MAX_IGNORED;
 pub use sanitize::sanitize;
+pub use windows::{
+    Activity, Entry, HISTORY_PAGE, HistoryFetch, MAX_ENTRIES, Marker, WINDOW_COMMANDS, Window,
+    WindowKind, Windows,
+};
 
 /// The menu prompt.
 pub const MENU_PROMPT: &str = "Operation (PM, DM, EX): ";

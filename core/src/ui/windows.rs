@@ -1,0 +1,938 @@
+//! Windows of a full-screen client: one for the server (its system
+//! messages and the public messages to everyone online), one per room and
+//! one per direct conversation, each with its lines, unread count,
+//! scroll position, and for a room its members and how far back its
+//! history is loaded.
+//!
+//! [`Windows`] decides everything that is not drawing: which window an
+//! event goes to ([`Windows::push`]), what a line typed in a window means
+//! for the [`Console`] ([`Windows::typed`]: plain lines in `#rust` go to
+//! `#rust`, in a conversation with bob to bob), unread counts and mention
+//! marks, scrolling, when to fetch older history and from which offset
+//! ([`Windows::scroll_up`], [`Windows::top_shown`]), markers for loaded
+//! history and for gaps that cannot be filled, and Tab completion. A
+//! driver draws [`Windows::windows`] and the [`Window::entries`] of the
+//! [active](Windows::active) one.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::render::ClockTime;
+use super::*;
+
+/// How many older messages one fetch asks for when scrolled to the start.
+pub const HISTORY_PAGE: u32 = 50;
+
+/// The most entries a window keeps; older ones are dropped (and can be
+/// fetched again from a room's history).
+pub const MAX_ENTRIES: usize = 5000;
+
+/// The commands of the full-screen client itself, beside the console's
+/// ([`COMMANDS`]): name, usage, what it does.
+pub const WINDOW_COMMANDS: [(&str, &str, &str); 4] = [
+    (
+        "window",
+        "/window [N]",
+        "go to window N, or list the windows",
+    ),
+    (
+        "query",
+        "/query USER [TEXT]",
+        "open a conversation with USER (and send TEXT)",
+    ),
+    (
+        "close",
+        "/close",
+        "close this conversation, or a room you left",
+    ),
+    ("members", "/members", "show or hide the member list (F2)"),
+];
+
+/// What a window shows.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WindowKind {
+    /// System messages and public messages to everyone online.
+    Server,
+    /// A room (`#rust`).
+    Room(String),
+    /// Direct messages with one user.
+    Query(String),
+}
+
+/// How much happened in a window since it was last looked at; the
+/// greatest wins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Activity {
+    /// Nothing.
+    #[default]
+    None,
+    /// Joins, leaves, topics.
+    Event,
+    /// Messages.
+    Message,
+    /// A message naming the user, a direct message, or a message that was
+    /// not sent.
+    Mention,
+}
+
+/// A line of a window that is not an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// Above it, `count` older messages fetched from the room's history.
+    HistoryLoaded {
+        /// How many.
+        count: u32,
+    },
+    /// Nothing older exists.
+    StartOfHistory,
+    /// Messages that could not be loaded: `missing` of them, when known.
+    Gap {
+        /// How many are missing, when known.
+        missing: Option<u64>,
+    },
+}
+
+impl Marker {
+    /// The text of the marker.
+    pub fn text(&self) -> String {
+        match self {
+            Marker::HistoryLoaded { count } => format!(
+                "\u{2500}\u{2500} history: {count} older message{} above \u{2500}\u{2500}",
+                if *count == 1 { "" } else { "s" }
+            ),
+            Marker::StartOfHistory => {
+                "\u{2500}\u{2500} start of the room's history \u{2500}\u{2500}".to_string()
+            }
+            Marker::Gap { missing: Some(n) } => format!(
+                "\u{2500}\u{2500} gap: {n} message{} could not be loaded \u{2500}\u{2500}",
+                if *n == 1 { "" } else { "s" }
+            ),
+            Marker::Gap { missing: None } => {
+                "\u{2500}\u{2500} gap: older messages could not be loaded \u{2500}\u{2500}"
+                    .to_string()
+            }
+        }
+    }
+}
+
+/// One line of a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// An event, with the wall-clock time it arrived when the driver has
+    /// one.
+    Event {
+        /// What happened.
+        event: ChatEvent,
+        /// When it arrived.
+        time: Option<ClockTime>,
+    },
+    /// A marker in a room's history.
+    Marker(Marker),
+}
+
+/// A request for older history that a driver passes to
+/// [`Console::fetch_history`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryFetch {
+    /// The room.
+    pub room: String,
+    /// The messages below this offset (the oldest one loaded).
+    pub before: u64,
+    /// How many.
+    pub limit: u32,
+}
+
+/// How far back a room's history is loaded.
+#[derive(Clone, Debug, Default)]
+struct Loaded {
+    /// The smallest offset shown.
+    oldest: Option<u64>,
+    /// A fetch under way: the offset it asked below, and what came so far.
+    fetching: Option<(u64, Vec<(u64, Entry)>)>,
+    /// Nothing older can be fetched.
+    complete: bool,
+}
+
+/// One window.
+#[derive(Clone, Debug)]
+pub struct Window {
+    kind: WindowKind,
+    entries: VecDeque<Entry>,
+    unread: u32,
+    activity: Activity,
+    /// Entries hidden below the view: 0 follows the newest.
+    scroll: usize,
+    /// Room members by lowercased name.
+    members: BTreeMap<String, String>,
+    /// Whether the user is in this room.
+    joined: bool,
+    loaded: Loaded,
+}
+
+impl Window {
+    fn new(kind: WindowKind) -> Window {
+        Window {
+            kind,
+            entries: VecDeque::new(),
+            unread: 0,
+            activity: Activity::None,
+            scroll: 0,
+            members: BTreeMap::new(),
+            joined: false,
+            loaded: Loaded::default(),
+        }
+    }
+
+    /// What it shows.
+    pub fn kind(&self) -> &WindowKind {
+        &self.kind
+    }
+
+    /// Its name in the status bar: `server`, `#rust`, `bob`.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            WindowKind::Server => "server",
+            WindowKind::Room(r) | WindowKind::Query(r) => r,
+        }
+    }
+
+    /// Its lines, oldest first.
+    pub fn entries(&self) -> &VecDeque<Entry> {
+        &self.entries
+    }
+
+    /// Messages that arrived while it was not the active window.
+    pub fn unread(&self) -> u32 {
+        self.unread
+    }
+
+    /// The most that happened while it was not the active window.
+    pub fn activity(&self) -> Activity {
+        self.activity
+    }
+
+    /// How many entries are hidden below the view (0: the view follows the
+    /// newest).
+    pub fn scroll(&self) -> usize {
+        self.scroll
+    }
+
+    /// A room's members, sorted (ASCII case ignored).
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.members.values().map(String::as_str)
+    }
+
+    /// Whether the user is in this room (false for other windows).
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Whether an older page of history is being fetched.
+    pub fn fetching(&self) -> bool {
+        self.loaded.fetching.is_some()
+    }
+
+    fn add(&mut self, entry: Entry) {
+        self.entries.push_back(entry);
+        if self.scroll > 0 {
+            // Scrolled back: the view stays where it is.
+            self.scroll += 1;
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        let mut dropped = false;
+        while self.entries.len() > MAX_ENTRIES {
+            self.entries.pop_front();
+            dropped = true;
+        }
+        if dropped {
+            self.loaded.complete = false;
+            self.loaded.oldest = self.entries.iter().find_map(|e| match e {
+                Entry::Event {
+                    event: ChatEvent::RoomMessage { offset, .. },
+                    ..
+                } => Some(*offset),
+                _ => None,
+            });
+            self.scroll = self.scroll.min(self.entries.len().saturating_sub(1));
+        }
+    }
+
+    fn mark(&mut self, activity: Activity) {
+        if activity >= Activity::Message {
+            self.unread = self.unread.saturating_add(1);
+        }
+        self.activity = self.activity.max(activity);
+    }
+
+    /// The fetch of older history that scrolling to the start asks for,
+    /// if one is due: a room with a known oldest offset above 0, nothing
+    /// under way and not known to be complete.
+    fn fetch(&mut self) -> Option<HistoryFetch> {
+        let WindowKind::Room(room) = &self.kind else {
+            return None;
+        };
+        if !self.joined || self.loaded.fetching.is_some() || self.loaded.complete {
+            return None;
+        }
+        match self.loaded.oldest {
+            Some(0) => {
+                self.loaded.complete = true;
+                self.entries
+                    .push_front(Entry::Marker(Marker::StartOfHistory));
+                None
+            }
+            Some(before) => {
+                self.loaded.fetching = Some((before, Vec::new()));
+                Some(HistoryFetch {
+                    room: room.clone(),
+                    before,
+                    limit: HISTORY_PAGE,
+                })
+            }
+            None => None,
+        }
+    }
+
+    /// The end of a fetched page: its messages go above the others, with
+    /// a marker, and a gap marker where offsets are missing.
+    fn fetched(&mut self, more: bool) {
+        let Some((before, mut batch)) = self.loaded.fetching.take() else {
+            return;
+        };
+        batch.sort_by_key(|(offset, _)| *offset);
+        batch.dedup_by_key(|(offset, _)| *offset);
+        let mut top: Vec<Entry> = Vec::new();
+        let newest = batch.last().map(|(o, _)| *o);
+        let oldest = batch.first().map(|(o, _)| *o);
+        if !more || oldest == Some(0) {
+            self.loaded.complete = true;
+            top.push(Entry::Marker(Marker::StartOfHistory));
+        }
+        let count = batch.len() as u32;
+        top.extend(batch.into_iter().map(|(_, e)| e));
+        match newest {
+            Some(newest) => {
+                if newest + 1 < before {
+                    top.push(Entry::Marker(Marker::Gap {
+                        missing: Some(before - newest - 1),
+                    }));
+                }
+                top.push(Entry::Marker(Marker::HistoryLoaded { count }));
+                self.loaded.oldest = oldest;
+            }
+            None if more => {
+                // The server says older messages exist but sent none: do
+                // not ask again and again.
+                self.loaded.complete = true;
+                top.push(Entry::Marker(Marker::Gap { missing: None }));
+            }
+            None => {}
+        }
+        for entry in top.into_iter().rev() {
+            self.entries.push_front(entry);
+        }
+        self.trim();
+    }
+}
+
+/// Every window, which one is active, and who is away. See the
+/// [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Windows {
+    user: String,
+    windows: Vec<Window>,
+    active: usize,
+    /// Users known to be away, lowercased.
+    away: BTreeSet<String>,
+    /// Rooms the user asked to join here: their windows become active
+    /// when the join succeeds.
+    joining: BTreeSet<String>,
+    /// `/go` lines sent by [`Windows::typed`] whose answer is not shown.
+    quiet_go: u32,
+    /// Whether the member list is shown.
+    show_members: bool,
+}
+
+impl Windows {
+    /// The windows of `user`'s session: the server window alone.
+    pub fn new(user: &str) -> Windows {
+        Windows {
+            user: user.to_string(),
+            windows: vec![Window::new(WindowKind::Server)],
+            active: 0,
+            away: BTreeSet::new(),
+            joining: BTreeSet::new(),
+            quiet_go: 0,
+            show_members: true,
+        }
+    }
+
+    /// Every window, in the order of their numbers (the first is 1).
+    pub fn windows(&self) -> &[Window] {
+        &self.windows
+    }
+
+    /// The index of the active window.
+    pub fn active_index(&self) -> usize {
+        self.active
+    }
+
+    /// The active window.
+    pub fn active(&self) -> &Window {
+        &self.windows[self.active]
+    }
+
+    /// Whether the member list is shown (in a room).
+    pub fn show_members(&self) -> bool {
+        self.show_members
+    }
+
+    /// Shows or hides the member list.
+    pub fn toggle_members(&mut self) {
+        self.show_members = !self.show_members;
+    }
+
+    /// Whether `user` is known to be away.
+    pub fn is_away(&self, user: &str) -> bool {
+        self.away.contains(&user.to_ascii_lowercase())
+    }
+
+    /// Makes window `index` (from 0) active, clearing its marks; false if
+    /// there is none.
+    pub fn select(&mut self, index: usize) -> bool {
+        if index >= self.windows.len() {
+            return false;
+        }
+        self.active = index;
+        let w = &mut self.windows[index];
+        w.unread = 0;
+        w.activity = Activity::None;
+        true
+    }
+
+    /// The next window (after the last: the first).
+    pub fn next(&mut self) {
+        self.select((self.active + 1) % self.windows.len());
+    }
+
+    /// The previous window (before the first: the last).
+    pub fn prev(&mut self) {
+        let n = self.windows.len();
+        self.select((self.active + n - 1) % n);
+    }
+
+    /// The index of the window of `kind`, made if there is none.
+    fn open(&mut self, kind: WindowKind) -> usize {
+        let found = self.windows.iter().position(|w| match (&w.kind, &kind) {
+            (WindowKind::Room(a), WindowKind::Room(b))
+            | (WindowKind::Query(a), WindowKind::Query(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        });
+        match found {
+            Some(i) => i,
+            None => {
+                self.windows.push(Window::new(kind));
+                self.windows.len() - 1
+            }
+        }
+    }
+
+    /// Opens the conversation with `user` and makes it active.
+    pub fn query(&mut self, user: &str) {
+        let i = self.open(WindowKind::Query(user.to_string()));
+        self.select(i);
+    }
+
+    /// Makes sure each room the user is in (as the console knows them:
+    /// [`Console::rooms`]) has a window, and that rooms the user left are
+    /// marked so.
+    pub fn sync_rooms<'a>(&mut self, rooms: impl IntoIterator<Item = &'a str>) {
+        let rooms: BTreeSet<&str> = rooms.into_iter().collect();
+        for room in &rooms {
+            let i = self.open(WindowKind::Room(room.to_string()));
+            self.windows[i].joined = true;
+        }
+        for w in &mut self.windows {
+            if let WindowKind::Room(r) = &w.kind {
+                w.joined = rooms.contains(r.as_str());
+            }
+        }
+    }
+
+    /// An event from the console, shown in the window it belongs to (and
+    /// a disconnection or a message that was not sent also in the active
+    /// window); `time` is the wall-clock time of arrival.
+    pub fn push(&mut self, event: ChatEvent, time: Option<ClockTime>) {
+        if let ChatEvent::Info { text } = &event
+            && self.quiet_go > 0
+            && text == "plain lines go to everyone online"
+        {
+            self.quiet_go -= 1;
+            return;
+        }
+        self.learn(&event);
+        let (target, activity) = self.route(&event);
+        let i = match target {
+            Some(kind) => self.open(kind),
+            None => self.active,
+        };
+        // A page of older history being fetched is collected, and shown
+        // above the rest once complete.
+        if let ChatEvent::RoomMessage {
+            offset,
+            history: true,
+            ..
+        } = &event
+            && let Some((before, batch)) = &mut self.windows[i].loaded.fetching
+            && *offset < *before
+        {
+            batch.push((*offset, Entry::Event { event, time }));
+            return;
+        }
+        if let ChatEvent::HistoryEnd { more, .. } = &event
+            && self.windows[i].loaded.fetching.is_some()
+        {
+            self.windows[i].fetched(*more);
+            return;
+        }
+        if let ChatEvent::RoomMessage { offset, .. } = &event {
+            let loaded = &mut self.windows[i].loaded;
+            loaded.oldest = Some(loaded.oldest.map_or(*offset, |o| o.min(*offset)));
+        }
+        if let ChatEvent::RoomJoined { room, backlog, .. } = &event {
+            let w = &mut self.windows[i];
+            w.joined = true;
+            if *backlog == 0 && w.loaded.oldest.is_none() {
+                w.loaded.complete = true;
+            }
+            if self.joining.remove(&room.to_ascii_lowercase()) {
+                self.select(i);
+            }
+        }
+        let also_active = matches!(
+            event,
+            ChatEvent::Disconnect { .. } | ChatEvent::NotSent { .. }
+        ) && i != self.active;
+        if also_active {
+            self.windows[self.active].add(Entry::Event {
+                event: event.clone(),
+                time,
+            });
+        }
+        self.windows[i].add(Entry::Event { event, time });
+        if i != self.active {
+            self.windows[i].mark(activity);
+        }
+    }
+
+    /// What the event tells about members and away users.
+    fn learn(&mut self, event: &ChatEvent) {
+        fn room_window<'w>(ws: &'w mut Windows, room: &str) -> &'w mut Window {
+            let i = ws.open(WindowKind::Room(room.to_string()));
+            &mut ws.windows[i]
+        }
+        match event {
+            ChatEvent::RoomJoined { room, members, .. } => {
+                let w = room_window(self, room);
+                w.members = members
+                    .iter()
+                    .map(|m| (m.to_ascii_lowercase(), m.clone()))
+                    .collect();
+            }
+            ChatEvent::Names { room, users, .. } => {
+                let w = room_window(self, room);
+                w.members = users
+                    .iter()
+                    .map(|m| (m.to_ascii_lowercase(), m.clone()))
+                    .collect();
+            }
+            ChatEvent::MemberJoined { room, user } => {
+                room_window(self, room)
+                    .members
+                    .insert(user.to_ascii_lowercase(), user.clone());
+            }
+            ChatEvent::MemberLeft { room, user, .. } => {
+                room_window(self, room)
+                    .members
+                    .remove(&user.to_ascii_lowercase());
+            }
+            ChatEvent::Parted { room } => {
+                let w = room_window(self, room);
+                w.joined = false;
+                w.members.clear();
+                w.loaded.fetching = None;
+            }
+            ChatEvent::Online { users, away, .. } => {
+                for u in users {
+                    self.away.remove(&u.to_ascii_lowercase());
+                }
+                for u in away {
+                    self.away.insert(u.to_ascii_lowercase());
+                }
+            }
+            ChatEvent::Whois { user, away, .. } => {
+                if away.is_some() {
+                    self.away.insert(user.to_ascii_lowercase());
+                } else {
+                    self.away.remove(&user.to_ascii_lowercase());
+                }
+            }
+            ChatEvent::AwayReply { user, .. } => {
+                self.away.insert(user.to_ascii_lowercase());
+            }
+            ChatEvent::Leave { user, .. } => {
+                self.away.remove(&user.to_ascii_lowercase());
+            }
+            ChatEvent::Away { text } => {
+                let me = self.user.to_ascii_lowercase();
+                if text.is_some() {
+                    self.away.insert(me);
+                } else {
+                    self.away.remove(&me);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The window an event goes to (`None`: the active one, as the answer
+    /// to what was typed there) and how it marks that window.
+    fn route(&self, event: &ChatEvent) -> (Option<WindowKind>, Activity) {
+        let room = |r: &str| Some(WindowKind::Room(r.to_string()));
+        let query = |u: &str| Some(WindowKind::Query(u.to_string()));
+        let server = Some(WindowKind::Server);
+        match event {
+            ChatEvent::RoomMessage {
+                room: r,
+                mention,
+                history,
+                ..
+            } => {
+                let activity = match (mention, history) {
+                    (_, true) => Activity::None,
+                    (true, false) => Activity::Mention,
+                    (false, false) => Activity::Message,
+                };
+                (room(r), activity)
+            }
+            ChatEvent::RoomJoined { room: r, .. }
+            | ChatEvent::Parted { room: r }
+            | ChatEvent::MemberJoined { room: r, .. }
+            | ChatEvent::MemberLeft { room: r, .. }
+            | ChatEvent::Topic { room: r, .. }
+            | ChatEvent::Names { room: r, .. }
+            | ChatEvent::HistoryEnd { room: r, .. }
+            | ChatEvent::Said { room: r, .. } => (room(r), Activity::Event),
+            ChatEvent::Resumed {
+                room: r, recovered, ..
+            } => (
+                room(r),
+                if *recovered {
+                    Activity::Event
+                } else {
+                    Activity::Mention
+                },
+            ),
+            ChatEvent::Direct { from, .. } | ChatEvent::OfflineDirect { from, .. } => {
+                (query(from), Activity::Mention)
+            }
+            ChatEvent::Sent { to: Some(to), .. } => (query(to), Activity::None),
+            ChatEvent::Sent { to: None, .. } => (server, Activity::None),
+            ChatEvent::NotSent { to: Some(to), .. } if to.starts_with('#') => {
+                (room(to), Activity::Mention)
+            }
+            ChatEvent::NotSent { to: Some(to), .. } => (query(to), Activity::Mention),
+            ChatEvent::NotSent { to: None, .. } => (server, Activity::Mention),
+            ChatEvent::AwayReply { user, .. }
+                if self.windows.iter().any(
+                    |w| matches!(&w.kind, WindowKind::Query(q) if q.eq_ignore_ascii_case(user)),
+                ) =>
+            {
+                (query(user), Activity::Event)
+            }
+            ChatEvent::Public { mention, .. } => (
+                server,
+                if *mention {
+                    Activity::Mention
+                } else {
+                    Activity::Message
+                },
+            ),
+            ChatEvent::Join { .. } | ChatEvent::Leave { .. } => (server, Activity::Event),
+            ChatEvent::Connecting { .. }
+            | ChatEvent::PasswordRequired { .. }
+            | ChatEvent::LoggedIn { .. }
+            | ChatEvent::Disconnect { .. }
+            | ChatEvent::Bye => (server, Activity::Event),
+            ChatEvent::Confirmation {
+                kind: Delivery::Direct | Delivery::Stored,
+                to: Some(to),
+                ..
+            } => (query(to), Activity::None),
+            _ => (None, Activity::Event),
+        }
+    }
+
+    /// A line typed in the active window, as the lines the console gets
+    /// ([`Console::handle_line`]), in order; the window commands
+    /// ([`WINDOW_COMMANDS`]) are done here and give none. `console_room`
+    /// is where the console sends plain lines now
+    /// ([`Console::active_room`]).
+    ///
+    /// In a room, plain lines, `/say` and `/me` go to the room, and
+    /// `/part`, `/names`, `/topic` and `/history` without a room name it;
+    /// in a conversation they go to its user; in the server window to
+    /// everyone online. Any other line is the console's as typed.
+    pub fn typed(&mut self, line: &str, console_room: Option<&str>) -> Vec<String> {
+        let trimmed = line.trim_start();
+        let (word, rest) = match trimmed.strip_prefix('/') {
+            Some(after) if !after.starts_with('/') => {
+                let (w, r) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
+                (Some(w.to_ascii_lowercase()), r.trim())
+            }
+            _ => (None, ""),
+        };
+        if let Some(w) = word.as_deref()
+            && let Some(()) = self.window_command(w, rest)
+        {
+            return Vec::new();
+        }
+        if word.as_deref() == Some("query") {
+            // `/query USER TEXT`: the conversation opens, and TEXT goes to
+            // it.
+            let (user, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if let Err(e) = validate_username(user) {
+                self.error(format!("usage: /query USER [TEXT] ({e})"));
+                return Vec::new();
+            }
+            self.query(user);
+            let text = text.trim();
+            return if text.is_empty() {
+                Vec::new()
+            } else {
+                self.typed(text, console_room)
+            };
+        }
+        if word.as_deref() == Some("join") {
+            let room = rest.split_whitespace().next().unwrap_or_default();
+            let room = if room.starts_with('#') {
+                room.to_string()
+            } else {
+                format!("#{room}")
+            };
+            self.joining.insert(room.to_ascii_lowercase());
+        }
+        // Which message a line is, if it is one: (text, is an action).
+        let message = match (word.as_deref(), parse_command(line)) {
+            (_, Ok(Command::Say(text))) => Some(text.to_string()),
+            (_, Ok(Command::Me(action))) => Some(format!("/me {action}")),
+            _ => None,
+        };
+        match (self.active().kind.clone(), message) {
+            (WindowKind::Room(room), Some(text)) => vec![format!("/msg {room} {text}")],
+            (WindowKind::Query(user), Some(text)) => vec![format!("/msg {user} {text}")],
+            (WindowKind::Server, Some(_)) if console_room.is_some() => {
+                // The console sends plain lines to a room since a /join:
+                // to everyone online again first, without saying so.
+                self.quiet_go += 1;
+                vec!["/go".to_string(), line.to_string()]
+            }
+            (WindowKind::Room(room), None) => vec![name_room(line, word.as_deref(), rest, &room)],
+            _ => vec![line.to_string()],
+        }
+    }
+
+    /// `/window`, `/close`, `/members`: `Some` when done here.
+    fn window_command(&mut self, word: &str, rest: &str) -> Option<()> {
+        match word {
+            "window" | "win" => {
+                match rest.parse::<usize>() {
+                    Ok(n) if n >= 1 && self.select(n - 1) => {}
+                    _ if rest.is_empty() => {
+                        let list: Vec<String> = self
+                            .windows
+                            .iter()
+                            .enumerate()
+                            .map(|(i, w)| format!("{}:{}", i + 1, sanitize(w.name())))
+                            .collect();
+                        self.info(format!(
+                            "windows: {} (Alt-1..9, Alt-\u{2190}/\u{2192}, Ctrl-N/P)",
+                            list.join(" ")
+                        ));
+                    }
+                    _ => self.error(format!(
+                        "no window {}: there are {}",
+                        sanitize(rest),
+                        self.windows.len()
+                    )),
+                }
+                Some(())
+            }
+            "close" => {
+                let w = &self.windows[self.active];
+                match &w.kind {
+                    WindowKind::Server => self.error("the server window stays".to_string()),
+                    WindowKind::Room(r) if w.joined => {
+                        let r = sanitize(r);
+                        self.error(format!("you are in {r}: /part {r} first"));
+                    }
+                    _ => {
+                        self.windows.remove(self.active);
+                        self.select(self.active.min(self.windows.len() - 1));
+                    }
+                }
+                Some(())
+            }
+            "members" => {
+                self.toggle_members();
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    fn info(&mut self, text: String) {
+        let i = self.active;
+        self.windows[i].add(Entry::Event {
+            event: ChatEvent::Info { text },
+            time: None,
+        });
+    }
+
+    fn error(&mut self, message: String) {
+        let i = self.active;
+        self.windows[i].add(Entry::Event {
+            event: ChatEvent::Error { message },
+            time: None,
+        });
+    }
+
+    /// Scrolls the active window `n` entries back. When the start of what
+    /// is loaded comes into view, returns the fetch of older history for
+    /// a room (see [`Windows::top_shown`]).
+    #[must_use]
+    pub fn scroll_up(&mut self, n: usize) -> Option<HistoryFetch> {
+        let w = &mut self.windows[self.active];
+        let max = w.entries.len().saturating_sub(1);
+        w.scroll = (w.scroll + n.max(1)).min(max);
+        if w.scroll == max { w.fetch() } else { None }
+    }
+
+    /// Scrolls the active window `n` entries forward (to 0: following the
+    /// newest).
+    pub fn scroll_down(&mut self, n: usize) {
+        let w = &mut self.windows[self.active];
+        w.scroll = w.scroll.saturating_sub(n.max(1));
+    }
+
+    /// Back to the newest entry.
+    pub fn scroll_to_end(&mut self) {
+        self.windows[self.active].scroll = 0;
+    }
+
+    /// The driver drew the active window with its first entry in view
+    /// while scrolled back: the fetch of older history, if one is due.
+    #[must_use]
+    pub fn top_shown(&mut self) -> Option<HistoryFetch> {
+        let w = &mut self.windows[self.active];
+        if w.scroll == 0 { None } else { w.fetch() }
+    }
+
+    /// A fetch could not be sent (the console refused it as too fast):
+    /// it is due again at the next scroll.
+    pub fn fetch_failed(&mut self, room: &str) {
+        for w in &mut self.windows {
+            if matches!(&w.kind, WindowKind::Room(r) if r == room) {
+                w.loaded.fetching = None;
+            }
+        }
+    }
+
+    /// The prompt of the input line: the active window's name.
+    pub fn prompt(&self) -> String {
+        match &self.active().kind {
+            WindowKind::Server => format!("{}> ", sanitize(&self.user)),
+            WindowKind::Room(r) => format!("{}> ", sanitize(r)),
+            WindowKind::Query(u) => format!("@{}> ", sanitize(u)),
+        }
+    }
+
+    /// Tab completion in the active window: the console's ([`complete`]),
+    /// the window commands after `/`, and the members of a room beside
+    /// the users known to be online (`names`).
+    pub fn complete<'a>(
+        &self,
+        line: &str,
+        cursor: usize,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> (usize, Vec<String>) {
+        let mut all: Vec<&str> = self.active().members().collect();
+        for name in names {
+            all.push(name);
+        }
+        if let WindowKind::Query(u) = &self.active().kind {
+            all.push(u);
+        }
+        let (start, mut out) = complete(line, cursor, all);
+        let word = &line[start..cursor.min(line.len()).max(start)];
+        if start == 0 && word.starts_with('/') {
+            for (name, _, _) in WINDOW_COMMANDS {
+                if name.len() + 1 >= word.len()
+                    && name.as_bytes()[..word.len() - 1].eq_ignore_ascii_case(&word.as_bytes()[1..])
+                {
+                    out.push(format!("/{name}"));
+                }
+            }
+        }
+        out.sort_by_key(|n| n.to_ascii_lowercase());
+        out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        (start, out)
+    }
+}
+
+/// A room command typed in `room`'s window without a room name, with it.
+fn name_room(line: &str, word: Option<&str>, rest: &str, room: &str) -> String {
+    let Some(word) = word else {
+        return line.to_string();
+    };
+    let named = rest.starts_with('#');
+    match word {
+        "part" | "leave" | "names" | "topic" | "history" if !named => {
+            if rest.is_empty() {
+                format!("/{word} {room}")
+            } else {
+                format!("/{word} {room} {rest}")
+            }
+        }
+        _ => line.to_string(),
+    }
+}
+
+impl Console {
+    /// Asks for `limit` messages of `room` below offset `before` (a
+    /// [`HistoryFetch`]), answered by history [`ChatEvent::RoomMessage`]s
+    /// and a [`ChatEvent::HistoryEnd`]. The request counts in the
+    /// server's message limit: false (and nothing sent) when it would
+    /// exceed it now, or when the session is not logged in.
+    pub fn fetch_history(&mut self, room: &str, before: u64, limit: u32) -> bool {
+        if !self.is_ready() {
+            return false;
+        }
+        let now = self.now;
+        if !self.pacer.as_mut().is_none_or(|p| p.take(now)) {
+            return false;
+        }
+        self.client
+            .request_history(room, Some(before), limit)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;
