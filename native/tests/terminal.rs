@@ -1,4 +1,4 @@
-//! chatclient on a real terminal (a pseudo-terminal, read through a
+//! chatclient --line on a real terminal (a pseudo-terminal, read through a
 //! terminal emulator): a message that arrives while the user is typing is
 //! printed above the line being typed, which stays intact, and the line is
 //! then sent whole. Ctrl-D leaves with status 0. Colours appear on a
@@ -23,6 +23,8 @@ fn spawn(addr: SocketAddr, name: &str, password: &str, env: &[(&str, &str)]) -> 
 /// As [`spawn`]; without a password the client prompts for it.
 fn spawn_with(addr: SocketAddr, name: &str, password: Option<&str>, env: &[(&str, &str)]) -> Term {
     let mut cmd = CommandBuilder::new(CHATCLIENT);
+    // The line editor (full screen is tui.rs's).
+    cmd.arg("--line");
     cmd.args([&addr.ip().to_string(), &addr.port().to_string(), name]);
     for var in [
         "CHAT_SERVER",

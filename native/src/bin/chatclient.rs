@@ -1,8 +1,10 @@
 //! `chatclient`: the udpchat client.
 //!
-//! On a terminal: a line editor with history, incoming lines printed above
-//! the line being typed, `[HH:MM]` stamps and colours. Piped: the
-//! assignment's plain lines. With `--json`: one JSON object per event.
+//! On a terminal: full-screen windows for the server, each room and each
+//! conversation, with a status bar, member lists and an input line
+//! (`tui`); with `--line`, a line editor with history, incoming lines
+//! printed above the line being typed, `[HH:MM]` stamps and colours.
+//! Piped: the assignment's plain lines. With `--json`: one JSON object per event.
 //! Everything the user types means the same in all three (see
 //! `udpchat_core::ui`).
 
@@ -36,6 +38,8 @@ mod cli;
 mod ending;
 #[path = "chatclient/server_key.rs"]
 mod server_key;
+#[path = "chatclient/tui/mod.rs"]
+mod tui;
 
 use cli::{Settings, Sub, command, settings, usage_exit};
 use ending::{Ending, is_port_unreachable, transmit};
@@ -66,6 +70,17 @@ enum Input {
     /// The system says nothing listens on the server's port (an ICMP port
     /// unreachable).
     Refused,
+    /// A key, a paste, the mouse or a resize, in full-screen mode.
+    Term(crossterm::event::Event),
+}
+
+/// The full-screen mode: its state from the start (events are kept for
+/// the windows while the password is asked), its terminal once the
+/// console takes input.
+struct Full {
+    state: tui::FullScreen,
+    tui: Option<tui::Tui>,
+    color: bool,
 }
 
 fn main() -> ExitCode {
@@ -174,6 +189,8 @@ struct Screen {
     stdout: std::io::Stdout,
     /// The chat log (`--log`), if kept.
     log: Option<std::fs::File>,
+    /// The full-screen mode, unless lines are printed.
+    full: Option<Full>,
 }
 
 impl Screen {
@@ -185,6 +202,17 @@ impl Screen {
         if let Some(mut editor) = self.editor.take() {
             editor.restore();
         }
+        if let Some(mut full) = self.full.take()
+            && let Some(mut tui) = full.tui.take()
+        {
+            tui.restore();
+            // What was not sent stays in sight once the windows are gone.
+            let mut out = self.stdout.lock();
+            for event in full.state.not_sent() {
+                let _ = writeln!(out, "{}", tui::line_text(event, full.color));
+            }
+            let _ = out.flush();
+        }
     }
 
     fn event(&mut self, event: &ChatEvent) -> Result<()> {
@@ -194,6 +222,12 @@ impl Screen {
             if let Err(e) = log.write_all(line.as_bytes()) {
                 eprintln!("chatclient: the chat log stops: {e}");
                 self.log = None;
+            }
+        }
+        if let Some(full) = &mut self.full {
+            full.state.event(event, std::time::Instant::now());
+            if full.tui.is_some() {
+                return Ok(());
             }
         }
         let text = match self.display {
@@ -227,6 +261,10 @@ impl Screen {
     }
 
     fn prompt(&mut self, kind: &PromptKind, user: &str) -> Result<()> {
+        if let Some(full) = &mut self.full {
+            full.state.prompt(kind);
+            return Ok(());
+        }
         let prompt = terminal_prompt(kind, user);
         match &self.editor {
             Some(editor) => editor.set_prompt(&prompt),
@@ -259,8 +297,28 @@ fn run(settings: Settings) -> Result<u8> {
         Display::Plain { color }
     };
     let use_editor = stdin_terminal && stdout_terminal && !settings.json;
+    // Full screen on a terminal that can draw it, unless --line.
+    let full = (use_editor
+        && !settings.line
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb"))
+    .then(|| Full {
+        state: tui::FullScreen::new(
+            &settings.username,
+            ServerName {
+                host: &settings.host,
+                port: settings.port,
+            }
+            .to_string(),
+            tui::Theme {
+                color,
+                light: settings.theme == cli::Theme::Light,
+            },
+        ),
+        tui: None,
+        color,
+    });
     // A terminal rustyline cannot drive (TERM=dumb) reads plain lines.
-    let editor = if use_editor {
+    let editor = if use_editor && full.is_none() {
         LineEditor::new(udpchat_pin::history_path()).ok()
     } else {
         None
@@ -275,11 +333,10 @@ fn run(settings: Settings) -> Result<u8> {
         editor,
         plain_prompts,
         stdout: std::io::stdout(),
+        full,
     };
     let result = drive(&settings, &mut screen, stdin_terminal);
-    if let Some(editor) = &mut screen.editor {
-        editor.restore();
-    }
+    screen.detach_editor();
     result
 }
 
@@ -457,6 +514,28 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
             transmit(&mut console, &socket, clock.now());
             return Ok(code);
         }
+        if interactive
+            && !input_started
+            && console.is_ready()
+            && let Some(full) = &mut screen.full
+        {
+            full.tui = Some(tui::Tui::start().context("cannot take over the terminal")?);
+            spawn_terminal_reader(tx.clone())?;
+            input_started = true;
+        }
+        if let Some(Full {
+            state,
+            tui: Some(tui),
+            ..
+        }) = &mut screen.full
+        {
+            state.update(&console, std::time::Instant::now());
+            if let Some(fetch) = state.draw(&mut tui.terminal)?
+                && !console.fetch_history(&fetch.room, fetch.before, fetch.limit)
+            {
+                state.windows.fetch_failed(&fetch.room);
+            }
+        }
         if interactive && !input_started && console.is_ready() {
             match &mut screen.editor {
                 Some(editor) => {
@@ -475,10 +554,14 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
             }
             input_started = true;
         }
-        let wait = console
+        let mut wait = console
             .poll_timeout()
             .map(|t| clock.until(t))
             .unwrap_or(StdDuration::from_secs(1));
+        if screen.full.is_some() {
+            // The status bar counts down to the next reconnection.
+            wait = wait.min(StdDuration::from_secs(1));
+        }
         let input = select! {
             recv(rx) -> input => input.ok(),
             default(wait) => None,
@@ -494,6 +577,23 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 Input::Password(Some(p)) => console.submit_password(now, &p),
                 Input::Invite(code) => console.set_invite(Some(code)),
                 Input::Refused => ending.refused(&mut console, logged_in),
+                Input::Term(event) => {
+                    let Some(Full {
+                        state,
+                        tui: Some(tui),
+                        ..
+                    }) = &mut screen.full
+                    else {
+                        continue;
+                    };
+                    for action in state.input(event, &console) {
+                        match action {
+                            tui::Action::Line(l) => console.handle_line(now, &l),
+                            tui::Action::Eof => console.handle_eof(now),
+                            tui::Action::Redraw => tui.clear(),
+                        }
+                    }
+                }
                 Input::Cancelled => {
                     if !cancel_hint_shown {
                         cancel_hint_shown = true;
@@ -586,6 +686,29 @@ fn spawn_socket_reader(socket: Arc<UdpSocket>, tx: Sender<Input>) -> Result<()> 
                     // Other ICMP errors from an absent server: the client
                     // reports it when it stops answering.
                     Err(_) => thread::sleep(StdDuration::from_millis(50)),
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Reads the terminal's keys, pastes, mouse and resizes in full-screen
+/// mode.
+fn spawn_terminal_reader(tx: Sender<Input>) -> Result<()> {
+    thread::Builder::new()
+        .name("terminal".into())
+        .spawn(move || {
+            loop {
+                match crossterm::event::read() {
+                    Ok(event) => {
+                        if tx.send(Input::Term(event)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tx.send(Input::Eof);
+                        return;
+                    }
                 }
             }
         })?;

@@ -159,6 +159,15 @@ pub struct Cli {
     /// When to colour the output (config: color) [default: auto].
     #[arg(long, value_enum, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+    /// One stream of lines with a line editor instead of the full-screen
+    /// windows (which are the default on a terminal; piped input or output
+    /// always gets lines).
+    #[arg(long)]
+    pub line: bool,
+    /// The full-screen colours for a dark or a light terminal background
+    /// [default: dark].
+    #[arg(long, value_enum, value_name = "BACKGROUND", env = "CHAT_THEME")]
+    pub theme: Option<Theme>,
     /// Reconnect and log in again when the server goes away (config:
     /// reconnect) [default: on a terminal or with --json].
     #[arg(long, overrides_with = "no_reconnect")]
@@ -268,6 +277,18 @@ pub struct Settings {
     pub reconnect: Option<bool>,
     pub log: bool,
     pub invite: Option<String>,
+    pub line: bool,
+    pub theme: Theme,
+}
+
+/// The terminal's background, for the full-screen colours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Theme {
+    /// Light text on a dark background.
+    #[default]
+    Dark,
+    /// Dark text on a light background.
+    Light,
 }
 
 fn usage_error(message: impl std::fmt::Display) -> clap::Error {
@@ -350,6 +371,8 @@ pub fn settings(cli: Cli) -> Result<Settings, clap::Error> {
         reconnect: config::pick(flag_reconnect, file.reconnect, None),
         log: cli.log,
         invite: cli.invite.filter(|c| !c.is_empty()),
+        line: cli.line,
+        theme: cli.theme.unwrap_or_default(),
     })
 }
 
