@@ -298,25 +298,24 @@ fn run(settings: Settings) -> Result<u8> {
     };
     let use_editor = stdin_terminal && stdout_terminal && !settings.json;
     // Full screen on a terminal that can draw it, unless --line.
-    let full = (use_editor
-        && !settings.line
-        && std::env::var_os("TERM").is_none_or(|t| t != "dumb"))
-    .then(|| Full {
-        state: tui::FullScreen::new(
-            &settings.username,
-            ServerName {
-                host: &settings.host,
-                port: settings.port,
-            }
-            .to_string(),
-            tui::Theme {
+    let full =
+        (use_editor && !settings.line && std::env::var_os("TERM").is_none_or(|t| t != "dumb"))
+            .then(|| Full {
+                state: tui::FullScreen::new(
+                    &settings.username,
+                    ServerName {
+                        host: &settings.host,
+                        port: settings.port,
+                    }
+                    .to_string(),
+                    tui::Theme {
+                        color,
+                        light: settings.theme == cli::Theme::Light,
+                    },
+                ),
+                tui: None,
                 color,
-                light: settings.theme == cli::Theme::Light,
-            },
-        ),
-        tui: None,
-        color,
-    });
+            });
     // A terminal rustyline cannot drive (TERM=dumb) reads plain lines.
     let editor = if use_editor && full.is_none() {
         LineEditor::new(udpchat_pin::history_path()).ok()

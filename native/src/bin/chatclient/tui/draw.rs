@@ -10,7 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use udpchat_core::ui::{
-    Activity, EditLine, Entry, WindowKind, Windows, render_styled, sanitize, wrap_rows,
+    Activity, ChatEvent, EditLine, Entry, WindowKind, Windows, render_styled, sanitize, wrap_rows,
 };
 use unicode_width::UnicodeWidthStr;
 
@@ -131,6 +131,28 @@ fn draw_lines(frame: &mut Frame<'_>, windows: &Windows, area: Rect, theme: Theme
     let mut top_shown = true;
     for (i, entry) in entries.iter().enumerate().take(end).rev() {
         let text = match entry {
+            // In its room's window a message needs no room name.
+            Entry::Event {
+                event:
+                    ChatEvent::RoomMessage {
+                        from,
+                        text,
+                        action,
+                        mention,
+                        history: false,
+                        ..
+                    },
+                time,
+            } if matches!(window.kind(), WindowKind::Room(_)) => render_styled(
+                &ChatEvent::Public {
+                    from: from.clone(),
+                    text: text.clone(),
+                    action: *action,
+                    mention: *mention,
+                },
+                *time,
+                true,
+            ),
             Entry::Event { event, time } => render_styled(event, *time, true),
             Entry::Marker(m) => format!("\x1b[2m{}\x1b[0m", m.text()),
         };
@@ -164,7 +186,10 @@ fn draw_members(frame: &mut Frame<'_>, windows: &Windows, area: Rect, theme: The
     let window = windows.active();
     let count = window.members().count();
     let mut lines = vec![Line::from(Span::styled(
-        format!("\u{2502}{count} member{}", if count == 1 { "" } else { "s" }),
+        format!(
+            "\u{2502}{count} member{}",
+            if count == 1 { "" } else { "s" }
+        ),
         Style::new().add_modifier(Modifier::BOLD),
     ))];
     for name in window.members() {
@@ -194,8 +219,16 @@ fn draw_members(frame: &mut Frame<'_>, windows: &Windows, area: Rect, theme: The
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-/// `alice@host:port │ connected, lag 12 ms │ [2:#rust] │ 1:server(3) 3:bob(1)`.
-fn draw_status(frame: &mut Frame<'_>, windows: &Windows, status: &Status, area: Rect, theme: Theme) {
+/// `[2:#rust] act: 1:server(3) 3:bob(1)!` at the left, `alice@host:port │
+/// connected, lag 12 ms` at the right: the windows first, and on a narrow
+/// terminal the server, then the user, are left out.
+fn draw_status(
+    frame: &mut Frame<'_>,
+    windows: &Windows,
+    status: &Status,
+    area: Rect,
+    theme: Theme,
+) {
     let bar = if theme.color {
         if theme.light {
             Style::new().bg(Color::Gray).fg(Color::Black)
@@ -205,28 +238,15 @@ fn draw_status(frame: &mut Frame<'_>, windows: &Windows, status: &Status, area: 
     } else {
         Style::new().add_modifier(Modifier::REVERSED)
     };
-    let link = match &status.link {
-        Link::Connecting => "connecting".to_string(),
-        Link::Connected => "connected".to_string(),
-        Link::Resumed => "resumed".to_string(),
-        Link::Reconnecting(secs) => format!("reconnecting in {secs} s"),
-        Link::Closed => "closed".to_string(),
-    };
-    let lag = match (&status.link, status.lag_ms) {
-        (Link::Connected | Link::Resumed, Some(ms)) => format!(", lag {ms} ms"),
-        _ => String::new(),
-    };
-    let mut spans = vec![Span::raw(format!(
-        " {}@{} \u{2502} {link}{lag} \u{2502} ",
-        sanitize(&status.user),
-        status.server
-    ))];
     let active = windows.active_index();
     let window = windows.active();
-    spans.push(Span::styled(
-        format!("[{}:{}]", active + 1, sanitize(window.name())),
-        Style::new().add_modifier(Modifier::BOLD),
-    ));
+    let mut spans = vec![
+        Span::raw(" "),
+        Span::styled(
+            format!("[{}:{}]", active + 1, sanitize(window.name())),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+    ];
     if window.scroll() > 0 {
         spans.push(Span::raw(format!(" (scrolled back {})", window.scroll())));
     }
@@ -234,7 +254,7 @@ fn draw_status(frame: &mut Frame<'_>, windows: &Windows, status: &Status, area: 
         spans.push(Span::raw(" (loading history)"));
     }
     if status.queued > 0 {
-        spans.push(Span::raw(format!(" \u{2502} {} queued", status.queued)));
+        spans.push(Span::raw(format!(" ({} queued)", status.queued)));
     }
     let marked: Vec<(usize, &udpchat_core::ui::Window)> = windows
         .windows()
@@ -243,7 +263,7 @@ fn draw_status(frame: &mut Frame<'_>, windows: &Windows, status: &Status, area: 
         .filter(|(i, w)| *i != active && w.activity() != Activity::None)
         .collect();
     if !marked.is_empty() {
-        spans.push(Span::raw(" \u{2502} act:"));
+        spans.push(Span::raw(" act:"));
     }
     for (i, w) in marked {
         let mut style = match w.activity() {
@@ -273,6 +293,33 @@ fn draw_status(frame: &mut Frame<'_>, windows: &Windows, status: &Status, area: 
             format!("{}:{}{unread}{mention}", i + 1, sanitize(w.name())),
             style,
         ));
+    }
+    let link = match &status.link {
+        Link::Connecting => "connecting".to_string(),
+        Link::Connected => "connected".to_string(),
+        Link::Resumed => "resumed".to_string(),
+        Link::Reconnecting(secs) => format!("reconnecting in {secs} s"),
+        Link::Closed => "closed".to_string(),
+    };
+    let lag = match (&status.link, status.lag_ms) {
+        (Link::Connected | Link::Resumed, Some(ms)) => format!(", lag {ms} ms"),
+        _ => String::new(),
+    };
+    let user = sanitize(&status.user);
+    let left: usize = spans.iter().map(|s| s.content.width()).sum();
+    let room = usize::from(area.width).saturating_sub(left + 1);
+    let right = [
+        format!("{user}@{} \u{2502} {link}{lag} ", status.server),
+        format!("{user} \u{2502} {link}{lag} "),
+        format!("{link}{lag} "),
+        format!("{link} "),
+    ]
+    .into_iter()
+    .find(|r| r.width() + 2 <= room)
+    .unwrap_or_default();
+    if !right.is_empty() {
+        let pad = room - right.width();
+        spans.push(Span::raw(format!("{:pad$}\u{2502} {right}", "")));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
 }

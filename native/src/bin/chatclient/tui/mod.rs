@@ -119,10 +119,7 @@ impl FullScreen {
     pub fn update(&mut self, console: &Console, now: Instant) {
         self.windows.sync_rooms(console.rooms());
         self.status.queued = console.queued();
-        self.status.lag_ms = console
-            .client()
-            .rtt()
-            .map(|d| d.as_micros().div_ceil(1000));
+        self.status.lag_ms = console.client().rtt().map(|d| d.as_micros().div_ceil(1000));
         if let (Link::Reconnecting(_), Some(at)) = (&self.status.link, self.reconnect_at) {
             self.status.link = Link::Reconnecting(at.saturating_duration_since(now).as_secs());
         }
