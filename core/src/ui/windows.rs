@@ -703,6 +703,22 @@ impl Windows {
         {
             return Vec::new();
         }
+        if word.as_deref() == Some("help") {
+            let topic = rest.trim_start_matches('/');
+            if let Some((_, usage, what)) = WINDOW_COMMANDS.iter().find(|(name, _, _)| {
+                name.eq_ignore_ascii_case(topic) || (topic == "win" && *name == "window")
+            }) {
+                self.info(format!("{usage}: {what}"));
+                return Vec::new();
+            }
+            if topic.is_empty() {
+                let list: Vec<&str> = WINDOW_COMMANDS.iter().map(|(_, usage, _)| *usage).collect();
+                self.info(format!(
+                    "windows: {}; F2 members, PgUp/PgDn scroll",
+                    list.join(", ")
+                ));
+            }
+        }
         if word.as_deref() == Some("query") {
             // `/query USER TEXT`: the conversation opens, and TEXT goes to
             // it.

@@ -315,6 +315,12 @@ fn run(settings: Settings) -> Result<u8> {
                 ),
                 tui: None,
                 color,
+            })
+            .map(|mut full| {
+                if let Some(path) = udpchat_pin::history_path() {
+                    full.state.keep_history(path);
+                }
+                full
             });
     // A terminal rustyline cannot drive (TERM=dumb) reads plain lines.
     let editor = if use_editor && full.is_none() {

@@ -155,8 +155,13 @@ fn typed_lines_go_where_the_window_says() {
     assert!(w.active().entries().is_empty());
     assert!(w.typed("/query -bad-", None).is_empty());
     assert!(texts(w.active())[0].starts_with("! usage: /query USER"));
+    assert!(w.typed("/help /query", None).is_empty());
+    assert!(texts(w.active())[1].starts_with("/query USER [TEXT]: open"));
+    assert_eq!(w.typed("/help", None), ["/help"]);
+    assert!(texts(w.active())[2].starts_with("windows: /window [N], /query"));
+    assert_eq!(w.typed("/help msg", None), ["/help msg"]);
     assert!(w.typed("/window 42", None).is_empty());
-    assert_eq!(texts(w.active())[1], "! no window 42: there are 4");
+    assert_eq!(texts(w.active())[3], "! no window 42: there are 4");
 }
 
 #[test]

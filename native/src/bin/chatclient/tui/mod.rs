@@ -7,6 +7,7 @@
 //! and draws.
 
 use std::io::{self, Stdout, Write};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crossterm::event::{
@@ -24,6 +25,7 @@ use udpchat_core::ui::{
 };
 
 pub mod draw;
+mod history;
 
 pub use draw::{Link, Status, Theme};
 
@@ -57,6 +59,10 @@ pub struct FullScreen {
     not_sent: Vec<ChatEvent>,
     /// A fetch of older history that scrolling made due.
     pending_fetch: Option<HistoryFetch>,
+    /// Where typed lines are kept across runs.
+    history: Option<PathBuf>,
+    /// Ctrl-C said once what it does.
+    cancel_hint_shown: bool,
 }
 
 impl FullScreen {
@@ -78,7 +84,18 @@ impl FullScreen {
             top_shown: false,
             not_sent: Vec::new(),
             pending_fetch: None,
+            history: None,
+            cancel_hint_shown: false,
         }
+    }
+
+    /// Keeps typed lines in `path` (the line editor's history file), and
+    /// starts with those kept there.
+    pub fn keep_history(&mut self, path: PathBuf) {
+        for line in history::load(&path) {
+            self.line.remember(&line);
+        }
+        self.history = Some(path);
     }
 
     /// An event from the console.
@@ -199,6 +216,9 @@ impl FullScreen {
             KeyCode::F(2) => self.windows.toggle_members(),
             KeyCode::Enter => {
                 let line = self.line.submit();
+                if let Some(path) = &self.history {
+                    history::append(path, &line);
+                }
                 return self.typed(line, console);
             }
             KeyCode::Tab => {
@@ -216,7 +236,18 @@ impl FullScreen {
                     );
                 }
             }
-            KeyCode::Char('c') if ctrl => self.line.clear(),
+            KeyCode::Char('c') if ctrl => {
+                self.line.clear();
+                if !std::mem::replace(&mut self.cancel_hint_shown, true) {
+                    self.windows.push(
+                        ChatEvent::Info {
+                            text: "(Ctrl-C throws away the line; Ctrl-D or /quit leaves)"
+                                .to_string(),
+                        },
+                        None,
+                    );
+                }
+            }
             KeyCode::Char('l') if ctrl => return vec![Action::Redraw],
             KeyCode::Char('d') if ctrl && self.line.text().is_empty() => {
                 return vec![Action::Eof];
