@@ -227,6 +227,13 @@ impl Screen {
         if let Some(full) = &mut self.full {
             full.state.event(event, std::time::Instant::now());
             if full.tui.is_some() {
+                // A message that names you, or a direct message, rings the
+                // terminal's bell, as in line mode.
+                if rings_bell(event) {
+                    let mut out = self.stdout.lock();
+                    out.write_all(b"\x07")?;
+                    out.flush()?;
+                }
                 return Ok(());
             }
         }
