@@ -102,3 +102,53 @@ fn a_message_in_the_inactive_window_marks_it_and_typed_text_survives() {
     assert_eq!(alice.wait_exit(), 0, "{:#?}", alice.rows());
     bob.expect_line("* alice left (exit)", TIMEOUT);
 }
+
+#[test]
+fn scrolling_back_fetches_the_older_history_from_the_server() {
+    let dir = temp_dir();
+    let server = Server::start_with(
+        &dir.path().join("chat_users.json"),
+        &["--history-on-join", "2"],
+    );
+    let mut bob = login(server.addr, "bob", "b");
+    bob.send("/join #log");
+    for i in 0..8 {
+        bob.send(&format!("/msg #log entry {i}"));
+    }
+    bob.expect_line("ok: message stored in #log (offset 8)", TIMEOUT);
+
+    let mut alice = spawn(server.addr, "alice", "a");
+    alice.wait_editing("alice> ");
+    alice.keys("/join #log\r");
+    alice.wait_for("the room's window", |t| status(t).contains("[2:#log]"));
+    // The join brings the latest two.
+    alice.row_of("entry 7");
+    alice.row_of("entry 6");
+    assert!(!alice.rows().iter().any(|r| r.contains("entry 5")));
+    // PgUp: the start of what is loaded is in view, so the six older ones
+    // are fetched and shown above a marker, with the start of the history.
+    alice.keys("\x1b[5~");
+    let marker = alice.row_of("history: 6 older messages above");
+    let first = alice.row_of("entry 0");
+    let start = alice.row_of("start of the room's history");
+    assert!(start < first && first < marker, "{:#?}", alice.rows());
+    // The view stayed where it was; PgDn brings the newest back, below
+    // the marker.
+    alice.keys("\x1b[6~");
+    let six = alice.row_of("entry 6");
+    let marker = alice.row_of("history: 6 older messages above");
+    assert!(
+        marker < six && six < alice.row_of("entry 7"),
+        "{:#?}",
+        alice.rows()
+    );
+    assert!(
+        alice.rows()[six].starts_with("[#log "),
+        "history shows when it was sent: {:?}",
+        alice.rows()[six]
+    );
+    alice.keys("caught up\r");
+    bob.expect_line("[#log] <alice> caught up", TIMEOUT);
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0, "{:#?}", alice.rows());
+}

@@ -153,6 +153,12 @@ fn draw_lines(frame: &mut Frame<'_>, windows: &Windows, area: Rect, theme: Theme
                 *time,
                 true,
             ),
+            // History carries the time it was sent (`[#rust 12:03]`), not
+            // the time it arrived.
+            Entry::Event {
+                event: event @ ChatEvent::RoomMessage { history: true, .. },
+                ..
+            } => render_styled(event, None, true),
             Entry::Event { event, time } => render_styled(event, *time, true),
             Entry::Marker(m) => format!("\x1b[2m{}\x1b[0m", m.text()),
         };
