@@ -85,6 +85,16 @@
 //! only) and with the server key it learned; lines typed meanwhile wait. A
 //! refused password or a changed server key ends the session with 1.
 //!
+//! # Full screen
+//!
+//! [`Windows`] is the model of a full-screen client built on the console:
+//! a window for the server, one per room and one per conversation, where
+//! each [`ChatEvent`] goes, unread counts and mention marks, scrolling and
+//! the fetches of older history ([`Console::fetch_history`]); a line typed
+//! in a window becomes the console's lines ([`Windows::typed`]).
+//! [`EditLine`] is its input line. Neither draws: `chatclient` draws them
+//! with ratatui.
+//!
 //! # Two ways to read the output
 //!
 //! [`Console::poll`] gives structured [`Output`]s; [`Console::poll_output`]

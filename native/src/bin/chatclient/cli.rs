@@ -40,6 +40,15 @@ Typing:
   the input history is kept in history in your config directory
   (CHAT_HISTORY overrides its path).
 
+Full screen (the default on a terminal; --line for one stream of lines):
+  a window for the server, each room and each conversation. Alt-1..9,
+  Alt-Left/Right, Ctrl-N/P or /window N switch; /query USER opens a
+  conversation, /close closes it; plain lines go to the active window's
+  room or user. PgUp/PgDn and the mouse wheel scroll (older room history
+  is fetched at the start); F2 or /members shows a room's members. The
+  status bar marks windows with unread messages (! for a mention).
+  --theme light suits a light background (env: CHAT_THEME).
+
 Password:
   Read from CHAT_PASSWORD if set; otherwise prompted for without echo on a
   terminal; otherwise the first line of standard input. Never a flag, never
