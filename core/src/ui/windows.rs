@@ -460,8 +460,12 @@ impl Windows {
         if let WindowKind::Query(u) = &self.active().kind {
             all.push(u);
         }
+        let mut cursor = cursor.min(line.len());
+        while !line.is_char_boundary(cursor) {
+            cursor -= 1;
+        }
         let (start, mut out) = complete(line, cursor, all);
-        let word = &line[start..cursor.min(line.len()).max(start)];
+        let word = &line[start.min(cursor)..cursor];
         if start == 0 && word.starts_with('/') {
             for (name, _, _) in WINDOW_COMMANDS {
                 if name.len() + 1 >= word.len()

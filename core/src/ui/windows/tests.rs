@@ -367,6 +367,9 @@ fn completion_adds_window_commands_and_members() {
     let mut w = in_rust();
     assert_eq!(w.complete("/q", 2, []).1, ["/query", "/quit"]);
     assert_eq!(w.complete("/wi", 3, []).1, ["/window"]);
+    // A cursor inside a character or past the end does not panic.
+    assert_eq!(w.complete("/wé", 3, []).1, ["/who", "/whois", "/window"]);
+    assert_eq!(w.complete("/wi", 99, []).1, ["/window"]);
     assert_eq!(w.complete("hi B", 4, ["carol"]).1, ["Bob"]);
     assert_eq!(w.complete("hi ", 3, ["carol"]).1, ["alice", "Bob", "carol"]);
     w.query("dave");

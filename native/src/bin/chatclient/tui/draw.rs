@@ -368,11 +368,14 @@ pub fn styled_line(row: &str, theme: Theme) -> Line<'static> {
     let mut rest = row;
     while !rest.is_empty() {
         match rest.find('\x1b') {
-            Some(0) => {
-                let end = rest.find('m').unwrap_or(rest.len() - 1);
-                style = apply_sgr(style, &rest[2.min(end)..end], theme);
-                rest = &rest[end + 1..];
-            }
+            Some(0) => match rest.find('m') {
+                Some(end) => {
+                    style = apply_sgr(style, rest.get(2..end).unwrap_or_default(), theme);
+                    rest = &rest[end + 1..];
+                }
+                // Not a sequence render_styled makes: dropped.
+                None => rest = "",
+            },
             Some(i) => {
                 spans.push(Span::styled(rest[..i].to_string(), style));
                 rest = &rest[i..];

@@ -354,6 +354,40 @@ fn wide_characters_keep_columns_aligned() {
 }
 
 #[test]
+fn styled_rows_become_spans_and_odd_sequences_are_dropped() {
+    let line = styled_line("\x1b[1;35m[DM from \x1b[0m\x1b[93mbob\x1b[0m] hi", DARK);
+    let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+    assert_eq!(text, "[DM from bob] hi");
+    assert!(line.spans[0].style.add_modifier.contains(Modifier::BOLD));
+    assert_eq!(line.spans[0].style.fg, Some(Color::Magenta));
+    assert_eq!(line.spans[1].style.fg, Some(Color::LightYellow));
+    let light = styled_line(
+        "\x1b[93mbob",
+        Theme {
+            color: true,
+            light: true,
+        },
+    );
+    assert_eq!(
+        light.spans[0].style.fg,
+        Some(Color::Yellow),
+        "readable on white"
+    );
+    let plain = styled_line(
+        "\x1b[93mbob",
+        Theme {
+            color: false,
+            light: false,
+        },
+    );
+    assert_eq!(plain.spans[0].style.fg, None, "NO_COLOR");
+    for odd in ["\x1b", "\x1b[", "a\x1b[31漢", "\x1b[999;xm!"] {
+        let _ = styled_line(odd, DARK);
+    }
+    assert_eq!(styled_line("\x1b[999;xm!", DARK).spans[0].content, "!");
+}
+
+#[test]
 fn the_status_bar_follows_the_connection() {
     let mut s = screen();
     let now = std::time::Instant::now();
