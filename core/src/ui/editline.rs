@@ -454,6 +454,53 @@ mod tests {
     }
 
     #[test]
+    fn any_keys_keep_the_cursor_on_a_character() {
+        let edits = [
+            Edit::Insert('a'),
+            Edit::Insert('界'),
+            Edit::Insert('🎉'),
+            Edit::Insert(' '),
+            Edit::Left,
+            Edit::Right,
+            Edit::WordLeft,
+            Edit::WordRight,
+            Edit::Home,
+            Edit::End,
+            Edit::Backspace,
+            Edit::Delete,
+            Edit::KillToStart,
+            Edit::KillToEnd,
+            Edit::KillWord,
+            Edit::HistoryUp,
+            Edit::HistoryDown,
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut e = EditLine::new();
+        for step in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            match step % 97 {
+                0 => {
+                    e.submit();
+                }
+                1 => {
+                    e.paste("x\ny 界\r\n");
+                }
+                2 => {
+                    e.tab(|line, cursor| (cursor.min(line.len()), vec!["ab".into(), "ac".into()]));
+                }
+                _ => e.edit(edits[(state % edits.len() as u64) as usize]),
+            }
+            assert!(e.cursor() <= e.text().len());
+            assert!(e.text().is_char_boundary(e.cursor()));
+            let (range, column) = e.view((state % 12) as usize);
+            assert!(range.end <= e.text().len() && range.start <= e.cursor());
+            assert!(column <= 24);
+        }
+    }
+
+    #[test]
     fn the_view_keeps_the_cursor_in_sight() {
         let e = typed("abcdef");
         assert_eq!(e.view(10), (0..6, 6));

@@ -378,3 +378,124 @@ fn completion_adds_window_commands_and_members() {
     w.select(0);
     assert_eq!(w.prompt(), "alice> ");
 }
+
+/// A small deterministic generator for the property tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.next(items.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn any_mix_of_events_keys_and_lines_keeps_the_windows_consistent() {
+    let rooms = ["#a", "#B", "#a", "#c\u{202e}"];
+    let users = ["bob", "Bob", "carol", "漢字"];
+    let lines = [
+        "hi",
+        "/me x",
+        "/part",
+        "/topic t",
+        "/history 3",
+        "/window 3",
+        "/window",
+        "/win x",
+        "/query bob",
+        "/query",
+        "/query bob hi",
+        "/close",
+        "/members",
+        "/join #a",
+        "PM",
+        "/help",
+        "/help close",
+        "//x",
+        "",
+        "   ",
+        "/go",
+        "é",
+    ];
+    for seed in 1..40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut w = Windows::new("alice");
+        for _ in 0..400 {
+            let room = rng.pick(&rooms).to_string();
+            let user = rng.pick(&users).to_string();
+            match rng.next(12) {
+                0 => w.push(joined(&room, &[&user], rng.next(3) as u32), None),
+                1 | 2 => {
+                    let history = rng.next(2) == 0;
+                    let event = ChatEvent::RoomMessage {
+                        room,
+                        from: user,
+                        text: "t".into(),
+                        action: false,
+                        mention: rng.next(4) == 0,
+                        history,
+                        offset: rng.next(200),
+                        sent: 0,
+                    };
+                    w.push(event, None);
+                }
+                3 => w.push(
+                    ChatEvent::HistoryEnd {
+                        room,
+                        count: 0,
+                        more: rng.next(2) == 0,
+                    },
+                    None,
+                ),
+                4 => w.push(
+                    ChatEvent::Direct {
+                        from: user,
+                        text: "d".into(),
+                    },
+                    None,
+                ),
+                5 => w.push(ChatEvent::Parted { room }, None),
+                6 => {
+                    if let Some(f) = w.scroll_up(rng.next(30) as usize) {
+                        assert!(f.room.starts_with('#') && f.before > 0);
+                    }
+                }
+                7 => w.scroll_down(rng.next(30) as usize),
+                8 => {
+                    let _ = w.top_shown();
+                }
+                9 => {
+                    w.select(rng.next(8) as usize);
+                }
+                10 => {
+                    let line = rng.pick(&lines);
+                    let console_room = (rng.next(2) == 0).then_some("#a");
+                    for out in w.typed(line, console_room) {
+                        assert!(!out.contains('\n'));
+                    }
+                }
+                _ => {
+                    let line = rng.pick(&lines);
+                    let _ = w.complete(line, rng.next(20) as usize, ["bob", "#a"]);
+                }
+            }
+            assert!(w.active_index() < w.windows().len());
+            assert_eq!(w.windows()[0].kind(), &WindowKind::Server);
+            for win in w.windows() {
+                assert!(win.entries().len() <= MAX_ENTRIES);
+                assert!(win.scroll() <= win.entries().len().max(1));
+            }
+            assert_eq!(
+                w.active().unread(),
+                0,
+                "the active window has nothing unread"
+            );
+        }
+    }
+}

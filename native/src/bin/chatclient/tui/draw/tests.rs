@@ -287,6 +287,19 @@ fn narrow_wide_and_too_small_terminals() {
         }
         assert!(rows[usize::from(h) - 2].contains("[2:#rust]"), "{w}x{h}");
     }
+    // One terminal resized, down to too small and back.
+    let mut t = Terminal::new(TestBackend::new(100, 20)).unwrap();
+    for (w, h) in [(100, 20), (60, 10), (20, 3), (61, 12), (100, 20)] {
+        t.backend_mut().resize(w, h);
+        s.draw(&mut t).unwrap();
+        let rows = text(&t);
+        assert_eq!(rows.len(), usize::from(h));
+        if w >= MIN_WIDTH {
+            assert!(rows[usize::from(h) - 1].starts_with("#rust>"), "{rows:#?}");
+        } else {
+            assert!(rows[0].starts_with("terminal too"), "{rows:#?}");
+        }
+    }
     // At 60 columns the members are shown, and the long line is cut into
     // marked rows beside them.
     let (rows, _) = draw(&mut s, 60, 10);
