@@ -53,8 +53,6 @@ pub struct FullScreen {
     reconnect_at: Option<Instant>,
     /// Rows of the chat area at the last draw (for paging).
     rows: u16,
-    /// The last drawing showed the first entry of the active window.
-    top_shown: bool,
     /// Messages that were not sent, said again when the screen is left.
     not_sent: Vec<ChatEvent>,
     /// A fetch of older history that scrolling made due.
@@ -81,7 +79,6 @@ impl FullScreen {
             flow: None,
             reconnect_at: None,
             rows: 10,
-            top_shown: false,
             not_sent: Vec::new(),
             pending_fetch: None,
             history: None,
@@ -306,7 +303,6 @@ impl FullScreen {
             })
             .map_err(|e| io::Error::other(e.to_string()))?;
         self.rows = drawn.rows;
-        self.top_shown = drawn.top_shown;
         let mut fetch = self.pending_fetch.take();
         if fetch.is_none() && drawn.top_shown {
             fetch = self.windows.top_shown();
