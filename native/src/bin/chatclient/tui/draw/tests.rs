@@ -272,6 +272,38 @@ fn scrolling_back_fetches_older_history_and_marks_it() {
 }
 
 #[test]
+fn the_mouse_wheel_scrolls_and_reaches_the_history() {
+    use crossterm::event::{MouseEvent, MouseEventKind};
+    let wheel = |s: &mut FullScreen, kind| {
+        s.input(
+            Event::Mouse(MouseEvent {
+                kind,
+                column: 5,
+                row: 5,
+                modifiers: KeyModifiers::NONE,
+            }),
+            &console(),
+        )
+    };
+    let mut s = screen();
+    in_rust(&mut s, 20);
+    draw(&mut s, 80, 12);
+    wheel(&mut s, MouseEventKind::ScrollUp);
+    assert_eq!(s.windows.active().scroll(), 3);
+    let (rows, fetch) = draw(&mut s, 80, 12);
+    assert_eq!(fetch, None);
+    assert!(rows[9].contains("message 96"), "{rows:#?}");
+    wheel(&mut s, MouseEventKind::ScrollDown);
+    assert_eq!(s.windows.active().scroll(), 0);
+    let mut fetch = None;
+    for _ in 0..10 {
+        wheel(&mut s, MouseEventKind::ScrollUp);
+        fetch = fetch.or(draw(&mut s, 80, 12).1);
+    }
+    assert_eq!(fetch.map(|f| f.before), Some(80));
+}
+
+#[test]
 fn narrow_wide_and_too_small_terminals() {
     let mut s = screen();
     in_rust(&mut s, 3);
