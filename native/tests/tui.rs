@@ -3,7 +3,9 @@
 //! loopback: a room window and the server window; a message arriving in
 //! the inactive window marks it in the status bar, switching shows it, and
 //! the text being typed survives both. A pasted block is sent line by line,
-//! in order, and Ctrl-D leaves with status 0.
+//! in order, and Ctrl-D leaves with status 0. Scrolling back fetches older
+//! history from the server; rooms kept from an earlier session get windows
+//! with their members.
 
 #![cfg(unix)]
 
@@ -149,6 +151,29 @@ fn scrolling_back_fetches_the_older_history_from_the_server() {
     );
     alice.keys("caught up\r");
     bob.expect_line("[#log] <alice> caught up", TIMEOUT);
+    alice.keys("\x04");
+    assert_eq!(alice.wait_exit(), 0, "{:#?}", alice.rows());
+}
+
+#[test]
+fn rooms_from_an_earlier_session_get_windows_with_their_members() {
+    let server = Server::start();
+    let mut bob = login(server.addr, "bob", "b");
+    bob.send("/join #keep");
+    bob.expect_with(&|l| l.contains("you joined #keep"), "bob's join", TIMEOUT);
+    let mut earlier = login(server.addr, "alice", "a");
+    earlier.send("/join #keep");
+    earlier.expect_with(&|l| l.contains("you joined #keep"), "the join", TIMEOUT);
+    exit_cleanly(&mut earlier);
+
+    let mut alice = spawn(server.addr, "alice", "a");
+    alice.wait_editing("alice> ");
+    alice.keys("\x1b2");
+    alice.wait_for("the room's window", |t| status(t).contains("[2:#keep]"));
+    alice.row_of("\u{2502}2 members");
+    alice.row_of("\u{2502}bob");
+    alice.keys("back again\r");
+    bob.expect_line("[#keep] <alice> back again", TIMEOUT);
     alice.keys("\x04");
     assert_eq!(alice.wait_exit(), 0, "{:#?}", alice.rows());
 }

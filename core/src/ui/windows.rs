@@ -72,6 +72,9 @@ pub struct Windows {
     quiet_go: u32,
     /// Whether the member list is shown.
     show_members: bool,
+    /// Rooms whose members were asked for (see
+    /// [`Windows::members_wanted`]), lowercased.
+    members_asked: BTreeSet<String>,
 }
 
 impl Windows {
@@ -85,6 +88,7 @@ impl Windows {
             joining: BTreeSet::new(),
             quiet_go: 0,
             show_members: true,
+            members_asked: BTreeSet::new(),
         }
     }
 
@@ -178,6 +182,24 @@ impl Windows {
                 w.joined = rooms.contains(r.as_str());
             }
         }
+    }
+
+    /// The rooms the user is in whose members are not known (rooms kept
+    /// from an earlier session come with the login, without members), each
+    /// once: the driver asks the server ([`Console::request_members`]) when
+    /// the session is logged in.
+    pub fn members_wanted(&mut self) -> Vec<String> {
+        let mut wanted = Vec::new();
+        for w in &self.windows {
+            if let WindowKind::Room(room) = &w.kind
+                && w.joined
+                && w.members.is_empty()
+                && self.members_asked.insert(room.to_ascii_lowercase())
+            {
+                wanted.push(room.clone());
+            }
+        }
+        wanted
     }
 
     /// An event from the console, shown in the window it belongs to (and

@@ -542,6 +542,11 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         }) = &mut screen.full
         {
             state.update(&console, std::time::Instant::now());
+            if console.is_ready() {
+                for room in state.windows.members_wanted() {
+                    console.request_members(&room);
+                }
+            }
             if let Some(fetch) = state.draw(&mut tui.terminal)?
                 && !console.fetch_history(&fetch.room, fetch.before, fetch.limit)
             {

@@ -222,6 +222,21 @@ fn members_and_away() {
     w.sync_rooms(["#rust", "#go"]);
     assert_eq!(w.windows()[2].name(), "#go");
     assert!(w.windows()[2].joined());
+    // A room kept from an earlier session: its members are asked for once.
+    assert_eq!(w.members_wanted(), ["#go"]);
+    assert!(w.members_wanted().is_empty());
+    w.push(
+        ChatEvent::Names {
+            room: "#go".into(),
+            users: vec!["alice".into(), "gopher".into()],
+            count: None,
+        },
+        None,
+    );
+    assert_eq!(
+        w.windows()[2].members().collect::<Vec<_>>(),
+        ["alice", "gopher"]
+    );
 }
 
 #[test]

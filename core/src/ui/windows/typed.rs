@@ -197,4 +197,12 @@ impl Console {
             .request_history(room, Some(before), limit)
             .is_ok()
     }
+
+    /// Asks for the members of `room` (answered by
+    /// [`ChatEvent::Names`]), for a room the user was in before this
+    /// session (see [`Windows::members_wanted`]). False when the session is
+    /// not logged in.
+    pub fn request_members(&mut self, room: &str) -> bool {
+        self.is_ready() && self.client.request_names(room).is_ok()
+    }
 }
