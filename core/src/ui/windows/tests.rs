@@ -128,6 +128,11 @@ fn typed_lines_go_where_the_window_says() {
     assert_eq!(w.typed("/part bye all", None), ["/part #rust bye all"]);
     assert_eq!(w.typed("/topic new one", None), ["/topic #rust new one"]);
     assert_eq!(w.typed("/topic #go x", None), ["/topic #go x"]);
+    // Room moderation acts on the window's room too.
+    assert_eq!(w.typed("/kick bob spam", None), ["/kick #rust bob spam"]);
+    assert_eq!(w.typed("/ban bob 2h", None), ["/ban #rust bob 2h"]);
+    assert_eq!(w.typed("/moderated on", None), ["/moderated #rust on"]);
+    assert_eq!(w.typed("/mute #go bob", None), ["/mute #go bob"]);
     assert_eq!(w.typed("/history 5", None), ["/history #rust 5"]);
     assert_eq!(w.typed("PM", None), ["PM"], "the menu flows stay");
     assert_eq!(w.typed("/who", None), ["/who"]);

@@ -168,7 +168,10 @@ fn name_room(line: &str, word: Option<&str>, rest: &str, room: &str) -> String {
     };
     let named = rest.starts_with('#');
     match word {
-        "part" | "leave" | "names" | "topic" | "history" if !named => {
+        "part" | "leave" | "names" | "topic" | "history" | "kick" | "ban" | "unban" | "mute"
+        | "unmute" | "op" | "deop" | "lock-topic" | "moderated"
+            if !named =>
+        {
             if rest.is_empty() {
                 format!("/{word} {room}")
             } else {
