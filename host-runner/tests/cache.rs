@@ -5,10 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use blake2::Blake2sMac256;
 use blake2::digest::{KeyInit, Mac};
-use common::{Proc, TIMEOUT, assert_exit, command, module};
+use common::{Proc, assert_exit, command, module};
 
 /// A cache directory and, outside it, the user's cache key.
 struct Setup {
@@ -40,6 +41,11 @@ impl Setup {
     }
 }
 
+/// How long a start may take when it compiles the module: wasmtime's
+/// compiler in a debug build, on a machine busy with other tests, can take
+/// most of a minute. A bound for a hung process, not a figure.
+const COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn start_at(cache: &Path, key: &Path, probe: &str) -> String {
     let mut cmd = command(env!("CARGO_BIN_EXE_host-runner"));
     cmd.arg("--module")
@@ -51,7 +57,7 @@ fn start_at(cache: &Path, key: &Path, probe: &str) -> String {
         .env("RUST_LOG", "host_runner=debug");
     let mut proc = Proc::spawn(probe, cmd);
     proc.close_stdin();
-    let status = proc.wait_exit(TIMEOUT);
+    let status = proc.wait_exit(COMPILE_TIMEOUT);
     // probe-echo ends at once on closed stdin; probe-spin is stopped by the
     // host's time limit (exit 2).
     let expected = if probe == "probe-spin" { 2 } else { 0 };
