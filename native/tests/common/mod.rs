@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
+/// A redis-server of a test's own (the cluster tests).
+pub mod redis;
+
 /// How long a step may take on loopback, logins (argon2) included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -300,6 +303,11 @@ impl Proc {
     /// Waits for the next output line equal to `line`.
     pub fn expect_line(&mut self, line: &str, timeout: Duration) -> String {
         self.expect_with(&|l| l == line, &format!("the line {line:?}"), timeout)
+    }
+
+    /// Waits for the next output line equal to `line`; None if none came.
+    pub fn find_line(&mut self, line: &str, timeout: Duration) -> Option<String> {
+        self.out.find(&|l| l == line, timeout)
     }
 
     /// Waits for the next output line that starts with `prefix`.
