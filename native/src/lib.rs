@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod address;
 pub mod chatstore;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod ignored;
 pub mod keys;

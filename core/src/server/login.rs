@@ -229,8 +229,15 @@ impl Server {
             );
             self.process(now, old);
         }
+        if self.remote.contains_key(&key) {
+            self.remote_leaves(&key, LeaveReason::Replaced.as_str().to_string(), None);
+        }
         self.online.insert(key.clone(), (conn, name.clone()));
         self.set_present(&key, conn, true);
+        self.publish_with(|node| ClusterMessage::Login {
+            node,
+            user: name.clone(),
+        });
         self.logins += 1;
         let max_message = self.config.channel.max_message;
         let mut first = None;
@@ -294,7 +301,7 @@ impl Server {
                 }),
             },
         );
-        if self.online.len() <= self.config.max_presence {
+        if self.online_count() <= self.config.max_presence {
             self.announce(conn, &ServerMessage::Joined { user: name.clone() });
         }
         self.after_login(conn, &name);
@@ -322,10 +329,16 @@ impl Server {
         s.state = SessionState::Closing {
             until: Instant::ZERO,
         };
-        let announce = self.online.len() <= self.config.max_presence;
+        let announce = self.online_count() <= self.config.max_presence;
         let key = username_key(&name);
         if let Some((online_conn, _)) = self.online.remove(&key) {
             self.set_present(&key, online_conn, false);
+            self.publish_with(|node| ClusterMessage::Logout {
+                node,
+                user: name.clone(),
+                reason: reason.as_str().to_string(),
+                message: message.clone(),
+            });
         }
         self.events.push_back(ServerEvent::LoggedOut {
             user: name.clone(),

@@ -54,6 +54,7 @@ mod accounts;
 mod admission;
 mod audit;
 mod bans;
+pub mod cluster;
 mod endpoint;
 mod event;
 mod history;
@@ -70,6 +71,7 @@ mod suspend;
 mod writes;
 
 use admission::QueuedInitial;
+pub use cluster::ClusterMessage;
 pub use endpoint::{Input, Output};
 pub use event::{DropReason, LeaveReason, ServerEvent, ServerStats};
 pub use limits::RateLimit;
@@ -599,6 +601,13 @@ pub struct Server {
     /// Where invite codes come from: apart from `rng`, whose draws follow
     /// the handshakes.
     invite_rng: Rng,
+    /// This server's name as a node of a cluster (`None`: it runs alone).
+    node: Option<String>,
+    /// Users online on other nodes (by [`username_key`]): their node and
+    /// their name as registered.
+    remote: BTreeMap<String, (String, String)>,
+    /// What the other nodes must learn, oldest first.
+    publish: VecDeque<ClusterMessage>,
 }
 
 impl Server {
@@ -666,6 +675,9 @@ impl Server {
             registration: session::RegistrationMode::Open,
             invites: Invites::default(),
             invite_rng: Rng::derived(random, b"invite codes"),
+            node: None,
+            remote: BTreeMap::new(),
+            publish: VecDeque::new(),
         };
         server.skeletons = server
             .users

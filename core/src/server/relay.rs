@@ -314,16 +314,24 @@ impl Server {
                 } else {
                     self.stats.public_messages += 1;
                     self.presence_before(&name);
-                    let time = Some(self.unix_time());
+                    let time = self.unix_time();
+                    self.publish_with(|node| ClusterMessage::Public {
+                        node,
+                        from: name.clone(),
+                        text: text.clone(),
+                        time,
+                    });
                     let n = self.broadcast(
                         conn,
                         &ServerMessage::Public {
                             from: name,
                             text,
-                            time,
+                            time: Some(time),
                         },
                     );
                     self.stats.deliveries += u64::from(n);
+                    // Users on other nodes get it from theirs.
+                    let n = n.saturating_add(u32::try_from(self.remote.len()).unwrap_or(u32::MAX));
                     self.send(
                         conn,
                         &ServerMessage::Confirm {
@@ -415,6 +423,12 @@ impl Server {
                 online_secs: Some(now.saturating_since(*since).as_millis() / 1000),
                 away: away.clone(),
             },
+            _ if self.remote.contains_key(&key) => ServerMessage::Whois {
+                name,
+                online: true,
+                online_secs: None,
+                away: None,
+            },
             _ => ServerMessage::Whois {
                 name,
                 online: false,
@@ -429,9 +443,21 @@ impl Server {
     /// are online when that is more.
     pub(super) fn online_list(&self) -> (Vec<String>, Option<u32>) {
         let max = self.config.max_listed;
-        let users = self.online_users().take(max).map(String::from).collect();
-        let count =
-            (self.online.len() > max).then(|| u32::try_from(self.online.len()).unwrap_or(u32::MAX));
+        let users = if self.remote.is_empty() {
+            self.online_users().take(max).map(String::from).collect()
+        } else {
+            // Here and on other nodes, in one case-insensitive order.
+            let mut all: Vec<(&String, &String)> = self
+                .online
+                .iter()
+                .map(|(k, (_, n))| (k, n))
+                .chain(self.remote.iter().map(|(k, (_, n))| (k, n)))
+                .collect();
+            all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            all.into_iter().take(max).map(|(_, n)| n.clone()).collect()
+        };
+        let total = self.online_count();
+        let count = (total > max).then(|| u32::try_from(total).unwrap_or(u32::MAX));
         (users, count)
     }
 
@@ -447,6 +473,28 @@ impl Server {
         };
         let to_name = user.name.clone();
         let Some(&(target, _)) = self.online.get(&key) else {
+            if self.remote.contains_key(&key) {
+                // Published once; the recipient's node delivers it.
+                let time = self.unix_time();
+                self.publish_with(|node| ClusterMessage::Direct {
+                    node,
+                    from,
+                    to: to_name.clone(),
+                    text,
+                    time,
+                });
+                self.stats.direct_messages += 1;
+                self.send(
+                    conn,
+                    &ServerMessage::Confirm {
+                        op: Operation::DM,
+                        to: Some(to_name),
+                        recipients: 1,
+                        stored: false,
+                    },
+                );
+                return;
+            }
             self.store_offline(conn, from, to_name, text);
             return;
         };

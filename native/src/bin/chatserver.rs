@@ -25,6 +25,7 @@ use udpchat_core::session::{MAX_TEXT, MAX_USERNAME};
 use udpchat_core::{Duration, wire};
 use udpchat_native::chatstore::{self, ChatStore, RedbStore, StoreJob, StoreWriter};
 use udpchat_native::clock::Clock;
+use udpchat_native::cluster::{self, Cluster};
 use udpchat_native::keys::{load_or_create_server_key, load_server_key};
 use udpchat_native::passwords::{Job, JobResult, PasswordWorkers};
 use udpchat_native::store::{AccountChange, NewUser, POLL_INTERVAL, StoredSuspension, UserStore};
@@ -239,6 +240,17 @@ struct Args {
     /// the file does not know is an error.
     #[arg(long, env = "CHAT_SERVER_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Run as one node of a cluster whose nodes share accounts, presence and
+    /// fan-out through the Redis server at this URL (redis://HOST:PORT);
+    /// needs --node. docs/CLUSTER.md describes it. Without it the server
+    /// runs alone and needs no Redis.
+    #[arg(long, env = "CHAT_CLUSTER", value_name = "URL", requires = "node")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (1 to 64 of A-Z a-z 0-9 _ - .),
+    /// unique among the nodes.
+    #[arg(long, env = "CHAT_NODE", value_name = "NAME", value_parser = parse_node,
+          requires = "cluster")]
+    node: Option<String>,
     /// Writes the man page into DIR and exits (used by ci/man.sh).
     #[arg(long, hide = true, value_name = "DIR")]
     generate_man: Option<PathBuf>,
@@ -258,6 +270,19 @@ enum Command {
 fn apply_file(args: &mut Args, file: udpchat_native::server_config::ServerFile) {
     if args.admins.is_empty() {
         args.admins = file.admins.unwrap_or_default();
+    }
+}
+
+/// A node's name: 1 to 64 ASCII letters, digits, '_', '-' or '.'.
+fn parse_node(name: &str) -> Result<String, String> {
+    if (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        Ok(name.to_string())
+    } else {
+        Err("1 to 64 ASCII letters, digits, '_', '-' or '.'".to_string())
     }
 }
 
@@ -483,6 +508,22 @@ fn run(mut args: Args) -> Result<()> {
 
     let (stored_tx, stored_rx) = bounded::<Response>(1024);
     let (changes_tx, changes_rx) = bounded::<Vec<AccountChange>>(64);
+    let cluster = match (&args.cluster, &args.node) {
+        (Some(url), Some(node)) => {
+            let cluster_waker = waker.clone();
+            let (cluster, accounts) = Cluster::start(url, node, store.users(), move || {
+                let _ = cluster_waker.wake();
+            })
+            .with_context(|| format!("cannot join the cluster at {url}"))?;
+            info!(node, accounts = accounts.len(), "joined the cluster");
+            for account in accounts {
+                server.put_account(clock.now(), account.to_core());
+            }
+            server.set_node(node.clone());
+            Some(cluster)
+        }
+        _ => None,
+    };
     let store_tx = spawn_store(store, stored_tx, changes_tx, waker.clone())?;
     let chat_waker = waker.clone();
     let mut chat = StoreWriter::spawn(chat_store, STORE_QUEUE, move || {
@@ -529,6 +570,7 @@ fn run(mut args: Args) -> Result<()> {
         workers: &workers,
         store_tx: &store_tx,
         registering: HashMap::new(),
+        cluster: cluster.as_ref(),
         chat: &chat,
         unsent: Vec::with_capacity(udp::BATCH),
         spare: Vec::with_capacity(udp::BATCH),
@@ -563,6 +605,9 @@ fn run(mut args: Args) -> Result<()> {
             && (server.is_shut_down() || std::time::Instant::now() >= deadline)
         {
             drop(driver);
+            if let Some(cluster) = &cluster {
+                cluster.finish(StdDuration::from_secs(1));
+            }
             let stats = chat.finish();
             info!(
                 commits = stats.commits,
@@ -669,6 +714,27 @@ fn run(mut args: Args) -> Result<()> {
                 }
             }
         }
+        if let Some(cluster) = &cluster {
+            while let Ok(event) = cluster.events().try_recv() {
+                let now = clock.now();
+                match event {
+                    cluster::Event::Message(m) => server.handle_remote(now, m),
+                    cluster::Event::Snapshot { accounts, users } => {
+                        for account in accounts {
+                            if !server.has_user(&account.name) {
+                                server.put_account(now, account.to_core());
+                            }
+                        }
+                        server.sync_remote(now, users);
+                        server.republish_presence();
+                    }
+                    cluster::Event::NodeGone(node) => server.node_gone(now, &node),
+                    cluster::Event::Registered { id, result } => {
+                        server.handle_response(now, Response::Registered { id, result });
+                    }
+                }
+            }
+        }
         while let Ok(result) = hashed_rx.try_recv() {
             driver.job_done(&mut server, &clock, result);
         }
@@ -767,6 +833,9 @@ struct Driver<'a> {
     store_tx: &'a Sender<UserJob>,
     /// Registrations being hashed: request id to username.
     registering: HashMap<u64, String>,
+    /// The cluster this server is a node of, if any: accounts are stored
+    /// there, and what the other nodes must learn is published there.
+    cluster: Option<&'a Cluster>,
     /// The chat store's thread: rooms, history and offline messages.
     chat: &'a StoreWriter,
     /// Datagrams taken from the server and not yet accepted by the socket.
@@ -793,7 +862,17 @@ impl Driver<'_> {
                     // The account is acknowledged only once it is on disk:
                     // the store thread answers with `Input::Stored`.
                     Ok(hash) => {
-                        if self.store_tx.send(UserJob::Add { id, name, hash }).is_err() {
+                        if let Some(cluster) = self.cluster {
+                            if !cluster.register(id, name, hash) {
+                                server.handle_response(
+                                    clock.now(),
+                                    Response::Registered {
+                                        id,
+                                        result: Err("the cluster's queue is full".into()),
+                                    },
+                                );
+                            }
+                        } else if self.store_tx.send(UserJob::Add { id, name, hash }).is_err() {
                             server.handle_response(
                                 clock.now(),
                                 Response::Registered {
@@ -936,6 +1015,14 @@ impl Driver<'_> {
                     warn!("password queue full; refusing a login");
                     self.registering.remove(&id);
                     server.handle_response(clock.now(), Response::Unavailable { id });
+                }
+            }
+            while let Some(message) = server.poll_publish() {
+                progress = true;
+                if let Some(cluster) = self.cluster
+                    && !cluster.publish(message)
+                {
+                    warn!("the cluster's queue is full; a message to the other nodes was dropped");
                 }
             }
             while let Some(event) = server.poll_event() {

@@ -1,0 +1,390 @@
+//! Several servers serving one chat: what a node tells the others and what
+//! it learns from them.
+//!
+//! The server never talks to the other nodes itself. Once it is a node
+//! ([`Server::set_node`]) it queues a [`ClusterMessage`] for every event the
+//! others must learn of (a login, a logout, a public message, a direct
+//! message to a user online on another node); the driver takes them with
+//! [`Server::poll_publish`] and publishes them (the native server: on a
+//! Redis channel every node subscribes to). What the others published comes
+//! back through [`Server::handle_remote`]; a node that stopped through
+//! [`Server::node_gone`]; the whole picture after the driver lost and
+//! regained its connection through [`Server::sync_remote`].
+//!
+//! Users online on other nodes count as online here: the online list,
+//! `joined`/`left`, `whois` and direct messages see them.
+
+use super::*;
+use serde::{Deserialize, Serialize};
+
+/// What one node tells the others, as published (JSON, `kind` names it).
+/// `node` is always the publisher.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterMessage {
+    /// `user` logged in on `node`; a session of that user elsewhere is over.
+    Login {
+        /// The publisher.
+        node: String,
+        /// The user, as registered.
+        user: String,
+    },
+    /// `user` went offline on `node`.
+    Logout {
+        /// The publisher.
+        node: String,
+        /// The user, as registered.
+        user: String,
+        /// The `left` reason (`exit`, `timeout`, …).
+        reason: String,
+        /// What the user said when leaving.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A public message: every node delivers it to its own online users.
+    Public {
+        /// The publisher.
+        node: String,
+        /// The sender, as registered.
+        from: String,
+        /// The text.
+        text: String,
+        /// When the sender's node accepted it, in ms since the Unix epoch.
+        time: u64,
+    },
+    /// A direct message: the node where `to` is online delivers it.
+    Direct {
+        /// The publisher.
+        node: String,
+        /// The sender, as registered.
+        from: String,
+        /// The recipient, as registered.
+        to: String,
+        /// The text.
+        text: String,
+        /// When the sender's node accepted it, in ms since the Unix epoch.
+        time: u64,
+    },
+    /// A new account, stored where every node reads accounts.
+    Account {
+        /// The publisher.
+        node: String,
+        /// The username, as registered.
+        name: String,
+        /// Its argon2id PHC string.
+        password_hash: String,
+    },
+    /// `node` (re)started: whatever was known of its users is stale.
+    NodeUp {
+        /// The publisher, which started.
+        node: String,
+    },
+    /// The node `down` stopped renewing its lease: its users are offline.
+    NodeDown {
+        /// The publisher, which noticed.
+        node: String,
+        /// The node that is gone.
+        down: String,
+    },
+}
+
+impl ClusterMessage {
+    /// The node that published it.
+    #[must_use]
+    pub fn node(&self) -> &str {
+        match self {
+            ClusterMessage::Login { node, .. }
+            | ClusterMessage::Logout { node, .. }
+            | ClusterMessage::Public { node, .. }
+            | ClusterMessage::Direct { node, .. }
+            | ClusterMessage::Account { node, .. }
+            | ClusterMessage::NodeUp { node }
+            | ClusterMessage::NodeDown { node, .. } => node,
+        }
+    }
+
+    /// The message as published: one JSON object.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        // Only strings and integers: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a published message.
+    ///
+    /// # Errors
+    /// When `bytes` is not one of the messages above.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+impl Server {
+    /// Makes this server the node `name` of a cluster: from now on it
+    /// queues what the other nodes must learn (see [`Server::poll_publish`]).
+    pub fn set_node(&mut self, name: String) {
+        self.node = Some(name);
+    }
+
+    /// The next message to publish to the other nodes, oldest first.
+    pub fn poll_publish(&mut self) -> Option<ClusterMessage> {
+        self.publish.pop_front()
+    }
+
+    /// Users online on other nodes.
+    pub fn remote_count(&self) -> usize {
+        self.remote.len()
+    }
+
+    /// Queues `make(node)` for the other nodes, when this server is a node.
+    pub(super) fn publish_with(&mut self, make: impl FnOnce(String) -> ClusterMessage) {
+        if let Some(node) = &self.node {
+            let m = make(node.clone());
+            self.publish.push_back(m);
+        }
+    }
+
+    /// Users online here and on other nodes.
+    pub(super) fn online_count(&self) -> usize {
+        self.online.len() + self.remote.len()
+    }
+
+    /// Handles what another node published. A node's own messages are
+    /// ignored.
+    pub fn handle_remote(&mut self, now: Instant, message: ClusterMessage) {
+        self.now = self.now.max(now);
+        if self.node.as_deref() == Some(message.node()) {
+            return;
+        }
+        match message {
+            ClusterMessage::Login { node, user } => self.remote_login(now, node, user),
+            ClusterMessage::Logout {
+                node,
+                user,
+                reason,
+                message,
+            } => {
+                let key = username_key(&user);
+                if self.remote.get(&key).is_some_and(|(n, _)| *n == node) {
+                    self.remote_leaves(&key, reason, message);
+                }
+            }
+            ClusterMessage::Public {
+                from, text, time, ..
+            } => {
+                self.presence_before(&from);
+                let n = self.broadcast(
+                    u64::MAX,
+                    &ServerMessage::Public {
+                        from,
+                        text,
+                        time: Some(time),
+                    },
+                );
+                self.stats.deliveries += u64::from(n);
+            }
+            ClusterMessage::Direct {
+                from,
+                to,
+                text,
+                time,
+                ..
+            } => {
+                let Some(&(target, _)) = self.online.get(&username_key(&to)) else {
+                    return;
+                };
+                self.presence_before(&from);
+                let delivered = self.send_bytes(
+                    target,
+                    Marker::Data,
+                    &encode_shared(&ServerMessage::Direct {
+                        from,
+                        text,
+                        time: Some(time),
+                        id: None,
+                        offline: false,
+                    }),
+                );
+                self.stats.deliveries += u64::from(delivered);
+                self.process_later(target);
+            }
+            ClusterMessage::Account {
+                name,
+                password_hash,
+                ..
+            } => {
+                if !self.users.contains_key(&username_key(&name)) {
+                    self.put_account(
+                        now,
+                        UserRecord {
+                            name,
+                            password_hash,
+                            suspended: None,
+                        },
+                    );
+                }
+            }
+            ClusterMessage::NodeUp { node } => self.node_gone(now, &node),
+            ClusterMessage::NodeDown { down, .. } => {
+                if self.node.as_deref() == Some(down.as_str()) {
+                    // Taken for gone (its lease lapsed while Redis was
+                    // away): this node says again who is here.
+                    self.republish_presence();
+                } else {
+                    self.node_gone(now, &down);
+                }
+            }
+        }
+    }
+
+    /// The node `node` is gone: its users go offline (`left timeout`).
+    pub fn node_gone(&mut self, now: Instant, node: &str) {
+        self.now = self.now.max(now);
+        let gone: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(_, (n, _))| n == node)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.remote_leaves(&key, LeaveReason::Timeout.as_str().to_string(), None);
+        }
+    }
+
+    /// Makes the users online elsewhere exactly `users` (node, name as
+    /// registered), announcing who came and who went: after the driver
+    /// lost its connection to the other nodes and found it again.
+    pub fn sync_remote(&mut self, now: Instant, users: Vec<(String, String)>) {
+        self.now = self.now.max(now);
+        let mine = self.node.clone();
+        let fresh: BTreeMap<String, (String, String)> = users
+            .into_iter()
+            .filter(|(node, _)| Some(node) != mine.as_ref())
+            .map(|(node, name)| (username_key(&name), (node, name)))
+            .collect();
+        let gone: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(k, v)| fresh.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.remote_leaves(&key, LeaveReason::Timeout.as_str().to_string(), None);
+        }
+        for (key, (node, name)) in fresh {
+            if !self.remote.contains_key(&key) {
+                self.remote_login(now, node, name);
+            }
+        }
+    }
+
+    /// Queues a `login` for every user online here, so that the other
+    /// nodes learn (again) who is here: after the driver lost its
+    /// connection and found it again. A node that already knows ignores
+    /// it.
+    pub fn republish_presence(&mut self) {
+        let users: Vec<String> = self.online.values().map(|(_, n)| n.clone()).collect();
+        for user in users {
+            self.publish_with(|node| ClusterMessage::Login { node, user });
+        }
+    }
+
+    /// `user` logged in on another node: a local session of theirs is
+    /// replaced; everyone here learns of the arrival.
+    fn remote_login(&mut self, now: Instant, node: String, user: String) {
+        let key = username_key(&user);
+        if self
+            .remote
+            .get(&key)
+            .is_some_and(|(n, u)| *n == node && *u == user)
+        {
+            // Said again (see republish_presence): nothing changed.
+            return;
+        }
+        if let Some(&(old, _)) = self.online.get(&key) {
+            self.error(
+                old,
+                ErrorCode::Replaced,
+                "you logged in from another place; this session is over".to_string(),
+            );
+            self.logout(old, LeaveReason::Replaced);
+            self.set_state(
+                old,
+                SessionState::Closing {
+                    until: now + self.config.linger,
+                },
+            );
+            self.process(now, old);
+        } else if self.remote.contains_key(&key) {
+            self.remote_leaves(&key, LeaveReason::Replaced.as_str().to_string(), None);
+        }
+        self.remote.insert(key, (node, user.clone()));
+        self.logins += 1;
+        if self.online_count() <= self.config.max_presence {
+            self.announce(u64::MAX, &ServerMessage::Joined { user });
+        }
+    }
+
+    /// A user online on another node is not any more.
+    pub(super) fn remote_leaves(&mut self, key: &str, reason: String, message: Option<String>) {
+        let announce = self.online_count() <= self.config.max_presence;
+        let Some((_, user)) = self.remote.remove(key) else {
+            return;
+        };
+        if announce {
+            self.announce(
+                u64::MAX,
+                &ServerMessage::Left {
+                    user,
+                    reason,
+                    message,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn messages_read_back_as_written() {
+        let all = [
+            ClusterMessage::Login {
+                node: "a".to_string(),
+                user: "Bob".to_string(),
+            },
+            ClusterMessage::Logout {
+                node: "a".to_string(),
+                user: "Bob".to_string(),
+                reason: "exit".to_string(),
+                message: Some("bye".to_string()),
+            },
+            ClusterMessage::Direct {
+                node: "a".to_string(),
+                from: "Bob".to_string(),
+                to: "carol".to_string(),
+                text: "psst".to_string(),
+                time: 7,
+            },
+            ClusterMessage::NodeDown {
+                node: "a".to_string(),
+                down: "b".to_string(),
+            },
+        ];
+        for m in all {
+            assert_eq!(ClusterMessage::decode(&m.encode()).unwrap(), m);
+        }
+        assert_eq!(
+            ClusterMessage::Login {
+                node: "a".to_string(),
+                user: "Bob".to_string()
+            }
+            .encode(),
+            br#"{"kind":"login","node":"a","user":"Bob"}"#
+        );
+        assert!(ClusterMessage::decode(b"{\"kind\":\"nope\"}").is_err());
+    }
+}

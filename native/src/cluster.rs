@@ -1,0 +1,574 @@
+//! `chatserver --cluster`: what the nodes of one chat share, in Redis.
+//!
+//! Three threads, each with its own synchronous connection, talk to the
+//! event loop through channels and wake it; the loop never waits on Redis
+//! (docs/CLUSTER.md has the whole design):
+//!
+//! * the writer sends what the server publishes, pipelined, with the
+//!   presence hash of this node kept beside it, and registers accounts with
+//!   one atomic script (`HSETNX`, then `PUBLISH` only if it set the field);
+//! * the subscriber listens on [`CHANNEL`]; after every (re)subscription it
+//!   reads the accounts and who is online on the live nodes, and hands the
+//!   loop a [`Event::Snapshot`];
+//! * the lease thread renews this node's lease every [`LEASE_RENEW`] and
+//!   notices nodes whose lease has expired.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use tracing::{info, warn};
+use udpchat_core::server::ClusterMessage;
+use udpchat_core::session::username_key;
+
+use crate::store::UserRecord;
+
+/// The pub/sub channel every node publishes on and subscribes to.
+pub const CHANNEL: &str = "udpchat:chat";
+/// The hash of accounts: lowercase name to the account as JSON.
+pub const ACCOUNTS: &str = "udpchat:accounts";
+/// The set of nodes that started and were not noticed gone.
+pub const NODES: &str = "udpchat:nodes";
+/// How long a node's lease lasts without renewal.
+pub const LEASE: Duration = Duration::from_secs(5);
+/// How often a node renews its lease and looks at the others'.
+pub const LEASE_RENEW: Duration = Duration::from_secs(1);
+/// How long a connection attempt or a command may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Jobs waiting for the writer; more are dropped (publications) or refused
+/// (registrations).
+const WRITER_QUEUE: usize = 65_536;
+/// Most jobs the writer sends in one pipeline.
+const PIPELINE: usize = 512;
+
+/// The key of a node's lease.
+pub fn lease_key(node: &str) -> String {
+    format!("udpchat:node:{node}")
+}
+
+/// The hash of the users logged in on a node: lowercase name to name.
+pub fn presence_key(node: &str) -> String {
+    format!("udpchat:presence:{node}")
+}
+
+/// Registers an account atomically across nodes: KEYS[1] the accounts
+/// hash, KEYS[2] the channel; ARGV[1] the lowercase name, ARGV[2] the
+/// account, ARGV[3] the `account` message. 1 if it was new.
+const REGISTER: &str = r"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('PUBLISH', KEYS[2], ARGV[3])
+  return 1
+end
+return 0";
+
+/// What the cluster's threads tell the event loop.
+#[derive(Debug)]
+pub enum Event {
+    /// Another node published this.
+    Message(ClusterMessage),
+    /// After (re)subscribing: every account, and who is online on the other
+    /// live nodes (node, name).
+    Snapshot {
+        /// Every account.
+        accounts: Vec<UserRecord>,
+        /// Users online on other nodes.
+        users: Vec<(String, String)>,
+    },
+    /// This node's lease thread found the lease of this node gone.
+    NodeGone(String),
+    /// A registration is stored (its hash), or is not (why).
+    Registered {
+        /// The server's request id.
+        id: u64,
+        /// The hash, or the error.
+        result: Result<String, String>,
+    },
+}
+
+enum Job {
+    Publish(ClusterMessage),
+    Register { id: u64, name: String, hash: String },
+}
+
+/// This node's connection to the cluster.
+pub struct Cluster {
+    node: String,
+    jobs: Sender<Job>,
+    events: Receiver<Event>,
+    connected: Arc<AtomicBool>,
+}
+
+impl Cluster {
+    /// Connects to Redis at `url` as the node `node`: reads the accounts,
+    /// adds those of `import` that Redis does not have, announces the node
+    /// (its users on an earlier run are gone) and starts the threads, which
+    /// call `wake` after each event.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or answers with an error.
+    pub fn start(
+        url: &str,
+        node: &str,
+        import: &[UserRecord],
+        wake: impl Fn() + Clone + Send + 'static,
+    ) -> anyhow::Result<(Cluster, Vec<UserRecord>)> {
+        let client = redis::Client::open(url)?;
+        let mut con = connect(&client)?;
+        let mut imported = 0;
+        for user in import {
+            let json = serde_json::to_string(user)?;
+            let added: bool = redis::cmd("HSETNX")
+                .arg(ACCOUNTS)
+                .arg(username_key(&user.name))
+                .arg(json)
+                .query(&mut con)?;
+            imported += usize::from(added);
+        }
+        if imported > 0 {
+            info!(imported, "accounts of the user store added to the cluster");
+        }
+        let accounts = read_accounts(&mut con)?;
+        let up = ClusterMessage::NodeUp {
+            node: node.to_string(),
+        }
+        .encode();
+        redis::pipe()
+            .cmd("DEL")
+            .arg(presence_key(node))
+            .ignore()
+            .cmd("SADD")
+            .arg(NODES)
+            .arg(node)
+            .ignore()
+            .cmd("SET")
+            .arg(lease_key(node))
+            .arg(1)
+            .arg("PX")
+            .arg(LEASE.as_millis() as u64)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(up)
+            .ignore()
+            .query::<()>(&mut con)?;
+        let (jobs_tx, jobs_rx) = bounded(WRITER_QUEUE);
+        let (events_tx, events_rx) = bounded(WRITER_QUEUE);
+        let connected = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
+            client: client.clone(),
+            con: Some(con),
+            node: node.to_string(),
+            events: events_tx.clone(),
+            wake: wake.clone(),
+            connected: connected.clone(),
+        };
+        thread::Builder::new()
+            .name("cluster-writer".into())
+            .spawn(move || writer.run(&jobs_rx))?;
+        let (sub_client, sub_node, sub_events, sub_wake) = (
+            client.clone(),
+            node.to_string(),
+            events_tx.clone(),
+            wake.clone(),
+        );
+        let sub_connected = connected.clone();
+        thread::Builder::new()
+            .name("cluster-subscriber".into())
+            .spawn(move || {
+                subscribe(
+                    &sub_client,
+                    &sub_node,
+                    &sub_events,
+                    &sub_wake,
+                    &sub_connected,
+                )
+            })?;
+        let lease_node = node.to_string();
+        thread::Builder::new()
+            .name("cluster-lease".into())
+            .spawn(move || lease(&client, &lease_node, &events_tx, &wake))?;
+        Ok((
+            Cluster {
+                node: node.to_string(),
+                jobs: jobs_tx,
+                events: events_rx,
+                connected,
+            },
+            accounts,
+        ))
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether Redis answered the last time a thread asked.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// What the threads have for the event loop.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Publishes `message` (and keeps this node's presence hash with it);
+    /// false if the writer's queue is full and it was dropped.
+    pub fn publish(&self, message: ClusterMessage) -> bool {
+        match self.jobs.try_send(Job::Publish(message)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Waits, at most `timeout`, for the writer to send what is queued
+    /// (the last logouts, at shutdown).
+    pub fn finish(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.jobs.is_empty() && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        // The batch taken last is being sent.
+        thread::sleep(Duration::from_millis(100).min(timeout));
+    }
+
+    /// Stores a new account unless another node has that name; answered
+    /// with [`Event::Registered`]. False if it could not be queued.
+    pub fn register(&self, id: u64, name: String, hash: String) -> bool {
+        self.jobs.try_send(Job::Register { id, name, hash }).is_ok()
+    }
+}
+
+/// A connection with timeouts.
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    con.set_read_timeout(Some(IO_TIMEOUT))?;
+    con.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(con)
+}
+
+/// Every account in Redis; one that does not parse is logged and left out.
+fn read_accounts(con: &mut redis::Connection) -> redis::RedisResult<Vec<UserRecord>> {
+    let all: HashMap<String, String> = redis::cmd("HGETALL").arg(ACCOUNTS).query(con)?;
+    Ok(all
+        .into_iter()
+        .filter_map(
+            |(key, json)| match serde_json::from_str::<UserRecord>(&json) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    warn!(account = %key, error = %e, "unreadable account in Redis; left out");
+                    None
+                }
+            },
+        )
+        .collect())
+}
+
+/// Who is online on the live nodes other than `me`: (node, name).
+fn read_presence(
+    con: &mut redis::Connection,
+    me: &str,
+) -> redis::RedisResult<Vec<(String, String)>> {
+    let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query(con)?;
+    let mut users = Vec::new();
+    for node in nodes.into_iter().filter(|n| n != me) {
+        let alive: bool = redis::cmd("EXISTS").arg(lease_key(&node)).query(con)?;
+        if !alive {
+            continue;
+        }
+        let here: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(presence_key(&node)).query(con)?;
+        users.extend(here.into_values().map(|name| (node.clone(), name)));
+    }
+    Ok(users)
+}
+
+/// Logs a change of the connection's state once.
+fn set_connected(connected: &AtomicBool, now: bool, error: Option<&redis::RedisError>) {
+    if connected.swap(now, Ordering::Relaxed) != now {
+        if now {
+            info!("Redis is reachable again; the cluster is resynchronised");
+        } else {
+            warn!(
+                error = %error.map(ToString::to_string).unwrap_or_default(),
+                "Redis is unreachable: serving this node's sessions only, refusing registrations"
+            );
+        }
+    }
+}
+
+struct Writer<W> {
+    client: redis::Client,
+    con: Option<redis::Connection>,
+    node: String,
+    events: Sender<Event>,
+    wake: W,
+    connected: Arc<AtomicBool>,
+}
+
+impl<W: Fn()> Writer<W> {
+    fn run(mut self, jobs: &Receiver<Job>) {
+        let script = redis::Script::new(REGISTER);
+        let mut batch = Vec::with_capacity(PIPELINE);
+        while let Ok(first) = jobs.recv() {
+            batch.push(first);
+            while batch.len() < PIPELINE {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut pipe = redis::pipe();
+            let mut registrations = Vec::new();
+            for job in batch.drain(..) {
+                match job {
+                    Job::Publish(m) => {
+                        match &m {
+                            ClusterMessage::Login { user, .. } => {
+                                pipe.cmd("HSET")
+                                    .arg(presence_key(&self.node))
+                                    .arg(username_key(user))
+                                    .arg(user)
+                                    .ignore();
+                            }
+                            ClusterMessage::Logout { user, .. } => {
+                                pipe.cmd("HDEL")
+                                    .arg(presence_key(&self.node))
+                                    .arg(username_key(user))
+                                    .ignore();
+                            }
+                            _ => {}
+                        }
+                        pipe.cmd("PUBLISH").arg(CHANNEL).arg(m.encode()).ignore();
+                    }
+                    Job::Register { id, name, hash } => registrations.push((id, name, hash)),
+                }
+            }
+            let published = self.with_connection(|con| pipe.query::<()>(con));
+            if let Err(e) = published {
+                warn!(error = %e, "could not publish to the cluster");
+            }
+            for (id, name, hash) in registrations {
+                let result = self.register(&script, &name, &hash);
+                if self.events.send(Event::Registered { id, result }).is_err() {
+                    return;
+                }
+                (self.wake)();
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        script: &redis::Script,
+        name: &str,
+        hash: &str,
+    ) -> Result<String, String> {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let record = UserRecord {
+            name: name.to_string(),
+            password_hash: hash.to_string(),
+            created,
+            suspended: None,
+        };
+        let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+        let message = ClusterMessage::Account {
+            node: self.node.clone(),
+            name: name.to_string(),
+            password_hash: hash.to_string(),
+        }
+        .encode();
+        let key = username_key(name);
+        let added = self.with_connection(|con| {
+            script
+                .key(ACCOUNTS)
+                .key(CHANNEL)
+                .arg(&key)
+                .arg(&json)
+                .arg(&message)
+                .invoke::<i64>(con)
+        });
+        match added {
+            Ok(1) => Ok(hash.to_string()),
+            Ok(_) => Err(format!("{name} was just registered on another node")),
+            Err(e) => {
+                warn!(error = %e, user = name, "could not store a new account in Redis");
+                Err(format!("the account store is unreachable: {e}"))
+            }
+        }
+    }
+
+    /// Runs `f` on the connection, connecting first if there is none; a
+    /// failed connection is dropped (the next call connects again).
+    fn with_connection<T>(
+        &mut self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        if self.con.is_none() {
+            match connect(&self.client) {
+                Ok(con) => self.con = Some(con),
+                Err(e) => {
+                    set_connected(&self.connected, false, Some(&e));
+                    return Err(e);
+                }
+            }
+        }
+        let Some(con) = self.con.as_mut() else {
+            unreachable!("connected above")
+        };
+        let result = f(con);
+        if let Err(e) = &result
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout())
+        {
+            self.con = None;
+            set_connected(&self.connected, false, Some(e));
+        }
+        result
+    }
+}
+
+/// The subscriber thread: subscribes, hands the loop a snapshot, forwards
+/// every message; on any failure, waits a second and starts again.
+fn subscribe(
+    client: &redis::Client,
+    node: &str,
+    events: &Sender<Event>,
+    wake: &impl Fn(),
+    connected: &AtomicBool,
+) {
+    loop {
+        match subscribe_once(client, node, events, wake, connected) {
+            Ok(()) => return,
+            Err(e) => {
+                set_connected(connected, false, Some(&e));
+                thread::sleep(LEASE_RENEW);
+            }
+        }
+    }
+}
+
+/// One subscription, until it fails (Err) or the loop is gone (Ok).
+fn subscribe_once(
+    client: &redis::Client,
+    node: &str,
+    events: &Sender<Event>,
+    wake: &impl Fn(),
+    connected: &AtomicBool,
+) -> redis::RedisResult<()> {
+    let mut con = connect(client)?;
+    let mut reader = connect(client)?;
+    let mut pubsub = con.as_pubsub();
+    pubsub.subscribe(CHANNEL)?;
+    // Subscribed first, then read: nothing published meanwhile is missed.
+    let snapshot = Event::Snapshot {
+        accounts: read_accounts(&mut reader)?,
+        users: read_presence(&mut reader, node)?,
+    };
+    drop(reader);
+    if events.send(snapshot).is_err() {
+        return Ok(());
+    }
+    wake();
+    set_connected(connected, true, None);
+    // A read timeout only lets a dead connection be noticed; the
+    // subscription stays.
+    pubsub.set_read_timeout(Some(LEASE_RENEW))?;
+    loop {
+        let msg = match pubsub.get_message() {
+            Ok(msg) => msg,
+            Err(e) if e.is_timeout() => continue,
+            Err(e) => return Err(e),
+        };
+        match ClusterMessage::decode(msg.get_payload_bytes()) {
+            Ok(m) if m.node() == node => {}
+            Ok(m) => {
+                if events.send(Event::Message(m)).is_err() {
+                    return Ok(());
+                }
+                wake();
+            }
+            Err(e) => warn!(error = %e, "unreadable message on the cluster channel"),
+        }
+    }
+}
+
+/// The lease thread: renews this node's lease and presence, and looks for
+/// nodes whose lease expired. The node that removes one from [`NODES`]
+/// (`SREM` answers 1 to one node only) announces it to all.
+fn lease(client: &redis::Client, node: &str, events: &Sender<Event>, wake: &impl Fn()) {
+    let mut con = None;
+    loop {
+        thread::sleep(LEASE_RENEW);
+        if con.is_none() {
+            con = connect(client).ok();
+        }
+        let Some(c) = con.as_mut() else { continue };
+        match renew(c, node) {
+            Ok(gone) => {
+                for down in gone {
+                    info!(node = %down, "a node stopped renewing its lease; its users are offline");
+                    if events.send(Event::NodeGone(down)).is_err() {
+                        return;
+                    }
+                    wake();
+                }
+            }
+            Err(_) => con = None,
+        }
+    }
+}
+
+/// Renews `node`'s lease and presence; returns the nodes found gone.
+fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<Vec<String>> {
+    let ms = LEASE.as_millis() as u64;
+    redis::pipe()
+        .cmd("SET")
+        .arg(lease_key(node))
+        .arg(1)
+        .arg("PX")
+        .arg(ms)
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(presence_key(node))
+        .arg(ms)
+        .ignore()
+        .cmd("SADD")
+        .arg(NODES)
+        .arg(node)
+        .ignore()
+        .query::<()>(con)?;
+    let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query(con)?;
+    let mut gone = Vec::new();
+    for other in nodes.into_iter().filter(|n| n != node) {
+        let alive: bool = redis::cmd("EXISTS").arg(lease_key(&other)).query(con)?;
+        if alive {
+            continue;
+        }
+        let removed: i64 = redis::cmd("SREM").arg(NODES).arg(&other).query(con)?;
+        if removed == 1 {
+            let down = ClusterMessage::NodeDown {
+                node: node.to_string(),
+                down: other.clone(),
+            }
+            .encode();
+            redis::pipe()
+                .cmd("DEL")
+                .arg(presence_key(&other))
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(down)
+                .ignore()
+                .query::<()>(con)?;
+            gone.push(other);
+        }
+    }
+    Ok(gone)
+}

@@ -1,0 +1,228 @@
+//! Three `chatserver` nodes sharing one chat through a Redis server of the
+//! test's own: accounts, presence, public and direct messages across nodes,
+//! a node killed, Redis stopped and started again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::*;
+
+/// A node of the cluster at `redis`, named `name`, with its own directory
+/// and the key file every node shares.
+struct Node {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(redis: &Redis, name: &str, key: &std::path::Path) -> Node {
+        let dir = temp_dir();
+        let users = dir.path().join("chat_users.json");
+        let url = redis.url();
+        let server = Server::start_with(
+            &users,
+            &[
+                "--cluster",
+                &url,
+                "--node",
+                name,
+                "--key",
+                key.to_str().expect("a UTF-8 path"),
+            ],
+        );
+        Node { server, _dir: dir }
+    }
+}
+
+/// Three nodes `a`, `b`, `c` on `redis` sharing one key.
+fn three_nodes(redis: &Redis, key_dir: &tempfile::TempDir) -> [Node; 3] {
+    let key = key_dir.path().join("chat_server.key");
+    let a = Node::start(redis, "a", &key);
+    let b = Node::start(redis, "b", &key);
+    let c = Node::start(redis, "c", &key);
+    [a, b, c]
+}
+
+/// Waits until `client`'s online list (asked with `/who`) is `expected`.
+fn wait_online(client: &mut Proc, expected: &[&str]) {
+    let want = names(expected);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        client.send("/who");
+        let line = client.expect_prefix("online: ", TIMEOUT);
+        if online_set(&line) == want {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            client.fail(&format!("online is {line:?}, expected {want:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn users_on_three_nodes_chat_as_on_one_server() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    alice.expect_line("* bob joined", TIMEOUT);
+    let mut carol = login(c.server.addr, "carol", "c");
+    alice.expect_line("* carol joined", TIMEOUT);
+    bob.expect_line("* carol joined", TIMEOUT);
+    wait_online(&mut carol, &["alice", "bob", "carol"]);
+    wait_online(&mut alice, &["alice", "bob", "carol"]);
+
+    // A public message: published once, delivered once by each node.
+    alice.send("hello from node a");
+    alice.expect_line("ok: public message delivered to 2 users", TIMEOUT);
+    bob.expect_line("[alice] hello from node a", TIMEOUT);
+    carol.expect_line("[alice] hello from node a", TIMEOUT);
+    // In order per sender.
+    for i in 0..20 {
+        bob.send(&format!("bob says {i}"));
+    }
+    for i in 0..20 {
+        alice.expect_line(&format!("[bob] bob says {i}"), TIMEOUT);
+        carol.expect_line(&format!("[bob] bob says {i}"), TIMEOUT);
+    }
+
+    // A direct message to a user on another node.
+    bob.send("/msg carol psst, carol");
+    bob.expect_line("ok: direct message delivered to carol", TIMEOUT);
+    carol.expect_line("[DM from bob] psst, carol", TIMEOUT);
+
+    // bob logs in on node c: his session on node b is over.
+    let mut bob2 = login(c.server.addr, "bob", "b");
+    bob.expect_with(
+        &|l| l.contains("logged in from another place"),
+        "replaced",
+        TIMEOUT,
+    );
+    alice.expect_line("* bob left (replaced)", TIMEOUT);
+    alice.expect_line("* bob joined", TIMEOUT);
+    wait_online(&mut alice, &["alice", "bob", "carol"]);
+    alice.send("/msg bob where are you now");
+    bob2.expect_line("[DM from alice] where are you now", TIMEOUT);
+
+    // A user leaving is seen on every node.
+    exit_cleanly(&mut carol);
+    alice.expect_line("* carol left (exit)", TIMEOUT);
+    wait_online(&mut bob2, &["alice", "bob"]);
+
+    // Exactly once.
+    assert_eq!(bob.count("[alice] hello from node a"), 1);
+    assert_eq!(carol.count("[alice] hello from node a"), 1);
+    for i in 0..20 {
+        assert_eq!(alice.count(&format!("[bob] bob says {i}")), 1);
+    }
+    assert_eq!(alice.count("* carol joined"), 1);
+    exit_cleanly(&mut alice);
+    exit_cleanly(&mut bob2);
+}
+
+#[test]
+fn the_same_new_name_on_two_nodes_at_once_is_registered_once() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, c] = three_nodes(&redis, &key_dir);
+    for round in 0..3 {
+        let name = format!("zed{round}");
+        let mut on_a = spawn_client(a.server.addr, &name, Password::Stdin("password-a"));
+        let mut on_b = spawn_client(b.server.addr, &name, Password::Stdin("password-b"));
+        let registered = format!("registered and logged in as {name}");
+        let outcome = |p: &mut Proc| -> bool {
+            let line = p.expect_with(
+                &|l| l.starts_with(&registered) || l.starts_with("! "),
+                "registration or refusal",
+                TIMEOUT,
+            );
+            line.starts_with(&registered)
+        };
+        let (won_a, won_b) = (outcome(&mut on_a), outcome(&mut on_b));
+        assert!(
+            won_a != won_b,
+            "exactly one registration wins: a {won_a}, b {won_b}\n{}\n{}",
+            on_a.transcript(),
+            on_b.transcript()
+        );
+        // The account is everywhere, with the winner's password.
+        let password = if won_a { "password-a" } else { "password-b" };
+        let mut elsewhere = login(c.server.addr, &name, password);
+        exit_cleanly(&mut elsewhere);
+    }
+    assert_eq!(redis.command("HLEN udpchat:accounts"), ":3");
+}
+
+#[test]
+fn an_account_registered_on_one_node_survives_a_redis_restart() {
+    let mut redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let a = Node::start(&redis, "a", &key);
+    let mut dave = login(a.server.addr, "dave", "dave-password");
+    exit_cleanly(&mut dave);
+    redis.restart();
+    let b = Node::start(&redis, "b", &key);
+    let mut dave = login(b.server.addr, "dave", "dave-password");
+    exit_cleanly(&mut dave);
+}
+
+#[test]
+fn a_killed_nodes_users_leave_within_15_s() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, mut b, _c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let _bob = login(b.server.addr, "bob", "b");
+    alice.expect_line("* bob joined", TIMEOUT);
+    b.server.proc.kill();
+    alice.expect_line("* bob left (timeout)", Duration::from_secs(15));
+    wait_online(&mut alice, &["alice"]);
+}
+
+#[test]
+fn nodes_serve_their_own_users_while_redis_is_away_and_resync_after() {
+    let mut redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, _c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut amy = login(a.server.addr, "amy", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    alice.expect_line("* bob joined", TIMEOUT);
+
+    redis.kill();
+    // Local chat goes on.
+    alice.send("redis is away");
+    amy.expect_line("[alice] redis is away", TIMEOUT);
+    // No new accounts meanwhile.
+    let mut eve = spawn_client(a.server.addr, "eve", Password::Stdin("e"));
+    eve.expect_prefix("! login failed: ", TIMEOUT);
+
+    redis.restart();
+    // Once resubscribed, messages cross nodes again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut i = 0;
+    loop {
+        i += 1;
+        let text = format!("back {i}");
+        alice.send(&text);
+        if bob
+            .find_line(&format!("[alice] {text}"), Duration::from_millis(500))
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no message crossed nodes after Redis came back\n{}",
+            a.server.proc.err.text()
+        );
+    }
+    wait_online(&mut bob, &["alice", "amy", "bob"]);
+    exit_cleanly(&mut bob);
+    alice.expect_line("* bob left (exit)", TIMEOUT);
+}
