@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tracing::{info, warn};
 use udpchat_core::server::ClusterMessage;
+use udpchat_core::server::store::{OfflineMessage, StoreOp};
 use udpchat_core::session::username_key;
 
 use crate::store::UserRecord;
@@ -43,6 +44,18 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITER_QUEUE: usize = 65_536;
 /// Most jobs the writer sends in one pipeline.
 const PIPELINE: usize = 512;
+
+/// A counter: each start of a node takes the next number, which makes the
+/// ids of the direct messages it stores unique across the cluster.
+pub const NODE_SEQ: &str = "udpchat:node_seq";
+/// Ids of stored direct messages per start of a node: 2^40.
+const OFFLINE_ID_BITS: u32 = 40;
+
+/// The hash of the direct messages waiting for a user (lowercase name):
+/// id to the `offline` message (JSON) that published it.
+pub fn offline_key(user: &str) -> String {
+    format!("udpchat:offline:{}", username_key(user))
+}
 
 /// The key of a node's lease.
 pub fn lease_key(node: &str) -> String {
@@ -69,13 +82,22 @@ return 0";
 pub enum Event {
     /// Another node published this.
     Message(ClusterMessage),
-    /// After (re)subscribing: every account, and who is online on the other
-    /// live nodes (node, name).
+    /// After (re)subscribing: every account, who is online on the other
+    /// live nodes (node, name), and every stored direct message.
     Snapshot {
         /// Every account.
         accounts: Vec<UserRecord>,
         /// Users online on other nodes.
         users: Vec<(String, String)>,
+        /// Direct messages waiting for offline users.
+        offline: Vec<OfflineMessage>,
+    },
+    /// A store request is done (Redis has it), or failed.
+    Stored {
+        /// The server's request id.
+        id: u64,
+        /// Why it failed.
+        result: Result<(), String>,
     },
     /// This node's lease thread found the lease of this node gone.
     NodeGone(String),
@@ -90,7 +112,18 @@ pub enum Event {
 
 enum Job {
     Publish(ClusterMessage),
+    Store { id: u64, op: StoreOp },
     Register { id: u64, name: String, hash: String },
+}
+
+/// What a node reads from the cluster when it joins.
+pub struct Joined {
+    /// Every account.
+    pub accounts: Vec<UserRecord>,
+    /// Every direct message waiting for an offline user.
+    pub offline: Vec<OfflineMessage>,
+    /// The first id of the direct messages this node stores.
+    pub first_offline_id: u64,
 }
 
 /// This node's connection to the cluster.
@@ -114,7 +147,7 @@ impl Cluster {
         node: &str,
         import: &[UserRecord],
         wake: impl Fn() + Clone + Send + 'static,
-    ) -> anyhow::Result<(Cluster, Vec<UserRecord>)> {
+    ) -> anyhow::Result<(Cluster, Joined)> {
         let client = redis::Client::open(url)?;
         let mut con = connect(&client)?;
         let mut imported = 0;
@@ -131,6 +164,9 @@ impl Cluster {
             info!(imported, "accounts of the user store added to the cluster");
         }
         let accounts = read_accounts(&mut con)?;
+        let offline = read_offline(&mut con)?;
+        let seq: u64 = redis::cmd("INCR").arg(NODE_SEQ).query(&mut con)?;
+        let first_offline_id = seq << OFFLINE_ID_BITS;
         let up = ClusterMessage::NodeUp {
             node: node.to_string(),
         }
@@ -197,7 +233,11 @@ impl Cluster {
                 events: events_rx,
                 connected,
             },
-            accounts,
+            Joined {
+                accounts,
+                offline,
+                first_offline_id,
+            },
         ))
     }
 
@@ -236,6 +276,19 @@ impl Cluster {
         thread::sleep(Duration::from_millis(100).min(timeout));
     }
 
+    /// Stores a direct message for an offline user, or removes a delivered
+    /// one, and tells the other nodes; answered with [`Event::Stored`].
+    /// False if it could not be queued.
+    pub fn store(&self, id: u64, op: StoreOp) -> bool {
+        self.jobs.try_send(Job::Store { id, op }).is_ok()
+    }
+
+    /// Whether the cluster keeps what `op` changes (direct messages for
+    /// offline users); the rest stays in the node's own chat store.
+    pub fn keeps(op: &StoreOp) -> bool {
+        matches!(op, StoreOp::PutOffline(_) | StoreOp::RemoveOffline { .. })
+    }
+
     /// Stores a new account unless another node has that name; answered
     /// with [`Event::Registered`]. False if it could not be queued.
     pub fn register(&self, id: u64, name: String, hash: String) -> bool {
@@ -266,6 +319,51 @@ fn read_accounts(con: &mut redis::Connection) -> redis::RedisResult<Vec<UserReco
             },
         )
         .collect())
+}
+
+/// Every direct message waiting for an offline user, oldest first.
+fn read_offline(con: &mut redis::Connection) -> redis::RedisResult<Vec<OfflineMessage>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("udpchat:offline:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query(con)?;
+        keys.extend(found);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut all = Vec::new();
+    for key in keys {
+        let values: Vec<Vec<u8>> = redis::cmd("HVALS").arg(&key).query(con)?;
+        for v in values {
+            match ClusterMessage::decode(&v) {
+                Ok(ClusterMessage::Offline {
+                    id,
+                    from,
+                    to,
+                    text,
+                    time,
+                    ..
+                }) => all.push(OfflineMessage {
+                    id,
+                    from,
+                    to,
+                    text,
+                    time,
+                }),
+                _ => warn!(%key, "unreadable stored direct message in Redis; left out"),
+            }
+        }
+    }
+    all.sort_by_key(|m| m.id);
+    Ok(all)
 }
 
 /// Who is online on the live nodes other than `me`: (node, name).
@@ -324,8 +422,43 @@ impl<W: Fn()> Writer<W> {
             }
             let mut pipe = redis::pipe();
             let mut registrations = Vec::new();
+            let mut stores = Vec::new();
             for job in batch.drain(..) {
                 match job {
+                    Job::Store { id, op } => {
+                        stores.push(id);
+                        match op {
+                            StoreOp::PutOffline(m) => {
+                                let message = ClusterMessage::offline(&self.node, &m).encode();
+                                pipe.cmd("HSET")
+                                    .arg(offline_key(&m.to))
+                                    .arg(m.id)
+                                    .arg(&message)
+                                    .ignore()
+                                    .cmd("PUBLISH")
+                                    .arg(CHANNEL)
+                                    .arg(&message)
+                                    .ignore();
+                            }
+                            StoreOp::RemoveOffline { to, id } => {
+                                let message = ClusterMessage::OfflineRemoved {
+                                    node: self.node.clone(),
+                                    to: to.clone(),
+                                    id,
+                                }
+                                .encode();
+                                pipe.cmd("HDEL")
+                                    .arg(offline_key(&to))
+                                    .arg(id)
+                                    .ignore()
+                                    .cmd("PUBLISH")
+                                    .arg(CHANNEL)
+                                    .arg(message)
+                                    .ignore();
+                            }
+                            _ => {}
+                        }
+                    }
                     Job::Publish(m) => {
                         match &m {
                             ClusterMessage::Login { user, .. } => {
@@ -349,8 +482,15 @@ impl<W: Fn()> Writer<W> {
                 }
             }
             let published = self.with_connection(|con| pipe.query::<()>(con));
-            if let Err(e) = published {
+            if let Err(e) = &published {
                 warn!(error = %e, "could not publish to the cluster");
+            }
+            for id in stores {
+                let result = published.as_ref().copied().map_err(ToString::to_string);
+                if self.events.send(Event::Stored { id, result }).is_err() {
+                    return;
+                }
+                (self.wake)();
             }
             for (id, name, hash) in registrations {
                 let result = self.register(&script, &name, &hash);
@@ -470,6 +610,7 @@ fn subscribe_once(
     let snapshot = Event::Snapshot {
         accounts: read_accounts(&mut reader)?,
         users: read_presence(&mut reader, node)?,
+        offline: read_offline(&mut reader)?,
     };
     drop(reader);
     if events.send(snapshot).is_err() {

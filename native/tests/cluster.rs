@@ -226,3 +226,86 @@ fn nodes_serve_their_own_users_while_redis_is_away_and_resync_after() {
     exit_cleanly(&mut bob);
     alice.expect_line("* bob left (exit)", TIMEOUT);
 }
+
+/// Polls `redis` with `command` until it answers `expected`.
+fn wait_redis(redis: &Redis, command: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let answer = redis.command(command);
+        if answer == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{command}: {answer}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_direct_message_stored_on_one_node_is_delivered_on_another() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, c] = three_nodes(&redis, &key_dir);
+    let mut carol = login(b.server.addr, "carol", "c");
+    exit_cleanly(&mut carol);
+    let mut alice = login(a.server.addr, "alice", "a");
+    alice.send("/msg carol psst while you were away");
+    alice.expect_line(
+        "ok: direct message stored for carol (offline); delivered when they log in",
+        TIMEOUT,
+    );
+    let mut carol = login(c.server.addr, "carol", "c");
+    carol.expect_with(
+        &|l| l.contains("psst while you were away"),
+        "the stored message",
+        TIMEOUT,
+    );
+    // Acknowledged, it is removed everywhere: not delivered again.
+    wait_redis(&redis, "HLEN udpchat:offline:carol", ":0");
+    exit_cleanly(&mut carol);
+    let mut carol = login(b.server.addr, "carol", "c");
+    carol.send("/who");
+    carol.expect_prefix("online: ", TIMEOUT);
+    exit_cleanly(&mut carol);
+    let again = carol
+        .out
+        .seen()
+        .iter()
+        .filter(|l| l.contains("psst while you were away"))
+        .count();
+    assert_eq!(again, 0, "delivered again after it was acknowledged");
+}
+
+#[test]
+fn a_subscriber_dropped_by_redis_subscribes_again() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, _c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    alice.expect_line("* bob joined", TIMEOUT);
+    // What Redis does to a subscriber over its output buffer limit.
+    let killed = redis.command("CLIENT KILL TYPE pubsub");
+    assert_ne!(killed, ":0", "no subscriber to drop");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    loop {
+        i += 1;
+        let text = format!("still there {i}");
+        alice.send(&text);
+        if bob
+            .find_line(&format!("[alice] {text}"), Duration::from_millis(500))
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not resubscribed\n{}",
+            b.server.proc.err.text()
+        );
+    }
+    wait_online(&mut bob, &["alice", "bob"]);
+}

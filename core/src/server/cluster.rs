@@ -14,6 +14,7 @@
 //! Users online on other nodes count as online here: the online list,
 //! `joined`/`left`, `whois` and direct messages see them.
 
+use super::offline::{Delivery, Waiting};
 use super::*;
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +57,9 @@ pub enum ClusterMessage {
     Direct {
         /// The publisher.
         node: String,
+        /// The node where `to` was online when it was sent: if `to` has
+        /// left meanwhile, that node stores it for them.
+        at: String,
         /// The sender, as registered.
         from: String,
         /// The recipient, as registered.
@@ -64,6 +68,31 @@ pub enum ClusterMessage {
         text: String,
         /// When the sender's node accepted it, in ms since the Unix epoch.
         time: u64,
+    },
+    /// A direct message stored for an offline user (where every node
+    /// reads them): delivered by whichever node the user logs in on.
+    Offline {
+        /// The publisher.
+        node: String,
+        /// Unique across the cluster.
+        id: u64,
+        /// The sender, as registered.
+        from: String,
+        /// The recipient, as registered.
+        to: String,
+        /// The text.
+        text: String,
+        /// When it was accepted, in ms since the Unix epoch.
+        time: u64,
+    },
+    /// A stored direct message was delivered and removed.
+    OfflineRemoved {
+        /// The publisher.
+        node: String,
+        /// The recipient, as registered.
+        to: String,
+        /// The message's id.
+        id: u64,
     },
     /// A new account, stored where every node reads accounts.
     Account {
@@ -98,6 +127,8 @@ impl ClusterMessage {
             | ClusterMessage::Public { node, .. }
             | ClusterMessage::Direct { node, .. }
             | ClusterMessage::Account { node, .. }
+            | ClusterMessage::Offline { node, .. }
+            | ClusterMessage::OfflineRemoved { node, .. }
             | ClusterMessage::NodeUp { node }
             | ClusterMessage::NodeDown { node, .. } => node,
         }
@@ -108,6 +139,19 @@ impl ClusterMessage {
     pub fn encode(&self) -> Vec<u8> {
         // Only strings and integers: serialising cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The `offline` message that publishes `m`, stored by `node`.
+    #[must_use]
+    pub fn offline(node: &str, m: &OfflineMessage) -> Self {
+        ClusterMessage::Offline {
+            node: node.into(),
+            id: m.id,
+            from: m.from.clone(),
+            to: m.to.clone(),
+            text: m.text.clone(),
+            time: m.time,
+        }
     }
 
     /// Reads a published message.
@@ -129,6 +173,45 @@ impl Server {
     /// The next message to publish to the other nodes, oldest first.
     pub fn poll_publish(&mut self) -> Option<ClusterMessage> {
         self.publish.pop_front()
+    }
+
+    /// Direct messages stored for offline users get ids from `first` on
+    /// (those of a snapshot permitting): each node of a cluster is given a
+    /// range of its own, so ids are unique across the cluster.
+    pub fn set_offline_ids(&mut self, first: u64) {
+        self.next_offline_id = self.next_offline_id.max(first);
+    }
+
+    /// Adds the stored direct messages of `messages` not known yet (after
+    /// the driver lost its connection to the other nodes and found it
+    /// again), delivering those whose recipient is online here.
+    pub fn sync_offline(&mut self, now: Instant, messages: Vec<OfflineMessage>) {
+        self.now = self.now.max(now);
+        for m in messages {
+            self.add_offline(m);
+        }
+    }
+
+    /// A stored direct message, from another node or a resync: kept, and
+    /// delivered at once if its recipient is online here.
+    fn add_offline(&mut self, message: OfflineMessage) {
+        let key = username_key(&message.to);
+        let queue = self.offline.entry(key.clone()).or_default();
+        if queue.iter().any(|w| w.message.id == message.id) {
+            return;
+        }
+        let at = queue.partition_point(|w| w.message.id < message.id);
+        queue.insert(
+            at,
+            Waiting {
+                message,
+                state: Delivery::Waiting,
+            },
+        );
+        if let Some(&(target, _)) = self.online.get(&key) {
+            self.deliver_offline(target, &key);
+            self.process_later(target);
+        }
     }
 
     /// Users online on other nodes.
@@ -188,9 +271,20 @@ impl Server {
                 to,
                 text,
                 time,
+                at,
                 ..
             } => {
-                let Some(&(target, _)) = self.online.get(&username_key(&to)) else {
+                let key = username_key(&to);
+                let Some(&(target, _)) = self.online.get(&key) else {
+                    // Gone before it arrived: the node the sender saw the
+                    // user on keeps it for their next login (no session
+                    // here to confirm it to).
+                    if self.node.as_deref() == Some(at.as_str())
+                        && !self.remote.contains_key(&key)
+                        && self.users.contains_key(&key)
+                    {
+                        self.store_offline(u64::MAX, from, to, text);
+                    }
                     return;
                 };
                 self.presence_before(&from);
@@ -222,6 +316,29 @@ impl Server {
                             suspended: None,
                         },
                     );
+                }
+            }
+            ClusterMessage::Offline {
+                id,
+                from,
+                to,
+                text,
+                time,
+                ..
+            } => self.add_offline(OfflineMessage {
+                id,
+                from,
+                to,
+                text,
+                time,
+            }),
+            ClusterMessage::OfflineRemoved { to, id, .. } => {
+                let key = username_key(&to);
+                if let Some(queue) = self.offline.get_mut(&key) {
+                    queue.retain(|w| w.message.id != id);
+                    if queue.is_empty() {
+                        self.offline.remove(&key);
+                    }
                 }
             }
             ClusterMessage::NodeUp { node } => self.node_gone(now, &node),
@@ -365,6 +482,7 @@ mod tests {
             ClusterMessage::Direct {
                 node: "a".to_string(),
                 from: "Bob".to_string(),
+                at: "b".to_string(),
                 to: "carol".to_string(),
                 text: "psst".to_string(),
                 time: 7,

@@ -473,11 +473,13 @@ impl Server {
         };
         let to_name = user.name.clone();
         let Some(&(target, _)) = self.online.get(&key) else {
-            if self.remote.contains_key(&key) {
+            if let Some((at, _)) = self.remote.get(&key) {
                 // Published once; the recipient's node delivers it.
+                let at = at.clone();
                 let time = self.unix_time();
                 self.publish_with(|node| ClusterMessage::Direct {
                     node,
+                    at,
                     from,
                     to: to_name.clone(),
                     text,

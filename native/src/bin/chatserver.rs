@@ -487,7 +487,15 @@ fn run(mut args: Args) -> Result<()> {
     let mut server = Server::new(config, users, key, rand::random());
     let clock = Clock::new();
     server.set_unix_time(clock.now(), unix_ms());
-    let snapshot = chat_store.load(room_memory)?;
+    let mut snapshot = chat_store.load(room_memory)?;
+    if args.cluster.is_some() && !snapshot.offline.is_empty() {
+        // In a cluster they are kept in Redis, where every node sees them.
+        warn!(
+            count = snapshot.offline.len(),
+            "direct messages stored by this server alone are not delivered in a cluster"
+        );
+        snapshot.offline.clear();
+    }
     info!(
         rooms = snapshot.rooms.len(),
         offline_messages = snapshot.offline.len(),
@@ -511,15 +519,22 @@ fn run(mut args: Args) -> Result<()> {
     let cluster = match (&args.cluster, &args.node) {
         (Some(url), Some(node)) => {
             let cluster_waker = waker.clone();
-            let (cluster, accounts) = Cluster::start(url, node, store.users(), move || {
+            let (cluster, joined) = Cluster::start(url, node, store.users(), move || {
                 let _ = cluster_waker.wake();
             })
             .with_context(|| format!("cannot join the cluster at {url}"))?;
-            info!(node, accounts = accounts.len(), "joined the cluster");
-            for account in accounts {
+            info!(
+                node,
+                accounts = joined.accounts.len(),
+                offline_messages = joined.offline.len(),
+                "joined the cluster"
+            );
+            for account in joined.accounts {
                 server.put_account(clock.now(), account.to_core());
             }
             server.set_node(node.clone());
+            server.set_offline_ids(joined.first_offline_id);
+            server.sync_offline(clock.now(), joined.offline);
             Some(cluster)
         }
         _ => None,
@@ -719,7 +734,15 @@ fn run(mut args: Args) -> Result<()> {
                 let now = clock.now();
                 match event {
                     cluster::Event::Message(m) => server.handle_remote(now, m),
-                    cluster::Event::Snapshot { accounts, users } => {
+                    cluster::Event::Stored { id, result } => {
+                        server.handle_response(now, Response::Stored { id, result });
+                    }
+                    cluster::Event::Snapshot {
+                        accounts,
+                        users,
+                        offline,
+                    } => {
+                        server.sync_offline(now, offline);
                         for account in accounts {
                             if !server.has_user(&account.name) {
                                 server.put_account(now, account.to_core());
@@ -960,7 +983,16 @@ impl Driver<'_> {
                 progress = true;
                 let (id, job) = match request {
                     Request::Store { id, op } => {
-                        self.submit_to_store(server, clock, StoreJob::Write { id, op });
+                        match self.cluster {
+                            Some(cluster) if Cluster::keeps(&op) => {
+                                if !cluster.store(id, op) {
+                                    warn!("the cluster's queue is full; refusing a change");
+                                    server
+                                        .handle_response(clock.now(), Response::Unavailable { id });
+                                }
+                            }
+                            _ => self.submit_to_store(server, clock, StoreJob::Write { id, op }),
+                        }
                         continue;
                     }
                     Request::Account { id, op } => {
