@@ -481,7 +481,11 @@ impl<W: Fn()> Writer<W> {
                     Job::Register { id, name, hash } => registrations.push((id, name, hash)),
                 }
             }
-            let published = self.with_connection(|con| pipe.query::<()>(con));
+            let published = if pipe.is_empty() {
+                Ok(())
+            } else {
+                self.with_connection(|con| pipe.query::<()>(con))
+            };
             if let Err(e) = &published {
                 warn!(error = %e, "could not publish to the cluster");
             }

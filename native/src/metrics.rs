@@ -86,6 +86,9 @@ pub struct Snapshot {
     pub offline_messages: u64,
     /// Initials waiting for their handshake.
     pub queued_initials: u64,
+    /// For a node of a cluster: whether Redis answered the last time it
+    /// was asked, and the users online on other nodes.
+    pub cluster: Option<(bool, u64)>,
     /// Segments the server sent again, over every session.
     pub retransmissions: u64,
     /// Datagrams longer than the protocol allows, dropped before the
@@ -240,6 +243,22 @@ impl Collector for Exporter {
             None,
             count(snap.queued_initials),
         )?;
+        if let Some((connected, remote)) = snap.cluster {
+            gauge(
+                e,
+                "udpchat_cluster_connected",
+                "1 while Redis answers this node of a cluster, 0 while it is unreachable",
+                None,
+                i64::from(connected),
+            )?;
+            gauge(
+                e,
+                "udpchat_cluster_remote_users",
+                "Users online on the other nodes of the cluster",
+                None,
+                count(remote),
+            )?;
+        }
         labelled(
             e,
             "udpchat_messages",

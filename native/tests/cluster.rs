@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::redis::Redis;
@@ -18,21 +19,62 @@ struct Node {
 
 impl Node {
     fn start(redis: &Redis, name: &str, key: &std::path::Path) -> Node {
+        Node::start_with(redis, name, key, &[])
+    }
+
+    fn start_with(redis: &Redis, name: &str, key: &std::path::Path, extra: &[&str]) -> Node {
         let dir = temp_dir();
         let users = dir.path().join("chat_users.json");
         let url = redis.url();
-        let server = Server::start_with(
-            &users,
-            &[
-                "--cluster",
-                &url,
-                "--node",
-                name,
-                "--key",
-                key.to_str().expect("a UTF-8 path"),
-            ],
-        );
+        let mut args = vec![
+            "--cluster",
+            &url,
+            "--node",
+            name,
+            "--key",
+            key.to_str().expect("a UTF-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let server = Server::start_with(&users, &args);
         Node { server, _dir: dir }
+    }
+
+    /// Waits until the metric `name` is `value` (metrics may be a second
+    /// old).
+    fn wait_metric(&mut self, name: &str, value: &str) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let now = self.metric(name);
+            if now == value {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} is {now}, expected {value}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The value of the metric line starting with `name ` (needs
+    /// `--metrics`).
+    fn metric(&mut self, name: &str) -> String {
+        let at = self
+            .server
+            .proc
+            .out
+            .seen()
+            .iter()
+            .find_map(|l| l.strip_prefix("metrics on http://").map(str::to_string))
+            .expect("started with --metrics");
+        let at = at.trim_end_matches("/metrics");
+        let mut stream = std::net::TcpStream::connect(at).expect("connect to the metrics");
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").expect("ask");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read the metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
     }
 }
 
@@ -188,7 +230,9 @@ fn a_killed_nodes_users_leave_within_15_s() {
 fn nodes_serve_their_own_users_while_redis_is_away_and_resync_after() {
     let mut redis = Redis::start();
     let key_dir = temp_dir();
-    let [a, b, _c] = three_nodes(&redis, &key_dir);
+    let key = key_dir.path().join("chat_server.key");
+    let mut a = Node::start_with(&redis, "a", &key, &["--metrics", "0"]);
+    let b = Node::start(&redis, "b", &key);
     let mut alice = login(a.server.addr, "alice", "a");
     let mut amy = login(a.server.addr, "amy", "a");
     let mut bob = login(b.server.addr, "bob", "b");
@@ -201,6 +245,8 @@ fn nodes_serve_their_own_users_while_redis_is_away_and_resync_after() {
     // No new accounts meanwhile.
     let mut eve = spawn_client(a.server.addr, "eve", Password::Stdin("e"));
     eve.expect_prefix("! login failed: ", TIMEOUT);
+    // The degraded state shows.
+    a.wait_metric("udpchat_cluster_connected", "0");
 
     redis.restart();
     // Once resubscribed, messages cross nodes again.
@@ -223,6 +269,8 @@ fn nodes_serve_their_own_users_while_redis_is_away_and_resync_after() {
         );
     }
     wait_online(&mut bob, &["alice", "amy", "bob"]);
+    a.wait_metric("udpchat_cluster_connected", "1");
+    a.wait_metric("udpchat_cluster_remote_users", "1");
     exit_cleanly(&mut bob);
     alice.expect_line("* bob left (exit)", TIMEOUT);
 }
