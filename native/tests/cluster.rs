@@ -357,3 +357,32 @@ fn a_subscriber_dropped_by_redis_subscribes_again() {
     }
     wait_online(&mut bob, &["alice", "bob"]);
 }
+
+#[test]
+fn a_client_fails_over_to_another_node() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [mut a, b, c] = three_nodes(&redis, &key_dir);
+    let fallback = b.server.addr.to_string();
+    let mut alice = spawn_client_with(
+        a.server.addr,
+        "alice",
+        Password::Stdin("a"),
+        &["--reconnect", "--fallback", &fallback],
+    );
+    alice.expect_prefix("registered and logged in as alice", TIMEOUT);
+    let mut bob = login(c.server.addr, "bob", "b");
+    wait_online(&mut bob, &["alice", "bob"]);
+
+    a.server.proc.kill();
+    // The client notices at its idle timeout (12 s), then tries node b.
+    alice.expect_prefix("! disconnected: lost the server", Duration::from_secs(30));
+    alice.expect_line("Reconnecting as alice (attempt 1)...", TIMEOUT);
+    alice.expect_prefix("logged in as alice; online: ", TIMEOUT);
+    wait_online(&mut bob, &["alice", "bob"]);
+    bob.send("/msg alice found you on node b");
+    bob.expect_line("ok: direct message delivered to alice", TIMEOUT);
+    alice.expect_line("[DM from bob] found you on node b", TIMEOUT);
+    exit_cleanly(&mut alice);
+    bob.expect_line("* alice left (exit)", TIMEOUT);
+}

@@ -433,6 +433,25 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
         spawn_stdin_reader(tx.clone())?;
         input_started = true;
     }
+    // The server, then the other nodes given with --fallback, of the same
+    // address family (the socket's).
+    let mut nodes = vec![server_addr];
+    for f in &settings.fallback {
+        let addrs = resolve(&f.host, f.port.unwrap_or(settings.port))?;
+        match addrs
+            .into_iter()
+            .find(|a| a.is_ipv4() == server_addr.is_ipv4())
+        {
+            Some(a) => nodes.push(a),
+            None => {
+                return Err(anyhow!(
+                    "--fallback {}: no address of the server's family",
+                    f.host
+                ));
+            }
+        }
+    }
+    let mut node = 0;
     let mut quits = 0;
     let mut cancel_hint_shown = false;
     let mut completion_names = 0;
@@ -507,7 +526,17 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                         spawn_password_prompt(tx.clone(), new_user, ask_invite)?;
                     }
                 }
-                Output::Reconnect => console.reconnect(clock.now(), rand::random()),
+                Output::Reconnect => {
+                    if nodes.len() > 1 {
+                        // The next node of the cluster; they share the key
+                        // the client pinned.
+                        node = (node + 1) % nodes.len();
+                        if let Err(e) = socket.connect(nodes[node]) {
+                            eprintln!("chatclient: cannot reach {}: {e}", nodes[node]);
+                        }
+                    }
+                    console.reconnect(clock.now(), rand::random());
+                }
                 _ => {}
             }
         }

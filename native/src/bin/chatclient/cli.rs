@@ -184,6 +184,12 @@ pub struct Cli {
     /// End with status 1 when the server goes away.
     #[arg(long, overrides_with = "reconnect")]
     pub no_reconnect: bool,
+    /// Another node of the same chat (a cluster whose nodes share one
+    /// key), HOST[:PORT] [default port: the server's]: each reconnection
+    /// attempt goes to the next of the server and these, in turn (repeat
+    /// the flag, or separate them with commas).
+    #[arg(long, value_name = "HOST[:PORT]", value_delimiter = ',', value_parser = parse_bind_arg)]
+    pub fallback: Vec<HostPort>,
     /// Keep a log of the chat: every event as a plain line with its UTC
     /// time, appended to HOST_PORT-USER.log in the log directory (see
     /// Files below; mode 0600).
@@ -284,6 +290,8 @@ pub struct Settings {
     pub json: bool,
     pub color: ColorChoice,
     pub reconnect: Option<bool>,
+    /// Other nodes to reconnect to, in turn with the server.
+    pub fallback: Vec<HostPort>,
     pub log: bool,
     pub invite: Option<String>,
     pub line: bool,
@@ -378,6 +386,7 @@ pub fn settings(cli: Cli) -> Result<Settings, clap::Error> {
         json: cli.json || file.json.unwrap_or(false),
         color: config::pick(cli.color, file.color, Some(ColorChoice::Auto)).unwrap_or_default(),
         reconnect: config::pick(flag_reconnect, file.reconnect, None),
+        fallback: cli.fallback,
         log: cli.log,
         invite: cli.invite.filter(|c| !c.is_empty()),
         line: cli.line,
