@@ -304,6 +304,9 @@ pub struct Fleet {
 #[derive(Clone)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// Other nodes of the same chat (a cluster): users are spread over
+    /// `addr` and these in turn.
+    pub others: Vec<SocketAddr>,
     pub config: ClientConfig,
     pub password: String,
 }
@@ -801,6 +804,14 @@ impl Worker {
         }
     }
 
+    /// The node user `li` of this worker talks to.
+    fn node_of(&self, li: usize) -> SocketAddr {
+        match li % (self.server.others.len() + 1) {
+            0 => self.server.addr,
+            i => self.server.others[i - 1],
+        }
+    }
+
     fn bind(&mut self, li: usize) -> Result<UdpSocket> {
         let ip = self.server.addr.ip();
         let local = match ip {
@@ -985,7 +996,7 @@ impl Worker {
             match r {
                 Ok((n, from)) => {
                     let bytes = &buf[..n];
-                    if from != self.server.addr {
+                    if from != self.node_of(li) {
                         if bytes.starts_with(RAW_MAGIC) {
                             self.shared.raw_received.fetch_add(1, Relaxed);
                         }
@@ -1038,7 +1049,7 @@ impl Worker {
                 .fetch_add(std::mem::take(&mut self.unpublished), Relaxed);
             self.shared.last_delivery_us.fetch_max(now, Relaxed);
         }
-        let server = self.server.addr;
+        let server = self.node_of(li);
         let u = &mut self.users[li];
         let Some(c) = u.client.as_mut() else {
             return;

@@ -59,7 +59,9 @@ Examples:
   chatbench dm --users 200 --rate 20000 --seconds 5 --json
   chatbench login-storm --users 100 --logins 200
   chatbench idle --users 10000 --seconds 10
-  chatbench dm --users 20 --server 127.0.0.1:65015 --server-key <hex>";
+  chatbench dm --users 20 --server 127.0.0.1:65015 --server-key <hex>
+  chatbench fanout --users 300 --server 127.0.0.1:7000 --node 127.0.0.1:7001,127.0.0.1:7002 \
+      --server-key <hex>                # a cluster: users spread over three nodes";
 
 /// Benchmark a udpchat server with many simulated users.
 #[derive(Parser, Debug)]
@@ -77,6 +79,17 @@ struct Args {
     /// A running chatserver (HOST:PORT); without it chatbench starts its own.
     #[arg(long, env = "CHATBENCH_SERVER")]
     server: Option<String>,
+    /// With --server: other nodes of the same cluster (HOST:PORT, repeat
+    /// or separate with commas); users are spread over the server and
+    /// these in turn, so that messages cross nodes. The CPU and memory
+    /// figures are those of --server's process.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        requires = "server"
+    )]
+    node: Vec<String>,
     /// With --server: the server's public key (64 hex digits) to pin;
     /// without it the key is trusted on first use.
     #[arg(long, env = "CHATBENCH_SERVER_KEY")]
@@ -386,10 +399,21 @@ fn run(args: &Args) -> Result<bool> {
         );
     }
 
+    let others = args
+        .node
+        .iter()
+        .map(|s| {
+            s.to_socket_addrs()
+                .with_context(|| format!("cannot resolve {s}"))?
+                .next()
+                .with_context(|| format!("{s} has no address"))
+        })
+        .collect::<Result<Vec<SocketAddr>>>()?;
     let mut fleet = Fleet::new(
         threads,
         Endpoint {
             addr: info.addr,
+            others,
             config: ClientConfig {
                 server_key: info.key,
                 ..ClientConfig::default()
