@@ -296,6 +296,16 @@ impl Cluster {
     }
 }
 
+/// Every account the cluster at `url` keeps (to export them).
+///
+/// # Errors
+/// When Redis cannot be reached or answers with an error.
+pub fn accounts(url: &str) -> anyhow::Result<Vec<UserRecord>> {
+    let client = redis::Client::open(url)?;
+    let mut con = connect(&client)?;
+    Ok(read_accounts(&mut con)?)
+}
+
 /// A connection with timeouts.
 fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     let con = client.get_connection_with_timeout(IO_TIMEOUT)?;

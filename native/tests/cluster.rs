@@ -386,3 +386,54 @@ fn a_client_fails_over_to_another_node() {
     exit_cleanly(&mut alice);
     bob.expect_line("* alice left (exit)", TIMEOUT);
 }
+
+#[test]
+fn accounts_are_imported_from_and_exported_to_the_user_store() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    // A single server's accounts...
+    let dir = temp_dir();
+    let users = dir.path().join("chat_users.json");
+    let mut alone = Server::start_with(&users, &[]);
+    let mut old = login(alone.addr, "oldtimer", "old-password");
+    exit_cleanly(&mut old);
+    alone.proc.kill();
+    // ...join the cluster with the node started on its user store.
+    let url = redis.url();
+    let a = Server::start_with(
+        &users,
+        &[
+            "--cluster",
+            &url,
+            "--node",
+            "a",
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let b = Node::start(&redis, "b", &key);
+    let mut old = login(b.server.addr, "oldtimer", "old-password");
+    exit_cleanly(&mut old);
+    let mut new = login(a.addr, "newcomer", "new-password");
+    exit_cleanly(&mut new);
+    // Exported back to a user store of its own.
+    let out = temp_dir();
+    let exported = out.path().join("chat_users.json");
+    let mut export = command(CHATSERVER);
+    export
+        .args(["--cluster", &url, "--export-accounts", "--users"])
+        .arg(&exported);
+    let mut export = Proc::spawn("export", export);
+    export.expect_line(
+        &format!(
+            "2 accounts added to {} (2 in the cluster)",
+            exported.display()
+        ),
+        TIMEOUT,
+    );
+    export.expect_exit(0, TIMEOUT);
+    let alone = Server::start_with(&exported, &[]);
+    let mut new = login(alone.addr, "newcomer", "new-password");
+    exit_cleanly(&mut new);
+}

@@ -245,13 +245,18 @@ struct Args {
     /// fan-out through the Redis server at this URL (redis://HOST:PORT);
     /// needs --node. docs/CLUSTER.md describes it. Without it the server
     /// runs alone and needs no Redis.
-    #[arg(long, env = "CHAT_CLUSTER", value_name = "URL", requires = "node")]
+    #[arg(long, env = "CHAT_CLUSTER", value_name = "URL")]
     cluster: Option<String>,
     /// This node's name in the cluster (1 to 64 of A-Z a-z 0-9 _ - .),
     /// unique among the nodes.
     #[arg(long, env = "CHAT_NODE", value_name = "NAME", value_parser = parse_node,
           requires = "cluster")]
     node: Option<String>,
+    /// With --cluster: add the cluster's accounts that the user store
+    /// (--users) lacks to it, then exit (the accounts of the user store
+    /// are added to the cluster's at every start of a node).
+    #[arg(long, requires = "cluster")]
+    export_accounts: bool,
     /// Writes the man page into DIR and exits (used by ci/man.sh).
     #[arg(long, hide = true, value_name = "DIR")]
     generate_man: Option<PathBuf>,
@@ -410,6 +415,44 @@ fn server_config(args: &Args, max_datagram: usize) -> ServerConfig {
     }
 }
 
+/// Adds the cluster's accounts that the user store lacks to it.
+fn export_accounts(args: &Args) -> Result<()> {
+    let url = args.cluster.as_deref().unwrap_or_default();
+    let accounts =
+        cluster::accounts(url).with_context(|| format!("cannot read the accounts at {url}"))?;
+    if state::in_default_dir(&args.users) {
+        let dir = state::parent_dir(&args.users);
+        state::create_private_dir(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    let mut store = UserStore::open(&args.users).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let have: std::collections::HashSet<String> = store
+        .users()
+        .iter()
+        .map(|u| udpchat_core::session::username_key(&u.name))
+        .collect();
+    let new: Vec<NewUser<'_>> = accounts
+        .iter()
+        .filter(|u| !have.contains(&udpchat_core::session::username_key(&u.name)))
+        .map(|u| NewUser {
+            name: &u.name,
+            password_hash: &u.password_hash,
+            created: u.created,
+        })
+        .collect();
+    let mut added = 0;
+    for result in store.add_many(&new) {
+        result.map_err(|e| anyhow::anyhow!("{e}"))?;
+        added += 1;
+    }
+    println!(
+        "{added} accounts added to {} ({} in the cluster)",
+        args.users.display(),
+        accounts.len()
+    );
+    Ok(())
+}
+
 /// Prints the public half of the key at `path`, which must exist.
 fn print_key(path: &Path) -> Result<()> {
     match load_server_key(path).map_err(anyhow::Error::msg)? {
@@ -443,6 +486,12 @@ fn run(mut args: Args) -> Result<()> {
         .unwrap_or_else(|| state::parent_dir(&args.users).join(chatstore::DATA_FILE));
     if args.print_key {
         return print_key(&key_path);
+    }
+    if args.export_accounts {
+        return export_accounts(&args);
+    }
+    if args.cluster.is_some() && args.node.is_none() {
+        anyhow::bail!("--cluster needs --node NAME (or CHAT_NODE): this node's name");
     }
     // The socket first: a server that cannot listen leaves no directory, key
     // or user store behind.
