@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tracing::{info, warn};
 use udpchat_core::server::ClusterMessage;
-use udpchat_core::server::store::{OfflineMessage, StoreOp};
+use udpchat_core::server::store::{OfflineMessage, Page, RoomMessage, RoomRecord, StoreOp};
 use udpchat_core::session::username_key;
 
 use crate::store::UserRecord;
@@ -77,6 +77,36 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
 end
 return 0";
 
+/// Appends a room message: KEYS[1] the room's hash, KEYS[2] its stream,
+/// KEYS[3] the channel; ARGV: the stream's length kept, from, text, time,
+/// node, room. Gives the message the room's next offset (its stream id is
+/// `OFFSET-1`), publishes it, and returns the offset.
+const APPEND: &str = r"
+local off = redis.call('HINCRBY', KEYS[1], 'last_offset', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], off .. '-1',
+  'from', ARGV[2], 'text', ARGV[3], 'time', ARGV[4])
+redis.call('PUBLISH', KEYS[3], cjson.encode({kind = 'room_message', node = ARGV[5],
+  room = ARGV[6], offset = off, from = ARGV[2], text = ARGV[3], time = tonumber(ARGV[4])}))
+return off";
+
+/// The set of rooms.
+pub const ROOMS: &str = "udpchat:rooms";
+
+/// A room's hash: epoch, owner, topic, created, last_offset.
+pub fn room_key(room: &str) -> String {
+    format!("udpchat:room:{room}")
+}
+
+/// A room's members: lowercase name to name.
+pub fn members_key(room: &str) -> String {
+    format!("udpchat:room:{room}:members")
+}
+
+/// A room's history: a stream whose ids are `OFFSET-1`.
+pub fn stream_key(room: &str) -> String {
+    format!("udpchat:room:{room}:stream")
+}
+
 /// What the cluster's threads tell the event loop.
 #[derive(Debug)]
 pub enum Event {
@@ -91,6 +121,20 @@ pub enum Event {
         users: Vec<(String, String)>,
         /// Direct messages waiting for offline users.
         offline: Vec<OfflineMessage>,
+    },
+    /// A room message is stored, at this offset, or is not.
+    Appended {
+        /// The server's request id.
+        id: u64,
+        /// Its offset, or why it failed.
+        result: Result<u64, String>,
+    },
+    /// A page of a room's history.
+    History {
+        /// The server's request id.
+        id: u64,
+        /// The messages, oldest first, and whether there are more.
+        result: Result<(Vec<RoomMessage>, bool), String>,
     },
     /// A store request is done (Redis has it), or failed.
     Stored {
@@ -112,14 +156,39 @@ pub enum Event {
 
 enum Job {
     Publish(ClusterMessage),
-    Store { id: u64, op: StoreOp },
-    Register { id: u64, name: String, hash: String },
+    Store {
+        id: u64,
+        op: StoreOp,
+    },
+    History {
+        id: u64,
+        room: String,
+        page: Page,
+        limit: u32,
+    },
+    Register {
+        id: u64,
+        name: String,
+        hash: String,
+    },
+}
+
+/// How a node keeps rooms in the cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Messages kept per room (about: streams are trimmed with
+    /// `MAXLEN ~`).
+    pub max_messages: u64,
+    /// Each room's latest messages the server keeps in memory.
+    pub room_memory: usize,
 }
 
 /// What a node reads from the cluster when it joins.
 pub struct Joined {
     /// Every account.
     pub accounts: Vec<UserRecord>,
+    /// Every room, with its latest messages.
+    pub rooms: Vec<RoomRecord>,
     /// Every direct message waiting for an offline user.
     pub offline: Vec<OfflineMessage>,
     /// The first id of the direct messages this node stores.
@@ -146,6 +215,7 @@ impl Cluster {
         url: &str,
         node: &str,
         import: &[UserRecord],
+        settings: Settings,
         wake: impl Fn() + Clone + Send + 'static,
     ) -> anyhow::Result<(Cluster, Joined)> {
         let client = redis::Client::open(url)?;
@@ -165,6 +235,7 @@ impl Cluster {
         }
         let accounts = read_accounts(&mut con)?;
         let offline = read_offline(&mut con)?;
+        let rooms = read_rooms(&mut con, settings.room_memory)?;
         let seq: u64 = redis::cmd("INCR").arg(NODE_SEQ).query(&mut con)?;
         let first_offline_id = seq << OFFLINE_ID_BITS;
         let up = ClusterMessage::NodeUp {
@@ -195,6 +266,7 @@ impl Cluster {
         let connected = Arc::new(AtomicBool::new(true));
         let writer = Writer {
             client: client.clone(),
+            max_messages: settings.max_messages,
             con: Some(con),
             node: node.to_string(),
             events: events_tx.clone(),
@@ -235,6 +307,7 @@ impl Cluster {
             },
             Joined {
                 accounts,
+                rooms,
                 offline,
                 first_offline_id,
             },
@@ -283,10 +356,24 @@ impl Cluster {
         self.jobs.try_send(Job::Store { id, op }).is_ok()
     }
 
-    /// Whether the cluster keeps what `op` changes (direct messages for
-    /// offline users); the rest stays in the node's own chat store.
+    /// Whether the cluster keeps what `op` changes (rooms, their history,
+    /// direct messages for offline users); the audit log stays in the
+    /// node's own chat store.
     pub fn keeps(op: &StoreOp) -> bool {
-        matches!(op, StoreOp::PutOffline(_) | StoreOp::RemoveOffline { .. })
+        !matches!(op, StoreOp::Audit(_))
+    }
+
+    /// Reads a page of a room's history; answered with
+    /// [`Event::History`]. False if it could not be queued.
+    pub fn history(&self, id: u64, room: String, page: Page, limit: u32) -> bool {
+        self.jobs
+            .try_send(Job::History {
+                id,
+                room,
+                page,
+                limit,
+            })
+            .is_ok()
     }
 
     /// Stores a new account unless another node has that name; answered
@@ -329,6 +416,86 @@ fn read_accounts(con: &mut redis::Connection) -> redis::RedisResult<Vec<UserReco
             },
         )
         .collect())
+}
+
+/// A room message from a stream entry, if it is one.
+fn stream_message(entry: &redis::streams::StreamId) -> Option<RoomMessage> {
+    let offset = entry.id.split('-').next()?.parse().ok()?;
+    Some(RoomMessage {
+        offset,
+        from: entry.get("from")?,
+        text: entry.get("text")?,
+        time: entry.get("time")?,
+    })
+}
+
+/// Every room, with its latest `keep` messages.
+fn read_rooms(con: &mut redis::Connection, keep: usize) -> redis::RedisResult<Vec<RoomRecord>> {
+    let names: Vec<String> = redis::cmd("SMEMBERS").arg(ROOMS).query(con)?;
+    let mut rooms = Vec::new();
+    for name in names {
+        let meta: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(room_key(&name)).query(con)?;
+        let members: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(members_key(&name)).query(con)?;
+        let latest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(stream_key(&name))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(keep)
+            .query(con)?;
+        let mut recent: Vec<RoomMessage> = latest.ids.iter().filter_map(stream_message).collect();
+        recent.reverse();
+        let field = |k: &str| meta.get(k).cloned().unwrap_or_default();
+        let mut members: Vec<String> = members.into_values().collect();
+        members.sort_by_key(|m| username_key(m));
+        rooms.push(RoomRecord {
+            epoch: field("epoch"),
+            owner: field("owner"),
+            topic: field("topic"),
+            created: field("created").parse().unwrap_or(0),
+            last_offset: field("last_offset").parse().unwrap_or(0),
+            members,
+            recent,
+            name,
+        });
+    }
+    Ok(rooms)
+}
+
+/// A page of a room's history, oldest first, and whether there is more
+/// in that direction.
+fn read_page(
+    con: &mut redis::Connection,
+    room: &str,
+    page: Page,
+    limit: u32,
+) -> redis::RedisResult<(Vec<RoomMessage>, bool)> {
+    let limit = limit as usize;
+    let reply: redis::streams::StreamRangeReply = match page {
+        Page::Before(b) => redis::cmd("XREVRANGE")
+            .arg(stream_key(room))
+            .arg(format!("({b}-1"))
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit + 1)
+            .query(con)?,
+        Page::After(a) => redis::cmd("XRANGE")
+            .arg(stream_key(room))
+            .arg(format!("({a}-1"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit + 1)
+            .query(con)?,
+    };
+    let mut messages: Vec<RoomMessage> = reply.ids.iter().filter_map(stream_message).collect();
+    let more = messages.len() > limit;
+    messages.truncate(limit);
+    if let Page::Before(_) = page {
+        messages.reverse();
+    }
+    Ok((messages, more))
 }
 
 /// Every direct message waiting for an offline user, oldest first.
@@ -411,6 +578,8 @@ fn set_connected(connected: &AtomicBool, now: bool, error: Option<&redis::RedisE
 
 struct Writer<W> {
     client: redis::Client,
+    /// Messages kept per room's stream (about: `MAXLEN ~`).
+    max_messages: u64,
     con: Option<redis::Connection>,
     node: String,
     events: Sender<Event>,
@@ -420,7 +589,8 @@ struct Writer<W> {
 
 impl<W: Fn()> Writer<W> {
     fn run(mut self, jobs: &Receiver<Job>) {
-        let script = redis::Script::new(REGISTER);
+        let register = redis::Script::new(REGISTER);
+        let append = redis::Script::new(APPEND);
         let mut batch = Vec::with_capacity(PIPELINE);
         while let Ok(first) = jobs.recv() {
             batch.push(first);
@@ -430,90 +600,235 @@ impl<W: Fn()> Writer<W> {
                     Err(_) => break,
                 }
             }
+            // Writes and publications go in one pipeline; a job that needs
+            // its own answer (a script, a read) sends what came before it
+            // first, so that Redis sees every job in order.
             let mut pipe = redis::pipe();
-            let mut registrations = Vec::new();
             let mut stores = Vec::new();
             for job in batch.drain(..) {
-                match job {
-                    Job::Store { id, op } => {
-                        stores.push(id);
-                        match op {
-                            StoreOp::PutOffline(m) => {
-                                let message = ClusterMessage::offline(&self.node, &m).encode();
-                                pipe.cmd("HSET")
-                                    .arg(offline_key(&m.to))
-                                    .arg(m.id)
-                                    .arg(&message)
-                                    .ignore()
-                                    .cmd("PUBLISH")
-                                    .arg(CHANNEL)
-                                    .arg(&message)
-                                    .ignore();
-                            }
-                            StoreOp::RemoveOffline { to, id } => {
-                                let message = ClusterMessage::OfflineRemoved {
-                                    node: self.node.clone(),
-                                    to: to.clone(),
-                                    id,
-                                }
-                                .encode();
-                                pipe.cmd("HDEL")
-                                    .arg(offline_key(&to))
-                                    .arg(id)
-                                    .ignore()
-                                    .cmd("PUBLISH")
-                                    .arg(CHANNEL)
-                                    .arg(message)
-                                    .ignore();
-                            }
-                            _ => {}
+                let answer = match job {
+                    Job::Store {
+                        id,
+                        op: StoreOp::Append { room, message },
+                    } => {
+                        if !self.send(&mut pipe, &mut stores) {
+                            return;
                         }
+                        let result = self.append(&append, &room, &message);
+                        Event::Appended { id, result }
+                    }
+                    Job::Store { id, op } => {
+                        self.stage(&mut pipe, op);
+                        stores.push(id);
+                        continue;
                     }
                     Job::Publish(m) => {
-                        match &m {
-                            ClusterMessage::Login { user, .. } => {
-                                pipe.cmd("HSET")
-                                    .arg(presence_key(&self.node))
-                                    .arg(username_key(user))
-                                    .arg(user)
-                                    .ignore();
-                            }
-                            ClusterMessage::Logout { user, .. } => {
-                                pipe.cmd("HDEL")
-                                    .arg(presence_key(&self.node))
-                                    .arg(username_key(user))
-                                    .ignore();
-                            }
-                            _ => {}
-                        }
-                        pipe.cmd("PUBLISH").arg(CHANNEL).arg(m.encode()).ignore();
+                        self.stage_publish(&mut pipe, &m);
+                        continue;
                     }
-                    Job::Register { id, name, hash } => registrations.push((id, name, hash)),
-                }
-            }
-            let published = if pipe.is_empty() {
-                Ok(())
-            } else {
-                self.with_connection(|con| pipe.query::<()>(con))
-            };
-            if let Err(e) = &published {
-                warn!(error = %e, "could not publish to the cluster");
-            }
-            for id in stores {
-                let result = published.as_ref().copied().map_err(ToString::to_string);
-                if self.events.send(Event::Stored { id, result }).is_err() {
+                    Job::Register { id, name, hash } => {
+                        if !self.send(&mut pipe, &mut stores) {
+                            return;
+                        }
+                        let result = self.register(&register, &name, &hash);
+                        Event::Registered { id, result }
+                    }
+                    Job::History {
+                        id,
+                        room,
+                        page,
+                        limit,
+                    } => {
+                        if !self.send(&mut pipe, &mut stores) {
+                            return;
+                        }
+                        let result = self
+                            .with_connection(|con| read_page(con, &room, page, limit))
+                            .map_err(|e| e.to_string());
+                        Event::History { id, result }
+                    }
+                };
+                if self.events.send(answer).is_err() {
                     return;
                 }
                 (self.wake)();
             }
-            for (id, name, hash) in registrations {
-                let result = self.register(&script, &name, &hash);
-                if self.events.send(Event::Registered { id, result }).is_err() {
-                    return;
-                }
-                (self.wake)();
+            if !self.send(&mut pipe, &mut stores) {
+                return;
             }
         }
+    }
+
+    /// Sends what `pipe` holds and answers the store requests in it; false
+    /// once the event loop is gone.
+    fn send(&mut self, pipe: &mut redis::Pipeline, stores: &mut Vec<u64>) -> bool {
+        if pipe.is_empty() {
+            return true;
+        }
+        let sent = self.with_connection(|con| pipe.query::<()>(con));
+        pipe.clear();
+        if let Err(e) = &sent {
+            warn!(error = %e, "could not write to the cluster");
+        }
+        for id in stores.drain(..) {
+            let result = sent.as_ref().copied().map_err(ToString::to_string);
+            if self.events.send(Event::Stored { id, result }).is_err() {
+                return false;
+            }
+            (self.wake)();
+        }
+        true
+    }
+
+    /// Adds a publication (and this node's presence with it) to `pipe`.
+    fn stage_publish(&self, pipe: &mut redis::Pipeline, m: &ClusterMessage) {
+        match m {
+            ClusterMessage::Login { user, .. } => {
+                pipe.cmd("HSET")
+                    .arg(presence_key(&self.node))
+                    .arg(username_key(user))
+                    .arg(user)
+                    .ignore();
+            }
+            ClusterMessage::Logout { user, .. } => {
+                pipe.cmd("HDEL")
+                    .arg(presence_key(&self.node))
+                    .arg(username_key(user))
+                    .ignore();
+            }
+            _ => {}
+        }
+        pipe.cmd("PUBLISH").arg(CHANNEL).arg(m.encode()).ignore();
+    }
+
+    /// Adds a change to `pipe` (with the publication other nodes need).
+    fn stage(&self, pipe: &mut redis::Pipeline, op: StoreOp) {
+        match op {
+            StoreOp::PutOffline(m) => {
+                let message = ClusterMessage::offline(&self.node, &m).encode();
+                pipe.cmd("HSET")
+                    .arg(offline_key(&m.to))
+                    .arg(m.id)
+                    .arg(&message)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(&message)
+                    .ignore();
+            }
+            StoreOp::RemoveOffline { to, id } => {
+                let message = ClusterMessage::OfflineRemoved {
+                    node: self.node.clone(),
+                    to: to.clone(),
+                    id,
+                }
+                .encode();
+                pipe.cmd("HDEL")
+                    .arg(offline_key(&to))
+                    .arg(id)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(message)
+                    .ignore();
+            }
+            StoreOp::CreateRoom {
+                room,
+                epoch,
+                owner,
+                time,
+            } => {
+                pipe.cmd("DEL")
+                    .arg(room_key(&room))
+                    .arg(members_key(&room))
+                    .arg(stream_key(&room))
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(ROOMS)
+                    .arg(&room)
+                    .ignore()
+                    .cmd("HSET")
+                    .arg(room_key(&room))
+                    .arg("epoch")
+                    .arg(epoch)
+                    .arg("owner")
+                    .arg(&owner)
+                    .arg("topic")
+                    .arg("")
+                    .arg("created")
+                    .arg(time)
+                    .arg("last_offset")
+                    .arg(0)
+                    .ignore()
+                    .cmd("HSET")
+                    .arg(members_key(&room))
+                    .arg(username_key(&owner))
+                    .arg(&owner)
+                    .ignore();
+            }
+            StoreOp::Join { room, user } => {
+                pipe.cmd("HSET")
+                    .arg(members_key(&room))
+                    .arg(username_key(&user))
+                    .arg(&user)
+                    .ignore();
+            }
+            StoreOp::Part { room, user } => {
+                pipe.cmd("HDEL")
+                    .arg(members_key(&room))
+                    .arg(username_key(&user))
+                    .ignore();
+            }
+            StoreOp::DeleteRoom { room } => {
+                pipe.cmd("SREM")
+                    .arg(ROOMS)
+                    .arg(&room)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(room_key(&room))
+                    .arg(members_key(&room))
+                    .arg(stream_key(&room))
+                    .ignore();
+            }
+            StoreOp::SetTopic { room, topic } => {
+                pipe.cmd("HSET")
+                    .arg(room_key(&room))
+                    .arg("topic")
+                    .arg(topic)
+                    .ignore();
+            }
+            // Kept by the node's own chat store (see Cluster::keeps).
+            StoreOp::Append { .. } | StoreOp::Audit(_) => {}
+        }
+    }
+
+    /// Appends a room message: Redis gives it the room's next offset,
+    /// keeps it in the room's stream and publishes it, in one script.
+    fn append(
+        &mut self,
+        script: &redis::Script,
+        room: &str,
+        message: &RoomMessage,
+    ) -> Result<u64, String> {
+        let max = self.max_messages;
+        let node = self.node.clone();
+        self.with_connection(|con| {
+            script
+                .key(room_key(room))
+                .key(stream_key(room))
+                .key(CHANNEL)
+                .arg(max)
+                .arg(&message.from)
+                .arg(&message.text)
+                .arg(message.time)
+                .arg(&node)
+                .arg(room)
+                .invoke::<u64>(con)
+        })
+        .map_err(|e| {
+            warn!(error = %e, %room, "could not append a room message in Redis");
+            e.to_string()
+        })
     }
 
     fn register(
@@ -642,7 +957,9 @@ fn subscribe_once(
             Err(e) => return Err(e),
         };
         match ClusterMessage::decode(msg.get_payload_bytes()) {
-            Ok(m) if m.node() == node => {}
+            // A node's own room messages come back to it: it relays them
+            // in the order of their offsets, with the others'.
+            Ok(m) if m.node() == node && !matches!(m, ClusterMessage::RoomMessage { .. }) => {}
             Ok(m) => {
                 if events.send(Event::Message(m)).is_err() {
                     return Ok(());

@@ -437,3 +437,61 @@ fn accounts_are_imported_from_and_exported_to_the_user_store() {
     let mut new = login(alone.addr, "newcomer", "new-password");
     exit_cleanly(&mut new);
 }
+
+#[test]
+fn rooms_and_their_history_are_shared_by_the_nodes() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    alice.send("/join #rust");
+    alice.expect_line("* you joined #rust; members: alice", TIMEOUT);
+    bob.send("/join #rust");
+    bob.expect_prefix("* you joined #rust; members: ", TIMEOUT);
+    alice.expect_line("* bob joined #rust", TIMEOUT);
+    // Both talk at once; each sees the other's lines in order, once.
+    for i in 0..20 {
+        alice.send(&format!("/msg #rust alice {i}"));
+        bob.send(&format!("/msg #rust bob {i}"));
+    }
+    for i in 0..20 {
+        bob.expect_line(&format!("[#rust] <alice> alice {i}"), TIMEOUT);
+        alice.expect_line(&format!("[#rust] <bob> bob {i}"), TIMEOUT);
+    }
+    // Offsets are the room's, one sequence for both nodes.
+    wait_redis(&redis, "XLEN udpchat:room:#rust:stream", ":40");
+    assert_eq!(redis.command("HGET udpchat:room:#rust last_offset"), "40");
+    // A member joining on a third node gets the history.
+    let mut carol = login(c.server.addr, "carol", "c");
+    carol.send("/join #rust");
+    carol.expect_prefix("* you joined #rust; members: ", TIMEOUT);
+    carol.expect_with(&|l| l.contains("<bob> bob 19"), "history", TIMEOUT);
+    alice.expect_line("* carol joined #rust", TIMEOUT);
+    carol.send("/msg #rust carol here");
+    alice.expect_line("[#rust] <carol> carol here", TIMEOUT);
+    bob.expect_line("[#rust] <carol> carol here", TIMEOUT);
+    for i in 0..20 {
+        assert_eq!(bob.count(&format!("[#rust] <alice> alice {i}")), 1);
+        assert_eq!(alice.count(&format!("[#rust] <alice> alice {i}")), 0);
+    }
+    // A node started now reads the rooms from Redis, and history older
+    // than it keeps in memory from the room's stream.
+    let key = key_dir.path().join("chat_server.key");
+    let d = Node::start_with(
+        &redis,
+        "d",
+        &key,
+        &["--history-on-join", "5", "--max-replay", "5"],
+    );
+    let mut dave = login(d.server.addr, "dave", "d");
+    dave.send("/join #rust");
+    dave.expect_prefix("* you joined #rust; members: ", TIMEOUT);
+    dave.expect_with(&|l| l.contains("<carol> carol here"), "history", TIMEOUT);
+    dave.send("/history #rust 50");
+    dave.expect_with(&|l| l.contains("<alice> alice 0"), "older history", TIMEOUT);
+    exit_cleanly(&mut dave);
+    exit_cleanly(&mut alice);
+    exit_cleanly(&mut bob);
+    exit_cleanly(&mut carol);
+}

@@ -15,6 +15,7 @@
 //! `joined`/`left`, `whois` and direct messages see them.
 
 use super::offline::{Delivery, Waiting};
+use super::rooms::{Room, room_msg};
 use super::*;
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,59 @@ pub enum ClusterMessage {
         /// The message's id.
         id: u64,
     },
+    /// `user` joined `room` (made with `epoch` and `owner` if it is new).
+    RoomJoined {
+        /// The publisher.
+        node: String,
+        /// The room.
+        room: String,
+        /// The user, as registered.
+        user: String,
+        /// The room's epoch.
+        epoch: String,
+        /// The room's owner.
+        owner: String,
+    },
+    /// `user` left `room` (the last member: the room is gone).
+    RoomParted {
+        /// The publisher.
+        node: String,
+        /// The room.
+        room: String,
+        /// The user, as registered.
+        user: String,
+        /// What the user said when leaving.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// `room`'s topic changed.
+    RoomTopic {
+        /// The publisher.
+        node: String,
+        /// The room.
+        room: String,
+        /// Who set it.
+        by: String,
+        /// The new topic.
+        text: String,
+    },
+    /// A room message, with the offset the store gave it: every node,
+    /// the sender's included, relays it to its own members in offset
+    /// order.
+    RoomMessage {
+        /// The publisher.
+        node: String,
+        /// The room.
+        room: String,
+        /// Its offset in the room.
+        offset: u64,
+        /// The sender, as registered.
+        from: String,
+        /// The text.
+        text: String,
+        /// When it was accepted, in ms since the Unix epoch.
+        time: u64,
+    },
     /// A new account, stored where every node reads accounts.
     Account {
         /// The publisher.
@@ -129,6 +183,10 @@ impl ClusterMessage {
             | ClusterMessage::Account { node, .. }
             | ClusterMessage::Offline { node, .. }
             | ClusterMessage::OfflineRemoved { node, .. }
+            | ClusterMessage::RoomJoined { node, .. }
+            | ClusterMessage::RoomParted { node, .. }
+            | ClusterMessage::RoomTopic { node, .. }
+            | ClusterMessage::RoomMessage { node, .. }
             | ClusterMessage::NodeUp { node }
             | ClusterMessage::NodeDown { node, .. } => node,
         }
@@ -233,13 +291,54 @@ impl Server {
     }
 
     /// Handles what another node published. A node's own messages are
-    /// ignored.
+    /// ignored, but for room messages: every node relays those as they
+    /// come, in the order of their offsets.
     pub fn handle_remote(&mut self, now: Instant, message: ClusterMessage) {
         self.now = self.now.max(now);
-        if self.node.as_deref() == Some(message.node()) {
+        let own = self.node.as_deref() == Some(message.node());
+        if own && !matches!(message, ClusterMessage::RoomMessage { .. }) {
             return;
         }
         match message {
+            ClusterMessage::RoomJoined {
+                room,
+                user,
+                epoch,
+                owner,
+                ..
+            } => self.remote_joined(room, user, epoch, owner),
+            ClusterMessage::RoomParted {
+                room, user, reason, ..
+            } => self.remote_parted(&room, user, reason),
+            ClusterMessage::RoomTopic { room, by, text, .. } => {
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                r.topic.clone_from(&text);
+                let m = ServerMessage::Topic {
+                    room: room.clone(),
+                    by,
+                    text,
+                };
+                self.send_to_room(&room, u64::MAX, Marker::Command, &m);
+            }
+            ClusterMessage::RoomMessage {
+                room,
+                offset,
+                from,
+                text,
+                time,
+                ..
+            } => self.remote_room_message(
+                own,
+                room,
+                RoomMessage {
+                    offset,
+                    from,
+                    text,
+                    time,
+                },
+            ),
             ClusterMessage::Login { node, user } => self.remote_login(now, node, user),
             ClusterMessage::Logout {
                 node,
@@ -352,6 +451,111 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// A member joined a room on another node.
+    fn remote_joined(&mut self, room: String, user: String, epoch: String, owner: String) {
+        let key = username_key(&user);
+        let r = self.rooms.entry(room.clone()).or_insert_with(|| Room {
+            epoch,
+            owner,
+            topic: String::new(),
+            members: BTreeMap::new(),
+            last_offset: 0,
+            next_offset: 1,
+            recent: VecDeque::new(),
+            present: BTreeSet::new(),
+            complete: true,
+        });
+        if r.members.insert(key.clone(), user.clone()).is_some() {
+            return;
+        }
+        let announce = r.members.len() <= self.config.max_presence;
+        self.memberships
+            .entry(key)
+            .or_default()
+            .insert(room.clone());
+        if announce {
+            self.send_to_room(
+                &room,
+                u64::MAX,
+                Marker::Command,
+                &ServerMessage::MemberJoined {
+                    room: room.clone(),
+                    user,
+                },
+            );
+        }
+    }
+
+    /// A member left a room on another node.
+    fn remote_parted(&mut self, room: &str, user: String, reason: Option<String>) {
+        let key = username_key(&user);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.members.remove(&key).is_none() {
+            return;
+        }
+        let (empty, announce) = (
+            r.members.is_empty(),
+            r.members.len() < self.config.max_presence,
+        );
+        if let Some(set) = self.memberships.get_mut(&key) {
+            set.remove(room);
+            if set.is_empty() {
+                self.memberships.remove(&key);
+            }
+        }
+        if empty {
+            self.rooms.remove(room);
+        } else if announce {
+            self.send_to_room(
+                room,
+                u64::MAX,
+                Marker::Command,
+                &ServerMessage::MemberLeft {
+                    room: room.to_string(),
+                    user,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// A room message with its offset: kept, and relayed to the room's
+    /// members here but its sender.
+    fn remote_room_message(&mut self, own: bool, room: String, message: RoomMessage) {
+        let keep = self.room_memory();
+        let except = if own {
+            self.online
+                .get(&username_key(&message.from))
+                .map_or(u64::MAX, |(c, _)| *c)
+        } else {
+            u64::MAX
+        };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if message.offset <= r.last_offset {
+            return;
+        }
+        r.last_offset = message.offset;
+        r.next_offset = r.next_offset.max(message.offset + 1);
+        let message = Arc::new(message);
+        r.recent.push_back(message.clone());
+        while r.recent.len() > keep {
+            r.recent.pop_front();
+            r.complete = false;
+        }
+        self.presence_before(&message.from);
+        let n = self.send_to_room(
+            &room,
+            except,
+            Marker::Data,
+            &room_msg(&room, &message, false),
+        );
+        self.stats.deliveries += u64::from(n);
     }
 
     /// The node `node` is gone: its users go offline (`left timeout`).

@@ -392,6 +392,14 @@ pub enum Response {
         /// the direction asked; or why it could not be read.
         result: Result<(Vec<RoomMessage>, bool), String>,
     },
+    /// A [`StoreOp::Append`] is durable, at the offset the store gave it
+    /// (a cluster's store numbers each room's messages itself), or failed.
+    Appended {
+        /// The request's id.
+        id: RequestId,
+        /// The message's offset, or why it failed.
+        result: Result<u64, String>,
+    },
     /// The driver could not take the job (its queue is full): the client is
     /// told to try again; no failure is counted.
     Unavailable {

@@ -99,6 +99,31 @@ impl Server {
                 }
                 self.process_later(conn);
             }
+            Response::Appended { id, result } => {
+                let Some(write) = self.writes.remove(&id) else {
+                    return;
+                };
+                match (result, write) {
+                    (
+                        Ok(offset),
+                        Write::Said {
+                            conn,
+                            room,
+                            message,
+                        },
+                    ) => {
+                        let mut message = (*message).clone();
+                        message.offset = offset;
+                        self.stored(Write::Said {
+                            conn,
+                            room,
+                            message: Arc::new(message),
+                        });
+                    }
+                    (Ok(_), write) => self.stored(write),
+                    (Err(e), write) => self.store_failed(write, e),
+                }
+            }
             Response::Unavailable { id } => {
                 if let Some(write) = self.writes.remove(&id) {
                     self.store_failed(write, "the store is busy".to_string());
@@ -118,6 +143,16 @@ impl Server {
     pub(super) fn stored(&mut self, write: Write) {
         match write {
             Write::Joined { conn, room, user } => {
+                if let Some(r) = self.rooms.get(&room) {
+                    let (epoch, owner) = (r.epoch.clone(), r.owner.clone());
+                    self.publish_with(|node| ClusterMessage::RoomJoined {
+                        node,
+                        room: room.clone(),
+                        user: user.clone(),
+                        epoch,
+                        owner,
+                    });
+                }
                 self.send_room(conn, &room);
                 if self
                     .rooms
@@ -142,6 +177,12 @@ impl Server {
                 user,
                 reason,
             } => {
+                self.publish_with(|node| ClusterMessage::RoomParted {
+                    node,
+                    room: room.clone(),
+                    user: user.clone(),
+                    reason: reason.clone(),
+                });
                 self.send(conn, &ServerMessage::Parted { room: room.clone() });
                 if self
                     .rooms
@@ -159,6 +200,24 @@ impl Server {
                         },
                     );
                 }
+                self.process_later(conn);
+            }
+            Write::Said {
+                conn,
+                room,
+                message,
+            } if self.node.is_some() => {
+                // In a cluster every node relays it as the store published
+                // it, in offset order (see ClusterMessage::RoomMessage).
+                self.stats.room_messages += 1;
+                self.send(
+                    conn,
+                    &ServerMessage::Said {
+                        room,
+                        offset: message.offset,
+                        time: message.time,
+                    },
+                );
                 self.process_later(conn);
             }
             Write::Said {
@@ -197,6 +256,12 @@ impl Server {
                 by,
                 text,
             } => {
+                self.publish_with(|node| ClusterMessage::RoomTopic {
+                    node,
+                    room: room.clone(),
+                    by: by.clone(),
+                    text: text.clone(),
+                });
                 let m = ServerMessage::Topic {
                     room: room.clone(),
                     by,

@@ -552,7 +552,6 @@ fn run(mut args: Args) -> Result<()> {
         path = %data_path.display(),
         "chat store loaded"
     );
-    server.restore(snapshot);
 
     let local = socket.local_addr()?;
 
@@ -569,7 +568,11 @@ fn run(mut args: Args) -> Result<()> {
     let cluster = match (&args.cluster, &args.node) {
         (Some(url), Some(node)) => {
             let cluster_waker = waker.clone();
-            let (cluster, joined) = Cluster::start(url, node, store.users(), move || {
+            let settings = cluster::Settings {
+                max_messages: args.history_max_messages,
+                room_memory,
+            };
+            let (cluster, joined) = Cluster::start(url, node, store.users(), settings, move || {
                 let _ = cluster_waker.wake();
             })
             .with_context(|| format!("cannot join the cluster at {url}"))?;
@@ -584,10 +587,16 @@ fn run(mut args: Args) -> Result<()> {
             }
             server.set_node(node.clone());
             server.set_offline_ids(joined.first_offline_id);
+            // Rooms and their history are the cluster's, not this node's.
+            snapshot.rooms = joined.rooms;
+            server.restore(std::mem::take(&mut snapshot));
             server.sync_offline(clock.now(), joined.offline);
             Some(cluster)
         }
-        _ => None,
+        _ => {
+            server.restore(std::mem::take(&mut snapshot));
+            None
+        }
     };
     let store_tx = spawn_store(store, stored_tx, changes_tx, waker.clone())?;
     let chat_waker = waker.clone();
@@ -787,6 +796,12 @@ fn run(mut args: Args) -> Result<()> {
                 let now = clock.now();
                 match event {
                     cluster::Event::Message(m) => server.handle_remote(now, m),
+                    cluster::Event::Appended { id, result } => {
+                        server.handle_response(now, Response::Appended { id, result });
+                    }
+                    cluster::Event::History { id, result } => {
+                        server.handle_response(now, Response::History { id, result });
+                    }
                     cluster::Event::Stored { id, result } => {
                         server.handle_response(now, Response::Stored { id, result });
                     }
@@ -1052,6 +1067,19 @@ impl Driver<'_> {
                         // The user store's thread writes it and answers.
                         if self.store_tx.try_send(UserJob::Account { id, op }).is_err() {
                             warn!("user store queue full; refusing an account change");
+                            server.handle_response(clock.now(), Response::Unavailable { id });
+                        }
+                        continue;
+                    }
+                    Request::History {
+                        id,
+                        room,
+                        page,
+                        limit,
+                    } if self.cluster.is_some() => {
+                        if let Some(cluster) = self.cluster
+                            && !cluster.history(id, room, page, limit)
+                        {
                             server.handle_response(clock.now(), Response::Unavailable { id });
                         }
                         continue;

@@ -62,17 +62,20 @@ impl Redis {
     }
 
     /// Sends one command (inline form) and returns the first line of the
-    /// answer.
+    /// answer (of a bulk string: the string).
     pub fn command(&self, line: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
         stream
             .set_read_timeout(Some(super::TIMEOUT))
             .expect("a read timeout");
         write!(stream, "{line}\r\n").expect("write to redis");
+        let mut reader = BufReader::new(stream);
         let mut answer = String::new();
-        BufReader::new(stream)
-            .read_line(&mut answer)
-            .expect("read from redis");
+        reader.read_line(&mut answer).expect("read from redis");
+        if answer.starts_with('$') && !answer.starts_with("$-1") {
+            answer.clear();
+            reader.read_line(&mut answer).expect("read from redis");
+        }
         answer.trim_end().to_string()
     }
 }
