@@ -89,6 +89,18 @@ redis.call('PUBLISH', KEYS[3], cjson.encode({kind = 'room_message', node = ARGV[
   room = ARGV[6], offset = off, from = ARGV[2], text = ARGV[3], time = tonumber(ARGV[4])}))
 return off";
 
+/// Makes a room unless it exists, and adds its owner as a member either
+/// way: KEYS[1] the room's hash, KEYS[2] its members, KEYS[3] the set of
+/// rooms; ARGV: room, epoch,
+/// owner, time, the owner's lowercase name. 1 if it was made.
+const CREATE_ROOM: &str = r"
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'owner', ARGV[3], 'topic', '',
+  'created', ARGV[4], 'last_offset', 0)
+return 1";
+
 /// The set of rooms.
 pub const ROOMS: &str = "udpchat:rooms";
 
@@ -738,32 +750,19 @@ impl<W: Fn()> Writer<W> {
                 owner,
                 time,
             } => {
-                pipe.cmd("DEL")
+                // A room another node made meanwhile is joined, never
+                // replaced: its history stays.
+                pipe.cmd("EVAL")
+                    .arg(CREATE_ROOM)
+                    .arg(3)
                     .arg(room_key(&room))
                     .arg(members_key(&room))
-                    .arg(stream_key(&room))
-                    .ignore()
-                    .cmd("SADD")
                     .arg(ROOMS)
                     .arg(&room)
-                    .ignore()
-                    .cmd("HSET")
-                    .arg(room_key(&room))
-                    .arg("epoch")
                     .arg(epoch)
-                    .arg("owner")
                     .arg(&owner)
-                    .arg("topic")
-                    .arg("")
-                    .arg("created")
                     .arg(time)
-                    .arg("last_offset")
-                    .arg(0)
-                    .ignore()
-                    .cmd("HSET")
-                    .arg(members_key(&room))
                     .arg(username_key(&owner))
-                    .arg(&owner)
                     .ignore();
             }
             StoreOp::Join { room, user } => {

@@ -495,3 +495,28 @@ fn rooms_and_their_history_are_shared_by_the_nodes() {
     exit_cleanly(&mut bob);
     exit_cleanly(&mut carol);
 }
+
+#[test]
+fn a_room_redis_has_is_joined_not_replaced() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let a = Node::start(&redis, "a", &key);
+    // A room this node has not heard of (made while it was cut off).
+    for command in [
+        "SADD udpchat:rooms #old",
+        "HSET udpchat:room:#old epoch e1 owner zoe topic t created 0 last_offset 1",
+        "HSET udpchat:room:#old:members zoe zoe",
+        "XADD udpchat:room:#old:stream 1-1 from zoe text kept time 0",
+    ] {
+        redis.command(command);
+    }
+    let mut alice = login(a.server.addr, "alice", "a");
+    alice.send("/join #old");
+    alice.expect_prefix("* you joined #old; members: alice", TIMEOUT);
+    // Joined in Redis; the room and its history are intact.
+    wait_redis(&redis, "HEXISTS udpchat:room:#old:members alice", ":1");
+    assert_eq!(redis.command("XLEN udpchat:room:#old:stream"), ":1");
+    assert_eq!(redis.command("HGET udpchat:room:#old epoch"), "e1");
+    exit_cleanly(&mut alice);
+}
