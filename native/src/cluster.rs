@@ -133,6 +133,8 @@ pub enum Event {
         users: Vec<(String, String)>,
         /// Direct messages waiting for offline users.
         offline: Vec<OfflineMessage>,
+        /// Every room, with its latest messages.
+        rooms: Vec<RoomRecord>,
     },
     /// A room message is stored, at this offset, or is not.
     Appended {
@@ -301,6 +303,7 @@ impl Cluster {
                 subscribe(
                     &sub_client,
                     &sub_node,
+                    settings.room_memory,
                     &sub_events,
                     &sub_wake,
                     &sub_connected,
@@ -907,12 +910,13 @@ impl<W: Fn()> Writer<W> {
 fn subscribe(
     client: &redis::Client,
     node: &str,
+    keep: usize,
     events: &Sender<Event>,
     wake: &impl Fn(),
     connected: &AtomicBool,
 ) {
     loop {
-        match subscribe_once(client, node, events, wake, connected) {
+        match subscribe_once(client, node, keep, events, wake, connected) {
             Ok(()) => return,
             Err(e) => {
                 set_connected(connected, false, Some(&e));
@@ -926,6 +930,7 @@ fn subscribe(
 fn subscribe_once(
     client: &redis::Client,
     node: &str,
+    keep: usize,
     events: &Sender<Event>,
     wake: &impl Fn(),
     connected: &AtomicBool,
@@ -939,6 +944,7 @@ fn subscribe_once(
         accounts: read_accounts(&mut reader)?,
         users: read_presence(&mut reader, node)?,
         offline: read_offline(&mut reader)?,
+        rooms: read_rooms(&mut reader, keep)?,
     };
     drop(reader);
     if events.send(snapshot).is_err() {

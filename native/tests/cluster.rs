@@ -334,28 +334,41 @@ fn a_subscriber_dropped_by_redis_subscribes_again() {
     let mut alice = login(a.server.addr, "alice", "a");
     let mut bob = login(b.server.addr, "bob", "b");
     alice.expect_line("* bob joined", TIMEOUT);
+    alice.send("/join #r");
+    alice.expect_prefix("* you joined #r", TIMEOUT);
+    bob.send("/join #r");
+    bob.expect_prefix("* you joined #r", TIMEOUT);
+    alice.expect_line("* bob joined #r", TIMEOUT);
     // What Redis does to a subscriber over its output buffer limit.
     let killed = redis.command("CLIENT KILL TYPE pubsub");
     assert_ne!(killed, ":0", "no subscriber to drop");
+    // Said while no node listens: recovered by offset once they do.
+    alice.send("/msg #r said in the gap");
+    alice.expect_prefix("ok: message stored in #r", TIMEOUT);
+    bob.expect_line("[#r] <alice> said in the gap", TIMEOUT);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut i = 0;
     loop {
         i += 1;
+        // Plain lines go to the room joined last.
         let text = format!("still there {i}");
         alice.send(&text);
         if bob
-            .find_line(&format!("[alice] {text}"), Duration::from_millis(500))
+            .find_line(&format!("[#r] <alice> {text}"), Duration::from_millis(500))
             .is_some()
         {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not resubscribed\n{}",
-            b.server.proc.err.text()
+            "not resubscribed\n{}\n{}\n{}",
+            a.server.proc.err.text(),
+            b.server.proc.err.text(),
+            bob.transcript()
         );
     }
     wait_online(&mut bob, &["alice", "bob"]);
+    assert_eq!(bob.count("[#r] <alice> said in the gap"), 1);
 }
 
 #[test]

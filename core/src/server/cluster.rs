@@ -16,6 +16,7 @@
 
 use super::offline::{Delivery, Waiting};
 use super::rooms::{Room, room_msg};
+use super::store::RoomRecord;
 use super::*;
 use serde::{Deserialize, Serialize};
 
@@ -449,6 +450,38 @@ impl Server {
                 } else {
                     self.node_gone(now, &down);
                 }
+            }
+        }
+    }
+
+    /// Catches up with the rooms as the store has them, after the driver
+    /// lost its connection to the other nodes and found it again: a room
+    /// not known here is added; of a known room, the messages with an
+    /// offset above the latest relayed here are relayed now, in order (a
+    /// gap is recovered by offset). `rooms` holds each room's latest
+    /// messages.
+    pub fn sync_rooms(&mut self, now: Instant, rooms: Vec<RoomRecord>) {
+        self.now = self.now.max(now);
+        for record in rooms {
+            if !self.rooms.contains_key(&record.name) {
+                let name = record.name.clone();
+                let members: Vec<String> = record.members.iter().map(|m| username_key(m)).collect();
+                self.restore(Snapshot {
+                    rooms: alloc::vec![record],
+                    ..Snapshot::default()
+                });
+                let present: Vec<u64> = members
+                    .iter()
+                    .filter_map(|k| self.online.get(k).map(|(c, _)| *c))
+                    .collect();
+                if let Some(r) = self.rooms.get_mut(&name) {
+                    r.present.extend(present);
+                }
+                continue;
+            }
+            let last = self.rooms.get(&record.name).map_or(0, |r| r.last_offset);
+            for m in record.recent.into_iter().filter(|m| m.offset > last) {
+                self.remote_room_message(true, record.name.clone(), m);
             }
         }
     }

@@ -809,8 +809,10 @@ fn run(mut args: Args) -> Result<()> {
                         accounts,
                         users,
                         offline,
+                        rooms,
                     } => {
                         server.sync_offline(now, offline);
+                        server.sync_rooms(now, rooms);
                         for account in accounts {
                             if !server.has_user(&account.name) {
                                 server.put_account(now, account.to_core());
