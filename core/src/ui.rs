@@ -107,6 +107,7 @@ use alloc::vec::Vec;
 use core::fmt::Display;
 
 use crate::client::{Client, ClientConfig, ClientEvent, CloseReason, CommandError, StartError};
+use crate::reliable::ChannelError;
 use crate::server::RateLimit;
 use crate::server::limits::TokenBucket;
 use crate::session::{
@@ -668,6 +669,23 @@ impl Console {
                 | Mode::DmText { .. }
                 | Mode::DmCancelled
         )
+    }
+
+    /// The OS reported that nothing listens at the server's address any
+    /// more (an ICMP port unreachable) while logged in, or while logging in
+    /// again: the session counts as lost now rather than at the idle
+    /// timeout, and the console reconnects as after any loss (when it
+    /// would). For a driver that has another node of the same chat to try
+    /// (a cluster); nothing happens while it already waits to reconnect.
+    pub fn server_unreachable(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if matches!(self.mode, Mode::Offline { .. } | Mode::AwaitReconnect) {
+            return;
+        }
+        let reason = CloseReason::ServerLost(ChannelError::Unacknowledged);
+        if self.may_reconnect(&reason) {
+            self.schedule_reconnect(now, &reason);
+        }
     }
 
     /// Ends the session with exit code 1 and `message` (for a driver that

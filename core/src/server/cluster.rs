@@ -499,6 +499,7 @@ impl Server {
             recent: VecDeque::new(),
             present: BTreeSet::new(),
             complete: true,
+            roles: store::RoomRoles::default(),
         });
         if r.members.insert(key.clone(), user.clone()).is_some() {
             return;

@@ -461,6 +461,11 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
     loop {
         if transmit(&mut console, &socket, clock.now()) {
             ending.refused(&mut console, logged_in);
+            if logged_in && nodes.len() > 1 {
+                // Another node may answer: try it now, not at the idle
+                // timeout.
+                console.server_unreachable(clock.now());
+            }
         }
         while let Some(out) = console.poll() {
             if console.exit_code().is_some() {
@@ -622,7 +627,12 @@ fn drive(settings: &Settings, screen: &mut Screen, interactive: bool) -> Result<
                 Input::Eof | Input::Password(None) => console.handle_eof(now),
                 Input::Password(Some(p)) => console.submit_password(now, &p),
                 Input::Invite(code) => console.set_invite(Some(code)),
-                Input::Refused => ending.refused(&mut console, logged_in),
+                Input::Refused => {
+                    ending.refused(&mut console, logged_in);
+                    if logged_in && nodes.len() > 1 {
+                        console.server_unreachable(clock.now());
+                    }
+                }
                 Input::Term(event) => {
                     let Some(Full {
                         state,
