@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tracing::{info, warn};
 use udpchat_core::server::ClusterMessage;
-use udpchat_core::server::store::{OfflineMessage, Page, RoomMessage, RoomRecord, StoreOp};
+use udpchat_core::server::store::{
+    OfflineMessage, Page, RoomBan, RoomMessage, RoomRecord, RoomRoles, StoreOp,
+};
 use udpchat_core::session::username_key;
 
 use crate::store::UserRecord;
@@ -371,11 +373,20 @@ impl Cluster {
         self.jobs.try_send(Job::Store { id, op }).is_ok()
     }
 
-    /// Whether the cluster keeps what `op` changes (rooms, their history,
-    /// direct messages for offline users); the audit log stays in the
-    /// node's own chat store.
+    /// Whether the cluster keeps what `op` changes (rooms, their roles
+    /// and history, direct messages for offline users); the audit log,
+    /// address bans, the registration mode and invite codes stay in the
+    /// node's own chat store (docs/CLUSTER.md).
     pub fn keeps(op: &StoreOp) -> bool {
-        !matches!(op, StoreOp::Audit(_))
+        !matches!(
+            op,
+            StoreOp::Audit(_)
+                | StoreOp::BanAddress(_)
+                | StoreOp::UnbanAddress { .. }
+                | StoreOp::Registration(_)
+                | StoreOp::AddInvite(_)
+                | StoreOp::RemoveInvite { .. }
+        )
     }
 
     /// Reads a page of a room's history; answered with
@@ -471,6 +482,7 @@ fn read_rooms(con: &mut redis::Connection, keep: usize) -> redis::RedisResult<Ve
             topic: field("topic"),
             created: field("created").parse().unwrap_or(0),
             last_offset: field("last_offset").parse().unwrap_or(0),
+            roles: decode_roles(&field("roles")),
             members,
             recent,
             name,
@@ -799,8 +811,23 @@ impl<W: Fn()> Writer<W> {
                     .arg(topic)
                     .ignore();
             }
+            StoreOp::SetRoles { room, owner, roles } => {
+                pipe.cmd("HSET")
+                    .arg(room_key(&room))
+                    .arg("owner")
+                    .arg(owner)
+                    .arg("roles")
+                    .arg(encode_roles(&roles))
+                    .ignore();
+            }
             // Kept by the node's own chat store (see Cluster::keeps).
-            StoreOp::Append { .. } | StoreOp::Audit(_) => {}
+            StoreOp::Append { .. }
+            | StoreOp::Audit(_)
+            | StoreOp::BanAddress(_)
+            | StoreOp::UnbanAddress { .. }
+            | StoreOp::Registration(_)
+            | StoreOp::AddInvite(_)
+            | StoreOp::RemoveInvite { .. } => {}
         }
     }
 
@@ -1048,4 +1075,55 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<Vec<Stri
         }
     }
     Ok(gone)
+}
+
+/// A room's roles as the `roles` field of its Redis hash keeps them (JSON).
+fn encode_roles(roles: &RoomRoles) -> String {
+    serde_json::json!({
+        "ops": roles.ops,
+        "bans": roles
+            .bans
+            .iter()
+            .map(|b| serde_json::json!({"user": b.user, "until": b.until}))
+            .collect::<Vec<_>>(),
+        "muted": roles.muted,
+        "topic_locked": roles.topic_locked,
+        "moderated": roles.moderated,
+    })
+    .to_string()
+}
+
+/// The roles [`encode_roles`] wrote; none when the field is absent or
+/// does not parse (a room made before roles existed).
+fn decode_roles(text: &str) -> RoomRoles {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Ban {
+        user: String,
+        until: Option<u64>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Roles {
+        ops: Vec<String>,
+        bans: Vec<Ban>,
+        muted: Vec<String>,
+        topic_locked: bool,
+        moderated: bool,
+    }
+    let r: Roles = serde_json::from_str(text).unwrap_or_default();
+    RoomRoles {
+        ops: r.ops,
+        bans: r
+            .bans
+            .into_iter()
+            .map(|b| RoomBan {
+                user: b.user,
+                until: b.until,
+            })
+            .collect(),
+        muted: r.muted,
+        topic_locked: r.topic_locked,
+        moderated: r.moderated,
+    }
 }
