@@ -6,6 +6,7 @@
 
 mod fleet;
 mod histogram;
+mod ircd;
 mod raw;
 mod server;
 
@@ -43,6 +44,10 @@ Workloads:
   login-storm  pairs exchange DMs (--rate); after a baseline of --seconds, --logins new
                users log in at once; compares the DM latency before and during the storm
   idle         --users users log in and send nothing for --seconds: server memory and CPU
+  ircd-fanout  fanout through an IRC server over TCP (--server HOST:PORT, --server-pid):
+               --users clients join #bench, one sends PRIVMSGs to it with --window
+               messages in flight, the others count them; for comparison with fanout
+               (bench/fanout-vs-ircd.sh runs the two in turn against ngircd)
 
 Latency is one-way, from the sender's send call to the receiver's event, both in this
 process (the send time travels in the message). Deliveries are counted at the receivers.
@@ -61,7 +66,8 @@ Examples:
   chatbench idle --users 10000 --seconds 10
   chatbench dm --users 20 --server 127.0.0.1:65015 --server-key <hex>
   chatbench fanout --users 300 --server 127.0.0.1:7000 --node 127.0.0.1:7001,127.0.0.1:7002 \
-      --server-key <hex>                # a cluster: users spread over three nodes";
+      --server-key <hex>                # a cluster: users spread over three nodes
+  chatbench ircd-fanout --users 100 --server 127.0.0.1:6667 --server-pid 1234";
 
 /// Benchmark a udpchat server with many simulated users.
 #[derive(Parser, Debug)]
@@ -153,6 +159,16 @@ struct Args {
     /// per core].
     #[arg(long)]
     hash_workers: Option<usize>,
+    /// Own server: the address it binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    server_bind: String,
+    /// Own server: run it in this network namespace (`ip netns exec`).
+    #[arg(long)]
+    server_netns: Option<String>,
+    /// Own server: the largest datagram it sends (chatserver's
+    /// --max-datagram) [default: the server's own].
+    #[arg(long)]
+    server_max_datagram: Option<u16>,
     /// Own server: its log level (RUST_LOG); the log goes to server.log in
     /// its directory.
     #[arg(long, default_value = "warn")]
@@ -172,6 +188,7 @@ enum Workload {
     LoginStorm,
     Offline,
     Idle,
+    IrcdFanout,
 }
 
 impl Workload {
@@ -183,6 +200,7 @@ impl Workload {
             Workload::Dm => "dm",
             Workload::LoginStorm => "login-storm",
             Workload::Idle => "idle",
+            Workload::IrcdFanout => "ircd-fanout",
         }
     }
 }
@@ -238,8 +256,11 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn run(args: &Args) -> Result<bool> {
+    if args.workload == Workload::IrcdFanout {
+        return run_ircd(args);
+    }
     let users = args.users.unwrap_or(match args.workload {
-        Workload::Fanout | Workload::Room | Workload::Offline => 100,
+        Workload::Fanout | Workload::Room | Workload::Offline | Workload::IrcdFanout => 100,
         Workload::Dm => 200,
         Workload::LoginStorm => 100,
         Workload::Idle => 1000,
@@ -377,6 +398,9 @@ fn run(args: &Args) -> Result<bool> {
                 password: password.clone(),
                 hash_workers: args.hash_workers,
                 log_level: args.server_log.clone(),
+                bind: args.server_bind.clone(),
+                netns: args.server_netns.clone(),
+                max_datagram: args.server_max_datagram,
             })?;
             ServerInfo {
                 addr: own.addr,
@@ -436,6 +460,50 @@ fn run(args: &Args) -> Result<bool> {
     }
     if args.check {
         return Ok(outcome.clean());
+    }
+    Ok(true)
+}
+
+/// The fan-out through an IRC server: `--server` is required.
+fn run_ircd(args: &Args) -> Result<bool> {
+    let Some(s) = &args.server else {
+        bail!("ircd-fanout needs --server HOST:PORT of a running IRC server");
+    };
+    let addr = s
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {s}"))?
+        .next()
+        .with_context(|| format!("{s} has no address"))?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| {
+            thread::available_parallelism()
+                .map(|n| n.get() * 2)
+                .unwrap_or(2)
+                .min(4)
+        })
+        .clamp(1, 64);
+    let users = args.users.unwrap_or(100);
+    if !(2..=10_000).contains(&users) {
+        bail!("--users must be 2 to 10000");
+    }
+    if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
+        bail!("--seconds must be above 0 and at most 3600");
+    }
+    let outcome = ircd::run(&ircd::Options {
+        addr,
+        server_pid: args.server_pid,
+        users,
+        seconds: args.seconds,
+        size: args.size,
+        window: args.window.max(1),
+        threads,
+        prefix: args.prefix.clone(),
+    })?;
+    if args.json {
+        println!("{}", outcome.json());
+    } else {
+        print!("{}", outcome.table());
     }
     Ok(true)
 }
@@ -1314,6 +1382,7 @@ fn workload(
             );
             raw_receivers = measure_offline(args, fleet, info, &ids, storm, &mut out)?;
         }
+        Workload::IrcdFanout => unreachable!("ircd-fanout runs without a fleet"),
         Workload::Idle => {
             out.mode = "nothing sent".into();
             let m = mark(fleet, info);

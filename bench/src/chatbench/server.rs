@@ -235,6 +235,12 @@ pub struct OwnServerOptions {
     pub hash_workers: Option<usize>,
     /// The server's `RUST_LOG`.
     pub log_level: String,
+    /// The address it binds.
+    pub bind: String,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
+    /// Its `--max-datagram`, if set.
+    pub max_datagram: Option<u16>,
 }
 
 /// A `chatserver` started by the bench; stopped (and its temporary
@@ -290,9 +296,20 @@ impl OwnServer {
             .map_err(anyhow::Error::msg)?
             .public();
         let log = o.dir.join("server.log");
-        let mut cmd = Command::new(&exe);
+        // `ip netns exec` execs the server: the child's pid is the server's.
+        let mut cmd = match &o.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        if let Some(m) = o.max_datagram {
+            cmd.args(["--max-datagram", &m.to_string()]);
+        }
         cmd.arg("--bind")
-            .arg("127.0.0.1")
+            .arg(&o.bind)
             .arg("--users")
             .arg(&users)
             .arg("--key")
