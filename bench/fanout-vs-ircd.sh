@@ -8,7 +8,7 @@
 #
 #   bench/fanout-vs-ircd.sh [--users N[,N...]] [--rounds R] [--seconds S]
 #                           [--size BYTES] [--window W] [--path loopback|mtu1500]
-#                           [--bin DIR]
+#                           [--bin DIR] [--compare DIR]
 #
 # --path mtu1500 (root, Linux): both servers run in a network namespace
 # made for the run, joined to this one by a veth pair with a 1500-byte MTU
@@ -17,6 +17,8 @@
 #
 # ngircd is installed with apt-get when missing; jq likewise. --bin is the
 # directory of chatbench and chatserver [default: target/release, built].
+# --compare DIR runs a second build's chatbench fanout too in each round,
+# right after the first: its rate over the first build's, median and spread.
 set -euo pipefail
 
 users_list=100
@@ -26,6 +28,7 @@ size=100
 window=128
 path=loopback
 bin=""
+compare=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,7 +39,8 @@ while [ $# -gt 0 ]; do
         --window) window=$2; shift 2 ;;
         --path) path=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --compare) compare=$2; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "fanout-vs-ircd: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -144,6 +148,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 echo "fanout-vs-ircd: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), path $path, $size-byte messages, window $window, $secs s, $rounds rounds"
 for users in ${users_list//,/ }; do
     : >"$tmp/pairs"
+    : >"$tmp/cmp"
     for r in $(seq "$rounds"); do
         start_ircd
         irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
@@ -155,6 +160,14 @@ for users in ${users_list//,/ }; do
         read -r irate ip99 icpm ilost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, .server_cpu_sec_per_million, .lost] | @tsv' <<<"$irc")
         read -r urate up99 ucpm ulost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, (if .server_cpu_sec == null then null else .server_cpu_sec * 1e6 / .deliveries end), .lost] | @tsv' <<<"$udp")
         ratio=$(awk -v u="$urate" -v i="$irate" 'BEGIN {printf "%.2f", u / i}')
+        if [ -n "$compare" ]; then
+            cmp=$("$compare/chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
+                --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/cmp.err") || { cat "$tmp/cmp.err" >&2; exit 1; }
+            read -r crate cp99 ccpm < <(jq -r '[.deliveries_per_sec, .latency_us.p99, (if .server_cpu_sec == null then null else .server_cpu_sec * 1e6 / .deliveries end)] | @tsv' <<<"$cmp")
+            printf '%s\t%s\t%s\n' "$(awk -v u="$urate" -v c="$crate" 'BEGIN {printf "%.2f", u / c}')" "$crate" "$cp99" >>"$tmp/cmp"
+            printf 'users %5d round %d: compared build %9.0f/s p99 %6.1f ms cpu %.2f s/M | this build / compared %s\n' \
+                "$users" "$r" "$crate" "$(awk -v v="$cp99" 'BEGIN{print v/1000}')" "$ccpm" "$(tail -1 "$tmp/cmp" | cut -f1)"
+        fi
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$irate" "$ip99" "$icpm" "$urate" "$up99" "$ucpm" "$ratio" >>"$tmp/pairs"
         printf 'users %5d round %d: ngircd %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | udpchat %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | ratio %s\n' \
             "$users" "$r" "$irate" "$(awk -v v="$ip99" 'BEGIN{print v/1000}')" "$icpm" "$ilost" \
@@ -165,4 +178,9 @@ for users in ${users_list//,/ }; do
     printf 'users %5d median of %d: ratio %s (%s); ngircd %.0f/s p99 %.1f ms cpu %.2f s/M; udpchat %.0f/s p99 %.1f ms cpu %.2f s/M\n' \
         "$users" "$rounds" "$(col 7)" "$(range 7)" "$(col 1)" "$(awk -v v="$(col 2)" 'BEGIN{print v/1000}')" "$(col 3)" \
         "$(col 4)" "$(awk -v v="$(col 5)" 'BEGIN{print v/1000}')" "$(col 6)"
+    if [ -n "$compare" ]; then
+        printf 'users %5d median of %d: this build / compared build %s (%s); compared build %.0f/s p99 %.1f ms\n' "$users" "$rounds" \
+            "$(cut -f1 "$tmp/cmp" | median)" "$(cut -f1 "$tmp/cmp" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {print lo "-" hi}')" \
+            "$(cut -f2 "$tmp/cmp" | median)" "$(cut -f3 "$tmp/cmp" | median | awk '{print $1/1000}')"
+    fi
 done

@@ -4,6 +4,12 @@
 //! Every path behaves the same for the loop: reads never block, and never
 //! more than [`BATCH`] datagrams move per call.
 //!
+//! On Linux a run of datagrams to one address, all of one size but the
+//! last, goes out in one `sendmsg` with a `UDP_SEGMENT` control message
+//! (generic segmentation offload: the kernel cuts it into the datagrams),
+//! where the kernel supports it; a kernel that refuses it at a send (`EIO`,
+//! `EINVAL`) turns it off for the socket's life.
+//!
 //! On Unix the loop waits for the socket with mio. On Windows a thread
 //! blocks in `recv_from` and hands datagrams over, waking the loop: the
 //! socket is never registered with mio's AFD polling there, whose pending
@@ -23,6 +29,9 @@ pub struct ServerSocket {
     /// Datagrams read by the receiving thread.
     #[cfg(windows)]
     incoming: crossbeam_channel::Receiver<(SocketAddr, Vec<u8>)>,
+    /// Runs of datagrams to one address go out in one send (Linux GSO).
+    #[cfg(target_os = "linux")]
+    gso: std::sync::atomic::AtomicBool,
 }
 
 /// Datagrams the Windows receiving thread holds for the loop, at most; more
@@ -32,16 +41,22 @@ const INCOMING_QUEUE: usize = 8192;
 
 impl ServerSocket {
     /// Takes a bound socket. The loop's `poll` hears of datagrams through
-    /// `token` (Unix) or `waker` (Windows).
+    /// `token` (Unix) or `waker` (Windows). With `gso`, runs of datagrams
+    /// to one address go out in one send where [`gso_supported`].
     pub fn new(
         socket: std::net::UdpSocket,
         registry: &mio::Registry,
         token: mio::Token,
         waker: std::sync::Arc<mio::Waker>,
+        gso: bool,
     ) -> io::Result<ServerSocket> {
         #[cfg(not(windows))]
         {
             drop(waker);
+            #[cfg(target_os = "linux")]
+            let gso = std::sync::atomic::AtomicBool::new(gso && gso_supported(&socket));
+            #[cfg(not(target_os = "linux"))]
+            let _ = gso;
             socket.set_nonblocking(true)?;
             let mut socket = mio::net::UdpSocket::from_std(socket);
             registry.register(
@@ -49,11 +64,15 @@ impl ServerSocket {
                 token,
                 mio::Interest::READABLE | mio::Interest::WRITABLE,
             )?;
-            Ok(ServerSocket { socket })
+            Ok(ServerSocket {
+                socket,
+                #[cfg(target_os = "linux")]
+                gso,
+            })
         }
         #[cfg(windows)]
         {
-            let _ = (registry, token);
+            let _ = (registry, token, gso);
             let socket = Arc::new(socket);
             let reader = socket.clone();
             let (tx, incoming) = crossbeam_channel::bounded(INCOMING_QUEUE);
@@ -89,6 +108,59 @@ impl ServerSocket {
 
 /// Datagrams moved per call.
 pub const BATCH: usize = 64;
+
+/// Whether the kernel cuts a run of datagrams sent at once (Linux's
+/// `UDP_SEGMENT`, since 4.18): the socket option reads back. Elsewhere
+/// false.
+pub fn gso_supported(socket: &std::net::UdpSocket) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::UdpGsoSegment).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        false
+    }
+}
+
+/// Datagrams in one GSO send, at most (the kernel's `UDP_MAX_SEGMENTS`
+/// is 64 before Linux 6.9).
+#[cfg(target_os = "linux")]
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// Bytes in one GSO send, at most: an IPv4 datagram's payload.
+#[cfg(target_os = "linux")]
+const GSO_MAX_BYTES: usize = 65_507 - 8;
+
+/// How many datagrams from the start of `batch` make one GSO send: to one
+/// address, each as long as the first but the last, which may be shorter.
+#[cfg(target_os = "linux")]
+fn gso_run(batch: &[Outgoing<'_>]) -> usize {
+    let Some(first) = batch.first() else {
+        return 0;
+    };
+    let size = first.bytes.len();
+    let mut total = size;
+    let mut n = 1;
+    while let Some(o) = batch.get(n) {
+        let len = o.bytes.len();
+        if n == GSO_MAX_SEGMENTS
+            || o.to != first.to
+            || len > size
+            || len == 0
+            || total + len > GSO_MAX_BYTES
+        {
+            break;
+        }
+        total += len;
+        n += 1;
+        if len < size {
+            break;
+        }
+    }
+    n
+}
 
 /// Room for one received datagram: more than the protocol's largest, so
 /// that a longer (invalid) datagram is seen as such rather than cut.
@@ -312,6 +384,64 @@ pub fn send_batch(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<u
 
 #[cfg(target_os = "linux")]
 fn send_some(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gso = socket.gso.load(Relaxed);
+    if gso {
+        let run = gso_run(batch);
+        if run >= 2 {
+            match send_gso(socket, &batch[..run]) {
+                Ok(()) => return Ok(run),
+                Err(e)
+                    if e.raw_os_error() == Some(nix::errno::Errno::EIO as i32)
+                        || e.raw_os_error() == Some(nix::errno::Errno::EINVAL as i32) =>
+                {
+                    tracing::warn!(error = %e, "the kernel refuses segmentation offload; sending datagrams one by one");
+                    socket.gso.store(false, Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // Up to the next run that one GSO send can take.
+    let mut end = 1;
+    while end < batch.len() && !(gso && gso_run(&batch[end..]) >= 2) {
+        end += 1;
+    }
+    send_each(socket, &batch[..end])
+}
+
+/// Sends a run of datagrams to one address in one `sendmsg`, cut by the
+/// kernel at the first one's length.
+#[cfg(target_os = "linux")]
+fn send_gso(socket: &ServerSocket, run: &[Outgoing<'_>]) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let Some(first) = run.first() else {
+        return Ok(());
+    };
+    let segment =
+        u16::try_from(first.bytes.len()).map_err(|_| io::Error::from(ErrorKind::InvalidInput))?;
+    let iovs: Vec<IoSlice<'_>> = run.iter().map(|o| IoSlice::new(o.bytes)).collect();
+    let addr = match first.to {
+        SocketAddr::V4(v4) => SockaddrStorage::from(v4),
+        SocketAddr::V6(v6) => SockaddrStorage::from(v6),
+    };
+    sendmsg(
+        socket.socket.as_raw_fd(),
+        &iovs,
+        &[ControlMessage::UdpGsoSegments(&segment)],
+        MsgFlags::MSG_DONTWAIT,
+        Some(&addr),
+    )
+    .map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Sends datagrams each on its own, in one `sendmmsg`.
+#[cfg(target_os = "linux")]
+fn send_each(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize> {
     use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;

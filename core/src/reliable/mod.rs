@@ -103,6 +103,12 @@ pub struct ChannelConfig {
     pub max_message: usize,
     /// Largest amount of queued, unacknowledged message bytes: 1 MiB.
     pub max_queued_bytes: usize,
+    /// Pad a datagram with segments to the path's size when more segments
+    /// wait to go out right after it: false. A burst to one peer is then a
+    /// run of equal datagrams but the last, which a driver may hand to the
+    /// OS in one send (Linux UDP generic segmentation offload), at the cost
+    /// of the padding's bytes.
+    pub pad_bursts: bool,
 }
 
 impl Default for ChannelConfig {
@@ -120,6 +126,7 @@ impl Default for ChannelConfig {
             max_datagram: BASE_DATAGRAM,
             max_message: 131_072,
             max_queued_bytes: 1 << 20,
+            pad_bursts: false,
         }
     }
 }
@@ -621,6 +628,9 @@ impl Channel {
             self.ping_pending = false;
             self.last_send = now;
         }
+        if self.config.pad_bursts && segments.is_some() && self.sent.has_data(window) {
+            b.pad_to(limit);
+        }
         b.set_marker(segments.unwrap_or(Marker::Command));
         self.next_packet += 1;
         self.stats.datagrams_sent += 1;
@@ -699,6 +709,38 @@ mod tests {
         deliver(t, &d[0], &mut b);
         assert_eq!(b.error(), Some(ChannelError::PeerClosed(CloseCode::Normal)));
         assert_eq!(a.poll_transmit(t), None);
+    }
+
+    #[test]
+    fn a_padded_burst_is_equal_datagrams_but_the_last() {
+        let t = Instant::ZERO;
+        let full = BASE_DATAGRAM - SEAL_OVERHEAD;
+        for pad_bursts in [false, true] {
+            let config = ChannelConfig {
+                pad_bursts,
+                ..ChannelConfig::default()
+            };
+            let mut a = Channel::new(config.clone(), 1, t);
+            let mut b = Channel::new(config, 1, t);
+            for i in 0..20u8 {
+                a.send(Marker::Data, &[i; 150]).unwrap();
+            }
+            let ds = drain(t, &mut a);
+            assert!(ds.len() >= 3);
+            let (last, rest) = ds.split_last().unwrap();
+            assert_eq!(
+                rest.iter().all(|d| d.len() == full),
+                pad_bursts,
+                "padded only when asked"
+            );
+            assert!(last.len() < full, "the last datagram is not padded");
+            for d in &ds {
+                deliver(t, d, &mut b);
+            }
+            for i in 0..20u8 {
+                assert_eq!(b.recv(), Some(vec![i; 150]));
+            }
+        }
     }
 
     #[test]

@@ -127,6 +127,12 @@ struct Args {
     #[arg(long, env = "CHAT_MAX_DATAGRAM", default_value_t = wire::MAX_DATAGRAM as u16,
           value_parser = clap::value_parser!(u16).range(wire::BASE_DATAGRAM as i64..=wire::MAX_DATAGRAM as i64))]
     max_datagram: u16,
+    /// Send a run of datagrams to one client in one system call where the
+    /// OS cuts it (Linux UDP generic segmentation offload): the server pads
+    /// each datagram of a burst but the last to the path's size. Off: one
+    /// datagram per send, unpadded.
+    #[arg(long, env = "CHAT_GSO", default_value_t = true, action = clap::ArgAction::Set)]
+    gso: bool,
     /// Bytes queued to one session before it is disconnected as too slow.
     #[arg(long, default_value_t = defaults().channel.max_queued_bytes)]
     max_queued_bytes: usize,
@@ -531,7 +537,9 @@ fn run(mut args: Args) -> Result<()> {
     info!(accounts = users.len(), path = %args.users.display(), "user store loaded");
 
     let max_datagram = udp::max_datagram(&socket).min(args.max_datagram as usize);
-    let config = server_config(&args, max_datagram);
+    let gso = args.gso && udp::gso_supported(&socket);
+    let mut config = server_config(&args, max_datagram);
+    config.channel.pad_bursts = gso;
     info!(key = %Hex(key.public()), path = %key_path.display(), "server key");
     let room_memory = config.room_memory();
     let mut server = Server::new(config, users, key, rand::random());
@@ -560,7 +568,7 @@ fn run(mut args: Args) -> Result<()> {
     // something for it.
     let mut poll = mio::Poll::new().context("cannot create the event poll")?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).context("cannot create a waker")?);
-    let socket = udp::ServerSocket::new(socket, poll.registry(), SOCKET, waker.clone())
+    let socket = udp::ServerSocket::new(socket, poll.registry(), SOCKET, waker.clone(), gso)
         .context("cannot watch the socket")?;
 
     let (stored_tx, stored_rx) = bounded::<Response>(1024);
