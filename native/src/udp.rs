@@ -477,3 +477,82 @@ fn send_some(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize>
         .send_to(batch[0].bytes, batch[0].to)
         .map(|_| 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run to one address of one size but the last goes out whole, with
+    /// the socket's segmentation offload on or off, and arrives as the
+    /// datagrams it was made of.
+    #[test]
+    fn runs_to_one_address_arrive_as_their_datagrams() {
+        for gso in [true, false] {
+            let poll = mio::Poll::new().unwrap();
+            let waker =
+                std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap());
+            let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let socket =
+                ServerSocket::new(server, poll.registry(), mio::Token(0), waker, gso).unwrap();
+            let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = peer.local_addr().unwrap();
+            let payloads: Vec<Vec<u8>> = [1000, 1000, 1000, 400, 1000, 1000]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| vec![i as u8; n])
+                .collect();
+            let mut batch: Vec<Outgoing<'_>> =
+                payloads.iter().map(|p| Outgoing { to, bytes: p }).collect();
+            // One for another address in the middle ends the run.
+            batch.insert(
+                5,
+                Outgoing {
+                    to: other.local_addr().unwrap(),
+                    bytes: b"elsewhere",
+                },
+            );
+            let mut sent = 0;
+            while sent < batch.len() {
+                sent += send_batch(&socket, &batch[sent..]).unwrap();
+            }
+            peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 2048];
+            for p in &payloads {
+                let n = peer.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], &p[..], "gso {gso}");
+            }
+            other
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let n = other.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"elsewhere");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_run_is_one_address_and_one_size_but_the_last() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let big = [0u8; 1000];
+        let small = [0u8; 10];
+        let o = |to, bytes| Outgoing { to, bytes };
+        assert_eq!(
+            gso_run(&[o(a, &big[..]), o(a, &big[..]), o(a, &small[..])]),
+            3
+        );
+        assert_eq!(
+            gso_run(&[o(a, &big[..]), o(a, &small[..]), o(a, &small[..])]),
+            2
+        );
+        assert_eq!(gso_run(&[o(a, &small[..]), o(a, &big[..])]), 1);
+        assert_eq!(gso_run(&[o(a, &big[..]), o(b, &big[..])]), 1);
+        let many: Vec<Outgoing<'_>> = (0..100).map(|_| o(a, &small[..])).collect();
+        assert_eq!(gso_run(&many), GSO_MAX_SEGMENTS);
+        let huge = vec![0u8; 16_384];
+        let large: Vec<Outgoing<'_>> = (0..10).map(|_| o(a, &huge[..])).collect();
+        assert_eq!(gso_run(&large), 3);
+    }
+}
