@@ -160,6 +160,10 @@ for users in ${users_list//,/ }; do
         read -r irate ip99 icpm ilost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, .server_cpu_sec_per_million, .lost] | @tsv' <<<"$irc")
         read -r urate up99 ucpm ulost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, (if .server_cpu_sec == null then null else .server_cpu_sec * 1e6 / .deliveries end), .lost] | @tsv' <<<"$udp")
         ratio=$(awk -v u="$urate" -v i="$irate" 'BEGIN {printf "%.2f", u / i}')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$irate" "$ip99" "$icpm" "$urate" "$up99" "$ucpm" "$ratio" >>"$tmp/pairs"
+        printf 'users %5d round %d: ngircd %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | udpchat %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | ratio %s\n' \
+            "$users" "$r" "$irate" "$(awk -v v="$ip99" 'BEGIN{print v/1000}')" "$icpm" "$ilost" \
+            "$urate" "$(awk -v v="$up99" 'BEGIN{print v/1000}')" "$ucpm" "$ulost" "$ratio"
         if [ -n "$compare" ]; then
             cmp=$("$compare/chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
                 --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/cmp.err") || { cat "$tmp/cmp.err" >&2; exit 1; }
@@ -168,10 +172,6 @@ for users in ${users_list//,/ }; do
             printf 'users %5d round %d: compared build %9.0f/s p99 %6.1f ms cpu %.2f s/M | this build / compared %s\n' \
                 "$users" "$r" "$crate" "$(awk -v v="$cp99" 'BEGIN{print v/1000}')" "$ccpm" "$(tail -1 "$tmp/cmp" | cut -f1)"
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$irate" "$ip99" "$icpm" "$urate" "$up99" "$ucpm" "$ratio" >>"$tmp/pairs"
-        printf 'users %5d round %d: ngircd %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | udpchat %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | ratio %s\n' \
-            "$users" "$r" "$irate" "$(awk -v v="$ip99" 'BEGIN{print v/1000}')" "$icpm" "$ilost" \
-            "$urate" "$(awk -v v="$up99" 'BEGIN{print v/1000}')" "$ucpm" "$ulost" "$ratio"
     done
     col() { cut -f"$1" "$tmp/pairs" | median; }
     range() { cut -f"$1" "$tmp/pairs" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {print lo "-" hi}'; }
