@@ -6,7 +6,7 @@
 //! (temporary file, fsync, rename).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The file of ignored users: `CHAT_IGNORED` if set, else `ignored` in
@@ -88,25 +88,10 @@ impl IgnoreFile {
                 .iter()
                 .map(|n| (server.to_string(), user.clone(), n.clone())),
         );
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut f = options.open(&tmp)?;
-            for (s, u, n) in &self.entries {
-                writeln!(f, "{s} {u} {n}")?;
-            }
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        Ok(())
+        udpchat_pin::write_private_lines(
+            &self.path,
+            self.entries.iter().map(|(s, u, n)| format!("{s} {u} {n}")),
+        )
     }
 
     /// Where the list lives.

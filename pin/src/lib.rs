@@ -10,6 +10,31 @@ use std::path::{Path, PathBuf};
 
 use udpchat_core::crypto::{Hex, KEY_LEN, parse_key};
 
+/// Rewrites `path` with `lines`, one per line, so that only its owner may
+/// read or write it (mode 0600 on Unix): into a temporary file beside it,
+/// flushed to disk, then renamed over it, so that a crash leaves the old
+/// file or the new one. Makes the directory when it is missing.
+pub fn write_private_lines(path: &Path, lines: impl IntoIterator<Item = String>) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        for line in lines {
+            writeln!(f, "{line}")?;
+        }
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
 /// The directory of udpchat's per-user files: `udpchat/` in the platform's
 /// config directory (`~/.config/udpchat` on Linux,
 /// `~/Library/Application Support/udpchat` on macOS, `%APPDATA%\udpchat` on
@@ -218,25 +243,10 @@ impl DeviceTokens {
             .retain(|(s, u, _)| !(s == server && *u == user));
         self.entries
             .push((server.to_string(), user, token.to_string()));
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut f = options.open(&tmp)?;
-            for (s, u, t) in &self.entries {
-                writeln!(f, "{s} {u} {t}")?;
-            }
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        Ok(())
+        write_private_lines(
+            &self.path,
+            self.entries.iter().map(|(s, u, t)| format!("{s} {u} {t}")),
+        )
     }
 
     /// Where the tokens live.
