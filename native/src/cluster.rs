@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +35,13 @@ pub const CHANNEL: &str = "udpchat:chat";
 pub const ACCOUNTS: &str = "udpchat:accounts";
 /// The set of nodes that started and were not noticed gone.
 pub const NODES: &str = "udpchat:nodes";
+
+/// The channel a node's lease thread publishes its heartbeat on, heard
+/// by its own subscriber only: the time it takes to come back is the
+/// broker's lag for this node.
+pub fn heartbeat_channel(node: &str) -> String {
+    format!("udpchat:heartbeat:{node}")
+}
 /// How long a node's lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(5);
 /// How often a node renews its lease and looks at the others'.
@@ -211,12 +218,39 @@ pub struct Joined {
     pub first_offline_id: u64,
 }
 
+/// What a node's threads measure of the cluster, for the metrics.
+#[derive(Debug)]
+struct Health {
+    /// Nodes whose lease was live at the last renewal, this one included
+    /// (0 until the first renewal).
+    nodes: AtomicU64,
+    /// The latest heartbeat's way through Redis back to this node's
+    /// subscriber, in microseconds; [`u64::MAX`] when none came back on
+    /// the current subscription.
+    lag_micros: AtomicU64,
+}
+
+/// What a node knows of the cluster's state, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClusterStats {
+    /// Whether Redis answered the last time a thread asked.
+    pub connected: bool,
+    /// Nodes with a live lease, this one included.
+    pub nodes: u64,
+    /// How long the latest heartbeat took from this node through Redis's
+    /// pub/sub back to its subscriber: a backlog in Redis's output buffer
+    /// or in the subscriber shows here. None until one came back on the
+    /// current subscription.
+    pub broker_lag: Option<Duration>,
+}
+
 /// This node's connection to the cluster.
 pub struct Cluster {
     node: String,
     jobs: Sender<Job>,
     events: Receiver<Event>,
     connected: Arc<AtomicBool>,
+    health: Arc<Health>,
 }
 
 impl Cluster {
@@ -280,6 +314,12 @@ impl Cluster {
         let (jobs_tx, jobs_rx) = bounded(WRITER_QUEUE);
         let (events_tx, events_rx) = bounded(WRITER_QUEUE);
         let connected = Arc::new(AtomicBool::new(true));
+        let health = Arc::new(Health {
+            nodes: AtomicU64::new(0),
+            lag_micros: AtomicU64::new(u64::MAX),
+        });
+        // Heartbeats carry the microseconds since this instant.
+        let epoch = std::time::Instant::now();
         let writer = Writer {
             client: client.clone(),
             max_messages: settings.max_messages,
@@ -299,28 +339,42 @@ impl Cluster {
             wake.clone(),
         );
         let sub_connected = connected.clone();
+        let sub_health = health.clone();
         thread::Builder::new()
             .name("cluster-subscriber".into())
             .spawn(move || {
-                subscribe(
-                    &sub_client,
-                    &sub_node,
-                    settings.room_memory,
-                    &sub_events,
-                    &sub_wake,
-                    &sub_connected,
-                )
+                let heard = Heard {
+                    node: &sub_node,
+                    keep: settings.room_memory,
+                    events: &sub_events,
+                    wake: &sub_wake,
+                    connected: &sub_connected,
+                    health: &sub_health,
+                    epoch,
+                };
+                subscribe(&sub_client, &heard)
             })?;
         let lease_node = node.to_string();
+        let lease_health = health.clone();
         thread::Builder::new()
             .name("cluster-lease".into())
-            .spawn(move || lease(&client, &lease_node, &events_tx, &wake))?;
+            .spawn(move || {
+                lease(
+                    &client,
+                    &lease_node,
+                    &events_tx,
+                    &wake,
+                    &lease_health,
+                    epoch,
+                )
+            })?;
         Ok((
             Cluster {
                 node: node.to_string(),
                 jobs: jobs_tx,
                 events: events_rx,
                 connected,
+                health,
             },
             Joined {
                 accounts,
@@ -339,6 +393,16 @@ impl Cluster {
     /// Whether Redis answered the last time a thread asked.
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Redis's state as this node's threads last saw it.
+    pub fn stats(&self) -> ClusterStats {
+        let lag = self.health.lag_micros.load(Ordering::Relaxed);
+        ClusterStats {
+            connected: self.is_connected(),
+            nodes: self.health.nodes.load(Ordering::Relaxed),
+            broker_lag: (lag != u64::MAX).then(|| Duration::from_micros(lag)),
+        }
     }
 
     /// What the threads have for the event loop.
@@ -932,21 +996,29 @@ impl<W: Fn()> Writer<W> {
     }
 }
 
+/// What the subscriber thread works with.
+struct Heard<'a, W> {
+    node: &'a str,
+    /// Each room's latest messages to read into a snapshot.
+    keep: usize,
+    events: &'a Sender<Event>,
+    wake: &'a W,
+    connected: &'a AtomicBool,
+    health: &'a Health,
+    /// What heartbeats count their microseconds from.
+    epoch: std::time::Instant,
+}
+
 /// The subscriber thread: subscribes, hands the loop a snapshot, forwards
 /// every message; on any failure, waits a second and starts again.
-fn subscribe(
-    client: &redis::Client,
-    node: &str,
-    keep: usize,
-    events: &Sender<Event>,
-    wake: &impl Fn(),
-    connected: &AtomicBool,
-) {
+fn subscribe<W: Fn()>(client: &redis::Client, heard: &Heard<'_, W>) {
     loop {
-        match subscribe_once(client, node, keep, events, wake, connected) {
+        let result = subscribe_once(client, heard);
+        heard.health.lag_micros.store(u64::MAX, Ordering::Relaxed);
+        match result {
             Ok(()) => return,
             Err(e) => {
-                set_connected(connected, false, Some(&e));
+                set_connected(heard.connected, false, Some(&e));
                 thread::sleep(LEASE_RENEW);
             }
         }
@@ -954,18 +1026,22 @@ fn subscribe(
 }
 
 /// One subscription, until it fails (Err) or the loop is gone (Ok).
-fn subscribe_once(
-    client: &redis::Client,
-    node: &str,
-    keep: usize,
-    events: &Sender<Event>,
-    wake: &impl Fn(),
-    connected: &AtomicBool,
-) -> redis::RedisResult<()> {
+fn subscribe_once<W: Fn()>(client: &redis::Client, heard: &Heard<'_, W>) -> redis::RedisResult<()> {
+    let Heard {
+        node,
+        keep,
+        events,
+        wake,
+        connected,
+        health,
+        epoch,
+    } = *heard;
+    let heartbeats = heartbeat_channel(node);
     let mut con = connect(client)?;
     let mut reader = connect(client)?;
     let mut pubsub = con.as_pubsub();
     pubsub.subscribe(CHANNEL)?;
+    pubsub.subscribe(&heartbeats)?;
     // Subscribed first, then read: nothing published meanwhile is missed.
     let snapshot = Event::Snapshot {
         accounts: read_accounts(&mut reader)?,
@@ -988,6 +1064,20 @@ fn subscribe_once(
             Err(e) if e.is_timeout() => continue,
             Err(e) => return Err(e),
         };
+        if msg.get_channel_name() == heartbeats {
+            // Sent after `epoch`, by the lease thread of this process.
+            if let Some(sent) = std::str::from_utf8(msg.get_payload_bytes())
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+                health.lag_micros.store(
+                    now.saturating_sub(sent).min(u64::MAX - 1),
+                    Ordering::Relaxed,
+                );
+            }
+            continue;
+        }
         match ClusterMessage::decode(msg.get_payload_bytes()) {
             // A node's own room messages come back to it: it relays them
             // in the order of their offsets, with the others'.
@@ -1005,17 +1095,33 @@ fn subscribe_once(
 
 /// The lease thread: renews this node's lease and presence, and looks for
 /// nodes whose lease expired. The node that removes one from [`NODES`]
-/// (`SREM` answers 1 to one node only) announces it to all.
-fn lease(client: &redis::Client, node: &str, events: &Sender<Event>, wake: &impl Fn()) {
+/// (`SREM` answers 1 to one node only) announces it to all. Each renewal
+/// also counts the live nodes and sends a heartbeat to this node's own
+/// subscriber (the microseconds since `epoch`).
+fn lease(
+    client: &redis::Client,
+    node: &str,
+    events: &Sender<Event>,
+    wake: &impl Fn(),
+    health: &Health,
+    epoch: std::time::Instant,
+) {
     let mut con = None;
+    let heartbeats = heartbeat_channel(node);
     loop {
         thread::sleep(LEASE_RENEW);
         if con.is_none() {
             con = connect(client).ok();
         }
         let Some(c) = con.as_mut() else { continue };
-        match renew(c, node) {
-            Ok(gone) => {
+        let sent = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+        let beat = redis::cmd("PUBLISH")
+            .arg(&heartbeats)
+            .arg(sent)
+            .query::<()>(c);
+        match beat.and_then(|()| renew(c, node)) {
+            Ok((live, gone)) => {
+                health.nodes.store(live, Ordering::Relaxed);
                 for down in gone {
                     info!(node = %down, "a node stopped renewing its lease; its users are offline");
                     if events.send(Event::NodeGone(down)).is_err() {
@@ -1029,8 +1135,9 @@ fn lease(client: &redis::Client, node: &str, events: &Sender<Event>, wake: &impl
     }
 }
 
-/// Renews `node`'s lease and presence; returns the nodes found gone.
-fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<Vec<String>> {
+/// Renews `node`'s lease and presence; returns how many nodes are live
+/// (this one included) and the nodes found gone.
+fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<(u64, Vec<String>)> {
     let ms = LEASE.as_millis() as u64;
     redis::pipe()
         .cmd("SET")
@@ -1050,9 +1157,11 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<Vec<Stri
         .query::<()>(con)?;
     let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query(con)?;
     let mut gone = Vec::new();
+    let mut live = 1;
     for other in nodes.into_iter().filter(|n| n != node) {
         let alive: bool = redis::cmd("EXISTS").arg(lease_key(&other)).query(con)?;
         if alive {
+            live += 1;
             continue;
         }
         let removed: i64 = redis::cmd("SREM").arg(NODES).arg(&other).query(con)?;
@@ -1074,7 +1183,7 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<Vec<Stri
             gone.push(other);
         }
     }
-    Ok(gone)
+    Ok((live, gone))
 }
 
 /// A room's roles as the `roles` field of its Redis hash keeps them (JSON).

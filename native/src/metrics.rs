@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use udpchat_core::server::ServerStats;
 
 use crate::chatstore::{LiveStats, WriterStats};
+use crate::cluster::ClusterStats;
 
 /// Upper bounds, in seconds, of the buckets of the loop's turn times and
 /// of the chat store's commit times: 10 µs to 2.5 s.
@@ -86,9 +87,9 @@ pub struct Snapshot {
     pub offline_messages: u64,
     /// Initials waiting for their handshake.
     pub queued_initials: u64,
-    /// For a node of a cluster: whether Redis answered the last time it
-    /// was asked, and the users online on other nodes.
-    pub cluster: Option<(bool, u64)>,
+    /// For a node of a cluster: what its threads know of Redis and the
+    /// other nodes, and the users online on other nodes.
+    pub cluster: Option<(ClusterStats, u64)>,
     /// Segments the server sent again, over every session.
     pub retransmissions: u64,
     /// Datagrams longer than the protocol allows, dropped before the
@@ -243,14 +244,30 @@ impl Collector for Exporter {
             None,
             count(snap.queued_initials),
         )?;
-        if let Some((connected, remote)) = snap.cluster {
+        if let Some((cluster, remote)) = snap.cluster {
             gauge(
                 e,
                 "udpchat_cluster_connected",
                 "1 while Redis answers this node of a cluster, 0 while it is unreachable",
                 None,
-                i64::from(connected),
+                i64::from(cluster.connected),
             )?;
+            gauge(
+                e,
+                "udpchat_cluster_nodes",
+                "Nodes of the cluster with a live lease, this one included",
+                None,
+                count(cluster.nodes),
+            )?;
+            if let Some(lag) = cluster.broker_lag {
+                gauge(
+                    e,
+                    "udpchat_cluster_broker_lag",
+                    "How long this node's latest heartbeat took through Redis pub/sub back to its subscriber",
+                    Some(&Unit::Seconds),
+                    lag.as_secs_f64(),
+                )?;
+            }
             gauge(
                 e,
                 "udpchat_cluster_remote_users",

@@ -59,6 +59,14 @@ impl Node {
     /// The value of the metric line starting with `name ` (needs
     /// `--metrics`).
     fn metric(&mut self, name: &str) -> String {
+        let text = self.metrics_text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
+    /// The whole answer to `GET /metrics` (needs `--metrics`).
+    fn metrics_text(&mut self) -> String {
         let at = self
             .server
             .proc
@@ -72,9 +80,7 @@ impl Node {
         write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").expect("ask");
         let mut text = String::new();
         stream.read_to_string(&mut text).expect("read the metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
+        text
     }
 }
 
@@ -211,6 +217,38 @@ fn an_account_registered_on_one_node_survives_a_redis_restart() {
     let b = Node::start(&redis, "b", &key);
     let mut dave = login(b.server.addr, "dave", "dave-password");
     exit_cleanly(&mut dave);
+}
+
+#[test]
+fn the_metrics_count_the_live_nodes_and_the_brokers_lag() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let mut a = Node::start_with(&redis, "a", &key, &["--metrics", "0"]);
+    let mut b = Node::start(&redis, "b", &key);
+    let _c = Node::start(&redis, "c", &key);
+    a.wait_metric("udpchat_cluster_nodes", "3");
+    // A heartbeat came back through Redis: a lag in seconds.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let lag = loop {
+        let text = a.metrics_text();
+        if let Some(lag) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("udpchat_cluster_broker_lag_seconds "))
+        {
+            break lag.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no broker lag in\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lag: f64 = lag.parse().expect("a number of seconds");
+    assert!(lag >= 0.0 && lag.is_finite(), "lag {lag}");
+    b.server.proc.kill();
+    // Its lease lasts 5 s; it is counted out at the first renewal after.
+    a.wait_metric("udpchat_cluster_nodes", "2");
 }
 
 #[test]

@@ -49,7 +49,8 @@ Examples:
 Metrics (--metrics ADDR, Prometheus text at GET /metrics; the README describes each):
   gauges      udpchat_build_info{version} (1), udpchat_sessions, udpchat_users_online,
               udpchat_rooms, udpchat_offline_messages, udpchat_queued_initials,
-              udpchat_cluster_connected, udpchat_cluster_remote_users (--cluster),
+              udpchat_cluster_connected, udpchat_cluster_remote_users,
+              udpchat_cluster_nodes, udpchat_cluster_broker_lag_seconds (--cluster),
               udpchat_store_commit_duration_max_seconds
   counters    udpchat_messages_total{kind=public|direct|room|offline_stored},
               udpchat_deliveries_total, udpchat_messages_rate_limited_total,
@@ -715,7 +716,7 @@ fn run(mut args: Args) -> Result<()> {
                 snapshot.queued_initials = server.queued_initials() as u64;
                 snapshot.cluster = cluster
                     .as_ref()
-                    .map(|c| (c.is_connected(), server.remote_count() as u64));
+                    .map(|c| (c.stats(), server.remote_count() as u64));
                 snapshot.retransmissions = server.retransmissions();
                 published.publish(&snapshot);
                 last_publish = Some(std::time::Instant::now());
