@@ -76,6 +76,12 @@ pub fn presence_key(node: &str) -> String {
     format!("udpchat:presence:{node}")
 }
 
+/// The hash of the users logged in on node `node` who are away:
+/// lowercase name to away text (same TTL as the presence hash).
+pub fn away_key(node: &str) -> String {
+    format!("udpchat:away:{node}")
+}
+
 /// Registers an account atomically across nodes: KEYS[1] the accounts
 /// hash, KEYS[2] the channel; ARGV[1] the lowercase name, ARGV[2] the
 /// account, ARGV[3] the `account` message. 1 if it was new.
@@ -140,6 +146,8 @@ pub enum Event {
         accounts: Vec<UserRecord>,
         /// Users online on other nodes.
         users: Vec<(String, String)>,
+        /// Of those, the ones away (name, away text).
+        away: Vec<(String, String)>,
         /// Direct messages waiting for offline users.
         offline: Vec<OfflineMessage>,
         /// Every room, with its latest messages.
@@ -295,6 +303,9 @@ impl Cluster {
         redis::pipe()
             .cmd("DEL")
             .arg(presence_key(node))
+            .ignore()
+            .cmd("DEL")
+            .arg(away_key(node))
             .ignore()
             .cmd("SADD")
             .arg(NODES)
@@ -635,12 +646,14 @@ fn read_offline(con: &mut redis::Connection) -> redis::RedisResult<Vec<OfflineMe
 }
 
 /// Who is online on the live nodes other than `me`: (node, name).
-fn read_presence(
-    con: &mut redis::Connection,
-    me: &str,
-) -> redis::RedisResult<Vec<(String, String)>> {
+/// Users online on the other live nodes as (node, name), and those of
+/// them who are away as (name, away text).
+type Presence = (Vec<(String, String)>, Vec<(String, String)>);
+
+fn read_presence(con: &mut redis::Connection, me: &str) -> redis::RedisResult<Presence> {
     let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query(con)?;
     let mut users = Vec::new();
+    let mut away = Vec::new();
     for node in nodes.into_iter().filter(|n| n != me) {
         let alive: bool = redis::cmd("EXISTS").arg(lease_key(&node)).query(con)?;
         if !alive {
@@ -648,9 +661,16 @@ fn read_presence(
         }
         let here: HashMap<String, String> =
             redis::cmd("HGETALL").arg(presence_key(&node)).query(con)?;
-        users.extend(here.into_values().map(|name| (node.clone(), name)));
+        let mut texts: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(away_key(&node)).query(con)?;
+        for (key, name) in here {
+            if let Some(text) = texts.remove(&key) {
+                away.push((name.clone(), text));
+            }
+            users.push((node.clone(), name));
+        }
     }
-    Ok(users)
+    Ok((users, away))
 }
 
 /// Logs a change of the connection's state once.
@@ -785,7 +805,30 @@ impl<W: Fn()> Writer<W> {
                 pipe.cmd("HDEL")
                     .arg(presence_key(&self.node))
                     .arg(username_key(user))
+                    .ignore()
+                    .cmd("HDEL")
+                    .arg(away_key(&self.node))
+                    .arg(username_key(user))
                     .ignore();
+            }
+            ClusterMessage::Away { user, text, .. } => {
+                match text {
+                    Some(text) => pipe
+                        .cmd("HSET")
+                        .arg(away_key(&self.node))
+                        .arg(username_key(user))
+                        .arg(text)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(away_key(&self.node))
+                        .arg(LEASE.as_millis() as u64)
+                        .ignore(),
+                    None => pipe
+                        .cmd("HDEL")
+                        .arg(away_key(&self.node))
+                        .arg(username_key(user))
+                        .ignore(),
+                };
             }
             _ => {}
         }
@@ -1043,9 +1086,12 @@ fn subscribe_once<W: Fn()>(client: &redis::Client, heard: &Heard<'_, W>) -> redi
     pubsub.subscribe(CHANNEL)?;
     pubsub.subscribe(&heartbeats)?;
     // Subscribed first, then read: nothing published meanwhile is missed.
+    let accounts = read_accounts(&mut reader)?;
+    let (users, away) = read_presence(&mut reader, node)?;
     let snapshot = Event::Snapshot {
-        accounts: read_accounts(&mut reader)?,
-        users: read_presence(&mut reader, node)?,
+        accounts,
+        users,
+        away,
         offline: read_offline(&mut reader)?,
         rooms: read_rooms(&mut reader, keep)?,
     };
@@ -1150,6 +1196,10 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<(u64, Ve
         .arg(presence_key(node))
         .arg(ms)
         .ignore()
+        .cmd("PEXPIRE")
+        .arg(away_key(node))
+        .arg(ms)
+        .ignore()
         .cmd("SADD")
         .arg(NODES)
         .arg(node)
@@ -1174,6 +1224,9 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<(u64, Ve
             redis::pipe()
                 .cmd("DEL")
                 .arg(presence_key(&other))
+                .ignore()
+                .cmd("DEL")
+                .arg(away_key(&other))
                 .ignore()
                 .cmd("PUBLISH")
                 .arg(CHANNEL)

@@ -252,6 +252,59 @@ fn the_metrics_count_the_live_nodes_and_the_brokers_lag() {
 }
 
 #[test]
+fn away_is_seen_on_every_node_and_by_a_node_that_starts_later() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let a = Node::start(&redis, "a", &key);
+    let b = Node::start(&redis, "b", &key);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    wait_online(&mut bob, &["alice", "bob"]);
+    alice.send("/away at lunch");
+    alice.expect_with(&|l| l.contains("you are away"), "away", TIMEOUT);
+    let whois_away = |client: &mut Proc| {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            client.send("/whois alice");
+            let line = client.expect_with(&|l| l.contains("alice is online"), "whois", TIMEOUT);
+            if line.contains("at lunch") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never away: {line}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Live, on the other node: whois, the online list, a DM's reply.
+    whois_away(&mut bob);
+    bob.send("/who");
+    bob.expect_line("online: alice (away), bob", TIMEOUT);
+    bob.send("/msg alice are you there?");
+    bob.expect_with(
+        &|l| l.contains("alice is away: at lunch"),
+        "away reply",
+        TIMEOUT,
+    );
+    // A node that starts now reads it from Redis.
+    let c = Node::start(&redis, "c", &key);
+    let mut carol = login(c.server.addr, "carol", "c");
+    whois_away(&mut carol);
+    // Back: cleared everywhere.
+    alice.send("/away");
+    alice.expect_with(&|l| l.contains("you are back"), "back", TIMEOUT);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        carol.send("/who");
+        let line = carol.expect_prefix("online: ", TIMEOUT);
+        if line == "online: alice, bob, carol" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still away: {line}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn a_killed_nodes_users_leave_within_15_s() {
     let redis = Redis::start();
     let key_dir = temp_dir();

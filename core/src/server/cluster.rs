@@ -44,6 +44,16 @@ pub enum ClusterMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// `user`, online on `node`, is away (`text`) or back (`None`).
+    Away {
+        /// The publisher.
+        node: String,
+        /// The user, as registered.
+        user: String,
+        /// The away text, or none: back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
     /// A public message: every node delivers it to its own online users.
     Public {
         /// The publisher.
@@ -179,6 +189,7 @@ impl ClusterMessage {
         match self {
             ClusterMessage::Login { node, .. }
             | ClusterMessage::Logout { node, .. }
+            | ClusterMessage::Away { node, .. }
             | ClusterMessage::Public { node, .. }
             | ClusterMessage::Direct { node, .. }
             | ClusterMessage::Account { node, .. }
@@ -341,6 +352,15 @@ impl Server {
                 },
             ),
             ClusterMessage::Login { node, user } => self.remote_login(now, node, user),
+            ClusterMessage::Away { node, user, text } => {
+                let key = username_key(&user);
+                if self.remote.get(&key).is_some_and(|(n, _)| *n == node) {
+                    match text {
+                        Some(text) => self.remote_away.insert(key, text),
+                        None => self.remote_away.remove(&key),
+                    };
+                }
+            }
             ClusterMessage::Logout {
                 node,
                 user,
@@ -633,15 +653,44 @@ impl Server {
         }
     }
 
-    /// Queues a `login` for every user online here, so that the other
-    /// nodes learn (again) who is here: after the driver lost its
-    /// connection and found it again. A node that already knows ignores
-    /// it.
+    /// Sets who of the users online elsewhere is away, as the store
+    /// keeps it (name as registered, away text), after
+    /// [`Server::sync_remote`]: an away text set or cleared while the
+    /// driver was cut off from the other nodes.
+    pub fn sync_away(&mut self, away: Vec<(String, String)>) {
+        self.remote_away = away
+            .into_iter()
+            .map(|(name, text)| (username_key(&name), text))
+            .filter(|(key, _)| self.remote.contains_key(key))
+            .collect();
+    }
+
+    /// Queues a `login` for every user online here, and an `away` for
+    /// each of them who is away, so that the other nodes learn (again)
+    /// who is here: after the driver lost its connection and found it
+    /// again. A node that already knows ignores it.
     pub fn republish_presence(&mut self) {
-        let users: Vec<String> = self.online.values().map(|(_, n)| n.clone()).collect();
-        for user in users {
-            self.publish_with(|node| ClusterMessage::Login { node, user });
+        let users: Vec<(String, u64)> =
+            self.online.values().map(|(c, n)| (n.clone(), *c)).collect();
+        for (user, conn) in users {
+            let away = self.away_text(conn).map(String::from);
+            self.publish_with(|node| ClusterMessage::Login {
+                node,
+                user: user.clone(),
+            });
+            if let Some(text) = away {
+                self.publish_with(|node| ClusterMessage::Away {
+                    node,
+                    user,
+                    text: Some(text),
+                });
+            }
         }
+    }
+
+    /// The away text of `key` (a lowercase name) online on another node.
+    pub(super) fn remote_away_text(&self, key: &str) -> Option<&str> {
+        self.remote_away.get(key).map(String::as_str)
     }
 
     /// `user` logged in on another node: a local session of theirs is
@@ -673,6 +722,8 @@ impl Server {
         } else if self.remote.contains_key(&key) {
             self.remote_leaves(&key, LeaveReason::Replaced.as_str().to_string(), None);
         }
+        // A new session: not away until it says so.
+        self.remote_away.remove(&key);
         self.remote.insert(key, (node, user.clone()));
         self.logins += 1;
         if self.online_count() <= self.config.max_presence {
@@ -686,6 +737,7 @@ impl Server {
         let Some((_, user)) = self.remote.remove(key) else {
             return;
         };
+        self.remote_away.remove(key);
         if announce {
             self.announce(
                 u64::MAX,
@@ -729,6 +781,16 @@ mod tests {
                 node: "a".to_string(),
                 down: "b".to_string(),
             },
+            ClusterMessage::Away {
+                node: "a".to_string(),
+                user: "Bob".to_string(),
+                text: Some("lunch".to_string()),
+            },
+            ClusterMessage::Away {
+                node: "a".to_string(),
+                user: "Bob".to_string(),
+                text: None,
+            },
         ];
         for m in all {
             assert_eq!(ClusterMessage::decode(&m.encode()).unwrap(), m);
@@ -740,6 +802,15 @@ mod tests {
             }
             .encode(),
             br#"{"kind":"login","node":"a","user":"Bob"}"#
+        );
+        assert_eq!(
+            ClusterMessage::Away {
+                node: "a".to_string(),
+                user: "Bob".to_string(),
+                text: None,
+            }
+            .encode(),
+            br#"{"kind":"away","node":"a","user":"Bob"}"#
         );
         assert!(ClusterMessage::decode(b"{\"kind\":\"nope\"}").is_err());
     }

@@ -614,6 +614,9 @@ pub struct Server {
     /// Users online on other nodes (by [`username_key`]): their node and
     /// their name as registered.
     remote: BTreeMap<String, (String, String)>,
+    /// Of the users in `remote`, those who are away: lowercase name to
+    /// away text.
+    remote_away: BTreeMap<String, String>,
     /// What the other nodes must learn, oldest first.
     publish: VecDeque<ClusterMessage>,
 }
@@ -685,6 +688,7 @@ impl Server {
             invite_rng: Rng::derived(random, b"invite codes"),
             node: None,
             remote: BTreeMap::new(),
+            remote_away: BTreeMap::new(),
             publish: VecDeque::new(),
         };
         server.skeletons = server

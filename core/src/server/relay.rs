@@ -238,12 +238,19 @@ impl Server {
             // `pm` and `dm` are accepted with or without the `op` before
             // them: the classic flow sends it, a client that already has
             // its text and recipient need not wait for the answer.
-            (SessionState::LoggedIn { away, .. }, ClientMessage::Away { text }) => {
+            (SessionState::LoggedIn { away, name, .. }, ClientMessage::Away { text }) => {
                 let text = text.filter(|t| !t.is_empty());
                 match text.as_deref().map(validate_away) {
                     Some(Err(message)) => self.error(conn, ErrorCode::InvalidText, message),
                     _ => {
                         away.clone_from(&text);
+                        let user = name.clone();
+                        let published = text.clone();
+                        self.publish_with(|node| ClusterMessage::Away {
+                            node,
+                            user,
+                            text: published,
+                        });
                         self.send(conn, &ServerMessage::AwayOk { text });
                     }
                 }
@@ -380,19 +387,23 @@ impl Server {
 
     pub(super) fn send_online(&mut self, conn: u64) {
         let (users, count) = self.online_list();
-        // Those listed who are away: no longer than the list itself.
-        let away = self
-            .online
-            .values()
-            .take(self.config.max_listed)
-            .filter(|(c, _)| self.away_text(*c).is_some())
-            .map(|(_, n)| n.clone())
+        // Those listed who are away, here or on other nodes.
+        let away = users
+            .iter()
+            .filter(|n| {
+                let key = username_key(n);
+                self.online
+                    .get(&key)
+                    .is_some_and(|(c, _)| self.away_text(*c).is_some())
+                    || self.remote_away_text(&key).is_some()
+            })
+            .cloned()
             .collect();
         self.send(conn, &ServerMessage::Online { users, count, away });
     }
 
     /// The away text of a logged-in session, if its user is away.
-    fn away_text(&self, conn: u64) -> Option<&str> {
+    pub(super) fn away_text(&self, conn: u64) -> Option<&str> {
         match &self.sessions.get(&conn)?.state {
             SessionState::LoggedIn { away, .. } => away.as_deref(),
             _ => None,
@@ -427,7 +438,7 @@ impl Server {
                 name,
                 online: true,
                 online_secs: None,
-                away: None,
+                away: self.remote_away_text(&key).map(String::from),
             },
             _ => ServerMessage::Whois {
                 name,
@@ -486,15 +497,25 @@ impl Server {
                     time,
                 });
                 self.stats.direct_messages += 1;
+                let away = self.remote_away_text(&key).map(String::from);
                 self.send(
                     conn,
                     &ServerMessage::Confirm {
                         op: Operation::DM,
-                        to: Some(to_name),
+                        to: Some(to_name.clone()),
                         recipients: 1,
                         stored: false,
                     },
                 );
+                if let Some(text) = away {
+                    self.send(
+                        conn,
+                        &ServerMessage::AwayReply {
+                            user: to_name,
+                            text,
+                        },
+                    );
+                }
                 return;
             }
             self.store_offline(conn, from, to_name, text);

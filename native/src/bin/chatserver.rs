@@ -817,6 +817,7 @@ fn run(mut args: Args) -> Result<()> {
                     cluster::Event::Snapshot {
                         accounts,
                         users,
+                        away,
                         offline,
                         rooms,
                     } => {
@@ -828,6 +829,7 @@ fn run(mut args: Args) -> Result<()> {
                             }
                         }
                         server.sync_remote(now, users);
+                        server.sync_away(away);
                         server.republish_presence();
                     }
                     cluster::Event::NodeGone(node) => server.node_gone(now, &node),
