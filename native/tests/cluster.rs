@@ -626,3 +626,52 @@ fn a_room_redis_has_is_joined_not_replaced() {
     assert_eq!(redis.command("HGET udpchat:room:#old epoch"), "e1");
     exit_cleanly(&mut alice);
 }
+
+#[test]
+fn room_roles_changed_on_one_node_hold_on_the_others() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, _c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    let mut carol = login(b.server.addr, "carol", "c");
+    alice.send("/join #r");
+    alice.expect_line("* you joined #r; members: alice", TIMEOUT);
+    bob.send("/join #r");
+    alice.expect_line("* bob joined #r", TIMEOUT);
+    carol.send("/join #r");
+    alice.expect_line("* carol joined #r", TIMEOUT);
+
+    // Muted on node a: carol cannot speak through node b.
+    alice.send("/mute carol");
+    alice.expect_line("done: room_mute #r carol", TIMEOUT);
+    carol.expect_line("-!- alice muted carol in #r", TIMEOUT);
+    bob.expect_line("-!- alice muted carol in #r", TIMEOUT);
+    carol.send("anyone?");
+    carol.expect_line(
+        "! not sent to #r: \"anyone?\" (you are muted in #r)",
+        TIMEOUT,
+    );
+    assert_eq!(bob.count("[#r] <carol> anyone?"), 0);
+
+    // Kicked on node a: carol's session on node b is out of the room.
+    alice.send("/kick carol be nice");
+    carol.expect_line("-!- alice removed you from #r: be nice", TIMEOUT);
+    bob.expect_line("* carol left #r (kicked by alice: be nice)", TIMEOUT);
+    carol.send("/msg #r still here?");
+    carol.expect_with(
+        &|l| l.contains("not a member of #r"),
+        "not a member",
+        TIMEOUT,
+    );
+
+    // Banned on node a: carol cannot join through node b. (What alice says
+    // after the ban reaches node b after it: one channel, in order.)
+    alice.send("/ban #r carol 1h");
+    alice.expect_line("done: room_ban #r carol", TIMEOUT);
+    alice.send("/msg #r after the ban");
+    bob.expect_line("[#r] <alice> after the ban", TIMEOUT);
+    carol.send("/join #r");
+    carol.expect_prefix("! you are banned from #r for ", TIMEOUT);
+    assert_eq!(alice.count("* carol joined #r"), 1);
+}

@@ -16,9 +16,64 @@
 
 use super::offline::{Delivery, Waiting};
 use super::rooms::{Room, room_msg};
-use super::store::RoomRecord;
+use super::store::{RoomRecord, RoomRoles};
 use super::*;
+use alloc::boxed::Box;
 use serde::{Deserialize, Serialize};
+
+/// Server messages inside a cluster message, as the wire has them (JSON
+/// objects), read back with [`session::decode_server`].
+mod wire_list {
+    use super::*;
+    use serde::de::Error as _;
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        list: &[ServerMessage],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        list.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<ServerMessage>, D::Error> {
+        Vec::<serde_json::Value>::deserialize(d)?
+            .iter()
+            .map(|v| {
+                let bytes = serde_json::to_vec(v).map_err(D::Error::custom)?;
+                session::decode_server(&bytes).map_err(D::Error::custom)
+            })
+            .collect()
+    }
+}
+
+/// One server message inside a cluster message (see [`wire_list`]).
+mod wire_one {
+    use super::*;
+    use serde::de::Error as _;
+
+    #[allow(clippy::ref_option)] // the signature serde's `with` asks for
+    pub(super) fn serialize<S: serde::Serializer>(
+        m: &Option<Box<ServerMessage>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Box<ServerMessage>>, D::Error> {
+        match Option::<serde_json::Value>::deserialize(d)? {
+            None => Ok(None),
+            Some(v) => {
+                let bytes = serde_json::to_vec(&v).map_err(D::Error::custom)?;
+                session::decode_server(&bytes)
+                    .map(|m| Some(Box::new(m)))
+                    .map_err(D::Error::custom)
+            }
+        }
+    }
+}
 
 /// What one node tells the others, as published (JSON, `kind` names it).
 /// `node` is always the publisher.
@@ -142,6 +197,30 @@ pub enum ClusterMessage {
         /// The new topic.
         text: String,
     },
+    /// `room`'s owner and roles changed (PROTOCOL.md §5.13), and Redis has
+    /// them: every node takes them whole, takes the member a kick or a ban
+    /// removed out of the room, and tells its own sessions what the
+    /// publisher told its own (`events` to the room's members, `kicked` to
+    /// the removed member).
+    RoomRoles {
+        /// The publisher.
+        node: String,
+        /// The room.
+        room: String,
+        /// The owner, as registered (empty: none).
+        owner: String,
+        /// Operators, bans, mutes and modes, whole.
+        roles: RoomRoles,
+        /// The member a kick or a ban removed, lowercase.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed: Option<String>,
+        /// What the removed member is told (`kicked`), as on the wire.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "wire_one")]
+        kicked: Option<Box<ServerMessage>>,
+        /// What the room's members are told, in order, as on the wire.
+        #[serde(default, skip_serializing_if = "Vec::is_empty", with = "wire_list")]
+        events: Vec<ServerMessage>,
+    },
     /// A room message, with the offset the store gave it: every node,
     /// the sender's included, relays it to its own members in offset
     /// order.
@@ -198,6 +277,7 @@ impl ClusterMessage {
             | ClusterMessage::RoomJoined { node, .. }
             | ClusterMessage::RoomParted { node, .. }
             | ClusterMessage::RoomTopic { node, .. }
+            | ClusterMessage::RoomRoles { node, .. }
             | ClusterMessage::RoomMessage { node, .. }
             | ClusterMessage::NodeUp { node }
             | ClusterMessage::NodeDown { node, .. } => node,
@@ -322,6 +402,15 @@ impl Server {
             ClusterMessage::RoomParted {
                 room, user, reason, ..
             } => self.remote_parted(&room, user, reason),
+            ClusterMessage::RoomRoles {
+                room,
+                owner,
+                roles,
+                removed,
+                kicked,
+                events,
+                ..
+            } => self.remote_roles(&room, owner, roles, removed, kicked, &events),
             ClusterMessage::RoomTopic { room, by, text, .. } => {
                 let Some(r) = self.rooms.get_mut(&room) else {
                     return;
@@ -503,6 +592,50 @@ impl Server {
             for m in record.recent.into_iter().filter(|m| m.offset > last) {
                 self.remote_room_message(true, record.name.clone(), m);
             }
+        }
+    }
+
+    /// A room's roles changed on another node: taken whole; the member a
+    /// kick or ban removed is out of the room (their session here told
+    /// `kicked`), and the room's members here are told what the others
+    /// were.
+    fn remote_roles(
+        &mut self,
+        room: &str,
+        owner: String,
+        roles: RoomRoles,
+        removed: Option<String>,
+        kicked: Option<Box<ServerMessage>>,
+        events: &[ServerMessage],
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.owner = owner;
+        r.roles = roles;
+        if let Some(key) = removed {
+            let session = self.online.get(&key).map(|(c, _)| *c);
+            r.members.remove(&key);
+            if let Some(s) = session {
+                r.present.remove(&s);
+            }
+            let empty = r.members.is_empty();
+            if let Some(set) = self.memberships.get_mut(&key) {
+                set.remove(room);
+                if set.is_empty() {
+                    self.memberships.remove(&key);
+                }
+            }
+            if empty {
+                self.rooms.remove(room);
+            }
+            if let (Some(s), Some(m)) = (session, kicked) {
+                self.send(s, &m);
+                self.process_later(s);
+            }
+        }
+        for m in events {
+            self.send_to_room(room, u64::MAX, Marker::Command, m);
         }
     }
 
@@ -791,6 +924,34 @@ mod tests {
                 user: "Bob".to_string(),
                 text: None,
             },
+            ClusterMessage::RoomRoles {
+                node: "a".to_string(),
+                room: "#r".to_string(),
+                owner: "Bob".to_string(),
+                roles: RoomRoles {
+                    ops: alloc::vec!["carol".to_string()],
+                    bans: alloc::vec![store::RoomBan {
+                        user: "dave".to_string(),
+                        until: Some(9),
+                    }],
+                    muted: alloc::vec!["erin".to_string()],
+                    topic_locked: true,
+                    moderated: false,
+                },
+                removed: Some("dave".to_string()),
+                kicked: Some(Box::new(ServerMessage::Kicked {
+                    room: "#r".to_string(),
+                    by: "Bob".to_string(),
+                    reason: Some("spam".to_string()),
+                    banned: true,
+                    until: Some(9),
+                })),
+                events: alloc::vec![ServerMessage::MemberLeft {
+                    room: "#r".to_string(),
+                    user: "dave".to_string(),
+                    reason: Some("banned by Bob: spam".to_string()),
+                }],
+            },
         ];
         for m in all {
             assert_eq!(ClusterMessage::decode(&m.encode()).unwrap(), m);
@@ -813,5 +974,14 @@ mod tests {
             br#"{"kind":"away","node":"a","user":"Bob"}"#
         );
         assert!(ClusterMessage::decode(b"{\"kind\":\"nope\"}").is_err());
+        // The roles alone (no one removed, nothing to tell); an event that
+        // is no server message is refused.
+        let bare = br##"{"kind":"room_roles","node":"a","room":"#r","owner":"","roles":{}}"##;
+        assert!(matches!(
+            ClusterMessage::decode(bare),
+            Ok(ClusterMessage::RoomRoles { removed: None, kicked: None, ref events, .. }) if events.is_empty()
+        ));
+        let bad = br##"{"kind":"room_roles","node":"a","room":"#r","owner":"","roles":{},"events":[{"t":7}]}"##;
+        assert!(ClusterMessage::decode(bad).is_err());
     }
 }

@@ -653,6 +653,28 @@ impl Server {
     /// A room change is durable: `mod_ok` to whom asked, `kicked` to whom
     /// was removed, the events to the room.
     pub(super) fn room_changed(&mut self, change: Change) {
+        if self.node.is_some() {
+            let (owner, roles) = self
+                .rooms
+                .get(&change.room)
+                .map(|r| (r.owner.clone(), r.roles.clone()))
+                .unwrap_or_default();
+            let (removed, kicked) = match &change.to_user {
+                Some((key, m)) => (Some(key.clone()), Some(Box::new(m.clone()))),
+                None => (None, None),
+            };
+            let events = change.to_room.clone();
+            let room = change.room.clone();
+            self.publish_with(|node| ClusterMessage::RoomRoles {
+                node,
+                room,
+                owner,
+                roles,
+                removed,
+                kicked,
+                events,
+            });
+        }
         for m in &change.to_room {
             self.send_to_room(&change.room, u64::MAX, Marker::Command, m);
         }

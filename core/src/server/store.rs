@@ -62,8 +62,11 @@ pub struct RoomRecord {
 }
 
 /// A room's operators, bans, mutes and modes (PROTOCOL.md §5.13): kept
-/// whole, and written whole by [`StoreOp::SetRoles`] at each change.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// whole, and written whole by [`StoreOp::SetRoles`] at each change. As
+/// JSON (a cluster's `room_roles` message, the `roles` field of a room's
+/// hash in Redis) every field may be absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RoomRoles {
     /// The operators the owner named, as registered, in the order they
     /// were named (the first is the owner's successor).
@@ -79,7 +82,8 @@ pub struct RoomRoles {
 }
 
 /// An account banned from a room.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RoomBan {
     /// The account, as registered.
     pub user: String,

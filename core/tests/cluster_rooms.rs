@@ -1,0 +1,134 @@
+//! Rooms kept consistent between two nodes of a cluster, driven in memory:
+//! two servers, each with its own consoles (the simulation crate's
+//! [`Consoles`]), and what one node publishes handed to the other as the
+//! JSON the cluster channel carries.
+
+use udpchat_core::server::{ClusterMessage, ServerConfig};
+use udpchat_sim::{Consoles, fake_hash};
+
+fn node(name: &str) -> Consoles {
+    let mut net = Consoles::new(ServerConfig {
+        min_password_chars: 1,
+        ..ServerConfig::default()
+    });
+    net.server.set_node(name.to_string());
+    net
+}
+
+/// Hands what `from` published to `to`, through its JSON form, and the
+/// accounts `from` registered (the cluster's account hash does that).
+fn relay(from: &mut Consoles, to: &mut Consoles) {
+    let node = "other".to_string();
+    for account in &from.accounts {
+        if !to.server.has_user(&account.name) {
+            let m = ClusterMessage::Account {
+                node: node.clone(),
+                name: account.name.clone(),
+                password_hash: fake_hash("x"),
+            };
+            to.server.handle_remote(to.now, m);
+        }
+    }
+    while let Some(m) = from.server.poll_publish() {
+        let m = ClusterMessage::decode(&m.encode()).expect("reads back");
+        to.server.handle_remote(to.now, m);
+    }
+}
+
+/// Steps both nodes, relaying both ways, until `done` holds.
+fn run_until(a: &mut Consoles, b: &mut Consoles, done: impl Fn(&Consoles, &Consoles) -> bool) {
+    for _ in 0..2000 {
+        if done(a, b) {
+            return;
+        }
+        a.step();
+        b.step();
+        relay(a, b);
+        relay(b, a);
+    }
+    panic!(
+        "not done: a {:#?}, b {:#?}",
+        a.users.iter().map(|u| u.lines()).collect::<Vec<_>>(),
+        b.users.iter().map(|u| u.lines()).collect::<Vec<_>>()
+    );
+}
+
+fn saw(net: &Consoles, i: usize, line: &str) -> bool {
+    net.users[i].lines().iter().any(|l| l == line)
+}
+
+fn saw_prefix(net: &Consoles, i: usize, prefix: &str) -> bool {
+    net.users[i].lines().iter().any(|l| l.starts_with(prefix))
+}
+
+#[test]
+fn roles_changed_on_one_node_are_enforced_on_the_other() {
+    let (mut a, mut b) = (node("a"), node("b"));
+    let alice = a.join("alice", "a", false);
+    let bob = b.join("bob", "b", false);
+    let carol = b.join("carol", "c", false);
+    a.line(alice, "/join #r");
+    run_until(&mut a, &mut b, |a, _| {
+        saw(a, alice, "* you joined #r; members: alice")
+    });
+    b.line(bob, "/join #r");
+    run_until(&mut a, &mut b, |a, _| saw(a, alice, "* bob joined #r"));
+    b.line(carol, "/join #r");
+    run_until(&mut a, &mut b, |a, _| saw(a, alice, "* carol joined #r"));
+
+    // A mute made on node a holds on node b.
+    a.line(alice, "/mute carol");
+    run_until(&mut a, &mut b, |_, b| {
+        saw(b, carol, "-!- alice muted carol in #r")
+    });
+    assert!(saw(&b, bob, "-!- alice muted carol in #r"));
+    b.line(carol, "anyone?");
+    run_until(&mut a, &mut b, |_, b| {
+        saw(
+            b,
+            carol,
+            "! not sent to #r: \"anyone?\" (you are muted in #r)",
+        )
+    });
+    // Node b knows the owner: an operator named on a may act on b.
+    a.line(alice, "/op bob");
+    run_until(&mut a, &mut b, |_, b| {
+        saw(b, carol, "-!- bob is now an operator of #r (by alice)")
+    });
+    b.line(bob, "/unmute carol");
+    run_until(&mut a, &mut b, |a, _| {
+        saw(a, alice, "-!- bob unmuted carol in #r")
+    });
+    b.line(carol, "heard now");
+    run_until(&mut a, &mut b, |_, b| {
+        saw_prefix(b, carol, "ok: message stored in #r")
+    });
+
+    // A kick made on a removes carol's session on b from the room.
+    a.line(alice, "/kick #r carol be nice");
+    run_until(&mut a, &mut b, |_, b| {
+        saw(b, carol, "-!- alice removed you from #r: be nice")
+    });
+    run_until(&mut a, &mut b, |_, b| {
+        saw(b, bob, "* carol left #r (kicked by alice: be nice)")
+    });
+    b.line(carol, "/msg #r still here?");
+    run_until(&mut a, &mut b, |_, b| {
+        saw_prefix(b, carol, "! not sent to #r")
+            && b.users[carol]
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("not a member"))
+    });
+
+    // A ban made on a keeps carol out on b.
+    a.line(alice, "/ban #r carol 1h");
+    run_until(&mut a, &mut b, |a, _| {
+        saw(a, alice, "done: room_ban #r carol")
+    });
+    relay(&mut a, &mut b);
+    b.line(carol, "/join #r");
+    run_until(&mut a, &mut b, |_, b| {
+        saw_prefix(b, carol, "! you are banned from #r for ")
+    });
+}
