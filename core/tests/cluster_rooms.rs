@@ -37,12 +37,37 @@ fn relay(from: &mut Consoles, to: &mut Consoles) {
 
 /// Steps both nodes, relaying both ways, until `done` holds.
 fn run_until(a: &mut Consoles, b: &mut Consoles, done: impl Fn(&Consoles, &Consoles) -> bool) {
+    run(a, b, false, done);
+}
+
+/// [`run_until`], with one store for both nodes, as a cluster's Redis is:
+/// in each step node a answers its requests first, then node b.
+fn run_shared_until(
+    a: &mut Consoles,
+    b: &mut Consoles,
+    done: impl Fn(&Consoles, &Consoles) -> bool,
+) {
+    run(a, b, true, done);
+}
+
+fn run(
+    a: &mut Consoles,
+    b: &mut Consoles,
+    shared: bool,
+    done: impl Fn(&Consoles, &Consoles) -> bool,
+) {
     for _ in 0..2000 {
         if done(a, b) {
             return;
         }
         a.step();
+        if shared {
+            b.store = a.store.clone();
+        }
         b.step();
+        if shared {
+            a.store = b.store.clone();
+        }
         relay(a, b);
         relay(b, a);
     }
@@ -131,4 +156,49 @@ fn roles_changed_on_one_node_are_enforced_on_the_other() {
     run_until(&mut a, &mut b, |_, b| {
         saw_prefix(b, carol, "! you are banned from #r for ")
     });
+}
+
+#[test]
+fn two_nodes_making_one_room_at_once_agree_on_its_epoch_and_owner() {
+    let (mut a, mut b) = (node("a"), node("b"));
+    let alice = a.join("alice", "a", false);
+    let bob = b.join("bob", "b", false);
+    for round in 0..3 {
+        let room = format!("#same{round}");
+        // Both ask in the same step: each node makes the room up.
+        a.line(alice, &format!("/join {room}"));
+        b.line(bob, &format!("/join {room}"));
+        let joined = format!("* you joined {room}; members: ");
+        run_shared_until(&mut a, &mut b, |a, b| {
+            saw_prefix(a, alice, &joined) && saw_prefix(b, bob, &joined)
+        });
+        // Node b found node a's room in the store and took it.
+        assert!(saw(
+            &b,
+            bob,
+            &format!("* you joined {room}; members: alice, bob")
+        ));
+        run_shared_until(&mut a, &mut b, |a, _| {
+            saw(a, alice, &format!("* bob joined {room}"))
+        });
+        let on_a = a
+            .server
+            .room_epoch_and_owner(&room)
+            .map(|(e, o)| (e.to_string(), o.to_string()));
+        let on_b = b
+            .server
+            .room_epoch_and_owner(&room)
+            .map(|(e, o)| (e.to_string(), o.to_string()));
+        assert_eq!(on_a, on_b);
+        assert_eq!(on_a.map(|(_, o)| o), Some("alice".to_string()));
+        // The owner check gives one answer on both nodes.
+        b.line(bob, &format!("/lock-topic {room} on"));
+        run_shared_until(&mut a, &mut b, |_, b| {
+            saw(
+                b,
+                bob,
+                &format!("! only its owner and operators may do that in {room}"),
+            )
+        });
+    }
 }

@@ -106,8 +106,9 @@ return off";
 
 /// Makes a room unless it exists, and adds its owner as a member either
 /// way: KEYS[1] the room's hash, KEYS[2] its members, KEYS[3] the set of
-/// rooms; ARGV: room, epoch,
-/// owner, time, the owner's lowercase name. 1 if it was made.
+/// rooms; ARGV: room, epoch, owner, time, the owner's lowercase name. 1 if
+/// it was made; 0 if it was there already (another node made it), and the
+/// writer then reads the room as Redis has it for the node to take.
 const CREATE_ROOM: &str = r"
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -159,6 +160,14 @@ pub enum Event {
         id: u64,
         /// Its offset, or why it failed.
         result: Result<u64, String>,
+    },
+    /// A room this node asked to make was in Redis already: the member
+    /// was added to it, and here it is as Redis has it.
+    RoomFound {
+        /// The server's request id.
+        id: u64,
+        /// The room, with its latest messages.
+        room: RoomRecord,
     },
     /// A page of a room's history.
     History {
@@ -334,6 +343,7 @@ impl Cluster {
         let writer = Writer {
             client: client.clone(),
             max_messages: settings.max_messages,
+            room_memory: settings.room_memory,
             con: Some(con),
             node: node.to_string(),
             events: events_tx.clone(),
@@ -535,6 +545,18 @@ fn read_rooms(con: &mut redis::Connection, keep: usize) -> redis::RedisResult<Ve
     let names: Vec<String> = redis::cmd("SMEMBERS").arg(ROOMS).query(con)?;
     let mut rooms = Vec::new();
     for name in names {
+        rooms.push(read_room(con, name, keep)?);
+    }
+    Ok(rooms)
+}
+
+/// The room `name`, with its latest `keep` messages.
+fn read_room(
+    con: &mut redis::Connection,
+    name: String,
+    keep: usize,
+) -> redis::RedisResult<RoomRecord> {
+    {
         let meta: HashMap<String, String> =
             redis::cmd("HGETALL").arg(room_key(&name)).query(con)?;
         let members: HashMap<String, String> =
@@ -551,7 +573,7 @@ fn read_rooms(con: &mut redis::Connection, keep: usize) -> redis::RedisResult<Ve
         let field = |k: &str| meta.get(k).cloned().unwrap_or_default();
         let mut members: Vec<String> = members.into_values().collect();
         members.sort_by_key(|m| username_key(m));
-        rooms.push(RoomRecord {
+        Ok(RoomRecord {
             epoch: field("epoch"),
             owner: field("owner"),
             topic: field("topic"),
@@ -561,9 +583,8 @@ fn read_rooms(con: &mut redis::Connection, keep: usize) -> redis::RedisResult<Ve
             members,
             recent,
             name,
-        });
+        })
     }
-    Ok(rooms)
 }
 
 /// A page of a room's history, oldest first, and whether there is more
@@ -691,6 +712,8 @@ struct Writer<W> {
     client: redis::Client,
     /// Messages kept per room's stream (about: `MAXLEN ~`).
     max_messages: u64,
+    /// Each room's latest messages the server keeps in memory.
+    room_memory: usize,
     con: Option<redis::Connection>,
     node: String,
     events: Sender<Event>,
@@ -702,6 +725,7 @@ impl<W: Fn()> Writer<W> {
     fn run(mut self, jobs: &Receiver<Job>) {
         let register = redis::Script::new(REGISTER);
         let append = redis::Script::new(APPEND);
+        let create_room = redis::Script::new(CREATE_ROOM);
         let mut batch = Vec::with_capacity(PIPELINE);
         while let Ok(first) = jobs.recv() {
             batch.push(first);
@@ -727,6 +751,25 @@ impl<W: Fn()> Writer<W> {
                         }
                         let result = self.append(&append, &room, &message);
                         Event::Appended { id, result }
+                    }
+                    Job::Store {
+                        id,
+                        op:
+                            StoreOp::CreateRoom {
+                                room,
+                                epoch,
+                                owner,
+                                time,
+                            },
+                    } => {
+                        if !self.send(&mut pipe, &mut stores) {
+                            return;
+                        }
+                        match self.create_room(&create_room, &room, &epoch, &owner, time) {
+                            Ok(None) => Event::Stored { id, result: Ok(()) },
+                            Ok(Some(room)) => Event::RoomFound { id, room },
+                            Err(e) => Event::Stored { id, result: Err(e) },
+                        }
                     }
                     Job::Store { id, op } => {
                         self.stage(&mut pipe, op);
@@ -866,27 +909,6 @@ impl<W: Fn()> Writer<W> {
                     .arg(message)
                     .ignore();
             }
-            StoreOp::CreateRoom {
-                room,
-                epoch,
-                owner,
-                time,
-            } => {
-                // A room another node made meanwhile is joined, never
-                // replaced: its history stays.
-                pipe.cmd("EVAL")
-                    .arg(CREATE_ROOM)
-                    .arg(3)
-                    .arg(room_key(&room))
-                    .arg(members_key(&room))
-                    .arg(ROOMS)
-                    .arg(&room)
-                    .arg(epoch)
-                    .arg(&owner)
-                    .arg(time)
-                    .arg(username_key(&owner))
-                    .ignore();
-            }
             StoreOp::Join { room, user } => {
                 pipe.cmd("HSET")
                     .arg(members_key(&room))
@@ -927,8 +949,10 @@ impl<W: Fn()> Writer<W> {
                     .arg(encode_roles(&roles))
                     .ignore();
             }
-            // Kept by the node's own chat store (see Cluster::keeps).
+            // Sent on their own, answered (see Writer::run); the others
+            // are kept by the node's own chat store (see Cluster::keeps).
             StoreOp::Append { .. }
+            | StoreOp::CreateRoom { .. }
             | StoreOp::Audit(_)
             | StoreOp::BanAddress(_)
             | StoreOp::UnbanAddress { .. }
@@ -963,6 +987,40 @@ impl<W: Fn()> Writer<W> {
         })
         .map_err(|e| {
             warn!(error = %e, %room, "could not append a room message in Redis");
+            e.to_string()
+        })
+    }
+
+    /// Makes a room, or joins `owner` to the room another node made
+    /// meanwhile, which it then reads (`Some`): a room is never replaced,
+    /// its history stays.
+    fn create_room(
+        &mut self,
+        script: &redis::Script,
+        room: &str,
+        epoch: &str,
+        owner: &str,
+        time: u64,
+    ) -> Result<Option<RoomRecord>, String> {
+        let keep = self.room_memory;
+        self.with_connection(|con| {
+            let made: i64 = script
+                .key(room_key(room))
+                .key(members_key(room))
+                .key(ROOMS)
+                .arg(room)
+                .arg(epoch)
+                .arg(owner)
+                .arg(time)
+                .arg(username_key(owner))
+                .invoke(con)?;
+            if made == 1 {
+                return Ok(None);
+            }
+            read_room(con, room.to_string(), keep).map(Some)
+        })
+        .map_err(|e| {
+            warn!(error = %e, %room, "could not make a room in Redis");
             e.to_string()
         })
     }

@@ -619,7 +619,16 @@ fn a_room_redis_has_is_joined_not_replaced() {
     }
     let mut alice = login(a.server.addr, "alice", "a");
     alice.send("/join #old");
-    alice.expect_prefix("* you joined #old; members: alice", TIMEOUT);
+    // The node takes the room as Redis has it: its members, its topic,
+    // its history, its owner.
+    alice.expect_line("* you joined #old; members: alice, zoe; topic: t", TIMEOUT);
+    alice.expect_with(&|l| l.ends_with("<zoe> kept"), "its history", TIMEOUT);
+    alice.send("/lock-topic on");
+    alice.expect_with(
+        &|l| l.contains("only its owner and operators may do that in #old"),
+        "zoe owns #old",
+        TIMEOUT,
+    );
     // Joined in Redis; the room and its history are intact.
     wait_redis(&redis, "HEXISTS udpchat:room:#old:members alice", ":1");
     assert_eq!(redis.command("XLEN udpchat:room:#old:stream"), ":1");
@@ -674,4 +683,52 @@ fn room_roles_changed_on_one_node_hold_on_the_others() {
     carol.send("/join #r");
     carol.expect_prefix("! you are banned from #r for ", TIMEOUT);
     assert_eq!(alice.count("* carol joined #r"), 1);
+}
+
+#[test]
+fn one_room_made_on_two_nodes_at_once_has_one_owner_everywhere() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [a, b, _c] = three_nodes(&redis, &key_dir);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.server.addr, "bob", "b");
+    alice.expect_line("* bob joined", TIMEOUT);
+    for round in 0..4 {
+        let room = format!("#same{round}");
+        alice.send(&format!("/join {room}"));
+        bob.send(&format!("/join {room}"));
+        let joined = format!("* you joined {room}; members: ");
+        alice.expect_prefix(&joined, TIMEOUT);
+        bob.expect_prefix(&joined, TIMEOUT);
+        // Whoever's script ran first owns it; the other node took that
+        // room, epoch and owner.
+        let name = redis.command(&format!("HGET udpchat:room:{room} owner"));
+        let (owner, other) = if name == "alice" {
+            (&mut alice, &mut bob)
+        } else {
+            assert_eq!(name, "bob", "{room} has an owner");
+            (&mut bob, &mut alice)
+        };
+        other.send("/lock-topic on");
+        other.expect_with(
+            &|l| {
+                l.contains(&format!(
+                    "only its owner and operators may do that in {room}"
+                ))
+            },
+            "refused to the other",
+            TIMEOUT,
+        );
+        owner.send("/lock-topic on");
+        owner.expect_line(&format!("done: room_mode {room}"), TIMEOUT);
+        other.expect_line(
+            &format!("-!- {name} set {room}: topic lock on, moderated off"),
+            TIMEOUT,
+        );
+        // Offsets and history are the room's, the same on both nodes.
+        owner.send(&format!("/msg {room} first"));
+        other.expect_line(&format!("[{room}] <{name}> first"), TIMEOUT);
+        other.send(&format!("/history {room} 5"));
+        other.expect_line(&format!("(end of history of {room}: 1 message)"), TIMEOUT);
+    }
 }

@@ -595,6 +595,50 @@ impl Server {
         }
     }
 
+    /// The room `record` as the store has it, after this node made it up
+    /// too (two nodes made it at once, or this node missed its creation):
+    /// its epoch, owner, topic, roles and latest messages replace what this
+    /// node made up, and its members join those known here. A client's
+    /// position is only good under the store's epoch, so every node must
+    /// answer with that one.
+    pub(super) fn adopt_room(&mut self, record: RoomRecord) {
+        let keep = self.room_memory();
+        let name = record.name.clone();
+        let mut added = Vec::new();
+        let Some(r) = self.rooms.get_mut(&name) else {
+            return;
+        };
+        if r.epoch != record.epoch {
+            r.epoch = record.epoch;
+            r.last_offset = record.last_offset;
+            r.next_offset = record.last_offset + 1;
+            r.complete = record.recent.len() < keep;
+            let skip = record.recent.len().saturating_sub(keep);
+            r.recent = record.recent.into_iter().skip(skip).map(Arc::new).collect();
+        }
+        r.owner = record.owner;
+        r.topic = record.topic;
+        r.roles = record.roles;
+        for m in record.members {
+            let key = username_key(&m);
+            if !r.members.contains_key(&key) {
+                r.members.insert(key.clone(), m);
+                added.push(key);
+            }
+        }
+        for key in added {
+            if let Some(&(conn, _)) = self.online.get(&key)
+                && let Some(r) = self.rooms.get_mut(&name)
+            {
+                r.present.insert(conn);
+            }
+            self.memberships
+                .entry(key)
+                .or_default()
+                .insert(name.clone());
+        }
+    }
+
     /// A room's roles changed on another node: taken whole; the member a
     /// kick or ban removed is out of the room (their session here told
     /// `kicked`), and the room's members here are told what the others

@@ -8,7 +8,10 @@ impl Server {
     pub fn handle_response(&mut self, now: Instant, response: Response) {
         self.now = self.now.max(now);
         let id = match &response {
-            Response::Stored { .. } | Response::History { .. } | Response::Appended { .. } => {
+            Response::Stored { .. }
+            | Response::History { .. }
+            | Response::Appended { .. }
+            | Response::RoomFound { .. } => {
                 self.handle_store_response(now, response);
                 return;
             }
@@ -122,7 +125,10 @@ impl Server {
                 }
             }
             // Answered above, never pending here.
-            Response::Stored { .. } | Response::History { .. } | Response::Appended { .. } => {}
+            Response::Stored { .. }
+            | Response::History { .. }
+            | Response::Appended { .. }
+            | Response::RoomFound { .. } => {}
             Response::Unavailable { .. } => {
                 if new_user {
                     self.registering.remove(&key);

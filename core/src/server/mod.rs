@@ -400,6 +400,17 @@ pub enum Response {
         /// The message's offset, or why it failed.
         result: Result<u64, String>,
     },
+    /// A [`StoreOp::CreateRoom`] found the room in the store already (a
+    /// cluster's node made it meanwhile, or this node missed its
+    /// creation): the store added the member to that room and gives it as
+    /// it is. The server takes its epoch, owner, topic, offsets, roles and
+    /// members instead of the ones it made up.
+    RoomFound {
+        /// The request's id.
+        id: RequestId,
+        /// The room as the store has it, with its latest messages.
+        room: alloc::boxed::Box<store::RoomRecord>,
+    },
     /// The driver could not take the job (its queue is full): the client is
     /// told to try again; no failure is counted.
     Unavailable {

@@ -150,6 +150,13 @@ impl Server {
         self.rooms.len()
     }
 
+    /// The epoch and the owner (empty: none) of `room`, if there is one.
+    pub fn room_epoch_and_owner(&self, room: &str) -> Option<(&str, &str)> {
+        self.rooms
+            .get(room)
+            .map(|r| (r.epoch.as_str(), r.owner.as_str()))
+    }
+
     /// Checks the room name and membership for a request about `room`;
     /// tells the client when it fails.
     pub(super) fn member_of(&mut self, conn: u64, name: &str, room: &str) -> bool {

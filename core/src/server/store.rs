@@ -440,6 +440,19 @@ impl MemoryStore {
     /// password work.
     pub fn answer(&mut self, request: &super::Request) -> Option<super::Response> {
         match request {
+            // Made meanwhile (by another node of a cluster sharing this
+            // store): joined, and given as it is.
+            super::Request::Store {
+                id,
+                op: StoreOp::CreateRoom { room, owner, .. },
+            } if self.rooms.contains_key(room) => {
+                self.apply(&StoreOp::Join {
+                    room: room.clone(),
+                    user: owner.clone(),
+                });
+                let room = alloc::boxed::Box::new(self.rooms.get(room)?.clone());
+                Some(super::Response::RoomFound { id: *id, room })
+            }
             super::Request::Store { id, op } => {
                 self.apply(op);
                 Some(super::Response::Stored {

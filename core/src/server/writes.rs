@@ -124,6 +124,13 @@ impl Server {
                     (Err(e), write) => self.store_failed(write, e),
                 }
             }
+            Response::RoomFound { id, room } => {
+                let Some(write) = self.writes.remove(&id) else {
+                    return;
+                };
+                self.adopt_room(*room);
+                self.stored(write);
+            }
             Response::Unavailable { id } => {
                 if let Some(write) = self.writes.remove(&id) {
                     self.store_failed(write, "the store is busy".to_string());

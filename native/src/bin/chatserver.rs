@@ -808,6 +808,10 @@ fn run(mut args: Args) -> Result<()> {
                     cluster::Event::Appended { id, result } => {
                         server.handle_response(now, Response::Appended { id, result });
                     }
+                    cluster::Event::RoomFound { id, room } => {
+                        let room = Box::new(room);
+                        server.handle_response(now, Response::RoomFound { id, room });
+                    }
                     cluster::Event::History { id, result } => {
                         server.handle_response(now, Response::History { id, result });
                     }
