@@ -56,6 +56,18 @@ fn run(
     shared: bool,
     done: impl Fn(&Consoles, &Consoles) -> bool,
 ) {
+    run_cut(a, b, shared, false, done);
+}
+
+/// [`run`]; with `cut`, what node a publishes is lost to node b (b's
+/// subscription is down).
+fn run_cut(
+    a: &mut Consoles,
+    b: &mut Consoles,
+    shared: bool,
+    cut: bool,
+    done: impl Fn(&Consoles, &Consoles) -> bool,
+) {
     for _ in 0..2000 {
         if done(a, b) {
             return;
@@ -68,7 +80,11 @@ fn run(
         if shared {
             a.store = b.store.clone();
         }
-        relay(a, b);
+        if cut {
+            while a.server.poll_publish().is_some() {}
+        } else {
+            relay(a, b);
+        }
         relay(b, a);
     }
     panic!(
@@ -201,4 +217,57 @@ fn two_nodes_making_one_room_at_once_agree_on_its_epoch_and_owner() {
             )
         });
     }
+}
+
+#[test]
+fn what_a_node_missed_while_cut_off_is_announced_when_it_resynchronises() {
+    let (mut a, mut b) = (node("a"), node("b"));
+    let alice = a.join("alice", "a", false);
+    let carol = a.join("carol", "c", false);
+    let dave = a.join("dave", "d", false);
+    let bob = b.join("bob", "b", false);
+    a.line(alice, "/join #r");
+    run_shared_until(&mut a, &mut b, |a, _| {
+        saw_prefix(a, alice, "* you joined #r")
+    });
+    a.line(dave, "/join #r");
+    run_shared_until(&mut a, &mut b, |a, _| saw(a, alice, "* dave joined #r"));
+    b.line(bob, "/join #r");
+    run_shared_until(&mut a, &mut b, |a, _| saw(a, alice, "* bob joined #r"));
+    run_shared_until(&mut a, &mut b, |_, b| b.server.room_count() == 1);
+
+    // Node b hears nothing of node a for a while.
+    a.line(carol, "/join #r");
+    a.line(dave, "/part #r");
+    a.line(alice, "/topic #r while you were away");
+    run_cut(&mut a, &mut b, true, true, |a, _| {
+        saw(a, alice, "* carol joined #r")
+            && saw(a, alice, "* dave left #r")
+            && saw(a, alice, "* alice set the topic of #r: while you were away")
+    });
+    assert!(!saw(&b, bob, "* carol joined #r"));
+
+    // Subscribed again: the snapshot tells it.
+    let rooms = a.store.snapshot(a.config.room_memory()).rooms;
+    let now = b.now;
+    b.server.sync_rooms(now, rooms);
+    run_shared_until(&mut a, &mut b, |_, b| {
+        saw(b, bob, "* carol joined #r")
+            && saw(b, bob, "* dave left #r")
+            && saw(b, bob, "topic of #r: while you were away")
+    });
+    // Once only, and live again after.
+    let rooms = a.store.snapshot(a.config.room_memory()).rooms;
+    let now = b.now;
+    b.server.sync_rooms(now, rooms);
+    a.line(carol, "/part #r");
+    run_shared_until(&mut a, &mut b, |_, b| saw(b, bob, "* carol left #r"));
+    assert_eq!(
+        b.users[bob]
+            .lines()
+            .iter()
+            .filter(|l| *l == "* carol joined #r")
+            .count(),
+        1
+    );
 }

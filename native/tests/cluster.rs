@@ -23,12 +23,16 @@ impl Node {
     }
 
     fn start_with(redis: &Redis, name: &str, key: &std::path::Path, extra: &[&str]) -> Node {
+        Node::start_at(&redis.url(), name, key, extra)
+    }
+
+    /// A node of the cluster at `url`.
+    fn start_at(url: &str, name: &str, key: &std::path::Path, extra: &[&str]) -> Node {
         let dir = temp_dir();
         let users = dir.path().join("chat_users.json");
-        let url = redis.url();
         let mut args = vec![
             "--cluster",
-            &url,
+            url,
             "--node",
             name,
             "--key",
@@ -731,4 +735,50 @@ fn one_room_made_on_two_nodes_at_once_has_one_owner_everywhere() {
         other.send(&format!("/history {room} 5"));
         other.expect_line(&format!("(end of history of {room}: 1 message)"), TIMEOUT);
     }
+}
+
+#[test]
+fn room_changes_a_node_missed_are_announced_when_it_subscribes_again() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    // Node b is the ACL user `nodeb`: taking its channel permission away
+    // cuts its subscription (Redis closes it, and every SUBSCRIBE again is
+    // refused) while its other commands work, until it is given back.
+    assert_eq!(redis.command("ACL SETUSER nodeb on >pw ~* &* +@all"), "+OK");
+    let a = Node::start(&redis, "a", &key);
+    let b = Node::start_at(&redis.url_as("nodeb", "pw"), "b", &key, &[]);
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut carol = login(a.server.addr, "carol", "c");
+    let mut dave = login(a.server.addr, "dave", "d");
+    let mut bob = login(b.server.addr, "bob", "b");
+    alice.send("/join #r");
+    alice.expect_prefix("* you joined #r", TIMEOUT);
+    dave.send("/join #r");
+    alice.expect_line("* dave joined #r", TIMEOUT);
+    bob.send("/join #r");
+    alice.expect_line("* bob joined #r", TIMEOUT);
+    bob.expect_prefix("* you joined #r; members: ", TIMEOUT);
+
+    // Node b's subscription is down: what happens now it does not hear.
+    assert_eq!(redis.command("ACL SETUSER nodeb resetchannels"), "+OK");
+    carol.send("/join #r");
+    alice.expect_line("* carol joined #r", TIMEOUT);
+    dave.send("/part #r");
+    alice.expect_line("* dave left #r", TIMEOUT);
+    alice.send("/topic while you were away");
+    alice.expect_with(&|l| l.contains("while you were away"), "the topic", TIMEOUT);
+    wait_redis(&redis, "HGET udpchat:room:#r topic", "while you were away");
+    assert_eq!(bob.count("* carol joined #r"), 0);
+
+    // Subscribed again, node b announces what changed meanwhile.
+    assert_eq!(redis.command("ACL SETUSER nodeb allchannels"), "+OK");
+    bob.expect_line("* dave left #r", TIMEOUT);
+    bob.expect_line("* carol joined #r", TIMEOUT);
+    bob.expect_with(&|l| l.contains("while you were away"), "the topic", TIMEOUT);
+    // And hears the room live again, each change once.
+    carol.send("/part #r");
+    bob.expect_line("* carol left #r", TIMEOUT);
+    assert_eq!(bob.count("* carol joined #r"), 1);
+    assert_eq!(bob.count("* dave left #r"), 1);
 }

@@ -17,6 +17,7 @@
 use super::offline::{Delivery, Waiting};
 use super::rooms::{Room, room_msg};
 use super::store::{RoomRecord, RoomRoles};
+use super::writes::Write;
 use super::*;
 use alloc::boxed::Box;
 use serde::{Deserialize, Serialize};
@@ -564,13 +565,30 @@ impl Server {
     }
 
     /// Catches up with the rooms as the store has them, after the driver
-    /// lost its connection to the other nodes and found it again: a room
-    /// not known here is added; of a known room, the messages with an
-    /// offset above the latest relayed here are relayed now, in order (a
-    /// gap is recovered by offset). `rooms` holds each room's latest
-    /// messages.
+    /// lost its connection to the other nodes and found it again: what
+    /// changed meanwhile is applied as if it had been heard live. A room
+    /// not known here is added; a room the store no longer has loses the
+    /// members it had; of a known room, the members that came and went are
+    /// announced (`member_joined`, `member_left`), a new topic too
+    /// (`topic`), the roles are taken, and the messages with an offset
+    /// above the latest relayed here are relayed now, in order (a gap is
+    /// recovered by offset). `rooms` holds each room's latest messages.
+    ///
+    /// The memberships of users online on this node are this node's own
+    /// doing, and may be on their way to the store: they are left as they
+    /// are here. So are a topic or roles this node is writing.
     pub fn sync_rooms(&mut self, now: Instant, rooms: Vec<RoomRecord>) {
         self.now = self.now.max(now);
+        let kept: BTreeSet<&str> = rooms.iter().map(|r| r.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .rooms
+            .keys()
+            .filter(|name| !kept.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.sync_members(&name, &[]);
+        }
         for record in rooms {
             if !self.rooms.contains_key(&record.name) {
                 let name = record.name.clone();
@@ -588,10 +606,121 @@ impl Server {
                 }
                 continue;
             }
-            let last = self.rooms.get(&record.name).map_or(0, |r| r.last_offset);
-            for m in record.recent.into_iter().filter(|m| m.offset > last) {
-                self.remote_room_message(true, record.name.clone(), m);
+            self.sync_room(record);
+        }
+    }
+
+    /// A known room as the store has it (see [`Server::sync_rooms`]).
+    fn sync_room(&mut self, record: RoomRecord) {
+        let name = record.name.clone();
+        let keep = self.room_memory();
+        let writing_topic = self
+            .writes
+            .values()
+            .any(|w| matches!(w, Write::Topic { room, .. } if *room == name));
+        let writing_roles = self
+            .writes
+            .values()
+            .any(|w| matches!(w, Write::RoomChange(c) if c.room == name));
+        let Some(r) = self.rooms.get_mut(&name) else {
+            return;
+        };
+        if r.epoch != record.epoch {
+            // Emptied and made again meanwhile: another history.
+            r.epoch.clone_from(&record.epoch);
+            r.last_offset = record.last_offset;
+            r.next_offset = record.last_offset + 1;
+            r.complete = record.recent.len() < keep;
+            let skip = record.recent.len().saturating_sub(keep);
+            r.recent = record
+                .recent
+                .iter()
+                .skip(skip)
+                .cloned()
+                .map(Arc::new)
+                .collect();
+        }
+        if !writing_roles {
+            r.owner.clone_from(&record.owner);
+            r.roles = record.roles;
+        }
+        let topic = (!writing_topic && r.topic != record.topic).then(|| {
+            r.topic.clone_from(&record.topic);
+            record.topic
+        });
+        self.sync_members(&name, &record.members);
+        if let Some(text) = topic {
+            let m = ServerMessage::Topic {
+                room: name.clone(),
+                by: String::new(),
+                text,
+            };
+            self.send_to_room(&name, u64::MAX, Marker::Command, &m);
+        }
+        let last = self.rooms.get(&name).map_or(u64::MAX, |r| r.last_offset);
+        for m in record.recent.into_iter().filter(|m| m.offset > last) {
+            self.remote_room_message(true, name.clone(), m);
+        }
+    }
+
+    /// Makes the members of `room` not online here those of `members`
+    /// (the store's), announcing who came and who went; a room left with
+    /// no member is gone.
+    fn sync_members(&mut self, room: &str, members: &[String]) {
+        let max_presence = self.config.max_presence;
+        let online = &self.online;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let wanted: BTreeMap<String, &String> =
+            members.iter().map(|m| (username_key(m), m)).collect();
+        let left: Vec<(String, String)> = r
+            .members
+            .iter()
+            .filter(|(k, _)| !wanted.contains_key(*k) && !online.contains_key(*k))
+            .map(|(k, n)| (k.clone(), n.clone()))
+            .collect();
+        let came: Vec<(String, String)> = wanted
+            .iter()
+            .filter(|(k, _)| !r.members.contains_key(*k) && !online.contains_key(*k))
+            .map(|(k, n)| (k.clone(), (*n).clone()))
+            .collect();
+        let mut events = Vec::new();
+        for (key, user) in left {
+            r.members.remove(&key);
+            if let Some(set) = self.memberships.get_mut(&key) {
+                set.remove(room);
+                if set.is_empty() {
+                    self.memberships.remove(&key);
+                }
             }
+            if r.members.len() < max_presence {
+                events.push(ServerMessage::MemberLeft {
+                    room: room.to_string(),
+                    user,
+                    reason: None,
+                });
+            }
+        }
+        for (key, user) in came {
+            r.members.insert(key.clone(), user.clone());
+            self.memberships
+                .entry(key)
+                .or_default()
+                .insert(room.to_string());
+            if r.members.len() <= max_presence {
+                events.push(ServerMessage::MemberJoined {
+                    room: room.to_string(),
+                    user,
+                });
+            }
+        }
+        if r.members.is_empty() {
+            self.rooms.remove(room);
+            return;
+        }
+        for m in &events {
+            self.send_to_room(room, u64::MAX, Marker::Command, m);
         }
     }
 

@@ -327,11 +327,9 @@ impl Console {
                 if let Some(known) = self.rooms.get_mut(&room) {
                     *known = Some(text.clone());
                 }
-                self.emit(ChatEvent::Topic {
-                    room,
-                    by: Some(by),
-                    text,
-                });
+                // No setter: a server that learnt of it late (§5.4).
+                let by = (!by.is_empty()).then_some(by);
+                self.emit(ChatEvent::Topic { room, by, text });
             }
             ClientEvent::HistoryEnd { room, count, more } => {
                 self.emit(ChatEvent::HistoryEnd { room, count, more });

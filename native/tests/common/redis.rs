@@ -39,6 +39,12 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The URL of a node that connects as the ACL user `user` (made by
+    /// the caller with `ACL SETUSER`) with `password`.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("redis://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
     /// Kills the server (SIGKILL): what it acknowledged is in its AOF.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
