@@ -7,6 +7,10 @@
 //! about a second ([`crate::store::POLL_INTERVAL`]) and applies it: a new
 //! password from the next login on, a deleted account's session ended.
 //!
+//! With `--cluster URL` the commands work on the cluster's accounts hash
+//! in Redis instead ([`cluster::AccountsHash`]): each change is one script
+//! that also publishes it, and every running node applies it at once.
+//!
 //! Passwords are read from the terminal without echo (asked twice), or as
 //! one line of standard input when it is not a terminal; never from the
 //! command line. New passwords follow the server's rules
@@ -25,6 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use udpchat_core::session::{self, MAX_PASSWORD};
 
+use crate::cluster;
 use crate::passwords::hash_password;
 use crate::state;
 use crate::store::{StoreError, StoredSuspension, UserRecord, UserStore};
@@ -127,9 +132,20 @@ impl From<StoreError> for Failure {
 /// Runs `command` on the user store at `users`; `min_password_chars` is the
 /// server's rule for new passwords. Messages go to standard output, errors
 /// to standard error as `chatserver accounts: …`.
-pub fn run(users: &Path, min_password_chars: usize, args: AccountsArgs) -> ExitCode {
+pub fn run(
+    users: &Path,
+    cluster: Option<&str>,
+    min_password_chars: usize,
+    args: AccountsArgs,
+) -> ExitCode {
     let stdout = io::stdout();
-    match execute(users, min_password_chars, args.command, &mut stdout.lock()) {
+    match execute(
+        users,
+        cluster,
+        min_password_chars,
+        args.command,
+        &mut stdout.lock(),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("chatserver accounts: {}", failure.message);
@@ -140,6 +156,7 @@ pub fn run(users: &Path, min_password_chars: usize, args: AccountsArgs) -> ExitC
 
 fn execute(
     users: &Path,
+    cluster: Option<&str>,
     min_password_chars: usize,
     command: AccountsCommand,
     out: &mut dyn io::Write,
@@ -147,7 +164,7 @@ fn execute(
     let print_error = |e: io::Error| Failure::failed(format!("cannot write the output: {e}"));
     match command {
         AccountsCommand::List { json } => {
-            let store = UserStore::open(users)?;
+            let store = Accounts::open(users, cluster)?;
             for user in store.users() {
                 let line = if json {
                     list_json(user)
@@ -161,7 +178,7 @@ fn execute(
         AccountsCommand::Add { name } => {
             session::validate_username(&name)
                 .map_err(|e| Failure::input(format!("{name:?}: {e}")))?;
-            if state::in_default_dir(users) {
+            if cluster.is_none() && state::in_default_dir(users) {
                 let dir = state::parent_dir(users);
                 state::create_private_dir(dir).map_err(|e| {
                     Failure::failed(format!(
@@ -170,7 +187,7 @@ fn execute(
                     ))
                 })?;
             }
-            let mut store = UserStore::open(users)?;
+            let mut store = Accounts::open(users, cluster)?;
             check_new_name(&store, &name)?;
             let password = read_new_password(&name, min_password_chars)?;
             let hash = hash_password(&password).map_err(|e| Failure::failed(e.to_string()))?;
@@ -183,7 +200,7 @@ fn execute(
             writeln!(out, "added {name}").map_err(print_error)
         }
         AccountsCommand::Passwd { name } => {
-            let store = UserStore::open(users)?;
+            let store = Accounts::open(users, cluster)?;
             let name = existing(&store, &name)?;
             let password = read_new_password(&name, min_password_chars)?;
             let hash = hash_password(&password).map_err(|e| Failure::failed(e.to_string()))?;
@@ -200,7 +217,7 @@ fn execute(
                 session::validate_text(&reason)
                     .map_err(|e| Failure::input(format!("the reason: {e}")))?;
             }
-            let mut store = UserStore::open(users)?;
+            let mut store = Accounts::open(users, cluster)?;
             let name = existing(&store, &name)?;
             let until = duration.map(|d| {
                 unix_millis().saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -220,7 +237,7 @@ fn execute(
             writeln!(out, "suspended {name} {until}").map_err(print_error)
         }
         AccountsCommand::Unsuspend { name } => {
-            let mut store = UserStore::open(users)?;
+            let mut store = Accounts::open(users, cluster)?;
             let name = existing(&store, &name)?;
             let was = store.get(&name).is_some_and(|u| u.suspended.is_some());
             store.set_suspension(&name, None)?;
@@ -231,7 +248,7 @@ fn execute(
             }
         }
         AccountsCommand::Delete { name, yes } => {
-            let mut store = UserStore::open(users)?;
+            let mut store = Accounts::open(users, cluster)?;
             let name = existing(&store, &name)?;
             if !yes {
                 confirm_delete(&name)?;
@@ -242,9 +259,128 @@ fn execute(
     }
 }
 
+/// Where the accounts are: the user store (`--users`), or with
+/// `--cluster URL` the cluster's accounts hash in Redis, whose changes
+/// every running node applies at once (docs/CLUSTER.md).
+enum Accounts {
+    File(UserStore),
+    Cluster(cluster::AccountsHash),
+}
+
+/// A failure of the cluster's Redis.
+fn cluster_failed(e: &anyhow::Error) -> Failure {
+    Failure::failed(format!("the cluster's accounts: {e:#}"))
+}
+
+impl Accounts {
+    fn open(users: &Path, cluster: Option<&str>) -> Result<Accounts, Failure> {
+        match cluster {
+            None => Ok(Accounts::File(UserStore::open(users)?)),
+            Some(url) => cluster::AccountsHash::open(url)
+                .map(Accounts::Cluster)
+                .map_err(|e| cluster_failed(&e)),
+        }
+    }
+
+    fn users(&self) -> &[UserRecord] {
+        match self {
+            Accounts::File(s) => s.users(),
+            Accounts::Cluster(c) => c.users(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&UserRecord> {
+        match self {
+            Accounts::File(s) => s.get(name),
+            Accounts::Cluster(c) => c.get(name),
+        }
+    }
+
+    fn refresh(&mut self) -> Result<(), Failure> {
+        match self {
+            Accounts::File(s) => s.refresh().map(|_| ()).map_err(Failure::from),
+            Accounts::Cluster(c) => c.refresh().map_err(|e| cluster_failed(&e)),
+        }
+    }
+
+    fn add(&mut self, name: &str, hash: &str, created: u64) -> Result<(), Failure> {
+        match self {
+            Accounts::File(s) => Ok(s.add(name, hash, created)?),
+            Accounts::Cluster(c) => {
+                let record = UserRecord {
+                    name: name.to_string(),
+                    password_hash: hash.to_string(),
+                    created,
+                    suspended: None,
+                };
+                match c.add(record) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(StoreError::NameTaken {
+                        existing: name.to_string(),
+                    }
+                    .into()),
+                    Err(e) => Err(cluster_failed(&e)),
+                }
+            }
+        }
+    }
+
+    fn set_password(&mut self, name: &str, hash: &str) -> Result<(), Failure> {
+        match self {
+            Accounts::File(s) => Ok(s.set_password(name, hash)?),
+            Accounts::Cluster(c) => change_in(c, name, |u| u.password_hash = hash.to_string()),
+        }
+    }
+
+    fn set_suspension(
+        &mut self,
+        name: &str,
+        suspension: Option<StoredSuspension>,
+    ) -> Result<(), Failure> {
+        match self {
+            Accounts::File(s) => Ok(s.set_suspension(name, suspension)?),
+            Accounts::Cluster(c) => change_in(c, name, |u| u.suspended = suspension),
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Result<UserRecord, Failure> {
+        match self {
+            Accounts::File(s) => Ok(s.remove(name)?),
+            Accounts::Cluster(c) => match c.remove(name) {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => Err(StoreError::UnknownUser {
+                    name: name.to_string(),
+                }
+                .into()),
+                Err(e) => Err(cluster_failed(&e)),
+            },
+        }
+    }
+}
+
+/// Changes the account `name` of the cluster with `change`.
+fn change_in(
+    c: &mut cluster::AccountsHash,
+    name: &str,
+    change: impl FnOnce(&mut UserRecord),
+) -> Result<(), Failure> {
+    let unknown = || {
+        Failure::from(StoreError::UnknownUser {
+            name: name.to_string(),
+        })
+    };
+    let mut record = c.get(name).cloned().ok_or_else(unknown)?;
+    change(&mut record);
+    match c.change(record) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unknown()),
+        Err(e) => Err(cluster_failed(&e)),
+    }
+}
+
 /// The name of the account `name` as registered (case-insensitive), or
 /// [`StoreError::UnknownUser`].
-fn existing(store: &UserStore, name: &str) -> Result<String, Failure> {
+fn existing(store: &Accounts, name: &str) -> Result<String, Failure> {
     store.get(name).map(|u| u.name.clone()).ok_or_else(|| {
         Failure::from(StoreError::UnknownUser {
             name: name.to_string(),
@@ -254,7 +390,7 @@ fn existing(store: &UserStore, name: &str) -> Result<String, Failure> {
 
 /// Refuses a name that is taken, or that looks like an existing account's
 /// (the server's rule for registrations).
-fn check_new_name(store: &UserStore, name: &str) -> Result<(), Failure> {
+fn check_new_name(store: &Accounts, name: &str) -> Result<(), Failure> {
     if let Some(user) = store.get(name) {
         return Err(StoreError::NameTaken {
             existing: user.name.clone(),

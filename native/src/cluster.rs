@@ -21,13 +21,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tracing::{info, warn};
-use udpchat_core::server::ClusterMessage;
 use udpchat_core::server::store::{
     OfflineMessage, Page, RoomBan, RoomMessage, RoomRecord, RoomRoles, StoreOp,
 };
+use udpchat_core::server::{AccountOp, ClusterMessage};
 use udpchat_core::session::username_key;
 
-use crate::store::UserRecord;
+use crate::store::{StoredSuspension, UserRecord};
 
 /// The pub/sub channel every node publishes on and subscribes to.
 pub const CHANNEL: &str = "udpchat:chat";
@@ -91,6 +91,31 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   return 1
 end
 return 0";
+
+/// Changes an account that exists, and tells the nodes: KEYS[1] the
+/// accounts hash, KEYS[2] the channel; ARGV[1] the lowercase name, ARGV[2]
+/// the account, ARGV[3] the `account_changed` message. 1 if it existed.
+const CHANGE_ACCOUNT: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('PUBLISH', KEYS[2], ARGV[3])
+  return 1
+end
+return 0";
+
+/// Deletes an account, and tells the nodes: KEYS[1] the accounts hash,
+/// KEYS[2] the channel; ARGV[1] the lowercase name, ARGV[2] the
+/// `account_deleted` message. 1 if it existed.
+const DELETE_ACCOUNT: &str = r"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0";
+
+/// The publisher named in the messages of `chatserver accounts --cluster`
+/// (no node can have this name: it has a space).
+pub const ACCOUNTS_TOOL: &str = "chatserver accounts";
 
 /// Appends a room message: KEYS[1] the room's hash, KEYS[2] its stream,
 /// KEYS[3] the channel; ARGV: the stream's length kept, from, text, time,
@@ -210,6 +235,10 @@ enum Job {
         id: u64,
         name: String,
         hash: String,
+    },
+    Account {
+        id: u64,
+        op: AccountOp,
     },
 }
 
@@ -487,6 +516,13 @@ impl Cluster {
             .is_ok()
     }
 
+    /// Changes an account (an admin's suspension) where every node reads
+    /// accounts, and tells the nodes; answered with [`Event::Stored`].
+    /// False if it could not be queued.
+    pub fn account(&self, id: u64, op: AccountOp) -> bool {
+        self.jobs.try_send(Job::Account { id, op }).is_ok()
+    }
+
     /// Stores a new account unless another node has that name; answered
     /// with [`Event::Registered`]. False if it could not be queued.
     pub fn register(&self, id: u64, name: String, hash: String) -> bool {
@@ -502,6 +538,169 @@ pub fn accounts(url: &str) -> anyhow::Result<Vec<UserRecord>> {
     let client = redis::Client::open(url)?;
     let mut con = connect(&client)?;
     Ok(read_accounts(&mut con)?)
+}
+
+/// Suspends an account or lifts its suspension (`op`), as `node`: read,
+/// changed, and written back with [`CHANGE_ACCOUNT`]. False if there is
+/// no such account.
+fn change_suspension(
+    con: &mut redis::Connection,
+    script: &redis::Script,
+    node: &str,
+    op: &AccountOp,
+) -> redis::RedisResult<bool> {
+    let (name, suspended) = match op {
+        AccountOp::Suspend { name, suspension } => {
+            (name, Some(StoredSuspension::from_core(suspension)))
+        }
+        AccountOp::Unsuspend { name } => (name, None),
+    };
+    let json: Option<String> = redis::cmd("HGET")
+        .arg(ACCOUNTS)
+        .arg(username_key(name))
+        .query(con)?;
+    let Some(mut record) = json.and_then(|j| serde_json::from_str::<UserRecord>(&j).ok()) else {
+        return Ok(false);
+    };
+    record.suspended = suspended;
+    write_account(con, script, node, &record)
+}
+
+/// Writes `record` over the account it names, if there is one, and
+/// publishes `account_changed` as `node`, in one script.
+fn write_account(
+    con: &mut redis::Connection,
+    script: &redis::Script,
+    node: &str,
+    record: &UserRecord,
+) -> redis::RedisResult<bool> {
+    let json = serde_json::to_string(record).map_err(|e| {
+        redis::RedisError::from((redis::ErrorKind::Client, "account", e.to_string()))
+    })?;
+    let message = ClusterMessage::AccountChanged {
+        node: node.to_string(),
+        name: record.name.clone(),
+        password_hash: record.password_hash.clone(),
+        suspended: record.suspended.as_ref().map(StoredSuspension::to_core),
+    }
+    .encode();
+    let changed: i64 = script
+        .key(ACCOUNTS)
+        .key(CHANNEL)
+        .arg(username_key(&record.name))
+        .arg(json)
+        .arg(message)
+        .invoke(con)?;
+    Ok(changed == 1)
+}
+
+/// The cluster's accounts, for `chatserver accounts --cluster`: read at
+/// open; each change is one script that also tells the running nodes
+/// (`account`, `account_changed`, `account_deleted`), so that a new
+/// password holds from the next login on any node and a suspension or a
+/// deletion ends the account's session wherever it is.
+pub struct AccountsHash {
+    con: redis::Connection,
+    users: Vec<UserRecord>,
+}
+
+impl AccountsHash {
+    /// Reads the accounts of the cluster at `url`.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or answers with an error.
+    pub fn open(url: &str) -> anyhow::Result<AccountsHash> {
+        let client = redis::Client::open(url)?;
+        let mut con = connect(&client)?;
+        let mut users = read_accounts(&mut con)?;
+        users.sort_by_key(|u| username_key(&u.name));
+        Ok(AccountsHash { con, users })
+    }
+
+    /// Every account, by name.
+    pub fn users(&self) -> &[UserRecord] {
+        &self.users
+    }
+
+    /// The account `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&UserRecord> {
+        let key = username_key(name);
+        self.users.iter().find(|u| username_key(&u.name) == key)
+    }
+
+    /// Reads the accounts again.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or answers with an error.
+    pub fn refresh(&mut self) -> anyhow::Result<()> {
+        let mut users = read_accounts(&mut self.con)?;
+        users.sort_by_key(|u| username_key(&u.name));
+        self.users = users;
+        Ok(())
+    }
+
+    /// Adds `record` unless the name is taken (false).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or answers with an error.
+    pub fn add(&mut self, record: UserRecord) -> anyhow::Result<bool> {
+        let message = ClusterMessage::Account {
+            node: ACCOUNTS_TOOL.to_string(),
+            name: record.name.clone(),
+            password_hash: record.password_hash.clone(),
+        }
+        .encode();
+        let added: i64 = redis::Script::new(REGISTER)
+            .key(ACCOUNTS)
+            .key(CHANNEL)
+            .arg(username_key(&record.name))
+            .arg(serde_json::to_string(&record)?)
+            .arg(message)
+            .invoke(&mut self.con)?;
+        if added == 1 {
+            self.users.push(record);
+        }
+        Ok(added == 1)
+    }
+
+    /// Writes `record` over the account it names (false: there is none).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or answers with an error.
+    pub fn change(&mut self, record: UserRecord) -> anyhow::Result<bool> {
+        let script = redis::Script::new(CHANGE_ACCOUNT);
+        let changed = write_account(&mut self.con, &script, ACCOUNTS_TOOL, &record)?;
+        let key = username_key(&record.name);
+        if let Some(u) = self.users.iter_mut().find(|u| username_key(&u.name) == key) {
+            *u = record;
+        }
+        Ok(changed)
+    }
+
+    /// Deletes the account `name` (case-insensitive); its record, or none
+    /// if there was none.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or answers with an error.
+    pub fn remove(&mut self, name: &str) -> anyhow::Result<Option<UserRecord>> {
+        let key = username_key(name);
+        let Some(at) = self.users.iter().position(|u| username_key(&u.name) == key) else {
+            return Ok(None);
+        };
+        let message = ClusterMessage::AccountDeleted {
+            node: ACCOUNTS_TOOL.to_string(),
+            name: self.users[at].name.clone(),
+        }
+        .encode();
+        let removed: i64 = redis::Script::new(DELETE_ACCOUNT)
+            .key(ACCOUNTS)
+            .key(CHANNEL)
+            .arg(&key)
+            .arg(message)
+            .invoke(&mut self.con)?;
+        let record = self.users.remove(at);
+        Ok((removed == 1).then_some(record))
+    }
 }
 
 /// A connection with timeouts.
@@ -726,6 +925,7 @@ impl<W: Fn()> Writer<W> {
         let register = redis::Script::new(REGISTER);
         let append = redis::Script::new(APPEND);
         let create_room = redis::Script::new(CREATE_ROOM);
+        let change_account = redis::Script::new(CHANGE_ACCOUNT);
         let mut batch = Vec::with_capacity(PIPELINE);
         while let Ok(first) = jobs.recv() {
             batch.push(first);
@@ -786,6 +986,28 @@ impl<W: Fn()> Writer<W> {
                         }
                         let result = self.register(&register, &name, &hash);
                         Event::Registered { id, result }
+                    }
+                    Job::Account { id, op } => {
+                        if !self.send(&mut pipe, &mut stores) {
+                            return;
+                        }
+                        let node = self.node.clone();
+                        let result = self
+                            .with_connection(|con| {
+                                change_suspension(con, &change_account, &node, &op)
+                            })
+                            .map_err(|e| {
+                                warn!(error = %e, "could not change an account in Redis");
+                                e.to_string()
+                            })
+                            .and_then(|changed| {
+                                if changed {
+                                    Ok(())
+                                } else {
+                                    Err("no such account in the cluster".to_string())
+                                }
+                            });
+                        Event::Stored { id, result }
                     }
                     Job::History {
                         id,

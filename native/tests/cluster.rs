@@ -782,3 +782,123 @@ fn room_changes_a_node_missed_are_announced_when_it_subscribes_again() {
     assert_eq!(bob.count("* carol joined #r"), 1);
     assert_eq!(bob.count("* dave left #r"), 1);
 }
+
+/// Runs `chatserver accounts ARGS… --cluster URL` with `stdin` as its
+/// standard input; its exit status and standard output.
+fn cluster_accounts(redis: &Redis, args: &[&str], stdin: &str) -> (i32, String) {
+    let mut cmd = command(CHATSERVER);
+    cmd.arg("accounts")
+        .args(args)
+        .args(["--cluster", &redis.url()]);
+    cmd.stdin(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped());
+    cmd.stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start chatserver accounts");
+    {
+        let mut input = child.stdin.take().expect("piped stdin");
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let output = child.wait_with_output().expect("chatserver accounts ran");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (
+        output.status.code().unwrap_or(-1),
+        format!("{stdout}{stderr}"),
+    )
+}
+
+/// Logs `name` in on the node at `addr` once that node has applied an
+/// account change published a moment ago (an earlier try is refused).
+fn login_once_applied(addr: std::net::SocketAddr, name: &str, password: &str) -> Proc {
+    let logged_in = format!("logged in as {name}; online: ");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let mut client = spawn_client(addr, name, Password::Stdin(password));
+        let line = client.expect_with(
+            &|l| l.starts_with(&logged_in) || l.starts_with("! login failed"),
+            "login or refusal",
+            TIMEOUT,
+        );
+        if line.starts_with(&logged_in) {
+            return client;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never logged in: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn account_changes_reach_every_running_node() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let a = Node::start_with(&redis, "a", &key, &["--admin", "root"]);
+    let b = Node::start(&redis, "b", &key);
+    let mut root = login(a.server.addr, "root", "root-password");
+    let mut bob = login(b.server.addr, "bob", "bob-password");
+    root.expect_line("* bob joined", TIMEOUT);
+
+    // An admin on node a suspends bob, whose session is on node b.
+    root.send("/suspend bob 1h spamming");
+    root.expect_line("done: suspend bob", TIMEOUT);
+    bob.expect_prefix(
+        "! disconnected: the account bob is suspended until ",
+        TIMEOUT,
+    );
+    root.expect_line("* bob left (suspended)", TIMEOUT);
+    assert!(
+        redis
+            .command("HGET udpchat:accounts bob")
+            .contains("spamming")
+    );
+    let mut again = spawn_client(b.server.addr, "bob", Password::Stdin("bob-password"));
+    again.expect_prefix(
+        "! login failed: the account bob is suspended until ",
+        TIMEOUT,
+    );
+
+    // The accounts tool lifts it and sets a new password: both nodes
+    // apply it at once.
+    let (code, out) = cluster_accounts(&redis, &["unsuspend", "bob"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("bob is no longer suspended"), "{out}");
+    let (code, out) = cluster_accounts(&redis, &["passwd", "bob"], "bob-new-password\n");
+    assert_eq!(code, 0, "{out}");
+    let mut bob = login_once_applied(b.server.addr, "bob", "bob-new-password");
+    exit_cleanly(&mut bob);
+    let mut bob = login_once_applied(a.server.addr, "bob", "bob-new-password");
+    let mut old = spawn_client(a.server.addr, "bob", Password::Stdin("bob-password"));
+    old.expect_prefix("! login failed: wrong password", TIMEOUT);
+
+    // Suspended by the tool: bob's session on node a ends.
+    let (code, out) = cluster_accounts(&redis, &["suspend", "bob", "--reason", "later"], "");
+    assert_eq!(code, 0, "{out}");
+    bob.expect_prefix("! disconnected: the account bob is suspended", TIMEOUT);
+
+    // Added by the tool: every node lets the new account in.
+    let (code, out) = cluster_accounts(&redis, &["add", "carol"], "carol-password\n");
+    assert_eq!(code, 0, "{out}");
+    let mut carol = login_once_applied(b.server.addr, "carol", "carol-password");
+    let (code, out) = cluster_accounts(&redis, &["add", "Carol"], "another\n");
+    assert_eq!(code, 1, "a name taken in the cluster: {out}");
+
+    // Deleted by the tool: carol's session on node b ends; the account is
+    // gone everywhere.
+    let (code, out) = cluster_accounts(&redis, &["delete", "carol", "--yes"], "");
+    assert_eq!(code, 0, "{out}");
+    carol.expect_with(
+        &|l| l.contains("the account carol was deleted"),
+        "deleted",
+        TIMEOUT,
+    );
+    assert_eq!(redis.command("HEXISTS udpchat:accounts carol"), ":0");
+    let (_, listed) = cluster_accounts(&redis, &["list"], "");
+    assert!(
+        listed.contains("bob") && listed.contains("root"),
+        "{listed}"
+    );
+    assert!(!listed.contains("carol"), "{listed}");
+}

@@ -248,6 +248,28 @@ pub enum ClusterMessage {
         /// Its argon2id PHC string.
         password_hash: String,
     },
+    /// An account's password or suspension changed where every node reads
+    /// accounts: every node takes the account as it now is (a suspension
+    /// in force ends the account's session on whichever node has it).
+    AccountChanged {
+        /// The publisher: a node, or `chatserver accounts` (named so).
+        node: String,
+        /// The username, as registered.
+        name: String,
+        /// Its argon2id PHC string.
+        password_hash: String,
+        /// Its suspension, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suspended: Option<Suspension>,
+    },
+    /// An account was deleted where every node reads accounts: every node
+    /// forgets it (its session, wherever it is, ends).
+    AccountDeleted {
+        /// The publisher: a node, or `chatserver accounts` (named so).
+        node: String,
+        /// The username, as registered.
+        name: String,
+    },
     /// `node` (re)started: whatever was known of its users is stale.
     NodeUp {
         /// The publisher, which started.
@@ -273,6 +295,8 @@ impl ClusterMessage {
             | ClusterMessage::Public { node, .. }
             | ClusterMessage::Direct { node, .. }
             | ClusterMessage::Account { node, .. }
+            | ClusterMessage::AccountChanged { node, .. }
+            | ClusterMessage::AccountDeleted { node, .. }
             | ClusterMessage::Offline { node, .. }
             | ClusterMessage::OfflineRemoved { node, .. }
             | ClusterMessage::RoomJoined { node, .. }
@@ -528,6 +552,20 @@ impl Server {
                     );
                 }
             }
+            ClusterMessage::AccountChanged {
+                name,
+                password_hash,
+                suspended,
+                ..
+            } => self.put_account(
+                now,
+                UserRecord {
+                    name,
+                    password_hash,
+                    suspended,
+                },
+            ),
+            ClusterMessage::AccountDeleted { name, .. } => self.remove_account(now, &name),
             ClusterMessage::Offline {
                 id,
                 from,

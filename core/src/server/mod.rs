@@ -222,10 +222,11 @@ pub struct UserRecord {
 }
 
 /// An account's suspension: while it lasts, the account cannot log in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Suspension {
     /// When it ends, in milliseconds since the Unix epoch; `None`: until it
     /// is lifted.
+    #[serde(default)]
     pub until: Option<u64>,
     /// Why, as given by whoever suspended it (may be empty).
     pub reason: String,

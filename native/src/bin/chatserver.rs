@@ -252,7 +252,7 @@ struct Args {
     /// fan-out through the Redis server at this URL (redis://HOST:PORT);
     /// needs --node. docs/CLUSTER.md describes it. Without it the server
     /// runs alone and needs no Redis.
-    #[arg(long, env = "CHAT_CLUSTER", value_name = "URL")]
+    #[arg(long, env = "CHAT_CLUSTER", value_name = "URL", global = true)]
     cluster: Option<String>,
     /// This node's name in the cluster (1 to 64 of A-Z a-z 0-9 _ - .),
     /// unique among the nodes.
@@ -274,7 +274,9 @@ struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     /// List, add, suspend or delete accounts of the user store (--users),
-    /// safely while a server runs on it: it notices within a second.
+    /// safely while a server runs on it: it notices within a second. With
+    /// --cluster, those of the cluster: every running node applies them at
+    /// once.
     Accounts(udpchat_native::accounts::AccountsArgs),
 }
 
@@ -329,7 +331,12 @@ fn main() -> ExitCode {
         };
     }
     if let Some(Command::Accounts(accounts)) = args.command {
-        return udpchat_native::accounts::run(&args.users, args.min_password_chars, accounts);
+        return udpchat_native::accounts::run(
+            &args.users,
+            args.cluster.as_deref(),
+            args.min_password_chars,
+            accounts,
+        );
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -1077,6 +1084,17 @@ impl Driver<'_> {
                                 }
                             }
                             _ => self.submit_to_store(server, clock, StoreJob::Write { id, op }),
+                        }
+                        continue;
+                    }
+                    Request::Account { id, op } if self.cluster.is_some() => {
+                        // The cluster's accounts hash: Redis writes it and
+                        // tells every node.
+                        if let Some(cluster) = self.cluster
+                            && !cluster.account(id, op)
+                        {
+                            warn!("the cluster's queue is full; refusing an account change");
+                            server.handle_response(clock.now(), Response::Unavailable { id });
                         }
                         continue;
                     }
