@@ -113,18 +113,35 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
 end
 return 0";
 
+/// Most old messages one append drops from a room's stream: 100.
+const TRIM_PER_APPEND: usize = 100;
+
 /// The publisher named in the messages of `chatserver accounts --cluster`
 /// (no node can have this name: it has a space).
 pub const ACCOUNTS_TOOL: &str = "chatserver accounts";
 
 /// Appends a room message: KEYS[1] the room's hash, KEYS[2] its stream,
 /// KEYS[3] the channel; ARGV: the stream's length kept, from, text, time,
-/// node, room. Gives the message the room's next offset (its stream id is
-/// `OFFSET-1`), publishes it, and returns the offset.
+/// node, room, the age kept in ms, the most old messages to drop. Gives the message the room's next
+/// offset (its stream id is `OFFSET-1`), drops the oldest messages that
+/// are older than the age kept, counted back from this one (at most
+/// [`TRIM_PER_APPEND`] of them, so that a script stays short; the next
+/// appends take the rest), publishes it, and returns the offset.
 const APPEND: &str = r"
 local off = redis.call('HINCRBY', KEYS[1], 'last_offset', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], off .. '-1',
   'from', ARGV[2], 'text', ARGV[3], 'time', ARGV[4])
+local oldest = tonumber(ARGV[4]) - tonumber(ARGV[7])
+for _ = 1, tonumber(ARGV[8]) do
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  if not first then break end
+  local t = nil
+  for i = 1, #first[2], 2 do
+    if first[2][i] == 'time' then t = tonumber(first[2][i + 1]) end
+  end
+  if t == nil or t >= oldest then break end
+  redis.call('XDEL', KEYS[2], first[1])
+end
 redis.call('PUBLISH', KEYS[3], cjson.encode({kind = 'room_message', node = ARGV[5],
   room = ARGV[6], offset = off, from = ARGV[2], text = ARGV[3], time = tonumber(ARGV[4])}))
 return off";
@@ -248,6 +265,9 @@ pub struct Settings {
     /// Messages kept per room (about: streams are trimmed with
     /// `MAXLEN ~`).
     pub max_messages: u64,
+    /// How old, in ms, the oldest message of a room may be, counted back
+    /// from its latest (`--history-max-days`).
+    pub max_age_ms: u64,
     /// Each room's latest messages the server keeps in memory.
     pub room_memory: usize,
 }
@@ -372,6 +392,7 @@ impl Cluster {
         let writer = Writer {
             client: client.clone(),
             max_messages: settings.max_messages,
+            max_age_ms: settings.max_age_ms,
             room_memory: settings.room_memory,
             con: Some(con),
             node: node.to_string(),
@@ -911,6 +932,8 @@ struct Writer<W> {
     client: redis::Client,
     /// Messages kept per room's stream (about: `MAXLEN ~`).
     max_messages: u64,
+    /// The age of a room's oldest message kept, in ms.
+    max_age_ms: u64,
     /// Each room's latest messages the server keeps in memory.
     room_memory: usize,
     con: Option<redis::Connection>,
@@ -1193,6 +1216,7 @@ impl<W: Fn()> Writer<W> {
         message: &RoomMessage,
     ) -> Result<u64, String> {
         let max = self.max_messages;
+        let max_age = self.max_age_ms;
         let node = self.node.clone();
         self.with_connection(|con| {
             script
@@ -1205,6 +1229,8 @@ impl<W: Fn()> Writer<W> {
                 .arg(message.time)
                 .arg(&node)
                 .arg(room)
+                .arg(max_age)
+                .arg(TRIM_PER_APPEND)
                 .invoke::<u64>(con)
         })
         .map_err(|e| {

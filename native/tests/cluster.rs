@@ -902,3 +902,49 @@ fn account_changes_reach_every_running_node() {
     );
     assert!(!listed.contains("carol"), "{listed}");
 }
+
+#[test]
+fn a_rooms_stream_keeps_history_max_days_back_from_its_latest_message() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    // Three messages of 1970 and one of an hour ago.
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 3_600_000;
+    for command in [
+        "SADD udpchat:rooms #old".to_string(),
+        "HSET udpchat:room:#old epoch e1 owner zoe topic t created 0 last_offset 4".to_string(),
+        "HSET udpchat:room:#old:members zoe zoe".to_string(),
+        "XADD udpchat:room:#old:stream 1-1 from zoe text one time 1000".to_string(),
+        "XADD udpchat:room:#old:stream 2-1 from zoe text two time 2000".to_string(),
+        "XADD udpchat:room:#old:stream 3-1 from zoe text three time 3000".to_string(),
+        format!("XADD udpchat:room:#old:stream 4-1 from zoe text four time {hour_ago}"),
+    ] {
+        redis.command(&command);
+    }
+    let a = Node::start_with(&redis, "a", &key, &["--history-max-days", "1"]);
+    let mut alice = login(a.server.addr, "alice", "a");
+    alice.send("/join #old");
+    alice.expect_prefix("* you joined #old", TIMEOUT);
+    // The next message drops those more than a day older than it.
+    alice.send("/msg #old now");
+    alice.expect_prefix("ok: message stored in #old", TIMEOUT);
+    assert_eq!(redis.command("XLEN udpchat:room:#old:stream"), ":2");
+    assert_eq!(
+        redis.command("XRANGE udpchat:room:#old:stream - (4-1"),
+        "*0"
+    );
+    // A node started now has what the stream kept.
+    let b = Node::start(&redis, "b", &key);
+    let mut bob = login(b.server.addr, "bob", "b");
+    bob.send("/join #old");
+    bob.expect_prefix("* you joined #old", TIMEOUT);
+    bob.send("/history #old 10");
+    bob.expect_line("(end of history of #old: 2 messages)", TIMEOUT);
+    assert_eq!(bob.count("[#old 00:00] <zoe> one"), 0);
+    exit_cleanly(&mut alice);
+    exit_cleanly(&mut bob);
+}

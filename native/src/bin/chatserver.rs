@@ -586,6 +586,7 @@ fn run(mut args: Args) -> Result<()> {
             let cluster_waker = waker.clone();
             let settings = cluster::Settings {
                 max_messages: args.history_max_messages,
+                max_age_ms: args.history_max_days.saturating_mul(MS_PER_DAY),
                 room_memory,
             };
             let (cluster, joined) = Cluster::start(url, node, store.users(), settings, move || {
