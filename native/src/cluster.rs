@@ -7,6 +7,8 @@
 //! * the writer sends what the server publishes, pipelined, with the
 //!   presence hash of this node kept beside it, and registers accounts with
 //!   one atomic script (`HSETNX`, then `PUBLISH` only if it set the field);
+//!   account changes, room creation (answered with the room Redis has
+//!   when it had one) and room messages are scripts too;
 //! * the subscriber listens on [`CHANNEL`]; after every (re)subscription it
 //!   reads the accounts and who is online on the live nodes, and hands the
 //!   loop a [`Event::Snapshot`];
