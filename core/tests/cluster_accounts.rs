@@ -3,7 +3,7 @@
 //! [`Consoles`]: a suspension or a deletion ends the account's session
 //! here, a new password holds from the next login.
 
-use udpchat_core::server::{ClusterMessage, ServerConfig, Suspension};
+use udpchat_core::server::{ClusterMessage, ServerConfig, Suspension, UserRecord};
 use udpchat_sim::{Consoles, fake_hash};
 
 fn node(name: &str) -> Consoles {
@@ -76,4 +76,50 @@ fn account_changes_published_elsewhere_apply_to_this_nodes_sessions() {
         300,
     );
     assert!(!b.server.has_user("carol"));
+}
+
+#[test]
+fn accounts_changed_while_a_node_was_cut_off_apply_when_it_resynchronises() {
+    let mut b = node("b");
+    let bob = b.join("bob", "b", false);
+    let carol = b.join("carol", "c", false);
+    let suspended = Suspension {
+        until: None,
+        reason: "spam".to_string(),
+        by: "root".to_string(),
+    };
+    let store = |suspended: Option<Suspension>| {
+        vec![
+            UserRecord {
+                name: "bob".to_string(),
+                password_hash: fake_hash("b"),
+                suspended,
+            },
+            UserRecord {
+                name: "carol".to_string(),
+                password_hash: fake_hash("c"),
+                suspended: None,
+            },
+            UserRecord {
+                name: "dave".to_string(),
+                password_hash: fake_hash("d"),
+                suspended: None,
+            },
+        ]
+    };
+    let now = b.now;
+    b.server.sync_accounts(now, store(Some(suspended.clone())));
+    b.run_until(|n| saw(n, carol, |l| l == "* bob left (suspended)"), 300);
+    assert!(saw(&b, bob, |l| l.contains("spam")));
+    assert!(b.server.has_user("dave"), "a new account is added");
+    // The same again changes nothing: announced once.
+    let now = b.now;
+    b.server.sync_accounts(now, store(Some(suspended)));
+    b.run_until(|_| true, 10);
+    let left = b.users[carol]
+        .lines()
+        .iter()
+        .filter(|l| *l == "* bob left (suspended)")
+        .count();
+    assert_eq!(left, 1);
 }

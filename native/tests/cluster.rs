@@ -752,6 +752,7 @@ fn room_changes_a_node_missed_are_announced_when_it_subscribes_again() {
     let mut carol = login(a.server.addr, "carol", "c");
     let mut dave = login(a.server.addr, "dave", "d");
     let mut bob = login(b.server.addr, "bob", "b");
+    let mut erin = login(b.server.addr, "erin", "e");
     alice.send("/join #r");
     alice.expect_prefix("* you joined #r", TIMEOUT);
     dave.send("/join #r");
@@ -769,6 +770,8 @@ fn room_changes_a_node_missed_are_announced_when_it_subscribes_again() {
     alice.send("/topic while you were away");
     alice.expect_with(&|l| l.contains("while you were away"), "the topic", TIMEOUT);
     wait_redis(&redis, "HGET udpchat:room:#r topic", "while you were away");
+    let (code, out) = cluster_accounts(&redis, &["suspend", "erin"], "");
+    assert_eq!(code, 0, "{out}");
     assert_eq!(bob.count("* carol joined #r"), 0);
 
     // Subscribed again, node b announces what changed meanwhile.
@@ -776,6 +779,8 @@ fn room_changes_a_node_missed_are_announced_when_it_subscribes_again() {
     bob.expect_line("* dave left #r", TIMEOUT);
     bob.expect_line("* carol joined #r", TIMEOUT);
     bob.expect_with(&|l| l.contains("while you were away"), "the topic", TIMEOUT);
+    // So is the suspension: erin's session on node b ends.
+    erin.expect_prefix("! disconnected: the account erin is suspended", TIMEOUT);
     // And hears the room live again, each change once.
     carol.send("/part #r");
     bob.expect_line("* carol left #r", TIMEOUT);

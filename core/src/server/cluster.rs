@@ -357,6 +357,22 @@ impl Server {
         self.next_offline_id = self.next_offline_id.max(first);
     }
 
+    /// Takes the accounts as the store every node reads has them (after
+    /// the driver lost its connection to the other nodes and found it
+    /// again): a new account is added, a changed one (password,
+    /// suspension) replaced, as [`Server::put_account`] does — a
+    /// suspension in force ends the account's session here. An account
+    /// the store no longer has is left alone (it may be this node's own,
+    /// from its user store).
+    pub fn sync_accounts(&mut self, now: Instant, accounts: Vec<UserRecord>) {
+        self.now = self.now.max(now);
+        for account in accounts {
+            if self.users.get(&username_key(&account.name)) != Some(&account) {
+                self.put_account(now, account);
+            }
+        }
+    }
+
     /// Adds the stored direct messages of `messages` not known yet (after
     /// the driver lost its connection to the other nodes and found it
     /// again), delivering those whose recipient is online here.

@@ -835,11 +835,7 @@ fn run(mut args: Args) -> Result<()> {
                     } => {
                         server.sync_offline(now, offline);
                         server.sync_rooms(now, rooms);
-                        for account in accounts {
-                            if !server.has_user(&account.name) {
-                                server.put_account(now, account.to_core());
-                            }
-                        }
+                        server.sync_accounts(now, accounts.iter().map(|a| a.to_core()).collect());
                         server.sync_remote(now, users);
                         server.sync_away(away);
                         server.republish_presence();
