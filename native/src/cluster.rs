@@ -1267,6 +1267,7 @@ impl<W: Fn()> Writer<W> {
             if made == 1 {
                 return Ok(None);
             }
+            info!(%room, "the room was in Redis already; this node takes it as it is there");
             read_room(con, room.to_string(), keep).map(Some)
         })
         .map_err(|e| {
