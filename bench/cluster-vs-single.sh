@@ -6,9 +6,12 @@
 #   node-a   the cluster, every user on node a;
 #   spread   the cluster, users spread over nodes a, b and c in turn.
 # Prints each run (deliveries/s, one-way latency p50/p99, lost, duplicates,
-# the nodes' CPU seconds and Redis's CPU seconds, and Redis CPU per
-# message), then the medians and the ratios spread/single and
-# spread/node-a. Redis runs with appendonly yes and appendfsync always, as
+# the nodes' CPU seconds and Redis's CPU seconds over the whole run, the
+# users' registrations and logins included, Redis CPU per message sent, and
+# the PUBLISH calls with the microseconds Redis spent in each, from INFO
+# commandstats), then the medians and the ratios spread/single and
+# spread/node-a. In the single runs Redis only serves the idle nodes'
+# leases and heartbeats: that is the background of the other two. Redis runs with appendonly yes and appendfsync always, as
 # docs/CLUSTER.md asks of a cluster whose acknowledgements must survive a
 # restart.
 #
@@ -88,6 +91,12 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 redis-cli -p "$redis_port" ping >/dev/null || { cat "$tmp/redis.log" >&2; exit 1; }
+# Calls of PUBLISH and their microseconds inside Redis since the last
+# CONFIG RESETSTAT (INFO commandstats).
+publish_stats() {
+    redis-cli -p "$redis_port" info commandstats | tr -d '\r' \
+        | awk -F'[:,=]' '/^cmdstat_publish:/ {print $3, $5; found=1} END {if (!found) print 0, 0}'
+}
 redis_cpu() {
     redis-cli -p "$redis_port" info cpu | tr -d '\r' \
         | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'
@@ -142,6 +151,7 @@ run() {
     shift
     before_nodes=0
     for p in "$@"; do before_nodes=$((before_nodes + $(cpu_ticks "$p"))); done
+    redis-cli -p "$redis_port" config resetstat >/dev/null
     r0=$(redis_cpu)
     case "$mode" in
         single) out=$(bench single "$port_single") ;;
@@ -149,6 +159,7 @@ run() {
         spread) out=$(bench spread "$port_a" --node "127.0.0.1:$port_b,127.0.0.1:$port_c") ;;
     esac
     r1=$(redis_cpu)
+    read -r pcalls pusec < <(publish_stats)
     after_nodes=0
     for p in "$@"; do after_nodes=$((after_nodes + $(cpu_ticks "$p"))); done
     read -r rate_ p50 p99 lost dups sent < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99, .lost, .duplicates, .sent] | @tsv' <<<"$out")
@@ -156,10 +167,11 @@ run() {
     node_cpu=$(awk -v a="$after_nodes" -v b="$before_nodes" -v t="$ticks" 'BEGIN {printf "%.2f", (a - b) / t}')
     redis_s=$(awk -v a="$r1" -v b="$r0" 'BEGIN {printf "%.3f", a - b}')
     per_msg=$(awk -v r="$redis_s" -v s="$sent" 'BEGIN {if (s > 0) printf "%.1f", r * 1e6 / s; else print "-"}')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rate_" "$p50" "$p99" "$node_cpu" "$redis_s" "$per_msg" >>"$tmp/res-$mode"
-    printf 'round %d %-6s %10.0f deliveries/s  p50 %7.2f ms  p99 %7.2f ms  lost %s dup %s  sent %7d  nodes cpu %6.2f s  redis cpu %6.3f s (%s us/message)\n' \
+    per_pub=$(awk -v u="$pusec" -v c="$pcalls" 'BEGIN {if (c > 0) printf "%.2f", u / c; else print "-"}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rate_" "$p50" "$p99" "$node_cpu" "$redis_s" "$per_msg" "$per_pub" >>"$tmp/res-$mode"
+    printf 'round %d %-6s %9.0f deliveries/s  p50 %6.2f ms  p99 %7.2f ms  lost %s dup %s  sent %6d  nodes cpu %5.2f s  redis cpu %5.3f s (%s us/message)  %s PUBLISH, %s us each\n' \
         "$round" "$mode" "$rate_" "$(awk -v v="$p50" 'BEGIN{print v/1000}')" "$(awk -v v="$p99" 'BEGIN{print v/1000}')" \
-        "$lost" "$dups" "$sent" "$node_cpu" "$redis_s" "$per_msg"
+        "$lost" "$dups" "$sent" "$node_cpu" "$redis_s" "$per_msg" "$pcalls" "$per_pub"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -172,9 +184,9 @@ for round in $(seq "$rounds"); do
     run spread "$pid_a" "$pid_b" "$pid_c"
 done
 for mode in single node-a spread; do
-    printf 'median %-6s %10.0f deliveries/s  p50 %7.2f ms  p99 %7.2f ms  nodes cpu %6.2f s  redis cpu %6.3f s (%s us/message)\n' \
+    printf 'median %-6s %9.0f deliveries/s  p50 %6.2f ms  p99 %7.2f ms  nodes cpu %5.2f s  redis cpu %5.3f s (%s us/message)  PUBLISH %s us each\n' \
         "$mode" "$(col "$mode" 1)" "$(awk -v v="$(col "$mode" 2)" 'BEGIN{print v/1000}')" \
-        "$(awk -v v="$(col "$mode" 3)" 'BEGIN{print v/1000}')" "$(col "$mode" 4)" "$(col "$mode" 5)" "$(col "$mode" 6)"
+        "$(awk -v v="$(col "$mode" 3)" 'BEGIN{print v/1000}')" "$(col "$mode" 4)" "$(col "$mode" 5)" "$(col "$mode" 6)" "$(col "$mode" 7)"
 done
 printf 'ratio spread/single %.2f, spread/node-a %.2f (median deliveries/s)\n' \
     "$(awk -v a="$(col spread 1)" -v b="$(col single 1)" 'BEGIN{print a/b}')" \
