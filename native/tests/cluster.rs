@@ -953,3 +953,100 @@ fn a_rooms_stream_keeps_history_max_days_back_from_its_latest_message() {
     exit_cleanly(&mut alice);
     exit_cleanly(&mut bob);
 }
+
+/// The numbers `n` of the lines `<from> TAG n` a client printed for `room`,
+/// live or as history, in the order it printed them.
+fn room_numbers(client: &mut Proc, room: &str, from: &str, tag: &str) -> Vec<u32> {
+    let prefix = format!("[{room}");
+    let marker = format!("] <{from}> {tag} ");
+    client
+        .out
+        .seen()
+        .iter()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            let (_, n) = l.split_once(&marker)?;
+            n.parse().ok()
+        })
+        .collect()
+}
+
+/// The offsets of the `ok: message stored in ROOM (offset N)` lines a
+/// client printed.
+fn confirmed_offsets(client: &mut Proc, room: &str) -> Vec<u64> {
+    let prefix = format!("ok: message stored in {room} (offset ");
+    client
+        .out
+        .seen()
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(')')?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_client_that_fails_over_resumes_its_room_without_loss_or_repeat() {
+    const MESSAGES: u32 = 150;
+    const KILL_AT: u32 = 50;
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let [mut a, b, c] = three_nodes(&redis, &key_dir);
+    let fallback = b.server.addr.to_string();
+    let mut alice = spawn_client_with(
+        a.server.addr,
+        "alice",
+        Password::Stdin("a"),
+        &["--reconnect", "--fallback", &fallback],
+    );
+    alice.expect_prefix("registered and logged in as alice", TIMEOUT);
+    alice.send("/join #r");
+    alice.expect_line("* you joined #r; members: alice", TIMEOUT);
+    let mut bob = login(c.server.addr, "bob", "b");
+    bob.send("/join #r");
+    bob.expect_prefix("* you joined #r; members: ", TIMEOUT);
+    alice.expect_line("* bob joined #r", TIMEOUT);
+
+    // bob talks steadily; node a dies in the middle of it.
+    for i in 0..MESSAGES {
+        bob.send(&format!("/msg #r n {i}"));
+        if i == KILL_AT {
+            a.server.proc.kill();
+            // What alice's client sends next meets nothing listening: it
+            // gives node a up and goes on to node b.
+            alice.send("/who");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bob.wait_until(
+        &|seen| {
+            seen.iter()
+                .filter(|l| l.starts_with("ok: message stored in #r"))
+                .count()
+                == MESSAGES as usize
+        },
+        "every message confirmed",
+        TIMEOUT,
+    );
+    let offsets = confirmed_offsets(&mut bob, "#r");
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets not increasing: {offsets:?}"
+    );
+
+    alice.expect_prefix("! disconnected: lost the server", TIMEOUT);
+    alice.expect_line("Reconnecting as alice (attempt 1)...", TIMEOUT);
+    alice.expect_prefix("logged in as alice; online: ", TIMEOUT);
+    alice.expect_prefix("resumed #r: ", TIMEOUT);
+    let last = format!("<bob> n {}", MESSAGES - 1);
+    alice.expect_with(&|l| l.ends_with(&last), "bob's last message", TIMEOUT);
+    // Each confirmed message once, in order, across both nodes.
+    let seen = room_numbers(&mut alice, "#r", "bob", "n");
+    let expected: Vec<u32> = (0..MESSAGES).collect();
+    if seen != expected {
+        alice.fail(&format!("bob's messages as alice saw them: {seen:?}"));
+    }
+    // Still in the room on node b.
+    bob.send("/msg #r after the failover");
+    alice.expect_line("[#r] <bob> after the failover", TIMEOUT);
+    exit_cleanly(&mut alice);
+    exit_cleanly(&mut bob);
+}
