@@ -229,6 +229,10 @@ pub enum Event {
     },
     /// This node's lease thread found the lease of this node gone.
     NodeGone(String),
+    /// This node's own lease had lapsed, or another node had taken it for
+    /// gone (while Redis was away, say): what the others know of its users
+    /// may be out of date, and its presence must be published again.
+    Lapsed,
     /// A registration is stored (its hash), or is not (why).
     Registered {
         /// The server's request id.
@@ -1463,6 +1467,7 @@ fn lease(
 ) {
     let mut con = None;
     let heartbeats = heartbeat_channel(node);
+    let node_down = redis::Script::new(NODE_DOWN);
     loop {
         thread::sleep(LEASE_RENEW);
         if con.is_none() {
@@ -1474,9 +1479,16 @@ fn lease(
             .arg(&heartbeats)
             .arg(sent)
             .query::<()>(c);
-        match beat.and_then(|()| renew(c, node)) {
-            Ok((live, gone)) => {
+        match beat.and_then(|()| renew(c, node, &node_down)) {
+            Ok((live, gone, lapsed)) => {
                 health.nodes.store(live, Ordering::Relaxed);
+                if lapsed {
+                    info!("this node's lease had lapsed; publishing its users again");
+                    if events.send(Event::Lapsed).is_err() {
+                        return;
+                    }
+                    wake();
+                }
                 for down in gone {
                     info!(node = %down, "a node stopped renewing its lease; its users are offline");
                     if events.send(Event::NodeGone(down)).is_err() {
@@ -1490,17 +1502,37 @@ fn lease(
     }
 }
 
+/// Takes a node for gone, in one atomic step: only if its lease (KEYS[1])
+/// is still missing and this call removes it from the nodes (KEYS[2]), its
+/// presence (KEYS[3]) and away texts (KEYS[5]) are deleted and `node_down`
+/// (ARGV[2]) published on the channel (KEYS[4]). A node that renews its
+/// lease finds itself removed either before (and publishes its users again
+/// after the `node_down`) or not at all.
+const NODE_DOWN: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[3], KEYS[5])
+redis.call('PUBLISH', KEYS[4], ARGV[2])
+return 1";
+
 /// Renews `node`'s lease and presence; returns how many nodes are live
-/// (this one included) and the nodes found gone.
-fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<(u64, Vec<String>)> {
+/// (this one included), the nodes found gone, and whether this node's
+/// lease had lapsed or another node had taken it for gone (its users must
+/// then be published again: a node that read the presence meanwhile, or
+/// applied the `node_down`, left them out).
+fn renew(
+    con: &mut redis::Connection,
+    node: &str,
+    node_down: &redis::Script,
+) -> redis::RedisResult<(u64, Vec<String>, bool)> {
     let ms = LEASE.as_millis() as u64;
-    redis::pipe()
+    let (previous, added): (Option<String>, i64) = redis::pipe()
         .cmd("SET")
         .arg(lease_key(node))
         .arg(1)
         .arg("PX")
         .arg(ms)
-        .ignore()
+        .arg("GET")
         .cmd("PEXPIRE")
         .arg(presence_key(node))
         .arg(ms)
@@ -1512,8 +1544,8 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<(u64, Ve
         .cmd("SADD")
         .arg(NODES)
         .arg(node)
-        .ignore()
-        .query::<()>(con)?;
+        .query(con)?;
+    let lapsed = previous.is_none() || added == 1;
     let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query(con)?;
     let mut gone = Vec::new();
     let mut live = 1;
@@ -1523,29 +1555,25 @@ fn renew(con: &mut redis::Connection, node: &str) -> redis::RedisResult<(u64, Ve
             live += 1;
             continue;
         }
-        let removed: i64 = redis::cmd("SREM").arg(NODES).arg(&other).query(con)?;
+        let down = ClusterMessage::NodeDown {
+            node: node.to_string(),
+            down: other.clone(),
+        }
+        .encode();
+        let removed: i64 = node_down
+            .key(lease_key(&other))
+            .key(NODES)
+            .key(presence_key(&other))
+            .key(CHANNEL)
+            .key(away_key(&other))
+            .arg(&other)
+            .arg(down)
+            .invoke(con)?;
         if removed == 1 {
-            let down = ClusterMessage::NodeDown {
-                node: node.to_string(),
-                down: other.clone(),
-            }
-            .encode();
-            redis::pipe()
-                .cmd("DEL")
-                .arg(presence_key(&other))
-                .ignore()
-                .cmd("DEL")
-                .arg(away_key(&other))
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(down)
-                .ignore()
-                .query::<()>(con)?;
             gone.push(other);
         }
     }
-    Ok((live, gone))
+    Ok((live, gone, lapsed))
 }
 
 /// A room's roles as the `roles` field of its Redis hash keeps them (JSON).

@@ -400,7 +400,8 @@ impl Server {
             },
         );
         if let Some(&(target, _)) = self.online.get(&key) {
-            self.deliver_offline(target, &key);
+            // It came while the user was online here.
+            self.deliver_offline(target, &key, false);
             self.process_later(target);
         }
     }
@@ -533,7 +534,7 @@ impl Server {
                         && !self.remote.contains_key(&key)
                         && self.users.contains_key(&key)
                     {
-                        self.store_offline(u64::MAX, from, to, text);
+                        self.store_offline(u64::MAX, from, to, text, false);
                     }
                     return;
                 };

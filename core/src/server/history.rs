@@ -160,6 +160,6 @@ impl Server {
                 },
             );
         }
-        self.deliver_offline(conn, &key);
+        self.deliver_offline(conn, &key, true);
     }
 }

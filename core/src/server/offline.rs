@@ -28,8 +28,10 @@ impl Server {
         self.offline.values().map(VecDeque::len).sum()
     }
 
-    /// Sends the waiting direct messages of `key` not yet sent on `conn`.
-    pub(super) fn deliver_offline(&mut self, conn: u64, key: &str) {
+    /// Sends the waiting direct messages of `key` not yet sent on `conn`,
+    /// marked `offline` when they waited for a login (rather than came
+    /// from another node of a cluster while the user was online here).
+    pub(super) fn deliver_offline(&mut self, conn: u64, key: &str, offline: bool) {
         let Some(queue) = self.offline.get_mut(key) else {
             return;
         };
@@ -47,7 +49,7 @@ impl Server {
                 text: m.text,
                 time: Some(m.time),
                 id: Some(m.id),
-                offline: true,
+                offline,
             });
             if !self.send_bytes(conn, Marker::Data, &bytes) {
                 break;
@@ -103,8 +105,18 @@ impl Server {
         }
     }
 
-    /// A direct message to an offline user: stored, then confirmed.
-    pub(super) fn store_offline(&mut self, conn: u64, from: String, to: String, text: String) {
+    /// A direct message to an offline user, or (`online`) to a user online
+    /// on another node of a cluster: stored, then confirmed. The store
+    /// publishes it to the other nodes; the recipient's delivers it and,
+    /// once acknowledged, removes it, as for a user who was offline.
+    pub(super) fn store_offline(
+        &mut self,
+        conn: u64,
+        from: String,
+        to: String,
+        text: String,
+        online: bool,
+    ) {
         let key = username_key(&to);
         // Waiting for `to`, and from `from` to `to`: those stored and
         // those still being written, so a burst within one commit cannot
@@ -126,11 +138,18 @@ impl Server {
                 mine + usize::from(m.from.eq_ignore_ascii_case(&from)),
             )
         });
+        // A user online elsewhere has them waiting until their node saw
+        // them acknowledged.
+        let state = if online {
+            "has not yet received"
+        } else {
+            "is offline and has"
+        };
         if waiting >= self.config.max_offline_per_user {
             self.error(
                 conn,
                 ErrorCode::InboxFull,
-                format!("{to} is offline and has as many waiting messages as the server keeps"),
+                format!("{to} {state} as many waiting messages as the server keeps"),
             );
             return;
         }
@@ -139,7 +158,7 @@ impl Server {
                 conn,
                 ErrorCode::InboxFull,
                 format!(
-                    "{to} is offline and has {from_sender} messages from you waiting; wait until they are read"
+                    "{to} {state} {from_sender} waiting messages from you; wait until they are read"
                 ),
             );
             return;
@@ -154,7 +173,11 @@ impl Server {
         self.next_offline_id += 1;
         self.store(
             StoreOp::PutOffline(message.clone()),
-            Some(Write::Offline { conn, message }),
+            Some(Write::Offline {
+                conn,
+                message,
+                online,
+            }),
         );
     }
 }

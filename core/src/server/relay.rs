@@ -484,41 +484,16 @@ impl Server {
         };
         let to_name = user.name.clone();
         let Some(&(target, _)) = self.online.get(&key) else {
-            if let Some((at, _)) = self.remote.get(&key) {
-                // Published once; the recipient's node delivers it.
-                let at = at.clone();
-                let time = self.unix_time();
-                self.publish_with(|node| ClusterMessage::Direct {
-                    node,
-                    at,
-                    from,
-                    to: to_name.clone(),
-                    text,
-                    time,
-                });
-                self.stats.direct_messages += 1;
-                let away = self.remote_away_text(&key).map(String::from);
-                self.send(
-                    conn,
-                    &ServerMessage::Confirm {
-                        op: Operation::DM,
-                        to: Some(to_name.clone()),
-                        recipients: 1,
-                        stored: false,
-                    },
-                );
-                if let Some(text) = away {
-                    self.send(
-                        conn,
-                        &ServerMessage::AwayReply {
-                            user: to_name,
-                            text,
-                        },
-                    );
-                }
+            if self.remote.contains_key(&key) {
+                // Online on another node: stored in the cluster's store,
+                // which publishes it; confirmed once stored, so that what
+                // was confirmed survives the broker's failures; the
+                // recipient's node delivers it and removes it once
+                // acknowledged (docs/CLUSTER.md).
+                self.store_offline(conn, from, to_name, text, true);
                 return;
             }
-            self.store_offline(conn, from, to_name, text);
+            self.store_offline(conn, from, to_name, text, false);
             return;
         };
         self.presence_before(&from);

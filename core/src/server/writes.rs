@@ -33,8 +33,14 @@ pub(super) enum Write {
         by: String,
         text: String,
     },
-    /// Confirm a direct message stored for an offline user.
-    Offline { conn: u64, message: OfflineMessage },
+    /// Confirm a direct message stored for an offline user, or (`online`)
+    /// for a user online on another node of a cluster, whose node delivers
+    /// it from the store's publication.
+    Offline {
+        conn: u64,
+        message: OfflineMessage,
+        online: bool,
+    },
     /// Forget a delivered offline message.
     Removed { to: String, id: u64 },
     /// A moderation action's audit entry is on disk: answer `mod_ok`.
@@ -277,9 +283,14 @@ impl Server {
                 self.send_to_room(&room, u64::MAX, Marker::Command, &m);
                 self.process_later(conn);
             }
-            Write::Offline { conn, message } => {
+            Write::Offline {
+                conn,
+                message,
+                online,
+            } => {
                 let key = username_key(&message.to);
                 let to = message.to.clone();
+                let message_to = to.clone();
                 self.offline
                     .entry(key.clone())
                     .or_default()
@@ -287,20 +298,40 @@ impl Server {
                         message,
                         state: Delivery::Waiting,
                     });
-                self.stats.offline_stored += 1;
+                if online {
+                    self.stats.direct_messages += 1;
+                } else {
+                    self.stats.offline_stored += 1;
+                }
+                // For a user online on another node: stored, and published
+                // with it to that node, which delivers it.
                 self.send(
                     conn,
                     &ServerMessage::Confirm {
                         op: Operation::DM,
                         to: Some(to),
-                        recipients: 0,
-                        stored: true,
+                        recipients: u32::from(online),
+                        stored: !online,
                     },
                 );
+                // Delivered, and its sender learns why no answer may come
+                // soon.
+                let away = online
+                    .then(|| self.remote_away_text(&key).map(String::from))
+                    .flatten();
+                if let Some(text) = away {
+                    self.send(
+                        conn,
+                        &ServerMessage::AwayReply {
+                            user: message_to,
+                            text,
+                        },
+                    );
+                }
                 self.process_later(conn);
-                // The recipient logged in while it was being written.
+                // The recipient logged in here while it was being written.
                 if let Some(&(target, _)) = self.online.get(&key) {
-                    self.deliver_offline(target, &key);
+                    self.deliver_offline(target, &key, !online);
                     self.process_later(target);
                 }
             }

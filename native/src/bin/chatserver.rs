@@ -841,6 +841,7 @@ fn run(mut args: Args) -> Result<()> {
                         server.republish_presence();
                     }
                     cluster::Event::NodeGone(node) => server.node_gone(now, &node),
+                    cluster::Event::Lapsed => server.republish_presence(),
                     cluster::Event::Registered { id, result } => {
                         server.handle_response(now, Response::Registered { id, result });
                     }
