@@ -1050,3 +1050,245 @@ fn a_client_that_fails_over_resumes_its_room_without_loss_or_repeat() {
     exit_cleanly(&mut alice);
     exit_cleanly(&mut bob);
 }
+
+/// The JSON events a `--json` client printed so far.
+fn json_events(client: &mut Proc) -> Vec<serde_json::Value> {
+    client
+        .out
+        .seen()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The string field `field` of a JSON event.
+fn field<'a>(event: &'a serde_json::Value, field: &str) -> Option<&'a str> {
+    event.get(field)?.as_str()
+}
+
+/// The JSON events of `client` whose `type` is `kind`.
+fn events_of(client: &mut Proc, kind: &str) -> Vec<serde_json::Value> {
+    json_events(client)
+        .into_iter()
+        .filter(|e| field(e, "type") == Some(kind))
+        .collect()
+}
+
+/// Waits until a `--json` client's online list (asked with `/who`) is
+/// `expected`.
+fn wait_online_json(client: &mut Proc, expected: &[&str]) {
+    let want = names(expected);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let before = events_of(client, "online").len();
+        client.send("/who");
+        client.wait_until(
+            &|seen| {
+                seen.iter()
+                    .filter(|l| l.contains(r#""type":"online""#))
+                    .count()
+                    > before
+            },
+            "the online list",
+            TIMEOUT,
+        );
+        let last = events_of(client, "online").pop().expect("waited for it");
+        let users: std::collections::BTreeSet<String> = last["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str().map(str::to_string))
+            .collect();
+        if users == want {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            client.fail(&format!("online is {users:?}, expected {want:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends `make(k)` for k = 0, 1, ... until `client` prints an event of
+/// type `kind` with that text (Redis may need a moment to be used again).
+/// `make` gives the line to send and the text it sends.
+fn send_until_confirmed(client: &mut Proc, kind: &str, make: &dyn Fn(u32) -> (String, String)) {
+    for k in 0..30 {
+        let (line, text) = make(k);
+        client.send(&line);
+        let found = client.find_with(
+            &|l| {
+                serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| {
+                    field(&e, "type") == Some(kind) && field(&e, "text") == Some(text.as_str())
+                })
+            },
+            Duration::from_millis(500),
+        );
+        if found.is_some() {
+            return;
+        }
+    }
+    client.fail(&format!(
+        "nothing of type {kind} confirmed after Redis came back"
+    ))
+}
+
+#[test]
+fn redis_killed_and_restarted_during_traffic_loses_nothing_confirmed() {
+    const ROUNDS: u32 = 180;
+    const KILL_AT: u32 = 20;
+    const RESTART_AT: u32 = 140;
+    const USERS: [&str; 3] = ["alice", "bob", "carol"];
+    let mut redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let mut nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Node::start(&redis, n, &key))
+        .collect();
+    let mut users: Vec<Proc> = USERS
+        .iter()
+        .zip(&nodes)
+        .map(|(name, node)| {
+            let mut p =
+                spawn_client_with(node.server.addr, name, Password::Stdin(name), &["--json"]);
+            p.expect_with(&|l| l.contains(r#""type":"logged_in""#), "login", TIMEOUT);
+            p.send("/join #r");
+            p.expect_with(&|l| l.contains(r#""type":"room_joined""#), "join", TIMEOUT);
+            p
+        })
+        .collect();
+    for u in &mut users {
+        wait_online_json(u, &USERS);
+    }
+
+    // Each user says something in the room and to the next user every
+    // 50 ms; Redis is killed after 1 s and started again 6 s later (past
+    // the nodes' 5 s leases).
+    for round in 0..ROUNDS {
+        for (i, u) in users.iter_mut().enumerate() {
+            let (me, next) = (USERS[i], USERS[(i + 1) % USERS.len()]);
+            u.send(&format!("/msg #r {me} r {round}"));
+            u.send(&format!("/msg {next} {me} d {round}"));
+        }
+        if round == KILL_AT {
+            redis.kill();
+        }
+        if round == RESTART_AT {
+            redis.restart();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // No node fell over, and presence converges on every node.
+    for node in &mut nodes {
+        node.server.assert_running();
+    }
+    for u in &mut users {
+        wait_online_json(u, &USERS);
+    }
+    // One more message of each kind from everyone, once Redis takes them:
+    // everything sent before has had its answer.
+    for (i, u) in users.iter_mut().enumerate() {
+        let (me, next) = (USERS[i], USERS[(i + 1) % USERS.len()]);
+        send_until_confirmed(u, "said", &|k| {
+            let text = format!("{me} r final {k}");
+            (format!("/msg #r {text}"), text)
+        });
+        send_until_confirmed(u, "confirmation", &|k| {
+            let text = format!("{me} d final {k}");
+            (format!("/msg {next} {text}"), text)
+        });
+    }
+
+    // The room's history as Redis has it: offset to (from, text).
+    let con = ::redis::Client::open(redis.url()).expect("a Redis URL");
+    let mut con = con.get_connection().expect("connect to Redis");
+    let stream: ::redis::streams::StreamRangeReply = ::redis::cmd("XRANGE")
+        .arg("udpchat:room:#r:stream")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .expect("read the room's stream");
+    let history: std::collections::BTreeMap<u64, (String, String)> = stream
+        .ids
+        .iter()
+        .map(|e| {
+            let offset = e.id.split('-').next().unwrap().parse().unwrap();
+            let get = |f: &str| e.get::<String>(f).unwrap_or_default();
+            (offset, (get("from"), get("text")))
+        })
+        .collect();
+
+    let mut confirmed_dms = Vec::new();
+    let mut confirmed_room = 0;
+    for (i, u) in users.iter_mut().enumerate() {
+        let me = USERS[i];
+        // Every room message confirmed is in the room's history, under the
+        // offset confirmed.
+        for said in events_of(u, "said") {
+            let offset = said["offset"].as_u64().expect("an offset");
+            let text = field(&said, "text").expect("the text").to_string();
+            let kept = history.get(&offset);
+            if kept != Some(&(me.to_string(), text.clone())) {
+                u.fail(&format!(
+                    "{text:?} confirmed at {offset}; history has {kept:?}"
+                ));
+            }
+            confirmed_room += 1;
+        }
+        for c in events_of(u, "confirmation") {
+            if field(&c, "kind") == Some("direct") {
+                let to = field(&c, "to").expect("a recipient").to_string();
+                let text = field(&c, "text").expect("the text").to_string();
+                confirmed_dms.push((me, to, text));
+            }
+        }
+    }
+    // Before Redis went and after it came back, at least.
+    assert!(
+        confirmed_room > 3 * KILL_AT as usize,
+        "only {confirmed_room} room messages confirmed"
+    );
+
+    // Every direct message confirmed reaches its recipient.
+    for (from, to, text) in &confirmed_dms {
+        let i = USERS.iter().position(|u| u == to).expect("a test user");
+        let want = (from.to_string(), text.clone());
+        users[i].wait_until(
+            &|seen| {
+                seen.iter().any(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| {
+                        field(&e, "type") == Some("direct")
+                            && (field(&e, "from"), field(&e, "text"))
+                                == (Some(want.0.as_str()), Some(want.1.as_str()))
+                    })
+                })
+            },
+            &format!("{from}'s confirmed direct message {text:?}"),
+            TIMEOUT,
+        );
+    }
+    // Nothing reaches anyone twice: room messages (live or recovered) and
+    // direct messages.
+    for u in users.iter_mut() {
+        let mut seen = std::collections::BTreeSet::new();
+        for e in json_events(u) {
+            let kind = field(&e, "type");
+            if kind != Some("room_message") && kind != Some("direct") {
+                continue;
+            }
+            let key = (
+                kind.unwrap().to_string(),
+                field(&e, "from").unwrap_or_default().to_string(),
+                field(&e, "text").unwrap_or_default().to_string(),
+            );
+            if !seen.insert(key.clone()) {
+                u.fail(&format!("{key:?} delivered twice"));
+            }
+        }
+    }
+    for node in &mut nodes {
+        node.server.assert_running();
+    }
+}

@@ -310,6 +310,12 @@ impl Proc {
         self.out.find(&|l| l == line, timeout)
     }
 
+    /// Waits for the next output line that satisfies `pred`; None if none
+    /// came.
+    pub fn find_with(&mut self, pred: &dyn Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        self.out.find(pred, timeout)
+    }
+
     /// Waits for the next output line that starts with `prefix`.
     pub fn expect_prefix(&mut self, prefix: &str, timeout: Duration) -> String {
         self.expect_with(
