@@ -223,6 +223,23 @@ impl conversation::Host for Conversation {
         result
     }
 
+    fn next_server(&mut self) {
+        match self.link.next_server() {
+            Ok(server) => {
+                tracing::debug!("the conversation turns to {server}");
+                // What the server before sent and the guest has not read
+                // yet is for a connection that is over.
+                while let Ok(Incoming::Datagram(_) | Incoming::Error(_)) = self.incoming.try_recv()
+                {
+                }
+            }
+            // The reconnection's handshake then fails and the guest tries
+            // the next one later, as after any loss.
+            Err(e) => tracing::warn!("cannot turn to the next server: {e}"),
+        }
+        self.touch();
+    }
+
     fn next_event(&mut self, timeout_ms: u32) -> Event {
         let wait = Duration::from_millis(timeout_ms.into()).min(MAX_WAIT);
         let event = self.wait_event(wait);

@@ -1,6 +1,8 @@
 //! The one UDP conversation the guest may have: a socket bound to an
 //! ephemeral port and `connect()`ed to the server, so the kernel discards
-//! datagrams from any other address before anyone reads them.
+//! datagrams from any other address before anyone reads them. With
+//! fallbacks (other nodes of the same chat, `--fallback`), the socket is
+//! `connect()`ed to one of them at a time, in turn, never to any other.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -40,22 +42,91 @@ pub enum Incoming {
     Error(NetError),
 }
 
+/// A server the user named: `HOST[:PORT]`, the port defaulting to the
+/// server's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Host name or address, without brackets.
+    pub host: String,
+    /// The port written with it, if any.
+    pub port: Option<u16>,
+}
+
+impl Peer {
+    /// Reads `HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT` or a bare IPv6
+    /// address (as `chatclient --fallback` does).
+    pub fn parse(s: &str) -> Result<Peer, String> {
+        let port = |p: &str| -> Result<u16, String> {
+            match p.parse::<u16>() {
+                Ok(0) | Err(_) => Err(format!("{s:?}: {p:?} is not a server's port")),
+                Ok(port) => Ok(port),
+            }
+        };
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: no closing ] after the IPv6 address"))?;
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (host, Some(port(p)?)),
+                    None => return Err(format!("{s:?}: expected :PORT after ]")),
+                },
+            }
+        } else if s.matches(':').count() >= 2 {
+            if s.parse::<Ipv6Addr>().is_err() {
+                return Err(format!(
+                    "{s:?} is no IPv6 address (with a port, write one as [::1]:7000)"
+                ));
+            }
+            (s, None)
+        } else if let Some((host, p)) = s.split_once(':') {
+            (host, Some(port(p)?))
+        } else {
+            (s, None)
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("{s:?}: expected a host name or address"));
+        }
+        Ok(Peer {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
 /// The connected socket.
 pub struct ServerLink {
     socket: UdpSocket,
-    server: SocketAddr,
+    /// The server, then the fallbacks: the only addresses the socket is
+    /// ever connected to.
+    servers: Vec<SocketAddr>,
+    /// Which of `servers` the socket is connected to.
+    current: usize,
 }
 
 impl ServerLink {
     /// Resolves `host` (its first address, as `chatclient` does), binds an
     /// ephemeral port of the same address family and connects to the
-    /// server.
-    pub fn connect(host: &str, port: u16) -> anyhow::Result<Self> {
+    /// server. `fallbacks` (their first address of that family each) are
+    /// the servers [`ServerLink::next_server`] turns to.
+    pub fn connect(host: &str, port: u16, fallbacks: &[Peer]) -> anyhow::Result<Self> {
         let server = (host, port)
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve {host}"))?
             .next()
             .with_context(|| format!("{host} has no address"))?;
+        let mut servers = vec![server];
+        for f in fallbacks {
+            let addr = (f.host.as_str(), f.port.unwrap_or(port))
+                .to_socket_addrs()
+                .with_context(|| format!("--fallback: cannot resolve {}", f.host))?
+                .find(|a| a.is_ipv4() == server.is_ipv4())
+                .with_context(|| {
+                    format!("--fallback {}: no address of the server's family", f.host)
+                })?;
+            servers.push(addr);
+        }
         let local: IpAddr = match server {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -64,12 +135,33 @@ impl ServerLink {
         socket
             .connect(server)
             .with_context(|| format!("cannot connect a UDP socket to {server}"))?;
-        Ok(ServerLink { socket, server })
+        Ok(ServerLink {
+            socket,
+            servers,
+            current: 0,
+        })
     }
 
-    /// The server's address.
+    /// The address of the server the socket is connected to now.
     pub fn server(&self) -> SocketAddr {
-        self.server
+        self.servers[self.current]
+    }
+
+    /// How many fallbacks there are besides the server.
+    pub fn fallbacks(&self) -> usize {
+        self.servers.len() - 1
+    }
+
+    /// Connects the socket to the next server, in turn (the socket the
+    /// receiving thread reads is the same one). Nothing changes when there
+    /// is no other.
+    pub fn next_server(&mut self) -> io::Result<SocketAddr> {
+        if self.servers.len() > 1 {
+            let next = (self.current + 1) % self.servers.len();
+            self.socket.connect(self.servers[next])?;
+            self.current = next;
+        }
+        Ok(self.server())
     }
 
     /// The local address (ephemeral port) the socket is bound to.
@@ -168,7 +260,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let port = server.local_addr().expect("addr").port();
-        let link = ServerLink::connect("127.0.0.1", port).expect("connect");
+        let link = ServerLink::connect("127.0.0.1", port, &[]).expect("connect");
         assert!(matches!(
             link.send(&[0u8; MAX_DATAGRAM + 1]),
             Err(NetError::TooLarge(1200))
@@ -185,7 +277,85 @@ mod tests {
 
     #[test]
     fn resolves_names() {
-        let link = ServerLink::connect("localhost", 9).expect("connect");
+        let link = ServerLink::connect("localhost", 9, &[]).expect("connect");
         assert!(link.server().ip().is_loopback());
+    }
+
+    #[test]
+    fn fallbacks_are_taken_in_turn_and_only_they() {
+        let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let other = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        for s in [&a, &b, &other] {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .expect("timeout");
+        }
+        let (a_port, b_port) = (
+            a.local_addr().expect("addr").port(),
+            b.local_addr().expect("addr").port(),
+        );
+        let fallback = Peer::parse(&format!("127.0.0.1:{b_port}")).expect("a peer");
+        let mut link = ServerLink::connect("127.0.0.1", a_port, &[fallback]).expect("connect");
+        assert_eq!(link.fallbacks(), 1);
+        let mut buf = [0u8; 16];
+        link.send(b"to a").expect("send");
+        assert_eq!(a.recv(&mut buf).expect("at a"), 4);
+        assert_eq!(link.next_server().expect("next").port(), b_port);
+        link.send(b"to b").expect("send");
+        assert_eq!(b.recv(&mut buf).expect("at b"), 4);
+        // Only the current server is heard.
+        let me = link.local_addr().expect("local");
+        a.send_to(b"old", me).expect("send");
+        other.send_to(b"stranger", me).expect("send");
+        b.send_to(b"new", me).expect("send");
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let _thread = link.spawn_receiver(tx, stop.clone()).expect("thread");
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(Incoming::Datagram(d)) => assert_eq!(d, b"new"),
+            other => panic!("expected b's datagram, got {other:?}"),
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        // Back to the server after the last fallback.
+        assert_eq!(link.next_server().expect("next").port(), a_port);
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn peers_read_as_chatclient_reads_them() {
+        let p = |s: &str| Peer::parse(s);
+        assert_eq!(
+            p("node-b:7001"),
+            Ok(Peer {
+                host: "node-b".into(),
+                port: Some(7001)
+            })
+        );
+        assert_eq!(
+            p("[::1]:7001"),
+            Ok(Peer {
+                host: "::1".into(),
+                port: Some(7001)
+            })
+        );
+        assert_eq!(
+            p("::1"),
+            Ok(Peer {
+                host: "::1".into(),
+                port: None
+            })
+        );
+        assert_eq!(
+            p("node-b"),
+            Ok(Peer {
+                host: "node-b".into(),
+                port: None
+            })
+        );
+        for bad in [
+            "", ":7001", "node-b:0", "node-b:x", "[::1", "[::1]x", "1:2:zz",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

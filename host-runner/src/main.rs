@@ -1,8 +1,8 @@
 //! `host-runner HOST PORT USERNAME`: the udpchat client, compiled to a
 //! WebAssembly component, run in a wasmtime sandbox that grants it one
-//! thing: a UDP conversation with the server named on the command line
-//! (plus the user's console). `wit/chat-host.wit` is the spec of what
-//! crosses the boundary.
+//! thing: a UDP conversation with the server named on the command line, or
+//! in turn with the other nodes named with `--fallback` (plus the user's
+//! console). `wit/chat-host.wit` is the spec of what crosses the boundary.
 //!
 //! The host owns standard input (a thread, then on a terminal the line
 //! editor's thread) and the socket (a thread); the guest's calls to
@@ -29,7 +29,7 @@ use udpchat_term::{ColorChoice, LineEditor};
 
 use crate::bindings::{Display, SessionInfo};
 use crate::conversation::{Conversation, MAX_LINE, Passwords};
-use crate::link::ServerLink;
+use crate::link::{Peer, ServerLink};
 use crate::sandbox::{HostState, Outcome};
 
 /// File name of the client component that `ci/build-wasm.sh` builds.
@@ -47,6 +47,10 @@ const EXIT_HOST_FAILURE: u8 = 2;
 /// DM, EX, /msg, /who, /join, /quit, /help); end of input behaves like EX.
 /// On a terminal the line is edited as in chatclient (arrows, history,
 /// Ctrl-C throws it away) and incoming messages are printed above it.
+///
+/// The sandbox lends the client one UDP conversation at a time; the only
+/// peers it may ever have are the server and the fallbacks named on the
+/// command line (--fallback).
 ///
 /// Exit status: the guest's own (0 after EX or end of input, 1 on failure),
 /// or 2 when the host ended it (bad usage, no module, trap, limit).
@@ -100,6 +104,14 @@ struct Args {
     /// End with status 1 when the server goes away.
     #[arg(long, overrides_with = "reconnect")]
     no_reconnect: bool,
+    /// Another node of the same chat (chatserver --cluster, the same key),
+    /// as HOST[:PORT] (the port defaults to the server's); repeat it or
+    /// separate several with commas. Each reconnection goes to the next of
+    /// the server and these, in turn, as chatclient --fallback does. The
+    /// server and these are the only peers the client may talk to, one at
+    /// a time.
+    #[arg(long, value_name = "HOST[:PORT]", value_delimiter = ',', value_parser = Peer::parse)]
+    fallback: Vec<Peer>,
 }
 
 fn parse_key_arg(s: &str) -> Result<[u8; 32], String> {
@@ -138,7 +150,7 @@ fn run(args: &Args) -> anyhow::Result<Outcome> {
     };
     let wasm = read_module(&module_path)?;
 
-    let link = ServerLink::connect(&args.host, args.port)?;
+    let link = ServerLink::connect(&args.host, args.port, &args.fallback)?;
     tracing::debug!(
         "socket {} connected to {}",
         link.local_addr()
@@ -219,6 +231,7 @@ fn run(args: &Args) -> anyhow::Result<Outcome> {
                 .to_string()
         }),
         server: server_name,
+        fallbacks: u32::try_from(link.fallbacks()).unwrap_or(u32::MAX),
     };
     let conversation = Conversation::new(
         session,

@@ -21,7 +21,9 @@
 //!   to the host's line editor with `set-prompt`;
 //! * reconnection: when the server goes away after a login, a new handshake
 //!   over the same conversation, with fresh random bytes, as `chatclient`
-//!   does.
+//!   does; with other nodes of the chat named (`--fallback`), the host's
+//!   `next-server` turns the conversation to the next one first, and a
+//!   server reported unreachable after a login is given up at once.
 
 use std::process::ExitCode;
 
@@ -148,11 +150,20 @@ fn drive(
     notes: &mut Notes,
 ) -> u8 {
     let mut completion_names = 0;
+    // Whether a login ever succeeded: from then on, with other nodes to
+    // try, an unreachable server is given up at once (as chatclient does).
+    let mut logged_in = false;
+    let fallbacks = session.fallbacks > 0;
     loop {
-        send_all(console, clock, notes);
+        if send_all(console, clock, notes) && logged_in && fallbacks {
+            console.server_unreachable(clock.now());
+        }
         while let Some(output) = console.poll() {
             match output {
-                Output::Event(event) => host::show(&render(&event, session)),
+                Output::Event(event) => {
+                    logged_in |= matches!(event, ChatEvent::LoggedIn { .. });
+                    host::show(&render(&event, session));
+                }
                 Output::Prompt(kind) if session.show_prompts => {
                     host::set_prompt(&kind.terminal_text(console.client().username()));
                 }
@@ -172,9 +183,14 @@ fn drive(
                     }
                 },
                 // The server went away: a new handshake over the same
-                // conversation.
+                // conversation, to the next node when there are others.
                 Output::Reconnect => match fresh_random() {
-                    Some(random) => console.reconnect(clock.now(), random),
+                    Some(random) => {
+                        if fallbacks {
+                            host::next_server();
+                        }
+                        console.reconnect(clock.now(), random);
+                    }
                     None => console.give_up("! no randomness for a new connection"),
                 },
                 // The host keeps it for the next run.
@@ -213,7 +229,12 @@ fn drive(
             Event::Line(line) => console.handle_line(now, &line),
             Event::EndOfInput => console.handle_eof(now),
             Event::Timeout => {}
-            Event::NetworkError(e) => notes.network_error(&e),
+            Event::NetworkError(e) => {
+                notes.network_error(&e);
+                if matches!(e, NetError::Unreachable) && logged_in && fallbacks {
+                    console.server_unreachable(now);
+                }
+            }
         }
         if console.poll_timeout().is_some_and(|t| t <= clock.now()) {
             console.handle_timeout(clock.now());
@@ -221,16 +242,20 @@ fn drive(
     }
 }
 
-/// Sends every datagram the console has ready.
-fn send_all(console: &mut Console, clock: &Clock, notes: &mut Notes) {
+/// Sends every datagram the console has ready; true when the network
+/// reported the server unreachable.
+fn send_all(console: &mut Console, clock: &Clock, notes: &mut Notes) -> bool {
     let mut datagram = Vec::new();
+    let mut unreachable = false;
     while console.poll_transmit(clock.now(), &mut datagram).is_some() {
         if let Err(e) = host::send(&datagram) {
             // Loss is the reliable channel's business: it retransmits, and
             // declares the server lost if nothing gets through.
+            unreachable |= matches!(e, NetError::Unreachable);
             notes.network_error(&e);
         }
     }
+    unreachable
 }
 
 /// Network trouble worth one line on stderr, not one per datagram.
