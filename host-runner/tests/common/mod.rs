@@ -342,6 +342,11 @@ pub struct ChatServer {
 
 impl ChatServer {
     pub fn start() -> ChatServer {
+        ChatServer::start_with(&[])
+    }
+
+    /// A server with extra options (`--key FILE`, ...).
+    pub fn start_with(extra: &[&str]) -> ChatServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = command(native_bin("chatserver"));
         cmd.arg("--bind")
@@ -350,6 +355,7 @@ impl ChatServer {
             .arg(dir.path().join("users.json"))
             // Test users register with short passwords.
             .args(["--min-password-chars", "1"])
+            .args(extra)
             .arg("0");
         let mut proc = Proc::spawn("chatserver", cmd);
         let line = proc.expect("listening on");
