@@ -43,6 +43,9 @@
 //! * [`Plan`]: a deterministic workload of public and direct messages.
 //! * [`Consoles`]: consoles (the line interface over a `Client`) and one
 //!   server in lock-step, for the console's tests.
+//! * [`Cluster`]: several worlds as nodes of one chat, their cores joined
+//!   by an in-memory relay of what they publish (the cores' cluster logic,
+//!   not Redis).
 //!
 //! [`Server`]: udpchat_core::server::Server
 //! [`Client`]: udpchat_core::client::Client
@@ -56,6 +59,7 @@ use udpchat_core::crypto::StaticKey;
 use udpchat_core::server::{RateLimit, ServerConfig};
 use udpchat_core::time::Duration;
 
+mod cluster;
 mod console;
 pub mod password;
 mod plan;
@@ -64,6 +68,7 @@ mod wiretap;
 mod world;
 
 pub mod datagrams;
+pub use cluster::Cluster;
 pub use console::{Consoles, User};
 pub use datagrams::{PollDatagram, Sent};
 pub use password::{answer, answer_all, answer_recording, fake_hash};
