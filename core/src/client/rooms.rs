@@ -17,6 +17,11 @@ pub struct RoomMemory {
     pub positions: BTreeMap<String, (String, u64)>,
     /// Ids of offline messages seen, the latest [`MAX_SEEN_OFFLINE`].
     pub seen_offline: BTreeSet<u64>,
+    /// Room to (epoch, highest offset of a message relayed live): a live
+    /// message at or below it was shown already. A node of a cluster that
+    /// a client moved to may be behind the node it left, and relay again
+    /// what that one had relayed.
+    pub relayed: BTreeMap<String, (String, u64)>,
 }
 
 /// Ids of offline messages a client remembers: 10,000 (ids grow, so the
@@ -43,6 +48,27 @@ impl RoomMemory {
                 }
             }
         }
+    }
+
+    /// Records a live room message's offset; false when one at that offset
+    /// or above was relayed before in the same epoch of the room.
+    pub(super) fn first_relay(&mut self, room: &str, offset: u64) -> bool {
+        let Some((epoch, _)) = self.positions.get(room) else {
+            return true;
+        };
+        match self.relayed.get_mut(room) {
+            Some((e, top)) if e == epoch => {
+                if offset <= *top {
+                    return false;
+                }
+                *top = offset;
+            }
+            _ => {
+                self.relayed
+                    .insert(room.to_string(), (epoch.clone(), offset));
+            }
+        }
+        true
     }
 
     /// Records an offline message's id; false when it was seen before.
@@ -192,6 +218,7 @@ impl Client {
             }
             ServerMessage::Parted { room } => {
                 self.config.memory.positions.remove(&room);
+                self.config.memory.relayed.remove(&room);
                 ClientEvent::Parted(room)
             }
             ServerMessage::MemberJoined { room, user } => ClientEvent::MemberJoined { room, user },
@@ -207,6 +234,9 @@ impl Client {
                 history,
             } => {
                 if !history {
+                    if !self.config.memory.first_relay(&room, offset) {
+                        return None;
+                    }
                     self.config.memory.saw(&room, None, offset);
                 }
                 ClientEvent::RoomMessage {
@@ -262,5 +292,28 @@ impl Client {
             }
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn a_live_message_relayed_again_is_dropped_until_the_epoch_changes() {
+        let mut m = RoomMemory::default();
+        m.positions.insert("#r".to_string(), ("e1".to_string(), 0));
+        assert!(m.first_relay("#r", 1));
+        assert!(m.first_relay("#r", 2));
+        // A resume on a node that is behind sets the position back to 1;
+        // that node relays 2 again.
+        m.positions.insert("#r".to_string(), ("e1".to_string(), 1));
+        assert!(!m.first_relay("#r", 2));
+        assert!(m.first_relay("#r", 3));
+        // A new epoch: offsets start again.
+        m.positions.insert("#r".to_string(), ("e2".to_string(), 0));
+        assert!(m.first_relay("#r", 1));
+        // A room the client has no place in is not held back.
+        assert!(m.first_relay("#other", 1));
     }
 }
