@@ -1269,6 +1269,36 @@ fn redis_killed_and_restarted_during_traffic_loses_nothing_confirmed() {
             TIMEOUT,
         );
     }
+    // Every room message confirmed reaches the room's other members too,
+    // live or recovered by offset once their node subscribed again.
+    let said: Vec<(&str, String)> = USERS
+        .iter()
+        .zip(users.iter_mut())
+        .flat_map(|(me, u)| {
+            events_of(u, "said")
+                .into_iter()
+                .map(|e| (*me, field(&e, "text").expect("the text").to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (i, u) in users.iter_mut().enumerate() {
+        for (from, text) in said.iter().filter(|(from, _)| *from != USERS[i]) {
+            let want = (from.to_string(), text.clone());
+            u.wait_until(
+                &|seen| {
+                    seen.iter().any(|l| {
+                        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| {
+                            field(&e, "type") == Some("room_message")
+                                && (field(&e, "from"), field(&e, "text"))
+                                    == (Some(want.0.as_str()), Some(want.1.as_str()))
+                        })
+                    })
+                },
+                &format!("{from}'s confirmed room message {text:?}"),
+                TIMEOUT,
+            );
+        }
+    }
     // Nothing reaches anyone twice: room messages (live or recovered) and
     // direct messages.
     for u in users.iter_mut() {
