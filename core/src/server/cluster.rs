@@ -373,11 +373,21 @@ impl Server {
         }
     }
 
-    /// Adds the stored direct messages of `messages` not known yet (after
-    /// the driver lost its connection to the other nodes and found it
-    /// again), delivering those whose recipient is online here.
+    /// Makes the stored direct messages those of `messages`, every one the
+    /// store has (after the driver lost its connection to the other nodes
+    /// and found it again): adds those not known yet, delivering those
+    /// whose recipient is online here, and forgets those the store no
+    /// longer has (delivered on another node meanwhile).
     pub fn sync_offline(&mut self, now: Instant, messages: Vec<OfflineMessage>) {
         self.now = self.now.max(now);
+        // Those the store no longer has were delivered and removed (on
+        // another node) while this one was not listening: forgotten here.
+        // Those still being written are not in `offline` yet.
+        let kept: BTreeSet<u64> = messages.iter().map(|m| m.id).collect();
+        self.offline.retain(|_, queue| {
+            queue.retain(|w| kept.contains(&w.message.id));
+            !queue.is_empty()
+        });
         for m in messages {
             self.add_offline(m);
         }
