@@ -46,6 +46,8 @@ pub struct ClientFile {
     pub json: Option<bool>,
     /// Reconnect after losing the server.
     pub reconnect: Option<bool>,
+    /// Other nodes of the same chat, HOST[:PORT] each.
+    pub fallback: Option<Vec<String>>,
     /// Present only to refuse it with a clear message.
     #[serde(default)]
     password: Option<IgnoredAny>,
@@ -143,6 +145,7 @@ mod tests {
             color = "never"
             json = true
             reconnect = false
+            fallback = ["b.example.org", "c.example.org:7001"]
             "#,
         )
         .ok()
@@ -153,6 +156,13 @@ mod tests {
         assert_eq!(file.color, Some(ColorChoice::Never));
         assert_eq!(file.json, Some(true));
         assert_eq!(file.reconnect, Some(false));
+        assert_eq!(
+            file.fallback,
+            Some(vec![
+                "b.example.org".to_string(),
+                "c.example.org:7001".to_string()
+            ])
+        );
     }
 
     #[test]

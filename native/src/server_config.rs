@@ -11,6 +11,10 @@
 //! # The accounts that are server admins (PROTOCOL.md §5.12); the flag
 //! # --admin or CHAT_ADMINS, when given, replaces this list.
 //! admins = ["alice", "bob"]
+//! # One node of a cluster (docs/CLUSTER.md): --cluster / CHAT_CLUSTER and
+//! # --node / CHAT_NODE win over these.
+//! cluster = "redis://127.0.0.1:6379"
+//! node = "a"
 //! ```
 
 use std::fs;
@@ -26,6 +30,10 @@ use crate::config::ConfigError;
 pub struct ServerFile {
     /// Server admins, by username.
     pub admins: Option<Vec<String>>,
+    /// The Redis URL of the cluster this server is a node of.
+    pub cluster: Option<String>,
+    /// This node's name in the cluster.
+    pub node: Option<String>,
 }
 
 /// Reads the configuration file at `path` (it must exist: it was named).
@@ -57,6 +65,9 @@ mod tests {
             Some(vec!["alice".to_string(), "Bob".to_string()])
         );
         assert_eq!(parse("").unwrap(), ServerFile::default());
+        let file = parse("cluster = \"redis://127.0.0.1:6379\"\nnode = \"a\"\n").unwrap();
+        assert_eq!(file.cluster.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(file.node.as_deref(), Some("a"));
     }
 
     #[test]

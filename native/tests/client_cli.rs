@@ -218,6 +218,11 @@ fn bad_config_files_are_usage_errors() {
         ("sever = \"typo\"\n", "sever"),
         ("port = \"many\"\n", "port"),
         ("server_key = \"abc\"\n", "64 hex digits"),
+        ("fallback = \"b.example.org\"\n", "fallback"),
+        (
+            "fallback = [\"b.example.org:notaport\"]\n",
+            "fallback in the config file",
+        ),
     ] {
         let config = write_config(dir.path(), "bad.toml", text);
         let (code, out, err) = run(

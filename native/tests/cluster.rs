@@ -309,6 +309,34 @@ fn away_is_seen_on_every_node_and_by_a_node_that_starts_later() {
 }
 
 #[test]
+fn a_node_takes_its_cluster_and_name_from_the_configuration_file() {
+    let redis = Redis::start();
+    let key_dir = temp_dir();
+    let key = key_dir.path().join("chat_server.key");
+    let a = Node::start(&redis, "a", &key);
+    let dir = temp_dir();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!("cluster = \"{}\"\nnode = \"b\"\n", redis.url()),
+    )
+    .expect("write the configuration");
+    let b = Server::start_with(
+        &dir.path().join("chat_users.json"),
+        &[
+            "--config",
+            config.to_str().expect("a UTF-8 path"),
+            "--key",
+            key.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    let mut alice = login(a.server.addr, "alice", "a");
+    let mut bob = login(b.addr, "bob", "b");
+    alice.expect_line("* bob joined", TIMEOUT);
+    wait_online(&mut bob, &["alice", "bob"]);
+}
+
+#[test]
 fn a_killed_nodes_users_leave_within_15_s() {
     let redis = Redis::start();
     let key_dir = temp_dir();

@@ -243,9 +243,10 @@ struct Args {
     #[arg(long = "admin", env = "CHAT_ADMINS", value_name = "NAME", value_delimiter = ',',
           value_parser = parse_admin)]
     admins: Vec<String>,
-    /// A TOML configuration file; it may hold `admins = ["alice"]`. A flag
-    /// or its environment variable, when given, wins over the file; a key
-    /// the file does not know is an error.
+    /// A TOML configuration file; it may hold `admins = ["alice"]`,
+    /// `cluster = "redis://HOST:PORT"` and `node = "NAME"`. A flag or its
+    /// environment variable, when given, wins over the file; a key the
+    /// file does not know is an error.
     #[arg(long, env = "CHAT_SERVER_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     /// Run as one node of a cluster whose nodes share accounts, presence and
@@ -256,8 +257,7 @@ struct Args {
     cluster: Option<String>,
     /// This node's name in the cluster (1 to 64 of A-Z a-z 0-9 _ - .),
     /// unique among the nodes.
-    #[arg(long, env = "CHAT_NODE", value_name = "NAME", value_parser = parse_node,
-          requires = "cluster")]
+    #[arg(long, env = "CHAT_NODE", value_name = "NAME", value_parser = parse_node)]
     node: Option<String>,
     /// With --cluster: add the cluster's accounts that the user store
     /// (--users) lacks to it, then exit (the accounts of the user store
@@ -282,10 +282,23 @@ enum Command {
 
 /// Takes from the configuration file what neither a flag nor its
 /// environment variable set (clap has already preferred the flag).
-fn apply_file(args: &mut Args, file: udpchat_native::server_config::ServerFile) {
+fn apply_file(
+    args: &mut Args,
+    file: udpchat_native::server_config::ServerFile,
+) -> Result<(), String> {
     if args.admins.is_empty() {
         args.admins = file.admins.unwrap_or_default();
     }
+    if args.cluster.is_none() {
+        args.cluster = file.cluster;
+    }
+    if args.node.is_none() {
+        args.node = file
+            .node
+            .map(|n| parse_node(&n).map_err(|e| format!("node {n:?}: {e}")))
+            .transpose()?;
+    }
+    Ok(())
 }
 
 /// A node's name: 1 to 64 ASCII letters, digits, '_', '-' or '.'.
@@ -329,6 +342,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    let mut args = args;
+    if let Some(path) = args.config.clone() {
+        let applied = udpchat_native::server_config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                apply_file(&mut args, file).map_err(|e| format!("{}: {e}", path.display()))
+            });
+        if let Err(e) = applied {
+            eprintln!("chatserver: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if let Some(Command::Accounts(accounts)) = args.command {
         return udpchat_native::accounts::run(
@@ -485,11 +510,7 @@ fn print_key(path: &Path) -> Result<()> {
     }
 }
 
-fn run(mut args: Args) -> Result<()> {
-    if let Some(path) = &args.config {
-        let file = udpchat_native::server_config::load(path)?;
-        apply_file(&mut args, file);
-    }
+fn run(args: Args) -> Result<()> {
     let key_path = args
         .key
         .clone()
@@ -506,6 +527,9 @@ fn run(mut args: Args) -> Result<()> {
     }
     if args.cluster.is_some() && args.node.is_none() {
         anyhow::bail!("--cluster needs --node NAME (or CHAT_NODE): this node's name");
+    }
+    if args.node.is_some() && args.cluster.is_none() {
+        anyhow::bail!("--node names a node of a cluster: give --cluster URL (or CHAT_CLUSTER) too");
     }
     // The socket first: a server that cannot listen leaves no directory, key
     // or user store behind.
@@ -1427,14 +1451,42 @@ mod tests {
     fn the_flag_wins_over_the_configuration_file() {
         let file = || udpchat_native::server_config::ServerFile {
             admins: Some(vec!["alice".to_string()]),
+            cluster: Some("redis://127.0.0.1:6379".to_string()),
+            node: Some("a".to_string()),
         };
-        let mut args = Args::try_parse_from(["chatserver", "--admin", "bob"]).unwrap();
-        apply_file(&mut args, file());
+        let mut args = Args::try_parse_from([
+            "chatserver",
+            "--admin",
+            "bob",
+            "--cluster",
+            "redis://127.0.0.1:7000",
+            "--node",
+            "b",
+        ])
+        .unwrap();
+        apply_file(&mut args, file()).unwrap();
         assert_eq!(args.admins, ["bob"]);
+        assert_eq!(args.cluster.as_deref(), Some("redis://127.0.0.1:7000"));
+        assert_eq!(args.node.as_deref(), Some("b"));
         let mut args = Args::try_parse_from(["chatserver"]).unwrap();
-        if std::env::var_os("CHAT_ADMINS").is_none() {
-            apply_file(&mut args, file());
+        if ["CHAT_ADMINS", "CHAT_CLUSTER", "CHAT_NODE"]
+            .iter()
+            .all(|v| std::env::var_os(v).is_none())
+        {
+            apply_file(&mut args, file()).unwrap();
             assert_eq!(args.admins, ["alice"]);
+            assert_eq!(args.cluster.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(args.node.as_deref(), Some("a"));
+            let mut args = Args::try_parse_from(["chatserver"]).unwrap();
+            let bad = udpchat_native::server_config::ServerFile {
+                node: Some("not a node".to_string()),
+                ..file()
+            };
+            assert!(
+                apply_file(&mut args, bad)
+                    .unwrap_err()
+                    .contains("not a node")
+            );
         }
     }
 

@@ -187,8 +187,9 @@ pub struct Cli {
     /// Another node of the same chat (a cluster whose nodes share one
     /// key), HOST[:PORT] [default port: the server's]: each reconnection
     /// attempt goes to the next of the server and these, in turn (repeat
-    /// the flag, or separate them with commas).
-    #[arg(long, value_name = "HOST[:PORT]", value_delimiter = ',', value_parser = parse_bind_arg)]
+    /// the flag, or separate them with commas; config: fallback, a list).
+    #[arg(long, env = "CHAT_FALLBACK", value_name = "HOST[:PORT]", value_delimiter = ',',
+          value_parser = parse_bind_arg)]
     pub fallback: Vec<HostPort>,
     /// Keep a log of the chat: every event as a plain line with its UTC
     /// time, appended to HOST_PORT-USER.log in the log directory (see
@@ -369,6 +370,18 @@ pub fn settings(cli: Cli) -> Result<Settings, clap::Error> {
         config::pick(given.username, env_var("CHAT_USER"), file.user).ok_or_else(|| {
             usage_error("no username: give USERNAME, set CHAT_USER, or set user in the config file")
         })?;
+    let fallback = if cli.fallback.is_empty() {
+        file.fallback
+            .iter()
+            .flatten()
+            .map(|f| {
+                HostPort::parse(f)
+                    .map_err(|e| invalid(format!("fallback in the config file: {f:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        cli.fallback
+    };
     let flag_reconnect = if cli.reconnect {
         Some(true)
     } else if cli.no_reconnect {
@@ -386,7 +399,7 @@ pub fn settings(cli: Cli) -> Result<Settings, clap::Error> {
         json: cli.json || file.json.unwrap_or(false),
         color: config::pick(cli.color, file.color, Some(ColorChoice::Auto)).unwrap_or_default(),
         reconnect: config::pick(flag_reconnect, file.reconnect, None),
-        fallback: cli.fallback,
+        fallback,
         log: cli.log,
         invite: cli.invite.filter(|c| !c.is_empty()),
         line: cli.line,
