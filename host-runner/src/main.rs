@@ -110,7 +110,8 @@ struct Args {
     /// the server and these, in turn, as chatclient --fallback does. The
     /// server and these are the only peers the client may talk to, one at
     /// a time.
-    #[arg(long, value_name = "HOST[:PORT]", value_delimiter = ',', value_parser = Peer::parse)]
+    #[arg(long, env = "CHAT_FALLBACK", value_name = "HOST[:PORT]", value_delimiter = ',',
+          value_parser = Peer::parse)]
     fallback: Vec<Peer>,
 }
 
