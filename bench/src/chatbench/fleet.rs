@@ -78,8 +78,12 @@ pub struct Shared {
     pub raw_received: AtomicU64,
     /// Datagrams from the server, to all users.
     pub datagrams_in: AtomicU64,
-    /// Closed-loop senders keep `expected - delivered` under this.
+    /// Closed-loop senders keep the messages not yet received by every
+    /// receiver under this (see [`Completion`]).
     pub window: AtomicU64,
+    /// Which closed-loop messages every receiver has; set before the
+    /// closed-loop senders start.
+    pub completion: std::sync::OnceLock<Completion>,
     /// Whether senders send.
     pub sending: AtomicBool,
     /// Messages confirmed to their senders (`confirm` or `said`).
@@ -110,6 +114,7 @@ impl Shared {
             raw_received: AtomicU64::new(0),
             datagrams_in: AtomicU64::new(0),
             window: AtomicU64::new(0),
+            completion: std::sync::OnceLock::new(),
             sending: AtomicBool::new(false),
             confirmed: AtomicU64::new(0),
             stored: AtomicU64::new(0),
@@ -123,6 +128,76 @@ impl Shared {
     /// Microseconds since the origin.
     pub fn now_us(&self) -> u64 {
         self.origin.elapsed().as_micros() as u64
+    }
+}
+
+/// The closed-loop window, counted as `ircd-fanout` counts it: messages
+/// sent and not yet received by every receiver. A receiver that falls
+/// behind holds the senders back, instead of drifting further behind while
+/// the others take the window's deliveries.
+///
+/// Each sender delivers to each receiver in order, so a sender's messages
+/// still incomplete span at most `window` sequence numbers: a ring of
+/// `span > window` slots per sender counts their receipts.
+#[derive(Debug)]
+pub struct Completion {
+    /// The closed-loop senders (user indices), in slot order.
+    senders: Vec<u32>,
+    /// Receipts that complete a message.
+    receivers: u32,
+    /// Slots per sender.
+    span: u64,
+    /// Receipts per (sender, sequence number) slot.
+    got: Vec<AtomicU32>,
+    /// Messages sent.
+    pub sent: AtomicU64,
+    /// Messages received by every receiver.
+    pub completed: AtomicU64,
+}
+
+impl Completion {
+    /// For closed-loop `senders` (user indices), each message of which
+    /// `receivers` users receive, with `window` messages in flight.
+    pub fn new(senders: Vec<u32>, receivers: u64, window: u64) -> Completion {
+        let span = (window + 1).next_power_of_two();
+        let slots = (span as usize).saturating_mul(senders.len());
+        Completion {
+            got: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            senders,
+            receivers: u32::try_from(receivers).unwrap_or(u32::MAX),
+            span,
+            sent: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(&self, sender: u32, seq: u64) -> Option<&AtomicU32> {
+        let rank = self.senders.iter().position(|&s| s == sender)? as u64;
+        self.got.get((rank * self.span + seq % self.span) as usize)
+    }
+
+    /// Messages in flight: sent and not yet received by every receiver.
+    pub fn in_flight(&self) -> u64 {
+        self.sent
+            .load(Relaxed)
+            .saturating_sub(self.completed.load(Relaxed))
+    }
+
+    /// `sender` sends message `seq`.
+    fn on_send(&self, sender: u32, seq: u64) {
+        if let Some(slot) = self.slot(sender, seq) {
+            slot.store(0, Relaxed);
+            self.sent.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A receiver got message `seq` of `sender`.
+    fn on_receipt(&self, sender: u32, seq: u64) {
+        if let Some(slot) = self.slot(sender, seq)
+            && slot.fetch_add(1, Relaxed) + 1 == self.receivers
+        {
+            self.completed.fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -927,12 +1002,18 @@ impl Worker {
                     }
                 } else if sd.interval_us == 0 {
                     let window = self.shared.window.load(Relaxed);
-                    let outstanding = self
-                        .shared
-                        .expected
-                        .load(Relaxed)
-                        .saturating_sub(self.shared.delivered.load(Relaxed));
-                    if outstanding + sd.receivers > window {
+                    let full = match self.shared.completion.get() {
+                        Some(c) => c.in_flight() >= window,
+                        None => {
+                            let outstanding = self
+                                .shared
+                                .expected
+                                .load(Relaxed)
+                                .saturating_sub(self.shared.delivered.load(Relaxed));
+                            outstanding + sd.receivers > window * sd.receivers
+                        }
+                    };
+                    if full {
                         // Look again soon: deliveries happen on other threads.
                         next = Some(next.map_or(now + 200, |x| x.min(now + 200)));
                         break;
@@ -970,6 +1051,12 @@ impl Worker {
                 };
                 match r {
                     Ok(()) => {
+                        if sd.interval_us == 0
+                            && sd.confirm_window.is_none()
+                            && let Some(c) = self.shared.completion.get()
+                        {
+                            c.on_send(sd.sender_id, sd.seq);
+                        }
                         self.senders[s].seq += 1;
                         self.report.counters.sent += 1;
                         self.shared.expected.fetch_add(receivers, Relaxed);
@@ -1261,6 +1348,9 @@ impl Worker {
             self.report.counters.gaps += m.seq - *next;
         }
         *next = m.seq + 1;
+        if let Some(c) = self.shared.completion.get() {
+            c.on_receipt(m.sender, m.seq);
+        }
         self.deliveries += 1;
         self.unpublished += 1;
         if let Some(h) = self.report.latency.get_mut(m.phase as usize) {
@@ -1310,6 +1400,40 @@ pub fn payload(now_us: u64, phase: u32, sender: u32, seq: u64, size: usize) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message stays in flight until its last receiver has it, however
+    /// many receipts the other messages got; its slot serves again later.
+    #[test]
+    fn the_window_counts_messages_not_yet_received_by_everyone() {
+        let c = Completion::new(vec![7, 9], 3, 4);
+        for seq in 0..3 {
+            c.on_send(7, seq);
+        }
+        c.on_send(9, 0);
+        assert_eq!(c.in_flight(), 4);
+        // Two receivers have everything; the third lags behind.
+        for _ in 0..2 {
+            for seq in 0..3 {
+                c.on_receipt(7, seq);
+            }
+            c.on_receipt(9, 0);
+        }
+        assert_eq!(c.in_flight(), 4);
+        c.on_receipt(7, 0);
+        c.on_receipt(9, 0);
+        assert_eq!(c.in_flight(), 2);
+        // A sender that is not counted changes nothing.
+        c.on_send(8, 0);
+        c.on_receipt(8, 0);
+        assert_eq!(c.in_flight(), 2);
+        // Sequence 8 takes the slot of 0 again (8 slots per sender).
+        c.on_send(7, 8);
+        c.on_receipt(7, 8);
+        c.on_receipt(7, 8);
+        assert_eq!(c.in_flight(), 3);
+        c.on_receipt(7, 8);
+        assert_eq!(c.in_flight(), 2);
+    }
 
     #[test]
     fn stamps_round_trip() {

@@ -1311,7 +1311,15 @@ fn workload(
             if args.workload == Workload::Room {
                 out.mode = format!("{}; say in {ROOM}, history on", out.mode);
             }
-            fleet.shared.window.store(args.window * receivers, Relaxed);
+            fleet.shared.window.store(args.window, Relaxed);
+            if interval.is_none() {
+                let senders = ids[..k].iter().map(|&i| i as u32).collect();
+                let _ = fleet.shared.completion.set(fleet::Completion::new(
+                    senders,
+                    receivers,
+                    args.window,
+                ));
+            }
             let now = fleet.shared.now_us();
             let plans = (0..k)
                 .map(|s| SendPlan {
