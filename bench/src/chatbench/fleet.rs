@@ -394,7 +394,7 @@ impl Fleet {
         let mut handles = Vec::new();
         for id in 0..threads {
             let (tx, rx) = unbounded();
-            let worker = Worker::new(threads, shared.clone(), server.clone())?;
+            let worker = Worker::new(id, threads, shared.clone(), server.clone())?;
             handles.push(
                 thread::Builder::new()
                     .name(format!("bench-{id}"))
@@ -736,6 +736,9 @@ impl ReadBufs {
 }
 
 struct Worker {
+    /// This worker's number: it has the users whose index is `id` modulo
+    /// `stride`.
+    id: usize,
     stride: usize,
     shared: Arc<Shared>,
     server: Endpoint,
@@ -761,8 +764,9 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(stride: usize, shared: Arc<Shared>, server: Endpoint) -> Result<Self> {
+    fn new(id: usize, stride: usize, shared: Arc<Shared>, server: Endpoint) -> Result<Self> {
         Ok(Worker {
+            id,
             stride,
             shared,
             server,
@@ -963,9 +967,12 @@ impl Worker {
         }
     }
 
-    /// The node user `li` of this worker talks to.
+    /// The node user `li` of this worker talks to: users in turn by their
+    /// index over the whole fleet, so that users `2k` and `2k + 1` (a
+    /// pair of the dm workload) are on different nodes.
     fn node_of(&self, li: usize) -> SocketAddr {
-        match li % (self.server.others.len() + 1) {
+        let user = li * self.stride + self.id;
+        match user % (self.server.others.len() + 1) {
             0 => self.server.addr,
             i => self.server.others[i - 1],
         }
