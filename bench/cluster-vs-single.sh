@@ -156,7 +156,7 @@ run() {
     case "$mode" in
         single) out=$(bench single "$port_single") ;;
         node-a) out=$(bench nodea "$port_a") ;;
-        spread) out=$(bench spread "$port_a" --node "127.0.0.1:$port_b,127.0.0.1:$port_c") ;;
+        spread) out=$(bench spread "$port_a" --server "127.0.0.1:$port_b" --server "127.0.0.1:$port_c") ;;
     esac
     r1=$(redis_cpu)
     read -r pcalls pusec < <(publish_stats)

@@ -65,7 +65,7 @@ Examples:
   chatbench login-storm --users 100 --logins 200
   chatbench idle --users 10000 --seconds 10
   chatbench dm --users 20 --server 127.0.0.1:65015 --server-key <hex>
-  chatbench fanout --users 300 --server 127.0.0.1:7000 --node 127.0.0.1:7001,127.0.0.1:7002 \
+  chatbench fanout --users 300 --server 127.0.0.1:7000 --server 127.0.0.1:7001 --server 127.0.0.1:7002 \
       --server-key <hex>                # a cluster: users spread over three nodes
   chatbench ircd-fanout --users 100 --server 127.0.0.1:6667 --server-pid 1234";
 
@@ -83,8 +83,15 @@ struct Args {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// A running chatserver (HOST:PORT); without it chatbench starts its own.
-    #[arg(long, env = "CHATBENCH_SERVER")]
-    server: Option<String>,
+    /// Repeated (or comma-separated), the nodes of one cluster: the first
+    /// is the server, the others are as --node.
+    #[arg(
+        long,
+        env = "CHATBENCH_SERVER",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    server: Vec<String>,
     /// With --server: other nodes of the same cluster (HOST:PORT, repeat
     /// or separate with commas); users are spread over the server and
     /// these in turn, so that messages cross nodes. The CPU and memory
@@ -356,7 +363,7 @@ fn run(args: &Args) -> Result<bool> {
         _ => (base, Vec::new()),
     };
 
-    let mut info = match &args.server {
+    let mut info = match args.server.first() {
         Some(s) => {
             let addr = s
                 .to_socket_addrs()
@@ -424,8 +431,10 @@ fn run(args: &Args) -> Result<bool> {
     }
 
     let others = args
-        .node
+        .server
         .iter()
+        .skip(1)
+        .chain(&args.node)
         .map(|s| {
             s.to_socket_addrs()
                 .with_context(|| format!("cannot resolve {s}"))?
@@ -466,7 +475,7 @@ fn run(args: &Args) -> Result<bool> {
 
 /// The fan-out through an IRC server: `--server` is required.
 fn run_ircd(args: &Args) -> Result<bool> {
-    let Some(s) = &args.server else {
+    let Some(s) = args.server.first() else {
         bail!("ircd-fanout needs --server HOST:PORT of a running IRC server");
     };
     let addr = s
