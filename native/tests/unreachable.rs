@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `chatclient 127.0.0.1:PORT alice`, the password on its first line.
+/// `chatclient 127.0.0.1:PORT alice`, the password in `CHAT_PASSWORD`
+/// (a client that gives up at once may be gone before a line could be
+/// written to its input).
 fn client_of(port: u16) -> Proc {
     let mut cmd = command(CHATCLIENT);
     cmd.arg(format!("127.0.0.1:{port}"))
         .arg("alice")
-        .env("CHAT_KNOWN_SERVERS", NULL_FILE);
-    let mut client = Proc::spawn("chatclient", cmd);
-    client.send("secret");
-    client
+        .env("CHAT_KNOWN_SERVERS", NULL_FILE)
+        .env("CHAT_PASSWORD", "secret");
+    Proc::spawn("chatclient", cmd)
 }
 
 fn never_said_disconnected(client: &mut Proc) {
