@@ -407,19 +407,7 @@ impl Server {
             return;
         }
         if let Some(&(old, _)) = self.online.get(&key) {
-            self.error(
-                old,
-                ErrorCode::Replaced,
-                "you logged in from another place; this session is over".to_string(),
-            );
-            self.logout(old, LeaveReason::Replaced);
-            self.set_state(
-                old,
-                SessionState::Closing {
-                    until: now + self.config.linger,
-                },
-            );
-            self.process(now, old);
+            self.end_replaced(now, old);
         } else if self.remote.contains_key(&key) {
             self.remote_leaves(&key, LeaveReason::Replaced.as_str().to_string(), None);
         }
