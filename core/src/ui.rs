@@ -116,6 +116,7 @@ use crate::session::{
 use crate::time::{Duration, Instant};
 use crate::wire::CloseCode;
 
+mod address;
 mod client_event;
 mod command;
 mod complete;
@@ -132,6 +133,7 @@ mod windows;
 
 use outgoing::{FALLBACK_RATE, Outgoing, Pacer, Unanswered};
 
+pub use address::{HostPort, parse_port, parse_server_port};
 pub use command::{
     COMMANDS, Command, CommandInfo, HISTORY_LINES, MAX_HISTORY_LINES, ParseError, RoomUserAction,
     find_command, help, parse_command,

@@ -43,57 +43,9 @@ pub enum Incoming {
 }
 
 /// A server the user named: `HOST[:PORT]`, the port defaulting to the
-/// server's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Peer {
-    /// Host name or address, without brackets.
-    pub host: String,
-    /// The port written with it, if any.
-    pub port: Option<u16>,
-}
-
-impl Peer {
-    /// Reads `HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT` or a bare IPv6
-    /// address (as `chatclient --fallback` does).
-    pub fn parse(s: &str) -> Result<Peer, String> {
-        let port = |p: &str| -> Result<u16, String> {
-            match p.parse::<u16>() {
-                Ok(0) | Err(_) => Err(format!("{s:?}: {p:?} is not a server's port")),
-                Ok(port) => Ok(port),
-            }
-        };
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| format!("{s:?}: no closing ] after the IPv6 address"))?;
-            match after {
-                "" => (host, None),
-                _ => match after.strip_prefix(':') {
-                    Some(p) => (host, Some(port(p)?)),
-                    None => return Err(format!("{s:?}: expected :PORT after ]")),
-                },
-            }
-        } else if s.matches(':').count() >= 2 {
-            if s.parse::<Ipv6Addr>().is_err() {
-                return Err(format!(
-                    "{s:?} is no IPv6 address (with a port, write one as [::1]:7000)"
-                ));
-            }
-            (s, None)
-        } else if let Some((host, p)) = s.split_once(':') {
-            (host, Some(port(p)?))
-        } else {
-            (s, None)
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(format!("{s:?}: expected a host name or address"));
-        }
-        Ok(Peer {
-            host: host.to_string(),
-            port,
-        })
-    }
-}
+/// server's, read as `chatclient --fallback` reads it
+/// ([`Peer::parse_server`]).
+pub use udpchat_core::ui::HostPort as Peer;
 
 /// The connected socket.
 pub struct ServerLink {
@@ -294,7 +246,7 @@ mod tests {
             a.local_addr().expect("addr").port(),
             b.local_addr().expect("addr").port(),
         );
-        let fallback = Peer::parse(&format!("127.0.0.1:{b_port}")).expect("a peer");
+        let fallback = Peer::parse_server(&format!("127.0.0.1:{b_port}")).expect("a peer");
         let mut link = ServerLink::connect("127.0.0.1", a_port, &[fallback]).expect("connect");
         assert_eq!(link.fallbacks(), 1);
         let mut buf = [0u8; 16];
@@ -323,7 +275,7 @@ mod tests {
 
     #[test]
     fn peers_read_as_chatclient_reads_them() {
-        let p = |s: &str| Peer::parse(s);
+        let p = |s: &str| Peer::parse_server(s);
         assert_eq!(
             p("node-b:7001"),
             Ok(Peer {

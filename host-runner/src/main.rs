@@ -111,7 +111,7 @@ struct Args {
     /// server and these are the only peers the client may talk to, one at
     /// a time.
     #[arg(long, env = "CHAT_FALLBACK", value_name = "HOST[:PORT]", value_delimiter = ',',
-          value_parser = Peer::parse)]
+          value_parser = Peer::parse_server)]
     fallback: Vec<Peer>,
 }
 
