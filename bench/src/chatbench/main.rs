@@ -338,15 +338,7 @@ fn run(args: &Args) -> Result<bool> {
     if args.window == 0 {
         bail!("--window must be at least 1");
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| {
-            thread::available_parallelism()
-                .map(|n| n.get() * 2)
-                .unwrap_or(2)
-                .min(4)
-        })
-        .clamp(1, 64);
+    let threads = args.threads();
     let password =
         std::env::var("CHATBENCH_PASSWORD").unwrap_or_else(|_| "chatbench-password".into());
     let base = names(&args.prefix, users);
@@ -473,6 +465,21 @@ fn run(args: &Args) -> Result<bool> {
     Ok(true)
 }
 
+impl Args {
+    /// The benchmark's threads: --threads, or twice the cores (at most 4);
+    /// 1 to 64.
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| {
+                thread::available_parallelism()
+                    .map(|n| n.get() * 2)
+                    .unwrap_or(2)
+                    .min(4)
+            })
+            .clamp(1, 64)
+    }
+}
+
 /// The fan-out through an IRC server: `--server` is required.
 fn run_ircd(args: &Args) -> Result<bool> {
     let Some(s) = args.server.first() else {
@@ -483,15 +490,7 @@ fn run_ircd(args: &Args) -> Result<bool> {
         .with_context(|| format!("cannot resolve {s}"))?
         .next()
         .with_context(|| format!("{s} has no address"))?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| {
-            thread::available_parallelism()
-                .map(|n| n.get() * 2)
-                .unwrap_or(2)
-                .min(4)
-        })
-        .clamp(1, 64);
+    let threads = args.threads();
     let users = args.users.unwrap_or(100);
     if !(2..=10_000).contains(&users) {
         bail!("--users must be 2 to 10000");
