@@ -106,19 +106,13 @@ impl Server {
             }
         }
         for conn in logged_in {
-            self.error(
+            self.end_session(
+                now,
                 conn,
                 ErrorCode::AccountDeleted,
                 format!("{message}; this session is over"),
+                LeaveReason::Deleted,
             );
-            self.logout(conn, LeaveReason::Deleted);
-            self.set_state(
-                conn,
-                SessionState::Closing {
-                    until: now + self.config.linger,
-                },
-            );
-            self.process(now, conn);
         }
         for conn in logging_in {
             if let Some(SessionState::Checking { request, .. }) =

@@ -214,30 +214,13 @@ impl Server {
         self.send(conn, &ServerMessage::LoginFailed { reason, message });
     }
 
-    /// Ends the session `old`, whose user logged in again (here or on
-    /// another node): said plainly to it, and it then ends like one that
-    /// said EX, its last messages acknowledged first.
-    pub(super) fn end_replaced(&mut self, now: Instant, old: u64) {
-        self.error(
-            old,
-            ErrorCode::Replaced,
-            "you logged in from another place; this session is over".to_string(),
-        );
-        self.logout(old, LeaveReason::Replaced);
-        self.set_state(
-            old,
-            SessionState::Closing {
-                until: now + self.config.linger,
-            },
-        );
-        self.process(now, old);
-    }
-
     pub(super) fn login_success(&mut self, now: Instant, conn: u64, name: String, new_user: bool) {
         let key = username_key(&name);
         if let Some(&(old, _)) = self.online.get(&key)
             && old != conn
         {
+            // Said plainly to the old session, which then ends like one
+            // that said EX: its last messages are acknowledged first.
             self.end_replaced(now, old);
         }
         if self.remote.contains_key(&key) {

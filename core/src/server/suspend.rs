@@ -111,6 +111,18 @@ impl Server {
         self.process(now, conn);
     }
 
+    /// Ends the session `old`, whose user logged in again (here or on
+    /// another node).
+    pub(super) fn end_replaced(&mut self, now: Instant, old: u64) {
+        self.end_session(
+            now,
+            old,
+            ErrorCode::Replaced,
+            "you logged in from another place; this session is over".to_string(),
+            LeaveReason::Replaced,
+        );
+    }
+
     /// `suspend`: for admins, of an account that is not an admin's.
     pub(super) fn on_suspend(
         &mut self,
