@@ -19,6 +19,13 @@
 # directory of chatbench and chatserver [default: target/release, built].
 # --compare DIR runs a second build's chatbench fanout too in each round,
 # right after the first: its rate over the first build's, median and spread.
+#
+# --load F [default 0.5]: after each round's closed-loop pair, both servers
+# run again open loop at the same offered rate, F times the messages per
+# second ngircd delivered in that round's closed loop, and their p99 latency
+# at that equal load is printed (0: skip). A closed loop keeps the window
+# full, so its latency is the window over the rate (Little's law); the
+# open loop shows what a message waits at a load both servers carry.
 set -euo pipefail
 
 users_list=100
@@ -29,6 +36,7 @@ window=128
 path=loopback
 bin=""
 compare=""
+load=0.5
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -40,7 +48,8 @@ while [ $# -gt 0 ]; do
         --path) path=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --compare) compare=$2; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --load) load=$2; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "fanout-vs-ircd: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -145,10 +154,11 @@ stop_ircd() {
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "fanout-vs-ircd: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), path $path, $size-byte messages, window $window, $secs s, $rounds rounds"
+echo "fanout-vs-ircd: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), path $path, $size-byte messages, window $window, $secs s, $rounds rounds, equal-load runs at $load"
 for users in ${users_list//,/ }; do
     : >"$tmp/pairs"
     : >"$tmp/cmp"
+    : >"$tmp/load"
     for r in $(seq "$rounds"); do
         start_ircd
         irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
@@ -164,6 +174,22 @@ for users in ${users_list//,/ }; do
         printf 'users %5d round %d: ngircd %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | udpchat %9.0f/s p99 %6.1f ms cpu %.2f s/M lost %s | ratio %s\n' \
             "$users" "$r" "$irate" "$(awk -v v="$ip99" 'BEGIN{print v/1000}')" "$icpm" "$ilost" \
             "$urate" "$(awk -v v="$up99" 'BEGIN{print v/1000}')" "$ucpm" "$ulost" "$ratio"
+        if awk -v f="$load" 'BEGIN {exit !(f > 0)}'; then
+            mrate=$(awk -v i="$irate" -v f="$load" -v n="$users" 'BEGIN {printf "%.0f", i * f / (n - 1)}')
+            start_ircd
+            irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" --rate "$mrate" \
+                --server "$server_addr:$ircd_port" --server-pid "$ircd_pid" 2>"$tmp/irc.err") \
+                || { cat "$tmp/irc.err" "$tmp/ngircd.log" >&2; exit 1; }
+            stop_ircd
+            udp=$("$chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" --rate "$mrate" \
+                --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/udp.err") || { cat "$tmp/udp.err" >&2; exit 1; }
+            read -r lirate lip50 lip99 < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99] | @tsv' <<<"$irc")
+            read -r lurate lup50 lup99 < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99] | @tsv' <<<"$udp")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mrate" "$lirate" "$lip50" "$lip99" "$lurate" "$lup50" "$lup99" >>"$tmp/load"
+            printf 'users %5d round %d at %s msgs/s each: ngircd %9.0f/s p50 %6.2f p99 %6.2f ms | udpchat %9.0f/s p50 %6.2f p99 %6.2f ms\n' \
+                "$users" "$r" "$mrate" "$lirate" "$(awk -v v="$lip50" 'BEGIN{print v/1000}')" "$(awk -v v="$lip99" 'BEGIN{print v/1000}')" \
+                "$lurate" "$(awk -v v="$lup50" 'BEGIN{print v/1000}')" "$(awk -v v="$lup99" 'BEGIN{print v/1000}')"
+        fi
         if [ -n "$compare" ]; then
             cmp=$("$compare/chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
                 --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/cmp.err") || { cat "$tmp/cmp.err" >&2; exit 1; }
@@ -178,6 +204,13 @@ for users in ${users_list//,/ }; do
     printf 'users %5d median of %d: ratio %s (%s); ngircd %.0f/s p99 %.1f ms cpu %.2f s/M; udpchat %.0f/s p99 %.1f ms cpu %.2f s/M\n' \
         "$users" "$rounds" "$(col 7)" "$(range 7)" "$(col 1)" "$(awk -v v="$(col 2)" 'BEGIN{print v/1000}')" "$(col 3)" \
         "$(col 4)" "$(awk -v v="$(col 5)" 'BEGIN{print v/1000}')" "$(col 6)"
+    if [ -s "$tmp/load" ]; then
+        lcol() { cut -f"$1" "$tmp/load" | median; }
+        lrange() { cut -f"$1" "$tmp/load" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo/1000, hi/1000}'; }
+        printf 'users %5d median of %d at equal load (%s of ngircd'"'"'s rate, open loop): ngircd %.0f/s p50 %.2f p99 %.2f ms (%s); udpchat %.0f/s p50 %.2f p99 %.2f ms (%s)\n' \
+            "$users" "$rounds" "$load" "$(lcol 2)" "$(awk -v v="$(lcol 3)" 'BEGIN{print v/1000}')" "$(awk -v v="$(lcol 4)" 'BEGIN{print v/1000}')" "$(lrange 4)" \
+            "$(lcol 5)" "$(awk -v v="$(lcol 6)" 'BEGIN{print v/1000}')" "$(awk -v v="$(lcol 7)" 'BEGIN{print v/1000}')" "$(lrange 7)"
+    fi
     if [ -n "$compare" ]; then
         printf 'users %5d median of %d: this build / compared build %s (%s); compared build %.0f/s p99 %.1f ms\n' "$users" "$rounds" \
             "$(cut -f1 "$tmp/cmp" | median)" "$(cut -f1 "$tmp/cmp" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {print lo "-" hi}')" \

@@ -456,18 +456,29 @@ fn send_each(socket: &ServerSocket, batch: &[Outgoing<'_>]) -> io::Result<usize>
             })
         })
         .collect();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
     let cmsgs: [ControlMessage<'_>; 0] = [];
-    let results = sendmmsg(
-        socket.socket.as_raw_fd(),
-        &mut headers,
-        &iovs,
-        &addrs,
-        cmsgs,
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?;
-    Ok(results.count())
+    SEND_HEADERS.with_borrow_mut(|headers| {
+        // Made once per sending thread, for a whole batch, and reused.
+        let headers = headers
+            .get_or_insert_with(|| MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None));
+        let results = sendmmsg(
+            socket.socket.as_raw_fd(),
+            headers,
+            &iovs,
+            &addrs,
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        Ok(results.count())
+    })
+}
+
+#[cfg(target_os = "linux")]
+thread_local! {
+    /// `sendmmsg`'s message headers, [`BATCH`] of them, for [`send_each`].
+    static SEND_HEADERS: std::cell::RefCell<Option<nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -39,6 +39,9 @@ pub struct Options {
     pub seconds: f64,
     pub size: usize,
     pub window: u64,
+    /// Messages per second, open loop, instead of the window (at most
+    /// [`RING`] messages in flight).
+    pub rate: Option<f64>,
     pub threads: usize,
     pub prefix: String,
 }
@@ -48,6 +51,7 @@ pub struct Outcome {
     users: usize,
     size: usize,
     window: u64,
+    rate: Option<f64>,
     seconds: f64,
     join_seconds: f64,
     deliveries: u64,
@@ -266,15 +270,31 @@ pub fn run(o: &Options) -> Result<Outcome> {
     let mut before = None;
     let mut measuring = false;
     sender.stream.set_nonblocking(true)?;
+    let t_start = shared.nanos();
     while Instant::now() < end {
         if !measuring && Instant::now() >= end_warmup {
             before = o.server_pid.and_then(|p| server::sample(&p.to_string()));
             shared.measure_from.store(shared.nanos(), Release);
             measuring = true;
         }
-        let room = (shared.completed.load(Acquire) + o.window).saturating_sub(seq);
+        let in_flight = (shared.completed.load(Acquire) + o.window).saturating_sub(seq);
+        let room = match o.rate {
+            // Open loop: what the schedule says is due by now, as
+            // `chatbench fanout --rate` sends; a server that falls behind
+            // by the whole ring stops the sender.
+            Some(rate) => {
+                let due = (shared.nanos().saturating_sub(t_start) as f64 * 1e-9 * rate) as u64;
+                let ring_room =
+                    (shared.completed.load(Acquire) + RING as u64 - 1).saturating_sub(seq);
+                due.saturating_sub(seq).min(ring_room)
+            }
+            None => in_flight,
+        };
         if room == 0 {
-            thread::park_timeout(Duration::from_millis(1));
+            match o.rate {
+                Some(rate) => thread::sleep(Duration::from_secs_f64((0.5 / rate).min(0.001))),
+                None => thread::park_timeout(Duration::from_millis(1)),
+            }
             continue;
         }
         line.clear();
@@ -311,6 +331,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
         users: o.users,
         size: o.size,
         window: o.window,
+        rate: o.rate,
         seconds: measured,
         join_seconds,
         deliveries: shared.window_deliveries.load(Relaxed),
@@ -428,6 +449,7 @@ impl Outcome {
             "users": self.users,
             "message_bytes": self.size,
             "window": self.window,
+            "rate": self.rate,
             "seconds": self.seconds,
             "join_seconds": self.join_seconds,
             "deliveries": self.deliveries,
@@ -452,9 +474,13 @@ impl Outcome {
                 .quantile(x)
                 .map_or("-".to_string(), |v| v.to_string())
         };
+        let mode = match self.rate {
+            Some(r) => format!("open loop at {r:.0} msgs/s"),
+            None => format!("closed loop with {} messages in flight", self.window),
+        };
         let mut s = format!(
-            "chatbench ircd-fanout: {} users, {}-byte messages, {:.1} s measured, 1 sender, closed loop with {} messages in flight\n",
-            self.users, self.size, self.seconds, self.window
+            "chatbench ircd-fanout: {} users, {}-byte messages, {:.1} s measured, 1 sender, {mode}\n",
+            self.users, self.size, self.seconds
         );
         s += &format!(
             "  server                {} (pid {:?})\n",

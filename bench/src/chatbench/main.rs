@@ -27,6 +27,11 @@ use histogram::Histogram;
 use raw::RawRun;
 use server::{OwnServer, OwnServerOptions, ProcSample};
 
+/// The simulated users allocate for each message they take in; mimalloc
+/// keeps that off the machine the server under test shares.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const AFTER_HELP: &str = "\
 Workloads:
   fanout       one or several senders (--senders) broadcast public messages (PM) to
@@ -46,7 +51,8 @@ Workloads:
   idle         --users users log in and send nothing for --seconds: server memory and CPU
   ircd-fanout  fanout through an IRC server over TCP (--server HOST:PORT, --server-pid):
                --users clients join #bench, one sends PRIVMSGs to it with --window
-               messages in flight, the others count them; for comparison with fanout
+               messages in flight (or --rate msgs/s), the others count them; for
+               comparison with fanout
                (bench/fanout-vs-ircd.sh runs the two in turn against ngircd)
 
 Latency is one-way, from the sender's send call to the receiver's event, both in this
@@ -123,7 +129,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     messages: u64,
     /// Messages per second in all [default: dm 20000, login-storm 1000;
-    /// fanout: closed loop].
+    /// fanout, room and ircd-fanout: closed loop].
     #[arg(long)]
     rate: Option<f64>,
     /// fanout and room without --rate: messages in flight in all (sent but
@@ -505,6 +511,7 @@ fn run_ircd(args: &Args) -> Result<bool> {
         seconds: args.seconds,
         size: args.size,
         window: args.window.max(1),
+        rate: args.rate,
         threads,
         prefix: args.prefix.clone(),
     })?;
