@@ -27,11 +27,6 @@ use histogram::Histogram;
 use raw::RawRun;
 use server::{OwnServer, OwnServerOptions, ProcSample};
 
-/// The simulated users allocate for each message they take in; mimalloc
-/// keeps that off the machine the server under test shares.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const AFTER_HELP: &str = "\
 Workloads:
   fanout       one or several senders (--senders) broadcast public messages (PM) to

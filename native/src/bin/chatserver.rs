@@ -782,7 +782,11 @@ fn run(args: Args) -> Result<()> {
         driver.blocked = false;
         // Everything the socket holds first (up to a budget, so that timers
         // and workers still get their turn), then timers and the handshakes
-        // that wait (handle_timeout).
+        // that wait (handle_timeout). What the datagrams produced goes out
+        // once the socket is drained, or at the top of the next pass: under
+        // load a pass reads many full batches (mostly acknowledgements),
+        // and every message they carried goes to each recipient in one
+        // datagram rather than in one fan-out per message.
         more_to_read = true;
         for _ in 0..READ_BUDGET / udp::BATCH {
             match received.recv(&socket) {
@@ -801,8 +805,10 @@ fn run(args: Args) -> Result<()> {
                         }
                         server.handle_datagram(now, from, bytes);
                     }
-                    // Answers go out as they are produced, in batches.
-                    driver.flush(&mut server, &clock);
+                    if n < udp::BATCH {
+                        // The socket is drained: answers go out at once.
+                        driver.flush(&mut server, &clock);
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "receive failed");
