@@ -21,6 +21,9 @@ use crate::reliable::Channel;
 use crate::time::Instant;
 use crate::wire::{BASE_DATAGRAM, Datagram, DecodeError, Header, MAX_DATAGRAM, SEAL_OVERHEAD};
 
+/// Sealed datagrams up to this size are opened into a buffer on the stack.
+const OPEN_ON_STACK: usize = 512;
+
 /// Where a Data datagram came from, as the endpoint sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -150,9 +153,20 @@ impl Connection {
         source: Source,
         bytes: &[u8],
     ) -> Result<Received, DatagramError> {
-        let Ok(plain) = self.transport.open(bytes) else {
+        // Small datagrams (acknowledgements, most commands) are opened on
+        // the stack; larger ones into one allocation.
+        let mut small = [0u8; OPEN_ON_STACK];
+        let mut large = Vec::new();
+        let out: &mut [u8] = if bytes.len() <= OPEN_ON_STACK {
+            &mut small
+        } else {
+            large.resize(bytes.len(), 0);
+            &mut large
+        };
+        let Ok(n) = self.transport.open_into(bytes, out) else {
             return Err(DatagramError::Unauthenticated);
         };
+        let plain = out.get(..n).ok_or(DatagramError::Unauthenticated)?;
         let pn = Header::decode(bytes)
             .map_err(DatagramError::Malformed)?
             .packet_number;
@@ -164,7 +178,7 @@ impl Connection {
             return Err(DatagramError::MigrationRefused);
         }
         self.replay.record(pn);
-        let datagram = Datagram::decode(&plain).map_err(DatagramError::Malformed)?;
+        let datagram = Datagram::decode(plain).map_err(DatagramError::Malformed)?;
         self.channel.handle_frames(now, datagram.frames());
         match source {
             Source::Current => {
@@ -206,8 +220,10 @@ impl Connection {
             .map_or(MAX_DATAGRAM, |u| u.budget.min(MAX_DATAGRAM))
             .saturating_sub(SEAL_OVERHEAD);
         loop {
-            let plain = self.channel.poll_transmit_within(now, limit)?;
-            let Ok(len) = self.transport.seal_into(&plain, buf) else {
+            if !self.channel.poll_transmit_into(now, limit, buf) {
+                return None;
+            }
+            let Ok(len) = self.transport.seal_in_place(buf) else {
                 continue;
             };
             if let Some(u) = &mut self.unvalidated {

@@ -425,31 +425,88 @@ impl Transport {
             .ok_or(CryptoError::Decrypt)?;
         let view = HeaderView::from_array(header);
         let nonce = u64::from(view.packet_number());
-        let mut inner = Vec::with_capacity(frames.len().saturating_add(SEALED_HEADER_COPY));
-        inner.extend_from_slice(&view.sealed_copy());
-        inner.extend_from_slice(frames);
-        let len = inner
+        let inner_len = frames
             .len()
+            .checked_add(SEALED_HEADER_COPY)
+            .ok_or(CryptoError::Decrypt)?;
+        let len = inner_len
             .checked_add(HEADER_LEN + TAG_LEN)
             .ok_or(CryptoError::Decrypt)?;
+        // The text to seal (the header's copy, then the frames) is laid out
+        // past the sealed datagram, in the same buffer: no allocation once
+        // `out` has grown, and snow gets the two distinct slices it needs.
         out.clear();
-        out.resize(len, 0);
-        let (out_header, out_body) = out
+        out.resize(len.checked_add(inner_len).ok_or(CryptoError::Decrypt)?, 0);
+        let (sealed, inner) = out.split_at_mut(len);
+        let (copy, rest) = inner
+            .split_first_chunk_mut::<SEALED_HEADER_COPY>()
+            .ok_or(CryptoError::Decrypt)?;
+        *copy = view.sealed_copy();
+        rest.copy_from_slice(frames);
+        let (out_header, out_body) = sealed
             .split_first_chunk_mut::<HEADER_LEN>()
             .ok_or(CryptoError::Decrypt)?;
         *out_header = *header;
         let n = self
             .0
-            .write_message(nonce, &inner, out_body)
+            .write_message(nonce, inner, out_body)
             .map_err(|_| CryptoError::Decrypt)?;
         let n = n.saturating_add(HEADER_LEN);
         out.truncate(n);
         Ok(n)
     }
 
+    /// [`Transport::seal_into`] of the plaintext datagram that `buf` holds,
+    /// in place: `buf` then holds the sealed datagram; returns its length.
+    /// On an error `buf` holds nothing to send.
+    pub fn seal_in_place(&self, buf: &mut Vec<u8>) -> Result<usize, CryptoError> {
+        let Some((&mut header, frames)) = buf.split_first_chunk_mut::<HEADER_LEN>() else {
+            buf.clear();
+            return Err(CryptoError::Decrypt);
+        };
+        let frames_len = frames.len();
+        let view = HeaderView::from_array(&header);
+        let nonce = u64::from(view.packet_number());
+        let inner_len = frames_len.saturating_add(SEALED_HEADER_COPY);
+        let len = inner_len.saturating_add(HEADER_LEN + TAG_LEN);
+        // As in `seal_into`: the text to seal goes past the sealed
+        // datagram's room, then is sealed into that room.
+        buf.resize(len.saturating_add(inner_len), 0);
+        buf.copy_within(
+            HEADER_LEN..HEADER_LEN + frames_len,
+            len + SEALED_HEADER_COPY,
+        );
+        let (sealed, inner) = buf.split_at_mut(len);
+        if let Some(copy) = inner.first_chunk_mut::<SEALED_HEADER_COPY>() {
+            *copy = view.sealed_copy();
+        }
+        let written = sealed
+            .get_mut(HEADER_LEN..)
+            .map(|body| self.0.write_message(nonce, inner, body));
+        let Some(Ok(n)) = written else {
+            buf.clear();
+            return Err(CryptoError::Decrypt);
+        };
+        let n = n.saturating_add(HEADER_LEN);
+        buf.truncate(n);
+        Ok(n)
+    }
+
     /// Opens a sealed datagram; returns the plaintext datagram (header
     /// followed by frames).
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut plain = vec![0u8; sealed.len().saturating_sub(SEALED_HEADER_COPY)];
+        let n = self.open_into(sealed, &mut plain)?;
+        plain.truncate(n);
+        Ok(plain)
+    }
+
+    /// [`Transport::open`] into `out`, which must hold at least
+    /// `sealed.len() - 4` bytes (a short `out` is an error); returns the
+    /// length of the plaintext datagram at the start of `out`. Nothing is
+    /// allocated: a small datagram (an acknowledgement) can be opened on
+    /// the stack.
+    pub fn open_into(&self, sealed: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
         let (header, body) = sealed
             .split_first_chunk::<HEADER_LEN>()
             .ok_or(CryptoError::Decrypt)?;
@@ -458,22 +515,29 @@ impl Transport {
         }
         let view = HeaderView::from_array(header);
         let nonce = u64::from(view.packet_number());
-        let mut inner = vec![0u8; body.len()];
+        // Decrypted in place of the result: the header's copy lands in the
+        // last bytes of the header's room and the frames right after it,
+        // where the plaintext datagram has them; then the header goes over
+        // the copy once it has been checked. No copy of the frames.
+        const COPY_AT: usize = HEADER_LEN - SEALED_HEADER_COPY;
+        let target = out
+            .get_mut(COPY_AT..COPY_AT.saturating_add(body.len()))
+            .ok_or(CryptoError::Decrypt)?;
         let n = self
             .0
-            .read_message(nonce, body, &mut inner)
+            .read_message(nonce, body, target)
             .map_err(|_| CryptoError::Decrypt)?;
-        inner.truncate(n);
-        let (copy, frames) = inner
-            .split_first_chunk::<SEALED_HEADER_COPY>()
-            .ok_or(CryptoError::Decrypt)?;
-        if *copy != view.sealed_copy() {
+        if n < SEALED_HEADER_COPY {
             return Err(CryptoError::Decrypt);
         }
-        let mut plain = Vec::with_capacity(frames.len().saturating_add(HEADER_LEN));
-        plain.extend_from_slice(header);
-        plain.extend_from_slice(frames);
-        Ok(plain)
+        let (room, _) = out
+            .split_first_chunk_mut::<HEADER_LEN>()
+            .ok_or(CryptoError::Decrypt)?;
+        if room[COPY_AT..] != view.sealed_copy() {
+            return Err(CryptoError::Decrypt);
+        }
+        *room = *header;
+        Ok(n.saturating_add(COPY_AT))
     }
 }
 

@@ -64,6 +64,37 @@ fn handshake_then_seal_and_open() {
     assert_eq!(&sealed[..HEADER_LEN], &plain[..HEADER_LEN]);
     assert_eq!(server_t.open(&sealed).unwrap(), plain);
 
+    // Sealing into a kept buffer, or in place, gives the same bytes,
+    // whatever the buffer held before (a longer datagram here).
+    let mut out = vec![0xAA; 3000];
+    assert_eq!(
+        est.transport.seal_into(&plain, &mut out).unwrap(),
+        sealed.len()
+    );
+    assert_eq!(out, sealed);
+    let mut in_place = plain.clone();
+    in_place.reserve(4000);
+    assert_eq!(
+        est.transport.seal_in_place(&mut in_place).unwrap(),
+        sealed.len()
+    );
+    assert_eq!(in_place, sealed);
+    // A datagram shorter than its header is refused and leaves nothing.
+    let mut short = plain[..HEADER_LEN - 1].to_vec();
+    assert!(est.transport.seal_in_place(&mut short).is_err());
+    assert!(short.is_empty());
+    // The header alone (no frames) seals and opens.
+    let mut bare = plain[..HEADER_LEN].to_vec();
+    est.transport.seal_in_place(&mut bare).unwrap();
+    assert_eq!(server_t.open(&bare).unwrap(), &plain[..HEADER_LEN]);
+
+    // Opening into a buffer: exactly `sealed.len() - 4` bytes suffice,
+    // one fewer is refused.
+    let mut room = vec![0u8; sealed.len() - SEALED_HEADER_COPY];
+    let n = server_t.open_into(&sealed, &mut room).unwrap();
+    assert_eq!(&room[..n], &plain[..]);
+    assert!(server_t.open_into(&sealed, &mut room[..n + 3]).is_err());
+
     // Any flipped bit, in header or body, fails (the connection id,
     // bytes 4..12, selects the keys instead: another id, other keys).
     for i in (0..4).chain(12..sealed.len()) {

@@ -35,11 +35,12 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::take;
 
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    BASE_DATAGRAM, CloseCode, DatagramBuilder, Frame, Frames, HEADER_LEN, Header, MAX_SACK_BYTES,
-    Marker, PacketKind, SEAL_OVERHEAD,
+    BASE_DATAGRAM, BASE_PLAINTEXT, CloseCode, DatagramBuilder, Frame, Frames, HEADER_LEN, Header,
+    MAX_SACK_BYTES, Marker, PacketKind, SEAL_OVERHEAD,
 };
 
 mod mtud;
@@ -568,25 +569,40 @@ impl Channel {
     /// to an unvalidated address). What does not fit waits.
     #[must_use]
     pub fn poll_transmit_within(&mut self, now: Instant, limit: usize) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.poll_transmit_into(now, limit, &mut buf).then_some(buf)
+    }
+
+    /// Like [`Channel::poll_transmit_within`], the plaintext datagram
+    /// written into `buf` (cleared first; left empty when there is nothing
+    /// to send): a buffer kept from one datagram to the next allocates
+    /// nothing once it is large enough. Returns whether a datagram was
+    /// written.
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, now: Instant, limit: usize, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
         if let Some(code) = self.close_pending.take() {
-            let mut b = DatagramBuilder::new(self.header(Marker::Command));
+            let mut b =
+                DatagramBuilder::in_buffer(self.header(Marker::Command), BASE_PLAINTEXT, take(buf));
             b.push(&Frame::Close(code));
             self.next_packet = self.next_packet.saturating_add(1);
             self.stats.datagrams_sent += 1;
-            return Some(b.finish());
+            *buf = b.finish();
+            return true;
         }
         if self.error.is_some() {
-            return None;
+            return false;
         }
         if self.next_packet == u32::MAX {
             // Packet numbers are nonces: never reuse one.
             self.fail(ChannelError::SequenceExhausted);
-            return None;
+            return false;
         }
         if let Some(size) = self.path.due_probe()
             && size as usize - SEAL_OVERHEAD <= limit
         {
-            return Some(self.probe(now, size));
+            *buf = self.probe(now, size, take(buf));
+            return true;
         }
         let has_data = self.sent.has_data(self.config.window);
         let mut limit = limit.min(self.path.max() - SEAL_OVERHEAD);
@@ -595,7 +611,7 @@ impl Channel {
             // a large datagram (acknowledgements are the commonest kind).
             limit = limit.min(CONTROL_ONLY);
         }
-        let mut b = DatagramBuilder::with_limit(self.header(Marker::Command), limit);
+        let mut b = DatagramBuilder::in_buffer(self.header(Marker::Command), limit, take(buf));
         let mut sack = [0u8; MAX_SACK_BYTES];
         let mut acked_now = false;
         // An ACK goes out alone only when due; otherwise it rides on data.
@@ -619,7 +635,9 @@ impl Channel {
             eliciting = true;
         }
         if b.is_empty() {
-            return None;
+            *buf = b.finish();
+            buf.clear();
+            return false;
         }
         if acked_now {
             self.received.ack_sent();
@@ -634,15 +652,16 @@ impl Channel {
         b.set_marker(segments.unwrap_or(Marker::Command));
         self.next_packet += 1;
         self.stats.datagrams_sent += 1;
-        Some(b.finish())
+        *buf = b.finish();
+        true
     }
 
     /// A probe of `size` sealed bytes: an ACK and a probe answer if owed,
     /// the PROBE frame, and padding. It carries no segment, so its loss
     /// costs nothing but the probe.
-    fn probe(&mut self, now: Instant, size: u16) -> Vec<u8> {
+    fn probe(&mut self, now: Instant, size: u16, buf: Vec<u8>) -> Vec<u8> {
         let plain = size as usize - SEAL_OVERHEAD;
-        let mut b = DatagramBuilder::with_limit(self.header(Marker::Command), plain);
+        let mut b = DatagramBuilder::in_buffer(self.header(Marker::Command), plain, buf);
         if self.received.ack_pending()
             || self.received.ack_now()
             || self.received.received_any_segment()
