@@ -436,13 +436,10 @@ impl Transport {
         // past the sealed datagram, in the same buffer: no allocation once
         // `out` has grown, and snow gets the two distinct slices it needs.
         out.clear();
-        out.resize(len.checked_add(inner_len).ok_or(CryptoError::Decrypt)?, 0);
+        out.resize(len, 0);
+        out.extend_from_slice(&view.sealed_copy());
+        out.extend_from_slice(frames);
         let (sealed, inner) = out.split_at_mut(len);
-        let (copy, rest) = inner
-            .split_first_chunk_mut::<SEALED_HEADER_COPY>()
-            .ok_or(CryptoError::Decrypt)?;
-        *copy = view.sealed_copy();
-        rest.copy_from_slice(frames);
         let (out_header, out_body) = sealed
             .split_first_chunk_mut::<HEADER_LEN>()
             .ok_or(CryptoError::Decrypt)?;
@@ -467,19 +464,14 @@ impl Transport {
         let frames_len = frames.len();
         let view = HeaderView::from_array(&header);
         let nonce = u64::from(view.packet_number());
-        let inner_len = frames_len.saturating_add(SEALED_HEADER_COPY);
-        let len = inner_len.saturating_add(HEADER_LEN + TAG_LEN);
+        let len = frames_len.saturating_add(SEAL_OVERHEAD + HEADER_LEN);
         // As in `seal_into`: the text to seal goes past the sealed
-        // datagram's room, then is sealed into that room.
-        buf.resize(len.saturating_add(inner_len), 0);
-        buf.copy_within(
-            HEADER_LEN..HEADER_LEN + frames_len,
-            len + SEALED_HEADER_COPY,
-        );
+        // datagram's room, then is sealed into that room. Only the room's
+        // last bytes are new; the rest of it and the text are copies.
+        buf.resize(len, 0);
+        buf.extend_from_slice(&view.sealed_copy());
+        buf.extend_from_within(HEADER_LEN..HEADER_LEN.saturating_add(frames_len));
         let (sealed, inner) = buf.split_at_mut(len);
-        if let Some(copy) = inner.first_chunk_mut::<SEALED_HEADER_COPY>() {
-            *copy = view.sealed_copy();
-        }
         let written = sealed
             .get_mut(HEADER_LEN..)
             .map(|body| self.0.write_message(nonce, inner, body));

@@ -589,24 +589,18 @@ impl DatagramBuilder {
     /// Like [`DatagramBuilder::new`], but at most `limit` bytes in all
     /// (never more than [`MAX_PLAINTEXT`]).
     pub fn with_limit(header: Header, limit: usize) -> Self {
-        let limit = limit.min(MAX_PLAINTEXT);
-        Self::in_buffer(
-            header,
-            limit,
-            Vec::with_capacity(limit.saturating_add(SEAL_OVERHEAD)),
-        )
+        Self::in_buffer(header, limit, Vec::new())
     }
     /// Like [`DatagramBuilder::with_limit`], written into `buf` (cleared
     /// first): a buffer kept from one datagram to the next, given back by
     /// [`DatagramBuilder::finish`], allocates nothing once it is large
     /// enough.
     pub fn in_buffer(header: Header, limit: usize, mut buf: Vec<u8>) -> Self {
+        let limit = limit.min(MAX_PLAINTEXT);
         buf.clear();
+        buf.reserve(limit.saturating_add(SEAL_OVERHEAD));
         header.encode(&mut buf);
-        DatagramBuilder {
-            buf,
-            limit: limit.min(MAX_PLAINTEXT),
-        }
+        DatagramBuilder { buf, limit }
     }
     /// Bytes still free.
     pub fn remaining(&self) -> usize {

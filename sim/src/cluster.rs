@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use udpchat_core::server::ClusterMessage;
 use udpchat_core::time::{Duration, Instant};
 
+use crate::stepping::{self, Steps};
 use crate::{SplitMix, World, WorldConfig};
 
 /// Nodes joined by the relay.
@@ -146,22 +147,9 @@ impl Cluster {
     pub fn run_until_cond(
         &mut self,
         deadline: Instant,
-        mut done: impl FnMut(&Cluster) -> bool,
+        done: impl FnMut(&Cluster) -> bool,
     ) -> bool {
-        loop {
-            if done(self) {
-                return true;
-            }
-            match self.next_wakeup() {
-                Some(next) if next <= deadline => {
-                    self.step();
-                }
-                _ => {
-                    self.run_until(deadline);
-                    return done(self);
-                }
-            }
-        }
+        stepping::run_until_cond(self, deadline, done)
     }
 
     /// Node `i` stops like a killed process: its server is gone (its
@@ -184,5 +172,17 @@ impl Cluster {
             self.nodes[j].flush();
         }
         self.collect(now);
+    }
+}
+
+impl Steps for Cluster {
+    fn next_wakeup(&mut self) -> Option<Instant> {
+        Cluster::next_wakeup(self)
+    }
+    fn step(&mut self) {
+        Cluster::step(self);
+    }
+    fn run_until(&mut self, t: Instant) {
+        Cluster::run_until(self, t);
     }
 }

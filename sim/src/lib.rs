@@ -64,6 +64,7 @@ mod console;
 pub mod password;
 mod plan;
 mod raw;
+mod stepping;
 mod wiretap;
 mod world;
 

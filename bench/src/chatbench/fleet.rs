@@ -753,6 +753,8 @@ struct Worker {
     readable: VecDeque<usize>,
     report: Report,
     events: Vec<ClientEvent>,
+    /// The datagram being sent, kept from one to the next.
+    outgoing: Vec<u8>,
     /// A socket could not be opened: later users are counted as failed.
     broken: bool,
     /// Deliveries on this worker.
@@ -781,6 +783,7 @@ impl Worker {
             readable: VecDeque::new(),
             report: Report::default(),
             events: Vec::new(),
+            outgoing: Vec::new(),
             broken: false,
             deliveries: 0,
             unpublished: 0,
@@ -1240,10 +1243,10 @@ impl Worker {
             return;
         };
         let t = Instant::from_micros(now);
-        let mut d = Vec::new();
-        while c.poll_transmit(t, &mut d).is_some() {
+        let d = &mut self.outgoing;
+        while c.poll_transmit(t, d).is_some() {
             self.report.counters.datagrams_out += 1;
-            if u.socket.send_to(&d, server).is_err() {
+            if u.socket.send_to(d, server).is_err() {
                 // The client retransmits what mattered.
                 self.report.counters.send_failures += 1;
             }

@@ -11,6 +11,7 @@ use udpchat_core::time::{Duration, Instant};
 use udpchat_core::wire::Header;
 
 use super::{Endpoint, SentDatagram, World, segments_of};
+use crate::stepping::{self, Steps};
 use crate::{
     MAX_STEPS_PER_INSTANT, MAX_STEPS_PER_SECOND, SERVER, fnv, password, password_of, server_key,
 };
@@ -141,27 +142,8 @@ impl World {
 
     /// Steps until `done` holds (checked before every step) or the clock
     /// would pass `deadline`; returns whether `done` held.
-    pub fn run_until_cond(
-        &mut self,
-        deadline: Instant,
-        mut done: impl FnMut(&World) -> bool,
-    ) -> bool {
-        loop {
-            if done(self) {
-                return true;
-            }
-            match self.next_wakeup() {
-                Some(next) if next <= deadline => {
-                    self.step();
-                }
-                _ => {
-                    if deadline > self.now {
-                        self.now = deadline;
-                    }
-                    return done(self);
-                }
-            }
-        }
+    pub fn run_until_cond(&mut self, deadline: Instant, done: impl FnMut(&World) -> bool) -> bool {
+        stepping::run_until_cond(self, deadline, done)
     }
 
     /// Delivers, answers and times out everything due at `now`, until
@@ -434,5 +416,17 @@ impl World {
         if !dropped {
             self.net.send(self.now, from, to, sent.bytes);
         }
+    }
+}
+
+impl Steps for World {
+    fn next_wakeup(&mut self) -> Option<Instant> {
+        World::next_wakeup(self)
+    }
+    fn step(&mut self) {
+        World::step(self);
+    }
+    fn run_until(&mut self, t: Instant) {
+        World::run_until(self, t);
     }
 }
