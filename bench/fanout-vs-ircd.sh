@@ -152,6 +152,19 @@ stop_ircd() {
     ircd_pid=""
 }
 
+# One pair: the fan-out through ngircd, then the same through chatserver,
+# with the extra arguments given to both (--window W or --rate R); leaves
+# each one's JSON report in $irc and $udp.
+run_pair() {
+    start_ircd
+    irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" "$@" \
+        --server "$server_addr:$ircd_port" --server-pid "$ircd_pid" 2>"$tmp/irc.err") \
+        || { cat "$tmp/irc.err" "$tmp/ngircd.log" >&2; exit 1; }
+    stop_ircd
+    udp=$("$chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" "$@" \
+        --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/udp.err") || { cat "$tmp/udp.err" >&2; exit 1; }
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "fanout-vs-ircd: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), path $path, $size-byte messages, window $window, $secs s, $rounds rounds, equal-load runs at $load"
@@ -160,13 +173,7 @@ for users in ${users_list//,/ }; do
     : >"$tmp/cmp"
     : >"$tmp/load"
     for r in $(seq "$rounds"); do
-        start_ircd
-        irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
-            --server "$server_addr:$ircd_port" --server-pid "$ircd_pid" 2>"$tmp/irc.err") \
-            || { cat "$tmp/irc.err" "$tmp/ngircd.log" >&2; exit 1; }
-        stop_ircd
-        udp=$("$chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" --window "$window" \
-            --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/udp.err") || { cat "$tmp/udp.err" >&2; exit 1; }
+        run_pair --window "$window"
         read -r irate ip99 icpm ilost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, .server_cpu_sec_per_million, .lost] | @tsv' <<<"$irc")
         read -r urate up99 ucpm ulost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, (if .server_cpu_sec == null then null else .server_cpu_sec * 1e6 / .deliveries end), .lost] | @tsv' <<<"$udp")
         ratio=$(awk -v u="$urate" -v i="$irate" 'BEGIN {printf "%.2f", u / i}')
@@ -176,13 +183,7 @@ for users in ${users_list//,/ }; do
             "$urate" "$(awk -v v="$up99" 'BEGIN{print v/1000}')" "$ucpm" "$ulost" "$ratio"
         if awk -v f="$load" 'BEGIN {exit !(f > 0)}'; then
             mrate=$(awk -v i="$irate" -v f="$load" -v n="$users" 'BEGIN {printf "%.0f", i * f / (n - 1)}')
-            start_ircd
-            irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" --rate "$mrate" \
-                --server "$server_addr:$ircd_port" --server-pid "$ircd_pid" 2>"$tmp/irc.err") \
-                || { cat "$tmp/irc.err" "$tmp/ngircd.log" >&2; exit 1; }
-            stop_ircd
-            udp=$("$chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" --rate "$mrate" \
-                --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/udp.err") || { cat "$tmp/udp.err" >&2; exit 1; }
+            run_pair --rate "$mrate"
             read -r lirate lip50 lip99 < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99] | @tsv' <<<"$irc")
             read -r lurate lup50 lup99 < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99] | @tsv' <<<"$udp")
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mrate" "$lirate" "$lip50" "$lip99" "$lurate" "$lup50" "$lup99" >>"$tmp/load"

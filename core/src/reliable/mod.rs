@@ -696,6 +696,27 @@ mod tests {
     use alloc::vec;
 
     #[test]
+    fn a_kept_buffer_gets_the_same_datagrams_and_is_left_empty_after() {
+        let t = Instant::ZERO;
+        let (mut a, _) = pair(t);
+        let (mut twin, _) = pair(t);
+        let mut buf = vec![0xEE; 20_000];
+        for (i, len) in [3000usize, 10, 0, 70_000].into_iter().enumerate() {
+            let message = vec![u8::try_from(i).unwrap(); len];
+            a.send(Marker::Data, &message).unwrap();
+            twin.send(Marker::Data, &message).unwrap();
+        }
+        let mut sent = 0;
+        while a.poll_transmit_into(t, usize::MAX, &mut buf) {
+            assert_eq!(Some(&buf), twin.poll_transmit(t).as_ref());
+            sent += 1;
+        }
+        assert!(sent > 1, "the long message takes several datagrams");
+        assert!(buf.is_empty(), "nothing to send leaves nothing behind");
+        assert_eq!(twin.poll_transmit(t), None);
+    }
+
+    #[test]
     fn delivers_in_order_and_acks() {
         let t = Instant::ZERO;
         let (mut a, mut b) = pair(t);
