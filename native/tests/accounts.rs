@@ -556,9 +556,9 @@ fn on_a_terminal_passwords_are_asked_twice_unseen_and_delete_asks_first() {
     let users = dir.path().join("chat_users.json");
 
     let mut add = on_terminal(&users, &["add", "alice"]);
-    add.row_of("New password for alice:");
+    add.wait_hidden_input("New password for alice: ");
     add.keys("secret horse\r");
-    add.row_of("Repeat it:");
+    add.wait_hidden_input("Repeat it: ");
     add.keys("secret horse\r");
     add.row_of("added alice");
     assert_eq!(add.wait_exit(), 0);
@@ -575,9 +575,9 @@ fn on_a_terminal_passwords_are_asked_twice_unseen_and_delete_asks_first() {
 
     // Two different passwords: nothing changes.
     let mut passwd = on_terminal(&users, &["passwd", "alice"]);
-    passwd.row_of("New password for alice:");
+    passwd.wait_hidden_input("New password for alice: ");
     passwd.keys("first password\r");
-    passwd.row_of("Repeat it:");
+    passwd.wait_hidden_input("Repeat it: ");
     passwd.keys("second password\r");
     passwd.row_of("the two passwords differ");
     assert_eq!(passwd.wait_exit(), 2);

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use portable_pty::CommandBuilder;
-use portable_pty::{Child, PtySize, native_pty_system};
+use portable_pty::{Child, MasterPty, PtySize, native_pty_system};
 
 /// How long a screen or an exit is waited for.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -25,6 +25,7 @@ pub struct Term {
     writer: Box<dyn Write + Send>,
     pub screen: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
+    master: Arc<Mutex<Box<dyn MasterPty + Send>>>,
 }
 
 impl Term {
@@ -46,9 +47,11 @@ impl Term {
         let sink = screen.clone();
         let raw = Arc::new(Mutex::new(Vec::new()));
         let raw_sink = raw.clone();
+        let master = Arc::new(Mutex::new(pty.master));
+        let kept = master.clone();
         thread::spawn(move || {
             // Keeps the master open as long as the child may write.
-            let _master = pty.master;
+            let _master = kept;
             let mut buf = [0u8; 4096];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
@@ -68,6 +71,7 @@ impl Term {
             writer,
             screen,
             raw,
+            master,
         }
     }
 
@@ -124,6 +128,30 @@ impl Term {
             let (row, col) = t.cursor();
             t.rows()[row] == line.trim_end() && col == line.chars().count()
         });
+    }
+
+    /// Waits until `prompt` is the line being edited and the program has
+    /// turned the terminal's echo off, as it does to read a password: keys
+    /// typed before that would show on the screen.
+    pub fn wait_hidden_input(&self, prompt: &str) {
+        self.wait_editing(prompt);
+        self.wait_for("the terminal's echo turned off", |t| !t.echoes());
+    }
+
+    /// Whether the terminal echoes what is typed (false where its settings
+    /// cannot be read).
+    fn echoes(&self) -> bool {
+        #[cfg(unix)]
+        {
+            // ECHO in <termios.h>, the same bit on Linux and macOS.
+            const ECHO: u64 = 0o10;
+            let master = self.master.lock().unwrap_or_else(|e| e.into_inner());
+            master
+                .get_termios()
+                .is_some_and(|t| u64::from(t.local_flags.bits()) & ECHO != 0)
+        }
+        #[cfg(not(unix))]
+        false
     }
 
     pub fn wait_exit(&mut self) -> u32 {
