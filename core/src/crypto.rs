@@ -420,42 +420,14 @@ impl Transport {
     /// holds the sealed datagram; returns its length. A buffer kept from
     /// one datagram to the next allocates nothing once it is large enough.
     pub fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) -> Result<usize, CryptoError> {
-        let (header, frames) = plain
-            .split_first_chunk::<HEADER_LEN>()
-            .ok_or(CryptoError::Decrypt)?;
-        let view = HeaderView::from_array(header);
-        let nonce = u64::from(view.packet_number());
-        let inner_len = frames
-            .len()
-            .checked_add(SEALED_HEADER_COPY)
-            .ok_or(CryptoError::Decrypt)?;
-        let len = inner_len
-            .checked_add(HEADER_LEN + TAG_LEN)
-            .ok_or(CryptoError::Decrypt)?;
-        // The text to seal (the header's copy, then the frames) is laid out
-        // past the sealed datagram, in the same buffer: no allocation once
-        // `out` has grown, and snow gets the two distinct slices it needs.
         out.clear();
-        out.resize(len, 0);
-        out.extend_from_slice(&view.sealed_copy());
-        out.extend_from_slice(frames);
-        let (sealed, inner) = out.split_at_mut(len);
-        let (out_header, out_body) = sealed
-            .split_first_chunk_mut::<HEADER_LEN>()
-            .ok_or(CryptoError::Decrypt)?;
-        *out_header = *header;
-        let n = self
-            .0
-            .write_message(nonce, inner, out_body)
-            .map_err(|_| CryptoError::Decrypt)?;
-        let n = n.saturating_add(HEADER_LEN);
-        out.truncate(n);
-        Ok(n)
+        out.extend_from_slice(plain);
+        self.seal_in_place(out)
     }
 
-    /// [`Transport::seal_into`] of the plaintext datagram that `buf` holds,
-    /// in place: `buf` then holds the sealed datagram; returns its length.
-    /// On an error `buf` holds nothing to send.
+    /// Seals the plaintext datagram that `buf` holds, in place: `buf` then
+    /// holds the sealed datagram; returns its length. On an error `buf`
+    /// holds nothing to send.
     pub fn seal_in_place(&self, buf: &mut Vec<u8>) -> Result<usize, CryptoError> {
         let Some((&mut header, frames)) = buf.split_first_chunk_mut::<HEADER_LEN>() else {
             buf.clear();
@@ -465,9 +437,11 @@ impl Transport {
         let view = HeaderView::from_array(&header);
         let nonce = u64::from(view.packet_number());
         let len = frames_len.saturating_add(SEAL_OVERHEAD + HEADER_LEN);
-        // As in `seal_into`: the text to seal goes past the sealed
-        // datagram's room, then is sealed into that room. Only the room's
-        // last bytes are new; the rest of it and the text are copies.
+        // The text to seal (the header's copy, then the frames) is laid out
+        // past the sealed datagram's room, in the same buffer, then sealed
+        // into that room: no allocation once `buf` has grown, and snow gets
+        // the two distinct slices it needs. Only the room's last bytes are
+        // new; the rest of it is the plaintext already there.
         buf.resize(len, 0);
         buf.extend_from_slice(&view.sealed_copy());
         buf.extend_from_within(HEADER_LEN..HEADER_LEN.saturating_add(frames_len));
