@@ -7,14 +7,18 @@
 //! `--messages` public messages, closed loop: at most `--window` messages
 //! are in flight (sent but not yet received by every receiver), so the
 //! server packs several messages in a datagram as it does under load.
-//! Only what the server's own calls allocate is counted (datagrams in,
-//! timers, datagrams out, events drained); the clients' work and the
-//! driver's are not. Printed:
+//! What the server's own calls allocate is counted (datagrams in,
+//! timers, datagrams out, events drained), and apart from it what the
+//! receiving clients' calls allocate (datagrams in, their
+//! acknowledgements out, their events drained and dropped); the sender's
+//! work and the driver's are not. Printed:
 //!
 //! * allocations per datagram the server sent (every one is delivered:
 //!   nothing is lost in memory), and bytes allocated per datagram;
 //! * allocations per delivered message (one public message reaching one
-//!   receiver).
+//!   receiver), on the server and in the receiving client (whose public
+//!   API hands each message over as an event owning its sender's name and
+//!   its text: two allocations a message at the least).
 //!
 //! ```text
 //! cargo run --release -p udpchat-bench --bin allocbench -- --users 100
@@ -64,12 +68,27 @@ struct Args {
 
 const PASSWORD: &str = "bench password";
 
-/// What the server's calls allocated.
+/// What some calls allocated.
 #[derive(Clone, Copy, Debug, Default)]
 struct Counted {
     allocations: u64,
     reallocations: u64,
     bytes: u64,
+}
+
+impl Counted {
+    /// Runs `f`, adding what it allocates when `counting`.
+    fn count<T>(&mut self, counting: bool, f: impl FnOnce() -> T) -> T {
+        let before = GLOBAL.stats();
+        let out = f();
+        let after = GLOBAL.stats();
+        if counting {
+            self.allocations += (after.allocations - before.allocations) as u64;
+            self.reallocations += (after.reallocations - before.reallocations) as u64;
+            self.bytes += (after.bytes_allocated - before.bytes_allocated) as u64;
+        }
+        out
+    }
 }
 
 /// The server, its clients, and the counts.
@@ -88,6 +107,8 @@ struct World {
     /// Whether datagrams and allocations are being counted.
     counting: bool,
     counted: Counted,
+    /// What the receiving clients' calls allocated.
+    receivers_counted: Counted,
     datagrams: u64,
     datagram_bytes: u64,
 }
@@ -138,6 +159,7 @@ impl World {
             logged_in: 0,
             counting: false,
             counted: Counted::default(),
+            receivers_counted: Counted::default(),
             datagrams: 0,
             datagram_bytes: 0,
         })
@@ -145,15 +167,8 @@ impl World {
 
     /// Runs `f` on the server, counting what it allocates when counting.
     fn on_server<T>(&mut self, f: impl FnOnce(&mut Server) -> T) -> T {
-        let before = GLOBAL.stats();
-        let out = f(&mut self.server);
-        let after = GLOBAL.stats();
-        if self.counting {
-            self.counted.allocations += (after.allocations - before.allocations) as u64;
-            self.counted.reallocations += (after.reallocations - before.reallocations) as u64;
-            self.counted.bytes += (after.bytes_allocated - before.bytes_allocated) as u64;
-        }
-        out
+        let server = &mut self.server;
+        self.counted.count(self.counting, || f(server))
     }
 
     /// One step of 1 ms: everything queued is delivered, then the clock
@@ -162,7 +177,13 @@ impl World {
         let now = self.now;
         let mut d = Vec::new();
         for i in 0..self.clients.len() {
-            while self.clients[i].poll_transmit(now, &mut d).is_some() {
+            // User 0 sends; the others receive.
+            let counting = self.counting && i > 0;
+            while self
+                .receivers_counted
+                .count(counting, || self.clients[i].poll_transmit(now, &mut d))
+                .is_some()
+            {
                 let from = self.addrs[i];
                 self.on_server(|s| s.handle_datagram(now, from, &d));
             }
@@ -185,12 +206,23 @@ impl World {
             let Some(&i) = self.by_addr.get(&t.to) else {
                 bail!("a datagram to an unknown address {}", t.to);
             };
-            self.clients[i].handle_datagram(now, &buf[..t.len]);
+            let (client, bytes) = (&mut self.clients[i], &buf[..t.len]);
+            self.receivers_counted.count(self.counting && i > 0, || {
+                client.handle_datagram(now, bytes)
+            });
         }
         self.buf = buf;
         while self.on_server(|s| s.poll_event()).is_some() {}
         for i in 0..self.clients.len() {
-            while let Some(event) = self.clients[i].poll_event() {
+            let counting = self.counting && i > 0;
+            loop {
+                let client = &mut self.clients[i];
+                let Some(event) = self
+                    .receivers_counted
+                    .count(counting, || client.poll_event())
+                else {
+                    break;
+                };
                 match event {
                     ClientEvent::PasswordRequired { .. } => {
                         if let Err(e) = self.clients[i].submit_password(PASSWORD) {
@@ -205,6 +237,8 @@ impl World {
                     ClientEvent::Closed(reason) => bail!("user{i}'s session ended: {reason}"),
                     _ => {}
                 }
+                // Dropping the event (its strings) is the client's cost.
+                self.receivers_counted.count(counting, || drop(event));
             }
         }
         self.now += Duration::from_millis(1);
@@ -307,6 +341,16 @@ fn run(args: &Args) -> Result<()> {
         "allocations per delivered message: {:.3}; per message sent: {:.1}",
         per(c.allocations, delivered),
         per(c.allocations, args.messages)
+    );
+    let r = world.receivers_counted;
+    println!(
+        "receiving clients: allocations {}, reallocations {}, bytes allocated {}; \
+         per delivered message: {:.2} allocations, {:.0} bytes",
+        r.allocations,
+        r.reallocations,
+        r.bytes,
+        per(r.allocations, delivered),
+        per(r.bytes, delivered)
     );
     Ok(())
 }

@@ -1470,16 +1470,33 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// Reads `t=..;p=..;s=..;n=..;` at the start of `text`.
+    /// Reads `t=..;p=..;s=..;n=..;` at the start of `text`. One pass over
+    /// the bytes: every receiver reads every message's stamp, and the
+    /// bench shares the machine with the server it measures.
     pub fn parse(text: &str) -> Option<Stamp> {
-        let mut fields = text.split(';');
-        let mut next =
-            |key: &str| -> Option<u64> { fields.next()?.strip_prefix(key)?.parse().ok() };
+        let mut rest = text.as_bytes();
+        let mut next = |key: &[u8]| -> Option<u64> {
+            rest = rest.strip_prefix(key)?;
+            let mut value: u64 = 0;
+            let mut digits = 0;
+            while let Some((&b, tail)) = rest.split_first() {
+                rest = tail;
+                match b {
+                    b'0'..=b'9' if digits < 20 => {
+                        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                        digits += 1;
+                    }
+                    b';' if digits > 0 => return Some(value),
+                    _ => return None,
+                }
+            }
+            None
+        };
         Some(Stamp {
-            sent_us: next("t=")?,
-            phase: u32::try_from(next("p=")?).ok()?,
-            sender: u32::try_from(next("s=")?).ok()?,
-            seq: next("n=")?,
+            sent_us: next(b"t=")?,
+            phase: u32::try_from(next(b"p=")?).ok()?,
+            sender: u32::try_from(next(b"s=")?).ok()?,
+            seq: next(b"n=")?,
         })
     }
 }
@@ -1551,5 +1568,19 @@ mod tests {
         );
         assert_eq!(Stamp::parse("hello"), None);
         assert_eq!(Stamp::parse("t=1;p=0;s=1;"), None);
+        assert_eq!(Stamp::parse("t=1;p=0;s=1;n=;"), None);
+        assert_eq!(Stamp::parse("t=1;p=0;s=1;n=2"), None);
+        assert_eq!(Stamp::parse("t=1;p=0;s=-1;n=2;"), None);
+        assert_eq!(Stamp::parse("t=1;p=4294967296;s=1;n=2;"), None);
+        assert_eq!(Stamp::parse("t=99999999999999999999;p=0;s=1;n=2;"), None);
+        assert_eq!(
+            Stamp::parse("t=18446744073709551615;p=0;s=1;n=2;x"),
+            Some(Stamp {
+                sent_us: u64::MAX,
+                phase: 0,
+                sender: 1,
+                seq: 2
+            })
+        );
     }
 }

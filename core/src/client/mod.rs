@@ -129,6 +129,11 @@ pub struct Client {
     invite: Option<String>,
     /// The latest `password_required`'s `registration`.
     registration: Option<RegistrationMode>,
+    /// Kept between datagrams so that taking one in allocates nothing:
+    /// the plaintext of a datagram being opened, and a message taken from
+    /// the channel.
+    opened: Vec<u8>,
+    message: Vec<u8>,
 }
 
 impl Client {
@@ -175,6 +180,8 @@ impl Client {
             events: VecDeque::new(),
             invite: None,
             registration: None,
+            opened: Vec::new(),
+            message: Vec::new(),
         })
     }
 
@@ -578,7 +585,8 @@ impl Client {
                 // The server's address is the driver's business: every
                 // datagram comes from the current path. A dropped one
                 // (unauthenticated, replayed, malformed) changes nothing.
-                let received = connection.handle_datagram(now, Source::Current, bytes);
+                let received =
+                    connection.handle_datagram_in(now, Source::Current, bytes, &mut self.opened);
                 if received.is_ok() {
                     self.process();
                 }
@@ -682,7 +690,8 @@ impl Client {
     }
 
     fn process(&mut self) {
-        while let Some(bytes) = self.channel_mut().recv() {
+        let mut bytes = core::mem::take(&mut self.message);
+        while self.channel_mut().recv_into(&mut bytes) {
             let Ok(msg) = session::decode_server(&bytes) else {
                 // A newer server may send messages this client does not
                 // know: skip them.
@@ -690,6 +699,7 @@ impl Client {
             };
             self.on_message(msg);
         }
+        self.message = bytes;
         if let Some(e) = self.channel().error() {
             let reason = match e {
                 ChannelError::PeerClosed(CloseCode::ServerShutdown) => CloseReason::ServerShutdown,

@@ -386,9 +386,17 @@ impl Channel {
         Ok(pieces)
     }
 
-    /// The next message received in order, if any.
+    /// The next message received in order, if any, in a new buffer; see
+    /// [`Channel::recv_into`] to reuse one.
     pub fn recv(&mut self) -> Option<Vec<u8>> {
         self.received.recv()
+    }
+
+    /// Replaces the contents of `out` with the next message received in
+    /// order and returns true; false, `out` untouched, when none waits.
+    /// A buffer kept across calls makes receiving allocate nothing.
+    pub fn recv_into(&mut self, out: &mut Vec<u8>) -> bool {
+        self.received.recv_into(out)
     }
 
     /// Ends the channel: a CLOSE frame with `code` goes out with the next

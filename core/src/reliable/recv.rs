@@ -45,8 +45,13 @@ pub(crate) struct Receiver {
     buf: BTreeMap<u32, (bool, Vec<u8>)>,
     /// The message being reassembled.
     reassembly: Vec<u8>,
-    /// Messages received in order and not yet taken.
-    inbox: VecDeque<Vec<u8>>,
+    /// Messages received in order and not yet taken, one after the
+    /// other: one buffer for all of them, not an allocation per message.
+    inbox: Vec<u8>,
+    /// Where each message waiting in `inbox` ends, oldest first.
+    inbox_ends: VecDeque<usize>,
+    /// Where the oldest message waiting in `inbox` starts.
+    inbox_start: usize,
     /// Something received is not yet acknowledged.
     ack_pending: bool,
     /// An ACK-only datagram is due: something arrived out of order, a PING,
@@ -70,7 +75,9 @@ impl Receiver {
             next: 0,
             buf: BTreeMap::new(),
             reassembly: Vec::new(),
-            inbox: VecDeque::new(),
+            inbox: Vec::new(),
+            inbox_ends: VecDeque::new(),
+            inbox_start: 0,
             ack_pending: false,
             ack_now: false,
             unacked_datagrams: 0,
@@ -80,15 +87,50 @@ impl Receiver {
         }
     }
 
-    /// The next message received in order, if any.
+    /// The next message received in order, if any, in a new buffer.
     pub(crate) fn recv(&mut self) -> Option<Vec<u8>> {
-        self.inbox.pop_front()
+        let mut out = Vec::new();
+        self.recv_into(&mut out).then_some(out)
+    }
+
+    /// Replaces the contents of `out` with the next message received in
+    /// order; false (and `out` untouched) when there is none.
+    pub(crate) fn recv_into(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(end) = self.inbox_ends.pop_front() else {
+            return false;
+        };
+        out.clear();
+        out.extend_from_slice(self.inbox.get(self.inbox_start..end).unwrap_or_default());
+        if self.inbox_ends.is_empty() {
+            self.inbox.clear();
+            self.inbox_start = 0;
+        } else {
+            self.inbox_start = end;
+        }
+        true
+    }
+
+    /// Appends a whole message to the inbox. The bytes already taken are
+    /// dropped from its front once they are the larger part of it, so that
+    /// an inbox never read to its end does not grow.
+    fn deliver(&mut self, message: &[u8]) {
+        if self.inbox_start > 0 && self.inbox_start >= self.inbox.len() / 2 {
+            let taken = self.inbox_start;
+            self.inbox.drain(..taken);
+            for end in &mut self.inbox_ends {
+                *end -= taken;
+            }
+            self.inbox_start = 0;
+        }
+        self.inbox.extend_from_slice(message);
+        self.inbox_ends.push_back(self.inbox.len());
     }
 
     /// Returns the memory of an emptied inbox and reassembly buffer.
     pub(crate) fn shrink(&mut self) {
-        if self.inbox.is_empty() {
+        if self.inbox_ends.is_empty() {
             self.inbox.shrink_to_fit();
+            self.inbox_ends.shrink_to_fit();
         }
         if self.reassembly.is_empty() {
             self.reassembly.shrink_to_fit();
@@ -126,14 +168,14 @@ impl Receiver {
             if !self.advance() {
                 return Arrival::SequenceExhausted;
             }
-            return self.reassemble(end, data.to_vec(), max_message);
+            return self.reassemble(end, data, max_message);
         }
         self.buf.insert(seq, (end, data.to_vec()));
         while let Some((end, data)) = self.buf.remove(&self.next) {
             if !self.advance() {
                 return Arrival::SequenceExhausted;
             }
-            if self.reassemble(end, data, max_message) == Arrival::TooLarge {
+            if self.reassemble(end, &data, max_message) == Arrival::TooLarge {
                 return Arrival::TooLarge;
             }
         }
@@ -153,16 +195,20 @@ impl Receiver {
     }
 
     /// Appends the next in-order segment to the message being reassembled.
-    fn reassemble(&mut self, end: bool, data: Vec<u8>, max_message: usize) -> Arrival {
+    fn reassemble(&mut self, end: bool, data: &[u8], max_message: usize) -> Arrival {
         if self.reassembly.len().saturating_add(data.len()) > max_message {
             return Arrival::TooLarge;
         }
         if self.reassembly.is_empty() && end {
-            self.inbox.push_back(data);
+            self.deliver(data);
         } else {
-            self.reassembly.extend_from_slice(&data);
+            self.reassembly.extend_from_slice(data);
             if end {
-                self.inbox.push_back(core::mem::take(&mut self.reassembly));
+                let message = core::mem::take(&mut self.reassembly);
+                self.deliver(&message);
+                // Keep the buffer for the next message in pieces.
+                self.reassembly = message;
+                self.reassembly.clear();
             }
         }
         Arrival::InOrder
@@ -408,5 +454,54 @@ mod tests {
             Arrival::SequenceExhausted
         );
         assert_eq!(r.recv(), Some(b"a".to_vec()));
+    }
+
+    #[test]
+    fn an_inbox_read_one_behind_keeps_every_message_and_does_not_grow() {
+        use super::{Arrival, Receiver};
+        let mut r = Receiver::new(Instant::ZERO);
+        let message = |i: u32| alloc::format!("message {i:05}").into_bytes();
+        let mut out = Vec::new();
+        // Two messages in, one out, then one in and one out for a long
+        // while: the inbox is never read to its end.
+        for i in 0..2 {
+            assert_eq!(
+                r.on_segment(i, true, &message(i), 64, 100),
+                Arrival::InOrder
+            );
+        }
+        for i in 2..10_000u32 {
+            assert!(r.recv_into(&mut out));
+            assert_eq!(out, message(i - 2));
+            assert_eq!(
+                r.on_segment(i, true, &message(i), 64, 100),
+                Arrival::InOrder
+            );
+            assert!(r.inbox.len() <= 4 * message(i).len(), "{}", r.inbox.len());
+        }
+        // A message in pieces, between whole ones, and the rest read out.
+        assert_eq!(
+            r.on_segment(10_000, false, b"in ", 64, 100),
+            Arrival::InOrder
+        );
+        assert_eq!(
+            r.on_segment(10_001, true, b"pieces", 64, 100),
+            Arrival::InOrder
+        );
+        assert_eq!(
+            r.on_segment(10_002, true, b"whole", 64, 100),
+            Arrival::InOrder
+        );
+        for expected in [message(9_998), message(9_999)] {
+            assert!(r.recv_into(&mut out));
+            assert_eq!(out, expected);
+        }
+        assert!(r.recv_into(&mut out));
+        assert_eq!(out, b"in pieces");
+        assert_eq!(r.recv(), Some(b"whole".to_vec()));
+        // None left: `out` keeps what it held.
+        assert!(!r.recv_into(&mut out));
+        assert_eq!(out, b"in pieces");
+        assert!(r.inbox.is_empty() && r.inbox_start == 0);
     }
 }

@@ -106,7 +106,9 @@ impl Server {
                     < self.config.max_sessions_per_ip,
             }
         };
-        let result = s.connection.handle_datagram(now, source, bytes);
+        let result = s
+            .connection
+            .handle_datagram_in(now, source, bytes, &mut self.opened);
         if result.is_ok() || result.as_ref().is_err_and(DatagramError::was_authenticated) {
             // The client's first authenticated datagram shows that it has
             // the handshake's answer.

@@ -580,6 +580,11 @@ pub struct Server {
     /// hold up messages.
     urgent: VecDeque<u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Kept between datagrams so that taking one in allocates nothing:
+    /// the plaintext of a datagram being opened (one for all sessions),
+    /// and a message taken from a session's channel.
+    opened: Vec<u8>,
+    message: Vec<u8>,
     stats: ServerStats,
     shutting_down: bool,
     /// The latest time an input brought.
@@ -678,6 +683,8 @@ impl Server {
             ready: VecDeque::new(),
             urgent: VecDeque::new(),
             timers: BinaryHeap::new(),
+            opened: Vec::new(),
+            message: Vec::new(),
             stats: ServerStats::default(),
             shutting_down: false,
             now: Instant::ZERO,

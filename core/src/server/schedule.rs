@@ -6,14 +6,15 @@ use super::*;
 impl Server {
     /// Delivers received messages, reaps a failed channel, reschedules.
     pub(super) fn process(&mut self, now: Instant, conn: u64) {
-        loop {
-            let Some(s) = self.sessions.get_mut(&conn) else {
-                return;
-            };
-            let Some(msg) = s.connection.channel_mut().recv() else {
-                break;
-            };
+        let mut msg = core::mem::take(&mut self.message);
+        while let Some(s) = self.sessions.get_mut(&conn)
+            && s.connection.channel_mut().recv_into(&mut msg)
+        {
             self.handle_message(now, conn, &msg);
+        }
+        self.message = msg;
+        if !self.sessions.contains_key(&conn) {
+            return;
         }
         self.check_offline_acks(conn);
         let Some(s) = self.sessions.get_mut(&conn) else {
