@@ -100,7 +100,8 @@ pub struct ChannelConfig {
     /// only sent if it is at most this, and larger datagrams only after the
     /// peer acknowledged one.
     pub max_datagram: usize,
-    /// Largest message, in bytes: 131,072.
+    /// Largest message, in bytes: 131,072 (at most 4 GiB − 1 whatever
+    /// is set).
     pub max_message: usize,
     /// Largest amount of queued, unacknowledged message bytes: 1 MiB.
     pub max_queued_bytes: usize,
@@ -369,11 +370,11 @@ impl Channel {
         if self.error.is_some() {
             return Err(SendError::Closed);
         }
-        if len > self.config.max_message {
-            return Err(SendError::TooLarge {
-                len,
-                max: self.config.max_message,
-            });
+        // Whatever the configuration, a message is under 4 GiB: the send
+        // queue keeps its ranges in 32 bits.
+        let max = self.config.max_message.min(u32::MAX as usize);
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
         }
         if !self.sent.has_room(len, self.config.max_queued_bytes) {
             return Err(SendError::QueueFull);

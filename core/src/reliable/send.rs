@@ -16,20 +16,35 @@ use crate::time::{Duration, Instant};
 use crate::wire::{DatagramBuilder, Frame, MAX_SEGMENT_DATA, Marker, SEGMENT_OVERHEAD};
 
 /// The bytes of one segment: a range of a message that other channels may
-/// share (a broadcast is encoded once and queued to every recipient).
+/// share (a broadcast is encoded once and queued to every recipient). The
+/// range is kept in 32 bits (a message is far shorter): a fan-out queues
+/// one segment per recipient, so its size is what a broadcast writes to
+/// memory.
 #[derive(Debug)]
 struct Piece {
     message: Arc<[u8]>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Piece {
+    /// Bytes `start..end` of `message`, clamped to it.
+    fn new(message: &Arc<[u8]>, start: usize, end: usize) -> Piece {
+        let end = end.min(message.len());
+        let clamp = |i: usize| u32::try_from(i.min(end)).unwrap_or(u32::MAX);
+        Piece {
+            message: message.clone(),
+            start: clamp(start),
+            end: clamp(end),
+        }
+    }
     fn bytes(&self) -> &[u8] {
-        self.message.get(self.start..self.end).unwrap_or(&[])
+        self.message
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or(&[])
     }
     fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 }
 
@@ -99,11 +114,7 @@ impl SendQueue {
     pub(crate) fn queue(&mut self, marker: Marker, message: &Arc<[u8]>, pieces: usize) {
         for i in 0..pieces {
             let start = i * MAX_SEGMENT_DATA;
-            let data = Piece {
-                message: message.clone(),
-                start,
-                end: (start + MAX_SEGMENT_DATA).min(message.len()),
-            };
+            let data = Piece::new(message, start, start + MAX_SEGMENT_DATA);
             self.unsent.push_back(Outgoing {
                 seq: self.next_seq,
                 end: i + 1 == pieces,
@@ -594,5 +605,32 @@ mod tests {
         transmit(&mut q, lost);
         assert!(q.on_ack(lost, 2, &[], &mut rtt));
         assert!(q.is_flushed());
+    }
+
+    /// A fan-out writes one of these per recipient per message: keep it
+    /// small (the range in 32 bits, no padding to spare).
+    #[test]
+    fn a_queued_segment_takes_at_most_56_bytes() {
+        let size = core::mem::size_of::<Outgoing>();
+        assert!(size <= 56, "{size}");
+    }
+
+    #[test]
+    fn a_message_in_pieces_is_sent_whole() {
+        let message: Arc<[u8]> = (0..3 * MAX_SEGMENT_DATA + 7).map(|i| i as u8).collect();
+        let pieces = segments_for(message.len());
+        assert_eq!(pieces, 4);
+        let mut q = SendQueue::new();
+        q.queue(Marker::Data, &message, pieces);
+        let joined: Vec<u8> = q
+            .unsent
+            .iter()
+            .flat_map(|o| o.data.bytes().to_vec())
+            .collect();
+        assert_eq!(&joined[..], &message[..]);
+        assert_eq!(
+            q.unsent.back().map(|o| (o.end, o.data.len())),
+            Some((true, 7))
+        );
     }
 }
