@@ -65,7 +65,8 @@ run offline offline --messages 40
 # the server counted too.
 if out="$(timeout 180 "${CARGO_TARGET_DIR:-target}/$dir/allocbench" --users 4 --messages 50 --warmup 10)" &&
     [[ "$out" == *"messages delivered: 150 (server count 150)"* ]] &&
-    [[ "$out" == *"allocations per datagram sent: "* ]]; then
+    [[ "$out" == *"allocations per datagram sent: "* ]] &&
+    [[ "$out" == *"receiving clients: allocations "* ]]; then
     echo "ok   allocbench: $(grep -o 'allocations per datagram sent: [0-9.]*' <<<"$out")"
     passed=$((passed + 1))
 else
