@@ -45,13 +45,8 @@ pub(crate) struct Receiver {
     buf: BTreeMap<u32, (bool, Vec<u8>)>,
     /// The message being reassembled.
     reassembly: Vec<u8>,
-    /// Messages received in order and not yet taken, one after the
-    /// other: one buffer for all of them, not an allocation per message.
-    inbox: Vec<u8>,
-    /// Where each message waiting in `inbox` ends, oldest first.
-    inbox_ends: VecDeque<usize>,
-    /// Where the oldest message waiting in `inbox` starts.
-    inbox_start: usize,
+    /// Messages received in order and not yet taken.
+    inbox: Inbox,
     /// Something received is not yet acknowledged.
     ack_pending: bool,
     /// An ACK-only datagram is due: something arrived out of order, a PING,
@@ -75,9 +70,7 @@ impl Receiver {
             next: 0,
             buf: BTreeMap::new(),
             reassembly: Vec::new(),
-            inbox: Vec::new(),
-            inbox_ends: VecDeque::new(),
-            inbox_start: 0,
+            inbox: Inbox::default(),
             ack_pending: false,
             ack_now: false,
             unacked_datagrams: 0,
@@ -96,42 +89,12 @@ impl Receiver {
     /// Replaces the contents of `out` with the next message received in
     /// order; false (and `out` untouched) when there is none.
     pub(crate) fn recv_into(&mut self, out: &mut Vec<u8>) -> bool {
-        let Some(end) = self.inbox_ends.pop_front() else {
-            return false;
-        };
-        out.clear();
-        out.extend_from_slice(self.inbox.get(self.inbox_start..end).unwrap_or_default());
-        if self.inbox_ends.is_empty() {
-            self.inbox.clear();
-            self.inbox_start = 0;
-        } else {
-            self.inbox_start = end;
-        }
-        true
-    }
-
-    /// Appends a whole message to the inbox. The bytes already taken are
-    /// dropped from its front once they are the larger part of it, so that
-    /// an inbox never read to its end does not grow.
-    fn deliver(&mut self, message: &[u8]) {
-        if self.inbox_start > 0 && self.inbox_start >= self.inbox.len() / 2 {
-            let taken = self.inbox_start;
-            self.inbox.drain(..taken);
-            for end in &mut self.inbox_ends {
-                *end -= taken;
-            }
-            self.inbox_start = 0;
-        }
-        self.inbox.extend_from_slice(message);
-        self.inbox_ends.push_back(self.inbox.len());
+        self.inbox.pop_into(out)
     }
 
     /// Returns the memory of an emptied inbox and reassembly buffer.
     pub(crate) fn shrink(&mut self) {
-        if self.inbox_ends.is_empty() {
-            self.inbox.shrink_to_fit();
-            self.inbox_ends.shrink_to_fit();
-        }
+        self.inbox.shrink();
         if self.reassembly.is_empty() {
             self.reassembly.shrink_to_fit();
         }
@@ -200,14 +163,11 @@ impl Receiver {
             return Arrival::TooLarge;
         }
         if self.reassembly.is_empty() && end {
-            self.deliver(data);
+            self.inbox.push(data);
         } else {
             self.reassembly.extend_from_slice(data);
             if end {
-                let message = core::mem::take(&mut self.reassembly);
-                self.deliver(&message);
-                // Keep the buffer for the next message in pieces.
-                self.reassembly = message;
+                self.inbox.push(&self.reassembly);
                 self.reassembly.clear();
             }
         }
@@ -298,6 +258,60 @@ impl Receiver {
         self.ack_now = false;
         self.unacked_datagrams = 0;
         self.unacked_segments = 0;
+    }
+}
+
+/// Whole messages waiting to be taken, one after the other in one buffer
+/// (not an allocation per message), oldest first.
+#[derive(Debug, Default)]
+struct Inbox {
+    bytes: Vec<u8>,
+    /// Where each message ends in `bytes`.
+    ends: VecDeque<usize>,
+    /// Where the oldest message starts in `bytes`.
+    start: usize,
+}
+
+impl Inbox {
+    /// Appends a message. The bytes already taken are dropped from the
+    /// front once they are the larger part of the buffer, so that an inbox
+    /// never read to its end does not grow.
+    fn push(&mut self, message: &[u8]) {
+        if self.start > 0 && self.start >= self.bytes.len() / 2 {
+            let taken = self.start;
+            self.bytes.drain(..taken);
+            for end in &mut self.ends {
+                *end -= taken;
+            }
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(message);
+        self.ends.push_back(self.bytes.len());
+    }
+
+    /// Replaces the contents of `out` with the oldest message; false (and
+    /// `out` untouched) when there is none.
+    fn pop_into(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(end) = self.ends.pop_front() else {
+            return false;
+        };
+        out.clear();
+        out.extend_from_slice(self.bytes.get(self.start..end).unwrap_or_default());
+        if self.ends.is_empty() {
+            self.bytes.clear();
+            self.start = 0;
+        } else {
+            self.start = end;
+        }
+        true
+    }
+
+    /// Returns the memory of an empty inbox.
+    fn shrink(&mut self) {
+        if self.ends.is_empty() {
+            self.bytes.shrink_to_fit();
+            self.ends.shrink_to_fit();
+        }
     }
 }
 
@@ -477,7 +491,8 @@ mod tests {
                 r.on_segment(i, true, &message(i), 64, 100),
                 Arrival::InOrder
             );
-            assert!(r.inbox.len() <= 4 * message(i).len(), "{}", r.inbox.len());
+            let held = r.inbox.bytes.len();
+            assert!(held <= 4 * message(i).len(), "{held}");
         }
         // A message in pieces, between whole ones, and the rest read out.
         assert_eq!(
@@ -502,6 +517,6 @@ mod tests {
         // None left: `out` keeps what it held.
         assert!(!r.recv_into(&mut out));
         assert_eq!(out, b"in pieces");
-        assert!(r.inbox.is_empty() && r.inbox_start == 0);
+        assert!(r.inbox.bytes.is_empty() && r.inbox.start == 0);
     }
 }
