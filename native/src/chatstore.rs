@@ -214,15 +214,32 @@ struct BanRow {
     time: u64,
 }
 
-fn encode_message(m: &RoomMessage) -> Vec<u8> {
+/// A room message as stored: its time (8 bytes, little-endian), the
+/// length of its sender's name (1 byte), the name, then the text; into `v`,
+/// cleared first.
+fn encode_message_into(m: &RoomMessage, v: &mut Vec<u8>) {
     let from = m.from.as_bytes();
     let from = &from[..from.len().min(255)];
-    let mut v = Vec::with_capacity(9 + from.len() + m.text.len());
+    v.clear();
+    v.reserve(9 + from.len() + m.text.len());
     v.extend_from_slice(&m.time.to_le_bytes());
     v.push(from.len() as u8);
     v.extend_from_slice(from);
     v.extend_from_slice(m.text.as_bytes());
-    v
+}
+
+/// The time of a stored room message, without reading the rest.
+fn message_time(offset: u64, v: &[u8]) -> Result<u64, StoreError> {
+    match v.get(..8) {
+        Some(time) if v.len() >= 9 => {
+            let mut b = [0; 8];
+            b.copy_from_slice(time);
+            Ok(u64::from_le_bytes(b))
+        }
+        _ => Err(StoreError(format!(
+            "a stored room message (offset {offset}) is malformed"
+        ))),
+    }
 }
 
 fn decode_message(offset: u64, v: &[u8]) -> Result<RoomMessage, StoreError> {
@@ -384,6 +401,63 @@ impl RedbStore {
         Ok(())
     }
 
+    /// Appends `messages` (in offset order) to the history of `room`, then
+    /// lets the oldest go while there are more than the retention allows
+    /// or they are too old: the room's record is read and written once for
+    /// the lot, and the same messages remain as if each had been appended
+    /// and trimmed in turn. Nothing happens for a room that is not stored.
+    fn append_run(
+        &self,
+        txn: &WriteTransaction,
+        room: &str,
+        messages: &[&RoomMessage],
+    ) -> Result<(), StoreError> {
+        let mut rooms = txn.open_table(ROOMS)?;
+        let row = rooms.get(room)?.map(|v| v.value().to_vec());
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let mut row = decode_room(room, &row)?;
+        let mut table = txn.open_table(MESSAGES)?;
+        let mut newest = 0;
+        let mut value = Vec::new();
+        for message in messages {
+            encode_message_into(message, &mut value);
+            let old = table.insert((room, message.offset), value.as_slice())?;
+            if old.is_none() {
+                row.count += 1;
+            }
+            drop(old);
+            row.last_offset = row.last_offset.max(message.offset);
+            newest = newest.max(message.time);
+        }
+        // Retention: the oldest go while there are too many or they are
+        // too old.
+        let oldest = newest.saturating_sub(self.retention.max_age_ms);
+        loop {
+            let first = {
+                let mut range = table.range((room, 0)..=(room, u64::MAX))?;
+                match range.next() {
+                    Some(entry) => {
+                        let (k, v) = entry?;
+                        let offset = k.value().1;
+                        Some((offset, message_time(offset, v.value())?))
+                    }
+                    None => None,
+                }
+            };
+            let Some((offset, time)) = first else { break };
+            if row.count > self.retention.max_messages || time < oldest {
+                table.remove((room, offset))?;
+                row.count = row.count.saturating_sub(1);
+            } else {
+                break;
+            }
+        }
+        rooms.insert(room, encode(&row).as_slice())?;
+        Ok(())
+    }
+
     fn apply_one(&self, txn: &WriteTransaction, op: &StoreOp) -> Result<(), StoreError> {
         match op {
             StoreOp::CreateRoom {
@@ -457,47 +531,7 @@ impl RedbStore {
                 }
             }
             StoreOp::Append { room, message } => {
-                let mut rooms = txn.open_table(ROOMS)?;
-                let row = rooms.get(room.as_str())?.map(|v| v.value().to_vec());
-                let Some(row) = row else {
-                    return Ok(());
-                };
-                let mut row = decode_room(room, &row)?;
-                let mut messages = txn.open_table(MESSAGES)?;
-                let old = messages.insert(
-                    (room.as_str(), message.offset),
-                    encode_message(message).as_slice(),
-                )?;
-                if old.is_none() {
-                    row.count += 1;
-                }
-                drop(old);
-                row.last_offset = row.last_offset.max(message.offset);
-                // Retention: the oldest go while there are too many or
-                // they are too old.
-                let oldest = message.time.saturating_sub(self.retention.max_age_ms);
-                loop {
-                    let first = {
-                        let mut range =
-                            messages.range((room.as_str(), 0)..=(room.as_str(), u64::MAX))?;
-                        match range.next() {
-                            Some(entry) => {
-                                let (k, v) = entry?;
-                                let offset = k.value().1;
-                                Some((offset, decode_message(offset, v.value())?.time))
-                            }
-                            None => None,
-                        }
-                    };
-                    let Some((offset, time)) = first else { break };
-                    if row.count > self.retention.max_messages || time < oldest {
-                        messages.remove((room.as_str(), offset))?;
-                        row.count = row.count.saturating_sub(1);
-                    } else {
-                        break;
-                    }
-                }
-                rooms.insert(room.as_str(), encode(&row).as_slice())?;
+                self.append_run(txn, room, &[message])?;
             }
             StoreOp::PutOffline(m) => {
                 let row = OfflineRow {
@@ -681,9 +715,24 @@ impl ChatStore for RedbStore {
 
     fn apply(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        for op in ops {
+        let mut run = Vec::new();
+        let mut i = 0;
+        while i < ops.len() {
             // An error drops (aborts) the transaction: all or none.
-            self.apply_one(&txn, op)?;
+            if let StoreOp::Append { room, .. } = &ops[i] {
+                // Consecutive messages to one room: one pass over its record.
+                run.clear();
+                while let Some(StoreOp::Append { room: r, message }) = ops.get(i)
+                    && r == room
+                {
+                    run.push(message);
+                    i += 1;
+                }
+                self.append_run(&txn, room, &run)?;
+                continue;
+            }
+            self.apply_one(&txn, &ops[i])?;
+            i += 1;
         }
         txn.commit()?;
         Ok(())

@@ -556,3 +556,60 @@ fn a_room_row_from_before_room_roles_loads_with_none() {
     // And a row without roles is written as before.
     assert_eq!(encode(&row), old.to_vec());
 }
+
+#[test]
+fn long_runs_of_messages_in_one_batch_keep_what_one_at_a_time_keeps() {
+    // Consecutive messages to one room are written together: the same
+    // messages must remain as when each is appended and trimmed in turn,
+    // whether the count or the age lets the oldest go, and within a run.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let retention = Retention {
+        max_messages: 20,
+        max_age_ms: 5_000,
+    };
+    let mut db = RedbStore::open(&path, retention).unwrap();
+    let mut mem = MemoryStore::new(retention);
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut offsets = [0u64; 2];
+    let mut time = 10_000u64;
+    let mut batch = vec![create("#a", "alice"), create("#b", "bob")];
+    for _round in 0..40 {
+        for _ in 0..rng.gen_range(1..4) {
+            let r = rng.gen_range(0..2);
+            let room = ["#a", "#b"][r];
+            for _ in 0..rng.gen_range(1..45) {
+                offsets[r] += 1;
+                // Now and then a long pause: the age limit lets several go.
+                time += if rng.gen_bool(0.05) {
+                    rng.gen_range(2_000..7_000)
+                } else {
+                    rng.gen_range(0..200)
+                };
+                batch.push(StoreOp::Append {
+                    room: room.into(),
+                    message: msg(offsets[r], time, &format!("m{time}")),
+                });
+            }
+            if rng.gen_bool(0.3) {
+                batch.push(StoreOp::SetTopic {
+                    room: room.into(),
+                    topic: format!("t{time}"),
+                });
+            }
+        }
+        for op in &batch {
+            mem.apply(op);
+        }
+        db.apply(&batch).unwrap();
+        batch.clear();
+        assert_eq!(sorted(db.load(1000).unwrap()), sorted(mem.snapshot(1000)));
+        for room in ["#a", "#b"] {
+            assert_eq!(
+                db.page(room, Page::Before(u64::MAX), 200).unwrap(),
+                mem.page(room, Page::Before(u64::MAX), 200),
+                "{room}"
+            );
+        }
+    }
+}
