@@ -2,8 +2,10 @@
 //! (one [`Client`] and one non-blocking UDP socket each), driven by one
 //! `mio` poll per thread.
 //!
-//! User `g` lives on worker `g % threads` at local index `g / threads`. The
-//! orchestrating thread talks to the workers with [`Command`]s and reads the
+//! Users are numbered in the order they were added (their global index);
+//! each group of users added together is dealt out in turn over the workers
+//! it is given (all of them unless told otherwise), and [`Fleet`] remembers
+//! where each one lives. The orchestrating thread talks to the workers with [`Command`]s and reads the
 //! few live counters in [`Shared`]; everything else is counted locally and
 //! collected at the end with [`Command::Report`].
 //!
@@ -17,7 +19,10 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::thread::{self, JoinHandle};
 use std::time::Duration as StdDuration;
 
@@ -84,6 +89,10 @@ pub struct Shared {
     /// Which closed-loop messages every receiver has; set before the
     /// closed-loop senders start.
     pub completion: std::sync::OnceLock<Completion>,
+    /// Each worker's waker, by worker number: a message received by every
+    /// receiver wakes a closed-loop sender's worker waiting for its window
+    /// at once, as `ircd-fanout` unparks its sender.
+    wakers: std::sync::OnceLock<Vec<Arc<mio::Waker>>>,
     /// Whether senders send.
     pub sending: AtomicBool,
     /// Messages confirmed to their senders (`confirm` or `said`).
@@ -115,6 +124,7 @@ impl Shared {
             datagrams_in: AtomicU64::new(0),
             window: AtomicU64::new(0),
             completion: std::sync::OnceLock::new(),
+            wakers: std::sync::OnceLock::new(),
             sending: AtomicBool::new(false),
             confirmed: AtomicU64::new(0),
             stored: AtomicU64::new(0),
@@ -153,6 +163,9 @@ pub struct Completion {
     pub sent: AtomicU64,
     /// Messages received by every receiver.
     pub completed: AtomicU64,
+    /// The workers (one bit each) whose senders wait for room in the
+    /// window: the next message completed wakes them.
+    waiting: AtomicU64,
 }
 
 impl Completion {
@@ -168,6 +181,7 @@ impl Completion {
             span,
             sent: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
         }
     }
 
@@ -180,7 +194,7 @@ impl Completion {
     pub fn in_flight(&self) -> u64 {
         self.sent
             .load(Relaxed)
-            .saturating_sub(self.completed.load(Relaxed))
+            .saturating_sub(self.completed.load(SeqCst))
     }
 
     /// `sender` sends message `seq`.
@@ -192,12 +206,18 @@ impl Completion {
     }
 
     /// A receiver got message `seq` of `sender`.
-    fn on_receipt(&self, sender: u32, seq: u64) {
+    /// Returns the workers (one bit each) to wake: those whose senders
+    /// waited for the message this receipt completed.
+    fn on_receipt(&self, sender: u32, seq: u64) -> u64 {
         if let Some(slot) = self.slot(sender, seq)
             && slot.fetch_add(1, Relaxed) + 1 == self.receivers
         {
-            self.completed.fetch_add(1, Relaxed);
+            self.completed.fetch_add(1, SeqCst);
+            if self.waiting.load(SeqCst) != 0 {
+                return self.waiting.swap(0, SeqCst);
+            }
         }
+        0
     }
 }
 
@@ -242,7 +262,8 @@ pub struct SendPlan {
 
 /// Orders for a worker.
 pub enum Command {
-    /// Creates these users (global index, name), binds their sockets, and
+    /// Creates these users (global index, name; they take the next local
+    /// indices of the worker, in order), binds their sockets, and
     /// starts their logins, at most `concurrency` at a time on this worker.
     Login {
         users: Vec<(usize, String)>,
@@ -250,15 +271,15 @@ pub enum Command {
         /// Which login-time histogram their logins go to.
         group: usize,
     },
-    /// Starts these sending schedules.
-    Send(Vec<SendPlan>),
+    /// Starts these sending schedules (each with its user's local index).
+    Send(Vec<(usize, SendPlan)>),
     /// Stops all sending.
     StopSending,
     /// Every logged-in user joins this room.
     Join(String),
     /// Sends EX for every logged-in user.
     Exit,
-    /// Local addresses of these users (global indices).
+    /// Local addresses of these users (local indices).
     Addrs(Vec<usize>, Sender<Vec<SocketAddr>>),
     /// The worker's counters and histograms.
     Report(Sender<Report>),
@@ -372,7 +393,10 @@ pub struct Fleet {
     /// The local UDP ports of the users that logged in so far (see
     /// [`Fleet::wait_logins`]).
     pub ports: std::collections::HashSet<u16>,
-    users: usize,
+    /// Per global index: its worker and its index on that worker.
+    place: Vec<(usize, usize)>,
+    /// Users on each worker.
+    per_worker: Vec<usize>,
 }
 
 /// How users reach the server.
@@ -392,9 +416,11 @@ impl Fleet {
         let shared = Arc::new(Shared::new());
         let mut txs = Vec::new();
         let mut handles = Vec::new();
+        let mut wakers = Vec::new();
         for id in 0..threads {
             let (tx, rx) = unbounded();
-            let worker = Worker::new(id, threads, shared.clone(), server.clone())?;
+            let worker = Worker::new(id, shared.clone(), server.clone())?;
+            wakers.push(worker.waker.clone());
             handles.push(
                 thread::Builder::new()
                     .name(format!("bench-{id}"))
@@ -402,13 +428,20 @@ impl Fleet {
             );
             txs.push(tx);
         }
+        let _ = shared.wakers.set(wakers);
         Ok(Fleet {
             txs,
             handles,
             shared,
             ports: std::collections::HashSet::new(),
-            users: 0,
+            place: Vec::new(),
+            per_worker: vec![0; threads],
         })
+    }
+
+    /// How many worker threads drive the users.
+    pub fn threads(&self) -> usize {
+        self.txs.len()
     }
 
     fn send(&self, worker: usize, c: Command) -> Result<()> {
@@ -417,24 +450,36 @@ impl Fleet {
             .map_err(|_| anyhow::anyhow!("bench worker {worker} ended"))
     }
 
-    /// Adds users with these names and starts their logins, at most
-    /// `concurrency` at once in all; returns their global indices.
+    /// Adds users with these names, dealt out in turn over the workers
+    /// `workers` (clamped to the workers there are; all of them when
+    /// empty), and starts their logins, at most `concurrency` at once in
+    /// all; returns their global indices.
     pub fn login(
         &mut self,
         names: &[String],
         concurrency: usize,
         group: usize,
+        workers: std::ops::Range<usize>,
     ) -> Result<Vec<usize>> {
         let w = self.txs.len();
-        let first = self.users;
+        let workers = if workers.start < workers.end.min(w) {
+            workers.start..workers.end.min(w)
+        } else {
+            0..w
+        };
+        let first = self.place.len();
         let mut per: Vec<Vec<(usize, String)>> = vec![Vec::new(); w];
         for (i, name) in names.iter().enumerate() {
-            let g = first + i;
-            per[g % w].push((g, name.clone()));
+            let id = workers.start + i % workers.len();
+            self.place.push((id, self.per_worker[id]));
+            self.per_worker[id] += 1;
+            per[id].push((first + i, name.clone()));
         }
-        self.users += names.len();
-        let concurrency = concurrency.div_ceil(w).max(1);
+        let concurrency = concurrency.div_ceil(workers.len()).max(1);
         for (id, users) in per.into_iter().enumerate() {
+            if users.is_empty() {
+                continue;
+            }
             self.send(
                 id,
                 Command::Login {
@@ -444,7 +489,7 @@ impl Fleet {
                 },
             )?;
         }
-        Ok((first..self.users).collect())
+        Ok((first..self.place.len()).collect())
     }
 
     /// Waits until `target` users in all have logged in (or failed), and
@@ -452,7 +497,7 @@ impl Fleet {
     /// when `progress`.
     pub fn wait_logins(&mut self, target: u64, timeout: StdDuration, progress: bool) -> Result<()> {
         self.wait_logins_only(target, timeout, progress)?;
-        let all: Vec<usize> = (0..self.users).collect();
+        let all: Vec<usize> = (0..self.place.len()).collect();
         self.ports = self.addrs(&all)?.iter().map(SocketAddr::port).collect();
         Ok(())
     }
@@ -486,15 +531,18 @@ impl Fleet {
 
     /// How many users were added.
     pub fn user_count(&self) -> usize {
-        self.users
+        self.place.len()
     }
 
     /// Starts sending: each plan goes to its user's worker.
     pub fn start_sending(&self, plans: Vec<SendPlan>) -> Result<()> {
         let w = self.txs.len();
-        let mut per: Vec<Vec<SendPlan>> = vec![Vec::new(); w];
+        let mut per: Vec<Vec<(usize, SendPlan)>> = vec![Vec::new(); w];
         for p in plans {
-            per[p.user % w].push(p);
+            let Some(&(id, local)) = self.place.get(p.user) else {
+                bail!("no bench user {}", p.user);
+            };
+            per[id].push((local, p));
         }
         self.shared.sending.store(true, Relaxed);
         for (id, plans) in per.into_iter().enumerate() {
@@ -546,7 +594,12 @@ impl Fleet {
         let w = self.txs.len();
         let mut out = Vec::new();
         for id in 0..w {
-            let mine: Vec<usize> = users.iter().copied().filter(|g| g % w == id).collect();
+            let mine: Vec<usize> = users
+                .iter()
+                .filter_map(|g| self.place.get(*g))
+                .filter(|(worker, _)| *worker == id)
+                .map(|(_, local)| *local)
+                .collect();
             let (tx, rx) = crossbeam_channel::bounded(1);
             self.send(id, Command::Addrs(mine, tx))?;
             out.extend(
@@ -614,6 +667,8 @@ enum UserState {
 
 struct User {
     name: String,
+    /// Its index over the whole fleet.
+    global: usize,
     socket: UdpSocket,
     client: Option<Client>,
     state: UserState,
@@ -735,11 +790,14 @@ impl ReadBufs {
     }
 }
 
+/// The poll token of a worker's waker (no user has it).
+const WAKE: Token = Token(usize::MAX);
+
 struct Worker {
-    /// This worker's number: it has the users whose index is `id` modulo
-    /// `stride`.
+    /// Its number, below 64 (see [`Completion::waiting`]).
     id: usize,
-    stride: usize,
+    /// Wakes its poll from another thread.
+    waker: Arc<mio::Waker>,
     shared: Arc<Shared>,
     server: Endpoint,
     poll: Poll,
@@ -766,13 +824,15 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(id: usize, stride: usize, shared: Arc<Shared>, server: Endpoint) -> Result<Self> {
+    fn new(id: usize, shared: Arc<Shared>, server: Endpoint) -> Result<Self> {
+        let poll = Poll::new().context("cannot create a poll instance")?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
         Ok(Worker {
             id,
-            stride,
+            waker,
             shared,
             server,
-            poll: Poll::new().context("cannot create a poll instance")?,
+            poll,
             users: Vec::new(),
             timers: BinaryHeap::new(),
             waiting: VecDeque::new(),
@@ -865,8 +925,7 @@ impl Worker {
             } => {
                 self.concurrency = concurrency;
                 for (g, name) in users {
-                    let li = g / self.stride;
-                    debug_assert_eq!(li, self.users.len());
+                    let li = self.users.len();
                     let socket = if self.broken {
                         None
                     } else {
@@ -887,6 +946,7 @@ impl Worker {
                     };
                     self.users.push(User {
                         name,
+                        global: g,
                         socket,
                         client: None,
                         state: UserState::Waiting,
@@ -905,8 +965,7 @@ impl Worker {
             }
             Command::Send(plans) => {
                 let now = self.shared.now_us();
-                for p in plans {
-                    let local = p.user / self.stride;
+                for (local, p) in plans {
                     if let Some(u) = self.users.get_mut(local) {
                         u.per_message = p.receivers;
                     }
@@ -958,7 +1017,7 @@ impl Worker {
             Command::Addrs(users, reply) => {
                 let addrs = users
                     .iter()
-                    .filter_map(|g| self.users.get(g / self.stride))
+                    .filter_map(|li| self.users.get(*li))
                     .filter_map(|u| u.socket.local_addr().ok())
                     .collect();
                 let _ = reply.send(addrs);
@@ -970,12 +1029,11 @@ impl Worker {
         }
     }
 
-    /// The node user `li` of this worker talks to: users in turn by their
+    /// The node user `g` (global index) talks to: users in turn by their
     /// index over the whole fleet, so that users `2k` and `2k + 1` (a
     /// pair of the dm workload) are on different nodes.
-    fn node_of(&self, li: usize) -> SocketAddr {
-        let user = li * self.stride + self.id;
-        match user % (self.server.others.len() + 1) {
+    fn node_of(&self, g: usize) -> SocketAddr {
+        match g % (self.server.others.len() + 1) {
             0 => self.server.addr,
             i => self.server.others[i - 1],
         }
@@ -1108,7 +1166,17 @@ impl Worker {
                         }
                     };
                     if full {
-                        // Look again soon: deliveries happen on other threads.
+                        // Deliveries happen on other threads: the one that
+                        // completes a message wakes this worker, and it
+                        // looks again soon in any case.
+                        if let Some(c) = self.shared.completion.get()
+                            && self.id < 64
+                        {
+                            c.waiting.fetch_or(1 << self.id, SeqCst);
+                            if c.in_flight() < window {
+                                continue;
+                            }
+                        }
                         next = Some(next.map_or(now + 200, |x| x.min(now + 200)));
                         break;
                     }
@@ -1190,7 +1258,7 @@ impl Worker {
             for i in 0..n {
                 let (from, bytes) = bufs.get(i);
                 let len = bytes.len();
-                if from != self.node_of(li) {
+                if from != self.node_of(self.users[li].global) {
                     if bytes.starts_with(RAW_MAGIC) {
                         self.shared.raw_received.fetch_add(1, Relaxed);
                     }
@@ -1237,7 +1305,7 @@ impl Worker {
                 .fetch_add(std::mem::take(&mut self.unpublished), Relaxed);
             self.shared.last_delivery_us.fetch_max(now, Relaxed);
         }
-        let server = self.node_of(li);
+        let server = self.node_of(self.users[li].global);
         let u = &mut self.users[li];
         let Some(c) = u.client.as_mut() else {
             return;
@@ -1450,7 +1518,16 @@ impl Worker {
         }
         *next = m.seq + 1;
         if let Some(c) = self.shared.completion.get() {
-            c.on_receipt(m.sender, m.seq);
+            let wake = c.on_receipt(m.sender, m.seq);
+            if wake != 0
+                && let Some(wakers) = self.shared.wakers.get()
+            {
+                for (id, waker) in wakers.iter().enumerate() {
+                    if id < 64 && wake & (1 << id) != 0 {
+                        let _ = waker.wake();
+                    }
+                }
+            }
         }
         self.deliveries += 1;
         self.unpublished += 1;

@@ -230,6 +230,26 @@ const TAIL: u32 = 3;
 const BASE_GROUP: usize = 0;
 const STORM_GROUP: usize = 1;
 
+/// The workers that drive the workload's users. In a login storm the users
+/// who exchange DMs get a worker of their own (the first) and the storm's
+/// users the others, when there are two or more: a storm user's login
+/// (key generation, the handshake, a first online list and the presence
+/// notices that follow) then never holds up the reading of a DM in the
+/// same worker, as it would not on a user's own machine. The two still
+/// share the machine's cores with each other and with the server.
+fn base_workers(workload: Workload, threads: usize) -> std::ops::Range<usize> {
+    if workload == Workload::LoginStorm && threads >= 2 {
+        0..1
+    } else {
+        0..threads
+    }
+}
+
+/// The workers that drive a login storm's users: see [`base_workers`].
+fn storm_workers(threads: usize) -> std::ops::Range<usize> {
+    if threads >= 2 { 1..threads } else { 0..threads }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -1130,10 +1150,11 @@ fn login(
     group: usize,
     timeout: Duration,
     progress: bool,
+    workers: std::ops::Range<usize>,
 ) -> Result<(Vec<usize>, f64)> {
     let before = fleet.shared.logged_in.load(Relaxed) + fleet.shared.login_failed.load(Relaxed);
     let start = Instant::now();
-    let ids = fleet.login(names, concurrency, group)?;
+    let ids = fleet.login(names, concurrency, group, workers)?;
     fleet.wait_logins(before + names.len() as u64, timeout, progress)?;
     Ok((ids, start.elapsed().as_secs_f64()))
 }
@@ -1269,6 +1290,7 @@ fn workload(
             BASE_GROUP,
             login_timeout,
             progress,
+            base_workers(args.workload, fleet.threads()),
         )?;
         ids.extend(i);
         login_secs += t;
@@ -1542,6 +1564,7 @@ fn measure_storm(
         STORM_GROUP,
         Duration::from_secs(args.login_timeout),
         false,
+        storm_workers(fleet.threads()),
     )?;
     let w2 = since(&m2, fleet, info);
     fleet.shared.phase.store(TAIL, Relaxed);
@@ -1652,6 +1675,7 @@ fn measure_offline(
         STORM_GROUP,
         Duration::from_secs(args.login_timeout),
         false,
+        0..fleet.threads(),
     )?;
     fleet.drain(Duration::from_secs(3), Duration::from_secs(120));
     let w = since(&m, fleet, info);
