@@ -4,7 +4,7 @@
 
 use udpchat_core::client::ClientEvent;
 use udpchat_core::reliable::ChannelConfig;
-use udpchat_core::server::ServerConfig;
+use udpchat_core::server::{PRESENCE_INTERVAL, PRESENCE_SLICE, PRESENCE_SLICE_GAP, ServerConfig};
 use udpchat_core::session::{ClientMessage, MAX_LISTED, Operation, ServerMessage};
 use udpchat_sim::{World, WorldConfig, load_server_config, peer_name, secs};
 
@@ -191,6 +191,72 @@ fn notices_in_a_burst_of_logins_come_in_rounds_once_each_and_before_messages() {
             .position(|e| matches!(e, ClientEvent::Public { from, .. } if *from == name))
             .expect("heard");
         assert!(joined_at < heard_at, "{name}");
+    }
+}
+
+#[test]
+fn a_round_for_a_crowd_goes_out_a_slice_at_a_time_and_a_speaker_finishes_it() {
+    const CROWD: usize = PRESENCE_SLICE * 2 + 10;
+    let mut w = World::with_clients(WorldConfig::new(0x5D), CROWD);
+    w.login_all(secs(120));
+    w.run_for(secs(2));
+
+    // A newcomer who says nothing: the crowd hears of them in slices of
+    // PRESENCE_SLICE users, PRESENCE_SLICE_GAP apart, each user once.
+    let quiet = w.add_client("quiet");
+    w.login_all(secs(10));
+    w.run_for(secs(1));
+    let mut heard: Vec<_> = (0..CROWD)
+        .map(|i| {
+            let times: Vec<_> = w.peers[i]
+                .events
+                .iter()
+                .filter(|(_, e)| matches!(e, ClientEvent::Joined(u) if u == "quiet"))
+                .map(|(t, _)| *t)
+                .collect();
+            assert_eq!(
+                times.len(),
+                1,
+                "{} heard of quiet once",
+                peer_name_of(&w, i)
+            );
+            times[0]
+        })
+        .collect();
+    heard.sort();
+    let first = heard[0];
+    let in_first_slice = heard.iter().filter(|t| **t == first).count();
+    assert!(
+        (1..=PRESENCE_SLICE).contains(&in_first_slice),
+        "{in_first_slice} at once"
+    );
+    let spread = heard[CROWD - 1] - first;
+    assert!(
+        spread >= PRESENCE_SLICE_GAP + PRESENCE_SLICE_GAP && spread < PRESENCE_INTERVAL,
+        "{spread:?}"
+    );
+    assert!(w.client(quiet).is_logged_in());
+
+    // A newcomer who speaks at once: the round of their notice is finished
+    // before their message goes, so nobody hears them before hearing that
+    // they arrived.
+    w.run_for(secs(1));
+    let speaker = w.add_client("speaker");
+    let deadline = w.now + secs(10);
+    assert!(w.run_until_cond(deadline, |w| w.client(speaker).is_logged_in()));
+    w.send_pm(speaker, "hello, crowd").unwrap();
+    w.run_for(secs(1));
+    for i in 0..CROWD {
+        let seen: Vec<&ClientEvent> = w.peers[i].events.iter().map(|(_, e)| e).collect();
+        let joined = seen
+            .iter()
+            .position(|e| matches!(e, ClientEvent::Joined(u) if u == "speaker"))
+            .expect("announced");
+        let said = seen
+            .iter()
+            .position(|e| matches!(e, ClientEvent::Public { from, .. } if from == "speaker"))
+            .expect("heard");
+        assert!(joined < said, "{}", peer_name_of(&w, i));
     }
 }
 

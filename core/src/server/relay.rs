@@ -84,21 +84,24 @@ impl Server {
     }
 
     /// Tells every other online user of a login or logout: at once, or
-    /// with the next round of notices (see [`PRESENCE_INTERVAL`]).
+    /// with the next round of notices (see [`PRESENCE_INTERVAL`]); a round
+    /// goes out a slice of users at a time (see [`PRESENCE_SLICE`]).
     pub(super) fn announce(&mut self, about: u64, message: &ServerMessage) {
         let now = self.now;
-        if self.presence.is_empty()
+        let at_once = self.presence.is_empty()
+            && self.round.is_none()
             && self
                 .last_presence
-                .is_none_or(|t| now >= t + PRESENCE_INTERVAL)
-        {
-            self.last_presence = Some(now);
-            self.broadcast(about, message);
-            return;
-        }
+                .is_none_or(|t| now >= t + PRESENCE_INTERVAL);
         let user = match message {
             ServerMessage::Joined { user } | ServerMessage::Left { user, .. } => user,
-            _ => return,
+            _ => {
+                if at_once {
+                    self.last_presence = Some(now);
+                    self.broadcast(about, message);
+                }
+                return;
+            }
         };
         self.presence.push(Notice {
             seq: self.logins,
@@ -106,11 +109,16 @@ impl Server {
             about: username_key(user),
             bytes: encode_shared(message),
         });
+        if at_once {
+            self.start_presence_round();
+        }
     }
 
-    /// Sends the waiting presence notices, each to the online users who do
-    /// not know of it yet.
-    pub(super) fn flush_presence(&mut self) {
+    /// Starts a round with the waiting presence notices, each for the
+    /// online users who do not know of it yet, after finishing the round
+    /// under way; sends its first slice.
+    pub(super) fn start_presence_round(&mut self) {
+        self.continue_presence_round(usize::MAX);
         if self.presence.is_empty() {
             return;
         }
@@ -121,25 +129,54 @@ impl Server {
             .values()
             .filter_map(|(c, _)| self.sessions.get(c).map(|s| (*c, s.login_seq)))
             .collect();
-        for (conn, seq) in targets {
-            for n in &notices {
+        self.round = Some(PresenceRound {
+            notices,
+            targets,
+            next: 0,
+            at: self.now,
+        });
+        self.continue_presence_round(PRESENCE_SLICE);
+    }
+
+    /// Sends the round under way to up to `users` more of its targets.
+    pub(super) fn continue_presence_round(&mut self, users: usize) {
+        let Some(mut round) = self.round.take() else {
+            return;
+        };
+        let end = round.next.saturating_add(users).min(round.targets.len());
+        for &(conn, seq) in round.targets.get(round.next..end).unwrap_or(&[]) {
+            for n in &round.notices {
                 if conn != n.except && seq <= n.seq {
                     self.send_bytes(conn, Marker::Command, &n.bytes);
                 }
             }
         }
+        round.next = end;
+        if end < round.targets.len() {
+            round.at = self.now + PRESENCE_SLICE_GAP;
+            self.round = Some(round);
+        }
     }
 
-    /// Sends the waiting notices first if one is about `user`, so that
-    /// nobody hears from a user before hearing that they arrived. Nothing
-    /// to do (and nothing allocated) in the usual case of no waiting notice.
+    /// Sends every notice about `user` that is on its way or waiting to
+    /// everyone first, so that nobody hears from a user before hearing that
+    /// they arrived. Nothing to do (and nothing allocated) in the usual
+    /// case of no notice on its way or waiting.
     pub(super) fn presence_before(&mut self, user: &str) {
-        if self.presence.is_empty() {
+        if self.presence.is_empty() && self.round.is_none() {
             return;
         }
         let key = username_key(user);
+        if self
+            .round
+            .as_ref()
+            .is_some_and(|r| r.notices.iter().any(|n| n.about == key))
+        {
+            self.continue_presence_round(usize::MAX);
+        }
         if self.presence.iter().any(|n| n.about == key) {
-            self.flush_presence();
+            self.start_presence_round();
+            self.continue_presence_round(usize::MAX);
         }
     }
 

@@ -112,11 +112,16 @@ impl Server {
     /// Initials that wait, oldest first.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        if self
-            .last_presence
-            .is_some_and(|t| now >= t + PRESENCE_INTERVAL)
+        if self.round.as_ref().is_some_and(|r| now >= r.at) {
+            self.continue_presence_round(PRESENCE_SLICE);
+        }
+        if self.round.is_none()
+            && !self.presence.is_empty()
+            && self
+                .last_presence
+                .is_some_and(|t| now >= t + PRESENCE_INTERVAL)
         {
-            self.flush_presence();
+            self.start_presence_round();
         }
         while let Some(&Reverse((t, conn))) = self.timers.peek() {
             if t > now {
@@ -142,8 +147,9 @@ impl Server {
     /// latest `now` given while Initials wait for their handshake.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let mut soonest = match self.last_presence {
-            Some(t) if !self.presence.is_empty() => Some(t + PRESENCE_INTERVAL),
+        let mut soonest = match (&self.round, self.last_presence) {
+            (Some(round), _) => Some(round.at),
+            (None, Some(t)) if !self.presence.is_empty() => Some(t + PRESENCE_INTERVAL),
             _ => None,
         };
         if !self.initials.is_empty() {
