@@ -432,27 +432,22 @@ impl RedbStore {
             newest = newest.max(message.time);
         }
         // Retention: the oldest go while there are too many or they are
-        // too old.
+        // too old, found in one pass from the oldest, then removed.
         let oldest = newest.saturating_sub(self.retention.max_age_ms);
-        loop {
-            let first = {
-                let mut range = table.range((room, 0)..=(room, u64::MAX))?;
-                match range.next() {
-                    Some(entry) => {
-                        let (k, v) = entry?;
-                        let offset = k.value().1;
-                        Some((offset, message_time(offset, v.value())?))
-                    }
-                    None => None,
-                }
-            };
-            let Some((offset, time)) = first else { break };
-            if row.count > self.retention.max_messages || time < oldest {
-                table.remove((room, offset))?;
-                row.count = row.count.saturating_sub(1);
-            } else {
+        let mut excess = row.count.saturating_sub(self.retention.max_messages);
+        let mut expired = Vec::new();
+        for entry in table.range((room, 0)..=(room, u64::MAX))? {
+            let (k, v) = entry?;
+            let offset = k.value().1;
+            if excess == 0 && message_time(offset, v.value())? >= oldest {
                 break;
             }
+            excess = excess.saturating_sub(1);
+            expired.push(offset);
+        }
+        for offset in expired {
+            table.remove((room, offset))?;
+            row.count = row.count.saturating_sub(1);
         }
         rooms.insert(room, encode(&row).as_slice())?;
         Ok(())
