@@ -139,22 +139,35 @@ impl Server {
     }
 
     /// Sends the round under way to up to `users` more of its targets.
+    /// The round stays under way while they are sent: a notice made
+    /// meanwhile (a recipient taken offline for a full queue) waits for
+    /// the next round, after this one.
     pub(super) fn continue_presence_round(&mut self, users: usize) {
-        let Some(mut round) = self.round.take() else {
+        let Some(round) = self.round.as_mut() else {
             return;
         };
         let end = round.next.saturating_add(users).min(round.targets.len());
-        for &(conn, seq) in round.targets.get(round.next..end).unwrap_or(&[]) {
-            for n in &round.notices {
-                if conn != n.except && seq <= n.seq {
-                    self.send_bytes(conn, Marker::Command, &n.bytes);
+        let slice: Vec<(u64, u64)> = round.targets.get(round.next..end).unwrap_or(&[]).to_vec();
+        let notices: Vec<(u64, u64, Arc<[u8]>)> = round
+            .notices
+            .iter()
+            .map(|n| (n.except, n.seq, Arc::clone(&n.bytes)))
+            .collect();
+        round.next = end;
+        for (conn, seq) in slice {
+            for (except, notice_seq, bytes) in &notices {
+                if conn != *except && seq <= *notice_seq {
+                    self.send_bytes(conn, Marker::Command, bytes);
                 }
             }
         }
-        round.next = end;
-        if end < round.targets.len() {
-            round.at = self.now + PRESENCE_SLICE_GAP;
-            self.round = Some(round);
+        let now = self.now;
+        if let Some(round) = &mut self.round {
+            if round.next >= round.targets.len() {
+                self.round = None;
+            } else {
+                round.at = now + PRESENCE_SLICE_GAP;
+            }
         }
     }
 
