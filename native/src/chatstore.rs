@@ -272,6 +272,17 @@ fn decode_room(name: &str, v: &[u8]) -> Result<RoomRow, StoreError> {
         .map_err(|e| StoreError(format!("the record of room {name} is malformed: {e}")))
 }
 
+/// The stored record of `room`, if it is stored.
+fn room_row(
+    rooms: &impl ReadableTable<&'static str, &'static [u8]>,
+    room: &str,
+) -> Result<Option<RoomRow>, StoreError> {
+    rooms
+        .get(room)?
+        .map(|v| decode_room(room, v.value()))
+        .transpose()
+}
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
@@ -413,11 +424,9 @@ impl RedbStore {
         messages: &[&RoomMessage],
     ) -> Result<(), StoreError> {
         let mut rooms = txn.open_table(ROOMS)?;
-        let row = rooms.get(room)?.map(|v| v.value().to_vec());
-        let Some(row) = row else {
+        let Some(mut row) = room_row(&rooms, room)? else {
             return Ok(());
         };
-        let mut row = decode_room(room, &row)?;
         let mut table = txn.open_table(MESSAGES)?;
         let mut newest = 0;
         let mut value = Vec::new();
@@ -497,18 +506,14 @@ impl RedbStore {
             }
             StoreOp::SetTopic { room, topic } => {
                 let mut rooms = txn.open_table(ROOMS)?;
-                let row = rooms.get(room.as_str())?.map(|v| v.value().to_vec());
-                if let Some(row) = row {
-                    let mut row = decode_room(room, &row)?;
+                if let Some(mut row) = room_row(&rooms, room)? {
                     row.topic.clone_from(topic);
                     rooms.insert(room.as_str(), encode(&row).as_slice())?;
                 }
             }
             StoreOp::SetRoles { room, owner, roles } => {
                 let mut rooms = txn.open_table(ROOMS)?;
-                let row = rooms.get(room.as_str())?.map(|v| v.value().to_vec());
-                if let Some(row) = row {
-                    let mut row = decode_room(room, &row)?;
+                if let Some(mut row) = room_row(&rooms, room)? {
                     row.owner.clone_from(owner);
                     row.ops.clone_from(&roles.ops);
                     row.bans = roles
