@@ -1,4 +1,5 @@
 use super::*;
+use alloc::boxed::Box;
 use alloc::vec;
 
 fn s(x: &str) -> String {
