@@ -1,4 +1,5 @@
 //! Tests of the command parser, its durations and its help.
+use alloc::string::ToString;
 
 use super::*;
 
