@@ -28,16 +28,23 @@ fn sorted(mut s: Snapshot) -> Snapshot {
     s
 }
 
+/// The retention of the model tests: 20 messages per room, 5 s old at most.
+const MODEL_RETENTION: Retention = Retention {
+    max_messages: 20,
+    max_age_ms: 5_000,
+};
+
+/// A store in a new temporary directory (kept alive by the first value),
+/// and the in-memory model beside it, both with [`MODEL_RETENTION`].
+fn store_and_model() -> (tempfile::TempDir, RedbStore, MemoryStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = RedbStore::open(&dir.path().join(DATA_FILE), MODEL_RETENTION).unwrap();
+    (dir, db, MemoryStore::new(MODEL_RETENTION))
+}
+
 #[test]
 fn it_does_what_the_memory_store_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DATA_FILE);
-    let retention = Retention {
-        max_messages: 20,
-        max_age_ms: 5_000,
-    };
-    let mut db = RedbStore::open(&path, retention).unwrap();
-    let mut mem = MemoryStore::new(retention);
+    let (dir, mut db, mut mem) = store_and_model();
     let mut rng = StdRng::seed_from_u64(7);
     let rooms = ["#a", "#b", "#c"];
     let users = ["alice", "bob", "carol", "dave"];
@@ -142,7 +149,7 @@ fn it_does_what_the_memory_store_does() {
     }
     let before = sorted(db.load(1000).unwrap());
     drop(db);
-    let db = RedbStore::open(&path, retention).unwrap();
+    let db = RedbStore::open(&dir.path().join(DATA_FILE), MODEL_RETENTION).unwrap();
     assert_eq!(sorted(db.load(1000).unwrap()), before, "reopened");
 }
 
@@ -562,14 +569,7 @@ fn long_runs_of_messages_in_one_batch_keep_what_one_at_a_time_keeps() {
     // Consecutive messages to one room are written together: the same
     // messages must remain as when each is appended and trimmed in turn,
     // whether the count or the age lets the oldest go, and within a run.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DATA_FILE);
-    let retention = Retention {
-        max_messages: 20,
-        max_age_ms: 5_000,
-    };
-    let mut db = RedbStore::open(&path, retention).unwrap();
-    let mut mem = MemoryStore::new(retention);
+    let (_dir, mut db, mut mem) = store_and_model();
     let mut rng = StdRng::seed_from_u64(11);
     let mut offsets = [0u64; 2];
     let mut time = 10_000u64;
