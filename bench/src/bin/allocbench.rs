@@ -18,7 +18,12 @@
 //! * allocations per delivered message (one public message reaching one
 //!   receiver), on the server and in the receiving client (whose public
 //!   API hands each message over as an event owning its sender's name and
-//!   its text: two allocations a message at the least).
+//!   its text: two allocations a message at the least);
+//! * the time the server's calls and the receiving clients' calls took per
+//!   delivered message (wall clock on the one thread: a figure to compare
+//!   two builds run alternately on one machine, not an absolute; it moves
+//!   by 10 % from run to run on a shared machine, and by more with the
+//!   heap's layout, so only large differences mean anything).
 //!
 //! ```text
 //! cargo run --release -p udpchat-bench --bin allocbench -- --users 100
@@ -68,21 +73,27 @@ struct Args {
 
 const PASSWORD: &str = "bench password";
 
-/// What some calls allocated.
+/// What some calls allocated, and the time they took.
 #[derive(Clone, Copy, Debug, Default)]
 struct Counted {
     allocations: u64,
     reallocations: u64,
     bytes: u64,
+    /// Wall-clock time in the calls (the program has one thread; the
+    /// clock's own reads, about 20 ns each, are included).
+    nanos: u64,
 }
 
 impl Counted {
     /// Runs `f`, adding what it allocates when `counting`.
     fn count<T>(&mut self, counting: bool, f: impl FnOnce() -> T) -> T {
         let before = GLOBAL.stats();
+        let started = std::time::Instant::now();
         let out = f();
+        let took = started.elapsed();
         let after = GLOBAL.stats();
         if counting {
+            self.nanos += u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             self.allocations += (after.allocations - before.allocations) as u64;
             self.reallocations += (after.reallocations - before.reallocations) as u64;
             self.bytes += (after.bytes_allocated - before.bytes_allocated) as u64;
@@ -351,6 +362,12 @@ fn run(args: &Args) -> Result<()> {
         r.bytes,
         per(r.allocations, delivered),
         per(r.bytes, delivered)
+    );
+    println!(
+        "time in the calls per delivered message: server {:.0} ns, receiving client {:.0} ns \
+         (one thread, wall clock: compare builds on the same machine, runs alternating)",
+        per(c.nanos, delivered),
+        per(r.nanos, delivered)
     );
     Ok(())
 }
