@@ -640,15 +640,19 @@ fn a_room_redis_has_is_joined_not_replaced() {
     let key_dir = temp_dir();
     let key = key_dir.path().join("chat_server.key");
     let a = Node::start(&redis, "a", &key);
-    // A room this node has not heard of (made while it was cut off).
-    for command in [
-        "SADD udpchat:rooms #old",
-        "HSET udpchat:room:#old epoch e1 owner zoe topic t created 0 last_offset 1",
-        "HSET udpchat:room:#old:members zoe zoe",
-        "XADD udpchat:room:#old:stream 1-1 from zoe text kept time 0",
-    ] {
-        redis.command(command);
-    }
+    // A room this node has not heard of (made while it was cut off), made
+    // whole in one script: the node's first snapshot, read by its
+    // subscriber while this runs, sees all of it or none of it (a room
+    // whose message it never heard of would otherwise look complete).
+    let made = redis.command(concat!(
+        r#"EVAL "redis.call('SADD', 'udpchat:rooms', '#old'); "#,
+        r#"redis.call('HSET', 'udpchat:room:#old', 'epoch', 'e1', 'owner', 'zoe', "#,
+        r#"'topic', 't', 'created', '0', 'last_offset', '1'); "#,
+        r#"redis.call('HSET', 'udpchat:room:#old:members', 'zoe', 'zoe'); "#,
+        r#"redis.call('XADD', 'udpchat:room:#old:stream', '1-1', 'from', 'zoe', "#,
+        r#"'text', 'kept', 'time', '0'); return 1" 0"#
+    ));
+    assert_eq!(made, ":1");
     let mut alice = login(a.server.addr, "alice", "a");
     alice.send("/join #old");
     // The node takes the room as Redis has it: its members, its topic,
