@@ -400,7 +400,7 @@ pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 /// chat messages wait behind a burst at the socket and for the CPU. Spread
 /// out, a round of 1,000 users takes 16 ms. A message from a user whose
 /// notice is still on its way finishes the round first (see
-/// [`Server::presence_before`]).
+/// `Server::presence_before`).
 pub const PRESENCE_SLICE: usize = 64;
 
 /// The time between two slices of a round of presence notices.
