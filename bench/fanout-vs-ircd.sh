@@ -7,8 +7,8 @@
 # servers' CPU seconds per million deliveries (/proc/PID/stat).
 #
 #   bench/fanout-vs-ircd.sh [--users N[,N...]] [--rounds R] [--seconds S]
-#                           [--size BYTES] [--window W] [--path loopback|mtu1500]
-#                           [--bin DIR] [--compare DIR]
+#                           [--size BYTES] [--window W] [--ircd-window W]
+#                           [--path loopback|mtu1500] [--bin DIR] [--compare DIR]
 #
 # --path mtu1500 (root, Linux): both servers run in a network namespace
 # made for the run, joined to this one by a veth pair with a 1500-byte MTU
@@ -19,6 +19,11 @@
 # directory of chatbench and chatserver [default: target/release, built].
 # --compare DIR runs a second build's chatbench fanout too in each round,
 # right after the first: its rate over the first build's, median and spread.
+#
+# --ircd-window W [default: --window]: ngircd's closed loop keeps W
+# messages in flight instead, so that udpchat at a window short enough for
+# low latency can be set against ngircd at the window where it delivers
+# most (its rate levels off from about 128 while its latency grows).
 #
 # --load F [default 0.5]: after each round's closed-loop pair, both servers
 # run again open loop at the same offered rate, F times the messages per
@@ -33,6 +38,7 @@ rounds=3
 secs=5
 size=100
 window=128
+ircd_window=""
 path=loopback
 bin=""
 compare=""
@@ -45,14 +51,16 @@ while [ $# -gt 0 ]; do
         --seconds) secs=$2; shift 2 ;;
         --size) size=$2; shift 2 ;;
         --window) window=$2; shift 2 ;;
+        --ircd-window) ircd_window=$2; shift 2 ;;
         --path) path=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --compare) compare=$2; shift 2 ;;
         --load) load=$2; shift 2 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "fanout-vs-ircd: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+ircd_window=${ircd_window:-$window}
 case "$path" in loopback|mtu1500) ;; *) echo "fanout-vs-ircd: --path loopback or mtu1500" >&2; exit 2 ;; esac
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -153,27 +161,34 @@ stop_ircd() {
 }
 
 # One pair: the fan-out through ngircd, then the same through chatserver,
-# with the extra arguments given to both (--window W or --rate R); leaves
-# each one's JSON report in $irc and $udp.
+# with extra arguments: "--window W W2" (ngircd's closed loop keeps W in
+# flight, chatserver's W2) or "--rate R" (both); leaves each one's JSON
+# report in $irc and $udp.
 run_pair() {
+    local irc_extra udp_extra
+    if [ "$1" = --window ]; then
+        irc_extra=(--window "$2"); udp_extra=(--window "$3")
+    else
+        irc_extra=("$@"); udp_extra=("$@")
+    fi
     start_ircd
-    irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" "$@" \
+    irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" "${irc_extra[@]}" \
         --server "$server_addr:$ircd_port" --server-pid "$ircd_pid" 2>"$tmp/irc.err") \
         || { cat "$tmp/irc.err" "$tmp/ngircd.log" >&2; exit 1; }
     stop_ircd
-    udp=$("$chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" "$@" \
+    udp=$("$chatbench" fanout --json --users "$users" --seconds "$secs" --size "$size" "${udp_extra[@]}" \
         --raw-seconds 0 "${fanout_args[@]}" 2>"$tmp/udp.err") || { cat "$tmp/udp.err" >&2; exit 1; }
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "fanout-vs-ircd: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), path $path, $size-byte messages, window $window, $secs s, $rounds rounds, equal-load runs at $load"
+echo "fanout-vs-ircd: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), path $path, $size-byte messages, window $window (ngircd $ircd_window), $secs s, $rounds rounds, equal-load runs at $load"
 for users in ${users_list//,/ }; do
     : >"$tmp/pairs"
     : >"$tmp/cmp"
     : >"$tmp/load"
     for r in $(seq "$rounds"); do
-        run_pair --window "$window"
+        run_pair --window "$ircd_window" "$window"
         read -r irate ip99 icpm ilost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, .server_cpu_sec_per_million, .lost] | @tsv' <<<"$irc")
         read -r urate up99 ucpm ulost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, (if .server_cpu_sec == null then null else .server_cpu_sec * 1e6 / .deliveries end), .lost] | @tsv' <<<"$udp")
         ratio=$(awk -v u="$urate" -v i="$irate" 'BEGIN {printf "%.2f", u / i}')

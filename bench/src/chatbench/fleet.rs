@@ -810,7 +810,6 @@ struct Worker {
     senders: Vec<Sending>,
     readable: VecDeque<usize>,
     report: Report,
-    events: Vec<ClientEvent>,
     /// The datagram being sent, kept from one to the next.
     outgoing: Vec<u8>,
     /// A socket could not be opened: later users are counted as failed.
@@ -842,7 +841,6 @@ impl Worker {
             senders: Vec::new(),
             readable: VecDeque::new(),
             report: Report::default(),
-            events: Vec::new(),
             outgoing: Vec::new(),
             broken: false,
             deliveries: 0,
@@ -1283,21 +1281,10 @@ impl Worker {
 
     /// Hands the client's events, then its datagrams, and files its timer.
     fn service(&mut self, li: usize, now: u64) {
-        for _ in 0..4 {
-            let mut events = std::mem::take(&mut self.events);
-            if let Some(c) = self.users[li].client.as_mut() {
-                while let Some(ev) = c.poll_event() {
-                    events.push(ev);
-                }
-            }
-            if events.is_empty() {
-                self.events = events;
-                break;
-            }
-            for ev in events.drain(..) {
-                self.event(li, ev, now);
-            }
-            self.events = events;
+        // One event at a time, straight from the client: what handling an
+        // event makes the client queue comes in the same loop.
+        while let Some(ev) = self.users[li].client.as_mut().and_then(|c| c.poll_event()) {
+            self.event(li, ev, now);
         }
         if self.unpublished > 0 {
             self.shared

@@ -130,11 +130,9 @@ pub struct Client {
     invite: Option<String>,
     /// The latest `password_required`'s `registration`.
     registration: Option<RegistrationMode>,
-    /// Kept between datagrams so that taking one in allocates nothing:
-    /// the plaintext of a datagram being opened, and a message taken from
-    /// the channel.
+    /// The plaintext of a datagram being opened, kept between datagrams
+    /// so that taking one in allocates nothing.
     opened: Vec<u8>,
-    message: Vec<u8>,
 }
 
 impl Client {
@@ -182,7 +180,6 @@ impl Client {
             invite: None,
             registration: None,
             opened: Vec::new(),
-            message: Vec::new(),
         })
     }
 
@@ -691,16 +688,15 @@ impl Client {
     }
 
     fn process(&mut self) {
-        let mut bytes = core::mem::take(&mut self.message);
-        while self.channel_mut().recv_into(&mut bytes) {
-            let Ok(msg) = session::decode_server(&bytes) else {
+        // Each message is read where the channel holds it: no copy.
+        while let Some(bytes) = self.channel_mut().recv_slice() {
+            let Ok(msg) = session::decode_server(bytes) else {
                 // A newer server may send messages this client does not
                 // know: skip them.
                 continue;
             };
             self.on_message(msg);
         }
-        self.message = bytes;
         if let Some(e) = self.channel().error() {
             let reason = match e {
                 ChannelError::PeerClosed(CloseCode::ServerShutdown) => CloseReason::ServerShutdown,

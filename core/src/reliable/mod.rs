@@ -331,6 +331,12 @@ impl Channel {
         self.received.recv_into(out)
     }
 
+    /// The next message received in order, borrowed from the channel's
+    /// inbox until the next call that changes the channel: no copy.
+    pub fn recv_slice(&mut self) -> Option<&[u8]> {
+        self.received.recv_slice()
+    }
+
     /// Ends the channel: a CLOSE frame with `code` goes out with the next
     /// [`Channel::poll_transmit`], then nothing more.
     pub fn close(&mut self, code: CloseCode) {

@@ -92,6 +92,11 @@ impl Receiver {
         self.inbox.pop_into(out)
     }
 
+    /// The next message received in order, borrowed until the next call.
+    pub(crate) fn recv_slice(&mut self) -> Option<&[u8]> {
+        self.inbox.pop()
+    }
+
     /// Returns the memory of an emptied inbox and reassembly buffer.
     pub(crate) fn shrink(&mut self) {
         self.inbox.shrink();
@@ -292,23 +297,32 @@ impl Inbox {
     /// Replaces the contents of `out` with the oldest message; false (and
     /// `out` untouched) when there is none.
     fn pop_into(&mut self, out: &mut Vec<u8>) -> bool {
-        let Some(end) = self.ends.pop_front() else {
+        let Some(message) = self.pop() else {
             return false;
         };
         out.clear();
-        out.extend_from_slice(self.bytes.get(self.start..end).unwrap_or_default());
-        if self.ends.is_empty() {
+        out.extend_from_slice(message);
+        true
+    }
+
+    /// The oldest message, borrowed where it lies: no copy. Its bytes are
+    /// let go by the next call or the next [`Inbox::push`].
+    fn pop(&mut self) -> Option<&[u8]> {
+        let Some(end) = self.ends.pop_front() else {
+            // Everything was taken: start the buffer over.
             self.bytes.clear();
             self.start = 0;
-        } else {
-            self.start = end;
-        }
-        true
+            return None;
+        };
+        let start = core::mem::replace(&mut self.start, end);
+        self.bytes.get(start..end)
     }
 
     /// Returns the memory of an empty inbox.
     fn shrink(&mut self) {
         if self.ends.is_empty() {
+            self.bytes.clear();
+            self.start = 0;
             self.bytes.shrink_to_fit();
             self.ends.shrink_to_fit();
         }
@@ -518,5 +532,43 @@ mod tests {
         assert!(!r.recv_into(&mut out));
         assert_eq!(out, b"in pieces");
         assert!(r.inbox.bytes.is_empty() && r.inbox.start == 0);
+    }
+
+    #[test]
+    fn messages_lent_in_place_come_in_order_and_the_buffer_starts_over() {
+        use super::{Arrival, Receiver};
+        let mut r = Receiver::new(Instant::ZERO);
+        let message = |i: u32| alloc::format!("message {i}").into_bytes();
+        for i in 0..3 {
+            assert_eq!(
+                r.on_segment(i, true, &message(i), 64, 100),
+                Arrival::InOrder
+            );
+        }
+        assert_eq!(r.recv_slice(), Some(&message(0)[..]));
+        assert_eq!(r.recv_slice(), Some(&message(1)[..]));
+        // One arrives while one is still waiting: both come, in order.
+        assert_eq!(r.on_segment(3, false, b"in ", 64, 100), Arrival::InOrder);
+        assert_eq!(r.on_segment(4, true, b"pieces", 64, 100), Arrival::InOrder);
+        assert_eq!(r.recv_slice(), Some(&message(2)[..]));
+        assert_eq!(r.recv_slice(), Some(&b"in pieces"[..]));
+        assert_eq!(r.recv_slice(), None);
+        assert!(r.inbox.bytes.is_empty() && r.inbox.start == 0);
+        // Taken in place or copied out, the same messages.
+        for i in 5..2_000u32 {
+            assert_eq!(
+                r.on_segment(i, true, &message(i), 64, 100),
+                Arrival::InOrder
+            );
+            let got = if i % 2 == 0 {
+                r.recv_slice().map(<[u8]>::to_vec)
+            } else {
+                r.recv()
+            };
+            assert_eq!(got, Some(message(i)));
+            let held = r.inbox.bytes.len();
+            assert!(held <= 2 * message(i).len(), "{held}");
+        }
+        assert_eq!(r.recv_slice(), None);
     }
 }
