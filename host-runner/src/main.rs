@@ -105,7 +105,7 @@ struct Args {
     #[arg(long, overrides_with = "reconnect")]
     no_reconnect: bool,
     /// Another node of the same chat (chatserver --cluster, the same key),
-    /// as HOST[:PORT] (the port defaults to the server's); repeat it or
+    /// as HOST or HOST:PORT (the port defaults to the server's); repeat it or
     /// separate several with commas. Each reconnection goes to the next of
     /// the server and these, in turn, as chatclient --fallback does. The
     /// server and these are the only peers the client may talk to, one at

@@ -15,7 +15,7 @@
 //! one line of standard input when it is not a terminal; never from the
 //! command line. New passwords follow the server's rules
 //! (`--min-password-chars`, 8 by default; at most
-//! [`MAX_PASSWORD`](udpchat_core::session::MAX_PASSWORD) bytes), names the
+//! [`udpchat_core::session::MAX_PASSWORD`] bytes), names the
 //! username rules, and a new name may not look like an existing one.
 //!
 //! Exit status: 0 done, 1 refused or failed (unknown user, name taken,

@@ -46,7 +46,7 @@ pub struct ClientFile {
     pub json: Option<bool>,
     /// Reconnect after losing the server.
     pub reconnect: Option<bool>,
-    /// Other nodes of the same chat, HOST[:PORT] each.
+    /// Other nodes of the same chat, `HOST[:PORT]` each.
     pub fallback: Option<Vec<String>>,
     /// Present only to refuse it with a clear message.
     #[serde(default)]

@@ -2,7 +2,7 @@
 //! thread sending plain datagrams, as fast as it can, round-robin to all of
 //! them — first with `send_to`, then (on Linux) with `sendmmsg` in batches.
 //! The receivers count these datagrams (they start with
-//! [`RAW_MAGIC`](super::fleet::RAW_MAGIC)) while their chat sessions stay
+//! [`super::fleet::RAW_MAGIC`]) while their chat sessions stay
 //! open.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};

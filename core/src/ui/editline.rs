@@ -1,7 +1,4 @@
-//! The input line of a full-screen client: the text being typed and its
-//! cursor, the editing keys of a line editor (Emacs style, as rustyline's),
-//! the history of typed lines, Tab completion that cycles through the
-//! candidates, and pasted text cut into lines.
+//! The input line of a full-screen client: [`EditLine`].
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -55,7 +52,10 @@ struct Cycle {
     index: Option<usize>,
 }
 
-/// The line being typed. See the [module docs](self).
+/// The input line of a full-screen client: the text being typed and its
+/// cursor, the editing keys of a line editor (Emacs style, as rustyline's),
+/// the history of typed lines, Tab completion that cycles through the
+/// candidates, and pasted text cut into lines.
 #[derive(Clone, Debug, Default)]
 pub struct EditLine {
     text: String,

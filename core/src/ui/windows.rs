@@ -1,18 +1,4 @@
-//! Windows of a full-screen client: one for the server (its system
-//! messages and the public messages to everyone online), one per room and
-//! one per direct conversation, each with its lines, unread count,
-//! scroll position, and for a room its members and how far back its
-//! history is loaded.
-//!
-//! [`Windows`] decides everything that is not drawing: which window an
-//! event goes to ([`Windows::push`]), what a line typed in a window means
-//! for the [`Console`] ([`Windows::typed`]: plain lines in `#rust` go to
-//! `#rust`, in a conversation with bob to bob), unread counts and mention
-//! marks, scrolling, when to fetch older history and from which offset
-//! ([`Windows::scroll_up`], [`Windows::top_shown`]), markers for loaded
-//! history and for gaps that cannot be filled, and Tab completion. A
-//! driver draws [`Windows::windows`] and the [`Window::entries`] of the
-//! [active](Windows::active) one.
+//! Windows of a full-screen client: [`Windows`] and what it holds.
 
 use alloc::collections::BTreeSet;
 use alloc::format;
@@ -56,8 +42,21 @@ pub const WINDOW_COMMANDS: [(&str, &str, &str); 4] = [
     ("members", "/members", "show or hide the member list (F2)"),
 ];
 
-/// Every window, which one is active, and who is away. See the
-/// [module docs](self).
+/// Every window of a full-screen client, which one is active, and who is
+/// away: one window for the server (its system messages and the public
+/// messages to everyone online), one per room and one per direct
+/// conversation, each with its lines, unread count, scroll position, and
+/// for a room its members and how far back its history is loaded.
+///
+/// `Windows` decides everything that is not drawing: which window an
+/// event goes to ([`Windows::push`]), what a line typed in a window means
+/// for the [`Console`] ([`Windows::typed`]: plain lines in `#rust` go to
+/// `#rust`, in a conversation with bob to bob), unread counts and mention
+/// marks, scrolling, when to fetch older history and from which offset
+/// ([`Windows::scroll_up`], [`Windows::top_shown`]), markers for loaded
+/// history and for gaps that cannot be filled, and Tab completion. A
+/// driver draws [`Windows::windows`] and the [`Window::entries`] of the
+/// [active](Windows::active) one.
 #[derive(Clone, Debug)]
 pub struct Windows {
     user: String,

@@ -2,6 +2,10 @@
 //! where this user's files are), and the settings they make together with
 //! the environment, the config file and the defaults.
 
+// The doc comments of the arguments are their `--help` text, where
+// brackets are literal (`[::1]:7000`, `HOST[:PORT]`), not links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
