@@ -161,16 +161,9 @@ stop_ircd() {
 }
 
 # One pair: the fan-out through ngircd, then the same through chatserver,
-# with extra arguments: "--window W W2" (ngircd's closed loop keeps W in
-# flight, chatserver's W2) or "--rate R" (both); leaves each one's JSON
-# report in $irc and $udp.
+# with the extra arguments in $irc_extra and $udp_extra (a window each, or
+# the same rate); leaves each one's JSON report in $irc and $udp.
 run_pair() {
-    local irc_extra udp_extra
-    if [ "$1" = --window ]; then
-        irc_extra=(--window "$2"); udp_extra=(--window "$3")
-    else
-        irc_extra=("$@"); udp_extra=("$@")
-    fi
     start_ircd
     irc=$("$chatbench" ircd-fanout --json --users "$users" --seconds "$secs" --size "$size" "${irc_extra[@]}" \
         --server "$server_addr:$ircd_port" --server-pid "$ircd_pid" 2>"$tmp/irc.err") \
@@ -188,7 +181,8 @@ for users in ${users_list//,/ }; do
     : >"$tmp/cmp"
     : >"$tmp/load"
     for r in $(seq "$rounds"); do
-        run_pair --window "$ircd_window" "$window"
+        irc_extra=(--window "$ircd_window"); udp_extra=(--window "$window")
+        run_pair
         read -r irate ip99 icpm ilost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, .server_cpu_sec_per_million, .lost] | @tsv' <<<"$irc")
         read -r urate up99 ucpm ulost < <(jq -r '[.deliveries_per_sec, .latency_us.p99, (if .server_cpu_sec == null then null else .server_cpu_sec * 1e6 / .deliveries end), .lost] | @tsv' <<<"$udp")
         ratio=$(awk -v u="$urate" -v i="$irate" 'BEGIN {printf "%.2f", u / i}')
@@ -198,7 +192,8 @@ for users in ${users_list//,/ }; do
             "$urate" "$(awk -v v="$up99" 'BEGIN{print v/1000}')" "$ucpm" "$ulost" "$ratio"
         if awk -v f="$load" 'BEGIN {exit !(f > 0)}'; then
             mrate=$(awk -v i="$irate" -v f="$load" -v n="$users" 'BEGIN {printf "%.0f", i * f / (n - 1)}')
-            run_pair --rate "$mrate"
+            irc_extra=(--rate "$mrate"); udp_extra=(--rate "$mrate")
+            run_pair
             read -r lirate lip50 lip99 < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99] | @tsv' <<<"$irc")
             read -r lurate lup50 lup99 < <(jq -r '[.deliveries_per_sec, .latency_us.p50, .latency_us.p99] | @tsv' <<<"$udp")
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mrate" "$lirate" "$lip50" "$lip99" "$lurate" "$lup50" "$lup99" >>"$tmp/load"
