@@ -281,6 +281,9 @@ pub enum Command {
     Exit,
     /// Local addresses of these users (local indices).
     Addrs(Vec<usize>, Sender<Vec<SocketAddr>>),
+    /// Sets the worker thread's time slice (see `sched`), answering how
+    /// that went.
+    Slice(StdDuration, Sender<std::io::Result<()>>),
     /// The worker's counters and histograms.
     Report(Sender<Report>),
     /// Resets the datagram size histogram.
@@ -437,6 +440,18 @@ impl Fleet {
             place: Vec::new(),
             per_worker: vec![0; threads],
         })
+    }
+
+    /// Sets the time slice of every worker thread (`sched::set_slice`).
+    pub fn set_slice(&self, slice: StdDuration) -> Result<()> {
+        for worker in 0..self.txs.len() {
+            let (tx, rx) = unbounded();
+            self.send(worker, Command::Slice(slice, tx))?;
+            rx.recv_timeout(StdDuration::from_secs(5))
+                .map_err(|_| anyhow::anyhow!("bench worker {worker} did not answer"))?
+                .with_context(|| format!("bench worker {worker}"))?;
+        }
+        Ok(())
     }
 
     /// How many worker threads drive the users.
@@ -1019,6 +1034,9 @@ impl Worker {
                     .filter_map(|u| u.socket.local_addr().ok())
                     .collect();
                 let _ = reply.send(addrs);
+            }
+            Command::Slice(slice, reply) => {
+                let _ = reply.send(crate::sched::set_slice(0, slice));
             }
             Command::Report(reply) => {
                 let _ = reply.send(self.report.clone());

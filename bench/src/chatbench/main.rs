@@ -8,6 +8,7 @@ mod fleet;
 mod histogram;
 mod ircd;
 mod raw;
+mod sched;
 mod server;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -150,6 +151,17 @@ struct Args {
     /// Logins in progress at once while the users log in (not the storm).
     #[arg(long, default_value_t = 128)]
     login_concurrency: usize,
+    /// Linux 6.12+: the time slice, in microseconds (100 to 100,000), the
+    /// kernel gives each thread that drives the users; a shorter one lets a
+    /// worker woken by a datagram take a core from a running thread sooner
+    /// [default: the kernel's own].
+    #[arg(long)]
+    sched_slice_us: Option<u64>,
+    /// Linux 6.12+: the same for every thread of the server (own, or
+    /// --server-pid on this machine) as it stands when the users have
+    /// logged in [default: the kernel's own].
+    #[arg(long)]
+    server_sched_slice_us: Option<u64>,
     /// Seconds of each raw UDP ceiling run (0: skip them).
     #[arg(long, default_value_t = 2.0)]
     raw_seconds: f64,
@@ -351,6 +363,16 @@ fn run(args: &Args) -> Result<bool> {
     if !(0.0..=60.0).contains(&args.raw_seconds) {
         bail!("--raw-seconds must be 0 to 60");
     }
+    for (name, v) in [
+        ("--sched-slice-us", args.sched_slice_us),
+        ("--server-sched-slice-us", args.server_sched_slice_us),
+    ] {
+        if let Some(v) = v
+            && !sched::RANGE_US.contains(&v)
+        {
+            bail!("{name} must be 100 to 100000 microseconds");
+        }
+    }
     if let Some(r) = args.rate
         && !(r > 0.0 && r <= 10_000_000.0)
     {
@@ -467,14 +489,23 @@ fn run(args: &Args) -> Result<bool> {
             password,
         },
     )?;
-    let result = workload(args, senders, &mut fleet, &mut info, &base, &storm);
+    let result = slices(args, &fleet, &info)
+        .and_then(|()| workload(args, senders, &mut fleet, &mut info, &base, &storm));
     // Leave cleanly, whatever happened: a shared server keeps no ghosts.
     let _ = fleet.exit_all(Duration::from_secs(3));
     fleet.shutdown();
     if let Some(own) = info.own.as_mut() {
         own.stop();
     }
-    let outcome = result?;
+    let mut outcome = result?;
+    for (whose, v) in [
+        ("the bench's workers", args.sched_slice_us),
+        ("the server's threads", args.server_sched_slice_us),
+    ] {
+        if let Some(us) = v {
+            outcome.mode = format!("{}; {whose} at a {us} us time slice", outcome.mode);
+        }
+    }
     if args.json {
         println!("{}", outcome.json());
     } else {
@@ -484,6 +515,26 @@ fn run(args: &Args) -> Result<bool> {
         return Ok(outcome.clean());
     }
     Ok(true)
+}
+
+/// Sets the time slices asked for (--sched-slice-us, --server-sched-slice-us).
+fn slices(args: &Args, fleet: &Fleet, info: &ServerInfo) -> Result<()> {
+    if let Some(us) = args.sched_slice_us {
+        fleet
+            .set_slice(Duration::from_micros(us))
+            .context("--sched-slice-us: cannot set the slice of the bench's workers")?;
+    }
+    if let Some(us) = args.server_sched_slice_us {
+        let Some(pid) = info.pid else {
+            bail!("--server-sched-slice-us: the server's process is unknown (give --server-pid)");
+        };
+        sched::set_process_slice(pid, Duration::from_micros(us)).with_context(|| {
+            format!(
+                "--server-sched-slice-us: cannot set the slice of the server's threads (pid {pid})"
+            )
+        })?;
+    }
+    Ok(())
 }
 
 impl Args {
