@@ -61,6 +61,28 @@ run idle idle
 # 4 users offline, 40 DMs stored for them (10 each), delivered at their login.
 run offline offline --messages 40
 
+# The time slices of the bench's workers and of the server's threads
+# (Linux 6.12+): the run says it set them; on a kernel that ignores them,
+# or for a user the kernel does not let set them, chatbench refuses the
+# run with a message that says so, and this one is skipped.
+if out="$(timeout 180 "$bench" dm --rate 1000 --users 4 --seconds 1 --raw-seconds 0 --json --check \
+    --sched-slice-us 100 --server-sched-slice-us 100 2>&1)"; then
+    if [[ "$out" == *"the bench's workers at a 100 us time slice; the server's threads at a 100 us time slice"* ]]; then
+        echo "ok   dm with time slices"
+        passed=$((passed + 1))
+    else
+        echo "FAIL dm with time slices: the run does not say it set them"
+        echo "$out"
+        failed=$((failed + 1))
+    fi
+elif [[ "$out" == *"ignores the slice"* || "$out" == *"Operation not permitted"* ]]; then
+    echo "skip dm with time slices: $(grep -o -e 'the kernel ignores[^"]*' -e 'Operation not permitted' <<<"$out" | head -n1)"
+else
+    echo "FAIL dm with time slices"
+    echo "$out"
+    failed=$((failed + 1))
+fi
+
 # allocbench counts in memory: every message reaches every receiver, as
 # the server counted too.
 if out="$(timeout 180 "${CARGO_TARGET_DIR:-target}/$dir/allocbench" --users 4 --messages 50 --warmup 10)" &&
