@@ -157,9 +157,9 @@ struct Args {
     /// [default: the kernel's own].
     #[arg(long)]
     sched_slice_us: Option<u64>,
-    /// Linux 6.12+: the same for every thread of the server (own, or
-    /// --server-pid on this machine) as it stands when the users have
-    /// logged in [default: the kernel's own].
+    /// Linux 6.12+: the same for every thread the server (own, or
+    /// --server-pid on this machine) has when the run starts [default: the
+    /// kernel's own].
     #[arg(long)]
     server_sched_slice_us: Option<u64>,
     /// Seconds of each raw UDP ceiling run (0: skip them).

@@ -4,10 +4,10 @@
 //! one running only when the woken thread's deadline comes first, and a
 //! thread's deadline is its slice away: with the default slice (0.75 ms,
 //! scaled up with the number of cores: 1.5 ms on two) a thread woken by a
-//! datagram can wait about that long for a core that another thread holds. A thread that
-//! asks for a shorter slice (`sched_setattr` with `sched_runtime`, 0.1 to
-//! 100 ms) gets an earlier deadline each time it wakes, and with it the
-//! core sooner, at the price of more switches.
+//! datagram can wait about that long for a core that another thread
+//! holds. A thread that asks for a shorter slice (`sched_setattr` with
+//! `sched_runtime`, 0.1 to 100 ms) gets an earlier deadline each time it
+//! wakes, and with it the core sooner, at the price of more switches.
 //!
 //! `chatbench --sched-slice-us` sets it for the bench's workers and
 //! `--server-sched-slice-us` for every thread of the server under test, so
