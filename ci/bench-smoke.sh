@@ -21,15 +21,23 @@ bench="${CARGO_TARGET_DIR:-target}/$dir/chatbench"
 
 passed=0
 failed=0
+# pass LINE; fail LINE OUTPUT: one result, counted.
+pass() {
+    echo "ok   $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL $1"
+    echo "$2"
+    failed=$((failed + 1))
+}
 run() {
     local name="$1"
     shift
     local out
     # Bounded: a wedged run fails instead of hanging CI.
     if ! out="$(timeout 180 "$bench" "$@" --users 4 --seconds 1 --raw-seconds 0.2 --json --check)"; then
-        echo "FAIL $name: chatbench $* exited non-zero"
-        echo "$out"
-        failed=$((failed + 1))
+        fail "$name: chatbench $* exited non-zero" "$out"
         return
     fi
     local problems=()
@@ -44,12 +52,9 @@ run() {
         [ "$(field delivered)" != "0" ] || problems+=("nothing delivered")
     fi
     if [ ${#problems[@]} -gt 0 ]; then
-        echo "FAIL $name: ${problems[*]}"
-        echo "$out"
-        failed=$((failed + 1))
+        fail "$name: ${problems[*]}" "$out"
     else
-        echo "ok   $name: delivered $(field delivered), $(field deliveries_per_sec)/s, lost 0"
-        passed=$((passed + 1))
+        pass "$name: delivered $(field delivered), $(field deliveries_per_sec)/s, lost 0"
     fi
 }
 
@@ -68,19 +73,14 @@ run offline offline --messages 40
 if out="$(timeout 180 "$bench" dm --rate 1000 --users 4 --seconds 1 --raw-seconds 0 --json --check \
     --sched-slice-us 100 --server-sched-slice-us 100 2>&1)"; then
     if [[ "$out" == *"the bench's workers at a 100 us time slice; the server's threads at a 100 us time slice"* ]]; then
-        echo "ok   dm with time slices"
-        passed=$((passed + 1))
+        pass "dm with time slices"
     else
-        echo "FAIL dm with time slices: the run does not say it set them"
-        echo "$out"
-        failed=$((failed + 1))
+        fail "dm with time slices: the run does not say it set them" "$out"
     fi
 elif [[ "$out" == *"ignores the slice"* || "$out" == *"Operation not permitted"* ]]; then
     echo "skip dm with time slices: $(grep -o -e 'the kernel ignores[^"]*' -e 'Operation not permitted' <<<"$out" | head -n1)"
 else
-    echo "FAIL dm with time slices"
-    echo "$out"
-    failed=$((failed + 1))
+    fail "dm with time slices" "$out"
 fi
 
 # allocbench counts in memory: every message reaches every receiver, as
@@ -89,24 +89,18 @@ if out="$(timeout 180 "${CARGO_TARGET_DIR:-target}/$dir/allocbench" --users 4 --
     [[ "$out" == *"messages delivered: 150 (server count 150)"* ]] &&
     [[ "$out" == *"allocations per datagram sent: "* ]] &&
     [[ "$out" == *"receiving clients: allocations "* ]]; then
-    echo "ok   allocbench: $(grep -o 'allocations per datagram sent: [0-9.]*' <<<"$out")"
-    passed=$((passed + 1))
+    pass "allocbench: $(grep -o 'allocations per datagram sent: [0-9.]*' <<<"$out")"
 else
-    echo "FAIL allocbench"
-    echo "$out"
-    failed=$((failed + 1))
+    fail allocbench "$out"
 fi
 # reliabilitybench: every row delivered every message (columns 3 and 4).
 if out="$(timeout 300 "${CARGO_TARGET_DIR:-target}/$dir/reliabilitybench" 2>&1)" &&
     rows="$(awk '$1 == "paced" || $1 == "bulk"' <<<"$out")" &&
     [ "$(wc -l <<<"$rows")" -eq 6 ] &&
     awk '$3 != $4 { exit 1 }' <<<"$rows"; then
-    echo "ok   reliabilitybench: 6 runs, every message delivered"
-    passed=$((passed + 1))
+    pass "reliabilitybench: 6 runs, every message delivered"
 else
-    echo "FAIL reliabilitybench"
-    echo "$out"
-    failed=$((failed + 1))
+    fail reliabilitybench "$out"
 fi
 echo "bench-smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
