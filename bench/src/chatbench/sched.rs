@@ -106,8 +106,7 @@ pub fn set_slice(_tid: i32, _slice: Duration) -> io::Result<()> {
 
 /// Sets the slice of every thread of process `pid` (threads it starts
 /// later keep the kernel's default); the first failure ends it.
-pub fn set_process_slice(pid: u32, slice: Duration) -> io::Result<usize> {
-    let mut n = 0;
+pub fn set_process_slice(pid: u32, slice: Duration) -> io::Result<()> {
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let name = entry?.file_name();
         let Some(tid) = name.to_str().and_then(|t| t.parse::<i32>().ok()) else {
@@ -115,9 +114,8 @@ pub fn set_process_slice(pid: u32, slice: Duration) -> io::Result<usize> {
         };
         set_slice(tid, slice)
             .map_err(|e| io::Error::new(e.kind(), format!("thread {tid}: {e}")))?;
-        n += 1;
     }
-    Ok(n)
+    Ok(())
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -309,20 +309,23 @@ impl Inbox {
     /// let go by the next call or the next [`Inbox::push`].
     fn pop(&mut self) -> Option<&[u8]> {
         let Some(end) = self.ends.pop_front() else {
-            // Everything was taken: start the buffer over.
-            self.bytes.clear();
-            self.start = 0;
+            self.start_over();
             return None;
         };
         let start = core::mem::replace(&mut self.start, end);
         self.bytes.get(start..end)
     }
 
+    /// Everything was taken: the buffer starts over from its front.
+    fn start_over(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
+
     /// Returns the memory of an empty inbox.
     fn shrink(&mut self) {
         if self.ends.is_empty() {
-            self.bytes.clear();
-            self.start = 0;
+            self.start_over();
             self.bytes.shrink_to_fit();
             self.ends.shrink_to_fit();
         }
