@@ -16,9 +16,10 @@
 //! * allocations per datagram the server sent (every one is delivered:
 //!   nothing is lost in memory), and bytes allocated per datagram;
 //! * allocations per delivered message (one public message reaching one
-//!   receiver), on the server and in the receiving client (whose public
-//!   API hands each message over as an event owning its sender's name and
-//!   its text: two allocations a message at the least);
+//!   receiver), on the server and in the receiving client, which reads
+//!   each message borrowed (`Client::poll_event_ref`), or with
+//!   `--owned-events` as an event owning its sender's name and its text
+//!   (`Client::poll_event`: two allocations a message at the least);
 //! * the time the server's calls and the receiving clients' calls took per
 //!   delivered message (wall clock on the one thread: a figure to compare
 //!   two builds run alternately on one machine, not an absolute; it moves
@@ -40,7 +41,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Parser;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use udpchat_core::client::{Client, ClientConfig, ClientEvent};
+use udpchat_core::client::{Chat, ChatKind, Client, ClientConfig, ClientEvent, EventRef};
 use udpchat_core::crypto::StaticKey;
 use udpchat_core::server::{RateLimit, Server, ServerConfig, UserRecord};
 use udpchat_core::{Duration, Instant, wire};
@@ -69,6 +70,11 @@ struct Args {
     /// Bytes of each message's text.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(16..=1000))]
     size: u64,
+    /// The receiving clients take each message as an owned event
+    /// (`poll_event`: its sender's name and text in two new strings)
+    /// instead of borrowed (`poll_event_ref`, the default).
+    #[arg(long)]
+    owned_events: bool,
 }
 
 const PASSWORD: &str = "bench password";
@@ -122,6 +128,8 @@ struct World {
     receivers_counted: Counted,
     datagrams: u64,
     datagram_bytes: u64,
+    /// The receiving clients take messages owned (`poll_event`).
+    owned_events: bool,
 }
 
 impl World {
@@ -173,6 +181,7 @@ impl World {
             receivers_counted: Counted::default(),
             datagrams: 0,
             datagram_bytes: 0,
+            owned_events: false,
         })
     }
 
@@ -228,10 +237,26 @@ impl World {
             let counting = self.counting && i > 0;
             loop {
                 let client = &mut self.clients[i];
-                let Some(event) = self
-                    .receivers_counted
-                    .count(counting, || client.poll_event())
-                else {
+                let owned = self.owned_events;
+                let Some(event) = self.receivers_counted.count(counting, || {
+                    if owned {
+                        return client.poll_event();
+                    }
+                    // A public message read borrowed is counted as an event
+                    // with empty strings, which allocate nothing.
+                    client.poll_event_ref().map(|e| match e {
+                        EventRef::Chat(Chat {
+                            kind: ChatKind::Public,
+                            time,
+                            ..
+                        }) => ClientEvent::Public {
+                            from: String::new(),
+                            text: String::new(),
+                            time,
+                        },
+                        other => other.into_event(),
+                    })
+                }) else {
                     break;
                 };
                 match event {
@@ -304,6 +329,7 @@ impl World {
 fn run(args: &Args) -> Result<()> {
     let users = args.users as usize;
     let mut world = World::new(users)?;
+    world.owned_events = args.owned_events;
     // Logins: 60 s of virtual time at most.
     for _ in 0..60_000 {
         if world.logged_in == users {
@@ -328,8 +354,15 @@ fn run(args: &Args) -> Result<()> {
     let per = |n: u64, d: u64| n as f64 / d.max(1) as f64;
     println!(
         "allocbench: {users} users, one sender, {} messages of {size} bytes measured \
-         (after {} of warm-up), window {}",
-        args.messages, args.warmup, args.window
+         (after {} of warm-up), window {}; the receivers take messages {}",
+        args.messages,
+        args.warmup,
+        args.window,
+        if args.owned_events {
+            "owned (poll_event)"
+        } else {
+            "borrowed (poll_event_ref)"
+        }
     );
     println!(
         "server datagrams sent: {} ({:.0} bytes on average); messages delivered: {delivered} \

@@ -31,7 +31,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use udpchat_core::Instant;
-use udpchat_core::client::{Client, ClientConfig, ClientEvent};
+use udpchat_core::client::{Chat, ChatKind, Client, ClientConfig, ClientEvent, EventRef};
 use udpchat_core::session::{LoginFailure, Operation};
 
 use super::histogram::Histogram;
@@ -1300,9 +1300,33 @@ impl Worker {
     /// Hands the client's events, then its datagrams, and files its timer.
     fn service(&mut self, li: usize, now: u64) {
         // One event at a time, straight from the client: what handling an
-        // event makes the client queue comes in the same loop.
-        while let Some(ev) = self.users[li].client.as_mut().and_then(|c| c.poll_event()) {
-            self.event(li, ev, now);
+        // event makes the client queue comes in the same loop. Chat
+        // messages are read borrowed: only their stamp is kept.
+        while let Some(ev) = self.users[li]
+            .client
+            .as_mut()
+            .and_then(|c| c.poll_event_ref())
+        {
+            match ev {
+                EventRef::Chat(Chat {
+                    kind: ChatKind::Public | ChatKind::Direct,
+                    text,
+                    ..
+                })
+                | EventRef::Chat(Chat {
+                    kind: ChatKind::Room { history: false, .. },
+                    text,
+                    ..
+                }) => {
+                    let stamp = Stamp::parse(text);
+                    self.delivery(li, stamp, now);
+                }
+                EventRef::Chat(Chat {
+                    kind: ChatKind::Room { history: true, .. },
+                    ..
+                }) => {}
+                EventRef::Event(ev) => self.event(li, ev, now),
+            }
         }
         if self.unpublished > 0 {
             self.shared
@@ -1394,7 +1418,7 @@ impl Worker {
                 self.report.counters.offline_deliveries += 1;
                 let since_login = now.saturating_sub(self.users[li].logged_in_us);
                 self.report.after_login.record(since_login);
-                self.delivery(li, &text, now);
+                self.delivery(li, Stamp::parse(&text), now);
             }
             ClientEvent::Public { text, .. }
             | ClientEvent::Direct { text, .. }
@@ -1402,7 +1426,7 @@ impl Worker {
                 text,
                 history: false,
                 ..
-            } => self.delivery(li, &text, now),
+            } => self.delivery(li, Stamp::parse(&text), now),
             ClientEvent::RoomJoined { .. } => {
                 self.shared.rooms_joined.fetch_add(1, Relaxed);
             }
@@ -1500,8 +1524,8 @@ impl Worker {
         }
     }
 
-    fn delivery(&mut self, li: usize, text: &str, now: u64) {
-        let Some(m) = Stamp::parse(text) else {
+    fn delivery(&mut self, li: usize, stamp: Option<Stamp>, now: u64) {
+        let Some(m) = stamp else {
             self.report.counters.foreign += 1;
             return;
         };

@@ -4,7 +4,6 @@
 //! describes it; [`crate::ui::Console`] puts a line-mode user interface on
 //! top of it.
 
-use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -22,12 +21,17 @@ use crate::wire::{
 
 mod endpoint;
 mod event;
+mod queue;
 mod receive;
 mod room_roles;
 mod rooms;
 
+pub use crate::session::{Chat, ChatKind};
 pub use endpoint::{Input, Output};
 pub use event::{ClientEvent, CloseReason, CommandError, StartError};
+use queue::EventQueue;
+pub use queue::EventRef;
+use receive::take_chat;
 pub use rooms::{MAX_SEEN_OFFLINE, RoomMemory};
 
 /// How often a client sends its Initial until the handshake is done: two
@@ -125,7 +129,7 @@ pub struct Client {
     phase: Phase,
     state: State,
     name: String,
-    events: VecDeque<ClientEvent>,
+    events: EventQueue,
     /// The invite code sent with the password ([`Client::set_invite`]).
     invite: Option<String>,
     /// The latest `password_required`'s `registration`.
@@ -176,7 +180,7 @@ impl Client {
             connection_id,
             state: State::Connecting,
             name: username.to_string(),
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             invite: None,
             registration: None,
             opened: Vec::new(),
@@ -560,8 +564,7 @@ impl Client {
                     });
                     return;
                 }
-                self.events
-                    .push_back(ClientEvent::ServerKey(est.server_key));
+                self.events.push(ClientEvent::ServerKey(est.server_key));
                 // The channel moves into the connection; the empty one left
                 // in its place (which allocates nothing) goes with the
                 // handshake's state.
@@ -661,7 +664,17 @@ impl Client {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        self.events.pop()
+    }
+
+    /// The next event, a chat message borrowed from the client until the
+    /// next call instead of copied into a [`ClientEvent`]: the same events
+    /// in the same order as [`Client::poll_event`], without an allocation
+    /// per message, for a driver that handles many messages (a bot, a
+    /// bridge, a load generator).
+    #[must_use]
+    pub fn poll_event_ref(&mut self) -> Option<EventRef<'_>> {
+        self.events.pop_ref()
     }
 
     /// Ends the session without EX (for example on a fatal local error).
@@ -683,13 +696,27 @@ impl Client {
         };
         if !matches!(self.state, State::Closed(_)) {
             self.state = State::Closed(reason.clone());
-            self.events.push_back(ClientEvent::Closed(reason));
+            self.events.push(ClientEvent::Closed(reason));
         }
     }
 
     fn process(&mut self) {
         // Each message is read where the channel holds it: no copy.
-        while let Some(bytes) = self.channel_mut().recv_slice() {
+        loop {
+            let channel = match &mut self.phase {
+                Phase::Handshaking { channel, .. } => channel,
+                Phase::Established { connection, .. } => connection.channel_mut(),
+            };
+            let Some(bytes) = channel.recv_slice() else {
+                break;
+            };
+            if let Some(chat) = session::read_chat(bytes) {
+                // Straight from the channel's bytes into the queue's.
+                if !matches!(self.state, State::Closed(_)) {
+                    take_chat(&mut self.config.memory, &mut self.events, &chat);
+                }
+                continue;
+            }
             let Ok(msg) = session::decode_server(bytes) else {
                 // A newer server may send messages this client does not
                 // know: skip them.

@@ -74,7 +74,17 @@ impl Client {
                 online_secs,
                 away,
             },
-            ServerMessage::Public { from, text, time } => ClientEvent::Public { from, text, time },
+            chat @ (ServerMessage::Public { .. }
+            | ServerMessage::Direct {
+                id: None,
+                offline: false,
+                ..
+            }) => {
+                if let Some(chat) = chat.as_chat() {
+                    take_chat(&mut self.config.memory, &mut self.events, &chat);
+                }
+                return;
+            }
             ServerMessage::Direct {
                 from,
                 text,
@@ -170,6 +180,25 @@ impl Client {
                 return;
             }
         };
-        self.events.push_back(event);
+        self.events.push(event);
     }
+}
+
+/// Takes in a chat message (public, live direct, room), however it was
+/// decoded: a live room message is checked against the room's place, then
+/// queued. A function of the two fields it needs, so that a message read
+/// where the channel holds it goes in while the channel is borrowed.
+pub(super) fn take_chat(memory: &mut RoomMemory, events: &mut EventQueue, chat: &Chat<'_>) {
+    if let ChatKind::Room {
+        room,
+        offset,
+        history: false,
+    } = chat.kind
+    {
+        if !memory.first_relay(room, offset) {
+            return;
+        }
+        memory.saw(room, None, offset);
+    }
+    events.push_chat(chat);
 }

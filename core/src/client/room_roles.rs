@@ -210,7 +210,7 @@ impl Client {
     ) -> ClientEvent {
         match roles_event(room, ops, muted, topic_locked, moderated) {
             Some(roles) => {
-                self.events.push_back(first);
+                self.events.push(first);
                 roles
             }
             None => first,

@@ -225,28 +225,11 @@ impl Client {
             ServerMessage::MemberLeft { room, user, reason } => {
                 ClientEvent::MemberLeft { room, user, reason }
             }
-            ServerMessage::RoomMsg {
-                room,
-                offset,
-                from,
-                text,
-                time,
-                history,
-            } => {
-                if !history {
-                    if !self.config.memory.first_relay(&room, offset) {
-                        return None;
-                    }
-                    self.config.memory.saw(&room, None, offset);
+            chat @ ServerMessage::RoomMsg { .. } => {
+                if let Some(chat) = chat.as_chat() {
+                    take_chat(&mut self.config.memory, &mut self.events, &chat);
                 }
-                ClientEvent::RoomMessage {
-                    room,
-                    offset,
-                    from,
-                    text,
-                    time,
-                    history,
-                }
+                return None;
             }
             ServerMessage::Said { room, offset, time } => {
                 self.config.memory.saw(&room, None, offset);

@@ -376,13 +376,134 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, MessageError> {
 }
 
 pub(super) fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
-    if let Some(rest) = bytes.strip_prefix(br#"{"t":"room_msg","room":""#) {
-        return decode_room_msg(rest);
+    read_chat(bytes).map(Chat::into_message)
+}
+
+/// A chat message read where its bytes lie ([`read_chat`]): nothing is
+/// copied or allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chat<'a> {
+    /// Public, direct, or to a room.
+    pub kind: ChatKind<'a>,
+    /// The sender.
+    pub from: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// When the server accepted it (ms since the Unix epoch); always there
+    /// for a room message, absent from a `public` or `direct` of a server
+    /// that does not stamp them.
+    pub time: Option<u64>,
+}
+
+/// What kind of chat message a [`Chat`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatKind<'a> {
+    /// To everyone online (`public`).
+    Public,
+    /// To one user, delivered live (`direct` without an offline id).
+    Direct,
+    /// To a room (`room_msg`).
+    Room {
+        /// The room.
+        room: &'a str,
+        /// Its offset in the room.
+        offset: u64,
+        /// True for a message of the room's history.
+        history: bool,
+    },
+}
+
+impl Chat<'_> {
+    /// The same message as [`decode`] gives it.
+    #[must_use]
+    pub fn into_message(self) -> ServerMessage {
+        let (from, text) = (String::from(self.from), String::from(self.text));
+        match self.kind {
+            ChatKind::Public => ServerMessage::Public {
+                from,
+                text,
+                time: self.time,
+            },
+            ChatKind::Direct => ServerMessage::Direct {
+                from,
+                text,
+                time: self.time,
+                id: None,
+                offline: false,
+            },
+            ChatKind::Room {
+                room,
+                offset,
+                history,
+            } => ServerMessage::RoomMsg {
+                room: String::from(room),
+                offset,
+                from,
+                text,
+                time: self.time.unwrap_or(0),
+                history,
+            },
+        }
     }
-    let (public, rest) = if let Some(r) = bytes.strip_prefix(br#"{"t":"public","from":""#) {
-        (true, r)
+}
+
+impl ServerMessage {
+    /// The message as a [`Chat`] borrowing its strings, if it is one: a
+    /// `public`, a `direct` delivered live (no offline id) or a `room_msg`.
+    #[must_use]
+    pub fn as_chat(&self) -> Option<Chat<'_>> {
+        let (kind, from, text, time) = match self {
+            ServerMessage::Public { from, text, time } => (ChatKind::Public, from, text, *time),
+            ServerMessage::Direct {
+                from,
+                text,
+                time,
+                id: None,
+                offline: false,
+            } => (ChatKind::Direct, from, text, *time),
+            ServerMessage::RoomMsg {
+                room,
+                offset,
+                from,
+                text,
+                time,
+                history,
+            } => (
+                ChatKind::Room {
+                    room,
+                    offset: *offset,
+                    history: *history,
+                },
+                from,
+                text,
+                Some(*time),
+            ),
+            _ => return None,
+        };
+        Some(Chat {
+            kind,
+            from,
+            text,
+            time,
+        })
+    }
+}
+
+/// Reads a `public`, a live `direct` or a `room_msg` where its bytes lie,
+/// when it has the reference server's shape (see [`decode_server`]);
+/// `None` for anything else, which [`decode_server`] reads.
+#[must_use]
+pub fn read_chat(bytes: &[u8]) -> Option<Chat<'_>> {
+    if let Some(rest) = bytes.strip_prefix(br#"{"t":"room_msg","room":""#) {
+        return read_room_msg(rest);
+    }
+    let (kind, rest) = if let Some(r) = bytes.strip_prefix(br#"{"t":"public","from":""#) {
+        (ChatKind::Public, r)
     } else {
-        (false, bytes.strip_prefix(br#"{"t":"direct","from":""#)?)
+        (
+            ChatKind::Direct,
+            bytes.strip_prefix(br#"{"t":"direct","from":""#)?,
+        )
     };
     let (from, rest) = plain(rest)?;
     let (text, rest) = plain(rest.strip_prefix(br#","text":""#)?)?;
@@ -392,24 +513,18 @@ pub(super) fn decode_chat(bytes: &[u8]) -> Option<ServerMessage> {
             rest.strip_prefix(br#","time":"#)?.strip_suffix(b"}")?,
         )?),
     };
-    let (from, text) = (String::from(from), String::from(text));
-    Some(if public {
-        ServerMessage::Public { from, text, time }
-    } else {
-        ServerMessage::Direct {
-            from,
-            text,
-            time,
-            id: None,
-            offline: false,
-        }
+    Some(Chat {
+        kind,
+        from,
+        text,
+        time,
     })
 }
 
 /// The rest of a `room_msg` as the reference server writes it (after
 /// `{"t":"room_msg","room":"`): room, offset, from, text, time, and
 /// `history` only when true.
-fn decode_room_msg(rest: &[u8]) -> Option<ServerMessage> {
+fn read_room_msg(rest: &[u8]) -> Option<Chat<'_>> {
     /// Digits up to the next byte that is not one.
     fn number(b: &[u8]) -> Option<(u64, &[u8])> {
         let end = b.iter().position(|c| !c.is_ascii_digit())?;
@@ -425,13 +540,15 @@ fn decode_room_msg(rest: &[u8]) -> Option<ServerMessage> {
         br#","history":true}"# => true,
         _ => return None,
     };
-    Some(ServerMessage::RoomMsg {
-        room: String::from(room),
-        offset,
-        from: String::from(from),
-        text: String::from(text),
-        time,
-        history,
+    Some(Chat {
+        kind: ChatKind::Room {
+            room,
+            offset,
+            history,
+        },
+        from,
+        text,
+        time: Some(time),
     })
 }
 

@@ -477,7 +477,7 @@ mod decode;
 mod range;
 mod rules;
 mod server;
-pub use decode::decode_server;
+pub use decode::{Chat, ChatKind, decode_server, read_chat};
 pub use range::{IpNet, MAX_RANGE_TEXT, MIN_PREFIX_V4, MIN_PREFIX_V6, RangeError, parse_range};
 pub use rules::{
     RoomError, TextError, UsernameError, username_key, username_skeleton, validate_room,

@@ -317,6 +317,18 @@ fn the_chat_fast_path_agrees_with_serde() {
         let slow = decode::<ServerMessage>(c).ok();
         assert_eq!(fast, slow, "{:?}", core::str::from_utf8(c));
     }
+    for m in [
+        ServerMessage::Joined { user: "a".into() },
+        ServerMessage::Direct {
+            from: "a".into(),
+            text: "waiting".into(),
+            time: Some(1),
+            id: Some(9),
+            offline: true,
+        },
+    ] {
+        assert_eq!(m.as_chat(), None, "{m:?} is not read as a chat message");
+    }
     // Every prefix and every one-byte change of the chat messages too.
     assert!(decode_chat(cases[1]).is_none(), "escapes go to serde");
     let bases: [&[u8]; 4] = [
@@ -328,6 +340,13 @@ fn the_chat_fast_path_agrees_with_serde() {
     for base in bases {
         assert!(decode_chat(base).is_some(), "the fast path reads {base:?}");
         assert_eq!(decode_chat(base), decode::<ServerMessage>(base).ok());
+        // Read in place, it is the message serde gives, borrowed.
+        let slow = decode::<ServerMessage>(base).ok();
+        assert_eq!(
+            read_chat(base),
+            slow.as_ref().and_then(ServerMessage::as_chat)
+        );
+        assert_eq!(read_chat(base).map(Chat::into_message), slow);
         for n in 0..=base.len() {
             assert_eq!(
                 decode_server(&base[..n]).ok(),
