@@ -1,5 +1,6 @@
 use super::decode::decode_chat;
 use super::*;
+use alloc::format;
 use alloc::string::ToString;
 use alloc::vec;
 
@@ -316,6 +317,30 @@ fn the_chat_fast_path_agrees_with_serde() {
         let fast = decode_server(c).ok();
         let slow = decode::<ServerMessage>(c).ok();
         assert_eq!(fast, slow, "{:?}", core::str::from_utf8(c));
+    }
+    // Times at the edges of a u64: 19 digits, 20, and past the largest.
+    for time in [
+        "9999999999999999999",
+        "10000000000000000000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999",
+        "100000000000000000000",
+        "0",
+        "00",
+        "07",
+    ] {
+        for m in [
+            format!(r#"{{"t":"public","from":"a","text":"x","time":{time}}}"#),
+            format!(
+                r##"{{"t":"room_msg","room":"#r","offset":{time},"from":"b","text":"x","time":{time}}}"##
+            ),
+        ] {
+            let fast = decode_server(m.as_bytes()).ok();
+            assert_eq!(fast, decode::<ServerMessage>(m.as_bytes()).ok(), "{m}");
+            let fits = time.len() < 21 && time.parse::<u64>().is_ok() && !time.starts_with("0");
+            assert_eq!(fast.is_some(), fits || time == "0", "{m}");
+        }
     }
     for m in [
         ServerMessage::Joined { user: "a".into() },
