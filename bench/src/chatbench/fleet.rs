@@ -31,7 +31,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use udpchat_core::Instant;
-use udpchat_core::client::{Chat, ChatKind, Client, ClientConfig, ClientEvent, EventRef};
+use udpchat_core::client::{ChatKind, Client, ClientConfig, ClientEvent, EventRef};
 use udpchat_core::session::{LoginFailure, Operation};
 
 use super::histogram::Histogram;
@@ -1308,23 +1308,14 @@ impl Worker {
             .and_then(|c| c.poll_event_ref())
         {
             match ev {
-                EventRef::Chat(Chat {
-                    kind: ChatKind::Public | ChatKind::Direct,
-                    text,
-                    ..
-                })
-                | EventRef::Chat(Chat {
-                    kind: ChatKind::Room { history: false, .. },
-                    text,
-                    ..
-                }) => {
-                    let stamp = Stamp::parse(text);
-                    self.delivery(li, stamp, now);
+                EventRef::Chat(chat) => {
+                    // A room's history, replayed on joining, is not a
+                    // delivery.
+                    if !matches!(chat.kind, ChatKind::Room { history: true, .. }) {
+                        let stamp = Stamp::parse(chat.text);
+                        self.delivery(li, stamp, now);
+                    }
                 }
-                EventRef::Chat(Chat {
-                    kind: ChatKind::Room { history: true, .. },
-                    ..
-                }) => {}
                 EventRef::Event(ev) => self.event(li, ev, now),
             }
         }
@@ -1420,20 +1411,16 @@ impl Worker {
                 self.report.after_login.record(since_login);
                 self.delivery(li, Stamp::parse(&text), now);
             }
-            ClientEvent::Public { text, .. }
-            | ClientEvent::Direct { text, .. }
-            | ClientEvent::RoomMessage {
-                text,
-                history: false,
-                ..
-            } => self.delivery(li, Stamp::parse(&text), now),
             ClientEvent::RoomJoined { .. } => {
                 self.shared.rooms_joined.fetch_add(1, Relaxed);
             }
-            ClientEvent::Parted(_)
+            // Chat messages delivered live come borrowed (`service`).
+            ClientEvent::Public { .. }
+            | ClientEvent::Direct { .. }
+            | ClientEvent::RoomMessage { .. }
+            | ClientEvent::Parted(_)
             | ClientEvent::MemberJoined { .. }
             | ClientEvent::MemberLeft { .. }
-            | ClientEvent::RoomMessage { history: true, .. }
             | ClientEvent::RoomList { .. }
             | ClientEvent::Names { .. }
             | ClientEvent::Topic { .. }

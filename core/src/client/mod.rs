@@ -717,7 +717,9 @@ impl Client {
                 }
                 continue;
             }
-            let Ok(msg) = session::decode_server(bytes) else {
+            // Not in the reference server's chat shape (read above): serde
+            // reads it, once.
+            let Ok(msg) = session::decode::<ServerMessage>(bytes) else {
                 // A newer server may send messages this client does not
                 // know: skip them.
                 continue;
