@@ -685,6 +685,8 @@ struct User {
     /// Its index over the whole fleet.
     global: usize,
     socket: UdpSocket,
+    /// How its socket is read (quinn-udp: GRO where the kernel has it).
+    udp: quinn_udp::UdpSocketState,
     client: Option<Client>,
     state: UserState,
     /// The deadline this user is filed under in the timer heap.
@@ -721,87 +723,76 @@ struct Sending {
     confirm_window: Option<u64>,
 }
 
-/// Datagrams read from one socket in one call (Linux: `recvmmsg`).
-const READ_CALL: usize = 16;
+/// Reads from one socket in one call, at most (quinn-udp: one `recvmmsg`
+/// on Linux, one datagram a call where there is no such call).
+const READ_CALL: usize = if quinn_udp::BATCH_SIZE < 16 {
+    quinn_udp::BATCH_SIZE
+} else {
+    16
+};
 
-/// Buffers for the datagrams waiting at one user's socket: on Linux up
-/// to [`READ_CALL`] in one `recvmmsg`, as the IRC workload's receivers
-/// read whatever bytes wait at their TCP socket in one call; elsewhere one
-/// datagram per call.
+/// Room for one read: a datagram or, with UDP GRO (Linux), a run of
+/// datagrams from one sender handed over in one piece, as the server's GSO
+/// sends them; never more than an IP datagram's 64 KiB.
+const READ_SLOT: usize = 1 << 16;
+
+/// Buffers for the datagrams waiting at one user's socket, read with
+/// quinn-udp: up to [`READ_CALL`] reads in one call, each a datagram or a
+/// run of them coalesced by the kernel (GRO), as the IRC workload's
+/// receivers read whatever bytes wait at their TCP socket in one call.
 struct ReadBufs {
     bufs: Vec<Vec<u8>>,
-    /// Per datagram read: its length and sender.
-    got: Vec<(usize, SocketAddr)>,
-    #[cfg(target_os = "linux")]
-    headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    meta: Vec<quinn_udp::RecvMeta>,
+    /// Per datagram read: its buffer, where it starts and ends, and its
+    /// sender.
+    got: Vec<(usize, usize, usize, SocketAddr)>,
 }
 
 impl ReadBufs {
     fn new() -> Self {
-        #[cfg(target_os = "linux")]
-        let calls = READ_CALL;
-        #[cfg(not(target_os = "linux"))]
-        let calls = 1;
         ReadBufs {
-            bufs: (0..calls)
-                .map(|_| vec![0u8; udpchat_native::udp::SLOT])
-                .collect(),
-            got: Vec::with_capacity(calls),
-            #[cfg(target_os = "linux")]
-            headers: nix::sys::socket::MultiHeaders::preallocate(calls, None),
+            bufs: (0..READ_CALL).map(|_| vec![0u8; READ_SLOT]).collect(),
+            meta: vec![quinn_udp::RecvMeta::default(); READ_CALL],
+            got: Vec::with_capacity(READ_CALL * 8),
         }
     }
 
     /// The `i`th datagram of the last [`ReadBufs::recv`].
     fn get(&self, i: usize) -> (SocketAddr, &[u8]) {
-        let (len, from) = self.got[i];
-        (from, &self.bufs[i][..len])
+        let (buf, start, end, from) = self.got[i];
+        (from, &self.bufs[buf][start..end])
     }
 
     /// Reads the datagrams waiting at `socket`, as many as the buffers
-    /// hold; returns how many (`WouldBlock` when none).
-    #[cfg(target_os = "linux")]
-    fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
-        use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmmsg};
+    /// hold, a coalesced run cut back into its datagrams; returns how many
+    /// (`WouldBlock` when none).
+    fn recv(
+        &mut self,
+        udp: &quinn_udp::UdpSocketState,
+        socket: &UdpSocket,
+    ) -> std::io::Result<usize> {
         use std::io::IoSliceMut;
-        use std::os::fd::AsRawFd;
-
         self.got.clear();
-        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
-            .bufs
-            .iter_mut()
-            .map(|b| [IoSliceMut::new(&mut b[..])])
-            .collect();
-        let results = recvmmsg(
-            socket.as_raw_fd(),
-            &mut self.headers,
-            iovs.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        )
-        .map_err(std::io::Error::from)?;
-        for r in results {
-            let from = r.address.as_ref().and_then(|a: &SockaddrStorage| {
-                if let Some(v4) = a.as_sockaddr_in() {
-                    Some(SocketAddr::V4((*v4).into()))
-                } else {
-                    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
-                }
-            });
-            // Kept in slot order; a datagram without an IP source shows
-            // as coming from nowhere, and is passed over.
-            self.got
-                .push((r.bytes, from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))));
+        let mut bufs = self.bufs.iter_mut();
+        let mut iovs: [IoSliceMut<'_>; READ_CALL] =
+            std::array::from_fn(|_| IoSliceMut::new(bufs.next().expect("READ_CALL buffers")));
+        let n = udp.recv(socket.into(), &mut iovs, &mut self.meta)?;
+        for (buf, m) in self.meta[..n].iter().enumerate() {
+            // A run of datagrams of `stride` bytes each, the last one
+            // possibly shorter; without GRO, one datagram (`stride` = len).
+            let len = m.len.min(READ_SLOT);
+            let stride = if m.stride == 0 { len.max(1) } else { m.stride };
+            if len == 0 {
+                self.got.push((buf, 0, 0, m.addr));
+            }
+            let mut start = 0;
+            while start < len {
+                let end = (start + stride).min(len);
+                self.got.push((buf, start, end, m.addr));
+                start = end;
+            }
         }
         Ok(self.got.len())
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
-        self.got.clear();
-        let (n, from) = socket.recv_from(&mut self.bufs[0])?;
-        self.got.push((n, from));
-        Ok(1)
     }
 }
 
@@ -951,7 +942,7 @@ impl Worker {
                             }
                         }
                     };
-                    let Some(socket) = socket else {
+                    let Some((socket, udp)) = socket else {
                         // This worker cannot add users any more: count the
                         // rest as failed so that the run reports it.
                         self.shared.login_failed.fetch_add(1, Relaxed);
@@ -961,6 +952,7 @@ impl Worker {
                         name,
                         global: g,
                         socket,
+                        udp,
                         client: None,
                         state: UserState::Waiting,
                         armed: None,
@@ -1055,7 +1047,7 @@ impl Worker {
         }
     }
 
-    fn bind(&mut self, li: usize) -> Result<UdpSocket> {
+    fn bind(&mut self, li: usize) -> Result<(UdpSocket, quinn_udp::UdpSocketState)> {
         let ip = self.server.addr.ip();
         let local = match ip {
             IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -1065,6 +1057,10 @@ impl Worker {
         };
         let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0))
             .with_context(|| format!("bind {local}:0 (is `ulimit -n` high enough?)"))?;
+        // Runs of datagrams from the server read in one piece (UDP GRO),
+        // where the kernel has it.
+        let udp = quinn_udp::UdpSocketState::new((&socket).into())
+            .context("set up the UDP socket for batched reads")?;
         // As chatclient does: larger datagrams where they cannot fragment.
         self.server.config.channel.max_datagram = udpchat_native::udp::max_datagram(&socket);
         socket.set_nonblocking(true)?;
@@ -1072,7 +1068,7 @@ impl Worker {
         self.poll
             .registry()
             .register(&mut socket, Token(li), Interest::READABLE)?;
-        Ok(socket)
+        Ok((socket, udp))
     }
 
     fn start_logins(&mut self, now: u64) {
@@ -1258,7 +1254,7 @@ impl Worker {
     fn read(&mut self, li: usize, bufs: &mut ReadBufs) -> bool {
         let mut read = 0;
         while read < READ_BATCH {
-            let n = match bufs.recv(&self.users[li].socket) {
+            let n = match bufs.recv(&self.users[li].udp, &self.users[li].socket) {
                 Ok(0) => return false,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
@@ -1611,6 +1607,74 @@ pub fn payload(now_us: u64, phase: u32, sender: u32, seq: u64, size: usize) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run of datagrams sent in one GSO send comes out of the reads as
+    /// the datagrams it was, in order, the shorter last one included; with
+    /// GRO (Linux) several of them in one read.
+    #[test]
+    fn a_coalesced_run_is_read_back_as_its_datagrams() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let send_state = quinn_udp::UdpSocketState::new((&sender).into()).unwrap();
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let udp = quinn_udp::UdpSocketState::new((&receiver).into()).unwrap();
+        let receiver = UdpSocket::from_std(receiver);
+
+        let sizes = [1200, 1200, 1200, 1200, 1200, 300];
+        let datagrams: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|b| (b * 7 + i * 31) as u8).collect())
+            .collect();
+        let run: Vec<u8> = datagrams.concat();
+        if send_state.max_gso_segments() >= datagrams.len() {
+            let t = quinn_udp::Transmit {
+                destination: to,
+                ecn: None,
+                contents: &run,
+                segment_size: Some(1200),
+                src_ip: None,
+            };
+            send_state.try_send((&sender).into(), &t).unwrap();
+        } else {
+            for d in &datagrams {
+                sender.send_to(d, to).unwrap();
+            }
+        }
+
+        let mut bufs = ReadBufs::new();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut most_in_one_read = 0;
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(5);
+        while got.len() < datagrams.len() && std::time::Instant::now() < deadline {
+            match bufs.recv(&udp, &receiver) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (from, bytes) = bufs.get(i);
+                        assert_eq!(from, sender.local_addr().unwrap());
+                        got.push(bytes.to_vec());
+                    }
+                    let mut per_read = [0usize; READ_CALL];
+                    for &(buf, ..) in &bufs.got {
+                        per_read[buf] += 1;
+                    }
+                    most_in_one_read =
+                        most_in_one_read.max(per_read.into_iter().max().unwrap_or(0));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(StdDuration::from_millis(1))
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        assert_eq!(got, datagrams);
+        if udp.gro_segments() > 1 && send_state.max_gso_segments() >= datagrams.len() {
+            assert!(
+                most_in_one_read > 1,
+                "GRO on both ends, yet every datagram came in a read of its own"
+            );
+        }
+    }
 
     /// A message stays in flight until its last receiver has it, however
     /// many receipts the other messages got; its slot serves again later.
