@@ -194,11 +194,9 @@ pub(super) fn take_chat(memory: &mut RoomMemory, events: &mut EventQueue, chat: 
         offset,
         history: false,
     } = chat.kind
+        && !memory.take_live(room, offset)
     {
-        if !memory.first_relay(room, offset) {
-            return;
-        }
-        memory.saw(room, None, offset);
+        return;
     }
     events.push_chat(chat);
 }

@@ -50,10 +50,12 @@ impl RoomMemory {
         }
     }
 
-    /// Records a live room message's offset; false when one at that offset
-    /// or above was relayed before in the same epoch of the room.
-    pub(super) fn first_relay(&mut self, room: &str, offset: u64) -> bool {
-        let Some((epoch, _)) = self.positions.get(room) else {
+    /// Takes in a live room message's offset: false when one at that
+    /// offset or above was relayed before in the same epoch of the room;
+    /// else records it as relayed and as the room's place. One lookup of
+    /// the room's place per message.
+    pub(super) fn take_live(&mut self, room: &str, offset: u64) -> bool {
+        let Some((epoch, seen)) = self.positions.get_mut(room) else {
             return true;
         };
         match self.relayed.get_mut(room) {
@@ -68,6 +70,7 @@ impl RoomMemory {
                     .insert(room.to_string(), (epoch.clone(), offset));
             }
         }
+        *seen = (*seen).max(offset);
         true
     }
 
@@ -286,17 +289,22 @@ mod memory_tests {
     fn a_live_message_relayed_again_is_dropped_until_the_epoch_changes() {
         let mut m = RoomMemory::default();
         m.positions.insert("#r".to_string(), ("e1".to_string(), 0));
-        assert!(m.first_relay("#r", 1));
-        assert!(m.first_relay("#r", 2));
+        assert!(m.take_live("#r", 1));
+        assert!(m.take_live("#r", 2));
+        assert_eq!(m.positions["#r"], ("e1".to_string(), 2));
         // A resume on a node that is behind sets the position back to 1;
         // that node relays 2 again.
         m.positions.insert("#r".to_string(), ("e1".to_string(), 1));
-        assert!(!m.first_relay("#r", 2));
-        assert!(m.first_relay("#r", 3));
+        assert!(!m.take_live("#r", 2));
+        assert_eq!(m.positions["#r"], ("e1".to_string(), 1));
+        assert!(m.take_live("#r", 3));
+        assert_eq!(m.positions["#r"], ("e1".to_string(), 3));
         // A new epoch: offsets start again.
         m.positions.insert("#r".to_string(), ("e2".to_string(), 0));
-        assert!(m.first_relay("#r", 1));
-        // A room the client has no place in is not held back.
-        assert!(m.first_relay("#other", 1));
+        assert!(m.take_live("#r", 1));
+        // A room the client has no place in is not held back, and gets no
+        // place from a live message.
+        assert!(m.take_live("#other", 1));
+        assert!(!m.positions.contains_key("#other"));
     }
 }

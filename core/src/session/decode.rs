@@ -494,23 +494,38 @@ impl ServerMessage {
 /// `None` for anything else, which [`decode_server`] reads.
 #[must_use]
 pub fn read_chat(bytes: &[u8]) -> Option<Chat<'_>> {
-    if let Some(rest) = bytes.strip_prefix(br#"{"t":"room_msg","room":""#) {
+    // The whole message is checked once. In the server's shape no byte
+    // outside a string is a backslash or a control character, so a message
+    // with none anywhere has strings that need no decoding (an escape
+    // goes to serde); and UTF-8 that is valid as a whole stays valid when
+    // cut at its ASCII quotes. No early exit, so that the check runs many
+    // bytes at a time.
+    if bytes
+        .iter()
+        .fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20))
+    {
+        return None;
+    }
+    let s = core::str::from_utf8(bytes).ok()?;
+    if let Some(rest) = s.strip_prefix(r#"{"t":"room_msg","room":""#) {
         return read_room_msg(rest);
     }
-    let (kind, rest) = if let Some(r) = bytes.strip_prefix(br#"{"t":"public","from":""#) {
+    let (kind, rest) = if let Some(r) = s.strip_prefix(r#"{"t":"public","from":""#) {
         (ChatKind::Public, r)
     } else {
         (
             ChatKind::Direct,
-            bytes.strip_prefix(br#"{"t":"direct","from":""#)?,
+            s.strip_prefix(r#"{"t":"direct","from":""#)?,
         )
     };
-    let (from, rest) = plain(rest)?;
-    let (text, rest) = plain(rest.strip_prefix(br#","text":""#)?)?;
+    let (from, rest) = string(rest)?;
+    let (text, rest) = string(rest.strip_prefix(r#","text":""#)?)?;
     let time = match rest {
-        b"}" => None,
+        "}" => None,
         _ => Some(plain_u64(
-            rest.strip_prefix(br#","time":"#)?.strip_suffix(b"}")?,
+            rest.strip_prefix(r#","time":"#)?
+                .strip_suffix('}')?
+                .as_bytes(),
         )?),
     };
     Some(Chat {
@@ -524,20 +539,20 @@ pub fn read_chat(bytes: &[u8]) -> Option<Chat<'_>> {
 /// The rest of a `room_msg` as the reference server writes it (after
 /// `{"t":"room_msg","room":"`): room, offset, from, text, time, and
 /// `history` only when true.
-fn read_room_msg(rest: &[u8]) -> Option<Chat<'_>> {
-    /// Digits up to the next byte that is not one.
-    fn number(b: &[u8]) -> Option<(u64, &[u8])> {
-        let end = b.iter().position(|c| !c.is_ascii_digit())?;
-        Some((plain_u64(&b[..end])?, &b[end..]))
+fn read_room_msg(rest: &str) -> Option<Chat<'_>> {
+    /// Digits up to the next character that is not one.
+    fn number(s: &str) -> Option<(u64, &str)> {
+        let end = s.bytes().position(|c| !c.is_ascii_digit())?;
+        Some((plain_u64(&s.as_bytes()[..end])?, &s[end..]))
     }
-    let (room, rest) = plain(rest)?;
-    let (offset, rest) = number(rest.strip_prefix(br#","offset":"#)?)?;
-    let (from, rest) = plain(rest.strip_prefix(br#","from":""#)?)?;
-    let (text, rest) = plain(rest.strip_prefix(br#","text":""#)?)?;
-    let (time, rest) = number(rest.strip_prefix(br#","time":"#)?)?;
+    let (room, rest) = string(rest)?;
+    let (offset, rest) = number(rest.strip_prefix(r#","offset":"#)?)?;
+    let (from, rest) = string(rest.strip_prefix(r#","from":""#)?)?;
+    let (text, rest) = string(rest.strip_prefix(r#","text":""#)?)?;
+    let (time, rest) = number(rest.strip_prefix(r#","time":"#)?)?;
     let history = match rest {
-        b"}" => false,
-        br#","history":true}"# => true,
+        "}" => false,
+        r#","history":true}"# => true,
         _ => return None,
     };
     Some(Chat {
@@ -552,17 +567,11 @@ fn read_room_msg(rest: &[u8]) -> Option<Chat<'_>> {
     })
 }
 
-/// The bytes up to the closing quote, if none of them needs decoding.
-fn plain(b: &[u8]) -> Option<(&str, &[u8])> {
-    let end = memchr::memchr(b'"', b)?;
-    let s = &b[..end];
-    // No early exit, so that the check runs many bytes at a time.
-    if s.iter()
-        .fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20))
-    {
-        return None;
-    }
-    Some((core::str::from_utf8(s).ok()?, &b[end + 1..]))
+/// A string's contents up to its closing quote, and what follows it (the
+/// message was checked as a whole by [`read_chat`]: no escapes).
+fn string(s: &str) -> Option<(&str, &str)> {
+    let end = memchr::memchr(b'"', s.as_bytes())?;
+    Some((&s[..end], &s[end + 1..]))
 }
 
 /// A JSON integer in plain digits (no sign, no leading zero but for 0
