@@ -45,7 +45,8 @@ pub const PHASES: usize = 4;
 /// Groups of users whose login times are told apart.
 pub const LOGIN_GROUPS: usize = 2;
 
-/// Datagrams read from one socket before the others get a turn.
+/// Datagrams read from one socket before the others get a turn (at least
+/// this many, as one read may bring a coalesced run of them).
 const READ_BATCH: usize = 32;
 /// Messages one sender may queue in one turn.
 const SEND_BATCH: u32 = 16;
@@ -1250,7 +1251,8 @@ impl Worker {
         next
     }
 
-    /// Reads up to [`READ_BATCH`] datagrams; true if there may be more.
+    /// Reads until [`READ_BATCH`] datagrams or more were taken in, or the
+    /// socket is empty; true if there may be more.
     fn read(&mut self, li: usize, bufs: &mut ReadBufs) -> bool {
         let mut read = 0;
         while read < READ_BATCH {
