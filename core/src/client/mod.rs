@@ -112,6 +112,16 @@ enum Phase {
     },
 }
 
+impl Phase {
+    /// The channel: the handshake's, then the connection's.
+    fn channel_mut(&mut self) -> &mut Channel {
+        match self {
+            Phase::Handshaking { channel, .. } => channel,
+            Phase::Established { connection, .. } => connection.channel_mut(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
     Connecting,
@@ -259,10 +269,7 @@ impl Client {
     }
 
     fn channel_mut(&mut self) -> &mut Channel {
-        match &mut self.phase {
-            Phase::Handshaking { channel, .. } => channel,
-            Phase::Established { connection, .. } => connection.channel_mut(),
-        }
+        self.phase.channel_mut()
     }
 
     fn send(&mut self, message: &ClientMessage) -> Result<(), CommandError> {
@@ -702,14 +709,9 @@ impl Client {
 
     fn process(&mut self) {
         // Each message is read where the channel holds it: no copy.
-        loop {
-            let channel = match &mut self.phase {
-                Phase::Handshaking { channel, .. } => channel,
-                Phase::Established { connection, .. } => connection.channel_mut(),
-            };
-            let Some(bytes) = channel.recv_slice() else {
-                break;
-            };
+        // The phase alone is borrowed, so that the memory and the queue can
+        // take a message while its bytes are.
+        while let Some(bytes) = self.phase.channel_mut().recv_slice() {
             if let Some(chat) = session::read_chat(bytes) {
                 // Straight from the channel's bytes into the queue's.
                 if !matches!(self.state, State::Closed(_)) {
