@@ -236,6 +236,7 @@ impl Server {
                 created: now,
                 state: SessionState::AwaitUser,
                 scheduled: None,
+                listed: false,
                 ready: false,
                 urgent: false,
                 login_seq: 0,

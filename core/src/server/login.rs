@@ -226,7 +226,14 @@ impl Server {
         if self.remote.contains_key(&key) {
             self.remote_leaves(&key, LeaveReason::Replaced.as_str().to_string(), None);
         }
-        self.online.insert(key.clone(), (conn, name.clone()));
+        if let Some((old, _)) = self.online.insert(key.clone(), (conn, name.clone()))
+            && let Some(s) = self.sessions.get_mut(&old)
+        {
+            s.listed = false;
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.listed = true;
+        }
         self.set_present(&key, conn, true);
         self.publish_with(|node| ClusterMessage::Login {
             node,
@@ -326,6 +333,9 @@ impl Server {
         let announce = self.online_count() <= self.config.max_presence;
         let key = username_key(&name);
         if let Some((online_conn, _)) = self.online.remove(&key) {
+            if let Some(s) = self.sessions.get_mut(&online_conn) {
+                s.listed = false;
+            }
             self.set_present(&key, online_conn, false);
             self.publish_with(|node| ClusterMessage::Logout {
                 node,

@@ -338,6 +338,9 @@ struct Session {
     ready: bool,
     /// Whether the session is in [`Server::urgent`].
     urgent: bool,
+    /// Whether the session is its user's in [`Server::online`]: a
+    /// broadcast goes to the sessions marked so.
+    listed: bool,
     /// The server's login count when this session logged in (0 before):
     /// it is told of the presence changes made since.
     login_seq: u64,

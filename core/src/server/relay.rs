@@ -15,6 +15,29 @@ fn validate_away(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Queues `bytes` on session `conn`, and notes it in `urgent` (data) or
+/// `ready` (anything else) to be sent.
+fn queue_on(
+    s: &mut Session,
+    conn: u64,
+    marker: Marker,
+    bytes: &Arc<[u8]>,
+    urgent: &mut VecDeque<u64>,
+    ready: &mut VecDeque<u64>,
+) -> Result<(), SendError> {
+    s.connection.channel_mut().send_shared(marker, bytes)?;
+    if marker == Marker::Data {
+        if !s.urgent {
+            s.urgent = true;
+            urgent.push_back(conn);
+        }
+    } else if !s.ready {
+        s.ready = true;
+        ready.push_back(conn);
+    }
+    Ok(())
+}
+
 impl Server {
     /// Queues `message` to one session. A session whose send queue is full
     /// is closed: it is not keeping up.
@@ -30,32 +53,27 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return false;
         };
-        match s.connection.channel_mut().send_shared(marker, bytes) {
-            Ok(()) => {
-                if marker == Marker::Data {
-                    if !s.urgent {
-                        s.urgent = true;
-                        self.urgent.push_back(conn);
-                    }
-                } else if !s.ready {
-                    s.ready = true;
-                    self.ready.push_back(conn);
-                }
-                true
-            }
+        match queue_on(s, conn, marker, bytes, &mut self.urgent, &mut self.ready) {
+            Ok(()) => true,
             Err(SendError::QueueFull) => {
-                self.logout(conn, LeaveReason::TooSlow);
-                let Some(s) = self.sessions.get_mut(&conn) else {
-                    return false;
-                };
-                s.connection.channel_mut().close(CloseCode::Refused);
-                if !s.ready {
-                    s.ready = true;
-                    self.ready.push_back(conn);
-                }
+                self.too_slow(conn);
                 false
             }
             Err(_) => false,
+        }
+    }
+
+    /// Logs out and closes a session whose send queue is full: it is not
+    /// keeping up.
+    fn too_slow(&mut self, conn: u64) {
+        self.logout(conn, LeaveReason::TooSlow);
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.connection.channel_mut().close(CloseCode::Refused);
+        if !s.ready {
+            s.ready = true;
+            self.ready.push_back(conn);
         }
     }
 
@@ -66,21 +84,45 @@ impl Server {
             ServerMessage::Public { .. } => Marker::Data,
             _ => Marker::Command,
         };
-        // Encoded once; every recipient's channel shares the bytes.
+        // Encoded once; every recipient's channel shares the bytes. The
+        // sessions are walked in order rather than looked up one by one;
+        // those too slow for it are logged out afterwards.
+        debug_assert!(self.listed_match_online());
         let bytes = encode_shared(message);
-        let targets: Vec<u64> = self
+        let mut n = 0;
+        let mut slow = Vec::new();
+        for (&conn, s) in self.sessions.iter_mut() {
+            if !s.listed || conn == except {
+                continue;
+            }
+            match queue_on(s, conn, marker, &bytes, &mut self.urgent, &mut self.ready) {
+                Ok(()) => n += 1,
+                Err(SendError::QueueFull) => slow.push(conn),
+                Err(_) => {}
+            }
+        }
+        for conn in slow {
+            self.too_slow(conn);
+        }
+        n
+    }
+
+    /// Whether the sessions marked `listed` are those in `online` (checked
+    /// by every broadcast in debug builds).
+    fn listed_match_online(&self) -> bool {
+        let listed = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.listed)
+            .map(|(c, _)| *c);
+        let mut online: Vec<u64> = self
             .online
             .values()
             .map(|(c, _)| *c)
-            .filter(|c| *c != except)
+            .filter(|c| self.sessions.contains_key(c))
             .collect();
-        let mut n = 0;
-        for conn in targets {
-            if self.send_bytes(conn, marker, &bytes) {
-                n += 1;
-            }
-        }
-        n
+        online.sort_unstable();
+        listed.eq(online)
     }
 
     /// Tells every other online user of a login or logout: at once, or
