@@ -71,10 +71,20 @@ struct Outgoing {
 pub(crate) struct SendQueue {
     /// The sequence number of the next segment queued.
     next_seq: u32,
-    /// Segments queued and never sent.
-    unsent: VecDeque<Outgoing>,
-    /// Segments sent, from the oldest unacknowledged one on.
-    in_flight: VecDeque<Outgoing>,
+    /// The segments in flight (the first [`SendQueue::sent`]: from the
+    /// oldest unacknowledged one on), then those queued and never sent.
+    /// Their sequence numbers are consecutive (they are queued and sent in
+    /// order, and leave from the front), so a sequence number's place is
+    /// its distance from the front's; sending one moves nothing.
+    segments: VecDeque<Outgoing>,
+    /// How many of `segments` are in flight.
+    sent: usize,
+    /// How many segments in flight are marked lost and not acknowledged:
+    /// while none is, nothing in flight waits to be sent again.
+    lost: usize,
+    /// Whether a segment in flight has a backed-off timeout (see
+    /// [`Outgoing::backoff`]).
+    backed_off: bool,
     /// Bytes of the messages queued and not yet acknowledged.
     queued_bytes: usize,
     /// When, and as which sequence number, the most recently sent of the
@@ -93,8 +103,10 @@ impl SendQueue {
     pub(crate) fn new() -> Self {
         SendQueue {
             next_seq: 0,
-            unsent: VecDeque::new(),
-            in_flight: VecDeque::new(),
+            segments: VecDeque::new(),
+            sent: 0,
+            lost: 0,
+            backed_off: false,
             queued_bytes: 0,
             latest_acked: None,
         }
@@ -115,7 +127,7 @@ impl SendQueue {
         for i in 0..pieces {
             let start = i * MAX_SEGMENT_DATA;
             let data = Piece::new(message, start, start + MAX_SEGMENT_DATA);
-            self.unsent.push_back(Outgoing {
+            self.segments.push_back(Outgoing {
                 seq: self.next_seq,
                 end: i + 1 == pieces,
                 marker,
@@ -140,31 +152,34 @@ impl SendQueue {
     /// The lowest sequence number not yet acknowledged (every segment
     /// below it was).
     pub(crate) fn first_unacknowledged(&self) -> u32 {
-        self.in_flight
+        self.segments
             .iter()
             .find(|o| !o.acked)
-            .or_else(|| self.unsent.front())
             .map_or(self.next_seq, |o| o.seq)
     }
 
     /// Whether every queued segment was sent and acknowledged.
     pub(crate) fn is_flushed(&self) -> bool {
-        self.unsent.is_empty() && self.in_flight.is_empty()
+        self.segments.is_empty()
     }
 
-    /// Returns the memory of the emptied queues, which keep the capacity
-    /// of their largest burst.
+    /// Returns the memory of the emptied queue, which keeps the capacity
+    /// of its largest burst.
     pub(crate) fn shrink_if_flushed(&mut self) {
         if self.is_flushed() {
-            self.unsent.shrink_to_fit();
-            self.in_flight.shrink_to_fit();
+            self.segments.shrink_to_fit();
         }
     }
 
-    /// The capacities of the in-flight and unsent queues.
+    /// The capacity of the queue.
     #[cfg(test)]
-    pub(crate) fn capacities(&self) -> (usize, usize) {
-        (self.in_flight.capacity(), self.unsent.capacity())
+    pub(crate) fn capacity(&self) -> usize {
+        self.segments.capacity()
+    }
+
+    /// The segments in flight.
+    fn in_flight(&self) -> impl Iterator<Item = &Outgoing> {
+        self.segments.range(..self.sent)
     }
 
     /// When the most recently sent of the acknowledged segments was sent.
@@ -182,37 +197,31 @@ impl SendQueue {
         sack: &[u8],
         rtt: &mut RttEstimator,
     ) -> bool {
-        let sent_end = self
-            .in_flight
-            .back()
-            .map(|o| o.seq + 1)
-            .unwrap_or(self.unsent.front().map(|o| o.seq).unwrap_or(self.next_seq));
-        if next_expected > sent_end {
+        let Some(base) = self.segments.front().map(|o| o.seq) else {
+            return false;
+        };
+        // Nothing in flight, or an acknowledgement of what was never sent.
+        if self.sent == 0 || next_expected > base + self.sent as u32 {
             return false;
         }
         let mut newly_acked = false;
-        for o in self.in_flight.iter_mut() {
-            if o.acked {
-                continue;
-            }
-            let acked = if o.seq < next_expected {
-                true
-            } else if o.seq > next_expected {
-                let bit = (o.seq - next_expected - 1) as usize;
-                sack.get(bit / 8).is_some_and(|b| b & (1 << (bit % 8)) != 0)
-            } else {
-                false
-            };
-            if acked {
-                o.acked = true;
-                o.lost = false;
-                newly_acked = true;
-                if o.transmissions == 1 {
-                    rtt.update(now.saturating_since(o.last_sent));
-                }
-                let sent = (o.last_sent, o.seq);
-                if self.latest_acked.is_none_or(|l| sent > l) {
-                    self.latest_acked = Some(sent);
+        // Everything below `next_expected`, then each sequence number
+        // whose bit is set: found by its distance from the front.
+        let below = next_expected.saturating_sub(base) as usize;
+        for i in 0..below.min(self.sent) {
+            newly_acked |= self.ack_at(i, now, rtt);
+        }
+        for (byte, bits) in sack.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                let seq = u64::from(next_expected) + 1 + (byte as u64) * 8 + u64::from(bit);
+                if let Some(i) = seq.checked_sub(u64::from(base))
+                    && let Ok(i) = usize::try_from(i)
+                    && i < self.sent
+                {
+                    newly_acked |= self.ack_at(i, now, rtt);
                 }
             }
         }
@@ -220,15 +229,47 @@ impl SendQueue {
             return false;
         }
         // The path works: timeouts start over from the plain RTO.
-        for o in self.in_flight.iter_mut() {
-            o.backoff = 0;
+        if self.backed_off {
+            for o in self.segments.range_mut(..self.sent) {
+                o.backoff = 0;
+            }
+            self.backed_off = false;
         }
-        while self.in_flight.front().is_some_and(|o| o.acked) {
-            if let Some(o) = self.in_flight.pop_front() {
+        while self.sent > 0 && self.segments.front().is_some_and(|o| o.acked) {
+            if let Some(o) = self.segments.pop_front() {
+                self.sent -= 1;
                 self.queued_bytes = self.queued_bytes.saturating_sub(o.data.len());
             }
         }
         self.detect_reordering_losses(now, rtt);
+        true
+    }
+
+    /// Marks the segment at `i` in flight acknowledged, if it was not;
+    /// feeds `rtt` with its sample (if sent once: Karn's rule). Returns
+    /// whether it was newly acknowledged.
+    fn ack_at(&mut self, i: usize, now: Instant, rtt: &mut RttEstimator) -> bool {
+        if i >= self.sent {
+            return false;
+        }
+        let Some(o) = self.segments.get_mut(i) else {
+            return false;
+        };
+        if o.acked {
+            return false;
+        }
+        o.acked = true;
+        if o.lost {
+            o.lost = false;
+            self.lost -= 1;
+        }
+        if o.transmissions == 1 {
+            rtt.update(now.saturating_since(o.last_sent));
+        }
+        let sent = (o.last_sent, o.seq);
+        if self.latest_acked.is_none_or(|l| sent > l) {
+            self.latest_acked = Some(sent);
+        }
         true
     }
 
@@ -258,13 +299,14 @@ impl SendQueue {
             return;
         };
         let threshold = Self::reorder_threshold(rtt);
-        for o in self.in_flight.iter_mut() {
+        for o in self.segments.range_mut(..self.sent) {
             if !o.acked
                 && !o.lost
                 && (o.last_sent, o.seq) < latest
                 && now >= o.last_sent + threshold
             {
                 o.lost = true;
+                self.lost += 1;
             }
         }
     }
@@ -281,7 +323,7 @@ impl SendQueue {
     ) -> Result<bool, Unacknowledged> {
         let mut timed_out_twice = false;
         let latest_acked = self.latest_acked;
-        for o in self.in_flight.iter_mut() {
+        for o in self.segments.range_mut(..self.sent) {
             if o.acked {
                 continue;
             }
@@ -294,8 +336,10 @@ impl SendQueue {
             let by_timeout = latest_acked.is_none_or(|l| (o.last_sent, o.seq) >= l);
             if now >= Self::retransmit_deadline(latest_acked, o, rtt) {
                 o.lost = true;
+                self.lost += 1;
                 if by_timeout {
                     o.backoff += 1;
+                    self.backed_off = true;
                     timed_out_twice |= o.backoff >= 2;
                 }
             }
@@ -311,7 +355,7 @@ impl SendQueue {
         ack_deadline: Duration,
     ) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        for o in self.in_flight.iter() {
+        for o in self.in_flight() {
             if o.acked {
                 continue;
             }
@@ -327,15 +371,15 @@ impl SendQueue {
     /// Whether a segment is ready to go: one lost, or one unsent within
     /// the window of `window` segments.
     pub(crate) fn has_data(&self, window: u32) -> bool {
-        self.in_flight.iter().any(|o| o.lost && !o.acked)
+        self.lost > 0
             || self
-                .unsent
-                .front()
+                .segments
+                .get(self.sent)
                 .is_some_and(|o| self.in_window(o.seq, window))
     }
 
     fn in_window(&self, seq: u32, window: u32) -> bool {
-        let base = self.in_flight.front().map(|o| o.seq).unwrap_or(seq);
+        let base = self.segments.front().map_or(seq, |o| o.seq);
         seq - base < window
     }
 
@@ -351,7 +395,10 @@ impl SendQueue {
     ) -> Option<Marker> {
         let mut marker = Marker::Command;
         let mut wrote = false;
-        for o in self.in_flight.iter_mut() {
+        for o in self.segments.range_mut(..self.sent) {
+            if self.lost == 0 {
+                break;
+            }
             if !o.lost || o.acked {
                 continue;
             }
@@ -364,6 +411,7 @@ impl SendQueue {
                 data: o.data.bytes(),
             });
             o.lost = false;
+            self.lost -= 1;
             o.last_sent = now;
             o.transmissions += 1;
             stats.retransmissions += 1;
@@ -373,13 +421,11 @@ impl SendQueue {
                 marker = Marker::Data;
             }
         }
-        while let Some(o) = self.unsent.front() {
-            if !self.in_window(o.seq, window) || SEGMENT_OVERHEAD + o.data.len() > b.remaining() {
+        let base = self.segments.front().map_or(0, |o| o.seq);
+        while let Some(o) = self.segments.get_mut(self.sent) {
+            if o.seq - base >= window || SEGMENT_OVERHEAD + o.data.len() > b.remaining() {
                 break;
             }
-            let Some(mut o) = self.unsent.pop_front() else {
-                break;
-            };
             b.push(&Frame::Segment {
                 seq: o.seq,
                 end: o.end,
@@ -393,7 +439,7 @@ impl SendQueue {
             if o.marker == Marker::Data {
                 marker = Marker::Data;
             }
-            self.in_flight.push_back(o);
+            self.sent += 1;
         }
         wrote.then_some(marker)
     }
@@ -414,6 +460,89 @@ mod tests {
     use alloc::vec;
     use alloc::vec::Vec;
 
+    /// The counts kept beside the segments in flight agree with them.
+    fn assert_counts(q: &SendQueue) {
+        let lost = q.in_flight().filter(|o| o.lost && !o.acked).count();
+        assert_eq!(q.lost, lost, "lost segments counted");
+        if q.in_flight().any(|o| o.backoff > 0) {
+            assert!(q.backed_off, "a backed-off segment is noted");
+        }
+        for (i, o) in q.in_flight().enumerate() {
+            assert_eq!(o.seq, q.segments[0].seq + i as u32, "consecutive");
+        }
+    }
+
+    #[test]
+    fn the_counts_of_lost_segments_follow_loss_acks_and_timeouts() {
+        // Both directions lose a fifth of the datagrams and delay each by
+        // 0 to 40 ms (so they also reorder: segments are taken for lost
+        // and then acknowledged), messages stop for a while (tail losses
+        // time out and back off), and every message still arrives once,
+        // in order.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut now = Instant::ZERO;
+        let (mut a, mut b) = pair(now);
+        let mut to_a: Vec<(Instant, Vec<u8>)> = Vec::new();
+        let mut to_b: Vec<(Instant, Vec<u8>)> = Vec::new();
+        let mut sent = 0u32;
+        let mut got = Vec::new();
+        let (mut acked_while_lost, mut backed_off) = (false, false);
+        for step in 0..20_000 {
+            if step % 4000 < 2000
+                && step % 3 == 0
+                && a.send(Marker::Data, &sent.to_le_bytes()).is_ok()
+            {
+                sent += 1;
+            }
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            assert_counts(&a.sent);
+            let lost_before: Vec<u32> = a
+                .sent
+                .in_flight()
+                .filter(|o| o.lost)
+                .map(|o| o.seq)
+                .collect();
+            for (queue, to) in [(&mut to_a, &mut a), (&mut to_b, &mut b)] {
+                let (due, later) = queue.drain(..).partition(|(t, _)| *t <= now);
+                *queue = later;
+                for (_, d) in due {
+                    deliver(now, &d, to);
+                }
+            }
+            assert_counts(&a.sent);
+            acked_while_lost |= lost_before.iter().any(|seq| {
+                a.sent
+                    .in_flight()
+                    .find(|o| o.seq == *seq)
+                    .is_none_or(|o| o.acked)
+            });
+            backed_off |= a.sent.in_flight().any(|o| o.backoff > 0);
+            for (from, queue) in [(&mut a, &mut to_b), (&mut b, &mut to_a)] {
+                for d in drain(now, from) {
+                    if next() % 100 >= 20 {
+                        let delay = Duration::from_millis(next() % 41);
+                        queue.push((now + delay, d));
+                    }
+                }
+            }
+            assert_counts(&a.sent);
+            while let Some(m) = b.recv() {
+                got.push(u32::from_le_bytes(m.try_into().unwrap()));
+            }
+            now += Duration::from_millis(1);
+        }
+        assert!(sent > 3000, "{sent}");
+        assert_eq!(got, (0..sent).collect::<Vec<_>>());
+        assert!(acked_while_lost && backed_off, "{:?}", a.stats);
+    }
+
     #[test]
     fn a_quiet_channel_gives_back_the_memory_of_a_burst() {
         let t = Instant::ZERO;
@@ -425,8 +554,7 @@ mod tests {
         b.handle_timeout(now);
         exchange(now, &mut a, &mut b, |_| true);
         assert!(a.is_flushed());
-        let (in_flight, unsent) = a.sent.capacities();
-        assert!(in_flight >= 40 && unsent >= 40);
+        assert!(a.sent.capacity() >= 40);
         // The peer's keep-alive shows a quiet moment.
         let mut p = Channel::new(
             ChannelConfig {
@@ -440,7 +568,7 @@ mod tests {
         p.handle_timeout(later);
         let ping = drain(later, &mut p);
         deliver(later, &ping[0], &mut a);
-        assert_eq!(a.sent.capacities(), (0, 0));
+        assert_eq!(a.sent.capacity(), 0);
         assert_eq!(b.recv(), Some(burst));
     }
 
@@ -623,13 +751,13 @@ mod tests {
         let mut q = SendQueue::new();
         q.queue(Marker::Data, &message, pieces);
         let joined: Vec<u8> = q
-            .unsent
+            .segments
             .iter()
             .flat_map(|o| o.data.bytes().to_vec())
             .collect();
         assert_eq!(&joined[..], &message[..]);
         assert_eq!(
-            q.unsent.back().map(|o| (o.end, o.data.len())),
+            q.segments.back().map(|o| (o.end, o.data.len())),
             Some((true, 7))
         );
     }
