@@ -540,10 +540,23 @@ pub fn read_chat(bytes: &[u8]) -> Option<Chat<'_>> {
 /// `{"t":"room_msg","room":"`): room, offset, from, text, time, and
 /// `history` only when true.
 fn read_room_msg(rest: &str) -> Option<Chat<'_>> {
-    /// Digits up to the next character that is not one.
+    /// A JSON integer in plain digits (as [`plain_u64`]) up to the next
+    /// character, which must follow: read in the one pass that finds its
+    /// end.
     fn number(s: &str) -> Option<(u64, &str)> {
-        let end = s.bytes().position(|c| !c.is_ascii_digit())?;
-        Some((plain_u64(&s.as_bytes()[..end])?, &s[end..]))
+        let b = s.as_bytes();
+        let mut n = 0u64;
+        let mut end = 0;
+        while let Some(&c) = b.get(end)
+            && c.is_ascii_digit()
+        {
+            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            end += 1;
+        }
+        if end == 0 || end == b.len() || (end > 1 && b[0] == b'0') {
+            return None;
+        }
+        Some((n, &s[end..]))
     }
     let (room, rest) = string(rest)?;
     let (offset, rest) = number(rest.strip_prefix(r#","offset":"#)?)?;
